@@ -1,0 +1,73 @@
+"""Assembles the Typer app from one small module per sub-command."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import typer
+
+from voxpop import __version__
+from voxpop.data.errors import VoxpopError
+from voxpop.serving_cli import bench, demo, evaluate, export, info, predict, spaces, tune
+
+app = typer.Typer(
+    name="voxpop",
+    help=(
+        "Tune many Keras text classifiers with Ray Tune, export the best to an ONNX ensemble "
+        "bundle, and predict/evaluate with soft, hard or weighted voting in ONNX Runtime.\n\n"
+        "Typical flow: voxpop tune DATA.csv --storage runs --name myrun  ->  "
+        "voxpop export runs/myrun --out bundle  ->  voxpop predict bundle new.csv --out preds.csv  ->  "
+        "voxpop evaluate bundle labelled.csv --out report/"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"voxpop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    pass
+
+
+def user_errors(command: Callable) -> Callable:
+    """A VoxpopError becomes one red line on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except VoxpopError as err:
+            typer.secho(f"error: {err}", fg="red", err=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+for _name, _command in {
+    "tune": tune.tune,
+    "export": export.export,
+    "predict": predict.predict,
+    "evaluate": evaluate.evaluate,
+    "info": info.info,
+    "bench": bench.bench,
+    "demo": demo.demo,
+}.items():
+    app.command(_name)(user_errors(_command))
+app.add_typer(spaces.app, name="spaces")
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
