@@ -1,0 +1,41 @@
+"""Keras -> ONNX with tf2onnx, on CPU, with the input and output names the ensemble expects."""
+
+from __future__ import annotations
+
+from voxpop.data.errors import VoxpopError
+
+MAX_OPSET = 18  # tf2onnx 1.17 refuses opset 19 and above
+_INPUT_DTYPES = {"tokens": "int32", "features": "float32"}
+
+
+def to_onnx(model, *, opset: int = 17):
+    """Convert a voxpop Keras model to an `onnx.ModelProto`.
+
+    Inputs are named `tokens` (int32 [batch, seq]) and, when the model has it, `features`
+    (float32 [batch, F]); the output is `probs`; batch and sequence axes stay dynamic. LSTM layers
+    become fused ONNX `LSTM` ops; GRU layers are fused by `voxpop.export.gru.fuse_gru_loops`.
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    from voxpop.export.gru import fuse_gru_loops
+
+    if not 7 <= opset <= MAX_OPSET:
+        raise VoxpopError(f"opset {opset} is not supported (valid: 7 to {MAX_OPSET})")
+    signature = [_input_spec(tf, tensor) for tensor in model.inputs]
+    names = [spec.name for spec in signature]
+
+    @tf.function(input_signature=signature)
+    def serve(*inputs):
+        return {"probs": model(dict(zip(names, inputs)), training=False)}
+
+    with tf.device("/CPU:0"):
+        onnx_model, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset)
+    return fuse_gru_loops(onnx_model, model)
+
+
+def _input_spec(tf, tensor):
+    name = tensor.name
+    if name not in _INPUT_DTYPES:
+        raise VoxpopError(f"model input {name!r} is not valid (valid: {', '.join(_INPUT_DTYPES)})")
+    return tf.TensorSpec([None, *tensor.shape[1:]], _INPUT_DTYPES[name], name=name)

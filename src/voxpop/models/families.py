@@ -1,0 +1,283 @@
+"""One text-encoder function per model family, registered with `@family(name, **defaults)`.
+
+An encoder maps the `tokens` input to one vector per row; `build` adds the optional dense-feature
+branch, the head and the softmax output `probs`. Adding a family means adding one function here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from voxpop.models import layers as vl
+
+log = logging.getLogger(__name__)
+
+# Keys every family accepts (the embedding, the head and the dense-feature branch of `fusion`).
+COMMON_DEFAULTS = {
+    "embed_dim": 64,
+    "embed_dropout": 0.1,
+    "embeddings_file": None,  # GloVe/word2vec text file; needs `vocabulary` (token per id)
+    "vocabulary": None,
+    "embeddings_trainable": True,
+    "head_units": [64],
+    "head_dropout": 0.3,
+    "layer_norm": False,
+}
+
+# Keys of `voxpop.models.training.fit`; `build` ignores them so one trial config serves both.
+TRAINING_KEYS = frozenset({
+    "family", "loss", "label_smoothing", "focal_gamma", "focal_alpha", "imbalance", "boost",
+    "oversample_to", "optimizer", "learning_rate", "weight_decay", "clipnorm", "schedule",
+    "warmup_epochs", "plateau_patience", "plateau_factor", "batch_size", "seed",
+})
+
+
+@dataclass(frozen=True)
+class Family:
+    encoder: Callable  # (tokens, mask, embedded, config) -> [batch, dim]
+    defaults: dict
+    uses_features: bool = False
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def family(name: str, *, uses_features: bool = False, **defaults) -> Callable:
+    """Register an encoder function as model family `name` with its own config defaults."""
+
+    def register(encoder: Callable) -> Callable:
+        FAMILIES[name] = Family(encoder, defaults, uses_features)
+        return encoder
+
+    return register
+
+
+# ----------------------------------------------------------------------------- recurrent families
+# LSTM only with the settings that keep cuDNN-compatible math (tanh/sigmoid, no unroll): that is
+# the form tf2onnx fuses into one ONNX LSTM op. Pre-padding lets the final state see real tokens.
+_CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+def _recurrent(cell: str, units: int, config: dict, *, return_sequences: bool = False):
+    if cell not in _CELLS:
+        raise ValueError(f"model config 'cell': {cell!r} is not valid (valid: {', '.join(_CELLS)})")
+    return _CELLS[cell](units, return_sequences=return_sequences,
+                        recurrent_dropout=config["recurrent_dropout"])
+
+
+def _bidirectional(layer):
+    return keras.layers.Bidirectional(layer, merge_mode="concat")
+
+
+@family("lstm", units=64, recurrent_dropout=0.0)
+def lstm(tokens, mask, embedded, config):
+    return _recurrent("lstm", config["units"], config)(embedded)
+
+
+@family("bilstm", units=64, recurrent_dropout=0.0)
+def bilstm(tokens, mask, embedded, config):
+    return _bidirectional(_recurrent("lstm", config["units"], config))(embedded)
+
+
+@family("stacked_bilstm", units=[64, 32], num_layers=2, recurrent_dropout=0.0)
+def stacked_bilstm(tokens, mask, embedded, config):
+    """`units` is one size per layer, or one int used for `num_layers` layers."""
+    units = config["units"]
+    x = embedded
+    *inner, last = [units] * config["num_layers"] if isinstance(units, int) else units
+    for units in inner:
+        x = _bidirectional(_recurrent("lstm", units, config, return_sequences=True))(x)
+    return _bidirectional(_recurrent("lstm", last, config))(x)
+
+
+@family("gru", units=64, recurrent_dropout=0.0)
+def gru(tokens, mask, embedded, config):
+    return _recurrent("gru", config["units"], config)(embedded)
+
+
+@family("bigru", units=64, recurrent_dropout=0.0)
+def bigru(tokens, mask, embedded, config):
+    return _bidirectional(_recurrent("gru", config["units"], config))(embedded)
+
+
+@family("attention", cell="lstm", units=64, bidirectional=True, attention_units=64,
+        recurrent_dropout=0.0)
+def attention(tokens, mask, embedded, config):
+    layer = _recurrent(config["cell"], config["units"], config, return_sequences=True)
+    sequence = (_bidirectional(layer) if config["bidirectional"] else layer)(embedded)
+    return vl.MaskedAttentionPooling(config["attention_units"])([sequence, mask])
+
+
+# ----------------------------------------------------------------------------- convolutional
+@family("cnn", filters=64, kernel_sizes=[2, 3, 4])
+def cnn(tokens, mask, embedded, config):
+    # Padded steps are zeroed before the convolution, so with 'same' padding every window near the
+    # text's edge sees the same zeros as it would without padding; pooling only over real steps
+    # then makes the output independent of how much padding a row has.
+    x = vl.ApplyMask()([embedded, mask])
+    pooled = [
+        vl.MaskedMaxPooling()([
+            keras.layers.Conv1D(config["filters"], size, padding="same", activation="relu")(x),
+            mask,
+        ])
+        for size in config["kernel_sizes"]
+    ]
+    return pooled[0] if len(pooled) == 1 else keras.layers.Concatenate()(pooled)
+
+
+# ----------------------------------------------------------------------------- transformer
+_FF_ACTIVATIONS = {"gelu": vl.gelu_tanh, "relu": "relu"}
+
+
+def _transformer_block(x, key_mask, config):
+    dim = x.shape[-1]
+    heads = config["num_heads"]
+    attended = keras.layers.MultiHeadAttention(
+        heads, key_dim=max(dim // heads, 1), dropout=config["attention_dropout"]
+    )(x, x, attention_mask=key_mask)
+    x = keras.layers.LayerNormalization()(keras.layers.Add()([x, attended]))
+    activation = _FF_ACTIVATIONS[config["activation"]]
+    hidden = keras.layers.Dense(config["ff_dim"], activation=activation)(x)
+    hidden = keras.layers.Dropout(config["ff_dropout"])(keras.layers.Dense(dim)(hidden))
+    return keras.layers.LayerNormalization()(keras.layers.Add()([x, hidden]))
+
+
+@family("transformer", num_blocks=1, num_heads=2, ff_dim=128, activation="gelu",
+        attention_dropout=0.1, ff_dropout=0.1, max_positions=512)
+def transformer(tokens, mask, embedded, config):
+    if config["activation"] not in _FF_ACTIVATIONS:
+        raise ValueError(f"model config 'activation': {config['activation']!r} is not valid "
+                         f"(valid: {', '.join(_FF_ACTIVATIONS)})")
+    x = vl.PositionEmbedding(config["max_positions"])(embedded)
+    key_mask = vl.KeyMask()(mask)
+    for _ in range(config["num_blocks"]):
+        x = _transformer_block(x, key_mask, config)
+    return vl.MaskedMeanPooling()([x, mask])
+
+
+# ----------------------------------------------------------------------------- fusion
+@family("fusion", uses_features=True, encoder="bilstm", feature_units=32, feature_dropout=0.1)
+def fusion(tokens, mask, embedded, config):
+    encoder = config["encoder"]
+    if encoder not in FAMILIES or FAMILIES[encoder].uses_features:
+        valid = ", ".join(n for n, f in FAMILIES.items() if not f.uses_features)
+        raise ValueError(f"model config 'encoder': {encoder!r} is not valid (valid: {valid})")
+    encoder_config = {**FAMILIES[encoder].defaults, **config}
+    return FAMILIES[encoder].encoder(tokens, mask, embedded, encoder_config)
+
+
+# ----------------------------------------------------------------------------- public API
+def default_config(family_name: str) -> dict:
+    """The complete model config of a family (common keys + the family's own), as a fresh dict."""
+    spec = _family(family_name)
+    defaults = {**COMMON_DEFAULTS, **spec.defaults}
+    if family_name == "fusion":
+        defaults = {**FAMILIES[defaults["encoder"]].defaults, **defaults}
+    return {key: list(v) if isinstance(v, list) else v for key, v in defaults.items()}
+
+
+def uses_features(family_name: str, config: dict | None = None) -> bool:
+    """Whether the family takes the dense `features` input beside `tokens`."""
+    return _family(family_name).uses_features
+
+
+def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_classes: int,
+          n_features: int = 0) -> keras.Model:
+    """A fresh (untrained) Keras model of `family_name`.
+
+    Inputs: `tokens` int32 [batch, seq] (PAD=0) and, when `uses_features`, `features` float32
+    [batch, n_features]; output `probs` (softmax [batch, n_classes]); batch and sequence dynamic.
+    `config` overrides `default_config(family_name)`; training keys are ignored, others refused.
+    """
+    config = _resolve(family_name, config or {})
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    inputs = [tokens]
+    mask = vl.PaddingMask(name="padding_mask")(tokens)
+    embedding = keras.layers.Embedding(n_tokens, config["embed_dim"], name="embedding",
+                                       trainable=config["embeddings_trainable"])
+    embedded = keras.layers.Dropout(config["embed_dropout"])(embedding(tokens))
+    x = FAMILIES[family_name].encoder(tokens, mask, embedded, config)
+    if uses_features(family_name, config):
+        if n_features < 1:
+            raise ValueError(f"family {family_name!r} needs dense features, but n_features=0")
+        features = keras.Input(shape=(n_features,), dtype="float32", name="features")
+        inputs.append(features)
+        branch = keras.layers.Dense(config["feature_units"], activation="relu")(features)
+        branch = keras.layers.Dropout(config["feature_dropout"])(branch)
+        x = keras.layers.Concatenate()([x, branch])
+    x = _head(x, config)
+    probs = keras.layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    model = keras.Model(inputs, probs, name=family_name)
+    if config["embeddings_file"]:
+        _set_pretrained(embedding, config)
+    return model
+
+
+def _head(x, config):
+    if config["layer_norm"]:
+        x = keras.layers.LayerNormalization()(x)
+    for units in config["head_units"]:
+        x = keras.layers.Dropout(config["head_dropout"])(x)
+        x = keras.layers.Dense(units, activation="relu")(x)
+    return keras.layers.Dropout(config["head_dropout"])(x)
+
+
+def _family(family_name: str) -> Family:
+    if family_name not in FAMILIES:
+        raise ValueError(f"model family {family_name!r} is not valid (valid: {', '.join(FAMILIES)})")
+    return FAMILIES[family_name]
+
+
+def _resolve(family_name: str, config: dict) -> dict:
+    defaults = default_config(family_name)
+    unknown = sorted(set(config) - set(defaults) - TRAINING_KEYS)
+    if unknown:
+        raise ValueError(f"model config for {family_name!r}: unknown key(s) {', '.join(unknown)} "
+                         f"(valid: {', '.join(sorted(defaults))})")
+    return {**defaults, **{k: v for k, v in config.items() if k in defaults}}
+
+
+# ----------------------------------------------------------------------------- pretrained vectors
+def load_pretrained(path, vocabulary: list[str], dim: int, *, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Embedding matrix [len(vocabulary), dim] from a GloVe/word2vec text file, and how many
+    vocabulary tokens it covered. Uncovered rows are random (normal, std 0.1); row 0 (PAD) is 0.
+
+    The file has one `word v1 ... v_dim` per line; a word2vec header line (`count dim`) is skipped.
+    """
+    index = {token: i for i, token in enumerate(vocabulary)}
+    matrix = np.random.default_rng(seed).normal(0.0, 0.1, (len(vocabulary), dim)).astype("float32")
+    matrix[0] = 0.0
+    covered = np.zeros(len(vocabulary), dtype=bool)
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            parts = line.rstrip().split(" ")
+            if number == 1 and len(parts) == 2:
+                continue
+            if parts[0] not in index:
+                continue
+            if len(parts) != dim + 1:
+                raise ValueError(f"{path}: line {number} has {len(parts) - 1} values, "
+                                 f"expected embed_dim={dim}")
+            row = index[parts[0]]
+            matrix[row] = np.asarray(parts[1:], dtype="float32")
+            covered[row] = True
+    n_covered = int(covered.sum())
+    log.info("%s: %d of %d vocabulary tokens covered (%.1f%%)", path, n_covered, len(vocabulary),
+             100.0 * n_covered / max(len(vocabulary), 1))
+    return matrix, n_covered
+
+
+def _set_pretrained(embedding, config: dict) -> None:
+    vocabulary = config["vocabulary"]
+    if not vocabulary:
+        raise ValueError("model config 'embeddings_file' needs 'vocabulary' (the token of each id)")
+    if len(vocabulary) != embedding.input_dim:
+        raise ValueError(f"model config 'vocabulary' has {len(vocabulary)} tokens, "
+                         f"but n_tokens={embedding.input_dim}")
+    matrix, _ = load_pretrained(config["embeddings_file"], vocabulary, config["embed_dim"])
+    embedding.set_weights([matrix])

@@ -1,0 +1,253 @@
+"""`fit`: train a voxpop model epoch by epoch, scoring the whole validation set after each epoch.
+
+Training keys (all optional, defaults in TRAINING_DEFAULTS):
+  loss            crossentropy | focal          label_smoothing  0..1
+  focal_gamma     focusing exponent             focal_alpha      None, a float, or one per class
+  imbalance       none | balanced | boost | oversample
+  boost           per-class factors on top of balanced weights (list by class id, or {id: f})
+  oversample_to   target rows per class for `oversample`: "max" (largest class), an int, or a
+                  fraction of the largest class; only training rows are repeated
+  optimizer       adam | adamw                  learning_rate, weight_decay (adamw), clipnorm
+  schedule        constant | warmup_cosine | plateau (the schedule alone owns the learning rate)
+  warmup_epochs   warmup length of warmup_cosine
+  plateau_patience, plateau_factor   plateau: multiply the rate by factor after `patience`
+                  epochs without a better validation macro-F1
+  batch_size, seed
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from voxpop.models.losses import make_loss
+
+TRAINING_DEFAULTS = {
+    "loss": "crossentropy",
+    "label_smoothing": 0.0,
+    "focal_gamma": 2.0,
+    "focal_alpha": None,
+    "imbalance": "none",
+    "boost": None,
+    "oversample_to": "max",
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "weight_decay": 1e-4,
+    "clipnorm": 1.0,
+    "schedule": "constant",
+    "warmup_epochs": 1,
+    "plateau_patience": 1,
+    "plateau_factor": 0.5,
+    "batch_size": 64,
+    "seed": 42,
+}
+
+
+@dataclass
+class FitResult:
+    """The best epoch (1-based), its validation metrics, and every epoch's metrics in order."""
+
+    best_epoch: int
+    best_metrics: dict
+    history: list[dict] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- metrics (numpy)
+def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """F1 of each class id 0..n_classes-1 (0 where a class is neither true nor predicted)."""
+    true = np.eye(n_classes, dtype=bool)[y_true]
+    pred = np.eye(n_classes, dtype=bool)[y_pred]
+    tp = (true & pred).sum(0)
+    denominator = true.sum(0) + pred.sum(0)
+    return np.divide(2.0 * tp, denominator, out=np.zeros(n_classes), where=denominator > 0)
+
+
+def validation_metrics(probs: np.ndarray, y_true: np.ndarray) -> dict:
+    """val_loss (mean cross-entropy), val_accuracy, val_macro_f1, val_per_class_f1 (by class id)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    f1 = per_class_f1(y_true, probs.argmax(1), probs.shape[1])
+    picked = np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1.0)
+    return {
+        "val_loss": float(-np.log(picked).mean()),
+        "val_accuracy": float(np.mean(probs.argmax(1) == y_true)),
+        "val_macro_f1": float(f1.mean()),
+        "val_per_class_f1": [float(v) for v in f1],
+    }
+
+
+# ----------------------------------------------------------------------------- class imbalance
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """n_rows / (n_classes * rows_of_class), as scikit-learn's `class_weight="balanced"`."""
+    counts = np.bincount(y, minlength=n_classes)
+    return len(y) / (n_classes * np.maximum(counts, 1))
+
+
+def _boost_factors(boost, n_classes: int) -> np.ndarray:
+    if isinstance(boost, dict):
+        factors = np.ones(n_classes)
+        for class_id, factor in boost.items():
+            factors[int(class_id)] = factor
+        return factors
+    factors = np.asarray(boost if boost is not None else np.ones(n_classes), dtype=float)
+    if factors.shape != (n_classes,):
+        raise ValueError(f"training config 'boost': needs {n_classes} factors (one per class), "
+                         f"got {factors.size}")
+    return factors
+
+
+def oversample_indices(y: np.ndarray, target, rng: np.random.Generator) -> np.ndarray:
+    """Row indices of the training set with the rows of every class smaller than `target` repeated
+    at random until it has `target` rows (classes already larger keep their rows); shuffled."""
+    counts = np.bincount(y)
+    if target == "max":
+        target = counts.max()
+    elif isinstance(target, float) and 0 < target <= 1:
+        target = math.ceil(target * counts.max())
+    elif not isinstance(target, int) or target < 1:
+        raise ValueError(f"training config 'oversample_to': {target!r} is not valid "
+                         "(valid: 'max', a row count, or a fraction of the largest class in (0, 1])")
+    extra = [
+        rng.choice(np.flatnonzero(y == c), size=target - n, replace=True)
+        for c, n in enumerate(counts) if 0 < n < target
+    ]
+    return rng.permutation(np.concatenate([np.arange(len(y)), *extra]))
+
+
+def _no_weights(y, n_classes, config):
+    return None
+
+
+def _balanced(y, n_classes, config):
+    return balanced_class_weights(y, n_classes)
+
+
+def _boosted(y, n_classes, config):
+    return balanced_class_weights(y, n_classes) * _boost_factors(config["boost"], n_classes)
+
+
+# imbalance policy -> (class weights from the training labels or None, whether to oversample)
+IMBALANCE = {
+    "none": (_no_weights, False),
+    "balanced": (_balanced, False),
+    "boost": (_boosted, False),
+    "oversample": (_no_weights, True),
+}
+
+
+# ----------------------------------------------------------------------------- optimizer, schedule
+def _constant(config, steps_per_epoch, epochs):
+    return config["learning_rate"]
+
+
+def _warmup_cosine(config, steps_per_epoch, epochs):
+    warmup = min(config["warmup_epochs"], max(epochs - 1, 0)) * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0, warmup_target=config["learning_rate"], warmup_steps=warmup,
+        decay_steps=max(epochs * steps_per_epoch - warmup, 1),
+    )
+
+
+SCHEDULES = {"constant": _constant, "warmup_cosine": _warmup_cosine, "plateau": _constant}
+
+OPTIMIZERS = {
+    "adam": lambda rate, config: keras.optimizers.Adam(rate, clipnorm=config["clipnorm"] or None),
+    "adamw": lambda rate, config: keras.optimizers.AdamW(
+        rate, weight_decay=config["weight_decay"], clipnorm=config["clipnorm"] or None),
+}
+
+
+class _Plateau:
+    """Multiplies the optimizer's rate by `factor` after `patience` epochs without a better score."""
+
+    def __init__(self, optimizer, *, patience: int, factor: float):
+        self.optimizer, self.patience, self.factor = optimizer, patience, factor
+        self.best, self.waited = -np.inf, 0
+
+    def step(self, score: float) -> None:
+        if score > self.best:
+            self.best, self.waited = score, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience:
+            self.optimizer.learning_rate.assign(self.optimizer.learning_rate * self.factor)
+            self.waited = 0
+
+
+def training_config(config: dict) -> dict:
+    """TRAINING_DEFAULTS overridden by the training keys of `config` (model keys are ignored),
+    with every choice checked against its registry."""
+    resolved = {**TRAINING_DEFAULTS, **{k: v for k, v in config.items() if k in TRAINING_DEFAULTS}}
+    for key, registry in (("imbalance", IMBALANCE), ("schedule", SCHEDULES),
+                          ("optimizer", OPTIMIZERS)):
+        if resolved[key] not in registry:
+            raise ValueError(f"training config {key!r}: {resolved[key]!r} is not valid "
+                             f"(valid: {', '.join(registry)})")
+    return resolved
+
+
+# ----------------------------------------------------------------------------- fit
+def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: int,
+        on_epoch: Callable | None = None) -> FitResult:
+    """Train `model` for `epochs` epochs; return the best epoch by validation macro-F1.
+
+    `train`/`val` are dicts of encoded inputs (`tokens`, `features`; keys the model does not take
+    are ignored); `y_*` are class ids. After each epoch the whole validation set is predicted and
+    `on_epoch(epoch, metrics, val_probs)` is called with metrics = {epoch, loss, val_loss,
+    val_accuracy, val_macro_f1, val_per_class_f1}. On return the model holds the best epoch's
+    weights. Oversampling and class weights touch the training rows only.
+    """
+    config = training_config(config)
+    keras.utils.set_random_seed(config["seed"])  # shuffling and dropout
+    n_classes = model.output_shape[-1]
+    y_train = np.asarray(y_train, dtype=np.int64)
+    y_val = np.asarray(y_val, dtype=np.int64)
+    x_train, x_val = _model_inputs(model, train), _model_inputs(model, val)
+
+    class_weights, oversample = IMBALANCE[config["imbalance"]]
+    rows = (oversample_indices(y_train, config["oversample_to"], np.random.default_rng(config["seed"]))
+            if oversample else np.arange(len(y_train)))
+    x_train = {name: array[rows] for name, array in x_train.items()}
+    y_train = y_train[rows]
+    weights = class_weights(y_train, n_classes, config)
+    sample_weight = None if weights is None else weights[y_train].astype("float32")
+
+    steps_per_epoch = math.ceil(len(y_train) / config["batch_size"])
+    rate = SCHEDULES[config["schedule"]](config, steps_per_epoch, epochs)
+    optimizer = OPTIMIZERS[config["optimizer"]](rate, config)
+    loss = make_loss(config["loss"], label_smoothing=config["label_smoothing"],
+                     focal_gamma=config["focal_gamma"], focal_alpha=config["focal_alpha"])
+    model.compile(optimizer=optimizer, loss=loss)
+    plateau = (_Plateau(optimizer, patience=config["plateau_patience"], factor=config["plateau_factor"])
+               if config["schedule"] == "plateau" else None)
+
+    one_hot = np.eye(n_classes, dtype="float32")[y_train]
+    history, best, best_weights = [], None, None
+    for epoch in range(1, epochs + 1):
+        trained = model.fit(x_train, one_hot, sample_weight=sample_weight,
+                            batch_size=config["batch_size"], epochs=epoch, initial_epoch=epoch - 1,
+                            shuffle=True, verbose=0)
+        val_probs = np.asarray(model.predict(x_val, batch_size=512, verbose=0))
+        metrics = {"epoch": epoch, "loss": float(trained.history["loss"][-1]),
+                   **validation_metrics(val_probs, y_val)}
+        history.append(metrics)
+        if best is None or metrics["val_macro_f1"] > best["val_macro_f1"]:
+            best, best_weights = metrics, model.get_weights()
+        if plateau:
+            plateau.step(metrics["val_macro_f1"])
+        if on_epoch:
+            on_epoch(epoch, metrics, val_probs)
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return FitResult(best_epoch=best["epoch"] if best else 0, best_metrics=best or {}, history=history)
+
+
+def _model_inputs(model, arrays: dict) -> dict:
+    missing = [t.name for t in model.inputs if t.name not in arrays]
+    if missing:
+        raise ValueError(f"model {model.name!r} needs input(s) {', '.join(missing)}; "
+                         f"got {', '.join(arrays) or 'none'}")
+    return {t.name: np.asarray(arrays[t.name]) for t in model.inputs}
