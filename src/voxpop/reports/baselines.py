@@ -32,12 +32,13 @@ def tfidf_pipeline():
     )
 
 
-def tfidf_baseline(
-    train_texts: list[str], y_train: np.ndarray, texts: list[str], *, n_classes: int
-) -> ModelOutput:
-    """Fit the TF-IDF pipeline on the training texts and score `texts`; classes missing from the
-    training labels get probability 0."""
-    pipeline = tfidf_pipeline().fit(train_texts, y_train)
+def fit_tfidf(train_texts: list[str], y_train: np.ndarray):
+    """The TF-IDF pipeline fitted on the training texts and class ids."""
+    return tfidf_pipeline().fit(train_texts, np.asarray(y_train, dtype=np.int64))
+
+
+def tfidf_output(pipeline, texts: list[str], *, n_classes: int) -> ModelOutput:
+    """A fitted TF-IDF pipeline's answers on `texts`; classes it never saw get probability 0."""
     probs = np.zeros((len(texts), n_classes))
     probs[:, pipeline.classes_] = pipeline.predict_proba(texts)
     return ModelOutput(probs=probs)

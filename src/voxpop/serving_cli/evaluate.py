@@ -1,8 +1,136 @@
-"""`voxpop evaluate`: not built yet (see the open issues)."""
+"""`voxpop evaluate`: score a bundle on labelled external sets and write reports."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
 
 import typer
 
+from voxpop.data.errors import VoxpopError
 
-def evaluate() -> None:
-    """Not built yet."""
-    raise typer.Exit(code=1)
+VOTING_RULES = ("soft", "hard", "weighted")
+
+
+def parse_votings(spec: str) -> list[str]:
+    """`--voting soft,hard` as a list; an unknown rule is a VoxpopError listing the valid ones."""
+    rules = list(dict.fromkeys(rule.strip().lower() for rule in spec.split(",") if rule.strip()))
+    unknown = [rule for rule in rules if rule not in VOTING_RULES]
+    if unknown or not rules:
+        raise VoxpopError(f"--voting: {', '.join(unknown) or 'nothing given'} not valid (choose "
+                          f"from {', '.join(VOTING_RULES)}, comma-separated)")
+    return rules
+
+
+def output_dirs(inputs: list[Path], out: Path) -> dict[Path, Path]:
+    """One input writes into OUT; several write into OUT/<input stem>/ (stems must differ)."""
+    if len(inputs) == 1:
+        return {inputs[0]: out}
+    stems = [path.stem for path in inputs]
+    repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if repeated:
+        raise VoxpopError(f"INPUT: several files share the name {', '.join(repeated)}; their "
+                          "reports would overwrite each other (rename or evaluate them separately)")
+    return {path: out / path.stem for path in inputs}
+
+
+def print_main_table(report: dict, *, title: str) -> None:
+    """The members, votes and baselines with macro-F1 and accuracy, as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from voxpop.reports.render import main_table
+
+    table = Table(title=title)
+    for column in ("model", "macro-F1", "accuracy"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in main_table(report):
+        table.add_row(row["model"], f"{row['macro_f1']:.4f}", f"{row['accuracy']:.4f}")
+    console = Console()
+    console.print(table)
+    for warning in report["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning['message']}")
+
+
+def evaluate(
+    bundle: Path = typer.Argument(..., help="Ensemble bundle directory (made by `voxpop export`)."),
+    inputs: list[Path] = typer.Argument(
+        ..., help="Labelled table(s): CSV, TSV, Parquet or JSON Lines (by extension)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Report directory; with several INPUTs, one sub-directory per input "
+                           "(named after the file) plus summary.md and summary.json."),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the texts."),
+    label_col: str = typer.Option("label", "--label-col", help="Column holding the true labels."),
+    label_map: str = typer.Option(
+        None, "--label-map",
+        help="Map the set's label words onto the bundle's labels: a file (JSON object or "
+             "`external=bundle` lines) or inline `a=b,c=d`. Other labels match by name, ignoring "
+             "case; rows that match nothing are counted and listed, not scored."),
+    voting: str = typer.Option(
+        "soft,hard,weighted", "--voting",
+        help="Voting rules to score, comma-separated (soft, hard, weighted). The bundle's default "
+             "rule, if listed, is the one whose confusion matrix and hardest examples are shown."),
+    baseline: bool = typer.Option(
+        True, "--baseline/--no-baseline",
+        help="Also fit TF-IDF + logistic regression on the bundle's training split (or "
+             "--baseline-train) and score it beside the ensemble. The majority class is always "
+             "shown."),
+    baseline_train: Path = typer.Option(
+        None, "--baseline-train",
+        help="Labelled table to fit the baselines on instead of the bundle's baseline_train.csv "
+             "(read with --text-col/--label-col; its labels must be the bundle's)."),
+    formats: str = typer.Option(
+        "md,html,json", "--format",
+        help="Report files to write, comma-separated: md, html, json (PNG plots always)."),
+    hardest: int = typer.Option(
+        20, "--hardest", min=0, help="How many confidently wrong examples to list."),
+) -> None:
+    """Evaluate an ensemble bundle on labelled external data: every member, each voting rule and
+    the baselines, with warnings, plots and hardest examples.
+
+    Example: voxpop evaluate bundle airline.csv --out report/ --label-map pos=positive,neg=negative
+    """
+    from voxpop.data import read_table
+    from voxpop.reports.bundle_eval import evaluate_table, load_ensemble, resolve_baselines
+    from voxpop.reports.labels import parse_label_map
+    from voxpop.reports.render import parse_formats, write_report, write_summary
+
+    rules = parse_votings(voting)
+    chosen_formats = parse_formats(formats)
+    destinations = output_dirs(inputs, out)
+    ensemble = load_ensemble(bundle)
+    default_rule = (ensemble.manifest.get("voting") or {}).get("default")
+    primary = default_rule if default_rule in rules else rules[0]
+    mapping = parse_label_map(label_map, bundle_labels=list(ensemble.labels))
+    fitted_baselines = None
+    if baseline:
+        fitted_baselines = resolve_baselines(ensemble, baseline_train, text_col=text_col,
+                                         label_col=label_col)
+        if fitted_baselines is None:
+            typer.secho("note: the bundle records no baseline training split; pass "
+                        "--baseline-train FILE for the TF-IDF baseline (majority class only)",
+                        err=True)
+    reports = {}
+    for path, destination in destinations.items():
+        table = read_table(path, text_col=text_col, label_col=label_col)
+        with _progress(f"evaluating {path.name}", total=len(table)) as advance:
+            report = evaluate_table(ensemble, table, votings=rules, label_map=mapping,
+                                    baselines=fitted_baselines, hardest=hardest, primary=primary,
+                                    on_rows=advance)
+        write_report(report, destination, formats=chosen_formats, title=f"Evaluation of {path.name}")
+        print_main_table(report, title=f"{path.name} ({report['data']['n_evaluated']} rows)")
+        typer.echo(f"wrote {destination}")
+        reports[path.stem] = report
+    if len(reports) > 1:
+        write_summary(reports, out)
+        typer.echo(f"wrote {out / 'summary.md'}")
+
+
+@contextlib.contextmanager
+def _progress(description: str, *, total: int):
+    """A transient rich progress bar over rows; yields `advance(n_rows)`."""
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda rows: bar.advance(task, rows)
