@@ -1,0 +1,226 @@
+"""The Preprocessor: raw texts (+ the user's numeric columns) -> model inputs, stored as JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from voxpop.data.atomic import write_json
+from voxpop.data.errors import VoxpopError
+from voxpop.data.features import FEATURE_NAMES, StandardScaler, engineered_features
+from voxpop.data.text import CleaningOptions, Tokenizer
+from voxpop.data.vocab import Vocabulary, pad_sequences
+
+FORMAT_VERSION = 1
+SIDES = ("pre", "post")
+
+
+class Preprocessor:
+    """Cleaning, tokenizer, vocabulary, padding, label list and scaled dense features.
+
+    Fit on the training split only; `encode` then turns any texts into
+    `{"tokens": int32 [n, max_len], "features": float32 [n, n_features]}`.
+
+    Example:
+        pre = Preprocessor(max_len=40).fit(train.texts, train.labels)
+        arrays = pre.encode(["what a great flight :)"])
+        pre.to_json("preprocess.json")
+    """
+
+    def __init__(self, *, lowercase=True, replace_urls=True, replace_mentions=True,
+                 replace_numbers=True, split_hashtags=True, squeeze_repeats=True, keep_emoji=True,
+                 max_tokens=30000, min_freq=2, max_len=None, max_len_percentile=95.0,
+                 padding="pre", truncating="post", engineered_features=True):
+        self.cleaning = CleaningOptions(
+            lowercase=lowercase, replace_urls=replace_urls, replace_mentions=replace_mentions,
+            replace_numbers=replace_numbers, split_hashtags=split_hashtags,
+            squeeze_repeats=squeeze_repeats, keep_emoji=keep_emoji)
+        self.max_tokens = max_tokens
+        self.min_freq = min_freq
+        self.max_len_option = max_len
+        self.max_len_percentile = max_len_percentile
+        self.padding = _choice("padding", padding, SIDES)
+        self.truncating = _choice("truncating", truncating, SIDES)
+        self.engineered_features = engineered_features
+        self.tokenizer = Tokenizer(self.cleaning)
+        # Fitted state, set by fit() or from_json().
+        self.vocabulary: Vocabulary | None = None
+        self.max_len: int | None = None
+        self.labels: list[str] = []
+        self.user_feature_names: list[str] = []
+        self.scaler = StandardScaler()
+        self.fingerprint: str | None = None
+
+    # --- fitting ---------------------------------------------------------------------------------
+
+    def fit(self, texts, labels, features=None, feature_names=()) -> Preprocessor:
+        """Fit vocabulary, max_len, label list and scaler on the TRAINING rows only."""
+        texts = list(texts)
+        labels = np.asarray(labels).astype(str)
+        _check_lengths(texts, labels, features, feature_names)
+        self.labels = sorted(set(labels.tolist()))
+        if len(self.labels) < 2:
+            raise VoxpopError(f"training labels have {len(self.labels)} class(es) "
+                              f"({', '.join(self.labels)}); a classifier needs at least 2")
+        token_lists = self.tokenizer.tokenize_many(texts)
+        self.vocabulary = Vocabulary.build(token_lists, max_tokens=self.max_tokens,
+                                           min_freq=self.min_freq)
+        self.max_len = self._fit_max_len([len(t) for t in token_lists])
+        self.user_feature_names = [str(n) for n in feature_names]
+        self.scaler.fit(self._raw_features(texts, features))
+        self.fingerprint = training_fingerprint(texts, labels)
+        return self
+
+    def _fit_max_len(self, lengths: list[int]) -> int:
+        if self.max_len_option is not None:
+            if int(self.max_len_option) < 1:
+                raise VoxpopError(f"max_len must be >= 1 (got {self.max_len_option})")
+            return int(self.max_len_option)
+        if not 0 < self.max_len_percentile <= 100:
+            raise VoxpopError(f"max_len_percentile must be in (0, 100] (got {self.max_len_percentile})")
+        return max(1, math.ceil(np.percentile(lengths, self.max_len_percentile)))
+
+    # --- encoding --------------------------------------------------------------------------------
+
+    def encode(self, texts, features=None) -> dict[str, np.ndarray]:
+        """{"tokens": int32 [n, max_len], "features": float32 [n, n_features]} (PAD=0, OOV=1)."""
+        self._check_fitted()
+        texts = list(texts)
+        if features is not None or self.user_feature_names:
+            _check_lengths(texts, None, features, self.user_feature_names)
+        ids = [self.vocabulary.ids(t) for t in self.tokenizer.tokenize_many(texts)]
+        tokens = pad_sequences(ids, max_len=self.max_len, padding=self.padding,
+                               truncating=self.truncating)
+        return {"tokens": tokens,
+                "features": self.scaler.transform(self._raw_features(texts, features))}
+
+    def _raw_features(self, texts: list[str], features) -> np.ndarray:
+        parts = [engineered_features(texts)] if self.engineered_features else []
+        if self.user_feature_names:
+            parts.append(np.asarray(features, dtype=np.float64).reshape(len(texts), -1))
+        return np.hstack(parts) if parts else np.zeros((len(texts), 0))
+
+    def encode_labels(self, labels) -> np.ndarray:
+        """int64 [n] positions in `.labels`; an unknown label is a VoxpopError."""
+        self._check_fitted()
+        index = {label: i for i, label in enumerate(self.labels)}
+        values = np.asarray(labels).astype(str)
+        unknown = sorted(set(values.tolist()) - index.keys())
+        if unknown:
+            raise VoxpopError(f"unknown label(s) {', '.join(map(repr, unknown[:5]))} "
+                              f"(this model knows: {', '.join(self.labels)})")
+        return np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+
+    # --- fitted facts ----------------------------------------------------------------------------
+
+    @property
+    def n_tokens(self) -> int:
+        """Vocabulary size including PAD and OOV."""
+        self._check_fitted()
+        return len(self.vocabulary)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Engineered feature names, then the user's feature columns."""
+        engineered = list(FEATURE_NAMES) if self.engineered_features else []
+        return engineered + self.user_feature_names
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def _check_fitted(self) -> None:
+        if self.vocabulary is None:
+            raise VoxpopError("the Preprocessor is not fitted: call fit() or load it with from_json()")
+
+    # --- JSON ------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form of options and fitted state."""
+        self._check_fitted()
+        return {
+            "format_version": FORMAT_VERSION,
+            "cleaning": self.cleaning.to_json(),
+            "tokenizer_pattern": self.tokenizer.pattern,
+            "max_tokens": self.max_tokens, "min_freq": self.min_freq,
+            "max_len_option": self.max_len_option, "max_len_percentile": self.max_len_percentile,
+            "max_len": self.max_len, "padding": self.padding, "truncating": self.truncating,
+            "pad_id": 0, "oov_id": 1, "vocabulary": self.vocabulary.tokens,
+            "labels": self.labels,
+            "engineered_features": self.engineered_features,
+            "feature_names": self.feature_names, "user_feature_names": self.user_feature_names,
+            "feature_means": self.scaler.means.tolist(), "feature_stds": self.scaler.stds.tolist(),
+            "fingerprint": self.fingerprint,
+        }
+
+    def to_json(self, path) -> None:
+        """Write preprocess.json atomically."""
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "preprocess.json") -> Preprocessor:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise VoxpopError(f"{source}: format_version {version!r} is not supported "
+                              f"(this voxpop reads {FORMAT_VERSION})")
+        try:
+            cleaning = {f.name: data["cleaning"][f.name] for f in fields(CleaningOptions)}
+            pre = cls(**cleaning, max_tokens=data["max_tokens"], min_freq=data["min_freq"],
+                      max_len=data["max_len_option"], max_len_percentile=data["max_len_percentile"],
+                      padding=data["padding"], truncating=data["truncating"],
+                      engineered_features=data["engineered_features"])
+            pre.tokenizer = Tokenizer(pre.cleaning, data["tokenizer_pattern"])
+            pre.vocabulary = Vocabulary(data["vocabulary"])
+            pre.max_len = int(data["max_len"])
+            pre.labels = list(data["labels"])
+            pre.user_feature_names = list(data["user_feature_names"])
+            pre.scaler = StandardScaler(data["feature_means"], data["feature_stds"])
+            pre.fingerprint = data["fingerprint"]
+        except KeyError as err:
+            raise VoxpopError(f"{source}: key {err} missing; the file is not a voxpop "
+                              "preprocessor") from None
+        return pre
+
+    @classmethod
+    def from_json(cls, path) -> Preprocessor:
+        """Load what `to_json` wrote; encodes exactly as the saved Preprocessor did."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise VoxpopError(f"{path}: file not found") from None
+        except json.JSONDecodeError as err:
+            raise VoxpopError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def training_fingerprint(texts, labels) -> str:
+    """sha256 of the training texts and labels in row order (JSON lines of [text, label])."""
+    digest = hashlib.sha256()
+    for text, label in zip(texts, labels):
+        digest.update(json.dumps([text, str(label)], ensure_ascii=False).encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def _choice(option: str, value: str, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise VoxpopError(f"{option} must be one of {', '.join(valid)} (got {value!r})")
+    return value
+
+
+def _check_lengths(texts, labels, features, feature_names) -> None:
+    n = len(texts)
+    if labels is not None and len(labels) != n:
+        raise VoxpopError(f"{len(labels)} labels for {n} texts: they must be aligned row by row")
+    if feature_names and features is None:
+        raise VoxpopError(f"feature columns {', '.join(feature_names)} expected but no features given")
+    if features is not None:
+        shape = np.shape(features)
+        if len(shape) != 2 or shape[0] != n or shape[1] != len(feature_names):
+            raise VoxpopError(f"features have shape {shape}; expected ({n}, {len(feature_names)}) "
+                              f"for columns {', '.join(feature_names) or '(none given)'}")
