@@ -1,0 +1,146 @@
+"""Named search spaces: one function per model family, plus `mixed` (the family is sampled too).
+
+Each function returns a Ray Tune param space: a dict of `ray.tune` samplers (and constants) that
+always holds `family`. Keys other than `family` are the model's and the training's config keys
+(`voxpop.models.build` / `voxpop.models.training.fit`); anything a space leaves out takes
+`voxpop.models.default_config(family)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from voxpop.data.errors import VoxpopError
+
+
+def _training() -> dict:
+    """Training keys shared by every space: loss, imbalance policy, optimizer settings."""
+    from ray import tune
+
+    return {
+        "loss": tune.choice(["crossentropy", "focal"]),
+        "focal_gamma": tune.uniform(1.0, 3.0),
+        "imbalance": tune.choice(["none", "balanced"]),
+        "learning_rate": tune.loguniform(3e-4, 3e-3),
+        "batch_size": tune.choice([32, 64, 128]),
+    }
+
+
+def _embedding() -> dict:
+    from ray import tune
+
+    return {
+        "embed_dim": tune.choice([32, 64, 128]),
+        "embed_dropout": tune.uniform(0.0, 0.3),
+        "head_dropout": tune.uniform(0.1, 0.5),
+    }
+
+
+def _recurrent(family: str) -> dict:
+    from ray import tune
+
+    return {"family": family, **_embedding(), "units": tune.choice([32, 64, 96]), **_training()}
+
+
+def lstm() -> dict:
+    """One-way LSTM encoder: units, embedding size, dropouts, loss, learning rate."""
+    return _recurrent("lstm")
+
+
+def bilstm() -> dict:
+    """Bidirectional LSTM encoder: units, embedding size, dropouts, loss, learning rate."""
+    return _recurrent("bilstm")
+
+
+def stacked_bilstm() -> dict:
+    """Stacked bidirectional LSTMs: number of layers (2-3), units per layer."""
+    from ray import tune
+
+    return {**_recurrent("stacked_bilstm"), "num_layers": tune.randint(2, 4)}
+
+
+def gru() -> dict:
+    """One-way GRU encoder (export fuses GRU only when voxpop.export.gru allows it)."""
+    return _recurrent("gru")
+
+
+def bigru() -> dict:
+    """Bidirectional GRU encoder (export fuses GRU only when voxpop.export.gru allows it)."""
+    return _recurrent("bigru")
+
+
+def attention() -> dict:
+    """Recurrent encoder with masked attention pooling over its outputs."""
+    return _recurrent("attention")
+
+
+def cnn() -> dict:
+    """Parallel Conv1D filters of several kernel sizes with global max pooling."""
+    from ray import tune
+
+    return {"family": "cnn", **_embedding(), "filters": tune.choice([32, 64, 128]), **_training()}
+
+
+def transformer() -> dict:
+    """Small transformer encoder: blocks (1-2), heads, feed-forward width."""
+    from ray import tune
+
+    return {
+        "family": "transformer",
+        **_embedding(),
+        "num_blocks": tune.randint(1, 3),
+        "num_heads": tune.choice([2, 4]),
+        "ff_dim": tune.choice([64, 128]),
+        **_training(),
+    }
+
+
+def fusion() -> dict:
+    """A BiLSTM text branch beside the dense engineered-feature branch, joined before the head."""
+    return _recurrent("fusion")
+
+
+def mixed() -> dict:
+    """The family itself is sampled (LSTM, BiLSTM, attention, CNN, transformer, fusion)."""
+    from ray import tune
+
+    # Only keys every family accepts; the family-specific ones keep their defaults.
+    return {
+        "family": tune.choice(["lstm", "bilstm", "attention", "cnn", "transformer", "fusion"]),
+        **_embedding(),
+        **_training(),
+    }
+
+
+# GRU stays out of `mixed`: Keras 3 GRU exports as a slow ONNX Loop unless issue 3's rewrite lands.
+SPACES: dict[str, Callable[[], dict]] = {
+    space.__name__: space
+    for space in (lstm, bilstm, stacked_bilstm, gru, bigru, attention, cnn, transformer, fusion,
+                  mixed)
+}
+
+
+def describe(name: str) -> str:
+    """The one-line description of a named space (its function's docstring)."""
+    return SPACES[name].__doc__.strip().splitlines()[0]
+
+
+def get_space(name: str) -> dict:
+    """The param space called `name`; an unknown name is a VoxpopError listing the valid ones."""
+    if name not in SPACES:
+        raise VoxpopError(
+            f"unknown search space {name!r} (valid: {', '.join(SPACES)}, "
+            "or a path to a .yaml/.yml/.json space file)"
+        )
+    return SPACES[name]()
+
+
+def resolve_space(ref: str) -> tuple[str, dict]:
+    """`(name, param space)` for a registry name or a YAML/JSON space file (named by its stem)."""
+    from voxpop.tune_spaces.space_file import SPACE_FILE_SUFFIXES, load_space_file
+
+    if ref.lower().endswith(SPACE_FILE_SUFFIXES):
+        path = Path(ref).expanduser().resolve()
+        return path.stem, load_space_file(path)
+    return ref, get_space(ref)
