@@ -24,7 +24,8 @@ _PIECES = re.compile("|".join([
     f"(?P<emoticon>{EMOTICON})", r"(?P<number>\d+(?:[.,:]\d+)*)", f"(?P<word>{WORD})",
     f"(?P<emoji>{EMOJI})", r"(?P<punct>[^\w\s])",
 ]))
-_ELONGATED = re.compile(r"([^\W\d_])\1\1")
+# Runs of one letter three or more times ("sooo"): elongation for emphasis.
+_ELONGATED = re.compile(r"([^\W\d_])\1\1+")
 NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neither", "nor",
                        "nowhere", "cannot", "without", "aint", "dont", "cant", "wont", "isnt",
                        "wasnt", "didnt", "doesnt", "shouldnt", "wouldnt", "couldnt"})
@@ -63,13 +64,12 @@ def vader_lexicon() -> dict[str, float]:
     return lexicon
 
 
-def text_features(text: str, lexicon: dict[str, float]) -> list[float]:
-    """The `FEATURE_NAMES` values of one raw text."""
-    counts = {"url": 0, "mention": 0, "hashtag": 0, "emoticon": 0, "number": 0, "word": 0,
-              "emoji": 0, "punct": 0}
+def _word_features(text: str, lexicon: dict[str, float]) -> tuple:
+    """Features that need the text's pieces (words, emoticons, hashtags, ...): a Python loop."""
+    counts = dict.fromkeys(("url", "mention", "hashtag", "emoticon", "number", "word", "emoji",
+                            "punct"), 0)
     words: list[str] = []
     pos = neg = 0.0
-    n_pos = n_neg = 0
     for chunk in text.split():
         if chunk.isalpha():  # the common case, without the regex (see text.findall_by_chunk)
             words.append(chunk)
@@ -82,39 +82,80 @@ def text_features(text: str, lexicon: dict[str, float]) -> list[float]:
             elif kind == "emoticon":
                 valence = lexicon.get(match.group().lower(), 0.0)
                 pos, neg = pos + max(valence, 0.0), neg + min(valence, 0.0)
-    lowered = [w.lower() for w in words]
-    for word in lowered:
-        valence = lexicon.get(word, 0.0)
-        if valence > 0:
-            pos, n_pos = pos + valence, n_pos + 1
-        elif valence < 0:
-            neg, n_neg = neg + valence, n_neg + 1
-    n_chars, n_words = len(text), len(words)
+    lowered = text.lower()
+    lowered_words = [w.lower() for w in words]
+    valences = [v for v in map(lexicon.get, lowered_words) if v]
+    positive = [v for v in valences if v > 0]
+    pos += sum(positive)
+    neg += sum(valences) - sum(positive)
+    n_words = len(words)
     n_letters = sum(map(len, words))
-    n_tokens = sum(counts.values()) - counts["word"] + n_words
     total = pos + neg
-    return [
-        n_chars, n_tokens, n_words, n_letters / max(n_words, 1),
-        len(set(lowered)) / max(n_words, 1),
-        sum(map(str.isupper, text)) / max(n_letters, 1),
+    per_word = max(n_words, 1)
+    return (
+        n_words, n_letters, n_letters / per_word, len(set(lowered_words)) / per_word,
         sum(1 for w in words if len(w) > 1 and w.isupper()),
-        text.count("!"), text.count("?"), text.count("..."),
-        counts["punct"] / max(n_chars, 1),
-        sum(1 for w in words if _ELONGATED.search(w)),
+        text.count("..."), counts["punct"], len(_ELONGATED.findall(text)),
         counts["emoji"], counts["emoticon"], counts["hashtag"], counts["mention"], counts["url"],
-        sum(map(str.isdigit, text)), counts["number"],
-        sum(1 for w in lowered if w in NEGATIONS or w.endswith(("n't", "n’t"))),
+        counts["number"],
+        sum(1 for w in lowered_words if w in NEGATIONS) + lowered.count("n't") + lowered.count("n’t"),
         pos, neg, total / math.sqrt(total * total + VADER_ALPHA),
-        n_pos / max(n_words, 1), n_neg / max(n_words, 1),
-        text.count("\ufffd"),
-    ]
+        len(positive) / per_word, (len(valences) - len(positive)) / per_word,
+        sum(counts.values()) - counts["word"] + n_words,
+    )
+
+
+_WORD_COLUMNS = ("n_words", "n_letters", "mean_word_len", "type_token_ratio", "n_allcaps_words",
+                 "n_ellipsis", "n_punct", "n_elongated", "n_emoji", "n_emoticons", "n_hashtags",
+                 "n_mentions", "n_urls", "n_numbers", "n_negations", "lex_pos_sum",
+                 "lex_neg_sum", "lex_compound", "lex_pos_ratio", "lex_neg_ratio", "n_tokens")
+
+
+@lru_cache(maxsize=1)
+def _upper_table() -> np.ndarray:
+    # str.isupper for every code point of the Basic Multilingual Plane (uppercase letters outside
+    # it are rare enough to ignore).
+    return np.array([chr(c).isupper() for c in range(0x10000)], dtype=bool)
+
+
+def _char_counts(texts: list[str]) -> dict[str, np.ndarray]:
+    """Per-text character counts, vectorised over the code points of all texts at once."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    owner = np.repeat(np.arange(len(texts)), lengths)
+
+    def per_text(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(owner[mask], minlength=len(texts)).astype(np.float64)
+
+    bmp = points < 0x10000
+    upper = np.zeros(len(points), dtype=bool)
+    upper[bmp] = _upper_table()[points[bmp]]
+    return {
+        "n_chars": lengths.astype(np.float64),
+        "n_upper": per_text(upper),
+        "n_digits": per_text((points >= 48) & (points <= 57)),
+        "n_exclaim": per_text(points == ord("!")),
+        "n_question": per_text(points == ord("?")),
+        "n_replacement_chars": per_text(points == 0xFFFD),
+    }
 
 
 def engineered_features(texts) -> np.ndarray:
-    """float64 [n, len(FEATURE_NAMES)] for raw texts."""
+    """float64 [n, len(FEATURE_NAMES)] for raw texts, columns in `FEATURE_NAMES` order."""
+    texts = list(texts)
     lexicon = vader_lexicon()
-    rows = [text_features(t, lexicon) for t in texts]
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
+    words = np.asarray([_word_features(t, lexicon) for t in texts], dtype=np.float64)
+    columns = dict(zip(_WORD_COLUMNS, words.reshape(len(texts), len(_WORD_COLUMNS)).T))
+    columns.update(_char_counts(texts))
+    columns["upper_ratio"] = columns["n_upper"] / np.maximum(columns["n_letters"], 1)
+    columns["punct_density"] = columns["n_punct"] / np.maximum(columns["n_chars"], 1)
+    return np.column_stack([columns[name] for name in FEATURE_NAMES]).reshape(
+        len(texts), len(FEATURE_NAMES))
+
+
+def text_features(text: str) -> dict[str, float]:
+    """The features of one raw text by name (for inspection and tests)."""
+    return dict(zip(FEATURE_NAMES, engineered_features([text])[0].tolist()))
 
 
 class StandardScaler:

@@ -368,10 +368,11 @@ def _concat(chunks: list[Table]) -> Table:
 
 
 def _check_unique_ids(table: Table, id_col: str) -> None:
-    unique, first, counts = np.unique(table.ids.astype(str), return_index=True, return_counts=True)
+    ids = table.ids.astype(str)
+    unique, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
-        dup = unique[np.argmax(counts > 1)]
-        rows = np.flatnonzero(table.ids.astype(str) == dup)[:2] + 1
+        dup = str(unique[np.argmax(counts > 1)])
+        rows = np.flatnonzero(ids == dup)[:2] + 1
         raise VoxpopError(f"{table.source}: column '{id_col}': id {dup!r} appears more than once "
                           f"(rows {rows[0]} and {rows[1]}); ids must be unique")
 
