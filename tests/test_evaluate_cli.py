@@ -1,0 +1,160 @@
+"""`voxpop evaluate` end to end on a small real bundle (real Preprocessor, real ONNX members, real
+ONNX Runtime) and real tweets, through the Typer app."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from bundle_factory import bundle_dir, held_out_texts, rewrite_manifest, tweet_preprocessor, tweet_rows  # noqa: F401
+from sklearn import metrics as skm
+from typer.testing import CliRunner
+
+from voxpop.ensemble import Ensemble
+from voxpop.serving_cli import app
+
+LABELS = ["negative", "neutral", "positive"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, ["evaluate", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, bundle_dir, tweet_rows):
+    """The factory bundle plus a recorded baseline_train.csv (600 of the preprocessor's rows).
+    CSVs here quote every field: 1,564 tweets hold a bare carriage return, which pandas' default
+    writer leaves unquoted and its reader then splits into two rows."""
+    copy = tmp_path_factory.mktemp("eval") / "bundle"
+    shutil.copytree(bundle_dir, copy)
+    tweet_rows.iloc[:600][["text", "label"]].to_csv(copy / "baseline_train.csv", index=False,
+                                                        quoting=csv.QUOTE_ALL)
+    files = json.loads((copy / "ensemble.json").read_text())["files"]
+    files["baseline_train.csv"] = hashlib.sha256((copy / "baseline_train.csv").read_bytes()).hexdigest()
+    rewrite_manifest(copy, baseline_train="baseline_train.csv", files=files)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def external(tmp_path_factory, tweet_rows):
+    """300 held-out tweets with label words of another case and 7 rows labelled 'irrelevant'."""
+    rows = tweet_rows.iloc[1500:1800].reset_index(drop=True)
+    labels = rows["label"].str.upper().to_numpy(dtype=object)
+    labels[[3, 50, 51, 120, 200, 201, 299]] = "irrelevant"
+    path = tmp_path_factory.mktemp("ext") / "airline.csv"
+    pd.DataFrame({"tweet": rows["text"], "sentiment": labels}).to_csv(path, index=False,
+                                                                   quoting=csv.QUOTE_ALL)
+    return path
+
+
+def test_report_figures_equal_scikit_learn_on_an_independent_prediction(tmp_path, bundle, external):
+    result = run(bundle, external, "--out", tmp_path / "r", "--text-col", "tweet",
+                 "--label-col", "sentiment", "--hardest", "5")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "confusion_matrix.png", "per_class_f1.png", "reliability.png", "report.html",
+        "report.json", "report.md"]
+
+    data = report["data"]
+    assert (data["n_rows"], data["n_evaluated"], data["n_unmapped"]) == (300, 293, 7)
+    assert data["unmapped_labels"] == {"irrelevant": 7}
+    assert data["unmapped_rows"] == [3, 50, 51, 120, 200, 201, 299]
+
+    frame = pd.read_csv(external)
+    kept = frame["sentiment"] != "irrelevant"
+    y = frame.loc[kept, "sentiment"].str.lower().map(LABELS.index).to_numpy()
+    ensemble = Ensemble.load(bundle, fused=False)
+    for rule in ("soft", "hard", "weighted"):
+        prediction = ensemble.predict(frame.loc[kept, "tweet"].tolist(), voting=rule)
+        got = report["votes"][rule]
+        assert got["macro_f1"] == pytest.approx(skm.f1_score(y, prediction.label_ids, average="macro"))
+        assert got["confusion_matrix"] == skm.confusion_matrix(y, prediction.label_ids).tolist()
+    member = prediction.member_probs["m2"]
+    assert report["members"]["m2"]["log_loss"] == pytest.approx(skm.log_loss(y, member), rel=1e-5)
+    assert report["primary"] == "weighted"  # the bundle's default vote
+    assert set(report["baselines"]) == {"majority", "tfidf_logreg"}
+    assert report["data"]["baseline_train"].endswith("baseline_train.csv")
+    assert len(report["hardest"]) == 5
+    for name in ("soft vote", "member m3", "baseline tfidf_logreg"):
+        assert name in result.stdout
+
+
+def test_label_map_and_several_inputs_write_a_summary(tmp_path, bundle, external):
+    other = tmp_path / "other.csv"
+    frame = pd.read_csv(external)
+    frame["sentiment"] = frame["sentiment"].replace({"POSITIVE": "pos", "NEGATIVE": "neg"})
+    frame.to_csv(other, index=False, quoting=csv.QUOTE_ALL)
+    result = run(bundle, external, other, "--out", tmp_path / "r", "--text-col", "tweet",
+                 "--label-col", "sentiment", "--label-map", "pos=positive,neg=negative",
+                 "--voting", "soft", "--no-baseline", "--format", "json")
+    assert result.exit_code == 0, result.output
+    first = json.loads((tmp_path / "r" / "airline" / "report.json").read_text())
+    second = json.loads((tmp_path / "r" / "other" / "report.json").read_text())
+    assert second["data"]["mapping"] == {"NEUTRAL": "neutral", "neg": "negative", "pos": "positive"}
+    assert second["votes"]["soft"] == first["votes"]["soft"]  # same rows, same labels once mapped
+    assert list(first["votes"]) == ["soft"] and list(first["baselines"]) == ["majority"]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert [row["input"] for row in summary["inputs"]] == ["airline", "other"]
+    assert not (tmp_path / "r" / "airline" / "report.md").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--voting", "soft,majority"],
+     "error: --voting: majority not valid (choose from soft, hard, weighted, comma-separated)"),
+    (["--label-map", "irrelevant=spam"],
+     "error: --label-map: target label(s) 'spam' are not in the bundle (bundle labels: "
+     "negative, neutral, positive)"),
+    (["--label-col", "mood"], "error: {input}: column 'mood'"),
+    (["--format", "pdf"], "error: --format: pdf not valid (choose from md, html, json"),
+])
+def test_bad_options_are_one_line_errors(tmp_path, bundle, external, args, message):
+    base = ["--text-col", "tweet", "--label-col", "sentiment", "--no-baseline"]
+    result = run(bundle, external, "--out", tmp_path / "r", *base, *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message.format(input=external))
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_no_label_matching_the_bundle_says_how_to_map(tmp_path, bundle, external):
+    frame = pd.read_csv(external).assign(sentiment="joy")
+    path = tmp_path / "emotions.csv"
+    frame.to_csv(path, index=False, quoting=csv.QUOTE_ALL)
+    result = run(bundle, path, "--out", tmp_path / "r", "--text-col", "tweet",
+                 "--label-col", "sentiment", "--no-baseline")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {path}: no label maps onto the bundle's labels (found 'joy'; bundle labels: "
+        "negative, neutral, positive); map them with --label-map external=bundle_label,...")
+
+
+def test_help_explains_every_option():
+    result = CliRunner().invoke(app, ["evaluate", "--help"])
+    assert result.exit_code == 0
+    for option in ("--out", "--text-col", "--label-col", "--label-map", "--voting",
+                   "--baseline", "--baseline-train", "--format", "--hardest", "Example:"):
+        assert option in result.stdout
+
+
+def test_evaluate_imports_no_tensorflow_or_ray(tmp_path, bundle, external):
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from voxpop.serving_cli import app\n"
+        f"r = CliRunner().invoke(app, ['evaluate', {str(bundle)!r}, {str(external)!r}, '--out', "
+        f"{str(tmp_path / 'r')!r}, '--text-col', 'tweet', '--label-col', 'sentiment', "
+        "'--no-baseline', '--voting', 'soft'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(','.join(m for m in ('tensorflow', 'keras', 'ray', 'tf2onnx') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
