@@ -26,7 +26,8 @@ def _stack(member_probs) -> np.ndarray:
     return stacked
 
 
-def _weights(weights: Sequence[float] | None, n_members: int) -> np.ndarray:
+def check_weights(weights: Sequence[float] | None, n_members: int) -> np.ndarray:
+    """Weights as float64 [n_members] (None -> all 1); VoxpopError for a wrong count or values."""
     if weights is None:
         return np.ones(n_members, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
@@ -40,7 +41,7 @@ def _weights(weights: Sequence[float] | None, n_members: int) -> np.ndarray:
 def soft_vote(member_probs, weights: Sequence[float] | None = None) -> np.ndarray:
     """Weighted mean of the member probabilities, float32 [n, C]."""
     stacked = _stack(member_probs)
-    w = _weights(weights, len(stacked))
+    w = check_weights(weights, len(stacked))
     mean = np.tensordot(w / w.sum(), stacked.astype(np.float64), axes=1)
     return mean.astype(np.float32)
 
@@ -57,7 +58,7 @@ def hard_vote(member_probs, weights: Sequence[float] | None = None) -> tuple[np.
 
 def _hard(member_probs, weights) -> tuple[np.ndarray, np.ndarray]:
     stacked = _stack(member_probs)
-    w = _weights(weights, len(stacked))
+    w = check_weights(weights, len(stacked))
     n_classes = stacked.shape[2]
     one_hot = np.eye(n_classes, dtype=np.float64)[stacked.argmax(axis=2)]  # [M, n, C]
     votes = np.tensordot(w, one_hot, axes=1)  # [n, C]

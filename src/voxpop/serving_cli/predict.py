@@ -1,8 +1,131 @@
-"""`voxpop predict`: not built yet (see the open issues)."""
+"""`voxpop predict`: label a table (or stdin) with an ensemble bundle, streaming in chunks."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import sys
+from pathlib import Path
 
 import typer
 
+from voxpop.data.errors import VoxpopError
 
-def predict() -> None:
-    """Not built yet."""
-    raise typer.Exit(code=1)
+
+def predict(
+    bundle: Path = typer.Argument(..., help="Ensemble bundle directory written by `voxpop export`."),
+    input: str = typer.Argument(
+        ..., help="Table to label: .csv, .tsv, .parquet or .jsonl, or '-' for one text per line on stdin."
+    ),
+    out: Path = typer.Option(
+        None, "--out", "-o",
+        help="Output file; its extension picks the format (.csv .tsv .parquet .jsonl). Default: CSV on stdout.",
+    ),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    id_col: str = typer.Option(None, "--id-col", help="Column copied to the output as `id` (default: none)."),
+    feature_cols: str = typer.Option(
+        None, "--feature-cols", help="Comma-separated numeric columns fed beside the text, as at training."
+    ),
+    voting: str = typer.Option(
+        None, "--voting", help="soft | hard | weighted. Default: the bundle's default voting."
+    ),
+    weights: str = typer.Option(
+        None, "--weights", help="Comma-separated member weights (one per member used), e.g. 3,1,1."
+    ),
+    members: str = typer.Option(
+        None, "--members", help="Comma-separated member ids to use (default: all); see `voxpop info BUNDLE`."
+    ),
+    top_k: int = typer.Option(0, "--top-k", help="Add the K most probable labels with probabilities (label_i, prob_i)."),
+    probs: bool = typer.Option(False, "--probs", help="Add one prob_<label> column per label."),
+    per_member: bool = typer.Option(False, "--per-member", help="Add each member's own label (label_<member>)."),
+    batch_size: int = typer.Option(2048, "--batch-size", help="Rows read, encoded and predicted at a time."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if really usable, else CPU) | cpu | cuda."),
+    threads: int = typer.Option(None, "--threads", help="CPU threads in total (default: all cores)."),
+    no_fused: bool = typer.Option(
+        False, "--no-fused", help="Run members in separate sessions even where the fused graph would do."
+    ),
+) -> None:
+    """Predict labels for every row of INPUT, in input order, one output row per input row.
+
+    Output columns: [id], label, confidence, [label_i, prob_i], [prob_<label>], [label_<member>],
+    empty_text (empty texts are predicted like any other, and flagged). The output is written to a
+    temporary file and renamed into place when complete.
+
+    Example: voxpop predict bundle/ new_tweets.csv --id-col tweet_id --top-k 2 --out preds.parquet
+    """
+    from voxpop.data import iter_table_chunks
+    from voxpop.ensemble import Ensemble
+    from voxpop.ensemble.stream import OutputColumns, output_format
+
+    if batch_size < 1:
+        raise VoxpopError(f"--batch-size: must be >= 1, got {batch_size}")
+    fmt = output_format(out)
+    ensemble = Ensemble.load(bundle, device=device, threads=threads, fused=not (no_fused or per_member))
+    voting = voting or (ensemble.manifest.get("voting") or {}).get("default") or "soft"
+    weight_list = _floats(weights, "--weights")
+    member_list = _names(members)
+    fused = ensemble.runs_fused(voting=voting, weights=weight_list, members=member_list)
+    if not 0 <= top_k <= len(ensemble.labels):
+        raise VoxpopError(f"--top-k: must be between 0 and {len(ensemble.labels)} (the number of labels)")
+    chunks = iter_table_chunks(input, chunk_rows=batch_size, text_col=text_col, id_col=id_col,
+                               feature_cols=_names(feature_cols) or ())
+    chunks = itertools.chain([next(chunks)], chunks)  # input errors (e.g. a missing column) first
+    how = "fused graph" if fused else "separate sessions"
+    typer.echo(f"voxpop predict: device {ensemble.device}, {voting} voting, {how}", err=True)
+    columns = OutputColumns(with_ids=id_col is not None, top_k=top_k, probs=probs, per_member=per_member)
+    _write(ensemble, chunks, fmt=fmt, out=out, columns=columns,
+           vote_options={"voting": voting, "weights": weight_list, "members": member_list})
+
+
+def _write(ensemble, chunks, *, fmt: str, out: Path | None, columns, vote_options: dict) -> None:
+    from voxpop.data.atomic import atomic_path
+    from voxpop.ensemble.stream import open_writer, predict_chunks
+
+    target = contextlib.nullcontext(None) if out is None else atomic_path(out)
+    with target as path, _progress() as advance:
+        writer = open_writer(fmt, path)
+        try:
+            for frame in predict_chunks(ensemble, chunks, columns=columns, **vote_options):
+                writer.write(frame)
+                advance(len(frame))
+        finally:
+            writer.close()
+    if out is not None:
+        typer.echo(f"voxpop predict: wrote {out}", err=True)
+
+
+@contextlib.contextmanager
+def _progress():
+    """Yields advance(n_rows): a rich bar with rows/s on a terminal, nothing when piped."""
+    if not sys.stderr.isatty():
+        yield lambda n_rows: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class RowsPerSecond(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed or 0:,.0f} rows/s")
+
+    columns = (SpinnerColumn(), TextColumn("{task.completed:,} rows"), RowsPerSecond(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task("predict", total=None)
+        yield lambda n_rows: progress.advance(task, n_rows)
+
+
+def _names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    return names or None
+
+
+def _floats(text: str | None, option: str) -> list[float] | None:
+    names = _names(text)
+    if names is None:
+        return None
+    try:
+        return [float(name) for name in names]
+    except ValueError:
+        raise VoxpopError(f"{option}: {text!r} is not a comma-separated list of numbers (e.g. 3,1,1)") from None

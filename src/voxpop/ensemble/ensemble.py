@@ -1,0 +1,218 @@
+"""`Ensemble`: a verified bundle's preprocessor and ONNX members, predicting with a vote.
+
+predict = encode (the bundle's Preprocessor) -> forward (ONNX Runtime) -> vote (voting.py).
+The fused graph (all members and the weighted soft vote in one session) runs whenever it computes
+exactly the vote asked for; otherwise each member runs in its own session, the sessions side by
+side with the cores split between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from voxpop.data.errors import VoxpopError
+from voxpop.ensemble.bundle import member_path, read_manifest
+from voxpop.ensemble.sessions import (
+    available_cores,
+    check_device,
+    open_session,
+    session_device,
+    split_threads,
+)
+from voxpop.ensemble.voting import VOTERS, check_weights, vote
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Labels and probabilities for n texts; member_probs is filled when members ran separately."""
+
+    labels: list[str]
+    label_ids: np.ndarray  # int64 [n]
+    probs: np.ndarray  # float32 [n, C]: vote probabilities (hard voting: vote shares)
+    confidence: np.ndarray  # float32 [n]: probs at the predicted label
+    member_probs: dict[str, np.ndarray] = field(default_factory=dict)  # id -> float32 [n, C]
+
+
+class Ensemble:
+    """A loaded bundle. Build it with `Ensemble.load(path)`."""
+
+    def __init__(self, *, bundle: Path, manifest: dict, preprocessor, device: str, threads: int | None, fused: bool):
+        self.bundle = bundle
+        self.manifest = manifest
+        self.preprocessor = preprocessor
+        self.labels: list[str] = list(manifest["labels"])
+        self.member_ids: list[str] = [member["id"] for member in manifest["members"]]
+        self.requested_device = device
+        self.threads = threads or available_cores()
+        self._members = {member["id"]: member for member in manifest["members"]}
+        self._fused_spec = manifest.get("fused") if fused else None
+        self._fused_session = None
+        self._member_sessions: dict[str, object] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "auto", threads: int | None = None, fused: bool = True) -> Ensemble:
+        """Verify the bundle at `path` (schema, sha256s, paths) and load its preprocessor.
+
+        device: auto|cpu|cuda. threads: intra-op threads in total (default: all cores).
+        fused: use the bundle's fused graph when it computes the vote asked for.
+        Sessions open on first use (the fused one, if used, right away).
+        """
+        from voxpop.data import Preprocessor
+
+        check_device(device)
+        if threads is not None and threads < 1:
+            raise VoxpopError(f"--threads: must be >= 1, got {threads}")
+        bundle = Path(path)
+        manifest = read_manifest(bundle)
+        preprocessor = Preprocessor.from_json(member_path(bundle, manifest["preprocess"]))
+        if list(preprocessor.labels) != list(manifest["labels"]):
+            raise VoxpopError(f"{bundle}: labels in {manifest['preprocess']} differ from ensemble.json")
+        ensemble = cls(bundle=bundle, manifest=manifest, preprocessor=preprocessor, device=device, threads=threads, fused=fused)
+        if ensemble._fused_spec:
+            ensemble._fused_session = ensemble._open(ensemble._fused_spec["file"], intra_op_threads=ensemble.threads)
+        return ensemble
+
+    @property
+    def device(self) -> str:
+        """The device that really runs the sessions ('cpu' or 'cuda')."""
+        session = self._fused_session or next(iter(self._member_sessions.values()), None)
+        if session is None:
+            session = self._member_session(self.member_ids[0], n_running=len(self.member_ids))
+        return session_device(session)
+
+    def encode(self, texts: Sequence[str], features: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The model inputs for `texts` (and the user's feature columns): {"tokens", "features"}."""
+        return self.preprocessor.encode(list(texts), features)
+
+    def predict(
+        self,
+        texts: Sequence[str],
+        *,
+        features: np.ndarray | None = None,
+        voting: str = "soft",
+        weights: Sequence[float] | None = None,
+        members: Sequence[str] | None = None,
+    ) -> Prediction:
+        """Predict `texts` with `voting` (soft|hard|weighted) over `members` (default all).
+
+        weights: one per chosen member; default all 1 for soft/hard and the bundle's
+        greedy-selection weights for weighted.
+        """
+        return self.predict_encoded(self.encode(texts, features), voting=voting, weights=weights, members=members)
+
+    def predict_encoded(self, inputs: dict[str, np.ndarray], *, voting: str = "soft", weights=None, members=None) -> Prediction:
+        """`predict` for inputs already made by `encode`."""
+        chosen, weights, fused = self._plan(voting, weights, members)
+        if fused:
+            probs = self._run(self._fused_session, inputs)
+            return self._prediction(probs, probs.argmax(axis=1))
+        member_probs = self._forward_members(chosen, inputs)
+        probs, label_ids = vote(list(member_probs.values()), voting=voting, weights=weights)
+        return self._prediction(probs, label_ids, member_probs)
+
+    def close(self) -> None:
+        """Stop the worker threads of separate sessions (also done at interpreter exit)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def runs_fused(self, *, voting: str = "soft", weights=None, members=None) -> bool:
+        """Whether predict with these options runs the fused graph; VoxpopError for bad options."""
+        return self._plan(voting, weights, members)[2]
+
+    # -- members and weights ---------------------------------------------------------------
+    def _plan(self, voting: str, weights, members) -> tuple[list[str], np.ndarray | None, bool]:
+        """(chosen member ids, weights or None, whether the fused graph computes this vote)."""
+        chosen = self._choose_members(members)
+        weights = self._weights(voting, weights, chosen)
+        if weights is not None:
+            weights = check_weights(weights, len(chosen))
+        return chosen, weights, self._fused_computes(voting, weights, chosen)
+
+    def _choose_members(self, members: Sequence[str] | None) -> list[str]:
+        if members is None:
+            return self.member_ids
+        chosen = list(members)
+        unknown = [m for m in chosen if m not in self._members]
+        if unknown or not chosen or len(set(chosen)) != len(chosen):
+            raise VoxpopError(
+                f"--members: {', '.join(chosen) or '(none)'} must be distinct ids of this bundle "
+                f"(choose from {', '.join(self.member_ids)})"
+            )
+        return chosen
+
+    def _weights(self, voting: str, weights, chosen: list[str]) -> np.ndarray | None:
+        if voting not in VOTERS:
+            raise VoxpopError(f"--voting: unknown voting {voting!r} (choose from {', '.join(VOTERS)})")
+        if weights is not None:
+            return np.asarray(weights, dtype=np.float64)
+        if voting != "weighted":
+            return None
+        return np.asarray([self._bundle_weight(m) for m in chosen], dtype=np.float64)
+
+    def _bundle_weight(self, member_id: str) -> float:
+        bundle_weights = (self.manifest.get("voting") or {}).get("weights")
+        if bundle_weights is not None:
+            return float(bundle_weights[self.member_ids.index(member_id)])
+        return float(self._members[member_id].get("weight", 1.0))
+
+    def _fused_computes(self, voting: str, weights, chosen: list[str]) -> bool:
+        """True when the fused graph's weighted soft vote is exactly the vote asked for."""
+        if self._fused_session is None or voting == "hard" or chosen != self.member_ids:
+            return False
+        asked = np.ones(len(chosen)) if weights is None else np.asarray(weights, dtype=np.float64)
+        fused = np.asarray(self._fused_spec.get("weights") or np.ones(len(chosen)), dtype=np.float64)
+        if asked.shape != fused.shape or asked.sum() <= 0:
+            return False
+        return bool(np.allclose(asked / asked.sum(), fused / fused.sum(), rtol=0, atol=1e-9))
+
+    # -- forward ---------------------------------------------------------------------------
+    def _forward_members(self, chosen: list[str], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        sessions = [self._member_session(m, n_running=len(chosen)) for m in chosen]
+        if len(sessions) == 1 or self.threads == 1:
+            outputs = [self._run(session, inputs) for session in sessions]
+        else:
+            # ONNX Runtime releases the GIL while running: members run side by side.
+            outputs = list(self._worker_pool().map(lambda s: self._run(s, inputs), sessions))
+        return dict(zip(chosen, outputs))
+
+    def _member_session(self, member_id: str, *, n_running: int):
+        if member_id not in self._member_sessions:
+            threads = split_threads(self.threads, min(n_running, self.threads))
+            self._member_sessions[member_id] = self._open(self._members[member_id]["file"], intra_op_threads=threads)
+        return self._member_sessions[member_id]
+
+    def _worker_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="voxpop-member")
+        return self._pool
+
+    def _open(self, relative: str, *, intra_op_threads: int):
+        return open_session(member_path(self.bundle, relative), device=self.requested_device, intra_op_threads=intra_op_threads)
+
+    def _run(self, session, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        feeds = {}
+        for graph_input in session.get_inputs():
+            if graph_input.name not in inputs:
+                raise VoxpopError(
+                    f"{self.bundle}: a model needs input '{graph_input.name}', which the preprocessor "
+                    f"does not make (it makes {', '.join(inputs)})"
+                )
+            feeds[graph_input.name] = inputs[graph_input.name]
+        return session.run(["probs"], feeds)[0]
+
+    def _prediction(self, probs: np.ndarray, label_ids: np.ndarray, member_probs=None) -> Prediction:
+        label_ids = np.asarray(label_ids, dtype=np.int64)
+        return Prediction(
+            labels=[self.labels[i] for i in label_ids],
+            label_ids=label_ids,
+            probs=probs.astype(np.float32, copy=False),
+            confidence=probs[np.arange(len(label_ids)), label_ids].astype(np.float32),
+            member_probs=member_probs or {},
+        )

@@ -1,0 +1,107 @@
+"""Ensemble.load(...).predict(...) on a real bundle (real Preprocessor, real ONNX graphs, real ORT)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401 (fixtures)
+from onnx import numpy_helper
+
+from voxpop.data.errors import VoxpopError
+from voxpop.ensemble import Ensemble
+from voxpop.ensemble.sessions import split_threads
+from voxpop.ensemble.voting import hard_vote
+
+
+def _numpy_member(bundle, member_id: str, inputs: dict) -> np.ndarray:
+    """The member graph computed in numpy from its own initializers: an independent forward."""
+    model = onnx.load(bundle / "members" / f"{member_id}.onnx")
+    w = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    logits = w["embedding"][inputs["tokens"]].mean(axis=1) @ w["dense"]
+    if "feature_dense" in w:
+        logits = logits + inputs["features"] @ w["feature_dense"]
+    logits = logits + w["bias"]
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def separate(bundle_dir):
+    ensemble = Ensemble.load(bundle_dir, device="cpu", threads=2, fused=False)
+    yield ensemble
+    ensemble.close()
+
+
+@pytest.fixture(scope="module")
+def fused(bundle_dir):
+    return Ensemble.load(bundle_dir, device="cpu", threads=2)
+
+
+def test_members_equal_an_independent_numpy_forward(separate, bundle_dir, held_out_texts):
+    prediction = separate.predict(held_out_texts, voting="soft")
+    inputs = separate.encode(held_out_texts)
+    for member_id in ["m1", "m2", "m3"]:
+        expected = _numpy_member(bundle_dir, member_id, inputs)
+        np.testing.assert_allclose(prediction.member_probs[member_id], expected, atol=1e-5)
+    mean = np.mean([prediction.member_probs[m] for m in ["m1", "m2", "m3"]], axis=0)
+    np.testing.assert_allclose(prediction.probs, mean, atol=1e-6)
+    assert prediction.labels == [separate.labels[i] for i in mean.argmax(axis=1)]
+    np.testing.assert_allclose(prediction.confidence, mean.max(axis=1), atol=1e-6)
+    assert len(set(prediction.labels)) > 1  # the members do not all collapse onto one class
+
+
+def test_fused_graph_equals_separate_sessions_and_python_vote(fused, separate, held_out_texts):
+    assert fused.runs_fused(voting="weighted")
+    assert not fused.runs_fused(voting="soft")  # bundle weights 3,2,1 are not equal
+    assert not fused.runs_fused(voting="weighted", members=["m1", "m2"])
+    assert fused.runs_fused(voting="soft", weights=[6, 4, 2])  # same weights, other scale
+    one_session = fused.predict(held_out_texts, voting="weighted")
+    assert one_session.member_probs == {}
+    by_member = separate.predict(held_out_texts, voting="weighted")
+    np.testing.assert_allclose(one_session.probs, by_member.probs, atol=1e-5)
+    stacked = np.stack([by_member.member_probs[m] for m in ["m1", "m2", "m3"]])
+    np.testing.assert_allclose(by_member.probs, np.tensordot([0.5, 1 / 3, 1 / 6], stacked, axes=1), atol=1e-6)
+    assert one_session.labels == by_member.labels
+
+
+def test_hard_voting_on_a_member_subset(fused, separate, held_out_texts):
+    all_members = separate.predict(held_out_texts, voting="soft")
+    subset = fused.predict(held_out_texts, voting="hard", members=["m3", "m1"])
+    assert list(subset.member_probs) == ["m3", "m1"]
+    labels, share = hard_vote([all_members.member_probs["m3"], all_members.member_probs["m1"]])
+    assert subset.label_ids.tolist() == labels.tolist()
+    np.testing.assert_allclose(subset.confidence, share, atol=1e-6)
+    assert set(np.round(subset.confidence, 6)) <= {0.5, 1.0}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"members": ["m9"]}, r"--members: m9 must be distinct ids of this bundle \(choose from m1, m2, m3\)"),
+        ({"members": ["m1", "m1"]}, "must be distinct"),
+        ({"voting": "median"}, r"--voting: unknown voting 'median' \(choose from soft, weighted, hard\)"),
+        ({"weights": [1, 2]}, "--weights: got 2 weights for 3 members"),
+    ],
+)
+def test_bad_options_are_user_errors(fused, options, message):
+    with pytest.raises(VoxpopError, match=message):
+        fused.predict(["hello"], **options)
+
+
+def test_device_cpu_and_cuda_without_gpu(bundle_dir, fused):
+    assert fused.device == "cpu"
+    assert Ensemble.load(bundle_dir, device="auto").device == "cpu"  # no GPU on this machine
+    with pytest.raises(VoxpopError, match="--device cuda: no usable GPU"):
+        Ensemble.load(bundle_dir, device="cuda")
+    with pytest.raises(VoxpopError, match=r"--device: unknown device 'tpu' \(choose from auto, cpu, cuda\)"):
+        Ensemble.load(bundle_dir, device="tpu")
+
+
+def test_threads_are_split_across_member_sessions(bundle_dir):
+    assert split_threads(8, 3) == 2 and split_threads(2, 5) == 1 and split_threads(4, 1) == 4
+    ensemble = Ensemble.load(bundle_dir, device="cpu", threads=4, fused=False)
+    ensemble.predict(["a tweet"], voting="soft")
+    per_session = [s.get_session_options().intra_op_num_threads for s in ensemble._member_sessions.values()]
+    ensemble.close()
+    assert per_session == [1, 1, 1]  # 3 sessions side by side on 4 threads: 4 // 3
