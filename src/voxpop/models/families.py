@@ -192,7 +192,8 @@ def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_clas
 
     Inputs: `tokens` int32 [batch, seq] (PAD=0) and, when `uses_features`, `features` float32
     [batch, n_features]; output `probs` (softmax [batch, n_classes]); batch and sequence dynamic.
-    `config` overrides `default_config(family_name)`; training keys are ignored, others refused.
+    `config` overrides `default_config(family_name)`; training keys and other families' keys are
+    ignored, a key no family knows is refused (ValueError naming it).
     """
     config = _resolve(family_name, config or {})
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
@@ -234,8 +235,11 @@ def _family(family_name: str) -> Family:
 
 
 def _resolve(family_name: str, config: dict) -> dict:
+    # Keys of other families are ignored (one Ray Tune space may cover several families);
+    # a key no family knows is a typo and refused.
     defaults = default_config(family_name)
-    unknown = sorted(set(config) - set(defaults) - TRAINING_KEYS)
+    known = set(COMMON_DEFAULTS).union(TRAINING_KEYS, *(f.defaults for f in FAMILIES.values()))
+    unknown = sorted(set(config) - known)
     if unknown:
         raise ValueError(f"model config for {family_name!r}: unknown key(s) {', '.join(unknown)} "
                          f"(valid: {', '.join(sorted(defaults))})")

@@ -1,0 +1,124 @@
+"""Model families: the registry, config handling, padding-aware layers and pretrained vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+import voxpop.models as vm  # noqa: E402
+from voxpop.models import layers as vl  # noqa: E402
+
+TINY = {"embed_dim": 8, "units": 8, "head_units": [8], "filters": 8, "ff_dim": 16,
+        "attention_units": 8, "feature_units": 4}
+
+
+def test_registry_lists_every_family_and_each_builds_the_contract_interface():
+    assert set(vm.FAMILIES) == {"lstm", "bilstm", "stacked_bilstm", "gru", "bigru", "attention",
+                                "cnn", "transformer", "fusion"}
+    for family in vm.FAMILIES:
+        model = vm.build(family, TINY, n_tokens=50, n_classes=4, n_features=3)
+        names = [t.name for t in model.inputs]
+        assert names == (["tokens", "features"] if vm.uses_features(family) else ["tokens"])
+        assert model.inputs[0].shape == (None, None)  # dynamic batch and sequence
+        assert model.output_shape == (None, 4)
+        assert model.layers[-1].name == "probs"
+
+
+def test_unknown_family_and_unknown_key_are_refused_with_the_valid_choices():
+    with pytest.raises(ValueError, match=r"'lstn' is not valid \(valid: lstm, bilstm"):
+        vm.build("lstn", {}, n_tokens=10, n_classes=2)
+    with pytest.raises(ValueError, match=r"unknown key\(s\) unitz \(valid: .*units"):
+        vm.build("lstm", {"unitz": 3}, n_tokens=10, n_classes=2)
+    with pytest.raises(ValueError, match="'cell': 'rnn' is not valid"):
+        vm.build("attention", {"cell": "rnn"}, n_tokens=10, n_classes=2)
+    with pytest.raises(ValueError, match="'encoder': 'fusion' is not valid"):
+        vm.build("fusion", {"encoder": "fusion"}, n_tokens=10, n_classes=2, n_features=2)
+    with pytest.raises(ValueError, match="needs dense features"):
+        vm.build("fusion", {}, n_tokens=10, n_classes=2, n_features=0)
+
+
+def test_training_keys_and_other_families_keys_are_ignored_by_build():
+    model = vm.build("cnn", {**TINY, "learning_rate": 0.1, "units": 99, "family": "cnn"},
+                     n_tokens=10, n_classes=2)
+    assert model.count_params() == vm.build("cnn", TINY, n_tokens=10, n_classes=2).count_params()
+
+
+def test_default_config_is_a_fresh_copy():
+    config = vm.default_config("cnn")
+    config["kernel_sizes"].append(99)
+    assert 99 not in vm.default_config("cnn")["kernel_sizes"]
+    assert vm.default_config("fusion")["units"] == vm.default_config("bilstm")["units"]
+
+
+def test_cnn_output_does_not_depend_on_the_amount_of_padding():
+    rng = np.random.default_rng(0)
+    texts = [rng.integers(2, 50, size=n) for n in (3, 7, 12)]
+
+    def pre_pad(max_len):
+        out = np.zeros((len(texts), max_len), dtype="int32")
+        for row, ids in enumerate(texts):
+            out[row, max_len - len(ids):] = ids
+        return out
+
+    model = vm.build("cnn", TINY, n_tokens=50, n_classes=3)
+    short, long = model.predict(pre_pad(12), verbose=0), model.predict(pre_pad(40), verbose=0)
+    np.testing.assert_allclose(short, long, atol=1e-6)
+
+
+def test_masked_poolings_use_only_real_steps():
+    rng = np.random.default_rng(1)
+    sequence = rng.normal(size=(2, 5, 3)).astype("float32")
+    mask = np.array([[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]], dtype="float32")
+    mean = np.asarray(vl.MaskedMeanPooling()([sequence, mask]))
+    np.testing.assert_allclose(mean[0], sequence[0, 2:].mean(0), atol=1e-6)
+    np.testing.assert_allclose(mean[1], 0.0)
+    top = np.asarray(vl.MaskedMaxPooling()([sequence, mask]))
+    np.testing.assert_allclose(top[0], sequence[0, 2:].max(0), atol=1e-6)
+    np.testing.assert_allclose(top[1], 0.0)
+    attention = vl.MaskedAttentionPooling(4)
+    pooled = np.asarray(attention([sequence, mask]))
+    changed = sequence.copy()
+    changed[0, :2] = 100.0  # padded steps: must not change the result
+    np.testing.assert_allclose(np.asarray(attention([changed, mask]))[0], pooled[0], atol=1e-6)
+
+
+def test_position_embedding_accepts_any_length_up_to_its_maximum():
+    layer = vl.PositionEmbedding(max_len=10)
+    zeros = np.zeros((1, 10, 4), dtype="float32")
+    full = np.asarray(layer(zeros))
+    np.testing.assert_allclose(np.asarray(layer(zeros[:, :6])), full[:, :6])
+
+
+def _glove(tmp_path, lines):
+    path = tmp_path / "vectors.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_load_pretrained_fills_covered_rows_and_counts_them(tmp_path, caplog):
+    path = _glove(tmp_path, ["3 2", "good 0.5 -1.0", "bad 2.0 3.0", "unused 9 9"])
+    vocabulary = ["<pad>", "<oov>", "good", "bad", "meh"]
+    with caplog.at_level("INFO"):
+        matrix, covered = vm.load_pretrained(path, vocabulary, 2)
+    assert covered == 2 and "2 of 5" in caplog.text
+    assert matrix.shape == (5, 2) and matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix[2:4], [[0.5, -1.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(matrix[0], [0.0, 0.0])
+    assert np.abs(matrix[4]).sum() > 0  # random, not zeros
+    with pytest.raises(ValueError, match="line 2 has 2 values, expected embed_dim=3"):
+        vm.load_pretrained(path, vocabulary, 3)
+
+
+def test_build_with_frozen_pretrained_vectors(tmp_path):
+    path = _glove(tmp_path, ["good 0.5 -1.0", "bad 2.0 3.0"])
+    vocabulary = ["<pad>", "<oov>", "good", "bad"]
+    config = {**TINY, "embed_dim": 2, "embeddings_file": str(path), "vocabulary": vocabulary,
+              "embeddings_trainable": False}
+    model = vm.build("lstm", config, n_tokens=4, n_classes=2)
+    embedding = model.get_layer("embedding")
+    np.testing.assert_array_equal(embedding.get_weights()[0][2:], [[0.5, -1.0], [2.0, 3.0]])
+    assert not embedding.trainable_weights
+    with pytest.raises(ValueError, match="needs 'vocabulary'"):
+        vm.build("lstm", {**config, "vocabulary": None}, n_tokens=4, n_classes=2)
