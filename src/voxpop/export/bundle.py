@@ -1,0 +1,271 @@
+"""`export_bundle`: a tuning run directory -> a proven ONNX ensemble bundle (DESIGN.md section 4).
+
+Members are chosen on validation data, converted, proven (parity with Keras, fused recurrent ops),
+optionally fused into one graph and quantized, and the whole bundle is written to a temporary
+sibling directory that is renamed into place only when complete and verified.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from voxpop import __version__
+from voxpop.data.atomic import atomic_path, write_json, write_text
+from voxpop.data.errors import VoxpopError
+from voxpop.ensemble.bundle import MANIFEST, SCHEMA_VERSION, read_manifest, sha256_of
+from voxpop.ensemble.metrics import macro_f1
+from voxpop.ensemble.voting import vote
+from voxpop.export.convert import MAX_OPSET
+from voxpop.export.fuse import fuse_members
+from voxpop.export.quantize import MAX_F1_DROP, onnx_probs, quantize_int8
+from voxpop.export.report import render_report
+from voxpop.export.runs import Checkpoint, Run, read_run
+from voxpop.export.select import Choice, select_members
+
+QUANTIZATIONS = ("none", "int8")
+PARITY_ROWS = 2000
+FUSED_TOLERANCE = 1e-5
+VAL_METRIC_KEYS = ("val_macro_f1", "val_accuracy", "val_loss")
+
+# called after each member is converted and proven: (members done, members in total, member id)
+MemberProgress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """The knobs of one export (the CLI options of `voxpop export`)."""
+
+    size: int = 5
+    select: str = "greedy"
+    metric: str = "val_macro_f1"
+    opset: int = 17
+    fuse: bool = True
+    quantize: str = "none"
+    parity_tol: float = 1e-5
+
+
+def export_bundle(
+    run_dir,
+    out,
+    *,
+    size: int = 5,
+    select: str = "greedy",
+    metric: str = "val_macro_f1",
+    opset: int = 17,
+    fuse: bool = True,
+    quantize: str = "none",
+    parity_tol: float = 1e-5,
+    force: bool = False,
+    on_member: MemberProgress | None = None,
+) -> Path:
+    """Export the best checkpoints of the run at `run_dir` as an ensemble bundle at `out`.
+
+    Raises VoxpopError when `out` exists (unless `force`), for an invalid option, or when a
+    member fails its parity or graph check (naming the member). Returns `out`.
+    """
+    options = ExportOptions(
+        size=size, select=select, metric=metric, opset=opset, fuse=fuse, quantize=quantize,
+        parity_tol=parity_tol,
+    )
+    out = Path(out)
+    _check_options(out, options, force=force)
+    run = read_run(run_dir)
+    choice = select_members(run.checkpoints, run.y_val, method=select, size=size, metric=metric)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        _write_bundle(tmp, run, choice, options, on_member or (lambda *_: None))
+    return out
+
+
+def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
+    if options.quantize not in QUANTIZATIONS:
+        raise VoxpopError(
+            f"--quantize: unknown value {options.quantize!r} (choose from {', '.join(QUANTIZATIONS)})"
+        )
+    if not 7 <= options.opset <= MAX_OPSET:
+        raise VoxpopError(f"--opset: {options.opset} is not supported (valid: 7 to {MAX_OPSET})")
+    if not options.parity_tol > 0:
+        raise VoxpopError(f"--parity-tol: must be > 0, got {options.parity_tol}")
+    if out.exists() and not force:
+        raise VoxpopError(f"{out}: already exists (use --force to replace it)")
+    if out.exists() and not (out / MANIFEST).is_file():
+        # --force replaces bundles only, never an unrelated directory or file
+        raise VoxpopError(f"{out}: exists and is not an ensemble bundle; refusing to replace it")
+
+
+def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, on_member) -> None:
+    (tmp / "members").mkdir(parents=True)
+    ids = [f"m{i + 1}" for i in range(len(choice.members))]
+    val_inputs = run.encode(run.rows("val"))
+    parity_inputs = {name: array[:PARITY_ROWS] for name, array in val_inputs.items()}
+    records = []
+    for done, (member_id, checkpoint, weight) in enumerate(
+        zip(ids, choice.members, choice.weights), start=1
+    ):
+        records.append(
+            _export_member(tmp, member_id, checkpoint, weight, parity_inputs, options)
+        )
+        on_member(done, len(ids), member_id)
+    fused = _fuse(tmp, records, parity_inputs) if options.fuse else None
+    quantization = None
+    if options.quantize == "int8":
+        quantization = _quantize(tmp, records, fused, val_inputs, run.y_val)
+    shutil.copyfile(run.preprocess_path, tmp / "preprocess.json")
+    # QUOTE_ALL: pandas leaves a field with a lone "\r" unquoted, which splits the row on reading
+    run.rows("train")[["text", "label"]].to_csv(
+        tmp / "baseline_train.csv", index=False, quoting=csv.QUOTE_ALL
+    )
+    manifest = _manifest(run, choice, options, records, fused, quantization)
+    write_text(tmp / "export_report.md", render_report(manifest, run, choice))
+    manifest["files"] = {
+        path.relative_to(tmp).as_posix(): sha256_of(path)
+        for path in sorted(tmp.rglob("*"))
+        if path.is_file()
+    }
+    write_json(tmp / MANIFEST, manifest)
+    read_manifest(tmp)  # the ensemble's own reader must accept what we wrote
+
+
+def _export_member(tmp, member_id, checkpoint: Checkpoint, weight, parity_inputs, options) -> dict:
+    from voxpop.export.checks import parity, rnn_fusion
+    from voxpop.export.convert import to_onnx
+
+    label = f"member {member_id} ({checkpoint.name}, {checkpoint.family})"
+    model = checkpoint.load_model()
+    onnx_model = to_onnx(model, opset=options.opset)
+    try:
+        graph = rnn_fusion(onnx_model)
+    except VoxpopError as err:
+        raise VoxpopError(f"{label}: {err}") from None
+    inputs = {t.name: parity_inputs[t.name] for t in model.inputs}
+    proof = parity(model, onnx_model, inputs)
+    _check_parity(label, proof, options.parity_tol)
+    relative = f"members/{member_id}.onnx"
+    onnx.save_model(onnx_model, tmp / relative)
+    return {
+        "id": member_id,
+        "file": relative,
+        "family": checkpoint.family,
+        "config": checkpoint.config,
+        "trial_id": checkpoint.trial_id,
+        "checkpoint": checkpoint.name,
+        "epoch": checkpoint.metrics.get("epoch"),
+        "inputs": [i.name for i in onnx_model.graph.input],
+        "val_metrics": {k: checkpoint.metrics[k] for k in VAL_METRIC_KEYS if k in checkpoint.metrics},
+        "weight": float(weight),
+        "parity": {k: float(proof[k]) if k != "rows" else int(proof[k]) for k in proof},
+        "graph": graph,
+    }
+
+
+def _check_parity(label: str, proof: dict, tolerance: float) -> None:
+    if proof["max_abs_diff"] > tolerance or proof["argmax_agreement"] < 1.0:
+        raise VoxpopError(
+            f"{label}: ONNX Runtime differs from Keras on {proof['rows']} validation rows: "
+            f"max abs diff {proof['max_abs_diff']:.2e} (--parity-tol {tolerance:g}), "
+            f"argmax agreement {proof['argmax_agreement']:.2%} (must be 100%)"
+        )
+
+
+def _fuse(tmp: Path, records: list[dict], inputs: dict) -> dict:
+    """Write fused.onnx and prove it equals the Python-side weighted soft vote of the members."""
+    members = {r["id"]: onnx.load_model(tmp / r["file"]) for r in records}
+    weights = [r["weight"] for r in records]
+    onnx.save_model(fuse_members(members, weights), tmp / "fused.onnx")
+    expected = vote([onnx_probs(tmp / r["file"], inputs) for r in records], voting="soft", weights=weights)[0]
+    diff = float(np.abs(onnx_probs(tmp / "fused.onnx", inputs) - expected).max())
+    if diff > FUSED_TOLERANCE:
+        raise VoxpopError(
+            f"fused.onnx differs from the weighted vote of its members by {diff:.2e} "
+            f"(limit {FUSED_TOLERANCE:g}); export with --no-fuse"
+        )
+    return {"file": "fused.onnx", "weights": weights, "max_abs_diff": diff}
+
+
+def _quantize(tmp: Path, records: list[dict], fused: dict | None, inputs: dict, y_val) -> dict:
+    """Quantize every member (and the fused graph); keep int8 only if val macro-F1 holds up."""
+    files = [r["file"] for r in records] + ([fused["file"]] if fused else [])
+    int8 = {name: tmp / f"{name}.int8" for name in files}
+    for name, target in int8.items():
+        quantize_int8(tmp / name, target)
+    weights = [r["weight"] for r in records]
+    scores = {
+        "fp32": _vote_f1([tmp / r["file"] for r in records], weights, inputs, y_val),
+        "int8": _vote_f1([int8[r["file"]] for r in records], weights, inputs, y_val),
+    }
+    sizes = {
+        "fp32": sum((tmp / n).stat().st_size for n in files),
+        "int8": sum(p.stat().st_size for p in int8.values()),
+    }
+    kept = scores["fp32"] - scores["int8"] <= MAX_F1_DROP
+    for name, path in int8.items():
+        if kept:
+            path.replace(tmp / name)
+        else:
+            path.unlink()
+    return {
+        "requested": "int8",
+        "kept": kept,
+        "val_macro_f1": scores,
+        "bytes": sizes,
+        "max_f1_drop": MAX_F1_DROP,
+    }
+
+
+def _vote_f1(paths: list[Path], weights: list[float], inputs: dict, y_val) -> float:
+    probs = [onnx_probs(path, inputs) for path in paths]
+    return macro_f1(y_val, vote(probs, voting="soft", weights=weights)[1], probs[0].shape[1])
+
+
+def _manifest(run, choice, options, records, fused, quantization) -> dict:
+    weights = [r["weight"] for r in records]
+    stored = [c.val_probs() for c in choice.members]
+    n_classes = stored[0].shape[1]
+    val_scores = {
+        voting: macro_f1(run.y_val, vote(stored, voting=voting, weights=w)[1], n_classes)
+        for voting, w in {"soft": None, "hard": None, "weighted": weights}.items()
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "voxpop_version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "labels": list(run.preprocessor.labels),
+        "inputs": _input_spec(records, run),
+        "preprocess": "preprocess.json",
+        "members": records,
+        "voting": {
+            "default": "weighted" if options.select == "greedy" else "soft",
+            "weights": weights,
+        },
+        "selection": {
+            "method": options.select,
+            "metric": options.metric,
+            "size": options.size,
+            "picks": [records[i]["id"] for i in choice.picks],
+            "val_scores": val_scores,
+        },
+        "fused": fused,
+        "quantization": "int8" if quantization and quantization["kept"] else "none",
+        "quantization_check": quantization,
+        "opset": options.opset,
+        "parity_tol": options.parity_tol,
+        "source_run": str(run.path.resolve()),
+        "baseline_train": "baseline_train.csv",
+    }
+
+
+def _input_spec(records: list[dict], run: Run) -> list[dict]:
+    names = list(dict.fromkeys(name for r in records for name in r["inputs"]))
+    spec = {
+        "tokens": {"name": "tokens", "dtype": "int32", "shape": ["batch", "seq"]},
+        "features": {"name": "features", "dtype": "float32", "shape": ["batch", run.preprocessor.n_features]},
+    }
+    return [spec[name] for name in names]

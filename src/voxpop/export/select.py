@@ -1,0 +1,116 @@
+"""Choosing ensemble members among a run's checkpoints, on validation data only.
+
+Candidates are the best checkpoint of each trial (by `metric`), ranked best first. Every
+checkpoint gets a one-line reason for being selected or not, for the export report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voxpop.data.errors import VoxpopError
+from voxpop.ensemble.selection import greedy_selection
+from voxpop.export.runs import METRICS, Checkpoint
+
+MAX_PICKS = 25
+# `diverse`: a candidate of a family already chosen must disagree (argmax) with every chosen
+# member on more than this share of validation rows.
+DIVERSE_MAX_AGREEMENT = 0.9
+
+
+@dataclass
+class Choice:
+    """Selected members (best first) with weights; `picks` the greedy pick sequence (indices into
+    `members`); `reasons` maps every checkpoint name to why it was or was not selected."""
+
+    members: list[Checkpoint]
+    weights: list[float]
+    picks: list[int]
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+def select_members(
+    checkpoints: list[Checkpoint], y_val, *, method: str, size: int, metric: str
+) -> Choice:
+    """Select up to `size` members by `method` (a key of SELECTORS)."""
+    if method not in SELECTORS:
+        raise VoxpopError(f"--select: unknown method {method!r} (choose from {', '.join(SELECTORS)})")
+    if metric not in METRICS:
+        raise VoxpopError(f"--metric: unknown metric {metric!r} (choose from {', '.join(METRICS)})")
+    if size < 1:
+        raise VoxpopError(f"--size: must be at least 1, got {size}")
+    candidates, reasons = _best_per_trial(checkpoints, metric)
+    choice = SELECTORS[method](candidates, np.asarray(y_val), size=size, metric=metric)
+    choice.reasons = {**reasons, **choice.reasons}
+    return choice
+
+
+def _best_per_trial(checkpoints: list[Checkpoint], metric: str):
+    ranked = sorted(checkpoints, key=lambda c: (-c.score(metric), c.name))
+    best: dict[str, Checkpoint] = {}
+    reasons = {}
+    for checkpoint in ranked:
+        if checkpoint.trial_id in best:
+            winner = best[checkpoint.trial_id]
+            reasons[checkpoint.name] = f"not selected: {winner.name} is its trial's best by {metric}"
+        else:
+            best[checkpoint.trial_id] = checkpoint
+    return list(best.values()), reasons
+
+
+def _top(candidates, y_val, *, size, metric) -> Choice:
+    members = candidates[:size]
+    reasons = {c.name: f"selected: rank {i + 1} by {metric}" for i, c in enumerate(members)}
+    for i, c in enumerate(candidates[size:], start=size + 1):
+        reasons[c.name] = f"not selected: rank {i} by {metric}, beyond --size {size}"
+    return Choice(members, [1.0] * len(members), list(range(len(members))), reasons)
+
+
+def _greedy(candidates, y_val, *, size, metric) -> Choice:
+    selection = greedy_selection(
+        [c.val_probs() for c in candidates], y_val, max_members=size, max_picks=MAX_PICKS
+    )
+    members = [candidates[i] for i in selection.order]
+    position = {candidate_index: k for k, candidate_index in enumerate(selection.order)}
+    reasons = {}
+    for i, c in enumerate(candidates):
+        if i in position:
+            count = selection.picks.count(i)
+            reasons[c.name] = (
+                f"selected: picked {count} of {len(selection.picks)} times by greedy selection"
+            )
+        else:
+            reasons[c.name] = "not selected: adding it never gave the best val macro-F1 of the vote"
+    picks = [position[i] for i in selection.picks]
+    return Choice(members, selection.weights, picks, reasons)
+
+
+def _diverse(candidates, y_val, *, size, metric) -> Choice:
+    predictions = {c.name: c.val_probs().argmax(axis=1) for c in candidates}
+    members: list[Checkpoint] = []
+    reasons = {}
+    for c in candidates:
+        if len(members) == size:
+            reasons[c.name] = f"not selected: --size {size} members already chosen"
+            continue
+        agreement = max(
+            (float(np.mean(predictions[c.name] == predictions[m.name])) for m in members),
+            default=0.0,
+        )
+        new_family = all(m.family != c.family for m in members)
+        if new_family or agreement <= DIVERSE_MAX_AGREEMENT:
+            members.append(c)
+            why = "a family not yet chosen" if new_family else f"max argmax agreement {agreement:.2f}"
+            reasons[c.name] = f"selected: {why}"
+        else:
+            reasons[c.name] = (
+                f"not selected: same family as a chosen member and agrees on {agreement:.0%} "
+                f"of validation rows (limit {DIVERSE_MAX_AGREEMENT:.0%})"
+            )
+    return Choice(members, [1.0] * len(members), list(range(len(members))), reasons)
+
+
+SELECTORS: dict[str, Callable[..., Choice]] = {"top": _top, "greedy": _greedy, "diverse": _diverse}

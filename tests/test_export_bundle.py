@@ -1,0 +1,280 @@
+"""`voxpop export` / `voxpop info` on a small real run: real tweets, a real Preprocessor, four tiny
+Keras models trained 1-2 epochs, written as a run directory exactly as docs/ARCHITECTURE.md says
+(no Ray: it is just files). One export is shared by most tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from voxpop.data.errors import VoxpopError
+from voxpop.ensemble.metrics import macro_f1
+from voxpop.serving_cli.app import app
+
+ROWS = 1200
+SMALL = {"embed_dim": 8, "head_units": [8], "batch_size": 64}
+TRIALS = {  # trial id -> (family, config, epochs)
+    "trial_lstm": ("lstm", {**SMALL, "units": 8, "seed": 1}, 1),
+    "trial_cnn": ("cnn", {**SMALL, "filters": 8, "kernel_sizes": [2, 3], "seed": 2}, 1),
+    "trial_fusion": ("fusion", {**SMALL, "units": 8, "feature_units": 4, "seed": 3}, 1),
+    "trial_lstm2": ("lstm", {**SMALL, "units": 8, "seed": 4, "learning_rate": 3e-3}, 2),
+}
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tweets_df):
+    from voxpop.data import Preprocessor, split_rows
+    from voxpop.models import build
+    from voxpop.models.runtime import configure
+    from voxpop.models.training import fit
+
+    configure(threads=2)
+    # (conftest's tweets_sample loses its label column under pandas 3's groupby.apply)
+    df = (tweets_df.groupby("label").sample(frac=ROWS / len(tweets_df), random_state=0)
+          .sample(frac=1.0, random_state=0).reset_index(drop=True))
+    split = split_rows(df["label"].to_numpy(), val_size=0.25, test_size=0.1, seed=0)
+    parts = np.empty(len(df), dtype=object)
+    for part in ("train", "val", "test"):
+        parts[getattr(split, part)] = part
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    (run / "voxpop").mkdir(parents=True)
+    data = pd.DataFrame({"id": df.index.astype(str), "text": df["text"], "label": df["label"],
+                         "split": parts})
+    data.to_parquet(run / "voxpop" / "data.parquet")
+    (run / "voxpop" / "split.json").write_text(json.dumps(split.to_json()))
+    train, val = data.iloc[split.train], data.iloc[split.val]
+    pre = Preprocessor(max_len=24).fit(train["text"].tolist(), train["label"].to_numpy())
+    pre.to_json(run / "voxpop" / "preprocess.json")
+    x_train, x_val = pre.encode(train["text"].tolist()), pre.encode(val["text"].tolist())
+    y_train, y_val = pre.encode_labels(train["label"].to_numpy()), pre.encode_labels(val["label"].to_numpy())
+    for trial_id, (family, config, epochs) in TRIALS.items():
+        model = build(family, config, n_tokens=pre.n_tokens, n_classes=len(pre.labels),
+                      n_features=pre.n_features)
+
+        def write_checkpoint(epoch, metrics, val_probs, trial_id=trial_id, family=family,
+                             config=config, model=model):
+            checkpoint = run / trial_id / f"checkpoint_{epoch - 1:06d}"
+            checkpoint.mkdir(parents=True)
+            model.save(checkpoint / "model.keras")
+            np.save(checkpoint / "val_probs.npy", val_probs.astype(np.float32))
+            (checkpoint / "metrics.json").write_text(json.dumps(
+                {"trial_id": trial_id, "family": family, "config": config, "node_id": "local",
+                 **metrics}))
+
+        fit(model, train=x_train, y_train=y_train, val=x_val, y_val=y_val, config=config,
+            epochs=epochs, on_epoch=write_checkpoint)
+    return run
+
+
+@pytest.fixture(scope="module")
+def bundle(run_dir):
+    out = run_dir.parent / "bundle"
+    result = invoke("export", run_dir, "--out", out, "--size", 3)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def manifest(bundle):
+    return json.loads((bundle / "ensemble.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def run(run_dir):
+    from voxpop.export.runs import read_run
+
+    return read_run(run_dir)
+
+
+def onnx_probs(path, inputs):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["probs"], {i.name: inputs[i.name] for i in session.get_inputs()})[0]
+
+
+def test_manifest_follows_the_architecture(bundle, manifest, run):
+    from voxpop.ensemble.bundle import read_manifest
+
+    assert read_manifest(bundle) == manifest
+    assert manifest["labels"] == ["negative", "neutral", "positive"]
+    assert 1 <= len(manifest["members"]) <= 3
+    assert manifest["voting"]["default"] == "weighted"
+    picks = manifest["selection"]["picks"]
+    assert manifest["voting"]["weights"] == [float(picks.count(m["id"])) for m in manifest["members"]]
+    assert set(manifest["files"]) == {
+        str(p.relative_to(bundle).as_posix()) for p in bundle.rglob("*") if p.is_file()
+    } - {"ensemble.json"}
+    for relative, digest in manifest["files"].items():
+        assert hashlib.sha256((bundle / relative).read_bytes()).hexdigest() == digest
+    assert (bundle / "preprocess.json").read_bytes() == (run.preprocess_path).read_bytes()
+    train = run.data.iloc[run.split.train]
+    baseline = pd.read_csv(bundle / "baseline_train.csv", keep_default_na=False)
+    assert list(baseline.columns) == ["text", "label"]
+    assert baseline["text"].tolist() == train["text"].tolist()
+    assert baseline["label"].tolist() == train["label"].tolist()
+    assert [i["name"] for i in manifest["inputs"]][0] == "tokens"
+
+
+def test_members_are_proven_against_keras(bundle, manifest, run):
+    n_val = len(run.split.val)
+    for member in manifest["members"]:
+        assert member["parity"]["rows"] == min(n_val, 2000)
+        assert member["parity"]["max_abs_diff"] <= 1e-5
+        assert member["parity"]["argmax_agreement"] == 1.0
+        ops = {node.op_type for node in onnx.load(bundle / member["file"]).graph.node}
+        assert "Loop" not in ops
+        if member["family"] in ("lstm", "fusion"):
+            assert "LSTM" in ops
+
+
+def test_member_onnx_reproduces_stored_val_probs(bundle, manifest, run):
+    # independent of the parity check: the checkpoint's stored Keras probabilities, in split order
+    inputs = run.encode(run.rows("val"))
+    by_name = {c.name: c for c in run.checkpoints}
+    for member in manifest["members"]:
+        stored = by_name[member["checkpoint"]].val_probs()
+        assert np.abs(onnx_probs(bundle / member["file"], inputs) - stored).max() < 1e-4
+
+
+def test_fused_graph_equals_weighted_vote(bundle, manifest, run):
+    inputs = run.encode(run.rows("val"))
+    members = np.stack([onnx_probs(bundle / m["file"], inputs) for m in manifest["members"]])
+    expected = np.average(members, axis=0, weights=manifest["voting"]["weights"])
+    fused = onnx_probs(bundle / manifest["fused"]["file"], inputs)
+    assert fused.shape == (len(run.split.val), 3)
+    assert np.abs(fused - expected).max() <= 1e-5
+
+
+def test_vote_scores_and_report(bundle, manifest, run):
+    stored = [next(c for c in run.checkpoints if c.name == m["checkpoint"]).val_probs()
+              for m in manifest["members"]]
+    weighted = np.average(np.stack(stored), axis=0, weights=manifest["voting"]["weights"])
+    scores = manifest["selection"]["val_scores"]
+    assert scores["weighted"] == pytest.approx(macro_f1(run.y_val, weighted.argmax(1), 3))
+    assert scores["soft"] == pytest.approx(macro_f1(run.y_val, np.mean(stored, 0).argmax(1), 3))
+    report = (bundle / "export_report.md").read_text()
+    for checkpoint in run.checkpoints:  # every candidate, its score and a reason
+        line = next(row for row in report.splitlines() if row.startswith(f"| {checkpoint.name} "))
+        assert f"{checkpoint.metrics['val_macro_f1']:.4f}" in line
+        assert "selected" in line
+    assert "trial_lstm2's best" in report or "is its trial's best" in report
+    for voting in ("soft", "hard", "weighted"):
+        assert f"- {voting}: {scores[voting]:.4f}" in report
+
+
+def test_info_prints_the_bundle(bundle, manifest):
+    result = invoke("info", bundle)
+    assert result.exit_code == 0, result.output
+    assert "labels: negative, neutral, positive" in result.output
+    for member in manifest["members"]:
+        assert f"{member['id']}  {member['family']}" in result.output
+    assert f"checksums: {len(manifest['files'])} files verified" in result.output
+    assert "members/m1.onnx" in result.output
+
+
+def test_info_refuses_a_tampered_member(bundle, tmp_path):
+    copy = tmp_path / "tampered"
+    shutil.copytree(bundle, copy)
+    member = copy / "members" / "m1.onnx"
+    data = bytearray(member.read_bytes())
+    data[-1] ^= 0xFF
+    member.write_bytes(bytes(data))
+    result = invoke("info", copy)
+    assert result.exit_code == 2
+    assert "members/m1.onnx" in result.stderr and "sha256" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_existing_bundle_needs_force_then_top_without_fuse(bundle, run_dir, run, tmp_path):
+    out = tmp_path / "b"
+    shutil.copytree(bundle, out)
+    refused = invoke("export", run_dir, "--out", out, "--select", "top", "--size", 2)
+    assert refused.exit_code == 2 and "--force" in refused.stderr
+    result = invoke("export", run_dir, "--out", out, "--select", "top", "--size", 2, "--no-fuse",
+                    "--force")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "ensemble.json").read_text())
+    assert manifest["fused"] is None and not (out / "fused.onnx").exists()
+    assert manifest["voting"] == {"default": "soft", "weights": [1.0, 1.0]}
+    best_per_trial = {}
+    for c in run.checkpoints:
+        if c.metrics["val_macro_f1"] > best_per_trial.get(c.trial_id, (-1, None))[0]:
+            best_per_trial[c.trial_id] = (c.metrics["val_macro_f1"], c.name)
+    expected = [name for _, name in sorted(best_per_trial.values(), reverse=True)[:2]]
+    assert [m["checkpoint"] for m in manifest["members"]] == expected
+    assert not list(tmp_path.glob(".b.*"))  # no temporary sibling left behind
+
+
+def test_int8_quantization_is_smaller_and_scored(run_dir, tmp_path):
+    out = tmp_path / "q"
+    result = invoke("export", run_dir, "--out", out, "--select", "top", "--size", 2,
+                    "--quantize", "int8")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "ensemble.json").read_text())
+    check = manifest["quantization_check"]
+    assert check["bytes"]["int8"] < check["bytes"]["fp32"]
+    assert 0 <= check["val_macro_f1"]["int8"] <= 1
+    assert manifest["quantization"] == ("int8" if check["kept"] else "none")
+    report = (out / "export_report.md").read_text()
+    assert f"int8 {check['val_macro_f1']['int8']:.4f}" in report
+    if check["kept"]:
+        ops = {n.op_type for n in onnx.load(out / "fused.onnx").graph.node}
+        assert ops & {"DynamicQuantizeLSTM", "MatMulInteger", "DynamicQuantizeLinear"}
+
+
+def test_parity_failure_names_the_member(bundle, manifest, run_dir, tmp_path):
+    # the first member (rank 1 by val macro-F1 under --select top) differs from Keras by > 0
+    top = invoke("export", run_dir, "--out", tmp_path / "t", "--select", "top", "--size", 1,
+                 "--no-fuse")
+    assert top.exit_code == 0, top.output
+    diff = json.loads((tmp_path / "t" / "ensemble.json").read_text())["members"][0]["parity"]["max_abs_diff"]
+    assert diff > 0
+    result = invoke("export", run_dir, "--out", tmp_path / "p", "--select", "top", "--size", 1,
+                    "--no-fuse", "--parity-tol", f"{diff / 2:g}")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: member m1 (") and "--parity-tol" in result.stderr
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--quantize", "int4"], "--quantize: unknown value 'int4' (choose from none, int8)"),
+        (["--select", "best"], "--select: unknown method 'best' (choose from top, greedy, diverse)"),
+        (["--metric", "f2"], "--metric: unknown metric 'f2' (choose from val_macro_f1"),
+        (["--opset", "19"], "--opset: 19 is not supported (valid: 7 to 18)"),
+    ],
+)
+def test_bad_options_are_one_line_errors(run_dir, tmp_path, args, message):
+    result = invoke("export", run_dir, "--out", tmp_path / "x", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_run_is_a_clear_error(tmp_path):
+    result = invoke("export", tmp_path / "nope", "--out", tmp_path / "x")
+    assert result.exit_code == 2
+    assert "nope: run directory not found" in result.stderr
+
+
+def test_export_bundle_raises_for_a_directory_that_is_not_a_bundle(run_dir, tmp_path):
+    from voxpop.export import export_bundle
+
+    (tmp_path / "precious").mkdir()
+    with pytest.raises(VoxpopError, match="not an ensemble bundle"):
+        export_bundle(run_dir, tmp_path / "precious", force=True)
