@@ -16,8 +16,8 @@ from voxpop.ensemble.selection import greedy_selection
 from voxpop.export.runs import METRICS, Checkpoint
 
 MAX_PICKS = 25
-# `diverse`: a candidate of a family already chosen must disagree (argmax) with every chosen
-# member on more than this share of validation rows.
+# `diverse`: a candidate of a family already chosen must agree (argmax) with every chosen member
+# on less than this share of validation rows.
 DIVERSE_MAX_AGREEMENT = 0.9
 
 
@@ -101,14 +101,14 @@ def _diverse(candidates, y_val, *, size, metric) -> Choice:
             default=0.0,
         )
         new_family = all(m.family != c.family for m in members)
-        if new_family or agreement <= DIVERSE_MAX_AGREEMENT:
+        if new_family or agreement < DIVERSE_MAX_AGREEMENT:
             members.append(c)
             why = "a family not yet chosen" if new_family else f"max argmax agreement {agreement:.2f}"
             reasons[c.name] = f"selected: {why}"
         else:
             reasons[c.name] = (
                 f"not selected: same family as a chosen member and agrees on {agreement:.0%} "
-                f"of validation rows (limit {DIVERSE_MAX_AGREEMENT:.0%})"
+                f"of validation rows (must be below {DIVERSE_MAX_AGREEMENT:.0%})"
             )
     return Choice(members, [1.0] * len(members), list(range(len(members))), reasons)
 
