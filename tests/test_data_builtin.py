@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from voxpop.data import read_table
 from voxpop.data.builtin import AIRLINES, demo_split, is_airline_tweet, load_tweets, tweets_path
 
 
@@ -15,6 +16,13 @@ def test_builtin_tweets_are_the_shared_data_set_row_for_row(tweets_df):
     assert tweets["label"].tolist() == tweets_df["label"].tolist()
     assert tweets["label"].value_counts().to_dict() == {"negative": 16_186, "neutral": 15_018,
                                                         "positive": 6_954}
+
+
+def test_builtin_file_columns_and_its_undecodable_bytes():
+    # Columns sentiment,confidence,text: `sentiment` is the label. Some bytes are not UTF-8.
+    table = read_table(tweets_path(), text_col="text", label_col="sentiment")
+    assert table.report.n_replaced_bytes == 27_045 and table.report.n_empty_texts == 0
+    assert sorted(set(table.labels)) == ["negative", "neutral", "positive"]
 
 
 def test_airline_rule_is_a_case_insensitive_mention():

@@ -63,6 +63,7 @@ def test_null_and_empty_texts_are_kept_as_empty_and_counted(tmp_path):
     (tmp_path / "t.jsonl").write_text('{"text": null, "label": "a"}\n{"text": "x", "label": "b"}\n')
     csv = read_table(tmp_path / "t.csv", label_col="label")
     assert csv.texts == ["hello", "", ""] and csv.report.n_empty_texts == 2
+    assert csv.report.warnings == ["2 empty or null texts (kept as empty strings)"]
     jsonl = read_table(tmp_path / "t.jsonl", label_col="label")
     assert jsonl.texts == ["", "x"] and jsonl.report.n_empty_texts == 1
 
@@ -84,6 +85,8 @@ def test_undecodable_bytes_are_replaced_and_counted(tmp_path):
     table = read_table(path)
     assert table.texts == ["caf\u00e9", "bad\ufffd\ufffdbytes", "ok \ufffd"]
     assert table.report.n_replaced_bytes == 2
+    assert table.report.warnings == ["2 bytes that are not UTF-8 (replaced by U+FFFD)"]
+    assert table.report.summary("t.csv") == "t.csv: 3 rows, 0 empty texts, 2 undecodable bytes replaced"
 
 
 def test_parquet_binary_text_column_is_decoded_with_replacement(tmp_path):
@@ -136,11 +139,14 @@ def test_parquet_column_of_the_wrong_type_is_named(tmp_path):
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
 def test_chunks_stream_in_file_order_and_match_the_whole_read(tmp_path, suffix):
     frame = pd.DataFrame({"text": [f"tweet {i}" for i in range(23)], "label": ["a", "b"] * 11 + ["a"]})
+    frame.loc[[3, 17], "text"] = ""  # empty texts in two different chunks
     path = _write(frame, tmp_path / f"t{suffix}")
     chunks = list(iter_table_chunks(path, chunk_rows=5, label_col="label"))
     assert [len(c) for c in chunks] == [5, 5, 5, 5, 3]
     whole = read_table(path, label_col="label")
     assert [t for c in chunks for t in c.texts] == whole.texts == frame["text"].tolist()
+    assert [c.report.n_empty_texts for c in chunks] == [1, 0, 0, 1, 0]
+    assert whole.report.n_empty_texts == 2 and len(whole.report.warnings) == 1
     assert np.concatenate([c.rows for c in chunks]).tolist() == list(range(23))
     assert np.concatenate([c.ids for c in chunks]).tolist() == [str(i) for i in range(23)]
 

@@ -34,6 +34,17 @@ class ReadReport:
     n_replaced_bytes: int = 0
     warnings: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, *, n_rows: int, n_empty_texts: int, n_replaced_bytes: int) -> ReadReport:
+        """A report whose warnings say what was kept or replaced."""
+        warnings = []
+        if n_empty_texts:
+            warnings.append(f"{n_empty_texts} empty or null texts (kept as empty strings)")
+        if n_replaced_bytes:
+            warnings.append(f"{n_replaced_bytes} bytes that are not UTF-8 (replaced by U+FFFD)")
+        return cls(n_rows=n_rows, n_empty_texts=n_empty_texts, n_replaced_bytes=n_replaced_bytes,
+                   warnings=warnings)
+
     def summary(self, source: str) -> str:
         """One line for a user, e.g. `data.csv: 120 rows, 2 empty texts, 3 bytes replaced`."""
         return (f"{source}: {self.n_rows} rows, {self.n_empty_texts} empty texts, "
@@ -310,8 +321,8 @@ def _build_table(frame: pd.DataFrame, columns: _Columns, *, offset: int, replace
         ids = _strings(frame[columns.id_col], columns, columns.id_col, rows, "id")
     else:
         ids = rows.astype(str).astype(object)
-    report = ReadReport(n_rows=len(frame), n_empty_texts=n_empty,
-                        n_replaced_bytes=replaced + text_replaced)
+    report = ReadReport.of(n_rows=len(frame), n_empty_texts=n_empty,
+                           n_replaced_bytes=replaced + text_replaced)
     return Table(texts=texts, labels=labels, features=features, ids=ids, rows=rows,
                  source=columns.source, report=report)
 
@@ -367,10 +378,9 @@ def _concat(chunks: list[Table]) -> Table:
     if len(chunks) == 1:
         return first
     reports = [c.report for c in chunks]
-    report = ReadReport(n_rows=sum(r.n_rows for r in reports),
-                        n_empty_texts=sum(r.n_empty_texts for r in reports),
-                        n_replaced_bytes=sum(r.n_replaced_bytes for r in reports),
-                        warnings=[w for r in reports for w in r.warnings])
+    report = ReadReport.of(n_rows=sum(r.n_rows for r in reports),
+                           n_empty_texts=sum(r.n_empty_texts for r in reports),
+                           n_replaced_bytes=sum(r.n_replaced_bytes for r in reports))
     return Table(
         texts=[t for c in chunks for t in c.texts],
         labels=None if first.labels is None else np.concatenate([c.labels for c in chunks]),
