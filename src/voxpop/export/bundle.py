@@ -43,13 +43,13 @@ MemberProgress = Callable[[int, int, str], None]
 class ExportOptions:
     """The knobs of one export (the CLI options of `voxpop export`)."""
 
-    size: int = 5
-    select: str = "greedy"
-    metric: str = "val_macro_f1"
-    opset: int = 17
-    fuse: bool = True
-    quantize: str = "none"
-    parity_tol: float = 1e-5
+    size: int
+    select: str
+    metric: str
+    opset: int
+    fuse: bool
+    quantize: str
+    parity_tol: float
 
 
 def export_bundle(
@@ -110,9 +110,10 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
     for done, (member_id, checkpoint, weight) in enumerate(
         zip(ids, choice.members, choice.weights), start=1
     ):
-        records.append(
-            _export_member(tmp, member_id, checkpoint, weight, parity_inputs, options)
-        )
+        records.append(_export_member(
+            tmp, member_id=member_id, checkpoint=checkpoint, weight=weight,
+            parity_inputs=parity_inputs, options=options,
+        ))
         on_member(done, len(ids), member_id)
     fused = _fuse(tmp, records, parity_inputs) if options.fuse else None
     quantization = None
@@ -134,7 +135,11 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
     read_manifest(tmp)  # the ensemble's own reader must accept what we wrote
 
 
-def _export_member(tmp, member_id, checkpoint: Checkpoint, weight, parity_inputs, options) -> dict:
+def _export_member(
+    tmp: Path, *, member_id: str, checkpoint: Checkpoint, weight: float, parity_inputs: dict,
+    options: ExportOptions,
+) -> dict:
+    """Convert one checkpoint, prove it (graph check, parity) and write members/<id>.onnx."""
     from voxpop.export.checks import parity, rnn_fusion
     from voxpop.export.convert import to_onnx
 
