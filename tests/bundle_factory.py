@@ -18,21 +18,50 @@ OPSET = 17
 EMBED_DIM = 8
 
 
-def member_nodes(prefix: str, *, n_tokens: int, n_classes: int, n_features: int, seed: int,
-                 use_features: bool, output: str):
-    """Nodes and initializers of one member reading graph inputs `tokens` (and `features`)."""
-    rng = np.random.default_rng(seed)
-    init = {
-        "embedding": rng.normal(0, 1.0, (n_tokens, EMBED_DIM)).astype(np.float32),
-        "dense": rng.normal(0, 1.5, (EMBED_DIM, n_classes)).astype(np.float32),
-        "bias": rng.normal(0, 0.3, (n_classes,)).astype(np.float32),
-    }
-    p = prefix
+def _mean_encoder(p: str, rng, n_tokens: int, dim: int):
+    """Embedding mean over the whole (padded) sequence: [batch, dim]."""
+    init = {"embedding": rng.normal(0, 1.0, (n_tokens, dim)).astype(np.float32)}
     nodes = [
         helper.make_node("Gather", [f"{p}embedding", "tokens"], [f"{p}embedded"], axis=0),
-        helper.make_node("ReduceMean", [f"{p}embedded"], [f"{p}pooled"], axes=[1], keepdims=0),
-        helper.make_node("MatMul", [f"{p}pooled", f"{p}dense"], [f"{p}text_logits"]),
+        helper.make_node("ReduceMean", [f"{p}embedded"], [f"{p}encoded"], axes=[1], keepdims=0),
     ]
+    return nodes, init
+
+
+def _lstm_encoder(p: str, rng, n_tokens: int, dim: int):
+    """Embedding -> one ONNX LSTM op -> final hidden state: [batch, dim]. Shaped
+    like the recurrent members tf2onnx exports, for benchmarks."""
+    scale = 1 / np.sqrt(dim)
+    init = {
+        "embedding": rng.normal(0, 1.0, (n_tokens, dim)).astype(np.float32),
+        "lstm_w": rng.normal(0, scale, (1, 4 * dim, dim)).astype(np.float32),
+        "lstm_r": rng.normal(0, scale, (1, 4 * dim, dim)).astype(np.float32),
+        "lstm_b": np.zeros((1, 8 * dim), np.float32),
+        "axis0": np.array([0], np.int64),
+    }
+    nodes = [
+        helper.make_node("Gather", [f"{p}embedding", "tokens"], [f"{p}embedded"], axis=0),
+        helper.make_node("Transpose", [f"{p}embedded"], [f"{p}time_major"], perm=[1, 0, 2]),
+        helper.make_node("LSTM", [f"{p}time_major", f"{p}lstm_w", f"{p}lstm_r", f"{p}lstm_b"],
+                         ["", f"{p}last_hidden"], hidden_size=dim),
+        helper.make_node("Squeeze", [f"{p}last_hidden", f"{p}axis0"], [f"{p}encoded"]),
+    ]
+    return nodes, init
+
+
+# encoder kind -> (prefix, rng, n_tokens, dim) -> (nodes, initializers by unprefixed name)
+ENCODERS = {"mean": _mean_encoder, "lstm": _lstm_encoder}
+
+
+def member_nodes(prefix: str, *, n_tokens: int, n_classes: int, n_features: int, seed: int,
+                 use_features: bool, output: str, encoder: str = "mean", dim: int = EMBED_DIM):
+    """Nodes and initializers of one member reading graph inputs `tokens` (and `features`)."""
+    rng = np.random.default_rng(seed)
+    p = prefix
+    nodes, init = ENCODERS[encoder](p, rng, n_tokens, dim)
+    init["dense"] = rng.normal(0, 1.5, (dim, n_classes)).astype(np.float32)
+    init["bias"] = rng.normal(0, 0.3, (n_classes,)).astype(np.float32)
+    nodes.append(helper.make_node("MatMul", [f"{p}encoded", f"{p}dense"], [f"{p}text_logits"]))
     logits = f"{p}text_logits"
     if use_features:
         init["feature_dense"] = rng.normal(0, 0.5, (n_features, n_classes)).astype(np.float32)
@@ -64,21 +93,25 @@ def _model(nodes, initializers, inputs, n_classes: int) -> onnx.ModelProto:
     return model
 
 
-def member_model(*, n_tokens, n_classes, n_features, seed, use_features) -> onnx.ModelProto:
+def member_model(*, n_tokens, n_classes, n_features, seed, use_features, encoder="mean",
+                 dim=EMBED_DIM) -> onnx.ModelProto:
     """One member as an ONNX model with output `probs`."""
     nodes, inits = member_nodes("", n_tokens=n_tokens, n_classes=n_classes, n_features=n_features,
-                                seed=seed, use_features=use_features, output="probs")
+                                seed=seed, use_features=use_features, output="probs",
+                                encoder=encoder, dim=dim)
     return _model(nodes, inits, _inputs(n_features, use_features), n_classes)
 
 
-def fused_model(specs: list[dict], weights: list[float], *, n_tokens, n_classes, n_features) -> onnx.ModelProto:
+def fused_model(specs: list[dict], weights: list[float], *, n_tokens, n_classes, n_features,
+                encoder="mean", dim=EMBED_DIM) -> onnx.ModelProto:
     """All members on shared inputs and probs = sum_i w_i probs_i / sum_i w_i."""
     nodes, inits, weighted = [], [], []
     for spec, weight in zip(specs, weights):
         p = f"{spec['id']}/"
         member, member_inits = member_nodes(p, n_tokens=n_tokens, n_classes=n_classes,
                                             n_features=n_features, seed=spec["seed"],
-                                            use_features=spec["use_features"], output=f"{p}probs")
+                                            use_features=spec["use_features"], output=f"{p}probs",
+                                            encoder=encoder, dim=dim)
         nodes += member + [helper.make_node("Mul", [f"{p}probs", f"{p}w"], [f"{p}weighted"])]
         inits += member_inits + [numpy_helper.from_array(np.array(weight / sum(weights), np.float32), f"{p}w")]
         weighted.append(f"{p}weighted")
@@ -92,10 +125,11 @@ def _sha256(path: Path) -> str:
 
 
 def write_bundle(out: Path, preprocessor, *, n_members: int = 3, weights=None, fused: bool = True,
-                 feature_member: bool = True) -> Path:
+                 feature_member: bool = True, encoder: str = "mean", dim: int = EMBED_DIM) -> Path:
     """Write a complete bundle directory at `out` and return it.
 
     Member i has id m{i+1} and seed i; the last member reads `features` when feature_member.
+    encoder: "mean" (tiny, for tests) or "lstm" (realistic cost, for benchmarks); dim its width.
     """
     out = Path(out)
     (out / "members").mkdir(parents=True)
@@ -112,11 +146,11 @@ def write_bundle(out: Path, preprocessor, *, n_members: int = 3, weights=None, f
     for spec, weight in zip(specs, weights):
         relative = f"members/{spec['id']}.onnx"
         model = member_model(n_tokens=n_tokens, n_classes=n_classes, n_features=n_features,
-                             seed=spec["seed"], use_features=spec["use_features"])
+                             seed=spec["seed"], use_features=spec["use_features"], encoder=encoder, dim=dim)
         onnx.save(model, out / relative)
         files[relative] = None
         members.append({
-            "id": spec["id"], "file": relative, "family": "test_mean_embedding", "config": {"seed": spec["seed"]},
+            "id": spec["id"], "file": relative, "family": f"test_{encoder}", "config": {"seed": spec["seed"]},
             "trial_id": f"trial_{spec['id']}", "epoch": 1,
             "inputs": ["tokens", "features"] if spec["use_features"] else ["tokens"],
             "val_metrics": {"val_macro_f1": 0.5, "val_accuracy": 0.5, "val_loss": 1.0},
@@ -124,7 +158,8 @@ def write_bundle(out: Path, preprocessor, *, n_members: int = 3, weights=None, f
         })
     fused_entry = None
     if fused:
-        onnx.save(fused_model(specs, weights, n_tokens=n_tokens, n_classes=n_classes, n_features=n_features),
+        onnx.save(fused_model(specs, weights, n_tokens=n_tokens, n_classes=n_classes,
+                              n_features=n_features, encoder=encoder, dim=dim),
                   out / "fused.onnx")
         files["fused.onnx"] = None
         fused_entry = {"file": "fused.onnx", "weights": weights}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voxpop.data import Preprocessor
 from voxpop.data.errors import VoxpopError
 from voxpop.ensemble.bundle import member_path, read_manifest
 from voxpop.ensemble.sessions import (
@@ -63,8 +64,6 @@ class Ensemble:
         fused: use the bundle's fused graph when it computes the vote asked for.
         Sessions open on first use (the fused one, if used, right away).
         """
-        from voxpop.data import Preprocessor
-
         check_device(device)
         if threads is not None and threads < 1:
             raise VoxpopError(f"--threads: must be >= 1, got {threads}")
