@@ -55,7 +55,9 @@ def _data_lines(report: dict) -> list[str]:
              f"label unmapped: {data.get('n_unmapped')}"]
     if data.get("unmapped_labels"):
         counts = ", ".join(f"{k!r} ({v})" for k, v in data["unmapped_labels"].items())
-        lines.append(f"- unmapped labels: {counts}; rows: {data.get('unmapped_rows')}")
+        listed = data.get("unmapped_rows", [])
+        more = f" (first {len(listed)})" if data.get("n_unmapped", 0) > len(listed) else ""
+        lines.append(f"- unmapped labels: {counts}; rows{more}: {listed}")
     if data.get("absent_classes"):
         lines.append(f"- classes absent from this set: {', '.join(data['absent_classes'])}")
     if report.get("oov"):

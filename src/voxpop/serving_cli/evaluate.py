@@ -91,7 +91,7 @@ def evaluate(
     Example: voxpop evaluate bundle airline.csv --out report/ --label-map pos=positive,neg=negative
     """
     from voxpop.data import read_table
-    from voxpop.reports.bundle_eval import evaluate_table, load_ensemble, resolve_baselines
+    from voxpop.reports.bundle_eval import evaluate_table, load_ensemble
     from voxpop.reports.labels import parse_label_map
     from voxpop.reports.render import parse_formats, write_report, write_summary
 
@@ -102,17 +102,14 @@ def evaluate(
     default_rule = (ensemble.manifest.get("voting") or {}).get("default")
     primary = default_rule if default_rule in rules else rules[0]
     mapping = parse_label_map(label_map, bundle_labels=list(ensemble.labels))
-    fitted_baselines = None
-    if baseline:
-        fitted_baselines = resolve_baselines(ensemble, baseline_train, text_col=text_col,
-                                         label_col=label_col)
-        if fitted_baselines is None:
-            typer.secho("note: the bundle records no baseline training split; pass "
-                        "--baseline-train FILE for the TF-IDF baseline (majority class only)",
-                        err=True)
+    # Read every input before the slow work, so a bad file fails at once.
+    tables = {path: read_table(path, text_col=text_col, label_col=label_col)
+              for path in destinations}
+    fitted_baselines = (_fit_baselines(ensemble, baseline_train, text_col=text_col,
+                                       label_col=label_col) if baseline else None)
     reports = {}
     for path, destination in destinations.items():
-        table = read_table(path, text_col=text_col, label_col=label_col)
+        table = tables[path]
         with _progress(f"evaluating {path.name}", total=len(table)) as advance:
             report = evaluate_table(ensemble, table, votings=rules, label_map=mapping,
                                     baselines=fitted_baselines, hardest=hardest, primary=primary,
@@ -124,6 +121,21 @@ def evaluate(
     if len(reports) > 1:
         write_summary(reports, out)
         typer.echo(f"wrote {out / 'summary.md'}")
+
+
+def _fit_baselines(ensemble, override: Path | None, *, text_col: str, label_col: str):
+    """The fitted baselines (with a spinner: TF-IDF on a whole training split takes a while),
+    or None with a note when there is nothing to fit them on."""
+    from rich.console import Console
+
+    from voxpop.reports.bundle_eval import resolve_baselines
+
+    with Console(stderr=True).status("fitting the TF-IDF + logistic regression baseline"):
+        fitted = resolve_baselines(ensemble, override, text_col=text_col, label_col=label_col)
+    if fitted is None:
+        typer.secho("note: the bundle records no baseline training split; pass --baseline-train "
+                    "FILE for the TF-IDF baseline (majority class only)", err=True)
+    return fitted
 
 
 @contextlib.contextmanager
