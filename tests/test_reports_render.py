@@ -67,6 +67,9 @@ def test_html_embeds_the_confusion_matrix_image(tmp_path, report):
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 3
     assert "src=\"http" not in html and "<script" not in html
     assert "tweet &lt;b&gt;" in html and "tweet <b>" not in html  # texts are escaped
+    overrule = report["agreement"]["vote_overrules_best_member"]["soft"]
+    assert "<h2>Member agreement</h2>" in html
+    assert f"<td>soft</td><td>m1</td><td>{overrule['rate']:.4f}</td>" in html
 
 
 def test_markdown_has_warnings_table_and_unmapped_rows(tmp_path, report):

@@ -72,6 +72,20 @@ def _per_class_rows(metrics: dict) -> list[list]:
             for label, scores in metrics["per_class"].items()]
 
 
+def _agreement_tables(agreement: dict) -> list[tuple[list, list]]:
+    """(header, rows) of the pairwise agreement matrix and of how often each vote overrules the
+    best member."""
+    pairwise = ([""] + agreement["members"],
+                [[a] + row for a, row in zip(agreement["members"], agreement["pairwise"])])
+    overrules = (
+        ["vote", "best member", "overrules", "vote right, member wrong", "vote wrong, member right"],
+        [[rule, o["best_member"], o["rate"], o["vote_right_member_wrong"],
+          o["vote_wrong_member_right"]]
+         for rule, o in agreement["vote_overrules_best_member"].items()],
+    )
+    return [pairwise, overrules]
+
+
 def render_markdown(report: dict, *, title: str) -> str:
     """report.md: warnings, the main table, per-class scores, agreement and hardest examples."""
     primary = report["primary"]
@@ -86,18 +100,10 @@ def render_markdown(report: dict, *, title: str) -> str:
                              _per_class_rows(report["votes"][primary]))
     lines += ["![confusion matrix](confusion_matrix.png)", "",
               "![per-class F1](per_class_f1.png)", "", "![reliability](reliability.png)", ""]
-    agreement = report["agreement"]
-    if agreement["members"]:
+    if report["agreement"]["members"]:
         lines += ["## Member agreement", ""]
-        lines += _markdown_table([""] + agreement["members"],
-                                 [[a] + row for a, row in zip(agreement["members"],
-                                                              agreement["pairwise"])])
-        lines += _markdown_table(
-            ["vote", "best member", "overrules", "vote right, member wrong",
-             "vote wrong, member right"],
-            [[rule, o["best_member"], o["rate"], o["vote_right_member_wrong"],
-              o["vote_wrong_member_right"]]
-             for rule, o in agreement["vote_overrules_best_member"].items()])
+        for header, rows in _agreement_tables(report["agreement"]):
+            lines += _markdown_table(header, rows)
     lines += [f"## Hardest examples ({primary} vote, confidently wrong)", ""]
     lines += _markdown_table(
         ["id", "true", "predicted", "confidence", "text"],
@@ -143,6 +149,9 @@ def render_html(report: dict, plots: dict[str, bytes], *, title: str) -> str:
               _img("confusion_matrix.png", plots["confusion_matrix.png"], "confusion matrix"),
               _img("per_class_f1.png", plots["per_class_f1.png"], "per-class F1"),
               _img("reliability.png", plots["reliability.png"], "reliability diagram"),
+              "<h2>Member agreement</h2>" if report["agreement"]["members"] else "",
+              *(_html_table(header, rows) for header, rows in _agreement_tables(report["agreement"])
+                if report["agreement"]["members"]),
               f"<h2>Hardest examples ({html.escape(primary)} vote)</h2>",
               _html_table(["id", "true", "predicted", "confidence", "text"],
                           [[e["id"], e["true"], e["predicted"], e["confidence"], e["text"]]
