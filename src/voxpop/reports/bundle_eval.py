@@ -43,12 +43,12 @@ def load_ensemble(bundle: str | Path):
 
 
 def resolve_baselines(ensemble, override: str | Path | None, *, text_col: str = "text",
-                     label_col: str = "label") -> Baselines | None:
-    """Baseline training data: `override` (a user's table, read with the given column names),
-    else the bundle's recorded `baseline_train.csv` (columns text,label), else None."""
+                      label_col: str = "label") -> Baselines | None:
+    """Baselines fitted on `override` (a user's table, read with the given column names), else
+    on the bundle's recorded `baseline_train.csv` (columns text,label); None when neither."""
     if override is not None:
         return fit_baselines(Path(override), labels=list(ensemble.labels),
-                                  text_col=text_col, label_col=label_col)
+                             text_col=text_col, label_col=label_col)
     relative = ensemble.manifest.get("baseline_train")
     if not relative:
         return None
