@@ -191,3 +191,15 @@ def test_predict_path_imports_no_tensorflow_ray_or_sklearn_and_starts_fast(bundl
     assert "HEAVY []" in done.stderr
     assert done.stdout.splitlines()[0] == "label,confidence,empty_text" and len(done.stdout.splitlines()) == 2
     assert seconds < 10, f"one-line predict took {seconds:.1f} s"
+
+
+def test_no_fused_gives_the_fused_result(tmp_path, bundle_dir, rows):
+    source = tmp_path / "in.csv"
+    WRITE["csv"](rows, source)
+    fused = run(bundle_dir, source, "--probs")
+    separate = run(bundle_dir, source, "--probs", "--no-fused", "--threads", "2")
+    assert "fused graph" in fused.stderr and "separate sessions" in separate.stderr
+    a, b = pd.read_csv(io.StringIO(fused.stdout)), pd.read_csv(io.StringIO(separate.stdout))
+    assert a["label"].tolist() == b["label"].tolist()
+    prob_cols = [c for c in a.columns if c.startswith("prob_")]
+    np.testing.assert_allclose(a[prob_cols], b[prob_cols], atol=1e-5)

@@ -47,9 +47,10 @@ def predict(
 ) -> None:
     """Predict labels for every row of INPUT, in input order, one output row per input row.
 
-    Output columns: [id], label, confidence, [label_i, prob_i], [prob_<label>], [label_<member>],
-    empty_text (empty texts are predicted like any other, and flagged). The output is written to a
-    temporary file and renamed into place when complete.
+    Output columns: id (with --id-col), label, confidence, label_i and prob_i (with --top-k),
+    prob_<label> (with --probs), label_<member> (with --per-member), empty_text (empty texts are
+    predicted like any other, and flagged). With --voting hard, probabilities are vote shares.
+    The output is written to a temporary file and renamed into place when complete.
 
     Example: voxpop predict bundle/ new_tweets.csv --id-col tweet_id --top-k 2 --out preds.parquet
     """
