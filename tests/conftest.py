@@ -29,9 +29,6 @@ def tweets_df() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def tweets_sample(tweets_df) -> pd.DataFrame:
     """A stratified 2,000-row sample of the tweets (seed 0), the size most tests train on."""
-    return (
-        tweets_df.groupby("label", group_keys=False)
-        .apply(lambda g: g.sample(frac=2000 / len(tweets_df), random_state=0))
-        .sample(frac=1.0, random_state=0)
-        .reset_index(drop=True)
-    )
+    fraction = 2000 / len(tweets_df)
+    parts = [rows.sample(frac=fraction, random_state=0) for _, rows in tweets_df.groupby("label")]
+    return pd.concat(parts).sample(frac=1.0, random_state=0).reset_index(drop=True)
