@@ -41,10 +41,10 @@ def test_chunked_tokenizer_equals_plain_findall_on_real_tweets(tweets_df):
 
 
 def test_vocabulary_keeps_frequent_tokens_in_frequency_order():
-    vocab = Vocabulary.build([["b", "a", "b"], ["c", "a", "b"], ["d"]], max_tokens=4, min_freq=2)
+    vocab = Vocabulary.build(["b", "a", "b", "c", "a", "b", "d"], max_tokens=4, min_freq=2)
     assert vocab.tokens == ["b", "a"] and len(vocab) == 4
-    assert vocab.ids(["a", "b", "zzz", "c"]) == [3, 2, OOV, OOV]
-    assert Vocabulary.build([["b", "a", "b"], ["c", "a", "b"]], max_tokens=3, min_freq=1).tokens == ["b"]
+    assert vocab.ids(["a", "b", "zzz", "c"]).tolist() == [3, 2, OOV, OOV]
+    assert Vocabulary.build(["b", "a", "b", "c", "a", "b"], max_tokens=3, min_freq=1).tokens == ["b"]
 
 
 @pytest.mark.parametrize("padding, truncating, expected", [
@@ -53,8 +53,24 @@ def test_vocabulary_keeps_frequent_tokens_in_frequency_order():
     ("pre", "pre", [[0, 0, 5], [2, 3, 4]]),
 ])
 def test_padding_and_truncating_sides(padding, truncating, expected):
-    out = pad_sequences([[5], [1, 2, 3, 4]], max_len=3, padding=padding, truncating=truncating)
+    ids, offsets = np.array([5, 1, 2, 3, 4]), np.array([0, 1, 5])
+    out = pad_sequences(ids, offsets, max_len=3, padding=padding, truncating=truncating)
     assert out.dtype == np.int32 and out.tolist() == expected and PAD == 0
+
+
+def test_padding_matches_a_row_by_row_loop_on_random_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 9, size=200)
+    offsets = np.r_[0, np.cumsum(lengths)]
+    ids = rng.integers(2, 100, size=offsets[-1])
+    for padding in ("pre", "post"):
+        for truncating in ("pre", "post"):
+            out = pad_sequences(ids, offsets, max_len=5, padding=padding, truncating=truncating)
+            for row, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+                seq = ids[a:b].tolist()
+                seq = seq[:5] if truncating == "post" else seq[-5:]
+                pad = [0] * (5 - len(seq))
+                assert out[row].tolist() == (pad + seq if padding == "pre" else seq + pad)
 
 
 def test_at_least_twenty_features_with_values_counted_by_hand():
@@ -66,8 +82,8 @@ def test_at_least_twenty_features_with_values_counted_by_hand():
     assert {k: f[k] for k in expected} == expected
     assert f["n_chars"] == len("I LOVE it!! Sooo good :) 😀 @bob #win http://t.co 42 but NOT bad?")
     lexicon = vader_lexicon()
-    # "#win" counts as a hashtag, not as the word "win".
-    assert f["lex_pos_sum"] == pytest.approx(lexicon["love"] + lexicon["good"] + lexicon[":)"])
+    # Hashtags are split into words ("#win" -> <hashtag> win), so "win" is scored too.
+    assert f["lex_pos_sum"] == pytest.approx(lexicon["love"] + lexicon["good"] + lexicon[":)"] + lexicon["win"])
     assert f["lex_neg_sum"] == pytest.approx(lexicon["bad"])
     assert 0 < f["lex_compound"] < 1
 
@@ -96,3 +112,9 @@ def test_scaler_uses_training_statistics_and_maps_constant_columns_to_std_one():
     np.testing.assert_allclose(scaler.transform(np.array([[4.0, 7.0]])), [[2.0, 2.0]])
     shuffled = StandardScaler().fit(train[::-1])
     assert np.array_equal(shuffled.means, scaler.means) and np.array_equal(shuffled.stds, scaler.stds)
+
+
+def test_batch_features_equal_features_computed_one_text_at_a_time(tweets_df):
+    texts = tweets_df["text"].sample(n=300, random_state=2).tolist() + ["", "\n", "A\nBBB sooo"]
+    one_by_one = np.vstack([engineered_features([t]) for t in texts])
+    np.testing.assert_array_equal(engineered_features(texts), one_by_one)

@@ -8,29 +8,35 @@ described exactly as training texts were.
 from __future__ import annotations
 
 import importlib.util
-import math
 import re
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from voxpop.data.errors import VoxpopError
-from voxpop.data.text import EMOJI, EMOTICON, MENTION, URL, WORD
+from voxpop.data.text import EMOJI, EMOTICON, WORD, CleaningOptions, TokenBatch, Tokenizer
 
-# One pass over the raw text classifies each piece; the group name says what it is.
-_PIECES = re.compile("|".join([
-    f"(?P<url>{URL})", f"(?P<mention>{MENTION})", r"(?P<hashtag>#(?<!\w#)\w+)",
-    f"(?P<emoticon>{EMOTICON})", r"(?P<number>\d+(?:[.,:]\d+)*)", f"(?P<word>{WORD})",
-    f"(?P<emoji>{EMOJI})", r"(?P<punct>[^\w\s])",
-]))
 # Runs of one letter three or more times ("sooo"): elongation for emphasis.
 _ELONGATED = re.compile(r"([^\W\d_])\1\1+")
+# Words of two or more capitals (ASCII and Latin-1); the look-behind comes after the first letter
+# because Python's re scans much faster that way.
+_CAPITALS = "A-Z\u00c0-\u00d6\u00d8-\u00de"
+_ALLCAPS = re.compile(rf"[{_CAPITALS}](?<![^\W\d_][{_CAPITALS}])[{_CAPITALS}]+(?![^\W\d_])")
+_WORD = re.compile(WORD)
+_EMOTICON = re.compile(EMOTICON)
+_EMOJI = re.compile(EMOJI)
 NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neither", "nor",
                        "nowhere", "cannot", "without", "aint", "dont", "cant", "wont", "isnt",
                        "wasnt", "didnt", "doesnt", "shouldnt", "wouldnt", "couldnt"})
 # VADER's normalisation constant: compound = s / sqrt(s^2 + alpha).
 VADER_ALPHA = 15.0
+# The features read the text as the default tokenizer sees it: special tokens for URLs, mentions,
+# hashtags and numbers, emoticons and emoji as tokens, lower-cased words.
+ANALYSIS = Tokenizer(CleaningOptions())
+_SPECIAL_KINDS = {"<url>": "url", "<user>": "mention", "<hashtag>": "hashtag", "<num>": "number"}
+KINDS = ("word", "url", "mention", "hashtag", "number", "emoticon", "emoji", "punct")
 
 FEATURE_NAMES = (
     "n_chars", "n_tokens", "n_words", "mean_word_len", "type_token_ratio", "upper_ratio",
@@ -64,58 +70,64 @@ def vader_lexicon() -> dict[str, float]:
     return lexicon
 
 
-def _word_features(text: str, lexicon: dict[str, float]) -> tuple:
-    """Features that need the text's pieces (words, emoticons, hashtags, ...): a Python loop."""
-    counts = dict.fromkeys(("url", "mention", "hashtag", "emoticon", "number", "word", "emoji",
-                            "punct"), 0)
-    words: list[str] = []
-    pos = neg = 0.0
-    for chunk in text.split():
-        if chunk.isalpha():  # the common case, without the regex (see text.findall_by_chunk)
-            words.append(chunk)
-            continue
-        for match in _PIECES.finditer(chunk):
-            kind = match.lastgroup
-            counts[kind] += 1
-            if kind == "word":
-                words.append(match.group())
-            elif kind == "emoticon":
-                valence = lexicon.get(match.group().lower(), 0.0)
-                pos, neg = pos + max(valence, 0.0), neg + min(valence, 0.0)
-    lowered = text.lower()
-    lowered_words = [w.lower() for w in words]
-    valences = [v for v in map(lexicon.get, lowered_words) if v]
-    positive = [v for v in valences if v > 0]
-    pos += sum(positive)
-    neg += sum(valences) - sum(positive)
-    n_words = len(words)
-    n_letters = sum(map(len, words))
-    total = pos + neg
-    per_word = max(n_words, 1)
-    return (
-        n_words, n_letters, n_letters / per_word, len(set(lowered_words)) / per_word,
-        sum(1 for w in words if len(w) > 1 and w.isupper()),
-        text.count("..."), counts["punct"], len(_ELONGATED.findall(text)),
-        counts["emoji"], counts["emoticon"], counts["hashtag"], counts["mention"], counts["url"],
-        counts["number"],
-        sum(1 for w in lowered_words if w in NEGATIONS) + lowered.count("n't") + lowered.count("n’t"),
-        pos, neg, total / math.sqrt(total * total + VADER_ALPHA),
-        len(positive) / per_word, (len(valences) - len(positive)) / per_word,
-        sum(counts.values()) - counts["word"] + n_words,
-    )
+def _token_kind(token: str) -> str:
+    if token in _SPECIAL_KINDS:
+        return _SPECIAL_KINDS[token]
+    for kind, regex in (("emoticon", _EMOTICON), ("word", _WORD), ("emoji", _EMOJI)):
+        if regex.fullmatch(token):
+            return kind
+    return "punct"
 
 
-_WORD_COLUMNS = ("n_words", "n_letters", "mean_word_len", "type_token_ratio", "n_allcaps_words",
-                 "n_ellipsis", "n_punct", "n_elongated", "n_emoji", "n_emoticons", "n_hashtags",
-                 "n_mentions", "n_urls", "n_numbers", "n_negations", "lex_pos_sum",
-                 "lex_neg_sum", "lex_compound", "lex_pos_ratio", "lex_neg_ratio", "n_tokens")
+def _token_features(batch: TokenBatch, lexicon: dict[str, float]) -> dict[str, np.ndarray]:
+    """Per-text sums over the analysis tokens, vectorised: each distinct token is described once
+    (kind, valence, negation), then numpy adds the descriptions up per text."""
+    n = len(batch.offsets) - 1
+    codes, uniques = pd.factorize(np.asarray(batch.tokens, dtype=object))
+    distinct = uniques.tolist()
+    kinds = [_token_kind(t) for t in distinct]
+    is_word = np.array([k == "word" for k in kinds], dtype=bool)
+    valence = np.array([lexicon.get(t, 0.0) if k in ("word", "emoticon") else 0.0
+                        for t, k in zip(distinct, kinds)], dtype=np.float64)
+    negation = np.array([k == "word" and (t in NEGATIONS or t.endswith(("n't", "n’t")))
+                         for t, k in zip(distinct, kinds)], dtype=np.float64)
+    owner = np.repeat(np.arange(n), batch.lengths)
+
+    def per_text(values: np.ndarray) -> np.ndarray:
+        return np.bincount(owner, weights=values[codes], minlength=n)
+
+    columns = {f"n_{kind}": per_text(np.array([k == kind for k in kinds], dtype=np.float64))
+               for kind in KINDS}
+    columns["n_letters"] = per_text(np.where(is_word, [len(t) for t in distinct], 0).astype(np.float64))
+    words = is_word[codes]
+    pairs = np.sort(owner[words] * max(len(distinct), 1) + codes[words])  # (text, word) pairs
+    first_seen = np.r_[True, pairs[1:] != pairs[:-1]] if len(pairs) else np.zeros(0, dtype=bool)
+    columns["n_distinct_words"] = np.bincount(pairs[first_seen] // max(len(distinct), 1),
+                                              minlength=n)
+    columns["lex_pos_sum"] = per_text(np.maximum(valence, 0.0))
+    columns["lex_neg_sum"] = per_text(np.minimum(valence, 0.0))
+    columns["n_lex_pos"] = per_text((valence > 0).astype(np.float64) * is_word)
+    columns["n_lex_neg"] = per_text((valence < 0).astype(np.float64) * is_word)
+    columns["n_negations"] = per_text(negation)
+    columns["n_tokens"] = batch.lengths.astype(np.float64)
+    return columns
+
+
+def _matches_per_text(regex: re.Pattern, texts: list[str]) -> np.ndarray:
+    """How many times `regex` matches in each text (one scan of the joined texts)."""
+    starts = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
+    positions = [m.start() for m in regex.finditer("\n".join(texts))]
+    owners = np.searchsorted(starts, positions, side="right") - 1
+    return np.bincount(owners, minlength=len(texts)).astype(np.float64)
 
 
 @lru_cache(maxsize=1)
-def _upper_table() -> np.ndarray:
-    # str.isupper for every code point of the Basic Multilingual Plane (uppercase letters outside
-    # it are rare enough to ignore).
-    return np.array([chr(c).isupper() for c in range(0x10000)], dtype=bool)
+def _char_tables() -> tuple[np.ndarray, np.ndarray]:
+    # str.isupper / str.isalpha for every code point of the Basic Multilingual Plane (letters
+    # outside it are rare enough to ignore).
+    chars = [chr(c) for c in range(0x10000)]
+    return (np.fromiter(map(str.isupper, chars), dtype=bool, count=len(chars)),
+            np.fromiter(map(str.isalpha, chars), dtype=bool, count=len(chars)))
 
 
 def _char_counts(texts: list[str]) -> dict[str, np.ndarray]:
@@ -128,11 +140,15 @@ def _char_counts(texts: list[str]) -> dict[str, np.ndarray]:
         return np.bincount(owner[mask], minlength=len(texts)).astype(np.float64)
 
     bmp = points < 0x10000
+    upper_table, letter_table = _char_tables()
     upper = np.zeros(len(points), dtype=bool)
-    upper[bmp] = _upper_table()[points[bmp]]
+    upper[bmp] = upper_table[points[bmp]]
+    letters = np.zeros(len(points), dtype=bool)
+    letters[bmp] = letter_table[points[bmp]]
     return {
         "n_chars": lengths.astype(np.float64),
         "n_upper": per_text(upper),
+        "n_letters_raw": per_text(letters),
         "n_digits": per_text((points >= 48) & (points <= 57)),
         "n_exclaim": per_text(points == ord("!")),
         "n_question": per_text(points == ord("?")),
@@ -140,15 +156,33 @@ def _char_counts(texts: list[str]) -> dict[str, np.ndarray]:
     }
 
 
-def engineered_features(texts) -> np.ndarray:
-    """float64 [n, len(FEATURE_NAMES)] for raw texts, columns in `FEATURE_NAMES` order."""
+def engineered_features(texts, analysis: TokenBatch | None = None) -> np.ndarray:
+    """float64 [n, len(FEATURE_NAMES)] for raw texts, columns in `FEATURE_NAMES` order.
+
+    `analysis` may pass `ANALYSIS.tokenize_batch(texts)` when the caller already has it.
+    """
     texts = list(texts)
-    lexicon = vader_lexicon()
-    words = np.asarray([_word_features(t, lexicon) for t in texts], dtype=np.float64)
-    columns = dict(zip(_WORD_COLUMNS, words.reshape(len(texts), len(_WORD_COLUMNS)).T))
+    if analysis is None:
+        analysis = ANALYSIS.tokenize_batch(texts)
+    columns = _token_features(analysis, vader_lexicon())
     columns.update(_char_counts(texts))
-    columns["upper_ratio"] = columns["n_upper"] / np.maximum(columns["n_letters"], 1)
-    columns["punct_density"] = columns["n_punct"] / np.maximum(columns["n_chars"], 1)
+    per_word = np.maximum(columns["n_word"], 1)
+    total = columns["lex_pos_sum"] + columns["lex_neg_sum"]
+    columns.update({
+        "n_words": columns["n_word"], "n_emoticons": columns["n_emoticon"],
+        "n_hashtags": columns["n_hashtag"], "n_mentions": columns["n_mention"],
+        "n_urls": columns["n_url"], "n_numbers": columns["n_number"],
+        "mean_word_len": columns["n_letters"] / per_word,
+        "type_token_ratio": columns["n_distinct_words"] / per_word,
+        "upper_ratio": columns["n_upper"] / np.maximum(columns["n_letters_raw"], 1),
+        "punct_density": columns["n_punct"] / np.maximum(columns["n_chars"], 1),
+        "n_ellipsis": np.array([t.count("...") for t in texts], dtype=np.float64),
+        "n_elongated": _matches_per_text(_ELONGATED, texts),
+        "n_allcaps_words": _matches_per_text(_ALLCAPS, texts),
+        "lex_compound": total / np.sqrt(total * total + VADER_ALPHA),
+        "lex_pos_ratio": columns["n_lex_pos"] / per_word,
+        "lex_neg_ratio": columns["n_lex_neg"] / per_word,
+    })
     return np.column_stack([columns[name] for name in FEATURE_NAMES]).reshape(
         len(texts), len(FEATURE_NAMES))
 

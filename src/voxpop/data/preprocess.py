@@ -12,8 +12,8 @@ import numpy as np
 
 from voxpop.data.atomic import write_json
 from voxpop.data.errors import VoxpopError
-from voxpop.data.features import FEATURE_NAMES, StandardScaler, engineered_features
-from voxpop.data.text import CleaningOptions, Tokenizer
+from voxpop.data.features import ANALYSIS, FEATURE_NAMES, StandardScaler, engineered_features
+from voxpop.data.text import CleaningOptions, TokenBatch, Tokenizer
 from voxpop.data.vocab import Vocabulary, pad_sequences
 
 FORMAT_VERSION = 1
@@ -67,12 +67,12 @@ class Preprocessor:
         if len(self.labels) < 2:
             raise VoxpopError(f"training labels have {len(self.labels)} class(es) "
                               f"({', '.join(self.labels)}); a classifier needs at least 2")
-        token_lists = self.tokenizer.tokenize_many(texts)
-        self.vocabulary = Vocabulary.build(token_lists, max_tokens=self.max_tokens,
+        batch = self.tokenizer.tokenize_batch(texts)
+        self.vocabulary = Vocabulary.build(batch.tokens, max_tokens=self.max_tokens,
                                            min_freq=self.min_freq)
-        self.max_len = self._fit_max_len([len(t) for t in token_lists])
+        self.max_len = self._fit_max_len(batch.lengths)
         self.user_feature_names = [str(n) for n in feature_names]
-        self.scaler.fit(self._raw_features(texts, features))
+        self.scaler.fit(self._raw_features(texts, features, batch))
         self.fingerprint = training_fingerprint(texts, labels)
         return self
 
@@ -93,14 +93,18 @@ class Preprocessor:
         texts = list(texts)
         if features is not None or self.user_feature_names:
             _check_lengths(texts, None, features, self.user_feature_names)
-        ids = [self.vocabulary.ids(t) for t in self.tokenizer.tokenize_many(texts)]
-        tokens = pad_sequences(ids, max_len=self.max_len, padding=self.padding,
+        batch = self.tokenizer.tokenize_batch(texts)
+        tokens = pad_sequences(self.vocabulary.ids(batch.tokens), batch.offsets,
+                               max_len=self.max_len, padding=self.padding,
                                truncating=self.truncating)
         return {"tokens": tokens,
-                "features": self.scaler.transform(self._raw_features(texts, features))}
+                "features": self.scaler.transform(self._raw_features(texts, features, batch))}
 
-    def _raw_features(self, texts: list[str], features) -> np.ndarray:
-        parts = [engineered_features(texts)] if self.engineered_features else []
+    def _raw_features(self, texts: list[str], features, batch: TokenBatch) -> np.ndarray:
+        # The features read texts through the default tokenizer: reuse our tokens when we are it.
+        same = self.cleaning == ANALYSIS.options and self.tokenizer.pattern == ANALYSIS.pattern
+        parts = [engineered_features(texts, batch if same else None)] \
+            if self.engineered_features else []
         if self.user_feature_names:
             parts.append(np.asarray(features, dtype=np.float64).reshape(len(texts), -1))
         return np.hstack(parts) if parts else np.zeros((len(texts), 0))

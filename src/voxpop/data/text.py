@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 URL = r"(?:https?://|www\.)\S+"
 # Patterns start with a literal or class, and look behind only after it: Python's re scans much
 # faster that way than with a leading look-behind.
@@ -82,8 +84,36 @@ def clean(text: str, options: CleaningOptions) -> str:
     return text
 
 
+# Texts are cleaned and tokenized as one joined string: one regex call per step for the whole
+# batch instead of one per text. The separator is its own whitespace-delimited chunk; the patterns
+# never match across whitespace, so each text gets exactly the tokens it would get alone.
+_SEPARATOR = "\ue000"  # private use: not a letter, digit, space or emoji
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """The tokens of many texts, flat: text i has tokens[offsets[i]:offsets[i + 1]]."""
+
+    tokens: list[str]
+    offsets: np.ndarray  # int64 [n + 1]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @classmethod
+    def from_lists(cls, token_lists: list[list[str]]) -> TokenBatch:
+        lengths = [0] + [len(tokens) for tokens in token_lists]
+        return cls([t for tokens in token_lists for t in tokens], np.cumsum(lengths, dtype=np.int64))
+
+    def lists(self) -> list[list[str]]:
+        """One token list per text."""
+        bounds = self.offsets.tolist()
+        return [self.tokens[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 class Tokenizer:
-    """Cleaning followed by `re.findall` with one token pattern."""
+    """Cleaning followed by a regex `findall` with one token pattern."""
 
     def __init__(self, options: CleaningOptions, pattern: str = TOKEN_PATTERN):
         self.options = options
@@ -92,24 +122,35 @@ class Tokenizer:
 
     def __call__(self, text: str) -> list[str]:
         """Tokens of one raw text."""
-        return findall_by_chunk(self._regex, clean(text, self.options))
+        return self.tokenize_batch([text]).tokens
 
     def tokenize_many(self, texts) -> list[list[str]]:
         """Tokens of each raw text, in order."""
-        regex, options = self._regex, self.options
-        return [findall_by_chunk(regex, clean(t, options)) for t in texts]
+        return self.tokenize_batch(texts).lists()
 
+    def tokenize_batch(self, texts) -> TokenBatch:
+        """Tokens of all texts as one `TokenBatch`."""
+        texts = list(texts)
+        if _SEPARATOR in "".join(texts):  # a text holds the separator: one text at a time
+            return TokenBatch.from_lists([self._tokenize_one(t) for t in texts])
+        return self._tokenize_joined(texts)
 
-def findall_by_chunk(regex: re.Pattern, text: str) -> list[str]:
-    """`regex.findall(text)` for patterns whose matches never span whitespace, 3-4x faster.
+    def _tokenize_one(self, text: str) -> list[str]:
+        findall = self._regex.findall
+        return [token for chunk in clean(text, self.options).split()
+                for token in ((chunk,) if chunk.isalpha() else findall(chunk))]
 
-    Most whitespace-separated chunks are plain words (one match), so only the others go through
-    the regex; the look-arounds see whitespace either way, so the result is the same.
-    """
-    tokens: list[str] = []
-    for chunk in text.split():
-        if chunk.isalpha():
-            tokens.append(chunk)
-        else:
-            tokens.extend(regex.findall(chunk))
-    return tokens
+    def _tokenize_joined(self, texts: list[str]) -> TokenBatch:
+        joined = clean(f"\n{_SEPARATOR}\n".join(texts), self.options)
+        tokens: list[str] = []
+        offsets = [0]
+        append, extend, findall = tokens.append, tokens.extend, self._regex.findall
+        for chunk in joined.split():
+            if chunk.isalpha():  # most chunks are plain words: no regex needed
+                append(chunk)
+            elif chunk == _SEPARATOR:
+                offsets.append(len(tokens))
+            else:
+                extend(findall(chunk))
+        offsets.append(len(tokens))
+        return TokenBatch(tokens, np.asarray(offsets[: len(texts) + 1], dtype=np.int64))
