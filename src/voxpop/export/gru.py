@@ -1,9 +1,11 @@
 """Making Keras 3 GRU layers export as fused ONNX `GRU` ops.
 
 Why: with Keras 3.15 + tf2onnx 1.17 every Keras GRU (reset_after on/off, return_sequences, one-way
-or Bidirectional) converts to an ONNX `Loop` whose body is the GRU cell, because tf2onnx's GRU
-rewriters expect the Keras 2 / TF1 while-loop shapes (they match the LSTM of Keras 3, not its GRU).
-The Loop is correct but slow in ONNX Runtime.
+or Bidirectional) converts to an ONNX `Loop` whose body is the GRU cell. tf2onnx's Keras GRU
+pattern (`rnn_utils.keras_gru_pattern`) wants each half as `Split(BiasAdd(MatMul(x, W), b))` with
+the biases as separate loop inputs; the Keras 3 cell adds one split-and-squeezed bias with `Add` and
+cuts the recurrent MatMul into gates with `StridedSlice`, so nothing matches. The Loop is correct
+but pays a per-time-step overhead in ONNX Runtime.
 
 How (an ONNX-level rewrite after conversion, route 2 of issue 3): each `Loop` is matched to its
 Keras GRU layer by finding the layer's kernel, bit for bit, among the Loop's constant inputs. The
