@@ -1,8 +1,108 @@
-"""`voxpop tune`: not built yet (see the open issues)."""
+"""`voxpop tune`: run many model variants with Ray Tune, then print the leaderboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+from voxpop.data.errors import VoxpopError
 
-def tune() -> None:
-    """Not built yet."""
-    raise typer.Exit(code=1)
+PARAMS_SHOWN = 4  # sampled params per leaderboard row; the rest are in the trial's metrics.json
+
+
+def tune(
+    data: Path = typer.Argument(None, help="Labelled table (CSV, TSV, Parquet, JSONL); "
+                                "not needed with --resume.", show_default=False),
+    text_col: str = typer.Option("text", help="Column holding the text."),
+    label_col: str = typer.Option("label", help="Column holding the label."),
+    feature_cols: str = typer.Option("", help="Comma-separated numeric columns fed beside the "
+                                     "text (fusion models)."),
+    val: Path = typer.Option(None, "--val", help="Validation table; default: 15% of DATA, "
+                             "stratified."),
+    test: Path = typer.Option(None, "--test", help="Test table; default: 15% of DATA, stratified. "
+                              "Test rows are never shown to the trials."),
+    space: list[str] = typer.Option(["bilstm"], "--space", help="A named space (see `voxpop "
+                                    "spaces`) or a .yaml/.json space file; repeat for several."),
+    samples: int = typer.Option(4, help="Trials per space."),
+    max_epochs: int = typer.Option(5, help="Epochs per trial at most (schedulers stop some "
+                                   "earlier)."),
+    scheduler: str = typer.Option("asha", help="Trial scheduler: asha, hyperband, pbt or fifo."),
+    search: str = typer.Option("random", help="Search algorithm: random or optuna (TPE)."),
+    cpus_per_trial: float = typer.Option(1.0, help="CPUs per trial; also TensorFlow's threads."),
+    gpus_per_trial: float = typer.Option(0.0, help="GPUs per trial; 0.25 packs four trials on "
+                                         "one GPU. Refused when the cluster has no GPUs."),
+    max_concurrent: int = typer.Option(None, help="Trials running at once at most (default: as "
+                                       "many as the resources allow)."),
+    address: str = typer.Option(None, help="Join an existing Ray cluster: auto, HOST:PORT or "
+                                "ray://HOST:PORT. Default: an embedded Ray on loopback only."),
+    storage: Path = typer.Option(Path("runs"), help="Directory of the runs; with --address it "
+                                 "must be shared by every node."),
+    name: str = typer.Option("tune", help="Run name: the run directory is STORAGE/NAME."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run "
+                                "STORAGE/NAME; finished trials are not run again."),
+    max_failures: int = typer.Option(0, help="Retries of a crashed trial, from its last "
+                                     "checkpoint."),
+    keep_checkpoints: int = typer.Option(2, help="Best checkpoints kept per trial (by val "
+                                         "macro-F1)."),
+    seed: int = typer.Option(42, help="Seed of the split and of the search."),
+    num_cpus: int = typer.Option(None, help="Embedded Ray only: CPUs it offers (default: all "
+                                 "cores)."),
+    num_gpus: float = typer.Option(None, help="Embedded Ray only: GPUs it offers (default: "
+                                   "detected; a number makes logical GPUs)."),
+) -> None:
+    """Tune text classifiers with Ray Tune; every epoch of every trial is a checkpoint.
+
+    The data is prepared once (split, Preprocessor fitted on the training rows) and written to
+    STORAGE/NAME/voxpop/; the trials report validation macro-F1 every epoch. At the end a
+    leaderboard is printed with the `voxpop export` command to run next.
+
+    Example: voxpop tune tweets.csv --space bilstm --space cnn --samples 8 --max-epochs 4
+    --storage runs --name tweets
+    """
+    from voxpop.tune_spaces.runner import TuneOptions, run_tuning
+
+    if data is None and not resume:
+        raise VoxpopError("DATA is required (a labelled table), unless --resume is given")
+    options = TuneOptions(
+        data=data, text_col=text_col, label_col=label_col,
+        feature_cols=tuple(c.strip() for c in feature_cols.split(",") if c.strip()),
+        val_file=val, test_file=test, spaces=tuple(space), samples=samples,
+        max_epochs=max_epochs, scheduler=scheduler, search=search,
+        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+        max_concurrent=max_concurrent, address=address, storage=storage, name=name,
+        resume=resume, max_failures=max_failures, keep_checkpoints=keep_checkpoints, seed=seed,
+        num_cpus=num_cpus, num_gpus=num_gpus,
+    )
+    outcome = run_tuning(options, on_ready=typer.echo)
+    _print_leaderboard(outcome.leaderboard)
+    if outcome.all_failed:
+        raise VoxpopError(f"every trial failed ({len(outcome.leaderboard)}); first error: "
+                          f"{outcome.errors[0] if outcome.errors else outcome.leaderboard[0]['error']}")
+    typer.echo(f"\nNext: {outcome.export_command}")
+
+
+def _print_leaderboard(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Leaderboard (best validation macro-F1 first)")
+    for column in ("#", "trial", "family", "key params", "epoch", "val macro-F1", "status"):
+        table.add_column(column)
+    for rank, row in enumerate(rows, start=1):
+        params = ", ".join(f"{k}={_short(v)}" for k, v in list(row["params"].items())[:PARAMS_SHOWN])
+        score = "-" if row["val_macro_f1"] is None else f"{row['val_macro_f1']:.4f}"
+        table.add_row(str(rank), row["trial_id"], row["family"], params,
+                      str(row["epoch"] or "-"), score, _status(row))
+    Console(width=160).print(table)
+
+
+def _status(row: dict) -> str:
+    retried = f" after {row['restarts']} restart(s)" if row["restarts"] else ""
+    if row["error"]:
+        return f"[red]FAILED[/red]{retried}: {row['error'][:80]}"
+    return f"ok{retried}"
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,80 @@
+"""Connecting to Ray: an embedded single-node instance on loopback, or an existing cluster."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from voxpop.data.errors import VoxpopError
+
+# Ray listens on every interface unless this is "0"; then a single node stays on loopback only.
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def start_ray(*, address: str | None = None, num_cpus: int | None = None,
+              num_gpus: float | None = None) -> bool:
+    """Start or join Ray; return True when this call started it (so the caller shuts it down).
+
+    Without `address`: an embedded instance (`address="local"`, which never joins a cluster
+    recorded on the machine) with `num_cpus` (default: all cores) and `num_gpus` (default: what
+    Ray detects; a number gives logical GPUs), no dashboard, listening on loopback only. With
+    `address` (`auto`, `HOST:PORT` or `ray://HOST:PORT`): join that cluster. An already
+    initialised Ray in this process is reused as it is.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        _join(address)
+    else:
+        _loopback_only()
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus,
+                 include_dashboard=False, logging_level="WARNING", log_to_driver=True)
+    return True
+
+
+def _loopback_only() -> None:
+    """Keep the embedded instance on loopback: the environment variable reaches Ray's child
+    processes, but Ray's Python side reads it once at import, so its constant is set too."""
+    from ray._private import ray_constants
+
+    os.environ[LOOPBACK_ONLY_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _join(address: str) -> None:
+    import ray
+
+    try:
+        ray.init(address=address, logging_level="WARNING")
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VoxpopError(f"--address {address}: cannot join the Ray cluster ({first_line})") \
+            from None
+    warnings.warn(
+        f"joined the Ray cluster at {address}: the run directory (--storage) must be on storage "
+        "every node sees (a shared path, or a URI such as s3://...)",
+        stacklevel=2,
+    )
+
+
+def check_resources(*, cpus_per_trial: float, gpus_per_trial: float) -> dict:
+    """Refuse per-trial requests the cluster can never meet; return its total resources."""
+    import ray
+
+    total = ray.cluster_resources()
+    if gpus_per_trial > 0 and total.get("GPU", 0) == 0:
+        raise VoxpopError(
+            f"--gpus-per-trial {gpus_per_trial}: the Ray cluster advertises no GPUs "
+            "(use --gpus-per-trial 0, or --address a cluster with GPU nodes)"
+        )
+    if gpus_per_trial > total.get("GPU", 0):
+        raise VoxpopError(
+            f"--gpus-per-trial {gpus_per_trial}: more than the cluster's {total['GPU']:g} GPUs"
+        )
+    if cpus_per_trial > total.get("CPU", 0):
+        raise VoxpopError(
+            f"--cpus-per-trial {cpus_per_trial}: more than the cluster's {total.get('CPU', 0):g} CPUs"
+        )
+    return total

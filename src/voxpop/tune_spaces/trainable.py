@@ -1,0 +1,141 @@
+"""The Ray Tune function trainable: build (or restore) one model, train it, report every epoch.
+
+A trial's config is `{"space": {SPACE_NAME: params}}` (params hold `family` and the model and
+training keys), so one run can sample several spaces. Each epoch writes a checkpoint directory
+with `model.keras`, `metrics.json` and `val_probs.npy` and reports it to Tune; a retried or
+PBT-exploited trial restores from `ray.tune.get_checkpoint()` and continues the epoch count.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from voxpop.data.atomic import write_json
+
+# Test hook, set only by test space files: raise once, right after the first reported epoch of a
+# trial that was not restored from a checkpoint, so a retry has a checkpoint to restore from.
+FAULT_KEY = "fail_on_first_attempt"
+MODEL_FILE, METRICS_FILE, VAL_PROBS_FILE = "model.keras", "metrics.json", "val_probs.npy"
+
+
+class InjectedFailure(RuntimeError):
+    """The deliberate failure asked for by `fail_on_first_attempt: true`."""
+
+
+def trial_params(config: dict) -> tuple[str, dict]:
+    """`(space name, params)` from a trial config `{"space": {name: params}, "seed": S}`."""
+    ((space_name, params),) = config["space"].items()
+    return space_name, {**dict(params), "seed": params.get("seed", config.get("seed"))}
+
+
+class EpochReporter:
+    """The `on_epoch` callback of `training.fit`: writes one checkpoint and reports it to Tune."""
+
+    def __init__(self, *, model, space_name: str, params: dict, labels: list[str],
+                 first_epoch: int, fail_after_first: bool, trial_started: float):
+        import ray
+
+        context = ray.get_runtime_context()
+        self.model = model
+        self.space_name = space_name
+        self.params = params
+        self.labels = labels
+        self.first_epoch = first_epoch
+        self.fail_after_first = fail_after_first
+        self.trial_id = ray.tune.get_context().get_trial_id()
+        self.node_id = context.get_node_id()
+        self.gpu_ids = [str(gpu) for gpu in context.get_accelerator_ids().get("GPU", [])]
+        self.trial_started = trial_started
+        self.epoch_started = time.time()
+
+    def __call__(self, epoch: int, metrics: dict, val_probs: np.ndarray) -> None:
+        import ray
+
+        record = self._record(epoch, metrics)
+        with tempfile.TemporaryDirectory(prefix="voxpop-ckpt-") as tmp:
+            tmp = Path(tmp)
+            self.model.save(tmp / MODEL_FILE)
+            write_json(tmp / METRICS_FILE, record)
+            np.save(tmp / VAL_PROBS_FILE, np.asarray(val_probs, dtype=np.float32))
+            ray.tune.report(
+                {key: record[key] for key in ("space", "family", "epoch", "loss", "val_loss",
+                                              "val_accuracy", "val_macro_f1", "restored_from")},
+                checkpoint=ray.tune.Checkpoint.from_directory(str(tmp)),
+            )
+        self.epoch_started = time.time()
+        if self.fail_after_first:
+            raise InjectedFailure(f"{FAULT_KEY}: deliberate failure after epoch {record['epoch']}")
+
+    def _record(self, epoch: int, metrics: dict) -> dict:
+        per_class = metrics["val_per_class_f1"]
+        if not isinstance(per_class, dict):
+            per_class = dict(zip(self.labels, per_class, strict=True))
+        return {
+            "trial_id": self.trial_id,
+            "space": self.space_name,
+            "family": self.params["family"],
+            "config": self.params,
+            "epoch": self.first_epoch + int(epoch),
+            **{key: float(metrics[key]) for key in ("loss", "val_loss", "val_accuracy",
+                                                     "val_macro_f1")},
+            "val_per_class_f1": {str(k): float(v) for k, v in per_class.items()},
+            "node_id": self.node_id,
+            "gpu_ids": self.gpu_ids,
+            "restored_from": self.first_epoch,
+            "trial_started": self.trial_started,
+            "started": self.epoch_started,
+            "ended": time.time(),
+        }
+
+
+def _restore(checkpoint):
+    """`(model, epochs done)` from a reported checkpoint."""
+    import keras
+
+    with checkpoint.as_directory() as directory:
+        directory = Path(directory)
+        model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True)
+        done = json.loads((directory / METRICS_FILE).read_text())["epoch"]
+    return model, done
+
+
+def train_trial(config: dict, *, data: dict, max_epochs: int, threads: int) -> None:
+    """Train one trial on the driver's prepared arrays (`data`, from Ray's object store).
+
+    `data` holds `train`/`val` input dicts, `y_train`/`y_val`, `labels`, `n_tokens`,
+    `n_features`; never test rows.
+    """
+    trial_started = time.time()
+    from voxpop.models import runtime
+
+    space_name, params = trial_params(config)
+    # TF threads follow the trial's CPUs, so concurrent trials do not oversubscribe the cores.
+    runtime.configure(threads=threads, seed=params.get("seed"))
+
+    import keras
+    import ray
+
+    from voxpop.models import build, training
+
+    keras.backend.clear_session()  # a reused worker still holds the previous trial's graph
+
+    fail_once = bool(params.pop(FAULT_KEY, False))
+    checkpoint = ray.tune.get_checkpoint()
+    if checkpoint is not None:
+        model, done = _restore(checkpoint)
+    else:
+        model, done = build(params["family"], params, n_tokens=data["n_tokens"],
+                            n_classes=len(data["labels"]), n_features=data["n_features"]), 0
+    if done >= max_epochs:
+        return
+    reporter = EpochReporter(model=model, space_name=space_name, params=params,
+                             labels=data["labels"], first_epoch=done,
+                             fail_after_first=fail_once and checkpoint is None,
+                             trial_started=trial_started)
+    training.fit(model, train=data["train"], y_train=data["y_train"], val=data["val"],
+                 y_val=data["y_val"], config=params, epochs=max_epochs - done, on_epoch=reporter)
