@@ -18,8 +18,6 @@ import pandas as pd
 from voxpop.data.errors import VoxpopError
 from voxpop.data.text import EMOJI, EMOTICON, WORD, CleaningOptions, TokenBatch, Tokenizer
 
-# Runs of one letter three or more times ("sooo"): elongation for emphasis.
-_ELONGATED = re.compile(r"([^\W\d_])\1\1+")
 # Words of two or more capitals (ASCII and Latin-1); the look-behind comes after the first letter
 # because Python's re scans much faster that way.
 _CAPITALS = "A-Z\u00c0-\u00d6\u00d8-\u00de"
@@ -121,6 +119,15 @@ def _matches_per_text(regex: re.Pattern, texts: list[str]) -> np.ndarray:
     return np.bincount(owners, minlength=len(texts)).astype(np.float64)
 
 
+def _elongation_starts(points: np.ndarray, letters: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """bool per code point: the third letter of a run of one letter repeated 3+ times ("sooo")."""
+    triple = np.zeros(len(points), dtype=bool)
+    if len(points) >= 3:
+        triple[2:] = ((points[2:] == points[1:-1]) & (points[1:-1] == points[:-2])
+                      & letters[2:] & (owner[2:] == owner[:-2]))
+    return triple & ~np.r_[False, triple[:-1]]
+
+
 @lru_cache(maxsize=1)
 def _char_tables() -> tuple[np.ndarray, np.ndarray]:
     # str.isupper / str.isalpha for every code point of the Basic Multilingual Plane (letters
@@ -146,6 +153,7 @@ def _char_counts(texts: list[str]) -> dict[str, np.ndarray]:
     letters = np.zeros(len(points), dtype=bool)
     letters[bmp] = letter_table[points[bmp]]
     return {
+        "n_elongated": per_text(_elongation_starts(points, letters, owner)),
         "n_chars": lengths.astype(np.float64),
         "n_upper": per_text(upper),
         "n_letters_raw": per_text(letters),
@@ -177,7 +185,6 @@ def engineered_features(texts, analysis: TokenBatch | None = None) -> np.ndarray
         "upper_ratio": columns["n_upper"] / np.maximum(columns["n_letters_raw"], 1),
         "punct_density": columns["n_punct"] / np.maximum(columns["n_chars"], 1),
         "n_ellipsis": np.array([t.count("...") for t in texts], dtype=np.float64),
-        "n_elongated": _matches_per_text(_ELONGATED, texts),
         "n_allcaps_words": _matches_per_text(_ALLCAPS, texts),
         "lex_compound": total / np.sqrt(total * total + VADER_ALPHA),
         "lex_pos_ratio": columns["n_lex_pos"] / per_word,
