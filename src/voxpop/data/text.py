@@ -63,8 +63,8 @@ class CleaningOptions:
 def clean(text: str, options: CleaningOptions) -> str:
     """Apply the cleaning steps in a fixed order (URLs before numbers: URLs contain digits).
 
-    Example: `clean("Sooo happy @bob #GreatDay http://x.co", CleaningOptions())`
-    -> `"soo happy  <user>   <hashtag> great day   <url> "`.
+    Example: `clean("Sooo happy @bob #GreatDay http://x.co", CleaningOptions()).split()`
+    -> `["soo", "happy", "<user>", "<hashtag>", "great", "day", "<url>"]`.
     """
     if options.replace_urls:
         text = _URL.sub(" <url> ", text)
