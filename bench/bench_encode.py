@@ -1,0 +1,111 @@
+"""Rows per second of Preprocessor.fit and .encode on 100k real tweets, beside the alternatives a
+user already has (scikit-learn CountVectorizer, Keras TextVectorization), measured in the same run.
+
+Run: nice .venv/bin/python bench/bench_encode.py [--rows 100000] [--out bench/results/encode.json]
+The tweets are the shared 38,158-row set (or the built-in copy) repeated to --rows rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from voxpop.data import Preprocessor
+from voxpop.data.atomic import write_json
+from voxpop.data.builtin import load_tweets
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "tweet_sentiment.csv"
+
+
+def timed(fn):
+    """(result, (wall seconds, CPU seconds of this process summed over its threads))."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, (time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def rate(rows: int, seconds: tuple[float, float]) -> dict:
+    # On a shared machine wall time includes waiting for a core; CPU time does not.
+    wall, cpu = seconds
+    return {"seconds": round(wall, 3), "rows_per_s": round(rows / wall),
+            "cpu_seconds": round(cpu, 3)}
+
+
+def bench_voxpop(texts, labels, **options) -> dict:
+    pre = Preprocessor(**options)
+    _, fit_s = timed(lambda: pre.fit(texts, labels))
+    arrays, encode_s = timed(lambda: pre.encode(texts))
+    return {"options": options, "fit": rate(len(texts), fit_s), "encode": rate(len(texts), encode_s),
+            "tokens_shape": list(arrays["tokens"].shape),
+            "features_shape": list(arrays["features"].shape)}
+
+
+def bench_count_vectorizer(texts) -> dict:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(max_features=30000, min_df=2)
+    _, fit_s = timed(lambda: vectorizer.fit(texts))
+    matrix, transform_s = timed(lambda: vectorizer.transform(texts))
+    return {"fit": rate(len(texts), fit_s), "encode": rate(len(texts), transform_s),
+            "output": f"sparse counts {matrix.shape}", "version": _version("sklearn")}
+
+
+def bench_text_vectorization(texts, max_len: int) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    layer = tf.keras.layers.TextVectorization(max_tokens=30000, output_sequence_length=max_len)
+    data = tf.constant(texts)
+    _, fit_s = timed(lambda: layer.adapt(data, batch_size=4096))
+    out, encode_s = timed(lambda: layer(data).numpy())
+    return {"fit": rate(len(texts), fit_s), "encode": rate(len(texts), encode_s),
+            "output": f"int sequences {out.shape} (lowercase + strip punctuation, no features)",
+            "version": tf.__version__}
+
+
+def _version(module: str) -> str:
+    return __import__(module).__version__
+
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    return {"cores": os.cpu_count(), "cpu_model": models[0] if models else platform.processor(),
+            "load_average_at_start": os.getloadavg(), "python": platform.python_version(),
+            "numpy": np.__version__, "pandas": _version("pandas"), "platform": platform.platform()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "encode.json")
+    args = parser.parse_args()
+    info = machine()
+    tweets = load_tweets()
+    reps = -(-args.rows // len(tweets))
+    texts = (tweets["text"].tolist() * reps)[: args.rows]
+    labels = np.tile(tweets["label"].to_numpy(), reps)[: args.rows]
+    results = {
+        "data": f"built-in tweets ({len(tweets)} rows, = {SHARED.name}) repeated to {args.rows} rows",
+        "machine": info,
+        "voxpop": bench_voxpop(texts, labels),
+        "voxpop_tokens_only": bench_voxpop(texts, labels, engineered_features=False),
+        "sklearn_CountVectorizer": bench_count_vectorizer(texts),
+    }
+    max_len = results["voxpop"]["tokens_shape"][1]
+    results["keras_TextVectorization"] = bench_text_vectorization(texts, max_len)
+    write_json(args.out, results)
+    for name, result in results.items():
+        if isinstance(result, dict) and "fit" in result:
+            print(f"{name:26s} fit {result['fit']['rows_per_s']:>9,} rows/s   "
+                  f"encode {result['encode']['rows_per_s']:>9,} rows/s "
+                  f"({result['encode']['seconds']} s wall, {result['encode']['cpu_seconds']} s CPU)")
+
+
+if __name__ == "__main__":
+    main()
