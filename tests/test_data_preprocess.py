@@ -64,8 +64,16 @@ def test_user_feature_columns_follow_the_engineered_ones():
     np.testing.assert_allclose(scaled, (extra[:, 0] - 2.0) / np.std([1.0, 2.0, 3.0]), rtol=1e-6)
     with pytest.raises(VoxpopError, match=r"feature columns score expected but no features given"):
         pre.encode(texts)
+    with pytest.raises(VoxpopError, match=r"row 2, feature column 'score': value is not a finite number"):
+        pre.encode(texts, features=np.array([[1.0], [np.nan], [3.0]]))
     only_user = Preprocessor(min_freq=1, engineered_features=False).fit(texts, labels, extra, ["score"])
     assert only_user.encode(texts, extra)["features"].shape == (3, 1)
+
+
+def test_missing_texts_from_a_pandas_column_encode_as_empty_texts(fitted):
+    column = pd.Series(["good", None, np.nan, 42], dtype=object)
+    a, b = fitted.encode(column), fitted.encode(["good", "", "", "42"])
+    assert np.array_equal(a["tokens"], b["tokens"]) and np.array_equal(a["features"], b["features"])
 
 
 def test_json_round_trip_encodes_identically(tmp_path, fitted, sample):

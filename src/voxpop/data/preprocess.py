@@ -60,7 +60,7 @@ class Preprocessor:
 
     def fit(self, texts, labels, features=None, feature_names=()) -> Preprocessor:
         """Fit vocabulary, max_len, label list and scaler on the TRAINING rows only."""
-        texts = list(texts)
+        texts = _as_texts(texts)
         labels = np.asarray(labels).astype(str)
         _check_lengths(texts, labels, features, feature_names)
         self.labels = sorted(set(labels.tolist()))
@@ -90,7 +90,7 @@ class Preprocessor:
     def encode(self, texts, features=None) -> dict[str, np.ndarray]:
         """{"tokens": int32 [n, max_len], "features": float32 [n, n_features]} (PAD=0, OOV=1)."""
         self._check_fitted()
-        texts = list(texts)
+        texts = _as_texts(texts)
         if features is not None or self.user_feature_names:
             _check_lengths(texts, None, features, self.user_feature_names)
         batch = self.tokenizer.tokenize_batch(texts)
@@ -211,6 +211,11 @@ def training_fingerprint(texts, labels) -> str:
     return digest.hexdigest()
 
 
+def _as_texts(texts) -> list[str]:
+    # Callers may hand over a pandas column: a missing text (None/NaN) is the empty text.
+    return [t if isinstance(t, str) else "" if t is None or t != t else str(t) for t in texts]
+
+
 def _choice(option: str, value: str, valid: tuple[str, ...]) -> str:
     if value not in valid:
         raise VoxpopError(f"{option} must be one of {', '.join(valid)} (got {value!r})")
@@ -228,3 +233,8 @@ def _check_lengths(texts, labels, features, feature_names) -> None:
         if len(shape) != 2 or shape[0] != n or shape[1] != len(feature_names):
             raise VoxpopError(f"features have shape {shape}; expected ({n}, {len(feature_names)}) "
                               f"for columns {', '.join(feature_names) or '(none given)'}")
+        finite = np.isfinite(np.asarray(features, dtype=np.float64))
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            raise VoxpopError(f"row {row + 1}, feature column '{feature_names[col]}': value is not "
+                              "a finite number")
