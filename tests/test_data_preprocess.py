@@ -16,17 +16,13 @@ from voxpop.data.preprocess import training_fingerprint
 
 
 @pytest.fixture(scope="module")
-def sample(tweets_df) -> pd.DataFrame:
-    return tweets_df.sample(n=2000, random_state=0).reset_index(drop=True)
+def fitted(tweets_sample) -> Preprocessor:
+    train = tweets_sample.head(1500)
+    return Preprocessor(max_tokens=3000).fit(train["text"], train["label"])
 
 
-@pytest.fixture(scope="module")
-def fitted(sample) -> Preprocessor:
-    return Preprocessor(max_tokens=3000).fit(sample["text"].head(1500), sample["label"].head(1500))
-
-
-def test_encode_shapes_dtypes_and_special_ids(fitted, sample):
-    arrays = fitted.encode(sample["text"].tail(500))
+def test_encode_shapes_dtypes_and_special_ids(fitted, tweets_sample):
+    arrays = fitted.encode(tweets_sample["text"].tail(500))
     assert arrays["tokens"].dtype == np.int32 and arrays["tokens"].shape == (500, fitted.max_len)
     assert arrays["features"].dtype == np.float32 and arrays["features"].shape == (500, len(FEATURE_NAMES))
     assert fitted.n_tokens <= 3000 and arrays["tokens"].max() < fitted.n_tokens
@@ -35,11 +31,11 @@ def test_encode_shapes_dtypes_and_special_ids(fitted, sample):
     np.testing.assert_array_equal(fitted.encode_labels(["positive", "negative"]), [2, 0])
 
 
-def test_max_len_is_the_training_length_percentile(sample):
-    pre = Preprocessor(max_len_percentile=90.0).fit(sample["text"], sample["label"])
-    lengths = [len(t) for t in pre.tokenizer.tokenize_many(sample["text"])]
+def test_max_len_is_the_training_length_percentile(tweets_sample):
+    pre = Preprocessor(max_len_percentile=90.0).fit(tweets_sample["text"], tweets_sample["label"])
+    lengths = [len(t) for t in pre.tokenizer.tokenize_many(tweets_sample["text"])]
     assert pre.max_len == int(np.ceil(np.percentile(lengths, 90.0)))
-    assert Preprocessor(max_len=7).fit(sample["text"], sample["label"]).max_len == 7
+    assert Preprocessor(max_len=7).fit(tweets_sample["text"], tweets_sample["label"]).max_len == 7
 
 
 def test_pre_padding_puts_tokens_at_the_end():
@@ -48,8 +44,8 @@ def test_pre_padding_puts_tokens_at_the_end():
     assert tokens[:4].tolist() == [0, 0, 0, 0] and (tokens[4:] > 1).all()
 
 
-def test_features_are_scaled_with_training_statistics(fitted, sample):
-    train = fitted.encode(sample["text"].head(1500))["features"]
+def test_features_are_scaled_with_training_statistics(fitted, tweets_sample):
+    train = fitted.encode(tweets_sample["text"].head(1500))["features"]
     np.testing.assert_allclose(train.mean(axis=0), 0, atol=1e-4)
     stds = train.std(axis=0)
     assert np.all((np.abs(stds - 1) < 1e-3) | (stds == 0))
@@ -76,13 +72,13 @@ def test_missing_texts_from_a_pandas_column_encode_as_empty_texts(fitted):
     assert np.array_equal(a["tokens"], b["tokens"]) and np.array_equal(a["features"], b["features"])
 
 
-def test_json_round_trip_encodes_identically(tmp_path, fitted, sample):
+def test_json_round_trip_encodes_identically(tmp_path, fitted, tweets_sample):
     path = tmp_path / "preprocess.json"
     fitted.to_json(path)
     data = json.loads(path.read_text())
     assert data["format_version"] == FORMAT_VERSION and data["labels"] == fitted.labels
     loaded = Preprocessor.from_json(path)
-    texts = sample["text"].tail(500).tolist() + ["", "unseen zzzqx words 😀 #NewTag"]
+    texts = tweets_sample["text"].tail(500).tolist() + ["", "unseen zzzqx words 😀 #NewTag"]
     a, b = fitted.encode(texts), loaded.encode(texts)
     assert np.array_equal(a["tokens"], b["tokens"]) and np.array_equal(a["features"], b["features"])
     assert (loaded.fingerprint, loaded.max_len, loaded.n_tokens, loaded.feature_names) == \
@@ -90,15 +86,16 @@ def test_json_round_trip_encodes_identically(tmp_path, fitted, sample):
     assert loaded.to_dict() == fitted.to_dict()
 
 
-def test_fingerprint_is_sha256_of_training_texts_and_labels(fitted, sample):
-    texts, labels = sample["text"].head(1500).tolist(), sample["label"].head(1500).tolist()
+def test_fingerprint_is_sha256_of_training_texts_and_labels(fitted, tweets_sample):
+    train = tweets_sample.head(1500)
+    texts, labels = train["text"].tolist(), train["label"].tolist()
     assert fitted.fingerprint == training_fingerprint(texts, labels)
     assert fitted.fingerprint != training_fingerprint(texts, labels[::-1])
     assert len(fitted.fingerprint) == 64
 
 
-def test_shuffling_input_rows_changes_nothing_but_order(tmp_path, sample):
-    frame = sample.head(600).assign(id=[f"t{i}" for i in range(600)])[["id", "text", "label"]]
+def test_shuffling_input_rows_changes_nothing_but_order(tmp_path, tweets_sample):
+    frame = tweets_sample.head(600).assign(id=[f"t{i}" for i in range(600)])[["id", "text", "label"]]
     frame.to_csv(tmp_path / "a.csv", index=False)
     frame.sample(frac=1.0, random_state=9).to_csv(tmp_path / "b.csv", index=False)
 

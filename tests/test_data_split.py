@@ -9,9 +9,8 @@ from voxpop.data import Split, VoxpopError, split_rows
 
 
 @pytest.fixture(scope="module")
-def tweet_labels(tweets_df):
-    # conftest's tweets_sample loses its label column under pandas 3 (groupby.apply drops it).
-    return tweets_df["label"].sample(n=2000, random_state=0).to_numpy()
+def tweet_labels(tweets_sample):
+    return tweets_sample["label"].to_numpy()
 
 
 def test_split_is_a_stratified_partition(tweet_labels):
