@@ -74,7 +74,8 @@ def _version(module: str) -> str:
 
 def machine() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+              if line.startswith("model name")]
     return {"cores": os.cpu_count(), "cpu_model": models[0] if models else platform.processor(),
             "load_average_at_start": os.getloadavg(), "python": platform.python_version(),
             "numpy": np.__version__, "pandas": _version("pandas"), "platform": platform.platform()}

