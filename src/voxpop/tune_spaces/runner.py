@@ -98,7 +98,7 @@ def _pbt(options: TuneOptions):
     (space_name,) = options.spaces
     name = resolve_space(space_name)[0]
     return PopulationBasedTraining(
-        time_attr=TIME_ATTR, perturbation_interval=1, seed=options.seed,
+        time_attr=TIME_ATTR, perturbation_interval=1,
         hyperparam_mutations={"space": {name: {"learning_rate": tune.loguniform(1e-4, 1e-2)}}},
     )
 
@@ -114,23 +114,32 @@ SCHEDULERS: dict[str, Callable] = {"asha": _asha, "hyperband": _hyperband, "pbt"
 
 
 def _random(spaces: dict[str, dict], options: TuneOptions):
-    """`(param_space, search_alg, num_samples)`: `samples` random trials of every space."""
+    """`(param_space, search_alg, num_samples)`: `samples` random trials of every space.
+
+    The concurrency limit lives in the search algorithm: Tune ignores `max_concurrent_trials`
+    for a BasicVariantGenerator."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     param_space = {"space": tune.grid_search([{name: space} for name, space in spaces.items()]),
                    "seed": options.seed}
-    return param_space, BasicVariantGenerator(random_state=options.seed), options.samples
+    search = BasicVariantGenerator(random_state=options.seed,
+                                   max_concurrent=options.max_concurrent or 0)
+    return param_space, search, options.samples
 
 
 def _optuna(spaces: dict[str, dict], options: TuneOptions):
     """`(param_space, search_alg, num_samples)`: Optuna's TPE also picks the space."""
+    from ray.tune.search import ConcurrencyLimiter
+
     try:
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
         raise VoxpopError("--search optuna needs the optuna package (pip install optuna)") from None
-    search = OptunaSearch(space=_define_by_run(spaces, seed=options.seed), metric=METRIC, mode=MODE,
-                          seed=options.seed)
+    search = OptunaSearch(space=_define_by_run(spaces, seed=options.seed), metric=METRIC,
+                          mode=MODE, seed=options.seed)
+    if options.max_concurrent:
+        search = ConcurrencyLimiter(search, max_concurrent=options.max_concurrent)
     return None, search, options.samples * len(spaces)
 
 
@@ -264,7 +273,6 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: dict, run_dir: P
         tune_config=tune.TuneConfig(
             metric=METRIC, mode=MODE, search_alg=search_alg,
             scheduler=SCHEDULERS[options.scheduler](options), num_samples=num_samples,
-            max_concurrent_trials=options.max_concurrent,
             # A new trial in a finished trial's worker skips the ~10-30 s TensorFlow start-up.
             reuse_actors=True,
         ),
