@@ -58,58 +58,62 @@ def family(name: str, *, uses_features: bool = False, **defaults) -> Callable:
 
 
 # ----------------------------------------------------------------------------- recurrent families
-# LSTM only with the settings that keep cuDNN-compatible math (tanh/sigmoid, no unroll): that is
-# the form tf2onnx fuses into one ONNX LSTM op. Pre-padding lets the final state see real tokens.
+# Recurrent layers keep Keras' defaults (tanh/sigmoid, no dropout inside the layer): that is the
+# form tf2onnx fuses into one ONNX LSTM op; an LSTM with recurrent_dropout > 0 exports as a slow
+# Loop (measured), so sequence dropout (`rnn_dropout`) is applied between layers instead.
+# Pre-padding lets the final state see the real tokens last.
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 
-def _recurrent(cell: str, units: int, config: dict, *, return_sequences: bool = False):
+def _recurrent(cell: str, units: int, *, return_sequences: bool = False):
     if cell not in _CELLS:
         raise ValueError(f"model config 'cell': {cell!r} is not valid (valid: {', '.join(_CELLS)})")
-    return _CELLS[cell](units, return_sequences=return_sequences,
-                        recurrent_dropout=config["recurrent_dropout"])
+    return _CELLS[cell](units, return_sequences=return_sequences)
 
 
 def _bidirectional(layer):
     return keras.layers.Bidirectional(layer, merge_mode="concat")
 
 
-@family("lstm", units=64, recurrent_dropout=0.0)
+@family("lstm", units=64)
 def lstm(tokens, mask, embedded, config):
-    return _recurrent("lstm", config["units"], config)(embedded)
+    return _recurrent("lstm", config["units"])(embedded)
 
 
-@family("bilstm", units=64, recurrent_dropout=0.0)
+@family("bilstm", units=64)
 def bilstm(tokens, mask, embedded, config):
-    return _bidirectional(_recurrent("lstm", config["units"], config))(embedded)
+    return _bidirectional(_recurrent("lstm", config["units"]))(embedded)
 
 
-@family("stacked_bilstm", units=[64, 32], num_layers=2, recurrent_dropout=0.0)
+@family("stacked_bilstm", units=[64, 32], num_layers=2, rnn_dropout=0.1)
 def stacked_bilstm(tokens, mask, embedded, config):
-    """`units` is one size per layer, or one int used for `num_layers` layers."""
+    """`units` is one size per layer, or one int used for `num_layers` layers; `rnn_dropout`
+    drops between the layers."""
     units = config["units"]
     x = embedded
     *inner, last = [units] * config["num_layers"] if isinstance(units, int) else units
     for units in inner:
-        x = _bidirectional(_recurrent("lstm", units, config, return_sequences=True))(x)
-    return _bidirectional(_recurrent("lstm", last, config))(x)
+        x = _bidirectional(_recurrent("lstm", units, return_sequences=True))(x)
+        x = keras.layers.Dropout(config["rnn_dropout"])(x)
+    return _bidirectional(_recurrent("lstm", last))(x)
 
 
-@family("gru", units=64, recurrent_dropout=0.0)
+@family("gru", units=64)
 def gru(tokens, mask, embedded, config):
-    return _recurrent("gru", config["units"], config)(embedded)
+    return _recurrent("gru", config["units"])(embedded)
 
 
-@family("bigru", units=64, recurrent_dropout=0.0)
+@family("bigru", units=64)
 def bigru(tokens, mask, embedded, config):
-    return _bidirectional(_recurrent("gru", config["units"], config))(embedded)
+    return _bidirectional(_recurrent("gru", config["units"]))(embedded)
 
 
-@family("attention", cell="lstm", units=64, bidirectional=True, attention_units=64,
-        recurrent_dropout=0.0)
+@family("attention", cell="lstm", units=64, bidirectional=True, attention_units=64, rnn_dropout=0.1)
 def attention(tokens, mask, embedded, config):
-    layer = _recurrent(config["cell"], config["units"], config, return_sequences=True)
+    """`rnn_dropout` drops on the encoded sequence before the masked attention pooling."""
+    layer = _recurrent(config["cell"], config["units"], return_sequences=True)
     sequence = (_bidirectional(layer) if config["bidirectional"] else layer)(embedded)
+    sequence = keras.layers.Dropout(config["rnn_dropout"])(sequence)
     return vl.MaskedAttentionPooling(config["attention_units"])([sequence, mask])
 
 
