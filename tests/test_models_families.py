@@ -45,6 +45,13 @@ def test_training_keys_and_other_families_keys_are_ignored_by_build():
     assert model.count_params() == vm.build("cnn", TINY, n_tokens=10, n_classes=2).count_params()
 
 
+def test_fusion_takes_the_keys_of_its_encoder():
+    config = {**TINY, "encoder": "cnn", "kernel_sizes": [2], "filters": 5}
+    model = vm.build("fusion", config, n_tokens=10, n_classes=2, n_features=3)
+    assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv1D)] == [5]
+    assert vm.default_config("fusion", encoder="cnn")["kernel_sizes"] == [2, 3, 4]
+
+
 def test_default_config_is_a_fresh_copy():
     config = vm.default_config("cnn")
     config["kernel_sizes"].append(99)

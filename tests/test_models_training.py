@@ -37,7 +37,7 @@ def test_balanced_weights_equal_scikit_learn_and_boost_multiplies_them():
         weights(y, 3, {"boost": [1.0, 2.0]})
 
 
-@pytest.mark.parametrize("target, expected", [("max", [50, 50, 50]), (40, [50, 40, 40]),
+@pytest.mark.parametrize("target, expected", [("max", [50, 50, 50]), (np.int64(40), [50, 40, 40]),
                                               (0.5, [50, 30, 25])])
 def test_oversampling_repeats_minority_rows_up_to_the_target(target, expected):
     y = np.array([0] * 50 + [1] * 30 + [2] * 5)

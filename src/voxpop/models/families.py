@@ -167,22 +167,29 @@ def transformer(tokens, mask, embedded, config):
 # ----------------------------------------------------------------------------- fusion
 @family("fusion", uses_features=True, encoder="bilstm", feature_units=32, feature_dropout=0.1)
 def fusion(tokens, mask, embedded, config):
-    encoder = config["encoder"]
-    if encoder not in FAMILIES or FAMILIES[encoder].uses_features:
-        valid = ", ".join(n for n, f in FAMILIES.items() if not f.uses_features)
-        raise ValueError(f"model config 'encoder': {encoder!r} is not valid (valid: {valid})")
-    encoder_config = {**FAMILIES[encoder].defaults, **config}
-    return FAMILIES[encoder].encoder(tokens, mask, embedded, encoder_config)
+    """The text encoder of family `encoder` (its keys apply too); `build` adds the feature branch."""
+    return FAMILIES[config["encoder"]].encoder(tokens, mask, embedded, config)
 
 
 # ----------------------------------------------------------------------------- public API
-def default_config(family_name: str) -> dict:
-    """The complete model config of a family (common keys + the family's own), as a fresh dict."""
+def default_config(family_name: str, *, encoder: str | None = None) -> dict:
+    """The complete model config of a family (common keys + the family's own), as a fresh dict.
+
+    For `fusion` it includes the keys of its text encoder (`encoder`, default bilstm).
+    """
     spec = _family(family_name)
     defaults = {**COMMON_DEFAULTS, **spec.defaults}
-    if family_name == "fusion":
-        defaults = {**FAMILIES[defaults["encoder"]].defaults, **defaults}
+    if spec.uses_features:
+        defaults["encoder"] = encoder or defaults["encoder"]
+        defaults = {**_text_encoder(defaults["encoder"]).defaults, **defaults}
     return {key: list(v) if isinstance(v, list) else v for key, v in defaults.items()}
+
+
+def _text_encoder(name: str) -> Family:
+    if name not in FAMILIES or FAMILIES[name].uses_features:
+        valid = ", ".join(n for n, f in FAMILIES.items() if not f.uses_features)
+        raise ValueError(f"model config 'encoder': {name!r} is not valid (valid: {valid})")
+    return FAMILIES[name]
 
 
 def uses_features(family_name: str, config: dict | None = None) -> bool:
@@ -241,7 +248,7 @@ def _family(family_name: str) -> Family:
 def _resolve(family_name: str, config: dict) -> dict:
     # Keys of other families are ignored (one Ray Tune space may cover several families);
     # a key no family knows is a typo and refused.
-    defaults = default_config(family_name)
+    defaults = default_config(family_name, encoder=config.get("encoder"))
     known = set(COMMON_DEFAULTS).union(TRAINING_KEYS, *(f.defaults for f in FAMILIES.values()))
     unknown = sorted(set(config) - known)
     if unknown:

@@ -18,6 +18,7 @@ Training keys (all optional, defaults in TRAINING_DEFAULTS):
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -107,11 +108,11 @@ def oversample_indices(y: np.ndarray, target, rng: np.random.Generator) -> np.nd
         target = counts.max()
     elif isinstance(target, float) and 0 < target <= 1:
         target = math.ceil(target * counts.max())
-    elif not isinstance(target, int) or target < 1:
+    elif not isinstance(target, numbers.Integral) or isinstance(target, bool) or target < 1:
         raise ValueError(f"training config 'oversample_to': {target!r} is not valid "
                          "(valid: 'max', a row count, or a fraction of the largest class in (0, 1])")
     extra = [
-        rng.choice(np.flatnonzero(y == c), size=target - n, replace=True)
+        rng.choice(np.flatnonzero(y == c), size=int(target) - n, replace=True)
         for c, n in enumerate(counts) if 0 < n < target
     ]
     return rng.permutation(np.concatenate([np.arange(len(y)), *extra]))
