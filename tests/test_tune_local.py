@@ -40,8 +40,9 @@ def data_file(tweets_df, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_run(ray_local, data_file, tmp_path_factory):
-    """`voxpop tune`: 2 spaces x 2 samples x up to 2 epochs, ASHA, one CPU per trial. The CNN
-    space's trials fail once after their first epoch and are retried (--max-failures 1)."""
+    """`voxpop tune`: 2 spaces x 2 samples x 2 epochs, one CPU per trial. The CNN space's trials
+    fail once after their first epoch and are retried (--max-failures 1). FIFO, so every trial
+    runs both epochs (ASHA is measured in bench/bench_tune.py)."""
     from ray import tune
 
     from voxpop.tune_spaces.runner import leaderboard
@@ -52,7 +53,7 @@ def local_run(ray_local, data_file, tmp_path_factory):
     lstm = space_file(work, "tiny_lstm", family="lstm", units=16)
     result = runner.invoke(app, [
         "tune", str(data_file), "--space", flaky_cnn, "--space", lstm, "--samples", "2",
-        "--max-epochs", str(MAX_EPOCHS), "--scheduler", "asha", "--cpus-per-trial", "1",
+        "--max-epochs", str(MAX_EPOCHS), "--scheduler", "fifo", "--cpus-per-trial", "1",
         "--max-failures", "1", "--keep-checkpoints", "2", "--storage", str(work / "runs"),
         "--name", "local",
     ])
@@ -60,7 +61,7 @@ def local_run(ray_local, data_file, tmp_path_factory):
     run_dir = work / "runs" / "local"
     # Ray's own tools read the run directory too: the leaderboard again, from Tuner.restore.
     grid = tune.Tuner.restore(str(run_dir), trainable=train_trial).get_results()
-    return result.output, run_dir, leaderboard(grid)
+    return result.output, run_dir, leaderboard(grid, max_epochs=MAX_EPOCHS)
 
 
 def test_run_directory_holds_the_prepared_data(local_run, data_file):
@@ -85,7 +86,7 @@ def test_run_directory_holds_the_prepared_data(local_run, data_file):
         np.testing.assert_array_equal(arrays["val_tokens"],
                                       preprocessor.encode(val_texts)["tokens"])
     job = json.loads((prepared / "job.json").read_text())
-    assert job["options"]["samples"] == 2 and job["options"]["scheduler"] == "asha"
+    assert job["options"]["samples"] == 2 and job["options"]["scheduler"] == "fifo"
     assert {"voxpop", "ray", "keras", "numpy"} <= set(job["versions"])
 
 
@@ -96,6 +97,7 @@ def test_leaderboard_has_every_trial_sorted_by_val_macro_f1(local_run):
     scores = [row["val_macro_f1"] for row in board]
     assert scores == sorted(scores, reverse=True)
     assert all(row["error"] is None and 1 <= row["epoch"] <= MAX_EPOCHS for row in board)
+    assert [row["state"] for row in board] == ["finished"] * 4
     printed_ids = [line.split("│")[2].strip() for line in output.splitlines()
                    if line.startswith("│")]
     assert printed_ids == [row["trial_id"] for row in board]  # the printed table, same order

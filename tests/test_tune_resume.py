@@ -66,12 +66,13 @@ def test_resume_runs_only_the_unfinished_trials(tweets_df, tmp_path):
     finished = {r["trial_id"]: r["ended"] for r in before[:-1]}
 
     outcome = run_tuning(TuneOptions(data=None, storage=storage, name=name, resume=True,
-                                     spaces=(space,), max_epochs=1))
+                                     spaces=(space,), max_epochs=5))  # the run's 1 is kept
 
     assert len(outcome.leaderboard) == TRIALS
     assert [row["error"] for row in outcome.leaderboard] == [None] * TRIALS
     records = {metrics(c)["trial_id"]: metrics(c) for c in checkpoints(run_dir)}
     assert len(records) == TRIALS
+    assert {r["epoch"] for r in records.values()} == {1}
     for trial_id, ended in finished.items():  # untouched: same checkpoint, reported once
         assert records[trial_id]["ended"] == ended
     for result_file in run_dir.glob("*/result.json"):

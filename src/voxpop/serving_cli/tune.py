@@ -40,7 +40,8 @@ def tune(
                                  "must be shared by every node."),
     name: str = typer.Option("tune", help="Run name: the run directory is STORAGE/NAME."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run "
-                                "STORAGE/NAME; finished trials are not run again."),
+                                "STORAGE/NAME; finished trials are not run again. Its "
+                                "--max-epochs and per-trial CPUs/GPUs are kept."),
     max_failures: int = typer.Option(0, help="Retries of a crashed trial, from its last "
                                      "checkpoint."),
     keep_checkpoints: int = typer.Option(2, help="Best checkpoints kept per trial (by val "
@@ -79,6 +80,9 @@ def tune(
     if outcome.all_failed:
         raise VoxpopError(f"every trial failed ({len(outcome.leaderboard)}); first error: "
                           f"{outcome.errors[0] if outcome.errors else outcome.leaderboard[0]['error']}")
+    if outcome.incomplete:
+        typer.echo(f"\nRun incomplete: continue it with voxpop tune --resume --storage "
+                   f"{outcome.run_dir.parent} --name {outcome.run_dir.name}")
     typer.echo(f"\nNext: {outcome.export_command}")
 
 
@@ -101,7 +105,8 @@ def _status(row: dict) -> str:
     retried = f" after {row['restarts']} restart(s)" if row["restarts"] else ""
     if row["error"]:
         return f"[red]FAILED[/red]{retried}: {row['error'][:80]}"
-    return f"ok{retried}"
+    return {"finished": "ok", "stopped": f"stopped at epoch {row['epochs_run']}"}.get(
+        row["state"], row["state"]) + retried
 
 
 def _short(value) -> str:

@@ -8,6 +8,7 @@ a `TuneOutcome` whose leaderboard is sorted by best validation macro-F1.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from collections.abc import Callable
@@ -70,6 +71,11 @@ class TuneOutcome:
     @property
     def all_failed(self) -> bool:
         return bool(self.leaderboard) and all(row["error"] for row in self.leaderboard)
+
+    @property
+    def incomplete(self) -> bool:
+        """Some trials never started (the run was interrupted): `--resume` continues it."""
+        return any(row["state"] == "not started" for row in self.leaderboard)
 
     @property
     def export_command(self) -> str:
@@ -206,9 +212,11 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
 
     `on_ready(message)` is called with a status line before the trials start.
     """
-    spaces = validate(options)
     run_dir = options.run_dir
     _check_run_dir(options, run_dir)
+    if options.resume:
+        options = _with_stored_trial_options(options, run_dir)
+    spaces = validate(options)
 
     from voxpop.tune_spaces.cluster import check_resources, start_ray
 
@@ -227,7 +235,8 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
             import ray
 
             ray.shutdown()
-    return TuneOutcome(run_dir=run_dir, leaderboard=leaderboard(grid),
+    return TuneOutcome(run_dir=run_dir,
+                       leaderboard=leaderboard(grid, max_epochs=options.max_epochs),
                        errors=[_first_line(e) for e in grid.errors])
 
 
@@ -237,6 +246,18 @@ def _check_run_dir(options: TuneOptions, run_dir: Path) -> None:
     if not options.resume and run_dir.exists():
         raise VoxpopError(f"{run_dir} already exists: use --resume to continue it, or another "
                           "--name")
+
+
+# What each trial was started with; a resumed run keeps these whatever the command line says.
+STORED_ON_RESUME = ("max_epochs", "cpus_per_trial", "gpus_per_trial")
+
+
+def _with_stored_trial_options(options: TuneOptions, run_dir: Path) -> TuneOptions:
+    job_file = run_dir / VOXPOP_DIR / "job.json"
+    if not job_file.is_file():
+        raise VoxpopError(f"--resume: {job_file} not found; is {run_dir} a voxpop tuning run?")
+    stored = json.loads(job_file.read_text())["options"]
+    return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME})
 
 
 def _data_for(options: TuneOptions, run_dir: Path) -> dict:
@@ -263,6 +284,8 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: dict, run_dir: P
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
     if options.resume:
+        if not tune.Tuner.can_restore(str(run_dir)):
+            raise VoxpopError(f"--resume: {run_dir} holds no Ray Tune experiment state to resume")
         return tune.Tuner.restore(str(run_dir), trainable=trainable, resume_errored=True)
     param_space, search_alg, num_samples = SEARCHES[options.search](spaces, options)
     # CLIReporter (the classic table) needs Ray's new console output switched off.
@@ -294,19 +317,20 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: dict, run_dir: P
 
 
 # --------------------------------------------------------------------------- leaderboard
-def leaderboard(grid) -> list[dict]:
+def leaderboard(grid, *, max_epochs: int) -> list[dict]:
     """One row per trial, best val macro-F1 first; failed trials (no score) last."""
-    rows = [_row(result) for result in grid]
+    rows = [_row(result, max_epochs=max_epochs) for result in grid]
     return sorted(rows, key=lambda r: (r["val_macro_f1"] is None, -(r["val_macro_f1"] or 0)))
 
 
-def _row(result) -> dict:
+def _row(result, *, max_epochs: int) -> dict:
     from voxpop.tune_spaces.trainable import FAULT_KEY, trial_params
 
     space_name, params = trial_params(result.config)
     history = result.metrics_dataframe
     scored = history is not None and METRIC in history and history[METRIC].notna().any()
     best = history.loc[history[METRIC].idxmax()] if scored else None
+    epochs_run = int(history["epoch"].max()) if scored else 0
     restarts = 0
     if history is not None and "restored_from" in history:
         restarts = int(history["restored_from"].loc[lambda s: s > 0].nunique())
@@ -317,11 +341,21 @@ def _row(result) -> dict:
         "family": params.get("family"),
         "params": {k: v for k, v in params.items() if k not in ("family", "seed", FAULT_KEY)},
         "epoch": int(best["epoch"]) if best is not None else None,
-        "epochs_run": int(history["epoch"].max()) if scored else 0,
+        "epochs_run": epochs_run,
         "val_macro_f1": float(best[METRIC]) if best is not None else None,
         "restarts": restarts,
         "error": _first_line(result.error) if result.error else None,
+        "state": _state(result, epochs_run=epochs_run, max_epochs=max_epochs),
     }
+
+
+def _state(result, *, epochs_run: int, max_epochs: int) -> str:
+    """finished | failed | stopped (by the scheduler, or an interrupt) | not started."""
+    if result.error:
+        return "failed"
+    if not epochs_run:
+        return "not started"
+    return "finished" if epochs_run >= max_epochs else "stopped"
 
 
 def _first_line(error: BaseException) -> str:
