@@ -9,7 +9,8 @@ import typer
 
 app = typer.Typer(
     help=(
-        "List and show the named hyperparameter search spaces. Plain `voxpop spaces` lists them.\n\n"
+        "List and show the named hyperparameter search spaces. Plain `voxpop spaces` lists "
+        "them.\n\n"
         "Example: voxpop spaces show bilstm > my_space.yaml, edit it, then "
         "voxpop tune data.csv --space my_space.yaml"
     ),

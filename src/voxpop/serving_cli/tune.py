@@ -78,8 +78,8 @@ def tune(
     outcome = run_tuning(options, on_ready=typer.echo)
     _print_leaderboard(outcome.leaderboard)
     if outcome.all_failed:
-        raise VoxpopError(f"every trial failed ({len(outcome.leaderboard)}); first error: "
-                          f"{outcome.errors[0] if outcome.errors else outcome.leaderboard[0]['error']}")
+        first = outcome.errors[0] if outcome.errors else outcome.leaderboard[0]["error"]
+        raise VoxpopError(f"every trial failed ({len(outcome.leaderboard)}); first error: {first}")
     if outcome.incomplete:
         typer.echo(f"\nRun incomplete: continue it with voxpop tune --resume --storage "
                    f"{outcome.run_dir.parent} --name {outcome.run_dir.name}")
@@ -94,7 +94,8 @@ def _print_leaderboard(rows: list[dict]) -> None:
     for column in ("#", "trial", "family", "key params", "epoch", "val macro-F1", "status"):
         table.add_column(column)
     for rank, row in enumerate(rows, start=1):
-        params = ", ".join(f"{k}={_short(v)}" for k, v in list(row["params"].items())[:PARAMS_SHOWN])
+        shown = list(row["params"].items())[:PARAMS_SHOWN]
+        params = ", ".join(f"{key}={_short(value)}" for key, value in shown)
         score = "-" if row["val_macro_f1"] is None else f"{row['val_macro_f1']:.4f}"
         table.add_row(str(rank), row["trial_id"], row["family"], params,
                       str(row["epoch"] or "-"), score, _status(row))

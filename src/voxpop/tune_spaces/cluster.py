@@ -75,6 +75,7 @@ def check_resources(*, cpus_per_trial: float, gpus_per_trial: float) -> dict:
         )
     if cpus_per_trial > total.get("CPU", 0):
         raise VoxpopError(
-            f"--cpus-per-trial {cpus_per_trial}: more than the cluster's {total.get('CPU', 0):g} CPUs"
+            f"--cpus-per-trial {cpus_per_trial}: more than the cluster's "
+            f"{total.get('CPU', 0):g} CPUs"
         )
     return total

@@ -69,7 +69,7 @@ def prepare_run_data(source: TableSource, *, seed: int, out_dir: Path, job: dict
 
 
 def load_run_data(out_dir: Path) -> dict:
-    """The trial data of a prepared run (for `--resume`), from `preprocess.json` and `arrays.npz`."""
+    """The trial data of a prepared run (for `--resume`): preprocess.json and arrays.npz."""
     from voxpop.data import Preprocessor
 
     if not (out_dir / "arrays.npz").is_file():

@@ -182,7 +182,8 @@ SEARCHES: dict[str, Callable] = {"random": _random, "optuna": _optuna}
 # --------------------------------------------------------------------------- validation
 def validate(options: TuneOptions) -> dict[str, dict]:
     """Check the options without touching Ray; return the resolved spaces by name."""
-    choices = {"--scheduler": (options.scheduler, SCHEDULERS), "--search": (options.search, SEARCHES)}
+    choices = {"--scheduler": (options.scheduler, SCHEDULERS),
+               "--search": (options.search, SEARCHES)}
     for flag, (value, registry) in choices.items():
         if value not in registry:
             raise VoxpopError(f"{flag} {value!r} is not valid (valid: {', '.join(registry)})")
@@ -207,7 +208,8 @@ def validate(options: TuneOptions) -> dict[str, dict]:
 
 
 # --------------------------------------------------------------------------- running
-def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None = None) -> TuneOutcome:
+def run_tuning(options: TuneOptions, *,
+               on_ready: Callable[[str], None] | None = None) -> TuneOutcome:
     """Prepare the data (or reload it with `resume`), run the trials, return the outcome.
 
     `on_ready(message)` is called with a status line before the trials start.
