@@ -31,6 +31,7 @@ CASES = {  # case id -> (family, config overrides)
     "attention": ("attention", {}),
     "attention_gru": ("attention", {"cell": "gru"}),
     "cnn": ("cnn", {}),
+    "bigram": ("bigram", {"buckets": 512}),
     "transformer": ("transformer", {"num_blocks": 2}),
     "fusion": ("fusion", {"encoder": "bilstm"}),
 }

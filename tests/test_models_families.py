@@ -16,7 +16,7 @@ TINY = {"embed_dim": 8, "units": 8, "head_units": [8], "filters": 8, "ff_dim": 1
 
 def test_registry_lists_every_family_and_each_builds_the_contract_interface():
     assert set(vm.FAMILIES) == {"lstm", "bilstm", "stacked_bilstm", "gru", "bigru", "attention",
-                                "cnn", "transformer", "fusion"}
+                                "cnn", "bigram", "transformer", "fusion"}
     for family in vm.FAMILIES:
         model = vm.build(family, TINY, n_tokens=50, n_classes=4, n_features=3)
         names = [t.name for t in model.inputs]
@@ -72,6 +72,27 @@ def test_cnn_output_does_not_depend_on_the_amount_of_padding():
     model = vm.build("cnn", TINY, n_tokens=50, n_classes=3)
     short, long = model.predict(pre_pad(12), verbose=0), model.predict(pre_pad(40), verbose=0)
     np.testing.assert_allclose(short, long, atol=1e-6)
+
+
+def test_hashed_bigrams_match_a_direct_computation_and_skip_padding():
+    tokens = np.array([[0, 0, 5, 7, 9], [3, 4, 0, 2, 2]], dtype="int32")
+    buckets = 101
+    ids = np.asarray(vl.HashedBigrams(buckets)(tokens))
+    expected = np.zeros_like(tokens)
+    for row in range(tokens.shape[0]):
+        for step in range(1, tokens.shape[1]):
+            prev, cur = int(tokens[row, step - 1]), int(tokens[row, step])
+            if prev and cur:
+                expected[row, step] = 1 + (prev * 1_000_003 + cur) % (buckets - 1)
+    np.testing.assert_array_equal(ids, expected)
+    assert ids[0, :3].tolist() == [0, 0, 0]  # padding and the first real token start no bigram
+
+
+def test_bigram_output_does_not_depend_on_the_amount_of_padding():
+    tokens = np.array([[0, 0, 0, 5, 7, 9]], dtype="int32")
+    model = vm.build("bigram", {**TINY, "buckets": 64}, n_tokens=50, n_classes=3)
+    np.testing.assert_allclose(model.predict(tokens, verbose=0),
+                               model.predict(tokens[:, 2:], verbose=0), atol=1e-6)
 
 
 def test_masked_poolings_use_only_real_steps():

@@ -134,6 +134,25 @@ def cnn(tokens, mask, embedded, config):
     return pooled[0] if len(pooled) == 1 else keras.layers.Concatenate()(pooled)
 
 
+# ----------------------------------------------------------------------------- bag of n-grams
+@family("bigram", buckets=65536)
+def bigram(tokens, mask, embedded, config):
+    """fastText-style: the mean word embedding beside the mean embedding of hashed word bigrams.
+
+    A bag-of-n-grams model errs differently from the sequence models, which is what an ensemble
+    needs; it is also the fastest family to train and to serve.
+    """
+    bigram_ids = vl.HashedBigrams(config["buckets"])(tokens)
+    bigram_mask = vl.PaddingMask(name="bigram_mask")(bigram_ids)
+    bigrams = keras.layers.Embedding(config["buckets"], config["embed_dim"], name="bigram_embedding")(
+        bigram_ids)
+    bigrams = keras.layers.Dropout(config["embed_dropout"])(bigrams)
+    return keras.layers.Concatenate()([
+        vl.MaskedMeanPooling()([embedded, mask]),
+        vl.MaskedMeanPooling()([bigrams, bigram_mask]),
+    ])
+
+
 # ----------------------------------------------------------------------------- transformer
 _FF_ACTIVATIONS = {"gelu": vl.gelu_tanh, "relu": "relu"}
 

@@ -110,3 +110,29 @@ class PositionEmbedding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_len": self.max_len}
+
+
+@keras.saving.register_keras_serializable("voxpop")
+class HashedBigrams(keras.layers.Layer):
+    """tokens int [batch, seq] -> bigram ids int [batch, seq] in [0, buckets).
+
+    Step i holds the id of the bigram (token i-1, token i): 1 + a hash of the pair modulo
+    buckets - 1; 0 (padding) where either token is padding, and at the first step.
+    """
+
+    # A prime multiplier spreads the pairs over the buckets; int64 keeps the product exact.
+    MULTIPLIER = 1_000_003
+
+    def __init__(self, buckets: int, **kwargs):
+        super().__init__(**kwargs)
+        self.buckets = buckets
+
+    def call(self, tokens):
+        tokens = ops.cast(tokens, "int64")
+        previous = ops.pad(tokens[:, :-1], [[0, 0], [1, 0]])
+        hashed = 1 + ops.mod(previous * self.MULTIPLIER + tokens, self.buckets - 1)
+        real = ops.logical_and(ops.not_equal(previous, 0), ops.not_equal(tokens, 0))
+        return ops.cast(ops.where(real, hashed, 0), "int32")
+
+    def get_config(self):
+        return {**super().get_config(), "buckets": self.buckets}
