@@ -82,6 +82,14 @@ def cnn() -> dict:
     return {"family": "cnn", **_embedding(), "filters": tune.choice([32, 64, 128]), **_training()}
 
 
+def bigram() -> dict:
+    """fastText-style mean of word and hashed-bigram embeddings: number of bigram buckets."""
+    from ray import tune
+
+    return {"family": "bigram", **_embedding(), "buckets": tune.choice([16384, 65536]),
+            **_training()}
+
+
 def transformer() -> dict:
     """Small transformer encoder: blocks (1-2), heads, feed-forward width."""
     from ray import tune
@@ -116,8 +124,8 @@ def mixed() -> dict:
 # GRU stays out of `mixed`: Keras 3 GRU exports as a slow ONNX Loop unless issue 3's rewrite lands.
 SPACES: dict[str, Callable[[], dict]] = {
     space.__name__: space
-    for space in (lstm, bilstm, stacked_bilstm, gru, bigru, attention, cnn, transformer, fusion,
-                  mixed)
+    for space in (lstm, bilstm, stacked_bilstm, gru, bigru, attention, cnn, bigram, transformer,
+                  fusion, mixed)
 }
 
 
