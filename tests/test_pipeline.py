@@ -1,0 +1,105 @@
+"""The whole pipeline as a user runs it: `voxpop tune` -> `export` -> `predict` -> `evaluate`.
+
+Real Ray, real training (tiny models, one epoch), real tf2onnx, real ONNX Runtime, real tweets.
+The strongest check is end-to-end parity: the probabilities `voxpop predict` writes for raw texts
+equal the weighted vote of the tuned Keras checkpoints run on the same texts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from voxpop.serving_cli.app import app
+
+runner = CliRunner()
+
+
+def invoke(*args) -> str:
+    result = runner.invoke(app, [str(arg) for arg in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def tweets(tweets_df) -> dict[str, pd.DataFrame]:
+    """1,500 tweets to tune on and 300 other tweets as the 'new' data, both stratified."""
+    sample = tweets_df.groupby("label").sample(n=600, random_state=3).sample(frac=1, random_state=3)
+    sample = sample.assign(tweet_id=[f"t{i:04d}" for i in range(len(sample))])
+    return {"train": sample.iloc[:1500], "new": sample.iloc[1500:]}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tweets, tmp_path_factory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("pipeline")
+    train_csv, new_csv = work / "train.csv", work / "new.csv"
+    for frame, path in ((tweets["train"], train_csv), (tweets["new"], new_csv)):
+        frame[["tweet_id", "text", "label"]].to_csv(path, index=False, quoting=csv.QUOTE_ALL)
+    spaces = []
+    for family, extra in (("cnn", {"filters": 16}), ("bigram", {"buckets": 4096})):
+        space = work / f"{family}.yaml"
+        space.write_text(yaml.safe_dump({"family": family, "embed_dim": 16, "batch_size": 64,
+                                         "learning_rate": {"loguniform": [1e-3, 3e-3]}, **extra}))
+        spaces += ["--space", space]
+
+    tune_output = invoke("tune", train_csv, *spaces, "--samples", 1, "--max-epochs", 1,
+                         "--scheduler", "fifo", "--storage", work / "runs", "--name", "p",
+                         "--num-cpus", 2)
+    run_dir = work / "runs" / "p"
+    invoke("export", run_dir, "--out", work / "bundle", "--size", 2, "--select", "greedy")
+    invoke("predict", work / "bundle", new_csv, "--id-col", "tweet_id", "--probs",
+           "--voting", "weighted", "--out", work / "predictions.csv")
+    invoke("evaluate", work / "bundle", new_csv, "--out", work / "report", "--no-baseline")
+    return {"work": work, "run": run_dir, "bundle": work / "bundle", "new": new_csv,
+            "tune_output": tune_output}
+
+
+def test_tune_prints_a_leaderboard_and_the_export_command(pipeline):
+    assert "voxpop export" in pipeline["tune_output"]
+    assert len(list(pipeline["run"].glob("*/checkpoint_*/model.keras"))) == 2
+
+
+def test_predictions_equal_the_weighted_vote_of_the_keras_checkpoints(pipeline, tweets):
+    import keras
+
+    import voxpop.models  # noqa: F401  (registers the custom layers)
+    from voxpop.data import Preprocessor
+
+    manifest = json.loads((pipeline["bundle"] / "ensemble.json").read_text())
+    predictions = pd.read_csv(pipeline["work"] / "predictions.csv")
+    new = tweets["new"]
+    # One row per input row, in input order, with the input's ids.
+    assert predictions["id"].tolist() == new["tweet_id"].tolist()
+
+    # Independently: encode the raw texts with the run's preprocessor, run each selected Keras
+    # checkpoint, and take the weighted mean with the manifest's weights.
+    pre = Preprocessor.from_json(pipeline["run"] / "voxpop" / "preprocess.json")
+    encoded = pre.encode(new["text"].tolist())
+    votes, weights = [], []
+    for member in manifest["members"]:
+        model = keras.models.load_model(pipeline["run"] / member["checkpoint"] / "model.keras",
+                                        safe_mode=True)
+        inputs = {name: encoded[name] for name in member["inputs"]}
+        votes.append(model.predict(inputs, verbose=0))
+        weights.append(member["weight"])
+    expected = np.average(np.stack(votes), axis=0, weights=weights)
+    written = predictions[[f"prob_{label}" for label in manifest["labels"]]].to_numpy()
+    np.testing.assert_allclose(written, expected, atol=1e-5)
+    assert predictions["label"].tolist() == [manifest["labels"][i] for i in expected.argmax(1)]
+
+
+def test_evaluate_scores_the_same_predictions_as_scikit_learn(pipeline, tweets):
+    from sklearn.metrics import f1_score
+
+    report = json.loads((pipeline["work"] / "report" / "report.json").read_text())
+    predictions = pd.read_csv(pipeline["work"] / "predictions.csv")
+    expected = f1_score(tweets["new"]["label"], predictions["label"], average="macro")
+    assert report["votes"]["weighted"]["macro_f1"] == pytest.approx(expected, abs=1e-9)
+    assert (pipeline["work"] / "report" / "report.html").stat().st_size > 10_000
