@@ -32,10 +32,13 @@ def test_every_named_space_builds_models_of_its_family(name):
         assert not unknown, f"{name}: keys the model family rejects: {unknown}"
 
 
-def test_mixed_samples_several_families_and_leaves_out_gru():
+def test_mixed_samples_several_families_including_a_gru_one():
+    # GRU belongs in `mixed` because voxpop.export.gru exports it as a fused ONNX GRU op.
+    from voxpop.export.gru import GRU_EXPORTS_FUSED
+
     families = {config["family"] for config in _sampled(get_space("mixed"), n=60)}
     assert len(families) >= 4
-    assert not families & {"gru", "bigru"}
+    assert ("bigru" in families) == GRU_EXPORTS_FUSED
 
 
 def test_unknown_space_lists_the_valid_names():

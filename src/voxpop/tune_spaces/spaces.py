@@ -61,12 +61,12 @@ def stacked_bilstm() -> dict:
 
 
 def gru() -> dict:
-    """One-way GRU encoder (export fuses GRU only when voxpop.export.gru allows it)."""
+    """One-way GRU encoder (exported as a fused ONNX GRU op by voxpop.export.gru)."""
     return _recurrent("gru")
 
 
 def bigru() -> dict:
-    """Bidirectional GRU encoder (export fuses GRU only when voxpop.export.gru allows it)."""
+    """Bidirectional GRU encoder (exported as fused ONNX GRU ops by voxpop.export.gru)."""
     return _recurrent("bigru")
 
 
@@ -105,23 +105,25 @@ def transformer() -> dict:
 
 
 def fusion() -> dict:
-    """A BiLSTM text branch beside the dense engineered-feature branch, joined before the head."""
-    return _recurrent("fusion")
+    """A CNN or BiLSTM text branch beside the dense engineered-feature branch, joined before the head."""
+    from ray import tune
+
+    return {**_recurrent("fusion"), "encoder": tune.choice(["cnn", "bilstm"])}
 
 
 def mixed() -> dict:
-    """The family itself is sampled (LSTM, BiLSTM, attention, CNN, transformer, fusion)."""
+    """The family itself is sampled (LSTM, BiLSTM, BiGRU, attention, CNN, bigram, transformer, fusion)."""
     from ray import tune
 
     # Only keys every family accepts; the family-specific ones keep their defaults.
     return {
-        "family": tune.choice(["lstm", "bilstm", "attention", "cnn", "transformer", "fusion"]),
+        "family": tune.choice(["lstm", "bilstm", "bigru", "attention", "cnn", "bigram",
+                               "transformer", "fusion"]),
         **_embedding(),
         **_training(),
     }
 
 
-# GRU stays out of `mixed`: Keras 3 GRU exports as a slow ONNX Loop unless issue 3's rewrite lands.
 SPACES: dict[str, Callable[[], dict]] = {
     space.__name__: space
     for space in (lstm, bilstm, stacked_bilstm, gru, bigru, attention, cnn, bigram, transformer,
