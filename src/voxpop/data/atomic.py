@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from voxpop.data.errors import VoxpopError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
@@ -19,7 +21,10 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     left as it was.
     """
     target = Path(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as err:  # a missing directory, a file in the way, no write permission
+        raise VoxpopError(f"{target}: cannot write in {target.parent} ({err.strerror})") from None
     tmp.rmdir()  # the caller creates a file or a directory of that name
     try:
         yield tmp
