@@ -84,11 +84,11 @@ def _labelled_rows(source: TableSource, *, seed: int) -> pd.DataFrame:
     """One frame `id, text, label, split` (+ feature columns) of every row, in file order."""
     from voxpop.data import read_table, split_rows
 
-    def read(path: Path):
+    def read(path: Path, **checks):
         return read_table(path, text_col=source.text_col, label_col=source.label_col,
-                          feature_cols=source.feature_cols)
+                          feature_cols=source.feature_cols, **checks)
 
-    main = read(source.data)
+    main = read(source.data, require_classes=2)
     split = split_rows(main.labels, ids=main.ids, seed=seed,
                        val_size=0 if source.val else VAL_SIZE,
                        test_size=0 if source.test else TEST_SIZE)

@@ -266,12 +266,18 @@ def _data_for(options: TuneOptions, run_dir: Path) -> dict:
     prepared = run_dir / VOXPOP_DIR
     if options.resume:
         return load_run_data(prepared)
-    run_dir.mkdir(parents=True)
     source = TableSource(data=Path(options.data), val=options.val_file, test=options.test_file,
                          text_col=options.text_col, label_col=options.label_col,
                          feature_cols=tuple(options.feature_cols))
-    return prepare_run_data(source, seed=options.seed, out_dir=prepared,
-                            job={"command": "voxpop tune", "options": options.to_json()})
+    run_dir.mkdir(parents=True)
+    try:
+        return prepare_run_data(source, seed=options.seed, out_dir=prepared,
+                                job={"command": "voxpop tune", "options": options.to_json()})
+    except BaseException:
+        # Nothing was written (prepared/ appears atomically): leave no run that --resume
+        # cannot continue and that blocks the same --name.
+        run_dir.rmdir()
+        raise
 
 
 def _tuner(options: TuneOptions, spaces: dict[str, dict], data: dict, run_dir: Path):
