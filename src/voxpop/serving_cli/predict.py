@@ -71,11 +71,27 @@ def predict(
     chunks = iter_table_chunks(input, chunk_rows=batch_size, text_col=text_col, id_col=id_col,
                                feature_cols=_names(feature_cols) or ())
     chunks = itertools.chain([next(chunks)], chunks)  # input errors (e.g. a missing column) first
+    found = {"replaced_bytes": 0, "empty_texts": 0}
+    chunks = _tallied(chunks, found)
     how = "fused graph" if fused else "separate sessions"
     typer.echo(f"voxpop predict: device {ensemble.device}, {voting} voting, {how}", err=True)
     columns = OutputColumns(with_ids=id_col is not None, top_k=top_k, probs=probs, per_member=per_member)
     _write(ensemble, chunks, fmt=fmt, out=out, columns=columns,
            vote_options={"voting": voting, "weights": weight_list, "members": member_list})
+    if found["replaced_bytes"]:
+        typer.echo(f"voxpop predict: warning: {input}: {found['replaced_bytes']} byte(s) that were "
+                   "not UTF-8 replaced by U+FFFD", err=True)
+    if found["empty_texts"]:
+        typer.echo(f"voxpop predict: warning: {input}: {found['empty_texts']} empty or null "
+                   "text(s), predicted and flagged in column empty_text", err=True)
+
+
+def _tallied(chunks, found: dict):
+    """Pass the chunks on, summing what reading them replaced or found empty (reported at the end)."""
+    for table in chunks:
+        found["replaced_bytes"] += table.report.n_replaced_bytes
+        found["empty_texts"] += table.report.n_empty_texts
+        yield table
 
 
 def _write(ensemble, chunks, *, fmt: str, out: Path | None, columns, vote_options: dict) -> None:
