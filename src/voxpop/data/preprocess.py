@@ -17,6 +17,9 @@ from voxpop.data.text import CleaningOptions, TokenBatch, Tokenizer
 from voxpop.data.vocab import Vocabulary, pad_sequences
 
 FORMAT_VERSION = 1
+# A 30,000-token vocabulary is ~1 MB of JSON; a bundle may come from someone else, so a file far
+# larger than any real vocabulary is refused before it is parsed into memory.
+MAX_JSON_BYTES = 256 * 1024 * 1024
 SIDES = ("pre", "post")
 
 
@@ -195,6 +198,10 @@ class Preprocessor:
         """Load what `to_json` wrote; encodes exactly as the saved Preprocessor did."""
         path = Path(path)
         try:
+            size = path.stat().st_size
+            if size > MAX_JSON_BYTES:
+                raise VoxpopError(f"{path}: {size} bytes is larger than a preprocessor file may be "
+                                  f"({MAX_JSON_BYTES})")
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise VoxpopError(f"{path}: file not found") from None
