@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 
 import typer
@@ -10,6 +11,11 @@ import typer
 from voxpop import __version__
 from voxpop.data.errors import VoxpopError
 from voxpop.serving_cli import bench, demo, evaluate, export, info, predict, spaces, tune
+
+# Quiet TensorFlow's C++ start-up chatter and Tune's checkpoint-frequency advice, here and in the
+# Ray workers this process starts (they inherit the environment). Set before either is imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 app = typer.Typer(
     name="voxpop",
