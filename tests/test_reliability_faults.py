@@ -1,0 +1,150 @@
+"""Faults: processes killed mid-work leave nothing half-written at their target, and a rerun (or
+`voxpop tune --resume`) finishes the work. Real subprocesses of the `voxpop` CLI, real signals.
+
+Already proven elsewhere: Ctrl-C of tune then --resume (test_tune_resume.py); a crashing trial
+retried per --max-failures and marked in the leaderboard (test_tune_local.py); an error mid-stream
+of predict leaves no output (test_predict_cli.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401
+from test_export_bundle import run_dir  # noqa: F401  (a tiny real run: 4 small Keras models)
+from test_tune_support import checkpoints, metrics, sample_table, space_file
+from typer.testing import CliRunner
+
+from voxpop.serving_cli.app import app
+
+VOXPOP = str(Path(sys.executable).with_name("voxpop"))
+
+
+def _wait_for(condition, process: subprocess.Popen, *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"the process ended (code {process.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.2)
+
+
+def _kill_tree(process: subprocess.Popen, sig: int) -> None:
+    """Send `sig` to the process group started for `process`, wait, then SIGKILL whatever of its
+    descendants is left (Ray's raylet and gcs_server can outlive a killed driver)."""
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    for proc in descendants:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _temporaries(target: Path) -> list[Path]:
+    return sorted(target.parent.glob(f".{target.name}.*.tmp"))
+
+
+# -- predict ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_predict_killed_mid_stream_leaves_no_output_and_a_rerun_completes(tmp_path, bundle_dir,
+                                                                          held_out_texts, sig):
+    texts = [t.replace("\r", " ") for t in held_out_texts] * 120  # 60,000 real tweets
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"text": texts}).to_csv(source, index=False)
+    target = tmp_path / "out" / "preds.csv"
+    target.parent.mkdir()
+    command = [VOXPOP, "predict", str(bundle_dir), str(source), "--out", str(target),
+               "--batch-size", "500", "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        # killed once some chunks are written to the temporary file, long before the end
+        _wait_for(lambda: any(p.stat().st_size > 10_000 for p in _temporaries(target)), process,
+                  timeout=60, what="partial output")
+    finally:
+        _kill_tree(process, sig)
+    assert process.returncode == -sig
+    assert not target.exists()
+    # what a killed process cannot clean up: its hidden temporary (never read as output)
+    assert [p.name.startswith(".preds.csv.") for p in target.parent.iterdir()] == [True]
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(target)) == len(texts)
+
+
+# -- export ----------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_export_killed_during_conversion_leaves_no_bundle_and_a_rerun_succeeds(tmp_path, run_dir):
+    target = tmp_path / "bundle"
+    command = [VOXPOP, "export", str(run_dir), "--out", str(target), "--size", "3"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:  # the first member converted: conversion of the next ones is under way
+        _wait_for(lambda: any(p.glob("members/*.onnx") for p in _temporaries(target)), process,
+                  timeout=300, what="member converted")
+    finally:
+        _kill_tree(process, signal.SIGKILL)
+    assert process.returncode == -signal.SIGKILL
+    assert not target.exists()
+
+    result = CliRunner().invoke(app, ["export", str(run_dir), "--out", str(target), "--size", "3"])
+    assert result.exit_code == 0, result.output
+    from voxpop.ensemble import Ensemble
+
+    ensemble = Ensemble.load(target)  # verifies every sha256
+    assert len(ensemble.predict(["what a great flight"]).labels) == 1
+
+
+# -- tune ------------------------------------------------------------------------------------------
+TRIALS = 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_tune_killed_mid_run_resumes_keeping_finished_trials(tweets_df, tmp_path, sig):
+    from voxpop.tune_spaces.runner import TuneOptions, run_tuning
+
+    data = sample_table(tweets_df, tmp_path)
+    space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)
+    storage, name = tmp_path / "runs", "killed"
+    run_dir = storage / name
+    process = subprocess.Popen(
+        [VOXPOP, "tune", str(data), "--space", space, "--samples", str(TRIALS), "--max-epochs", "1",
+         "--scheduler", "fifo", "--max-concurrent", "1", "--num-cpus", "2",
+         "--storage", str(storage), "--name", name],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:  # a second checkpoint: the first trial is certainly finished and recorded
+        _wait_for(lambda: len(checkpoints(run_dir)) >= 2, process, timeout=400,
+                  what="second trial checkpoint")
+    finally:
+        _kill_tree(process, sig)
+    before = sorted((metrics(c) for c in checkpoints(run_dir)), key=lambda r: r["ended"])
+    assert 2 <= len(before) < TRIALS
+    finished = {r["trial_id"]: r["ended"] for r in before[:-1]}
+
+    outcome = run_tuning(TuneOptions(data=None, storage=storage, name=name, resume=True,
+                                     spaces=(space,), num_cpus=2))
+
+    assert len(outcome.leaderboard) == TRIALS
+    assert [row["error"] for row in outcome.leaderboard] == [None] * TRIALS
+    records = {metrics(c)["trial_id"]: metrics(c) for c in checkpoints(run_dir)}
+    assert len(records) == TRIALS
+    for trial_id, ended in finished.items():  # kept: the same checkpoint, not trained again
+        assert records[trial_id]["ended"] == ended
