@@ -1,0 +1,32 @@
+"""`voxpop bench BUNDLE INPUT`: times every prediction path of a real (factory-made) bundle."""
+
+from __future__ import annotations
+
+import re
+
+from bundle_factory import bundle_dir, tweet_preprocessor, tweet_rows  # noqa: F401
+from typer.testing import CliRunner
+
+from voxpop.serving_cli.app import app
+
+
+def test_bench_reports_every_path_with_positive_rates(tmp_path, bundle_dir, tweet_rows):
+    data = tmp_path / "texts.parquet"
+    tweet_rows[["text"]].iloc[:200].to_parquet(data)
+    result = CliRunner().invoke(app, ["bench", str(bundle_dir), str(data), "--rows", "500",
+                                      "--repeats", "1"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rates = dict(re.findall(r"│ ([a-z0-9, ]+?)\s+│\s+([\d,]+) │", result.output))
+    assert set(rates) == {"tokenization", "weighted vote, fused graph",
+                          "weighted vote, separate sessions", "member m1 alone",
+                          "member m2 alone", "member m3 alone"}
+    assert all(int(rate.replace(",", "")) > 0 for rate in rates.values())
+    assert "500 rows" in result.output
+
+
+def test_bench_refuses_an_empty_table(tmp_path, bundle_dir):
+    data = tmp_path / "empty.csv"
+    data.write_text("text\n")
+    result = CliRunner().invoke(app, ["bench", str(bundle_dir), str(data)])
+    assert result.exit_code == 2
+    assert "error:" in result.output
