@@ -219,3 +219,17 @@ def test_tune_refuses_bad_data_and_leaves_no_run_behind(ray_local, tmp_path, twe
     result = invoke("tune", data, "--storage", storage, "--name", "bad", "--samples", "1")
     assert_one_line_error(result, *fragments)
     assert list(storage.iterdir()) == []  # so the same --name can be used once the data is fixed
+
+
+@pytest.mark.slow  # a real trial starts (TensorFlow in a Ray worker): 30-90 s on 2 shared cores
+def test_unknown_family_in_a_space_file_fails_its_trials_naming_the_valid_families(ray_local, tmp_path,
+                                                                                   tweet_rows):
+    data = tmp_path / "data.parquet"
+    _labelled(tweet_rows, {"negative": 40, "neutral": 40, "positive": 40}).to_parquet(data, index=False)
+    space = tmp_path / "typo.yaml"
+    space.write_text("family: bilstn\nembed_dim: 8\n")
+    result = invoke("tune", data, "--space", space, "--samples", "1", "--max-epochs", "1",
+                    "--storage", tmp_path / "runs", "--name", "typo")
+    # checked in the trial (the family registry needs TensorFlow, which the driver never imports)
+    assert_one_line_error(result, "every trial failed (1)", "model family 'bilstn' is not valid",
+                          "(valid: ", "bilstm", "cnn")
