@@ -47,10 +47,16 @@ def export(
 
     Example: voxpop export runs/myrun --out bundle --size 5 --select greedy --quantize int8
     """
+    import logging
+
     from rich.progress import Progress
 
     from voxpop.ensemble.bundle import read_manifest
     from voxpop.export.bundle import export_bundle
+
+    # Each member's first Keras predict traces a new function; TensorFlow's notice about that
+    # retracing is expected here and only noise for the user.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
     with Progress(transient=True) as progress:
         task = progress.add_task("selecting and converting members", total=None)
