@@ -30,6 +30,9 @@ DEMO_SPACES = {
     "fusion": {"family": "fusion", "encoder": "cnn", "embed_dim": 64, "filters": 64,
                "learning_rate": {"loguniform": [1e-3, 3e-3]}, "batch_size": 64,
                "imbalance": "balanced"},
+    "bilstm": {"family": "bilstm", "embed_dim": 64, "units": {"choice": [32, 64]},
+               "learning_rate": {"loguniform": [1e-3, 3e-3]}, "batch_size": 64,
+               "imbalance": "balanced"},
 }
 
 
@@ -46,8 +49,8 @@ class DemoPlan:
 
 
 PLANS = {
-    "full": DemoPlan(spaces=("cnn", "bigram", "fusion"), samples=2, max_epochs=3,
-                     scheduler="asha", train_rows=None, size=5),
+    "full": DemoPlan(spaces=("cnn", "bigram", "fusion", "bilstm"), samples=2, max_epochs=3,
+                     scheduler="asha", train_rows=None, size=6),
     # One sample per space: nothing for ASHA to compare, so every trial runs its epochs.
     "quick": DemoPlan(spaces=("cnn", "bigram"), samples=1, max_epochs=2, scheduler="fifo",
                       train_rows=6000, size=2),

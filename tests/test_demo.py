@@ -1,0 +1,35 @@
+"""`voxpop demo --quick`: the whole pipeline on the built-in tweets (slow: about 2 minutes)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from voxpop.serving_cli.app import app
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_run_bundle_and_both_reports(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "Demo finished" in result.output and "voxpop predict" in result.output
+
+    manifest = json.loads((tmp_path / "bundle" / "ensemble.json").read_text())
+    assert manifest["labels"] == ["negative", "neutral", "positive"]
+    assert manifest["voting"]["default"] == "weighted"
+
+    # The airline tweets never reach training: the run's rows and the external set are disjoint.
+    run_rows = pd.read_parquet(tmp_path / "runs" / "demo" / "voxpop" / "data.parquet")
+    airline = pd.read_csv(tmp_path / "data" / "airline_tweets.csv")
+    assert len(airline) == 14_638
+    assert not set(run_rows["text"]) & set(airline["text"])
+
+    airline_report = json.loads((tmp_path / "reports" / "airline_tweets" / "report.json").read_text())
+    assert airline_report["data"]["n_evaluated"] == 14_638
+    test_report = json.loads((tmp_path / "reports" / "test_split" / "report.json").read_text())
+    assert test_report["data"]["n_evaluated"] == int((run_rows["split"] == "test").sum())
+    assert {"tfidf_logreg", "majority"} <= set(test_report["baselines"])
+    assert (tmp_path / "reports" / "summary.md").exists()
