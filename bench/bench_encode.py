@@ -1,7 +1,7 @@
 """Rows per second of Preprocessor.fit and .encode on 100k real tweets, beside the alternatives a
 user already has (scikit-learn CountVectorizer, Keras TextVectorization), measured in the same run.
 
-Run: nice .venv/bin/python bench/bench_encode.py [--rows 100000] [--out bench/results/encode.json]
+Run: nice .venv/bin/python bench/bench_encode.py [--rows 100000]  (writes bench/results/encode.json)
 The tweets are the shared 38,158-row set (or the built-in copy) repeated to --rows rows.
 """
 
@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from common import record
 
 from voxpop.data import Preprocessor
-from voxpop.data.atomic import write_json
 from voxpop.data.builtin import load_tweets
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "tweet_sentiment.csv"
@@ -72,40 +71,34 @@ def _version(module: str) -> str:
     return __import__(module).__version__
 
 
-def machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-              if line.startswith("model name")]
-    return {"cores": os.cpu_count(), "cpu_model": models[0] if models else platform.processor(),
-            "load_average_at_start": os.getloadavg(), "python": platform.python_version(),
-            "numpy": np.__version__, "pandas": _version("pandas"), "platform": platform.platform()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "encode.json")
     args = parser.parse_args()
-    info = machine()
     tweets = load_tweets()
     reps = -(-args.rows // len(tweets))
     texts = (tweets["text"].tolist() * reps)[: args.rows]
     labels = np.tile(tweets["label"].to_numpy(), reps)[: args.rows]
     results = {
         "data": f"built-in tweets ({len(tweets)} rows, = {SHARED.name}) repeated to {args.rows} rows",
-        "machine": info,
+        "load_average_at_start": os.getloadavg(),
         "voxpop": bench_voxpop(texts, labels),
         "voxpop_tokens_only": bench_voxpop(texts, labels, engineered_features=False),
         "sklearn_CountVectorizer": bench_count_vectorizer(texts),
     }
     max_len = results["voxpop"]["tokens_shape"][1]
     results["keras_TextVectorization"] = bench_text_vectorization(texts, max_len)
-    write_json(args.out, results)
+    lines = [f"{results['data']}; wall seconds (CPU seconds of the process).\n",
+             "| encoder | fit rows/s | encode rows/s | encode s (CPU s) | output |",
+             "| --- | --- | --- | --- | --- |"]
     for name, result in results.items():
         if isinstance(result, dict) and "fit" in result:
-            print(f"{name:26s} fit {result['fit']['rows_per_s']:>9,} rows/s   "
-                  f"encode {result['encode']['rows_per_s']:>9,} rows/s "
-                  f"({result['encode']['seconds']} s wall, {result['encode']['cpu_seconds']} s CPU)")
+            output = result.get("output") or f"tokens {result['tokens_shape']} + features {result['features_shape']}"
+            lines.append(f"| {name} | {result['fit']['rows_per_s']:,} | {result['encode']['rows_per_s']:,} | "
+                         f"{result['encode']['seconds']} ({result['encode']['cpu_seconds']}) | {output} |")
+    print("\n".join(lines))
+    record("encode", results, summary_md="\n".join(lines),
+           command=f"bench/bench_encode.py --rows {args.rows}")
 
 
 if __name__ == "__main__":

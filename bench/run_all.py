@@ -1,0 +1,30 @@
+"""Run every benchmark in turn (about 1.5 hours on 2 cores); each writes bench/results/NAME.json
+and rebuilds bench/RESULTS.md. `make bench` runs this; run one script alone to refresh one table.
+
+Order matters: `bench_quality.py` runs `voxpop demo` into a work directory, and
+`bench_inference.py` times the bundle that demo exported.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+QUALITY_DEMO = "/tmp/voxpop-bench-quality/demo"
+SCRIPTS = [
+    ["bench_encode.py"],
+    ["bench_families.py", "--epochs", "2"],
+    ["bench_tune.py"],
+    ["bench_export.py"],
+    ["bench_predict.py"],
+    ["bench_load.py"],
+    ["bench_quality.py"],
+    ["bench_inference.py", "--demo-dir", QUALITY_DEMO],
+]
+
+if __name__ == "__main__":
+    for script, *args in SCRIPTS:
+        print(f"== {script} {' '.join(args)}", flush=True)
+        subprocess.run([sys.executable, str(BENCH / script), *args], check=True, cwd=BENCH.parent)
