@@ -140,6 +140,8 @@ def _trial_data(preprocessor, arrays: dict[str, np.ndarray]) -> dict:
         "labels": list(preprocessor.labels),
         "n_tokens": int(preprocessor.n_tokens),
         "n_features": int(preprocessor.n_features),
+        # The token of each id, for spaces that load pretrained word vectors (`embeddings_file`).
+        "vocabulary": ["<pad>", "<oov>", *preprocessor.vocabulary.tokens],
     }
 
 

@@ -104,6 +104,18 @@ def _restore(checkpoint):
     return model, done
 
 
+def _with_vocabulary(params: dict, data: dict) -> dict:
+    """Pretrained vectors need the token of each id; it goes to `build` only, not into the
+    trial's recorded config (a vocabulary is far too large for metrics.json)."""
+    path = params.get("embeddings_file")
+    if not path:
+        return params
+    if not Path(path).is_absolute() or not Path(path).is_file():
+        raise ValueError(f"embeddings_file {path!r} is not an existing absolute path (trials run "
+                         "in their own directories)")
+    return {**params, "vocabulary": data["vocabulary"]}
+
+
 def train_trial(config: dict, *, data: dict, max_epochs: int, threads: int) -> None:
     """Train one trial on the driver's prepared arrays (`data`, from Ray's object store).
 
@@ -129,8 +141,9 @@ def train_trial(config: dict, *, data: dict, max_epochs: int, threads: int) -> N
     if checkpoint is not None:
         model, done = _restore(checkpoint)
     else:
-        model, done = build(params["family"], params, n_tokens=data["n_tokens"],
-                            n_classes=len(data["labels"]), n_features=data["n_features"]), 0
+        model, done = build(params["family"], _with_vocabulary(params, data),
+                            n_tokens=data["n_tokens"], n_classes=len(data["labels"]),
+                            n_features=data["n_features"]), 0
     if done >= max_epochs:
         return
     reporter = EpochReporter(model=model, space_name=space_name, params=params,
