@@ -51,6 +51,11 @@ def tune(
                                  "cores)."),
     num_gpus: float = typer.Option(None, help="Embedded Ray only: GPUs it offers (default: "
                                    "detected; a number makes logical GPUs)."),
+    max_len: int = typer.Option(None, min=1, help="Tokens per text, longer ones cut (default: "
+                                "the 95th percentile of the training texts' lengths)."),
+    max_tokens: int = typer.Option(30000, min=3, help="Vocabulary size, PAD and OOV included."),
+    min_freq: int = typer.Option(2, min=1, help="Times a token must occur in the training split "
+                                 "to enter the vocabulary."),
 ) -> None:
     """Tune text classifiers with Ray Tune; every epoch of every trial is a checkpoint.
 
@@ -73,7 +78,8 @@ def tune(
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         max_concurrent=max_concurrent, address=address, storage=storage, name=name,
         resume=resume, max_failures=max_failures, keep_checkpoints=keep_checkpoints, seed=seed,
-        num_cpus=num_cpus, num_gpus=num_gpus,
+        num_cpus=num_cpus, num_gpus=num_gpus, max_len=max_len, max_tokens=max_tokens,
+        min_freq=min_freq,
     )
     outcome = run_tuning(options, on_ready=typer.echo)
     _print_leaderboard(outcome.leaderboard)

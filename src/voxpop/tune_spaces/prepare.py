@@ -40,8 +40,11 @@ class TableSource:
     feature_cols: tuple[str, ...] = ()
 
 
-def prepare_run_data(source: TableSource, *, seed: int, out_dir: Path, job: dict) -> dict:
+def prepare_run_data(source: TableSource, *, seed: int, out_dir: Path, job: dict,
+                     preprocessor_options: dict | None = None) -> dict:
     """Read, split, fit the Preprocessor on train, encode, and write `out_dir` (atomically).
+
+    `preprocessor_options` are `Preprocessor` keywords (max_len, max_tokens, min_freq, ...).
 
     Returns the trial data (see `trainable.train_trial`).
     """
@@ -50,7 +53,7 @@ def prepare_run_data(source: TableSource, *, seed: int, out_dir: Path, job: dict
 
     features = _features(frame, source.feature_cols)
     train = (frame["split"] == "train").to_numpy()
-    preprocessor = Preprocessor().fit(
+    preprocessor = Preprocessor(**(preprocessor_options or {})).fit(
         frame["text"][train].tolist(), frame["label"][train].to_numpy(),
         features=None if features is None else features[train],
         feature_names=source.feature_cols,

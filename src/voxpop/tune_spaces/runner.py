@@ -50,6 +50,9 @@ class TuneOptions:
     seed: int = 42
     num_cpus: int | None = None  # embedded Ray only: CPUs to offer (default: all cores)
     num_gpus: float | None = None  # embedded Ray only: GPUs to offer (default: detected)
+    max_len: int | None = None  # tokens per text; None: the 95th percentile of training lengths
+    max_tokens: int = 30000  # vocabulary size, PAD and OOV included
+    min_freq: int = 2  # training occurrences a token needs to enter the vocabulary
 
     @property
     def run_dir(self) -> Path:
@@ -272,7 +275,10 @@ def _data_for(options: TuneOptions, run_dir: Path) -> dict:
     run_dir.mkdir(parents=True)
     try:
         return prepare_run_data(source, seed=options.seed, out_dir=prepared,
-                                job={"command": "voxpop tune", "options": options.to_json()})
+                                job={"command": "voxpop tune", "options": options.to_json()},
+                                preprocessor_options={"max_len": options.max_len,
+                                                      "max_tokens": options.max_tokens,
+                                                      "min_freq": options.min_freq})
     except BaseException:
         # Nothing was written (prepared/ appears atomically): leave no run that --resume
         # cannot continue and that blocks the same --name.

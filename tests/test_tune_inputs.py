@@ -1,5 +1,5 @@
-"""Pretrained word vectors through `voxpop tune`: a space file names a GloVe-style text file and
-the trials' embeddings start from it (frozen here, so the trained model must still hold them)."""
+"""What the trials are built from: the preprocessing flags of `voxpop tune`, and pretrained word
+vectors named by a space file (frozen here, so the trained model must still hold them)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from voxpop.serving_cli.app import app
 DIM = 8
 
 
-def test_frozen_pretrained_vectors_reach_the_trained_model(tweets_df, tmp_path):
+def test_preprocessing_flags_and_frozen_pretrained_vectors_reach_the_trials(tweets_df, tmp_path):
     data = sample_table(tweets_df, tmp_path)
     rng = np.random.default_rng(0)
     words = ["the", "flight", "great", "not", "car", "google", "love", "delayed"]
@@ -32,7 +32,8 @@ def test_frozen_pretrained_vectors_reach_the_trained_model(tweets_df, tmp_path):
 
     result = CliRunner().invoke(app, ["tune", str(data), "--space", str(space), "--samples", "1",
                                       "--max-epochs", "1", "--scheduler", "fifo", "--storage",
-                                      str(tmp_path / "runs"), "--name", "glove", "--num-cpus", "2"])
+                                      str(tmp_path / "runs"), "--name", "glove", "--num-cpus", "2",
+                                      "--max-len", "20", "--min-freq", "3", "--max-tokens", "500"])
     assert result.exit_code == 0, result.output
 
     run = tmp_path / "runs" / "glove"
@@ -40,6 +41,9 @@ def test_frozen_pretrained_vectors_reach_the_trained_model(tweets_df, tmp_path):
     recorded = json.loads((checkpoint / "metrics.json").read_text())["config"]
     assert "vocabulary" not in recorded  # build-time input only, never in the recorded config
     pre = Preprocessor.from_json(run / "voxpop" / "preprocess.json")
+    assert (pre.max_len, pre.n_tokens) == (20, 500)
+    with np.load(run / "voxpop" / "arrays.npz", allow_pickle=False) as arrays:
+        assert arrays["train_tokens"].shape[1] == 20
     model = keras.models.load_model(checkpoint / "model.keras", safe_mode=True)
     table = model.get_layer("embedding").get_weights()[0]
     covered = [w for w in words if w in pre.vocabulary.tokens]
