@@ -85,6 +85,10 @@ def test_report_figures_equal_scikit_learn_on_an_independent_prediction(tmp_path
     assert len(report["hardest"]) == 5
     for name in ("soft vote", "member m3", "baseline tfidf_logreg"):
         assert name in result.stdout
+    manifest = json.loads((bundle / "ensemble.json").read_text())
+    families = {m["id"]: m["family"] for m in manifest["members"]}
+    assert report["data"]["member_families"] == families
+    assert f"member m3 ({families['m3']})" in result.stdout
 
 
 def test_label_map_and_several_inputs_write_a_summary(tmp_path, bundle, external):

@@ -144,6 +144,7 @@ def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, 
         "n_replaced_bytes": table.report.n_replaced_bytes,
         "baseline_train": baselines.source if baselines else None,
         "majority_fit_on": "baseline_train" if baselines else "evaluated rows",
+        "member_families": {m["id"]: m["family"] for m in ensemble.manifest["members"]},
     }
     return build_report(
         y_true=y_true, labels=labels, votes=votes, members=members, baselines=baseline_outputs,

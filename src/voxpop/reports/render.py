@@ -30,9 +30,13 @@ def parse_formats(spec: str) -> list[str]:
 
 
 def main_table(report: dict) -> list[dict]:
-    """One row per vote, member and baseline: the figures of the report's main table."""
+    """One row per vote, member and baseline: the figures of the report's main table.
+    Members are named with their family when the report records it (`member m1 (cnn)`)."""
+    families = report.get("data", {}).get("member_families", {})
     return [
-        {"model": template.format(name), **{key: metrics.get(key) for key in TABLE_COLUMNS[1:]}}
+        {"model": template.format(name) + (f" ({families[name]})" if section == "members"
+                                            and name in families else ""),
+         **{key: metrics.get(key) for key in TABLE_COLUMNS[1:]}}
         for section, template in SECTION_NAMES.items()
         for name, metrics in report[section].items()
     ]
