@@ -181,11 +181,11 @@ def test_truncation_keeps_the_first_max_len_tokens(tweet_preprocessor):
 def ray_local():
     import ray
 
-    from voxpop.tune_spaces.cluster import start_ray
+    from voxpop.tune_spaces.cluster import start_ray, stop_ray
 
     assert start_ray(num_cpus=2)
     yield
-    ray.shutdown()
+    stop_ray()
 
 
 def _labelled(tweet_rows, counts: dict[str, int]) -> pd.DataFrame:

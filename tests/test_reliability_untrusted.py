@@ -11,6 +11,7 @@ the dashboard off and token authentication on.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -115,7 +116,7 @@ def test_embedded_ray_has_no_dashboard_and_keeps_token_authentication():
     import ray
     from ray._private.authentication.authentication_utils import is_token_auth_enabled
 
-    from voxpop.tune_spaces.cluster import start_ray
+    from voxpop.tune_spaces.cluster import start_ray, stop_ray
 
     assert start_ray(num_cpus=1)
     try:
@@ -130,7 +131,7 @@ def test_embedded_ray_has_no_dashboard_and_keeps_token_authentication():
         assert not ray._private.worker.global_worker.node.address_info.get("webui_url")
         assert is_token_auth_enabled()
     finally:
-        ray.shutdown()
+        stop_ray()
 
 
 def _connections(proc: psutil.Process):
@@ -145,3 +146,22 @@ def _cmdline(proc: psutil.Process) -> list[str]:
         return proc.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return []
+
+
+def test_stopping_the_embedded_ray_restores_the_loopback_setting(monkeypatch):
+    # Left set, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 would make every later `ray start` child of
+    # this process refuse a second node (it broke the multi-node tests after an embedded run).
+    from ray._private import ray_constants
+
+    from voxpop.tune_spaces.cluster import LOOPBACK_ONLY_ENV, start_ray, stop_ray
+
+    monkeypatch.delenv(LOOPBACK_ONLY_ENV, raising=False)
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    assert start_ray(num_cpus=1)
+    try:
+        assert os.environ[LOOPBACK_ONLY_ENV] == "0"
+        assert ray_constants.ENABLE_RAY_CLUSTER is False
+    finally:
+        stop_ray()
+    assert LOOPBACK_ONLY_ENV not in os.environ
+    assert ray_constants.ENABLE_RAY_CLUSTER == before

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from test_tune_support import checkpoints, metrics, sample_table, space_file
 
-from voxpop.tune_spaces.cluster import start_ray
+from voxpop.tune_spaces.cluster import start_ray, stop_ray
 from voxpop.tune_spaces.runner import TuneOptions, run_tuning
 
 
@@ -17,7 +17,7 @@ def ray_two_gpus():
 
     assert start_ray(num_cpus=2, num_gpus=2)
     yield ray
-    ray.shutdown()
+    stop_ray()
 
 
 def test_half_gpu_trials_run_four_at_once(ray_two_gpus, tweets_df, tmp_path):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 import voxpop.models  # noqa: F401  (registers the custom layers for safe_mode loading)
 from voxpop.data import Preprocessor, Split
 from voxpop.serving_cli.app import app
-from voxpop.tune_spaces.cluster import start_ray
+from voxpop.tune_spaces.cluster import start_ray, stop_ray
 
 runner = CliRunner()
 MAX_EPOCHS = 2
@@ -30,7 +30,7 @@ def ray_local():
 
     assert start_ray(num_cpus=2)
     yield ray
-    ray.shutdown()
+    stop_ray()
 
 
 @pytest.fixture(scope="module")

@@ -36,11 +36,36 @@ def start_ray(*, address: str | None = None, num_cpus: int | None = None,
 
 def _loopback_only() -> None:
     """Keep the embedded instance on loopback: the environment variable reaches Ray's child
-    processes, but Ray's Python side reads it once at import, so its constant is set too."""
+    processes, but Ray's Python side reads it once at import, so its constant is set too.
+    `stop_ray` puts both back."""
     from ray._private import ray_constants
 
+    _saved_loopback_setting.setdefault("env", os.environ.get(LOOPBACK_ONLY_ENV))
+    _saved_loopback_setting.setdefault("constant", ray_constants.ENABLE_RAY_CLUSTER)
     os.environ[LOOPBACK_ONLY_ENV] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+# What `_loopback_only` changed, so that `stop_ray` can restore it.
+_saved_loopback_setting: dict = {}
+
+
+def stop_ray() -> None:
+    """Shut down the Ray this process started, and undo the loopback-only setting: left in the
+    environment it would make any later `ray start` of this process's children refuse a second
+    node (a cluster started after an embedded run, as the multi-node tests do)."""
+    import ray
+    from ray._private import ray_constants
+
+    ray.shutdown()
+    if "env" in _saved_loopback_setting:
+        previous = _saved_loopback_setting.pop("env")
+        if previous is None:
+            os.environ.pop(LOOPBACK_ONLY_ENV, None)
+        else:
+            os.environ[LOOPBACK_ONLY_ENV] = previous
+    if "constant" in _saved_loopback_setting:
+        ray_constants.ENABLE_RAY_CLUSTER = _saved_loopback_setting.pop("constant")
 
 
 def _join(address: str) -> None:

@@ -223,7 +223,7 @@ def run_tuning(options: TuneOptions, *,
         options = _with_stored_trial_options(options, run_dir)
     spaces = validate(options)
 
-    from voxpop.tune_spaces.cluster import check_resources, start_ray
+    from voxpop.tune_spaces.cluster import check_resources, start_ray, stop_ray
 
     started = start_ray(address=options.address, num_cpus=options.num_cpus,
                         num_gpus=options.num_gpus)
@@ -237,9 +237,7 @@ def run_tuning(options: TuneOptions, *,
         grid = _tuner(options, spaces, data, run_dir).fit()
     finally:
         if started:
-            import ray
-
-            ray.shutdown()
+            stop_ray()
     return TuneOutcome(run_dir=run_dir,
                        leaderboard=leaderboard(grid, max_epochs=options.max_epochs),
                        errors=[_first_line(e) for e in grid.errors])
