@@ -4,14 +4,12 @@ that remains, and the run finishes with every trial. The two-node cluster is tes
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from test_tune_cluster import BIN, PORT, SUBNET, _in, _run, _stop_namespace_processes, namespaces  # noqa: F401
+from test_tune_cluster import BIN, _in, _stop_namespace_processes, cluster, namespaces  # noqa: F401
 from test_tune_support import checkpoints, metrics, sample_table, space_file
 
 pytestmark = pytest.mark.slow
@@ -22,38 +20,26 @@ def _nodes_with_checkpoints(run_dir: Path) -> set[str]:
     return {metrics(c)["node_id"] for c in checkpoints(run_dir)}
 
 
-def test_trials_of_a_stopped_worker_node_are_retried_on_the_head(namespaces, tweets_df, tmp_path):
-    head, worker = namespaces
-    address = f"{SUBNET}.1:{PORT}"
-    short = Path(f"/tmp/vx{uuid.uuid4().hex[:6]}")  # Ray's socket paths must stay short
+def test_trials_of_a_stopped_worker_node_are_retried_on_the_head(cluster, tweets_df, tmp_path):
+    head, worker, address, head_temp = cluster
     run_dir = tmp_path / "runs" / "lossy"
-    try:
-        _run(*_in(head, str(BIN / "ray"), "start", "--head", f"--node-ip-address={SUBNET}.1",
-                  f"--port={PORT}", "--num-cpus=1", "--include-dashboard=false",
-                  f"--temp-dir={short}h", temp=Path(f"{short}h")))
-        _run(*_in(worker, str(BIN / "ray"), "start", f"--address={address}",
-                  f"--node-ip-address={SUBNET}.2", "--num-cpus=1", f"--temp-dir={short}w",
-                  temp=Path(f"{short}w")))
-        data = sample_table(tweets_df, tmp_path)
-        space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)
-        tune = subprocess.Popen(
-            _in(head, str(BIN / "voxpop"), "tune", str(data), "--space", space, "--samples",
-                str(TRIALS), "--max-epochs", str(EPOCHS), "--scheduler", "fifo", "--max-failures",
-                "2", "--keep-checkpoints", str(EPOCHS), "--address", address, "--storage", str(tmp_path / "runs"), "--name", "lossy",
-                temp=Path(f"{short}h")),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 400
-        while len(_nodes_with_checkpoints(run_dir)) < 2:  # both nodes are training
-            assert tune.poll() is None, tune.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "no checkpoint from both nodes in time"
-            time.sleep(0.5)
-        _stop_namespace_processes(worker)  # the worker node disappears
-        stopped_at = time.time()
-        output, _ = tune.communicate(timeout=600)
-        assert tune.returncode == 0, output[-3000:]
-    finally:
-        for suffix in ("h", "w"):
-            shutil.rmtree(f"{short}{suffix}", ignore_errors=True)
+    data = sample_table(tweets_df, tmp_path)
+    space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)
+    tune = subprocess.Popen(
+        _in(head, str(BIN / "voxpop"), "tune", str(data), "--space", space, "--samples",
+            str(TRIALS), "--max-epochs", str(EPOCHS), "--scheduler", "fifo", "--max-failures",
+            "2", "--keep-checkpoints", str(EPOCHS), "--address", address, "--storage",
+            str(tmp_path / "runs"), "--name", "lossy", temp=head_temp),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 400
+    while len(_nodes_with_checkpoints(run_dir)) < 2:  # both nodes are training
+        assert tune.poll() is None, tune.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint from both nodes in time"
+        time.sleep(0.5)
+    _stop_namespace_processes(worker)  # the worker node disappears
+    stopped_at = time.time()
+    output, _ = tune.communicate(timeout=600)
+    assert tune.returncode == 0, output[-3000:]
 
     records = [metrics(c) for c in checkpoints(run_dir)]  # every epoch kept (--keep-checkpoints)
     trained_to_the_end = {r["trial_id"] for r in records if r["epoch"] == EPOCHS}

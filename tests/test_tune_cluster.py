@@ -70,27 +70,36 @@ def _in(namespace: str, *command: str, temp: Path) -> list[str]:
             f"RAY_TMPDIR={temp}", *command]
 
 
-def test_trials_run_on_both_nodes(namespaces, tweets_df, tmp_path):
+@pytest.fixture
+def cluster(namespaces):
+    """`ray start --head` in the head namespace and a second node joining it from the worker
+    namespace. Yields (head namespace, worker namespace, head address, head's Ray temp dir)."""
     head, worker = namespaces
     address = f"{SUBNET}.1:{PORT}"
-    short = Path(f"/tmp/vx{uuid.uuid4().hex[:6]}")  # Ray's socket paths must stay short
+    short = f"/tmp/vx{uuid.uuid4().hex[:6]}"  # Ray's socket paths must stay short
+    head_temp, worker_temp = Path(f"{short}h"), Path(f"{short}w")
     try:
         _run(*_in(head, str(BIN / "ray"), "start", "--head", f"--node-ip-address={SUBNET}.1",
                   f"--port={PORT}", "--num-cpus=1", "--include-dashboard=false",
-                  f"--temp-dir={short}h", temp=Path(f"{short}h")))
+                  f"--temp-dir={head_temp}", temp=head_temp))
         _run(*_in(worker, str(BIN / "ray"), "start", f"--address={address}",
-                  f"--node-ip-address={SUBNET}.2", "--num-cpus=1", f"--temp-dir={short}w",
-                  temp=Path(f"{short}w")))
-        data = sample_table(tweets_df, tmp_path)
-        space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)
-        tune = _run(*_in(head, str(BIN / "voxpop"), "tune", str(data), "--space", space,
-                         "--samples", "2", "--max-epochs", "1", "--scheduler", "fifo",
-                         "--address", address, "--storage", str(tmp_path / "runs"),
-                         "--name", "cluster", temp=Path(f"{short}h")), check=False)
-        assert tune.returncode == 0, tune.stdout[-3000:] + tune.stderr[-3000:]
-        assert "must be on storage every node sees" in tune.stderr
-        nodes = {metrics(c)["node_id"] for c in checkpoints(tmp_path / "runs" / "cluster")}
-        assert len(nodes) == 2
+                  f"--node-ip-address={SUBNET}.2", "--num-cpus=1", f"--temp-dir={worker_temp}",
+                  temp=worker_temp))
+        yield head, worker, address, head_temp
     finally:
-        for suffix in ("h", "w"):
-            shutil.rmtree(f"{short}{suffix}", ignore_errors=True)
+        for temp in (head_temp, worker_temp):
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_trials_run_on_both_nodes(cluster, tweets_df, tmp_path):
+    head, _, address, head_temp = cluster
+    data = sample_table(tweets_df, tmp_path)
+    space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)
+    tune = _run(*_in(head, str(BIN / "voxpop"), "tune", str(data), "--space", space,
+                     "--samples", "2", "--max-epochs", "1", "--scheduler", "fifo",
+                     "--address", address, "--storage", str(tmp_path / "runs"),
+                     "--name", "cluster", temp=head_temp), check=False)
+    assert tune.returncode == 0, tune.stdout[-3000:] + tune.stderr[-3000:]
+    assert "must be on storage every node sees" in tune.stderr
+    nodes = {metrics(c)["node_id"] for c in checkpoints(tmp_path / "runs" / "cluster")}
+    assert len(nodes) == 2
