@@ -13,6 +13,7 @@ import numpy as np
 from voxpop.data.atomic import write_json
 from voxpop.data.errors import VoxpopError
 from voxpop.data.features import ANALYSIS, FEATURE_NAMES, StandardScaler, engineered_features
+from voxpop.data.ngrams import HashedNgrams
 from voxpop.data.text import CleaningOptions, TokenBatch, Tokenizer
 from voxpop.data.vocab import Vocabulary, pad_sequences
 
@@ -21,13 +22,18 @@ FORMAT_VERSION = 1
 # larger than any real vocabulary is refused before it is parsed into memory.
 MAX_JSON_BYTES = 256 * 1024 * 1024
 SIDES = ("pre", "post")
+# Every model input the Preprocessor makes, with its ONNX/numpy dtype.
+INPUT_DTYPES = {"tokens": "int32", "features": "float32", "grams": "int32",
+                "gram_weights": "float32"}
 
 
 class Preprocessor:
-    """Cleaning, tokenizer, vocabulary, padding, label list and scaled dense features.
+    """Cleaning, tokenizer, vocabulary, padding, label list, scaled dense features and hashed
+    TF-IDF n-grams.
 
     Fit on the training split only; `encode` then turns any texts into
-    `{"tokens": int32 [n, max_len], "features": float32 [n, n_features]}`.
+    `{"tokens": int32 [n, max_len], "features": float32 [n, n_features]}` and, with `ngrams`,
+    `"grams"` (int32 [n, width]) and `"gram_weights"` (float32 [n, width]); see `ngrams.py`.
 
     Example:
         pre = Preprocessor(max_len=40).fit(train.texts, train.labels)
@@ -38,7 +44,8 @@ class Preprocessor:
     def __init__(self, *, lowercase=True, replace_urls=True, replace_mentions=True,
                  replace_numbers=True, split_hashtags=True, squeeze_repeats=True, keep_emoji=True,
                  max_tokens=30000, min_freq=2, max_len=None, max_len_percentile=95.0,
-                 padding="pre", truncating="post", engineered_features=True):
+                 padding="pre", truncating="post", engineered_features=True, ngrams=True,
+                 ngram_buckets=2**20):
         self.cleaning = CleaningOptions(
             lowercase=lowercase, replace_urls=replace_urls, replace_mentions=replace_mentions,
             replace_numbers=replace_numbers, split_hashtags=split_hashtags,
@@ -50,6 +57,7 @@ class Preprocessor:
         self.padding = _choice("padding", padding, SIDES)
         self.truncating = _choice("truncating", truncating, SIDES)
         self.engineered_features = engineered_features
+        self.ngram_options = {"buckets": ngram_buckets} if ngrams else None
         self.tokenizer = Tokenizer(self.cleaning)
         # Fitted state, set by fit() or from_json().
         self.vocabulary: Vocabulary | None = None
@@ -57,6 +65,7 @@ class Preprocessor:
         self.labels: list[str] = []
         self.user_feature_names: list[str] = []
         self.scaler = StandardScaler()
+        self.ngrams: HashedNgrams | None = None
         self.fingerprint: str | None = None
 
     # --- fitting ---------------------------------------------------------------------------------
@@ -76,6 +85,8 @@ class Preprocessor:
         self.max_len = self._fit_max_len(batch.lengths)
         self.user_feature_names = [str(n) for n in feature_names]
         self.scaler.fit(self._raw_features(texts, features, batch))
+        if self.ngram_options is not None:
+            self.ngrams = HashedNgrams(**self.ngram_options).fit(texts)
         self.fingerprint = training_fingerprint(texts, labels)
         return self
 
@@ -90,18 +101,31 @@ class Preprocessor:
 
     # --- encoding --------------------------------------------------------------------------------
 
-    def encode(self, texts, features=None) -> dict[str, np.ndarray]:
-        """{"tokens": int32 [n, max_len], "features": float32 [n, n_features]} (PAD=0, OOV=1)."""
+    def encode(self, texts, features=None, *, inputs=None) -> dict[str, np.ndarray]:
+        """{"tokens": int32 [n, max_len] (PAD=0, OOV=1), "features": float32 [n, n_features]} and,
+        when fitted with n-grams, "grams"/"gram_weights". `inputs` (names) limits the work to the
+        inputs asked for; the default is all of `.input_names`."""
         self._check_fitted()
+        wanted = self.input_names if inputs is None else list(inputs)
+        unknown = sorted(set(wanted) - set(self.input_names))
+        if unknown:
+            raise VoxpopError(f"input(s) {', '.join(unknown)} are not made by this preprocessor "
+                              f"(it makes {', '.join(self.input_names)})")
         texts = _as_texts(texts)
         if features is not None or self.user_feature_names:
             _check_lengths(texts, None, features, self.user_feature_names)
-        batch = self.tokenizer.tokenize_batch(texts)
-        tokens = pad_sequences(self.vocabulary.ids(batch.tokens), batch.offsets,
-                               max_len=self.max_len, padding=self.padding,
-                               truncating=self.truncating)
-        return {"tokens": tokens,
-                "features": self.scaler.transform(self._raw_features(texts, features, batch))}
+        encoded = {}
+        if "tokens" in wanted or "features" in wanted:
+            batch = self.tokenizer.tokenize_batch(texts)
+        if "tokens" in wanted:
+            encoded["tokens"] = pad_sequences(self.vocabulary.ids(batch.tokens), batch.offsets,
+                                              max_len=self.max_len, padding=self.padding,
+                                              truncating=self.truncating)
+        if "features" in wanted:
+            encoded["features"] = self.scaler.transform(self._raw_features(texts, features, batch))
+        if "grams" in wanted or "gram_weights" in wanted:
+            encoded["grams"], encoded["gram_weights"] = self.ngrams.transform(texts)
+        return encoded
 
     def _raw_features(self, texts: list[str], features, batch: TokenBatch) -> np.ndarray:
         # The features read texts through the default tokenizer: reuse our tokens when we are it.
@@ -141,6 +165,17 @@ class Preprocessor:
     def n_features(self) -> int:
         return len(self.feature_names)
 
+    @property
+    def n_buckets(self) -> int:
+        """Hashed n-gram ids are in [0, n_buckets) (0 = padding); 0 without n-grams."""
+        return self.ngrams.buckets if self.ngrams is not None else 0
+
+    @property
+    def input_names(self) -> list[str]:
+        """The model inputs `encode` makes."""
+        return [name for name in INPUT_DTYPES
+                if self.ngrams is not None or name not in ("grams", "gram_weights")]
+
     def _check_fitted(self) -> None:
         if self.vocabulary is None:
             raise VoxpopError("the Preprocessor is not fitted: call fit() or load it with from_json()")
@@ -162,6 +197,7 @@ class Preprocessor:
             "engineered_features": self.engineered_features,
             "feature_names": self.feature_names, "user_feature_names": self.user_feature_names,
             "feature_means": self.scaler.means.tolist(), "feature_stds": self.scaler.stds.tolist(),
+            "ngrams": self.ngrams.to_dict() if self.ngrams is not None else None,
             "fingerprint": self.fingerprint,
         }
 
@@ -180,7 +216,8 @@ class Preprocessor:
             pre = cls(**cleaning, max_tokens=data["max_tokens"], min_freq=data["min_freq"],
                       max_len=data["max_len_option"], max_len_percentile=data["max_len_percentile"],
                       padding=data["padding"], truncating=data["truncating"],
-                      engineered_features=data["engineered_features"])
+                      engineered_features=data["engineered_features"],
+                      ngrams=data.get("ngrams") is not None)
             pre.tokenizer = Tokenizer(pre.cleaning, data["tokenizer_pattern"])
             pre.vocabulary = Vocabulary(data["vocabulary"])
             pre.max_len = int(data["max_len"])
@@ -188,6 +225,10 @@ class Preprocessor:
             pre.user_feature_names = list(data["user_feature_names"])
             pre.scaler = StandardScaler(data["feature_means"], data["feature_stds"])
             pre.fingerprint = data["fingerprint"]
+            # Files written before n-grams existed have no "ngrams" key: they make no n-grams.
+            if data.get("ngrams") is not None:
+                pre.ngrams = HashedNgrams.from_dict(data["ngrams"])
+                pre.ngram_options = {"buckets": pre.ngrams.buckets}
         except KeyError as err:
             raise VoxpopError(f"{source}: key {err} missing; the file is not a voxpop "
                               "preprocessor") from None
