@@ -32,6 +32,7 @@ CASES = {  # case id -> (family, config overrides)
     "attention_gru": ("attention", {"cell": "gru"}),
     "cnn": ("cnn", {}),
     "bigram": ("bigram", {"buckets": 512}),
+    "tfidf": ("tfidf", {"embed_dim": 8}),
     "transformer": ("transformer", {"num_blocks": 2}),
     "fusion": ("fusion", {"encoder": "bilstm"}),
 }
@@ -51,7 +52,8 @@ def encoded():
     sample = tweets.groupby("label", group_keys=False).sample(frac=2256 / len(tweets), random_state=1)
     sample = sample.sample(frac=1.0, random_state=1)
     fit_rows, test_rows = sample.iloc[256:], sample.iloc[:256]
-    pre = Preprocessor(max_len=40).fit(fit_rows.text.tolist(), fit_rows.label.tolist())
+    pre = Preprocessor(max_len=40, ngram_buckets=2**14).fit(fit_rows.text.tolist(),
+                                                              fit_rows.label.tolist())
     return pre, pre.encode(test_rows.text.tolist())
 
 
@@ -63,7 +65,7 @@ def exported(encoded):
     out = {}
     for case, (family, overrides) in CASES.items():
         model = vm.build(family, {**TINY, **overrides}, n_tokens=pre.n_tokens, n_classes=3,
-                         n_features=pre.n_features)
+                         n_features=pre.n_features, n_buckets=pre.n_buckets)
         out[case] = (model, to_onnx(model, opset=17))
     return out
 
@@ -81,15 +83,17 @@ def test_onnx_runtime_matches_keras_on_real_rows(case, exported, encoded):
 def test_onnx_graph_has_named_dynamic_inputs_and_probs_output(case, exported, encoded):
     model, onnx_model = exported[case]
     inputs = {i.name: i for i in onnx_model.graph.input}
-    expected = {"tokens", "features"} if vm.uses_features(CASES[case][0]) else {"tokens"}
-    assert set(inputs) == expected
-    dims = [d.dim_param or d.dim_value for d in inputs["tokens"].type.tensor_type.shape.dim]
-    assert all(isinstance(d, str) for d in dims), f"tokens axes must be dynamic, got {dims}"
+    assert set(inputs) == {t.name for t in model.inputs}
+    sequence = "grams" if "grams" in inputs else "tokens"
+    dims = [d.dim_param or d.dim_value for d in inputs[sequence].type.tensor_type.shape.dim]
+    assert all(isinstance(d, str) for d in dims), f"{sequence} axes must be dynamic, got {dims}"
     assert [o.name for o in onnx_model.graph.output] == ["probs"]
     # A different batch size and sequence length than the model was traced with.
     session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
     feed = {name: encoded[1][name][:7] for name in inputs}
-    feed["tokens"] = feed["tokens"][:, -13:]
+    for name in ("tokens", "grams", "gram_weights"):
+        if name in feed:
+            feed[name] = feed[name][:, -13:]
     probs = session.run(["probs"], feed)[0]
     assert probs.shape == (7, 3)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)

@@ -16,11 +16,12 @@ TINY = {"embed_dim": 8, "units": 8, "head_units": [8], "filters": 8, "ff_dim": 1
 
 def test_registry_lists_every_family_and_each_builds_the_contract_interface():
     assert set(vm.FAMILIES) == {"lstm", "bilstm", "stacked_bilstm", "gru", "bigru", "attention",
-                                "cnn", "bigram", "transformer", "fusion"}
+                                "cnn", "bigram", "tfidf", "transformer", "fusion"}
     for family in vm.FAMILIES:
-        model = vm.build(family, TINY, n_tokens=50, n_classes=4, n_features=3)
+        model = vm.build(family, TINY, n_tokens=50, n_classes=4, n_features=3, n_buckets=64)
         names = [t.name for t in model.inputs]
-        assert names == (["tokens", "features"] if vm.uses_features(family) else ["tokens"])
+        expected = {"tokens": ["tokens"], "grams": ["grams", "gram_weights"]}[vm.FAMILIES[family].reads]
+        assert names == expected + (["features"] if vm.uses_features(family) else [])
         assert model.inputs[0].shape == (None, None)  # dynamic batch and sequence
         assert model.output_shape == (None, 4)
         assert model.layers[-1].name == "probs"
@@ -37,6 +38,28 @@ def test_unknown_family_and_unknown_key_are_refused_with_the_valid_choices():
         vm.build("fusion", {"encoder": "fusion"}, n_tokens=10, n_classes=2, n_features=2)
     with pytest.raises(ValueError, match="needs dense features"):
         vm.build("fusion", {}, n_tokens=10, n_classes=2, n_features=0)
+    with pytest.raises(ValueError, match="'encoder': 'tfidf' is not valid"):
+        vm.build("fusion", {"encoder": "tfidf"}, n_tokens=10, n_classes=2, n_features=2)
+    with pytest.raises(ValueError, match="fitted without n-grams"):
+        vm.build("tfidf", {}, n_tokens=10, n_classes=2, n_buckets=0)
+
+
+def test_tfidf_is_a_linear_model_of_the_weighted_grams():
+    """No head: probs = softmax(W2 (sum_i w_i E[g_i]) + b), so padding (weight 0) changes nothing
+    and scaling all weights of a row scales its logits."""
+    model = vm.build("tfidf", {"embed_dim": 4}, n_tokens=2, n_classes=3, n_buckets=32)
+    rng = np.random.default_rng(0)
+    grams = rng.integers(1, 32, (5, 6)).astype("int32")
+    weights = rng.random((5, 6)).astype("float32")
+    probs = model.predict({"grams": grams, "gram_weights": weights}, verbose=0)
+    padded = model.predict({"grams": np.pad(grams, ((0, 0), (0, 3))),
+                            "gram_weights": np.pad(weights, ((0, 0), (0, 3)))}, verbose=0)
+    np.testing.assert_allclose(padded, probs, atol=1e-6)
+    table = model.get_layer("gram_embedding").get_weights()[0]
+    dense_w, dense_b = model.get_layer("probs").get_weights()
+    logits = np.einsum("bn,bnd->bd", weights, table[grams]) @ dense_w + dense_b
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), atol=1e-5)
 
 
 def test_training_keys_and_other_families_keys_are_ignored_by_build():

@@ -136,3 +136,55 @@ def test_fit_is_reproducible_with_the_same_seed(tweets):
     _, first = _fit(tweets, config, epochs=1)
     _, second = _fit(tweets, config, epochs=1)
     assert first.history == second.history
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_lbfgs_makes_the_tfidf_member_scikit_learns_logistic_regression(n_classes):
+    """solver auto on a tfidf model is one convex solve: the Keras model's probabilities are those
+    of LogisticRegression(C, balanced) fitted on the same sparse TF-IDF rows, to float32."""
+    import pandas as pd
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+
+    from conftest import dataset_path
+    from voxpop.data import Preprocessor
+
+    tweets = pd.read_csv(dataset_path("tweet_sentiment.csv")).sample(1500, random_state=2)
+    if n_classes == 2:
+        tweets = tweets[tweets.label != "neutral"]
+    train, val = tweets.iloc[:-300], tweets.iloc[-300:]
+    pre = Preprocessor(ngram_buckets=2**16).fit(train.text.tolist(), train.label.tolist())
+    x_train, x_val = pre.encode(train.text.tolist()), pre.encode(val.text.tolist())
+    y_train, y_val = pre.encode_labels(train.label), pre.encode_labels(val.label)
+    model = vm.build("tfidf", {}, n_tokens=pre.n_tokens, n_classes=n_classes,
+                     n_buckets=pre.n_buckets)
+    config = {"C": 2.0, "imbalance": "balanced"}
+    seen = []
+    result = training.fit(model, train=x_train, y_train=y_train, val=x_val, y_val=y_val,
+                          config=config, epochs=5, on_epoch=lambda e, m, p: seen.append(e))
+    assert seen == [1] and result.best_epoch == 1
+
+    def csr(x):
+        rows, cols = np.nonzero(x["gram_weights"])
+        return sparse.csr_matrix((x["gram_weights"][rows, cols], (rows, x["grams"][rows, cols])),
+                                 shape=(len(x["grams"]), pre.n_buckets))
+
+    reference = LogisticRegression(C=2.0, class_weight="balanced", max_iter=1000).fit(
+        csr(x_train), y_train)
+    probs = model.predict({k: x_val[k] for k in ("grams", "gram_weights")}, verbose=0)
+    np.testing.assert_allclose(probs, reference.predict_proba(csr(x_val)), atol=1e-5)
+    assert result.best_metrics["val_macro_f1"] == pytest.approx(
+        f1_score(y_val, probs.argmax(1), average="macro"))
+
+
+def test_lbfgs_refuses_a_model_that_is_not_linear_on_grams():
+    model = vm.build("cnn", {"embed_dim": 4, "filters": 4}, n_tokens=20, n_classes=2)
+    x = {"tokens": np.ones((4, 5), dtype="int32")}
+    with pytest.raises(ValueError, match="fits a linear model on n-grams only"):
+        training.fit(model, train=x, y_train=[0, 1, 0, 1], val=x, y_val=[0, 1, 0, 1],
+                     config={"solver": "lbfgs"}, epochs=1)
+    hidden = vm.build("tfidf", {"head_units": [4]}, n_tokens=2, n_classes=2, n_buckets=16)
+    grams = {"grams": np.ones((4, 3), dtype="int32"), "gram_weights": np.ones((4, 3), "float32")}
+    with pytest.raises(ValueError, match="fits a linear model on n-grams only"):
+        training.fit(hidden, train=grams, y_train=[0, 1, 0, 1], val=grams, y_val=[0, 1, 0, 1],
+                     config={"solver": "lbfgs"}, epochs=1)

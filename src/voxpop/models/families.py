@@ -1,7 +1,9 @@
 """One text-encoder function per model family, registered with `@family(name, **defaults)`.
 
-An encoder maps the `tokens` input to one vector per row; `build` adds the optional dense-feature
-branch, the head and the softmax output `probs`. Adding a family means adding one function here.
+An encoder maps the `tokens` input to one vector per row (or, for a family registered with
+`reads="grams"`, the hashed TF-IDF n-grams `grams`/`gram_weights`); `build` adds the optional
+dense-feature branch, the head and the softmax output `probs`. Adding a family means adding one
+function here.
 """
 
 from __future__ import annotations
@@ -33,25 +35,33 @@ COMMON_DEFAULTS = {
 TRAINING_KEYS = frozenset({
     "family", "loss", "label_smoothing", "focal_gamma", "focal_alpha", "imbalance", "boost",
     "oversample_to", "optimizer", "learning_rate", "weight_decay", "clipnorm", "schedule",
-    "warmup_epochs", "plateau_patience", "plateau_factor", "batch_size", "seed",
+    "warmup_epochs", "plateau_patience", "plateau_factor", "batch_size", "seed", "solver", "C",
 })
+
+
+READS = ("tokens", "grams")
 
 
 @dataclass(frozen=True)
 class Family:
-    encoder: Callable  # (tokens, mask, embedded, config) -> [batch, dim]
+    # reads="tokens": (tokens, mask, embedded, config) -> [batch, dim]
+    # reads="grams":  (grams, gram_weights, config, n_buckets, n_classes) -> [batch, dim]
+    encoder: Callable
     defaults: dict
     uses_features: bool = False
+    reads: str = "tokens"
 
 
 FAMILIES: dict[str, Family] = {}
 
 
-def family(name: str, *, uses_features: bool = False, **defaults) -> Callable:
+def family(name: str, *, uses_features: bool = False, reads: str = "tokens", **defaults) -> Callable:
     """Register an encoder function as model family `name` with its own config defaults."""
+    if reads not in READS:
+        raise ValueError(f"family {name!r}: reads={reads!r} is not valid (valid: {', '.join(READS)})")
 
     def register(encoder: Callable) -> Callable:
-        FAMILIES[name] = Family(encoder, defaults, uses_features)
+        FAMILIES[name] = Family(encoder, defaults, uses_features, reads)
         return encoder
 
     return register
@@ -153,6 +163,22 @@ def bigram(tokens, mask, embedded, config):
     ])
 
 
+@family("tfidf", reads="grams", embed_dim=None, embed_dropout=0.0, head_units=[], head_dropout=0.0)
+def tfidf(grams, gram_weights, config, n_buckets, n_classes):
+    """Logistic regression on hashed TF-IDF word 1-2 and char_wb 2-5 grams of the raw text.
+
+    The classical baseline as an ensemble member: an `embed_dim`-wide embedding row per n-gram
+    (default: one per class), summed with the TF-IDF weights, is a linear map of the TF-IDF vector;
+    with no head units the output layer makes it a logistic regression, which `fit` solves
+    exactly with lbfgs (training key `solver`). It reads the raw text, not the cleaned tokens, so
+    it errs differently from every token family.
+    """
+    dim = config["embed_dim"] or n_classes
+    embedded = keras.layers.Embedding(n_buckets, dim, name="gram_embedding")(grams)
+    embedded = keras.layers.Dropout(config["embed_dropout"])(embedded)
+    return vl.WeightedSum()([embedded, gram_weights])
+
+
 # ----------------------------------------------------------------------------- transformer
 _FF_ACTIVATIONS = {"gelu": vl.gelu_tanh, "relu": "relu"}
 
@@ -205,8 +231,11 @@ def default_config(family_name: str, *, encoder: str | None = None) -> dict:
 
 
 def _text_encoder(name: str) -> Family:
-    if name not in FAMILIES or FAMILIES[name].uses_features:
-        valid = ", ".join(n for n, f in FAMILIES.items() if not f.uses_features)
+    def usable(spec: Family) -> bool:
+        return not spec.uses_features and spec.reads == "tokens"
+
+    if name not in FAMILIES or not usable(FAMILIES[name]):
+        valid = ", ".join(n for n, f in FAMILIES.items() if usable(f))
         raise ValueError(f"model config 'encoder': {name!r} is not valid (valid: {valid})")
     return FAMILIES[name]
 
@@ -217,22 +246,35 @@ def uses_features(family_name: str, config: dict | None = None) -> bool:
 
 
 def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_classes: int,
-          n_features: int = 0) -> keras.Model:
+          n_features: int = 0, n_buckets: int = 0) -> keras.Model:
     """A fresh (untrained) Keras model of `family_name`.
 
-    Inputs: `tokens` int32 [batch, seq] (PAD=0) and, when `uses_features`, `features` float32
-    [batch, n_features]; output `probs` (softmax [batch, n_classes]); batch and sequence dynamic.
-    `config` overrides `default_config(family_name)`; training keys and other families' keys are
-    ignored, a key no family knows is refused (ValueError naming it).
+    Inputs: `tokens` int32 [batch, seq] (PAD=0), or for a family that reads n-grams `grams` int32
+    [batch, width] (ids < n_buckets, 0 = padding) and `gram_weights` float32 [batch, width]; and,
+    when `uses_features`, `features` float32 [batch, n_features]. Output `probs` (softmax [batch,
+    n_classes]); batch and sequence axes dynamic. `config` overrides `default_config(family_name)`;
+    training keys and other families' keys are ignored, a key no family knows is refused
+    (ValueError naming it).
     """
     config = _resolve(family_name, config or {})
-    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    inputs = [tokens]
-    mask = vl.PaddingMask(name="padding_mask")(tokens)
-    embedding = keras.layers.Embedding(n_tokens, config["embed_dim"], name="embedding",
-                                       trainable=config["embeddings_trainable"])
-    embedded = keras.layers.Dropout(config["embed_dropout"])(embedding(tokens))
-    x = FAMILIES[family_name].encoder(tokens, mask, embedded, config)
+    spec = FAMILIES[family_name]
+    embedding = None
+    if spec.reads == "grams":
+        if n_buckets < 2:
+            raise ValueError(f"family {family_name!r} reads hashed n-grams, but n_buckets="
+                             f"{n_buckets} (the preprocessor was fitted without n-grams)")
+        grams = keras.Input(shape=(None,), dtype="int32", name="grams")
+        gram_weights = keras.Input(shape=(None,), dtype="float32", name="gram_weights")
+        inputs = [grams, gram_weights]
+        x = spec.encoder(grams, gram_weights, config, n_buckets, n_classes)
+    else:
+        tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+        inputs = [tokens]
+        mask = vl.PaddingMask(name="padding_mask")(tokens)
+        embedding = keras.layers.Embedding(n_tokens, config["embed_dim"], name="embedding",
+                                           trainable=config["embeddings_trainable"])
+        embedded = keras.layers.Dropout(config["embed_dropout"])(embedding(tokens))
+        x = spec.encoder(tokens, mask, embedded, config)
     if uses_features(family_name, config):
         if n_features < 1:
             raise ValueError(f"family {family_name!r} needs dense features, but n_features=0")
@@ -244,7 +286,7 @@ def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_clas
     x = _head(x, config)
     probs = keras.layers.Dense(n_classes, activation="softmax", name="probs")(x)
     model = keras.Model(inputs, probs, name=family_name)
-    if config["embeddings_file"]:
+    if config["embeddings_file"] and embedding is not None:
         _set_pretrained(embedding, config)
     return model
 

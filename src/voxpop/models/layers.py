@@ -136,3 +136,16 @@ class HashedBigrams(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "buckets": self.buckets}
+
+
+@keras.saving.register_keras_serializable("voxpop")
+class WeightedSum(keras.layers.Layer):
+    """(vectors [batch, n, dim], weights [batch, n]) -> sum_i weights_i * vectors_i [batch, dim].
+
+    With one embedding row per hashed n-gram and its TF-IDF weight, this is a sparse matrix
+    product: a linear model on the TF-IDF vector. Padding has weight 0, so it adds nothing.
+    """
+
+    def call(self, inputs):
+        vectors, weights = inputs
+        return ops.sum(vectors * ops.expand_dims(weights, -1), axis=1)

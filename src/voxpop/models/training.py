@@ -13,6 +13,11 @@ Training keys (all optional, defaults in TRAINING_DEFAULTS):
   plateau_patience, plateau_factor   plateau: multiply the rate by factor after `patience`
                   epochs without a better validation macro-F1
   batch_size, seed
+  solver          auto | sgd | lbfgs: lbfgs fits a linear model on TF-IDF n-grams (family tfidf
+                  without head units) as scikit-learn's LogisticRegression, in one convex solve
+                  reported as epoch 1; auto picks lbfgs for such a model and sgd (the epoch loop
+                  with `optimizer`) for every other
+  C               inverse L2 strength of lbfgs (scikit-learn's C)
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ TRAINING_DEFAULTS = {
     "plateau_factor": 0.5,
     "batch_size": 64,
     "seed": 42,
+    "solver": "auto",
+    "C": 4.0,
 }
+SOLVERS = ("auto", "sgd", "lbfgs")
 
 
 @dataclass
@@ -183,7 +191,7 @@ def training_config(config: dict) -> dict:
     with every choice checked against its registry."""
     resolved = {**TRAINING_DEFAULTS, **{k: v for k, v in config.items() if k in TRAINING_DEFAULTS}}
     for key, registry in (("imbalance", IMBALANCE), ("schedule", SCHEDULES),
-                          ("optimizer", OPTIMIZERS)):
+                          ("optimizer", OPTIMIZERS), ("solver", SOLVERS)):
         if resolved[key] not in registry:
             raise ValueError(f"training config {key!r}: {resolved[key]!r} is not valid "
                              f"(valid: {', '.join(registry)})")
@@ -202,6 +210,13 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
     weights. Oversampling and class weights touch the training rows only.
     """
     config = training_config(config)
+    linear = _linear_gram_layers(model)
+    if config["solver"] == "lbfgs" and linear is None:
+        raise ValueError("solver 'lbfgs' fits a linear model on n-grams only (family tfidf with "
+                         f"head_units []); model {model.name!r} is not one")
+    if config["solver"] != "sgd" and linear is not None:
+        return _fit_logistic(model, linear, train=train, y_train=y_train, val=val, y_val=y_val,
+                             config=config, on_epoch=on_epoch)
     keras.utils.set_random_seed(config["seed"])  # shuffling and dropout
     n_classes = model.output_shape[-1]
     y_train = np.asarray(y_train, dtype=np.int64)
@@ -244,6 +259,67 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
     if best_weights is not None:
         model.set_weights(best_weights)
     return FitResult(best_epoch=best["epoch"] if best else 0, best_metrics=best or {}, history=history)
+
+
+# ----------------------------------------------------------------------------- convex fit
+def _linear_gram_layers(model):
+    """(n-gram embedding, output layer) when `model` computes softmax(W2 (sum_i w_i E[g_i]) + b)
+    and nothing else that trains; else None."""
+    names = {layer.name for layer in model.layers}
+    if "gram_embedding" not in names or len(model.trainable_weights) != 3:
+        return None
+    return model.get_layer("gram_embedding"), model.get_layer("probs")
+
+
+def _fit_logistic(model, layers, *, train, y_train, val, y_val, config, on_epoch) -> FitResult:
+    """Fit scikit-learn's LogisticRegression (lbfgs, L2 with `C`) on the sparse TF-IDF rows and
+    write it into the model: E[:, :C] = coef.T, W2 = [I; 0], b = intercept, so the model's
+    probabilities are the regression's."""
+    from sklearn.linear_model import LogisticRegression
+
+    if config["imbalance"] not in ("none", "balanced"):
+        raise ValueError(f"solver 'lbfgs' supports imbalance none or balanced, not "
+                         f"{config['imbalance']!r}")
+    embedding, output = layers
+    n_buckets, dim = embedding.input_dim, embedding.output_dim
+    n_classes = model.output_shape[-1]
+    if dim < n_classes:
+        raise ValueError(f"solver 'lbfgs' needs embed_dim >= {n_classes} classes (got {dim})")
+    y_train = np.asarray(y_train, dtype=np.int64)
+    present = np.unique(y_train)
+    if len(present) != n_classes:
+        raise ValueError(f"the training rows hold {len(present)} of the {n_classes} classes")
+    regression = LogisticRegression(
+        C=float(config["C"]), max_iter=1000,
+        class_weight="balanced" if config["imbalance"] == "balanced" else None,
+    ).fit(_sparse_grams(train, n_buckets), y_train)
+    coef, intercept = regression.coef_, regression.intercept_
+    if n_classes == 2:  # scikit-learn keeps one row for two classes: logits (0, x.w + b)
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+    table = np.zeros((n_buckets, dim), dtype="float32")
+    table[:, :n_classes] = coef.T
+    kernel = np.zeros((dim, n_classes), dtype="float32")
+    kernel[:n_classes] = np.eye(n_classes)
+    embedding.set_weights([table])
+    output.set_weights([kernel, intercept.astype("float32")])
+
+    val_probs = np.asarray(model.predict(_model_inputs(model, val), batch_size=512, verbose=0))
+    train_probs = regression.predict_proba(_sparse_grams(train, n_buckets))
+    loss = float(-np.mean(np.log(np.clip(train_probs[np.arange(len(y_train)), y_train], 1e-12, 1))))
+    metrics = {"epoch": 1, "loss": loss, **validation_metrics(val_probs, y_val)}
+    if on_epoch:
+        on_epoch(1, metrics, val_probs)
+    return FitResult(best_epoch=1, best_metrics=metrics, history=[metrics])
+
+
+def _sparse_grams(arrays: dict, n_buckets: int):
+    """The TF-IDF rows as a scipy CSR matrix [n, n_buckets] from `grams`/`gram_weights`."""
+    from scipy import sparse
+
+    grams, weights = np.asarray(arrays["grams"]), np.asarray(arrays["gram_weights"])
+    rows, cols = np.nonzero(weights)
+    return sparse.csr_matrix((weights[rows, cols], (rows, grams[rows, cols])),
+                             shape=(len(grams), n_buckets))
 
 
 def _model_inputs(model, arrays: dict) -> dict:
