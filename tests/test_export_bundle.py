@@ -25,6 +25,7 @@ TRIALS = {  # trial id -> (family, config, epochs)
     "trial_cnn": ("cnn", {**SMALL, "filters": 8, "kernel_sizes": [2, 3], "seed": 2}, 1),
     "trial_fusion": ("fusion", {**SMALL, "units": 8, "feature_units": 4, "seed": 3}, 1),
     "trial_lstm2": ("lstm", {**SMALL, "units": 8, "seed": 4, "learning_rate": 3e-3}, 2),
+    "trial_tfidf": ("tfidf", {"C": 4.0, "imbalance": "balanced", "seed": 5}, 1),
 }
 runner = CliRunner()
 
@@ -55,13 +56,14 @@ def run_dir(tmp_path_factory, tweets_df):
     data.to_parquet(run / "voxpop" / "data.parquet")
     (run / "voxpop" / "split.json").write_text(json.dumps(split.to_json()))
     train, val = data.iloc[split.train], data.iloc[split.val]
-    pre = Preprocessor(max_len=24).fit(train["text"].tolist(), train["label"].to_numpy())
+    pre = Preprocessor(max_len=24, ngram_buckets=2**14).fit(train["text"].tolist(),
+                                                              train["label"].to_numpy())
     pre.to_json(run / "voxpop" / "preprocess.json")
     x_train, x_val = pre.encode(train["text"].tolist()), pre.encode(val["text"].tolist())
     y_train, y_val = pre.encode_labels(train["label"].to_numpy()), pre.encode_labels(val["label"].to_numpy())
     for trial_id, (family, config, epochs) in TRIALS.items():
         model = build(family, config, n_tokens=pre.n_tokens, n_classes=len(pre.labels),
-                      n_features=pre.n_features)
+                      n_features=pre.n_features, n_buckets=pre.n_buckets)
 
         def write_checkpoint(epoch, metrics, val_probs, trial_id=trial_id, family=family,
                              config=config, model=model):
@@ -125,7 +127,14 @@ def test_manifest_follows_the_architecture(bundle, manifest, run):
     assert list(baseline.columns) == ["text", "label"]
     assert baseline["text"].tolist() == train["text"].tolist()
     assert baseline["label"].tolist() == train["label"].tolist()
-    assert [i["name"] for i in manifest["inputs"]][0] == "tokens"
+    # The TF-IDF member (the strongest on 1,200 rows) reads the n-gram inputs, declared with their
+    # dtypes beside the token inputs of the others.
+    tfidf = [m for m in manifest["members"] if m["family"] == "tfidf"]
+    assert len(tfidf) == 1 and tfidf[0]["inputs"] == ["grams", "gram_weights"]
+    assert {"name": "grams", "dtype": "int32", "shape": ["batch", "grams"]} in manifest["inputs"]
+    assert {"name": "gram_weights", "dtype": "float32", "shape": ["batch", "grams"]} \
+        in manifest["inputs"]
+    assert "tokens" in [i["name"] for i in manifest["inputs"]]
 
 
 def test_members_are_proven_against_keras(bundle, manifest, run):

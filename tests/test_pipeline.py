@@ -48,12 +48,14 @@ def pipeline(tweets, tmp_path_factory) -> dict[str, Path]:
         space.write_text(yaml.safe_dump({"family": family, "embed_dim": 16, "batch_size": 64,
                                          "learning_rate": {"loguniform": [1e-3, 3e-3]}, **extra}))
         spaces += ["--space", space]
+    spaces += ["--space", "tfidf"]  # the named space: one lbfgs solve on the n-gram inputs
 
     tune_output = invoke("tune", train_csv, *spaces, "--samples", 1, "--max-epochs", 1,
                          "--scheduler", "fifo", "--storage", work / "runs", "--name", "p",
                          "--num-cpus", 2)
     run_dir = work / "runs" / "p"
-    invoke("export", run_dir, "--out", work / "bundle", "--size", 2, "--select", "greedy")
+    # top 3 of 3 trials: every family, token and n-gram readers, is a member
+    invoke("export", run_dir, "--out", work / "bundle", "--size", 3, "--select", "top")
     invoke("predict", work / "bundle", new_csv, "--id-col", "tweet_id", "--probs",
            "--voting", "weighted", "--out", work / "predictions.csv")
     invoke("evaluate", work / "bundle", new_csv, "--out", work / "report", "--no-baseline")
@@ -63,7 +65,7 @@ def pipeline(tweets, tmp_path_factory) -> dict[str, Path]:
 
 def test_tune_prints_a_leaderboard_and_the_export_command(pipeline):
     assert "voxpop export" in pipeline["tune_output"]
-    assert len(list(pipeline["run"].glob("*/checkpoint_*/model.keras"))) == 2
+    assert len(list(pipeline["run"].glob("*/checkpoint_*/model.keras"))) == 3
 
 
 def test_predictions_equal_the_weighted_vote_of_the_keras_checkpoints(pipeline, tweets):
@@ -73,6 +75,7 @@ def test_predictions_equal_the_weighted_vote_of_the_keras_checkpoints(pipeline, 
     from voxpop.data import Preprocessor
 
     manifest = json.loads((pipeline["bundle"] / "ensemble.json").read_text())
+    assert sorted(m["family"] for m in manifest["members"]) == ["bigram", "cnn", "tfidf"]
     predictions = pd.read_csv(pipeline["work"] / "predictions.csv")
     new = tweets["new"]
     # One row per input row, in input order, with the input's ids.

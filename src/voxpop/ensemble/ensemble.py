@@ -86,8 +86,10 @@ class Ensemble:
         return session_device(session)
 
     def encode(self, texts: Sequence[str], features: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """The model inputs for `texts` (and the user's feature columns): {"tokens", "features"}."""
-        return self.preprocessor.encode(list(texts), features)
+        """The model inputs the bundle's members take (of "tokens", "features", "grams",
+        "gram_weights"), for `texts` and the user's feature columns."""
+        needed = [spec["name"] for spec in self.manifest["inputs"]]
+        return self.preprocessor.encode(list(texts), features, inputs=needed)
 
     def predict(
         self,

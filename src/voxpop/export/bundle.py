@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 
 from voxpop import __version__
+from voxpop.data import INPUT_DTYPES
 from voxpop.data.atomic import atomic_path, write_json, write_text
 from voxpop.data.errors import VoxpopError
 from voxpop.ensemble.bundle import MANIFEST, SCHEMA_VERSION, read_manifest, sha256_of
@@ -269,8 +270,7 @@ def _manifest(run, choice, options, records, fused, quantization) -> dict:
 
 def _input_spec(records: list[dict], run: Run) -> list[dict]:
     names = list(dict.fromkeys(name for r in records for name in r["inputs"]))
-    spec = {
-        "tokens": {"name": "tokens", "dtype": "int32", "shape": ["batch", "seq"]},
-        "features": {"name": "features", "dtype": "float32", "shape": ["batch", run.preprocessor.n_features]},
-    }
-    return [spec[name] for name in names]
+    second_axis = {"tokens": "seq", "features": run.preprocessor.n_features, "grams": "grams",
+                   "gram_weights": "grams"}
+    return [{"name": name, "dtype": INPUT_DTYPES[name], "shape": ["batch", second_axis[name]]}
+            for name in names]

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from voxpop.data import INPUT_DTYPES
 from voxpop.data.errors import VoxpopError
 
 MAX_OPSET = 18  # tf2onnx 1.17 refuses opset 19 and above
-_INPUT_DTYPES = {"tokens": "int32", "features": "float32"}
 
 
 def to_onnx(model, *, opset: int = 17):
     """Convert a voxpop Keras model to an `onnx.ModelProto`.
 
-    Inputs are named `tokens` (int32 [batch, seq]) and, when the model has it, `features`
-    (float32 [batch, F]); the output is `probs`; batch and sequence axes stay dynamic. LSTM layers
+    Inputs keep the names and dtypes of `voxpop.data.INPUT_DTYPES` (`tokens`, `features`,
+    `grams`, `gram_weights`: whichever the model takes); the output is `probs`; batch and sequence axes stay dynamic. LSTM layers
     become fused ONNX `LSTM` ops; GRU layers are fused by `voxpop.export.gru.fuse_gru_loops`.
     """
     import tensorflow as tf
@@ -36,6 +36,6 @@ def to_onnx(model, *, opset: int = 17):
 
 def _input_spec(tf, tensor):
     name = tensor.name
-    if name not in _INPUT_DTYPES:
-        raise VoxpopError(f"model input {name!r} is not valid (valid: {', '.join(_INPUT_DTYPES)})")
-    return tf.TensorSpec([None, *tensor.shape[1:]], _INPUT_DTYPES[name], name=name)
+    if name not in INPUT_DTYPES:
+        raise VoxpopError(f"model input {name!r} is not valid (valid: {', '.join(INPUT_DTYPES)})")
+    return tf.TensorSpec([None, *tensor.shape[1:]], INPUT_DTYPES[name], name=name)

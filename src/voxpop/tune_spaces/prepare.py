@@ -128,21 +128,21 @@ def _encode(preprocessor, frame: pd.DataFrame, features) -> dict[str, np.ndarray
             raise VoxpopError(f"the {name} split has no rows (DATA has {len(frame)} rows)")
         encoded = preprocessor.encode(frame["text"][rows].tolist(),
                                       None if features is None else features[rows])
-        arrays[f"{name}_tokens"] = encoded["tokens"]
-        arrays[f"{name}_features"] = encoded["features"]
+        arrays.update({f"{name}_{key}": array for key, array in encoded.items()})
         arrays[f"y_{name}"] = preprocessor.encode_labels(frame["label"][rows].to_numpy())
     return arrays
 
 
 def _trial_data(preprocessor, arrays: dict[str, np.ndarray]) -> dict:
     return {
-        "train": {"tokens": arrays["train_tokens"], "features": arrays["train_features"]},
-        "val": {"tokens": arrays["val_tokens"], "features": arrays["val_features"]},
+        **{split: {key: arrays[f"{split}_{key}"] for key in preprocessor.input_names}
+           for split in ("train", "val")},
         "y_train": arrays["y_train"],
         "y_val": arrays["y_val"],
         "labels": list(preprocessor.labels),
         "n_tokens": int(preprocessor.n_tokens),
         "n_features": int(preprocessor.n_features),
+        "n_buckets": int(preprocessor.n_buckets),
         # The token of each id, for spaces that load pretrained word vectors (`embeddings_file`).
         "vocabulary": ["<pad>", "<oov>", *preprocessor.vocabulary.tokens],
     }

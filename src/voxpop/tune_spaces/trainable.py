@@ -120,7 +120,7 @@ def train_trial(config: dict, *, data: dict, max_epochs: int, threads: int) -> N
     """Train one trial on the driver's prepared arrays (`data`, from Ray's object store).
 
     `data` holds `train`/`val` input dicts, `y_train`/`y_val`, `labels`, `n_tokens`,
-    `n_features`; never test rows.
+    `n_features`, `n_buckets`; never test rows.
     """
     trial_started = time.time()
     from voxpop.models import runtime
@@ -143,7 +143,7 @@ def train_trial(config: dict, *, data: dict, max_epochs: int, threads: int) -> N
     else:
         model, done = build(params["family"], _with_vocabulary(params, data),
                             n_tokens=data["n_tokens"], n_classes=len(data["labels"]),
-                            n_features=data["n_features"]), 0
+                            n_features=data["n_features"], n_buckets=data["n_buckets"]), 0
     if done >= max_epochs:
         return
     reporter = EpochReporter(model=model, space_name=space_name, params=params,
