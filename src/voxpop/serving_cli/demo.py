@@ -33,6 +33,7 @@ DEMO_SPACES = {
     "bilstm": {"family": "bilstm", "embed_dim": 64, "units": {"choice": [32, 64]},
                "learning_rate": {"loguniform": [1e-3, 3e-3]}, "batch_size": 64,
                "imbalance": "balanced"},
+    "tfidf": {"family": "tfidf", "C": {"loguniform": [2.0, 8.0]}, "imbalance": "balanced"},
 }
 
 
@@ -49,11 +50,11 @@ class DemoPlan:
 
 
 PLANS = {
-    "full": DemoPlan(spaces=("cnn", "bigram", "fusion", "bilstm"), samples=2, max_epochs=3,
-                     scheduler="asha", train_rows=None, size=6),
+    "full": DemoPlan(spaces=("cnn", "bigram", "fusion", "bilstm", "tfidf"), samples=2,
+                     max_epochs=3, scheduler="asha", train_rows=None, size=6),
     # One sample per space: nothing for ASHA to compare, so every trial runs its epochs.
-    "quick": DemoPlan(spaces=("cnn", "bigram"), samples=1, max_epochs=2, scheduler="fifo",
-                      train_rows=6000, size=2),
+    "quick": DemoPlan(spaces=("cnn", "bigram", "tfidf"), samples=1, max_epochs=2,
+                      scheduler="fifo", train_rows=6000, size=3),
 }
 
 

@@ -90,6 +90,14 @@ def bigram() -> dict:
             **_training()}
 
 
+def tfidf() -> dict:
+    """Logistic regression on hashed TF-IDF word and char n-grams (one lbfgs solve): C, imbalance."""
+    from ray import tune
+
+    return {"family": "tfidf", "C": tune.loguniform(1.0, 16.0),
+            "imbalance": tune.choice(["none", "balanced"])}
+
+
 def transformer() -> dict:
     """Small transformer encoder: blocks (1-2), heads, feed-forward width."""
     from ray import tune
@@ -115,7 +123,8 @@ def mixed() -> dict:
     """The family itself is sampled (LSTM, BiLSTM, BiGRU, attention, CNN, bigram, transformer, fusion)."""
     from ray import tune
 
-    # Only keys every family accepts; the family-specific ones keep their defaults.
+    # Only keys every family accepts; the family-specific ones keep their defaults. tfidf is not
+    # sampled here: it trains in one convex solve, none of these keys apply to it.
     return {
         "family": tune.choice(["lstm", "bilstm", "bigru", "attention", "cnn", "bigram",
                                "transformer", "fusion"]),
@@ -126,8 +135,8 @@ def mixed() -> dict:
 
 SPACES: dict[str, Callable[[], dict]] = {
     space.__name__: space
-    for space in (lstm, bilstm, stacked_bilstm, gru, bigru, attention, cnn, bigram, transformer,
-                  fusion, mixed)
+    for space in (lstm, bilstm, stacked_bilstm, gru, bigru, attention, cnn, bigram, tfidf,
+                  transformer, fusion, mixed)
 }
 
 
