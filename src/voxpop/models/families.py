@@ -39,9 +39,6 @@ TRAINING_KEYS = frozenset({
 })
 
 
-READS = ("tokens", "grams")
-
-
 @dataclass(frozen=True)
 class Family:
     # reads="tokens": (tokens, mask, embedded, config) -> [batch, dim]
@@ -57,8 +54,8 @@ FAMILIES: dict[str, Family] = {}
 
 def family(name: str, *, uses_features: bool = False, reads: str = "tokens", **defaults) -> Callable:
     """Register an encoder function as model family `name` with its own config defaults."""
-    if reads not in READS:
-        raise ValueError(f"family {name!r}: reads={reads!r} is not valid (valid: {', '.join(READS)})")
+    if reads not in ("tokens", "grams"):
+        raise ValueError(f"family {name!r}: reads={reads!r} is not valid (valid: tokens, grams)")
 
     def register(encoder: Callable) -> Callable:
         FAMILIES[name] = Family(encoder, defaults, uses_features, reads)
@@ -258,23 +255,8 @@ def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_clas
     """
     config = _resolve(family_name, config or {})
     spec = FAMILIES[family_name]
-    embedding = None
-    if spec.reads == "grams":
-        if n_buckets < 2:
-            raise ValueError(f"family {family_name!r} reads hashed n-grams, but n_buckets="
-                             f"{n_buckets} (the preprocessor was fitted without n-grams)")
-        grams = keras.Input(shape=(None,), dtype="int32", name="grams")
-        gram_weights = keras.Input(shape=(None,), dtype="float32", name="gram_weights")
-        inputs = [grams, gram_weights]
-        x = spec.encoder(grams, gram_weights, config, n_buckets, n_classes)
-    else:
-        tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-        inputs = [tokens]
-        mask = vl.PaddingMask(name="padding_mask")(tokens)
-        embedding = keras.layers.Embedding(n_tokens, config["embed_dim"], name="embedding",
-                                           trainable=config["embeddings_trainable"])
-        embedded = keras.layers.Dropout(config["embed_dropout"])(embedding(tokens))
-        x = spec.encoder(tokens, mask, embedded, config)
+    inputs, x, embedding = _READERS[spec.reads](spec, config, n_tokens=n_tokens,
+                                                n_classes=n_classes, n_buckets=n_buckets)
     if uses_features(family_name, config):
         if n_features < 1:
             raise ValueError(f"family {family_name!r} needs dense features, but n_features=0")
@@ -289,6 +271,30 @@ def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_clas
     if config["embeddings_file"] and embedding is not None:
         _set_pretrained(embedding, config)
     return model
+
+
+def _read_tokens(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int):
+    """(inputs, encoded rows, token embedding) of a family that reads `tokens`."""
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    mask = vl.PaddingMask(name="padding_mask")(tokens)
+    embedding = keras.layers.Embedding(n_tokens, config["embed_dim"], name="embedding",
+                                       trainable=config["embeddings_trainable"])
+    embedded = keras.layers.Dropout(config["embed_dropout"])(embedding(tokens))
+    return [tokens], spec.encoder(tokens, mask, embedded, config), embedding
+
+
+def _read_grams(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int):
+    """(inputs, encoded rows, None) of a family that reads the hashed n-grams."""
+    if n_buckets < 2:
+        raise ValueError(f"this family reads hashed n-grams, but n_buckets={n_buckets} (the "
+                         "preprocessor was fitted without n-grams)")
+    grams = keras.Input(shape=(None,), dtype="int32", name="grams")
+    gram_weights = keras.Input(shape=(None,), dtype="float32", name="gram_weights")
+    return ([grams, gram_weights], spec.encoder(grams, gram_weights, config, n_buckets, n_classes),
+            None)
+
+
+_READERS = {"tokens": _read_tokens, "grams": _read_grams}
 
 
 def _head(x, config):
