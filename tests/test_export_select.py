@@ -36,7 +36,8 @@ def checkpoints(tmp_path):
         checkpoint(tmp_path, "a", 1, "lstm", perfect, 0.95),  # trial a's best
         checkpoint(tmp_path, "b", 0, "lstm", [0, 1, 2, 0, 1, 2, 0, 1, 2, 2], 0.92),  # like a
         checkpoint(tmp_path, "c", 0, "cnn", [0, 1, 2, 0, 1, 2, 1, 2, 0, 0], 0.70),
-        checkpoint(tmp_path, "d", 0, "lstm", [1, 2, 0, 1, 2, 0, 0, 1, 2, 0], 0.40),  # disagrees
+        checkpoint(tmp_path, "d", 0, "lstm", [1, 2, 0, 1, 2, 0, 0, 1, 2, 0], 0.50),  # disagrees
+        checkpoint(tmp_path, "e", 0, "cnn", [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0.47),  # collapsed
     ]
 
 
@@ -63,6 +64,16 @@ def test_diverse_skips_a_same_family_lookalike(checkpoints):
     assert names == ["a/checkpoint_000001", "c/checkpoint_000000", "d/checkpoint_000000"]
     assert "agrees on 90%" in choice.reasons["b/checkpoint_000000"]
     assert choice.reasons["c/checkpoint_000000"] == "selected: a family not yet chosen"
+
+
+@pytest.mark.parametrize("method", ["top", "greedy", "diverse"])
+def test_a_trial_below_half_the_best_macro_f1_is_no_candidate(checkpoints, method):
+    choice = select_members(checkpoints, Y, method=method, size=5, metric="val_macro_f1")
+    assert "e/checkpoint_000000" not in [c.name for c in choice.members]
+    assert choice.reasons["e/checkpoint_000000"] == (
+        "not selected: val macro-F1 0.470 is below 50% of the best trial's (0.950)")
+    if method == "top":  # d, at 0.50, is still a candidate
+        assert "d/checkpoint_000000" in [c.name for c in choice.members]
 
 
 def test_greedy_reasons_and_picks(checkpoints):
