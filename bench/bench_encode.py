@@ -1,5 +1,6 @@
 """Rows per second of Preprocessor.fit and .encode on 100k real tweets, beside the alternatives a
-user already has (scikit-learn CountVectorizer, Keras TextVectorization), measured in the same run.
+user already has (scikit-learn CountVectorizer and the TF-IDF word + char_wb union, Keras
+TextVectorization), measured in the same run.
 
 Run: nice .venv/bin/python bench/bench_encode.py [--rows 100000]  (writes bench/results/encode.json)
 The tweets are the shared 38,158-row set (or the built-in copy) repeated to --rows rows.
@@ -35,13 +36,13 @@ def rate(rows: int, seconds: tuple[float, float]) -> dict:
             "cpu_seconds": round(cpu, 3)}
 
 
-def bench_voxpop(texts, labels, **options) -> dict:
+def bench_voxpop(texts, labels, inputs=None, **options) -> dict:
     pre = Preprocessor(**options)
     _, fit_s = timed(lambda: pre.fit(texts, labels))
-    arrays, encode_s = timed(lambda: pre.encode(texts))
-    return {"options": options, "fit": rate(len(texts), fit_s), "encode": rate(len(texts), encode_s),
-            "tokens_shape": list(arrays["tokens"].shape),
-            "features_shape": list(arrays["features"].shape)}
+    arrays, encode_s = timed(lambda: pre.encode(texts, inputs=inputs))
+    return {"options": options, "inputs": list(arrays), "fit": rate(len(texts), fit_s),
+            "encode": rate(len(texts), encode_s), "max_len": pre.max_len,
+            "output": " + ".join(f"{name} {list(array.shape)}" for name, array in arrays.items())}
 
 
 def bench_count_vectorizer(texts) -> dict:
@@ -52,6 +53,20 @@ def bench_count_vectorizer(texts) -> dict:
     matrix, transform_s = timed(lambda: vectorizer.transform(texts))
     return {"fit": rate(len(texts), fit_s), "encode": rate(len(texts), transform_s),
             "output": f"sparse counts {matrix.shape}", "version": _version("sklearn")}
+
+
+def bench_tfidf_union(texts) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_union
+
+    union = make_union(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
+    _, fit_s = timed(lambda: union.fit(texts))
+    matrix, transform_s = timed(lambda: union.transform(texts))
+    return {"fit": rate(len(texts), fit_s), "encode": rate(len(texts), transform_s),
+            "output": f"sparse TF-IDF word 1-2 + char_wb 2-5 {matrix.shape}",
+            "version": _version("sklearn")}
 
 
 def bench_text_vectorization(texts, max_len: int) -> dict:
@@ -83,17 +98,19 @@ def main() -> None:
         "data": f"built-in tweets ({len(tweets)} rows, = {SHARED.name}) repeated to {args.rows} rows",
         "load_average_at_start": os.getloadavg(),
         "voxpop": bench_voxpop(texts, labels),
-        "voxpop_tokens_only": bench_voxpop(texts, labels, engineered_features=False),
+        "voxpop_tokens_features": bench_voxpop(texts, labels, ngrams=False),
+        "voxpop_tokens_only": bench_voxpop(texts, labels, engineered_features=False, ngrams=False),
+        "voxpop_ngrams_only": bench_voxpop(texts, labels, inputs=["grams", "gram_weights"]),
         "sklearn_CountVectorizer": bench_count_vectorizer(texts),
+        "sklearn_TfidfVectorizer_union": bench_tfidf_union(texts),
     }
-    max_len = results["voxpop"]["tokens_shape"][1]
-    results["keras_TextVectorization"] = bench_text_vectorization(texts, max_len)
+    results["keras_TextVectorization"] = bench_text_vectorization(texts, results["voxpop"]["max_len"])
     lines = [f"{results['data']}; wall seconds (CPU seconds of the process).\n",
              "| encoder | fit rows/s | encode rows/s | encode s (CPU s) | output |",
              "| --- | --- | --- | --- | --- |"]
     for name, result in results.items():
         if isinstance(result, dict) and "fit" in result:
-            output = result.get("output") or f"tokens {result['tokens_shape']} + features {result['features_shape']}"
+            output = result["output"]
             lines.append(f"| {name} | {result['fit']['rows_per_s']:,} | {result['encode']['rows_per_s']:,} | "
                          f"{result['encode']['seconds']} ({result['encode']['cpu_seconds']}) | {output} |")
     print("\n".join(lines))

@@ -88,8 +88,8 @@ def newsgroups() -> dict:
     with Timer() as timer:
         commands = [
             run(["tune", train, "--test", test_csv, "--space", "cnn", "--space", "bigram",
-                 "--samples", 2, "--max-epochs", 4, "--scheduler", "asha", "--storage",
-                 work / "runs", "--name", "ng"]),
+                 "--space", "tfidf", "--samples", 2, "--max-epochs", 4, "--scheduler", "asha",
+                 "--storage", work / "runs", "--name", "ng"]),
             run(["export", work / "runs" / "ng", "--out", work / "bundle", "--size", 4, "--force"]),
             run(["evaluate", work / "bundle", test_csv, "--out", work / "report"]),
         ]
@@ -105,8 +105,8 @@ def rotten_to_uci() -> dict:
     with Timer() as timer:
         commands = [
             run(["tune", DATASETS / "rotten_tomatoes.csv", "--space", "cnn", "--space", "bigram",
-                 "--samples", 2, "--max-epochs", 4, "--scheduler", "asha", "--storage",
-                 work / "runs", "--name", "rt"]),
+                 "--space", "tfidf", "--samples", 2, "--max-epochs", 4, "--scheduler", "asha",
+                 "--storage", work / "runs", "--name", "rt"]),
             run(["export", work / "runs" / "rt", "--out", work / "bundle", "--size", 4, "--force"]),
         ]
         frame = pd.read_parquet(work / "runs" / "rt" / "voxpop" / "data.parquet")
