@@ -76,6 +76,13 @@ def test_predictions_equal_the_weighted_vote_of_the_keras_checkpoints(pipeline, 
 
     manifest = json.loads((pipeline["bundle"] / "ensemble.json").read_text())
     assert sorted(m["family"] for m in manifest["members"]) == ["bigram", "cnn", "tfidf"]
+    # The TF-IDF member reads the n-gram inputs, declared with their dtypes beside the tokens.
+    tfidf = next(m for m in manifest["members"] if m["family"] == "tfidf")
+    assert tfidf["inputs"] == ["grams", "gram_weights"]
+    assert sorted(manifest["inputs"], key=lambda spec: spec["name"]) == [
+        {"name": "gram_weights", "dtype": "float32", "shape": ["batch", "grams"]},
+        {"name": "grams", "dtype": "int32", "shape": ["batch", "grams"]},
+        {"name": "tokens", "dtype": "int32", "shape": ["batch", "seq"]}]
     predictions = pd.read_csv(pipeline["work"] / "predictions.csv")
     new = tweets["new"]
     # One row per input row, in input order, with the input's ids.
