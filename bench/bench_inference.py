@@ -62,16 +62,16 @@ def gemm_peak_gflops(n: int = 2048) -> float:
     return 2 * n**3 / seconds / 1e9
 
 
-def graph_flops(model_path: Path, *, batch: int, seq: int, n_features: int) -> float:
-    """Multiply-add FLOPs of one forward pass (MatMul, Gemm, Conv, LSTM, GRU) at fixed shapes."""
+def graph_flops(model_path: Path, *, input_shapes: dict[str, tuple[int, int]]) -> float:
+    """Multiply-add FLOPs of one forward pass (MatMul, Gemm, Conv, LSTM, GRU) at fixed shapes.
+    The n-gram members' gather and weighted sum are memory traffic, not counted."""
     import onnx
     from onnx import shape_inference
 
     model = onnx.load(str(model_path))
     for graph_input in model.graph.input:
         dims = graph_input.type.tensor_type.shape.dim
-        values = (batch, seq) if graph_input.name == "tokens" else (batch, n_features)
-        for dim, value in zip(dims, values):
+        for dim, value in zip(dims, input_shapes[graph_input.name]):
             dim.ClearField("dim_param")
             dim.dim_value = value
     model = shape_inference.infer_shapes(model)
@@ -122,7 +122,6 @@ def main() -> None:
     separate = Ensemble.load(bundle, fused=False)
     with Timer() as tokenize:
         encoded = fused.encode(texts)
-    n_features = encoded["features"].shape[1]
     results = {"rows": len(texts), "members": [m["family"] for m in manifest["members"]],
                "seq_len": int(encoded["tokens"].shape[1]),
                "tokenization_rows_per_s": round(len(texts) / tokenize.seconds)}
@@ -140,24 +139,25 @@ def main() -> None:
     models = keras_members(run_dir, manifest)
 
     def keras_vote(batch_inputs):
+        rows = len(next(iter(batch_inputs.values())))
         probs = [m.predict({t.name: batch_inputs[t.name] for t in m.inputs}, verbose=0,
-                           batch_size=len(batch_inputs["tokens"])) for m in models]
+                           batch_size=rows) for m in models]
         return np.average(np.stack(probs), axis=0, weights=weights)
+
+    from voxpop.data import INPUT_DTYPES
 
     compiled = []
     for m in models:
-        signature = [tf.TensorSpec([None, None], tf.int32, name="tokens")]
-        if len(m.inputs) == 2:
-            signature.append(tf.TensorSpec([None, n_features], tf.float32, name="features"))
-        compiled.append(tf.function(lambda *xs, m=m: m(list(xs) if len(xs) > 1 else xs[0],
-                                                          training=False),
+        names = [t.name for t in m.inputs]
+        signature = [tf.TensorSpec([None, *t.shape[1:]], INPUT_DTYPES[t.name], name=t.name)
+                     for t in m.inputs]
+        compiled.append(tf.function(lambda *xs, m=m, names=names: m(dict(zip(names, xs)),
+                                                                      training=False),
                                     input_signature=signature, reduce_retracing=True))
 
     def tf_function_vote(batch_inputs):
-        probs = []
-        for m, fn in zip(models, compiled):
-            args = [batch_inputs["tokens"]] + ([batch_inputs["features"]] if len(m.inputs) == 2 else [])
-            probs.append(fn(*args).numpy())
+        probs = [fn(*[batch_inputs[t.name] for t in m.inputs]).numpy()
+                 for m, fn in zip(models, compiled)]
         return np.average(np.stack(probs), axis=0, weights=weights)
 
     paths = {
@@ -184,8 +184,8 @@ def main() -> None:
     results["max_abs_diff_voxpop_vs_keras"] = float(np.abs(
         fused.predict_encoded(part, voting="weighted").probs - keras_vote(part)).max())
 
-    flops = graph_flops(bundle / "fused.onnx", batch=1024, seq=results["seq_len"],
-                        n_features=n_features)
+    flops = graph_flops(bundle / "fused.onnx",
+                        input_shapes={name: (1024, array.shape[1]) for name, array in encoded.items()})
     fused_rate = speed["voxpop fused fp32 @ batch 1024"]["rows_per_s"]
     results["fused_gflop_per_1024_rows"] = round(flops / 1e9, 3)
     results["fused_achieved_gflops"] = round(flops / 1024 * fused_rate / 1e9, 2)
