@@ -289,10 +289,11 @@ def _fit_logistic(model, layers, *, train, y_train, val, y_val, config, on_epoch
     present = np.unique(y_train)
     if len(present) != n_classes:
         raise ValueError(f"the training rows hold {len(present)} of the {n_classes} classes")
+    x_train = _sparse_grams(train, n_buckets)
     regression = LogisticRegression(
         C=float(config["C"]), max_iter=1000,
         class_weight="balanced" if config["imbalance"] == "balanced" else None,
-    ).fit(_sparse_grams(train, n_buckets), y_train)
+    ).fit(x_train, y_train)
     coef, intercept = regression.coef_, regression.intercept_
     if n_classes == 2:  # scikit-learn keeps one row for two classes: logits (0, x.w + b)
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
@@ -304,7 +305,7 @@ def _fit_logistic(model, layers, *, train, y_train, val, y_val, config, on_epoch
     output.set_weights([kernel, intercept.astype("float32")])
 
     val_probs = np.asarray(model.predict(_model_inputs(model, val), batch_size=512, verbose=0))
-    train_probs = regression.predict_proba(_sparse_grams(train, n_buckets))
+    train_probs = regression.predict_proba(x_train)
     loss = float(-np.mean(np.log(np.clip(train_probs[np.arange(len(y_train)), y_train], 1e-12, 1))))
     metrics = {"epoch": 1, "loss": loss, **validation_metrics(val_probs, y_val)}
     if on_epoch:
