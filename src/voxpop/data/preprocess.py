@@ -57,7 +57,7 @@ class Preprocessor:
         self.padding = _choice("padding", padding, SIDES)
         self.truncating = _choice("truncating", truncating, SIDES)
         self.engineered_features = engineered_features
-        self.ngram_options = {"buckets": ngram_buckets} if ngrams else None
+        self.ngram_buckets = ngram_buckets if ngrams else None  # None: no n-grams
         self.tokenizer = Tokenizer(self.cleaning)
         # Fitted state, set by fit() or from_json().
         self.vocabulary: Vocabulary | None = None
@@ -85,8 +85,8 @@ class Preprocessor:
         self.max_len = self._fit_max_len(batch.lengths)
         self.user_feature_names = [str(n) for n in feature_names]
         self.scaler.fit(self._raw_features(texts, features, batch))
-        if self.ngram_options is not None:
-            self.ngrams = HashedNgrams(**self.ngram_options).fit(texts)
+        if self.ngram_buckets is not None:
+            self.ngrams = HashedNgrams(buckets=self.ngram_buckets).fit(texts)
         self.fingerprint = training_fingerprint(texts, labels)
         return self
 
@@ -217,7 +217,9 @@ class Preprocessor:
                       max_len=data["max_len_option"], max_len_percentile=data["max_len_percentile"],
                       padding=data["padding"], truncating=data["truncating"],
                       engineered_features=data["engineered_features"],
-                      ngrams=data.get("ngrams") is not None)
+                      # Files written before n-grams existed have no "ngrams" key.
+                      ngrams=data.get("ngrams") is not None,
+                      ngram_buckets=(data.get("ngrams") or {}).get("buckets", 2**20))
             pre.tokenizer = Tokenizer(pre.cleaning, data["tokenizer_pattern"])
             pre.vocabulary = Vocabulary(data["vocabulary"])
             pre.max_len = int(data["max_len"])
@@ -225,10 +227,8 @@ class Preprocessor:
             pre.user_feature_names = list(data["user_feature_names"])
             pre.scaler = StandardScaler(data["feature_means"], data["feature_stds"])
             pre.fingerprint = data["fingerprint"]
-            # Files written before n-grams existed have no "ngrams" key: they make no n-grams.
             if data.get("ngrams") is not None:
                 pre.ngrams = HashedNgrams.from_dict(data["ngrams"])
-                pre.ngram_options = {"buckets": pre.ngrams.buckets}
         except KeyError as err:
             raise VoxpopError(f"{source}: key {err} missing; the file is not a voxpop "
                               "preprocessor") from None
