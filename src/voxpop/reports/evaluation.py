@@ -12,6 +12,7 @@ from itertools import combinations
 import numpy as np
 
 from voxpop.ensemble.metrics import ECE_BINS, classification_metrics, macro_f1
+from voxpop.reports.significance import vote_comparisons
 from voxpop.reports.warnings import find_warnings
 
 SCHEMA_VERSION = 1
@@ -167,6 +168,11 @@ def build_report(
             for section, models in sections.items()
         },
         "agreement": member_agreement(y_true, members, votes, len(labels)),
+        "comparisons": vote_comparisons(
+            y_true, n_classes=len(labels),
+            **{section: {name: output.predicted() for name, output in models.items()}
+               for section, models in sections.items()},
+        ),
         "oov": oov_summary(oov_rates),
         "hardest": hardest_examples(
             y_true, votes[primary], texts=texts, ids=ids, labels=labels, limit=hardest,

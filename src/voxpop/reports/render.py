@@ -11,10 +11,15 @@ from pathlib import Path
 from voxpop.data.atomic import write_bytes, write_json, write_text
 from voxpop.data.errors import VoxpopError
 from voxpop.reports.plots import report_plots
+from voxpop.reports.significance import RESAMPLES
 
 FORMATS = ("md", "html", "json")
 TABLE_COLUMNS = ("model", "macro_f1", "accuracy", "weighted_f1", "log_loss", "ece")
 SECTION_NAMES = {"votes": "{} vote", "members": "member {}", "baselines": "baseline {}"}
+COMPARISON_HEADER = ["vote", "against", "macro-F1 difference", "95% interval", "vote better in",
+                     "verdict"]
+COMPARISON_NOTE = (f"Paired bootstrap over the evaluated rows ({RESAMPLES:,} resamples): 'better' "
+                   "or 'worse' when the 95% interval excludes zero, else the gap is within noise.")
 
 
 def parse_formats(spec: str) -> list[str]:
@@ -90,8 +95,16 @@ def _agreement_tables(agreement: dict) -> list[tuple[list, list]]:
     return [pairwise, overrules]
 
 
+def _comparison_rows(report: dict) -> list[list]:
+    return [[c["vote"], c["against"], f"{c['difference']:+.4f}",
+             f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]", f"{c['share_a_better']:.0%}",
+             c["verdict"]]
+            for c in report["comparisons"]]
+
+
 def render_markdown(report: dict, *, title: str) -> str:
-    """report.md: warnings, the main table, per-class scores, agreement and hardest examples."""
+    """report.md: warnings, the main table, each vote against its rivals, per-class scores,
+    agreement and hardest examples."""
     primary = report["primary"]
     lines = [f"# {title}", ""]
     lines += [f"> **warning:** {w['message']}" for w in report["warnings"]] or ["No warnings."]
@@ -99,6 +112,9 @@ def render_markdown(report: dict, *, title: str) -> str:
     lines += ["## Models", ""]
     lines += _markdown_table(list(TABLE_COLUMNS),
                              [[row[key] for key in TABLE_COLUMNS] for row in main_table(report)])
+    if _comparison_rows(report):
+        lines += ["## Is the vote better?", "", COMPARISON_NOTE, ""]
+        lines += _markdown_table(COMPARISON_HEADER, _comparison_rows(report))
     lines += [f"## Per class ({primary} vote)", ""]
     lines += _markdown_table(["class", "precision", "recall", "f1", "support"],
                              _per_class_rows(report["votes"][primary]))
@@ -147,6 +163,9 @@ def render_html(report: dict, plots: dict[str, bytes], *, title: str) -> str:
     parts += ["</ul><h2>Models</h2>",
               _html_table(list(TABLE_COLUMNS),
                           [[row[key] for key in TABLE_COLUMNS] for row in main_table(report)]),
+              *(["<h2>Is the vote better?</h2>", f"<p>{html.escape(COMPARISON_NOTE)}</p>",
+                 _html_table(COMPARISON_HEADER, _comparison_rows(report))]
+                if _comparison_rows(report) else []),
               f"<h2>Per class ({html.escape(primary)} vote)</h2>",
               _html_table(["class", "precision", "recall", "f1", "support"],
                           _per_class_rows(report["votes"][primary])),

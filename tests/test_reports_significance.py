@@ -1,0 +1,93 @@
+"""Paired bootstrap of macro-F1 differences: the figures a report gives for 'is the vote better?'."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxpop.ensemble.metrics import macro_f1
+from voxpop.reports.evaluation import ModelOutput, build_report
+from voxpop.reports.render import write_report
+from voxpop.reports.significance import _macro_f1_rows, paired_bootstrap, vote_comparisons
+
+
+def noisy(y, accuracy, n_classes, rng):
+    """Predictions equal to y on about `accuracy` of the rows, a random class elsewhere."""
+    keep = rng.random(len(y)) < accuracy
+    return np.where(keep, y, rng.integers(0, n_classes, len(y)))
+
+
+def test_row_wise_macro_f1_matches_macro_f1_also_with_absent_classes():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, size=(6, 40))
+    pred = rng.integers(0, 4, size=(6, 40))
+    y[0] = np.where(y[0] == 3, 0, y[0])  # class 3 absent from the truth of row 0 ...
+    pred[1] = np.where(pred[1] == 2, 1, pred[1])  # ... and class 2 never predicted in row 1
+    expected = [macro_f1(y[i], pred[i], 5) for i in range(6)]  # class 4 appears nowhere
+    np.testing.assert_allclose(_macro_f1_rows(y, pred, 5), expected, rtol=0, atol=1e-12)
+
+
+def test_a_clearly_better_model_is_better_and_the_interval_holds_the_difference():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 2000)
+    strong, weak = noisy(y, 0.9, 3, rng), noisy(y, 0.6, 3, rng)
+    result = paired_bootstrap(y, strong, weak, 3)
+    assert result["difference"] == pytest.approx(macro_f1(y, strong, 3) - macro_f1(y, weak, 3))
+    low, high = result["ci95"]
+    assert 0 < low < result["difference"] < high
+    assert result["share_a_better"] == 1.0
+    swapped = paired_bootstrap(y, weak, strong, 3)
+    assert swapped["ci95"][1] < 0 and swapped["share_a_better"] == 0.0
+
+
+def test_near_equal_models_are_within_noise_and_identical_ones_differ_by_zero():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 500)
+    a, b = noisy(y, 0.7, 3, rng), noisy(y, 0.7, 3, rng)
+    result = paired_bootstrap(y, a, b, 3)
+    assert result["ci95"][0] < 0 < result["ci95"][1]
+    same = paired_bootstrap(y, a, a, 3)
+    assert same["difference"] == 0 and same["ci95"] == [0.0, 0.0] and same["share_a_better"] == 0
+
+
+def test_the_seed_fixes_the_resamples():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 300)
+    a, b = noisy(y, 0.8, 3, rng), noisy(y, 0.7, 3, rng)
+    assert paired_bootstrap(y, a, b, 3, seed=5) == paired_bootstrap(y, a, b, 3, seed=5)
+    assert paired_bootstrap(y, a, b, 3, seed=5)["ci95"] != paired_bootstrap(y, a, b, 3, seed=6)["ci95"]
+
+
+def test_each_vote_is_compared_with_the_best_member_here_and_the_baselines_but_majority():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 800)
+    members = {"m1": noisy(y, 0.5, 3, rng), "m2": noisy(y, 0.8, 3, rng)}
+    comparisons = vote_comparisons(
+        y, n_classes=3, votes={"soft": noisy(y, 0.85, 3, rng), "hard": noisy(y, 0.3, 3, rng)},
+        members=members, baselines={"majority": np.zeros(800, dtype=int),
+                                    "tfidf_logreg": noisy(y, 0.75, 3, rng)})
+    assert [(c["vote"], c["against"]) for c in comparisons] == [
+        ("soft", "best member m2"), ("soft", "baseline tfidf_logreg"),
+        ("hard", "best member m2"), ("hard", "baseline tfidf_logreg")]
+    assert comparisons[2]["verdict"] == "worse"  # hard at 30% vs m2 at 80%
+    assert comparisons[1]["difference"] > 0
+
+
+def test_the_report_states_each_comparison(tmp_path):
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 600)
+
+    def output(accuracy):
+        return ModelOutput(np.eye(3)[noisy(y, accuracy, 3, rng)] * 0.8 + 0.2 / 3)
+
+    report = build_report(
+        y_true=y, labels=["a", "b", "c"], votes={"soft": output(0.95)},
+        members={"m1": output(0.5)}, baselines={"tfidf_logreg": output(0.5)},
+        texts=[str(i) for i in range(600)], ids=[str(i) for i in range(600)], primary="soft")
+    assert [c["verdict"] for c in report["comparisons"]] == ["better", "better"]
+    write_report(report, tmp_path, formats=["md"], title="t")
+    markdown = (tmp_path / "report.md").read_text()
+    first = report["comparisons"][0]
+    assert "## Is the vote better?" in markdown
+    assert (f"| soft | best member m1 | {first['difference']:+.4f} | "
+            f"[{first['ci95'][0]:+.4f}, {first['ci95'][1]:+.4f}] | 100% | better |") in markdown
