@@ -11,9 +11,15 @@ Tasks:
   demo directory (--demo-dir) when given.
 - newsgroups: ../shared/datasets/newsgroups20_train.csv, 20 classes, 20% held out (stratified).
 - rotten->uci: trained on rotten_tomatoes.csv (fresh/rotten), evaluated on its test split and on
-  uci_sentences.csv (imdb/amazon/yelp; labels mapped positive=fresh, negative=rotten).
+  uci_sentences.csv (imdb/amazon/yelp; labels mapped positive=fresh, negative=rotten); once per
+  `--rotten-seeds` seed (the seed of the split and of the search), as its 1,921-row test split
+  alone cannot tell a point of macro-F1 from noise.
+
+Every difference comes with the paired-bootstrap 95% interval from the report (`comparisons`).
+`--reuse` keeps a task's existing bundle and only re-runs `voxpop evaluate`.
 
 Run: .venv/bin/python bench/bench_quality.py [--tasks tweets,newsgroups,rotten] [--demo-dir DIR]
+     [--rotten-seeds 42,43,44] [--reuse]
 """
 
 from __future__ import annotations
@@ -43,17 +49,34 @@ def run(args: list) -> str:
 
 
 def figures(report_json: Path) -> dict:
-    """Macro-F1 of each vote, the best member, and the baselines in one report."""
+    """Macro-F1 of each vote, the best member, and the baselines in one report, and each vote's
+    bootstrap comparison with the best member and the TF-IDF baseline."""
     report = json.loads(report_json.read_text())
     members = {name: m["macro_f1"] for name, m in report["members"].items()}
     best_member = max(members, key=members.get)
     return {
         "rows": report["data"]["n_evaluated"],
         "votes": {name: round(v["macro_f1"], 4) for name, v in report["votes"].items()},
-        "best_member": {"id": best_member, "macro_f1": round(members[best_member], 4)},
+        "best_member": {"id": best_member, "family": report["data"]["member_families"][best_member],
+                        "macro_f1": round(members[best_member], 4)},
         "members": {name: round(f1, 4) for name, f1 in members.items()},
         "baselines": {name: round(b["macro_f1"], 4) for name, b in report["baselines"].items()},
+        "comparisons": {f"{c['vote']} vs {c['against'].split()[0]}":
+                        {"difference": round(c["difference"], 4),
+                         "ci95": [round(x, 4) for x in c["ci95"]], "verdict": c["verdict"]}
+                        for c in report["comparisons"]},
     }
+
+
+def tune_and_export(work: Path, name: str, data: Path, extra: list, reuse: bool) -> list[str]:
+    """The tune and export commands of a task (not run again with `reuse` and a bundle on disk)."""
+    tune = ["tune", data, *extra, "--space", "cnn", "--space", "bigram", "--space", "tfidf",
+            "--samples", 2, "--max-epochs", 4, "--scheduler", "asha", "--storage", work / "runs",
+            "--name", name]
+    export = ["export", work / "runs" / name, "--out", work / "bundle", "--size", 4, "--force"]
+    if reuse and (work / "bundle" / "manifest.json").exists():
+        return [shlex.join(["voxpop", *map(str, words)]) for words in (tune, export)]
+    return [run(tune), run(export)]
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -61,16 +84,21 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def tweets(demo_dir: Path | None) -> dict:
+def tweets(demo_dir: Path | None, reuse: bool) -> dict:
     commands = []
     seconds = None
-    if demo_dir is None:
+    if demo_dir is None and not (reuse and (WORK / "demo" / "bundle").exists()):
         demo_dir = WORK / "demo"
         with Timer() as timer:
             commands.append(run(["demo", "--out", demo_dir]))
         seconds = round(timer.seconds)
     else:
+        # An existing demo: its evaluate step again, so the reports are today's code's.
+        demo_dir = demo_dir or WORK / "demo"
+        data = demo_dir / "data"
         commands.append(f"voxpop demo --out {demo_dir}")
+        run(["evaluate", demo_dir / "bundle", data / "test_split.csv", data / "airline_tweets.csv",
+             "--out", demo_dir / "reports"])
     reports = demo_dir / "reports"
     return {"commands": commands, "seconds": seconds,
             "evaluated": {"test split (in domain)": figures(reports / "test_split" / "report.json"),
@@ -78,7 +106,7 @@ def tweets(demo_dir: Path | None) -> dict:
                               figures(reports / "airline_tweets" / "report.json")}}
 
 
-def newsgroups() -> dict:
+def newsgroups(reuse: bool) -> dict:
     work = WORK / "newsgroups"
     work.mkdir(parents=True, exist_ok=True)
     rows = pd.read_csv(DATASETS / "newsgroups20_train.csv")[["text", "label"]]
@@ -86,29 +114,20 @@ def newsgroups() -> dict:
     train = write_csv(rows.drop(test.index), work / "train.csv")
     test_csv = write_csv(test, work / "test.csv")
     with Timer() as timer:
-        commands = [
-            run(["tune", train, "--test", test_csv, "--space", "cnn", "--space", "bigram",
-                 "--space", "tfidf", "--samples", 2, "--max-epochs", 4, "--scheduler", "asha",
-                 "--storage", work / "runs", "--name", "ng"]),
-            run(["export", work / "runs" / "ng", "--out", work / "bundle", "--size", 4, "--force"]),
-            run(["evaluate", work / "bundle", test_csv, "--out", work / "report"]),
-        ]
+        commands = tune_and_export(work, "ng", train, ["--test", test_csv], reuse)
+        commands.append(run(["evaluate", work / "bundle", test_csv, "--out", work / "report"]))
     return {"commands": commands, "seconds": round(timer.seconds),
             "evaluated": {"20% held out": figures(work / "report" / "report.json")}}
 
 
-def rotten_to_uci() -> dict:
-    work = WORK / "rotten"
+def rotten_to_uci(seed: int, reuse: bool) -> dict:
+    work = WORK / f"rotten-seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
     uci = pd.read_csv(DATASETS / "uci_sentences.csv")
     uci_csv = write_csv(uci[["text", "label"]], work / "uci_sentences.csv")
     with Timer() as timer:
-        commands = [
-            run(["tune", DATASETS / "rotten_tomatoes.csv", "--space", "cnn", "--space", "bigram",
-                 "--space", "tfidf", "--samples", 2, "--max-epochs", 4, "--scheduler", "asha",
-                 "--storage", work / "runs", "--name", "rt"]),
-            run(["export", work / "runs" / "rt", "--out", work / "bundle", "--size", 4, "--force"]),
-        ]
+        commands = tune_and_export(work, "rt", DATASETS / "rotten_tomatoes.csv",
+                                   ["--seed", seed], reuse)
         frame = pd.read_parquet(work / "runs" / "rt" / "voxpop" / "data.parquet")
         test_csv = write_csv(frame[frame["split"] == "test"][["text", "label"]], work / "rt_test.csv")
         commands.append(run(["evaluate", work / "bundle", test_csv, uci_csv, "--out", work / "report",
@@ -119,23 +138,44 @@ def rotten_to_uci() -> dict:
                               figures(work / "report" / "uci_sentences" / "report.json")}}
 
 
+def _gap(f: dict, key: str) -> str:
+    """'+0.0034 [-0.0050, +0.0120] within noise' for one of the report's comparisons."""
+    c = f["comparisons"].get(key)
+    if c is None:
+        return "-"
+    return f"{c['difference']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}] {c['verdict']}"
+
+
 def summary(results: dict) -> str:
     lines = ["Macro-F1 from `voxpop evaluate` reports; TF-IDF + LR (word 1-2 + char_wb 2-5, sublinear, "
-             "C=4, balanced) fitted on the same training rows as the members.\n",
+             "C=4, balanced) fitted on the same training rows as the members. Gaps carry the "
+             "report's paired-bootstrap 95% interval and its verdict (better / worse when the "
+             "interval excludes zero, else within noise).\n",
              "| task | evaluated on | rows | weighted vote | soft vote | hard vote | best member | "
-             "TF-IDF+LR | majority | vote - best member | vote - TF-IDF |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "TF-IDF+LR | majority | weighted - best member | weighted - TF-IDF | soft - TF-IDF |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    gaps: dict[str, list] = {}
     for task, result in results.items():
         for where, f in result["evaluated"].items():
-            votes, base = f["votes"], f["baselines"]
-            best_vote = votes.get("weighted", votes.get("soft"))
-            tfidf = base.get("tfidf_logreg")
+            votes, base, best = f["votes"], f["baselines"], f["best_member"]
             lines.append(
                 f"| {task} | {where} | {f['rows']:,} | {votes.get('weighted', '-')} | "
                 f"{votes.get('soft', '-')} | {votes.get('hard', '-')} | "
-                f"{f['best_member']['macro_f1']} ({f['best_member']['id']}) | {tfidf if tfidf is not None else '-'} | "
-                f"{base.get('majority', '-')} | {best_vote - f['best_member']['macro_f1']:+.4f} | "
-                f"{(best_vote - tfidf) if tfidf is not None else float('nan'):+.4f} |")
+                f"{best['macro_f1']} ({best['id']}, {best['family']}) | "
+                f"{base.get('tfidf_logreg', '-')} | {base.get('majority', '-')} | "
+                f"{_gap(f, 'weighted vs best')} | {_gap(f, 'weighted vs baseline')} | "
+                f"{_gap(f, 'soft vs baseline')} |")
+            gaps.setdefault(f"{task.split(' (')[0]}: {where}", []).append(
+                [votes["weighted"] - best["macro_f1"], votes["weighted"] - base["tfidf_logreg"],
+                 votes["soft"] - base["tfidf_logreg"]])
+    repeated = {where: rows for where, rows in gaps.items() if len(rows) > 1}
+    if repeated:
+        lines += ["", "Mean gap over the seeds (each seed: its own split and search):", "",
+                  "| evaluated on | seeds | weighted - best member | weighted - TF-IDF | soft - TF-IDF |",
+                  "| --- | --- | --- | --- | --- |"]
+        for where, rows in repeated.items():
+            means = [sum(column) / len(column) for column in zip(*rows)]
+            lines.append(f"| {where} | {len(rows)} | " + " | ".join(f"{m:+.4f}" for m in means) + " |")
     lines.append("")
     for task, result in results.items():
         took = f" ({result['seconds']} s)" if result.get("seconds") else ""
@@ -143,20 +183,27 @@ def summary(results: dict) -> str:
     return "\n".join(lines)
 
 
-TASKS = {"tweets": None, "newsgroups": newsgroups, "rotten": rotten_to_uci}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="tweets,newsgroups,rotten")
     parser.add_argument("--demo-dir", type=Path, default=None)
+    parser.add_argument("--rotten-seeds", default="42,43,44")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep existing bundles; run only the evaluation again")
     args = parser.parse_args()
     # Tasks run separately add up: keep the figures of tasks not rerun this time.
     previous = RESULTS / "quality.json"
     results = json.loads(previous.read_text())["results"] if previous.exists() else {}
+    runs = {"tweets": lambda: {"tweets": tweets(args.demo_dir, args.reuse)},
+            "newsgroups": lambda: {"newsgroups": newsgroups(args.reuse)},
+            "rotten": lambda: {f"rotten (seed {seed})": rotten_to_uci(int(seed), args.reuse)
+                               for seed in args.rotten_seeds.split(",")}}
     for task in args.tasks.split(","):
-        results[task] = tweets(args.demo_dir) if task == "tweets" else TASKS[task]()
-        print(json.dumps(results[task]["evaluated"], indent=1), flush=True)
+        # A task run again replaces all its earlier entries (e.g. other seeds).
+        results = {name: r for name, r in results.items() if name.split(" (")[0] != task}
+        for name, result in runs[task]().items():
+            results[name] = result
+            print(name, json.dumps(result["evaluated"], indent=1), flush=True)
     record("quality", results, summary_md=summary(results), command="bench/bench_quality.py")
 
 
