@@ -75,6 +75,17 @@ def test_hard_voting_on_a_member_subset(fused, separate, held_out_texts):
     assert set(np.round(subset.confidence, 6)) <= {0.5, 1.0}
 
 
+def test_vote_of_given_member_probabilities_equals_predicting_with_those_members(separate,
+                                                                               held_out_texts):
+    every = separate.predict(held_out_texts, voting="weighted")
+    for voting in ("weighted", "soft", "hard"):
+        subset = separate.predict(held_out_texts, voting=voting, members=["m1", "m3"])
+        probs, label_ids = separate.vote_of(
+            {m: every.member_probs[m] for m in ("m1", "m3")}, voting=voting)
+        np.testing.assert_allclose(probs, subset.probs, atol=1e-6)
+        assert label_ids.tolist() == subset.label_ids.tolist()
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -90,6 +90,25 @@ def test_report_figures_equal_scikit_learn_on_an_independent_prediction(tmp_path
     assert report["data"]["member_families"] == families
     assert f"member m3 ({families['m3']})" in result.stdout
 
+    # What each member adds: the weighted vote re-run without it, by an independent prediction.
+    texts = frame.loc[kept, "tweet"].tolist()
+    for left_out in ("m1", "m2", "m3"):
+        others = [m for m in ("m1", "m2", "m3") if m != left_out]
+        without = ensemble.predict(texts, voting="weighted", members=others).label_ids
+        expected = skm.f1_score(y, without, average="macro")
+        got = report["member_contributions"][left_out]
+        assert got["macro_f1_without"] == pytest.approx(expected)
+        assert got["adds"] == pytest.approx(report["votes"]["weighted"]["macro_f1"] - expected)
+    # Each vote against the best member here and the TF-IDF baseline, with a bootstrap interval.
+    best = max(report["members"], key=lambda m: report["members"][m]["macro_f1"])
+    against = {(c["vote"], c["against"]) for c in report["comparisons"]}
+    assert against == {(rule, rival) for rule in ("weighted", "soft", "hard")
+                       for rival in (f"best member {best}", "baseline tfidf_logreg")}
+    for c in report["comparisons"]:
+        assert c["ci95"][0] <= c["difference"] <= c["ci95"][1]
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert "## Is the vote better?" in markdown and "## What each member adds" in markdown
+
 
 def test_label_map_and_several_inputs_write_a_summary(tmp_path, bundle, external):
     other = tmp_path / "other.csv"

@@ -18,7 +18,7 @@ from voxpop.reports.render import parse_formats, write_report, write_summary
 
 LABELS = ["negative", "neutral", "positive"]
 TOP_KEYS = ["schema_version", "labels", "data", "primary", "votes", "members", "baselines",
-            "agreement", "comparisons", "oov", "hardest", "warnings"]
+            "agreement", "comparisons", "member_contributions", "oov", "hardest", "warnings"]
 
 
 @pytest.fixture(scope="module")

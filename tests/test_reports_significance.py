@@ -91,3 +91,25 @@ def test_the_report_states_each_comparison(tmp_path):
     assert "## Is the vote better?" in markdown
     assert (f"| soft | best member m1 | {first['difference']:+.4f} | "
             f"[{first['ci95'][0]:+.4f}, {first['ci95'][1]:+.4f}] | 100% | better |") in markdown
+
+
+def test_member_contributions_are_the_vote_minus_the_vote_without_that_member():
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 3, 400)
+
+    def output(accuracy):
+        return ModelOutput(np.eye(3)[noisy(y, accuracy, 3, rng)])
+
+    vote, without_m1, without_m2 = output(0.8), output(0.6), output(0.85)
+    report = build_report(
+        y_true=y, labels=["a", "b", "c"], votes={"soft": vote},
+        members={"m1": output(0.7), "m2": output(0.7)}, baselines={},
+        texts=[""] * 400, ids=[str(i) for i in range(400)], primary="soft",
+        without_member={"m1": without_m1, "m2": without_m2})
+    contributions = report["member_contributions"]
+    for member_id, without in (("m1", without_m1), ("m2", without_m2)):
+        expected = macro_f1(y, without.predicted(), 3)
+        assert contributions[member_id]["macro_f1_without"] == pytest.approx(expected)
+        assert contributions[member_id]["adds"] == pytest.approx(
+            macro_f1(y, vote.predicted(), 3) - expected)
+    assert contributions["m1"]["adds"] > 0 > contributions["m2"]["adds"]

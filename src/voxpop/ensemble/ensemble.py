@@ -117,6 +117,13 @@ class Ensemble:
         probs, label_ids = vote(list(member_probs.values()), voting=voting, weights=weights)
         return self._prediction(probs, label_ids, member_probs)
 
+    def vote_of(self, member_probs: dict[str, np.ndarray], *, voting: str = "soft"):
+        """(probs, label_ids) of the vote `voting` over already computed member probabilities (a
+        subset of this bundle's members, by id), with the weights `predict` would give them; the
+        vote without one member, for instance, without running any model again."""
+        chosen, weights, _ = self._plan(voting, None, list(member_probs))
+        return vote([member_probs[m] for m in chosen], voting=voting, weights=weights)
+
     def close(self) -> None:
         """Stop the worker threads of separate sessions (also done at interpreter exit)."""
         if self._pool is not None:

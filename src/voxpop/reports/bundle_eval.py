@@ -108,6 +108,20 @@ def predict_all(ensemble, texts: list[str], *, votings: list[str],
     return votes, members, np.concatenate(oov_parts)
 
 
+def vote_without_each_member(ensemble, members: dict[str, ModelOutput], *,
+                             voting: str) -> dict[str, ModelOutput]:
+    """The vote `voting` with each member left out in turn: member id -> that vote's outputs
+    (empty for a one-member bundle)."""
+    if len(members) < 2:
+        return {}
+    result = {}
+    for left_out in members:
+        probs, label_ids = ensemble.vote_of(
+            {m: output.probs for m, output in members.items() if m != left_out}, voting=voting)
+        result[left_out] = ModelOutput(probs=probs, pred=label_ids)
+    return result
+
+
 def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, str] | None = None,
                    baselines: Baselines | None = None, hardest: int = 20,
                    primary: str | None = None,
@@ -131,6 +145,7 @@ def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, 
     y_true = mapping.y_true[keep]
     texts = [text for text, kept in zip(table.texts, keep) if kept]
     votes, members, oov = predict_all(ensemble, texts, votings=votings, on_rows=on_rows)
+    primary = primary or votings[0]
     if baselines is not None:
         baseline_outputs = baselines.outputs(texts, n_classes=len(labels))
     else:
@@ -148,6 +163,7 @@ def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, 
     }
     return build_report(
         y_true=y_true, labels=labels, votes=votes, members=members, baselines=baseline_outputs,
-        texts=texts, ids=[str(i) for i in np.asarray(table.ids)[keep]], primary=primary or votings[0],
+        texts=texts, ids=[str(i) for i in np.asarray(table.ids)[keep]], primary=primary,
         oov_rates=oov, hardest=hardest, data=data,
+        without_member=vote_without_each_member(ensemble, members, voting=primary),
     )

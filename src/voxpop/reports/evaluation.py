@@ -100,6 +100,18 @@ def member_agreement(y_true: np.ndarray, members: dict[str, ModelOutput],
     return result
 
 
+def member_contributions(y_true: np.ndarray, vote: ModelOutput,
+                         without_member: dict[str, ModelOutput], n_classes: int) -> dict:
+    """What each member adds to the primary vote here: member id -> {"macro_f1_without": the
+    vote's macro-F1 with that member left out, "adds": the vote's macro-F1 minus that}."""
+    with_all = macro_f1(y_true, vote.predicted(), n_classes)
+    result = {}
+    for member_id, output in without_member.items():
+        without = macro_f1(y_true, output.predicted(), n_classes)
+        result[member_id] = {"macro_f1_without": without, "adds": with_all - without}
+    return result
+
+
 def oov_summary(oov_rates: np.ndarray | None) -> dict | None:
     """Out-of-vocabulary share per text, summarised; None when unknown."""
     if oov_rates is None:
@@ -147,12 +159,14 @@ def build_report(
     oov_rates: np.ndarray | None = None,
     hardest: int = 20,
     data: dict | None = None,
+    without_member: dict[str, ModelOutput] | None = None,
 ) -> dict:
     """The whole report as one JSON-ready dict with stable keys.
 
     `votes`, `members` and `baselines` map a name to that model's outputs on the evaluated rows
     (all aligned with `y_true`, `texts`, `ids`); `primary` names the vote whose hardest examples
     are listed. `data` is the caller's account of the input (rows, label mapping).
+    `without_member` maps a member id to the primary vote's outputs with that member left out.
     """
     if primary not in votes:
         raise ValueError(f"primary vote {primary!r} not among {sorted(votes)}")
@@ -173,6 +187,8 @@ def build_report(
             **{section: {name: output.predicted() for name, output in models.items()}
                for section, models in sections.items()},
         ),
+        "member_contributions": member_contributions(y_true, votes[primary], without_member or {},
+                                                     len(labels)),
         "oov": oov_summary(oov_rates),
         "hardest": hardest_examples(
             y_true, votes[primary], texts=texts, ids=ids, labels=labels, limit=hardest,

@@ -18,6 +18,7 @@ TABLE_COLUMNS = ("model", "macro_f1", "accuracy", "weighted_f1", "log_loss", "ec
 SECTION_NAMES = {"votes": "{} vote", "members": "member {}", "baselines": "baseline {}"}
 COMPARISON_HEADER = ["vote", "against", "macro-F1 difference", "95% interval", "vote better in",
                      "verdict"]
+CONTRIBUTION_HEADER = ["member", "family", "vote macro-F1 without it", "it adds"]
 COMPARISON_NOTE = (f"Paired bootstrap over the evaluated rows ({RESAMPLES:,} resamples): 'better' "
                    "or 'worse' when the 95% interval excludes zero, else the gap is within noise.")
 
@@ -95,6 +96,12 @@ def _agreement_tables(agreement: dict) -> list[tuple[list, list]]:
     return [pairwise, overrules]
 
 
+def _contribution_rows(report: dict) -> list[list]:
+    families = report["data"].get("member_families", {})
+    return [[member_id, families.get(member_id, "-"), c["macro_f1_without"], f"{c['adds']:+.4f}"]
+            for member_id, c in report["member_contributions"].items()]
+
+
 def _comparison_rows(report: dict) -> list[list]:
     return [[c["vote"], c["against"], f"{c['difference']:+.4f}",
              f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]", f"{c['share_a_better']:.0%}",
@@ -104,7 +111,7 @@ def _comparison_rows(report: dict) -> list[list]:
 
 def render_markdown(report: dict, *, title: str) -> str:
     """report.md: warnings, the main table, each vote against its rivals, per-class scores,
-    agreement and hardest examples."""
+    agreement, what each member adds and hardest examples."""
     primary = report["primary"]
     lines = [f"# {title}", ""]
     lines += [f"> **warning:** {w['message']}" for w in report["warnings"]] or ["No warnings."]
@@ -124,6 +131,9 @@ def render_markdown(report: dict, *, title: str) -> str:
         lines += ["## Member agreement", ""]
         for header, rows in _agreement_tables(report["agreement"]):
             lines += _markdown_table(header, rows)
+    if report["member_contributions"]:
+        lines += [f"## What each member adds ({primary} vote without it)", ""]
+        lines += _markdown_table(CONTRIBUTION_HEADER, _contribution_rows(report))
     lines += [f"## Hardest examples ({primary} vote, confidently wrong)", ""]
     lines += _markdown_table(
         ["id", "true", "predicted", "confidence", "text"],
@@ -175,6 +185,9 @@ def render_html(report: dict, plots: dict[str, bytes], *, title: str) -> str:
               "<h2>Member agreement</h2>" if report["agreement"]["members"] else "",
               *(_html_table(header, rows) for header, rows in _agreement_tables(report["agreement"])
                 if report["agreement"]["members"]),
+              *([f"<h2>What each member adds ({html.escape(primary)} vote without it)</h2>",
+                 _html_table(CONTRIBUTION_HEADER, _contribution_rows(report))]
+                if report["member_contributions"] else []),
               f"<h2>Hardest examples ({html.escape(primary)} vote)</h2>",
               _html_table(["id", "true", "predicted", "confidence", "text"],
                           [[e["id"], e["true"], e["predicted"], e["confidence"], e["text"]]
