@@ -49,8 +49,8 @@ def run(args: list) -> str:
 
 
 def figures(report_json: Path) -> dict:
-    """Macro-F1 of each vote, the best member, and the baselines in one report, and each vote's
-    bootstrap comparison with the best member and the TF-IDF baseline."""
+    """Macro-F1 of each vote, the best member, and the baselines in one report, each vote's
+    bootstrap comparison with the best member and the TF-IDF baseline, and what each member adds."""
     report = json.loads(report_json.read_text())
     members = {name: m["macro_f1"] for name, m in report["members"].items()}
     best_member = max(members, key=members.get)
@@ -65,6 +65,8 @@ def figures(report_json: Path) -> dict:
                         {"difference": round(c["difference"], 4),
                          "ci95": [round(x, 4) for x in c["ci95"]], "verdict": c["verdict"]}
                         for c in report["comparisons"]},
+        "member_adds": {f"{m} ({report['data']['member_families'][m]})": round(c["adds"], 4)
+                        for m, c in report["member_contributions"].items()},
     }
 
 
@@ -74,7 +76,7 @@ def tune_and_export(work: Path, name: str, data: Path, extra: list, reuse: bool)
             "--samples", 2, "--max-epochs", 4, "--scheduler", "asha", "--storage", work / "runs",
             "--name", name]
     export = ["export", work / "runs" / name, "--out", work / "bundle", "--size", 4, "--force"]
-    if reuse and (work / "bundle" / "manifest.json").exists():
+    if reuse and (work / "bundle" / "ensemble.json").exists():
         return [shlex.join(["voxpop", *map(str, words)]) for words in (tune, export)]
     return [run(tune), run(export)]
 
@@ -176,6 +178,12 @@ def summary(results: dict) -> str:
         for where, rows in repeated.items():
             means = [sum(column) / len(column) for column in zip(*rows)]
             lines.append(f"| {where} | {len(rows)} | " + " | ".join(f"{m:+.4f}" for m in means) + " |")
+    lines += ["", "What each member adds to the weighted vote (its macro-F1 minus the vote's without "
+              "that member, same rows):", ""]
+    for task, result in results.items():
+        for where, f in result["evaluated"].items():
+            adds = ", ".join(f"{m} {a:+.4f}" for m, a in f.get("member_adds", {}).items())
+            lines.append(f"- {task}, {where}: {adds or '-'}")
     lines.append("")
     for task, result in results.items():
         took = f" ({result['seconds']} s)" if result.get("seconds") else ""
