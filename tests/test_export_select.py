@@ -13,16 +13,16 @@ from voxpop.export.select import select_members
 Y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
 
 
-def one_hot(predictions) -> np.ndarray:
-    probs = np.full((len(predictions), 3), 0.1, dtype=np.float32)
+def one_hot(predictions, n_classes: int) -> np.ndarray:
+    probs = np.full((len(predictions), n_classes), 0.2 / (n_classes - 1), dtype=np.float32)
     probs[np.arange(len(predictions)), predictions] = 0.8
     return probs
 
 
-def checkpoint(tmp_path, trial, epoch, family, predictions, f1) -> Checkpoint:
+def checkpoint(tmp_path, trial, epoch, family, predictions, f1, n_classes=3) -> Checkpoint:
     path = tmp_path / trial / f"checkpoint_{epoch:06d}"
     path.mkdir(parents=True)
-    np.save(path / "val_probs.npy", one_hot(predictions))
+    np.save(path / "val_probs.npy", one_hot(predictions, n_classes))
     metrics = {"trial_id": trial, "family": family, "epoch": epoch, "val_macro_f1": f1,
                "val_accuracy": f1, "val_loss": 1 - f1}
     return Checkpoint(path=path, metrics=metrics)
@@ -36,7 +36,7 @@ def checkpoints(tmp_path):
         checkpoint(tmp_path, "a", 1, "lstm", perfect, 0.95),  # trial a's best
         checkpoint(tmp_path, "b", 0, "lstm", [0, 1, 2, 0, 1, 2, 0, 1, 2, 2], 0.92),  # like a
         checkpoint(tmp_path, "c", 0, "cnn", [0, 1, 2, 0, 1, 2, 1, 2, 0, 0], 0.70),
-        checkpoint(tmp_path, "d", 0, "lstm", [1, 2, 0, 1, 2, 0, 0, 1, 2, 0], 0.50),  # disagrees
+        checkpoint(tmp_path, "d", 0, "lstm", [1, 2, 0, 1, 2, 0, 0, 1, 2, 0], 0.60),  # disagrees
         checkpoint(tmp_path, "e", 0, "cnn", [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0.47),  # collapsed
     ]
 
@@ -67,13 +67,27 @@ def test_diverse_skips_a_same_family_lookalike(checkpoints):
 
 
 @pytest.mark.parametrize("method", ["top", "greedy", "diverse"])
-def test_a_trial_below_half_the_best_macro_f1_is_no_candidate(checkpoints, method):
+def test_a_trial_not_halfway_from_the_majority_class_to_the_best_is_no_candidate(checkpoints,
+                                                                                  method):
+    # Y's majority class (0, 4 of 10 rows) scores macro-F1 0.190: the floor is 0.570.
     choice = select_members(checkpoints, Y, method=method, size=5, metric="val_macro_f1")
     assert "e/checkpoint_000000" not in [c.name for c in choice.members]
     assert choice.reasons["e/checkpoint_000000"] == (
-        "not selected: val macro-F1 0.470 is below 50% of the best trial's (0.950)")
-    if method == "top":  # d, at 0.50, is still a candidate
+        "not selected: val macro-F1 0.470 is not halfway from the majority class's (0.190) to "
+        "the best trial's (0.950)")
+    if method == "top":  # d, at 0.60, is still a candidate
         assert "d/checkpoint_000000" in [c.name for c in choice.members]
+
+
+def test_on_two_classes_a_member_above_half_the_best_can_still_be_too_weak(tmp_path):
+    # The rotten tomatoes case: the majority class alone scores 0.375, a one-epoch CNN 0.49.
+    y = np.array([0] * 6 + [1] * 4)
+    strong = checkpoint(tmp_path, "s", 0, "tfidf", [0] * 6 + [1] * 4, 0.78, n_classes=2)
+    weak = checkpoint(tmp_path, "w", 0, "cnn", [0] * 9 + [1], 0.49, n_classes=2)
+    choice = select_members([strong, weak], y, method="greedy", size=2, metric="val_macro_f1")
+    assert [c.name for c in choice.members] == ["s/checkpoint_000000"]
+    assert choice.reasons["w/checkpoint_000000"].startswith(
+        "not selected: val macro-F1 0.490 is not halfway from the majority class's (0.375)")
 
 
 def test_greedy_reasons_and_picks(checkpoints):
