@@ -8,7 +8,8 @@ the bundle's own training split, i.e. the same rows the members were trained on.
 Tasks:
 - tweets: `voxpop demo` (the built-in tweets without the airline ones; 70/15/15 split) evaluated
   on its held-out test split and on the 14,638 airline tweets (out of domain). Reuses an existing
-  demo directory (--demo-dir) when given.
+  demo directory (--demo-dir) when given. The demo is seed 42; every other `--tweets-seeds` seed
+  reruns the demo's tuning (its data, space files and plan) with that seed.
 - newsgroups: ../shared/datasets/newsgroups20_train.csv, 20 classes, 20% held out (stratified).
 - rotten->uci: trained on rotten_tomatoes.csv (fresh/rotten), evaluated on its test split and on
   uci_sentences.csv (imdb/amazon/yelp; labels mapped positive=fresh, negative=rotten); once per
@@ -19,7 +20,7 @@ Every difference comes with the paired-bootstrap 95% interval from the report (`
 `--reuse` keeps a task's existing bundle and only re-runs `voxpop evaluate`.
 
 Run: .venv/bin/python bench/bench_quality.py [--tasks tweets,newsgroups,rotten] [--demo-dir DIR]
-     [--rotten-seeds 42,43,44] [--reuse]
+     [--tweets-seeds 42,43,44] [--rotten-seeds 42,43,44] [--reuse]
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from pathlib import Path
 
 import pandas as pd
 from common import DATASETS, RESULTS, Timer, record
+
+from voxpop.serving_cli.demo import PLANS
 
 VOXPOP = str(Path(sys.executable).parent / "voxpop")
 WORK = Path("/tmp/voxpop-bench-quality")
@@ -70,20 +73,25 @@ def figures(report_json: Path) -> dict:
     }
 
 
-def tune_and_export(work: Path, name: str, data: Path, extra: list, reuse: bool) -> list[str]:
+def tune_and_export(work: Path, name: str, data: Path, tune_options: list, *, size: int,
+                    reuse: bool) -> list[str]:
     """The tune and export commands of a task (not run again with `reuse` and a bundle on disk)."""
-    tune = ["tune", data, *extra, "--space", "cnn", "--space", "bigram", "--space", "tfidf",
-            "--samples", 2, "--max-epochs", 4, "--scheduler", "asha", "--storage", work / "runs",
-            "--name", name]
-    export = ["export", work / "runs" / name, "--out", work / "bundle", "--size", 4, "--force"]
+    tune = ["tune", data, *tune_options, "--storage", work / "runs", "--name", name]
+    export = ["export", work / "runs" / name, "--out", work / "bundle", "--size", size, "--force"]
     if reuse and (work / "bundle" / "ensemble.json").exists():
         return [shlex.join(["voxpop", *map(str, words)]) for words in (tune, export)]
     return [run(tune), run(export)]
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    frame.to_csv(path, index=False, quoting=csv.QUOTE_ALL)
-    return path
+# The documented `voxpop tune` settings of the newsgroups and rotten tasks.
+TUNE_OPTIONS = ["--space", "cnn", "--space", "bigram", "--space", "tfidf", "--samples", 2,
+                "--max-epochs", 4, "--scheduler", "asha"]
+
+
+def test_split_csv(work: Path, name: str) -> Path:
+    """The run's held-out test rows (never seen by tuning or selection) as a CSV."""
+    frame = pd.read_parquet(work / "runs" / name / "voxpop" / "data.parquet")
+    return write_csv(frame[frame["split"] == "test"][["text", "label"]], work / "test_split.csv")
 
 
 def tweets(demo_dir: Path | None, reuse: bool) -> dict:
@@ -101,11 +109,30 @@ def tweets(demo_dir: Path | None, reuse: bool) -> dict:
         commands.append(f"voxpop demo --out {demo_dir}")
         run(["evaluate", demo_dir / "bundle", data / "test_split.csv", data / "airline_tweets.csv",
              "--out", demo_dir / "reports"])
-    reports = demo_dir / "reports"
-    return {"commands": commands, "seconds": seconds,
-            "evaluated": {"test split (in domain)": figures(reports / "test_split" / "report.json"),
-                          "airline tweets (out of domain)":
-                              figures(reports / "airline_tweets" / "report.json")}}
+    return {"commands": commands, "seconds": seconds, "evaluated": tweet_figures(demo_dir / "reports")}
+
+
+def tweets_with_seed(demo_dir: Path, seed: int, reuse: bool) -> dict:
+    """The demo's tuning again with another seed (its own split and search): the demo's data,
+    space files and plan, as `voxpop tune` / `export` / `evaluate` commands."""
+    work = WORK / f"tweets-seed{seed}"
+    plan = PLANS["full"]
+    options = [*[item for path in sorted((demo_dir / "spaces").glob("*.yaml"))
+                 for item in ("--space", path)],
+               "--samples", plan.samples, "--max-epochs", plan.max_epochs, "--scheduler",
+               plan.scheduler, "--keep-checkpoints", 1, "--seed", seed]
+    with Timer() as timer:
+        commands = tune_and_export(work, "demo", demo_dir / "data" / "tweets_train.csv", options,
+                                   size=plan.size, reuse=reuse)
+        commands.append(run(["evaluate", work / "bundle", test_split_csv(work, "demo"),
+                             demo_dir / "data" / "airline_tweets.csv", "--out", work / "reports"]))
+    return {"commands": commands, "seconds": round(timer.seconds),
+            "evaluated": tweet_figures(work / "reports")}
+
+
+def tweet_figures(reports: Path) -> dict:
+    return {"test split (in domain)": figures(reports / "test_split" / "report.json"),
+            "airline tweets (out of domain)": figures(reports / "airline_tweets" / "report.json")}
 
 
 def newsgroups(reuse: bool) -> dict:
@@ -116,7 +143,8 @@ def newsgroups(reuse: bool) -> dict:
     train = write_csv(rows.drop(test.index), work / "train.csv")
     test_csv = write_csv(test, work / "test.csv")
     with Timer() as timer:
-        commands = tune_and_export(work, "ng", train, ["--test", test_csv], reuse)
+        commands = tune_and_export(work, "ng", train, ["--test", test_csv, *TUNE_OPTIONS], size=4,
+                                   reuse=reuse)
         commands.append(run(["evaluate", work / "bundle", test_csv, "--out", work / "report"]))
     return {"commands": commands, "seconds": round(timer.seconds),
             "evaluated": {"20% held out": figures(work / "report" / "report.json")}}
@@ -129,13 +157,12 @@ def rotten_to_uci(seed: int, reuse: bool) -> dict:
     uci_csv = write_csv(uci[["text", "label"]], work / "uci_sentences.csv")
     with Timer() as timer:
         commands = tune_and_export(work, "rt", DATASETS / "rotten_tomatoes.csv",
-                                   ["--seed", seed], reuse)
-        frame = pd.read_parquet(work / "runs" / "rt" / "voxpop" / "data.parquet")
-        test_csv = write_csv(frame[frame["split"] == "test"][["text", "label"]], work / "rt_test.csv")
+                                   [*TUNE_OPTIONS, "--seed", seed], size=4, reuse=reuse)
+        test_csv = test_split_csv(work, "rt")
         commands.append(run(["evaluate", work / "bundle", test_csv, uci_csv, "--out", work / "report",
                              "--label-map", "positive=fresh,negative=rotten"]))
     return {"commands": commands, "seconds": round(timer.seconds),
-            "evaluated": {"rotten test split (in domain)": figures(work / "report" / "rt_test" / "report.json"),
+            "evaluated": {"rotten test split (in domain)": figures(work / "report" / "test_split" / "report.json"),
                           "uci sentences (imdb/amazon/yelp)":
                               figures(work / "report" / "uci_sentences" / "report.json")}}
 
@@ -196,13 +223,19 @@ def main() -> None:
     parser.add_argument("--tasks", default="tweets,newsgroups,rotten")
     parser.add_argument("--demo-dir", type=Path, default=None)
     parser.add_argument("--rotten-seeds", default="42,43,44")
+    parser.add_argument("--tweets-seeds", default="42,43,44",
+                        help="42 is `voxpop demo` itself; others rerun its tuning with that seed")
     parser.add_argument("--reuse", action="store_true",
                         help="keep existing bundles; run only the evaluation again")
     args = parser.parse_args()
     # Tasks run separately add up: keep the figures of tasks not rerun this time.
     previous = RESULTS / "quality.json"
     results = json.loads(previous.read_text())["results"] if previous.exists() else {}
-    runs = {"tweets": lambda: {"tweets": tweets(args.demo_dir, args.reuse)},
+    demo_dir = args.demo_dir or WORK / "demo"
+    runs = {"tweets": lambda: {"tweets (seed 42)": tweets(args.demo_dir, args.reuse),
+                               **{f"tweets (seed {seed})": tweets_with_seed(demo_dir, int(seed),
+                                                                            args.reuse)
+                                  for seed in args.tweets_seeds.split(",") if seed != "42"}},
             "newsgroups": lambda: {"newsgroups": newsgroups(args.reuse)},
             "rotten": lambda: {f"rotten (seed {seed})": rotten_to_uci(int(seed), args.reuse)
                                for seed in args.rotten_seeds.split(",")}}
