@@ -88,6 +88,11 @@ TUNE_OPTIONS = ["--space", "cnn", "--space", "bigram", "--space", "tfidf", "--sa
                 "--max-epochs", 4, "--scheduler", "asha"]
 
 
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False, quoting=csv.QUOTE_ALL)
+    return path
+
+
 def test_split_csv(work: Path, name: str) -> Path:
     """The run's held-out test rows (never seen by tuning or selection) as a CSV."""
     frame = pd.read_parquet(work / "runs" / name / "voxpop" / "data.parquet")
