@@ -1,8 +1,9 @@
-"""Run every benchmark in turn (about 1.5 hours on 2 cores); each writes bench/results/NAME.json
+"""Run every benchmark in turn (about 2.5 hours on 2 cores); each writes bench/results/NAME.json
 and rebuilds bench/RESULTS.md. `make bench` runs this; run one script alone to refresh one table.
 
-Order matters: `bench_quality.py` runs `voxpop demo` into a work directory, and
-`bench_inference.py` times the bundle that demo exported.
+Order matters: `bench_quality.py` runs `voxpop demo` and the other tuning runs into a work
+directory, `bench_selection.py` compares strategies on those runs, and `bench_inference.py` times
+the bundle that demo exported.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ SCRIPTS = [
     ["bench_predict.py"],
     ["bench_load.py"],
     ["bench_quality.py"],
+    ["bench_selection.py"],
     ["bench_inference.py", "--demo-dir", QUALITY_DEMO],
 ]
 
