@@ -75,12 +75,14 @@ def figures(report_json: Path) -> dict:
 
 def tune_and_export(work: Path, name: str, data: Path, tune_options: list, *, size: int,
                     reuse: bool) -> list[str]:
-    """The tune and export commands of a task (not run again with `reuse` and a bundle on disk)."""
+    """The tune and export commands of a task; with `reuse`, a step whose output is on disk (the
+    run, the bundle) is not run again."""
     tune = ["tune", data, *tune_options, "--storage", work / "runs", "--name", name]
     export = ["export", work / "runs" / name, "--out", work / "bundle", "--size", size, "--force"]
-    if reuse and (work / "bundle" / "ensemble.json").exists():
-        return [shlex.join(["voxpop", *map(str, words)]) for words in (tune, export)]
-    return [run(tune), run(export)]
+    done = {"tune": (work / "runs" / name / "voxpop").exists(),
+            "export": (work / "bundle" / "ensemble.json").exists()}
+    return [shlex.join(["voxpop", *map(str, words)]) if reuse and done[words[0]] else run(words)
+            for words in (tune, export)]
 
 
 # The documented `voxpop tune` settings of the newsgroups and rotten tasks.
