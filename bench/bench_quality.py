@@ -75,14 +75,15 @@ def figures(report_json: Path) -> dict:
 
 def tune_and_export(work: Path, name: str, data: Path, tune_options: list, *, size: int,
                     reuse: bool) -> list[str]:
-    """The tune and export commands of a task; with `reuse`, a step whose output is on disk (the
-    run, the bundle) is not run again."""
+    """(the tune and export commands of a task, whether the tuning ran now); with `reuse`, a step
+    whose output is on disk (the run, the bundle) is not run again."""
     tune = ["tune", data, *tune_options, "--storage", work / "runs", "--name", name]
     export = ["export", work / "runs" / name, "--out", work / "bundle", "--size", size, "--force"]
-    done = {"tune": (work / "runs" / name / "voxpop").exists(),
-            "export": (work / "bundle" / "ensemble.json").exists()}
-    return [shlex.join(["voxpop", *map(str, words)]) if reuse and done[words[0]] else run(words)
-            for words in (tune, export)]
+    skip = {"tune": reuse and (work / "runs" / name / "voxpop").exists(),
+            "export": reuse and (work / "bundle" / "ensemble.json").exists()}
+    commands = [shlex.join(["voxpop", *map(str, words)]) if skip[words[0]] else run(words)
+                for words in (tune, export)]
+    return commands, not skip["tune"]
 
 
 # The documented `voxpop tune` settings of the newsgroups and rotten tasks.
@@ -116,7 +117,8 @@ def tweets(demo_dir: Path | None, reuse: bool) -> dict:
         commands.append(f"voxpop demo --out {demo_dir}")
         run(["evaluate", demo_dir / "bundle", data / "test_split.csv", data / "airline_tweets.csv",
              "--out", demo_dir / "reports"])
-    return {"commands": commands, "seconds": seconds, "evaluated": tweet_figures(demo_dir / "reports")}
+    return {"commands": commands, "seconds": seconds,
+            "evaluated": tweet_figures(demo_dir / "reports")}
 
 
 def tweets_with_seed(demo_dir: Path, seed: int, reuse: bool) -> dict:
@@ -129,11 +131,11 @@ def tweets_with_seed(demo_dir: Path, seed: int, reuse: bool) -> dict:
                "--samples", plan.samples, "--max-epochs", plan.max_epochs, "--scheduler",
                plan.scheduler, "--keep-checkpoints", 1, "--seed", seed]
     with Timer() as timer:
-        commands = tune_and_export(work, "demo", demo_dir / "data" / "tweets_train.csv", options,
-                                   size=plan.size, reuse=reuse)
+        commands, tuned = tune_and_export(work, "demo", demo_dir / "data" / "tweets_train.csv",
+                                          options, size=plan.size, reuse=reuse)
         commands.append(run(["evaluate", work / "bundle", test_split_csv(work, "demo"),
                              demo_dir / "data" / "airline_tweets.csv", "--out", work / "reports"]))
-    return {"commands": commands, "seconds": round(timer.seconds),
+    return {"commands": commands, "seconds": round(timer.seconds) if tuned else None,
             "evaluated": tweet_figures(work / "reports")}
 
 
@@ -150,10 +152,10 @@ def newsgroups(reuse: bool) -> dict:
     train = write_csv(rows.drop(test.index), work / "train.csv")
     test_csv = write_csv(test, work / "test.csv")
     with Timer() as timer:
-        commands = tune_and_export(work, "ng", train, ["--test", test_csv, *TUNE_OPTIONS], size=4,
-                                   reuse=reuse)
+        commands, tuned = tune_and_export(work, "ng", train, ["--test", test_csv, *TUNE_OPTIONS],
+                                          size=4, reuse=reuse)
         commands.append(run(["evaluate", work / "bundle", test_csv, "--out", work / "report"]))
-    return {"commands": commands, "seconds": round(timer.seconds),
+    return {"commands": commands, "seconds": round(timer.seconds) if tuned else None,
             "evaluated": {"20% held out": figures(work / "report" / "report.json")}}
 
 
@@ -163,12 +165,12 @@ def rotten_to_uci(seed: int, reuse: bool) -> dict:
     uci = pd.read_csv(DATASETS / "uci_sentences.csv")
     uci_csv = write_csv(uci[["text", "label"]], work / "uci_sentences.csv")
     with Timer() as timer:
-        commands = tune_and_export(work, "rt", DATASETS / "rotten_tomatoes.csv",
-                                   [*TUNE_OPTIONS, "--seed", seed], size=4, reuse=reuse)
+        commands, tuned = tune_and_export(work, "rt", DATASETS / "rotten_tomatoes.csv",
+                                          [*TUNE_OPTIONS, "--seed", seed], size=4, reuse=reuse)
         test_csv = test_split_csv(work, "rt")
         commands.append(run(["evaluate", work / "bundle", test_csv, uci_csv, "--out", work / "report",
                              "--label-map", "positive=fresh,negative=rotten"]))
-    return {"commands": commands, "seconds": round(timer.seconds),
+    return {"commands": commands, "seconds": round(timer.seconds) if tuned else None,
             "evaluated": {"rotten test split (in domain)": figures(work / "report" / "test_split" / "report.json"),
                           "uci sentences (imdb/amazon/yelp)":
                               figures(work / "report" / "uci_sentences" / "report.json")}}
@@ -211,7 +213,8 @@ def summary(results: dict) -> str:
                   "| --- | --- | --- | --- | --- |"]
         for where, rows in repeated.items():
             means = [sum(column) / len(column) for column in zip(*rows)]
-            lines.append(f"| {where} | {len(rows)} | " + " | ".join(f"{m:+.4f}" for m in means) + " |")
+            lines.append(f"| {where} | {len(rows)} | "
+                         + " | ".join(f"{m:+.4f}" for m in means) + " |")
     lines += ["", "What each member adds to the weighted vote (its macro-F1 minus the vote's without "
               "that member, same rows):", ""]
     for task, result in results.items():
