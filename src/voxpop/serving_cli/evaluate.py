@@ -35,7 +35,8 @@ def output_dirs(inputs: list[Path], out: Path) -> dict[Path, Path]:
 
 
 def print_main_table(report: dict, *, title: str) -> None:
-    """The members, votes and baselines with macro-F1 and accuracy, as a rich table."""
+    """The members, votes and baselines with macro-F1 and accuracy, as a rich table; then how the
+    primary vote compares with its best member and the TF-IDF baseline, and the warnings."""
     from rich.console import Console
     from rich.table import Table
 
@@ -48,6 +49,11 @@ def print_main_table(report: dict, *, title: str) -> None:
         table.add_row(row["model"], f"{row['macro_f1']:.4f}", f"{row['accuracy']:.4f}")
     console = Console()
     console.print(table)
+    for c in report["comparisons"]:
+        if c["vote"] == report["primary"]:
+            console.print(f"{c['vote']} vote vs {c['against']}: {c['difference']:+.4f} macro-F1, "
+                          f"95% interval [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]: {c['verdict']}",
+                          highlight=False)
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning['message']}")
 
