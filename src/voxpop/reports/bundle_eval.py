@@ -81,7 +81,8 @@ def oov_rates(tokens: np.ndarray) -> np.ndarray:
 
 def predict_all(ensemble, texts: list[str], *, votings: list[str],
                 on_rows: Callable[[int], None] | None = None) -> tuple[dict, dict, np.ndarray]:
-    """Vote outputs per rule, member outputs per id, and OOV rates, in chunks (progress per chunk).
+    """Vote outputs per rule, member outputs per id, and OOV rates (None when no member reads
+    tokens), in chunks (progress per chunk).
 
     `ensemble` must run its members separately (see `load_ensemble`).
     """
@@ -89,15 +90,17 @@ def predict_all(ensemble, texts: list[str], *, votings: list[str],
     member_parts = {member_id: [] for member_id in ensemble.member_ids}
     oov_parts = []
     for start in range(0, len(texts), CHUNK_ROWS):
-        inputs = ensemble.encode(texts[start:start + CHUNK_ROWS])
-        oov_parts.append(oov_rates(inputs["tokens"]))
+        chunk = texts[start:start + CHUNK_ROWS]
+        inputs = ensemble.encode(chunk)
+        if "tokens" in inputs:  # members that read only n-grams have no vocabulary to miss
+            oov_parts.append(oov_rates(inputs["tokens"]))
         for rule in votings:
             prediction = ensemble.predict_encoded(inputs, voting=rule)
             vote_parts[rule].append((prediction.probs, prediction.label_ids))
         for member_id, probs in prediction.member_probs.items():
             member_parts[member_id].append(probs)
         if on_rows:
-            on_rows(len(inputs["tokens"]))
+            on_rows(len(chunk))
     votes = {
         rule: ModelOutput(probs=np.concatenate([p for p, _ in parts]),
                           pred=np.concatenate([ids for _, ids in parts]))
@@ -105,7 +108,7 @@ def predict_all(ensemble, texts: list[str], *, votings: list[str],
     }
     members = {member_id: ModelOutput(probs=np.concatenate(parts))
                for member_id, parts in member_parts.items()}
-    return votes, members, np.concatenate(oov_parts)
+    return votes, members, np.concatenate(oov_parts) if oov_parts else None
 
 
 def vote_without_each_member(ensemble, members: dict[str, ModelOutput], *,
