@@ -119,7 +119,7 @@ def render_markdown(report: dict, *, title: str) -> str:
     lines += ["## Models", ""]
     lines += _markdown_table(list(TABLE_COLUMNS),
                              [[row[key] for key in TABLE_COLUMNS] for row in main_table(report)])
-    if _comparison_rows(report):
+    if report["comparisons"]:
         lines += ["## Is the vote better?", "", COMPARISON_NOTE, ""]
         lines += _markdown_table(COMPARISON_HEADER, _comparison_rows(report))
     lines += [f"## Per class ({primary} vote)", ""]
@@ -175,7 +175,7 @@ def render_html(report: dict, plots: dict[str, bytes], *, title: str) -> str:
                           [[row[key] for key in TABLE_COLUMNS] for row in main_table(report)]),
               *(["<h2>Is the vote better?</h2>", f"<p>{html.escape(COMPARISON_NOTE)}</p>",
                  _html_table(COMPARISON_HEADER, _comparison_rows(report))]
-                if _comparison_rows(report) else []),
+                if report["comparisons"] else []),
               f"<h2>Per class ({html.escape(primary)} vote)</h2>",
               _html_table(["class", "precision", "recall", "f1", "support"],
                           _per_class_rows(report["votes"][primary])),
