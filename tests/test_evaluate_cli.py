@@ -106,9 +106,10 @@ def test_report_figures_equal_scikit_learn_on_an_independent_prediction(tmp_path
                        for rival in (f"best member {best}", "baseline tfidf_logreg")}
     for c in report["comparisons"]:
         assert c["ci95"][0] <= c["difference"] <= c["ci95"][1]
-        line = (f"{c['vote']} vote vs {c['against']}: {c['difference']:+.4f} macro-F1, 95% interval "
-                f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]: {c['verdict']}")
-        assert (line in " ".join(result.stdout.split())) == (c["vote"] == "weighted")
+        line = (f"  {c['vote']} vote - {c['against']}: {c['difference']:+.4f} "
+                f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}] {c['verdict']}")
+        assert (line in result.stdout.splitlines()) == (c["vote"] == "weighted")
+    assert "macro-F1 gaps [95% interval]:" in result.stdout
     markdown = (tmp_path / "r" / "report.md").read_text()
     assert "## Is the vote better?" in markdown and "## What each member adds" in markdown
 

@@ -49,11 +49,12 @@ def print_main_table(report: dict, *, title: str) -> None:
         table.add_row(row["model"], f"{row['macro_f1']:.4f}", f"{row['accuracy']:.4f}")
     console = Console()
     console.print(table)
-    for c in report["comparisons"]:
-        if c["vote"] == report["primary"]:
-            console.print(f"{c['vote']} vote vs {c['against']}: {c['difference']:+.4f} macro-F1, "
-                          f"95% interval [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]: {c['verdict']}",
-                          highlight=False)
+    gaps = [c for c in report["comparisons"] if c["vote"] == report["primary"]]
+    if gaps:
+        console.print("macro-F1 gaps [95% interval]:", highlight=False)
+    for c in gaps:
+        console.print(f"  {c['vote']} vote - {c['against']}: {c['difference']:+.4f} "
+                      f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}] {c['verdict']}", highlight=False)
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning['message']}")
 
