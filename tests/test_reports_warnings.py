@@ -27,13 +27,15 @@ def corrupt(y, share, seed):
     return pred
 
 
-def report_for(member_preds, vote_pred, *, oov_rates=None):
+def report_for(member_preds, vote_pred, *, oov_rates=None, tfidf_pred=None):
     y = np.arange(N) % len(LABELS)
     members = {f"m{i}": ModelOutput(one_hot_probs(p)) for i, p in enumerate(member_preds)}
+    baselines = {"majority": majority_baseline(y[:7], n_rows=N, n_classes=len(LABELS))}
+    if tfidf_pred is not None:
+        baselines["tfidf_logreg"] = ModelOutput(one_hot_probs(tfidf_pred))
     return build_report(
         y_true=y, labels=LABELS, members=members,
-        votes={"soft": ModelOutput(one_hot_probs(vote_pred))},
-        baselines={"majority": majority_baseline(y[:7], n_rows=N, n_classes=len(LABELS))},
+        votes={"soft": ModelOutput(one_hot_probs(vote_pred))}, baselines=baselines,
         texts=[""] * N, ids=[str(i) for i in range(N)], primary="soft", oov_rates=oov_rates)
 
 
@@ -77,6 +79,19 @@ def test_vote_worse_than_best_member(y):
     assert vote_f1 < best_f1
     assert report["warnings"][0]["message"] == (
         f"soft vote macro-F1 {vote_f1:.3f} is below its best member m0 ({best_f1:.3f})")
+
+
+def test_vote_beaten_by_the_tfidf_baseline_beyond_the_noise(y):
+    members, vote = [corrupt(y, 0.3, 1), corrupt(y, 0.35, 2)], corrupt(y, 0.2, 3)
+    close = report_for(members, vote, tfidf_pred=corrupt(y, 0.18, 4))  # a gap within noise
+    assert "vote_worse_than_baseline" not in checks(close)
+    report = report_for(members, vote, tfidf_pred=corrupt(y, 0.05, 4))
+    assert checks(report) == ["vote_worse_than_baseline"]
+    gap = next(c for c in report["comparisons"] if c["against"] == "baseline tfidf_logreg")
+    assert gap["ci95"][1] < 0
+    assert report["warnings"][0]["message"] == (
+        f"soft vote scores below baseline tfidf_logreg beyond the noise: {gap['difference']:+.3f} "
+        f"macro-F1 (95% interval [{gap['ci95'][0]:+.3f}, {gap['ci95'][1]:+.3f}])")
 
 
 def test_many_texts_mostly_out_of_vocabulary(y):

@@ -60,6 +60,17 @@ def vote_below_best_member(report: dict) -> list[str]:
     ]
 
 
+def vote_worse_than_baseline(report: dict) -> list[str]:
+    """A vote that a baseline beats by more than the noise (the bootstrap interval of the gap
+    lies below zero): the ensemble does not earn its cost on this set."""
+    return [
+        f"{c['vote']} vote scores below {c['against']} beyond the noise: {c['difference']:+.3f} "
+        f"macro-F1 (95% interval [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}])"
+        for c in report.get("comparisons", [])
+        if c["against"].startswith("baseline ") and c["verdict"] == "worse"
+    ]
+
+
 def domain_shift(report: dict) -> list[str]:
     """Many texts made mostly of words the vocabulary does not know."""
     oov = report.get("oov")
@@ -75,6 +86,7 @@ CHECKS: dict[str, Callable[[dict], list[str]]] = {
     "collapsed": collapsed_models,
     "near_majority": near_majority,
     "vote_below_best_member": vote_below_best_member,
+    "vote_worse_than_baseline": vote_worse_than_baseline,
     "domain_shift": domain_shift,
 }
 
