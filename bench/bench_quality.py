@@ -74,7 +74,7 @@ def figures(report_json: Path) -> dict:
 
 
 def tune_and_export(work: Path, name: str, data: Path, tune_options: list, *, size: int,
-                    reuse: bool) -> list[str]:
+                    reuse: bool) -> tuple[list[str], bool]:
     """(the tune and export commands of a task, whether the tuning ran now); with `reuse`, a step
     whose output is on disk (the run, the bundle) is not run again."""
     tune = ["tune", data, *tune_options, "--storage", work / "runs", "--name", name]
