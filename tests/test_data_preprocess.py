@@ -152,6 +152,18 @@ def test_from_json_refuses_other_versions_and_non_preprocessor_files(tmp_path, f
         Preprocessor.from_json(tmp_path / "nope.json")
 
 
+def test_from_json_refuses_a_file_whose_engineered_features_differ(tmp_path, fitted):
+    """A preprocess.json written by a voxpop that computed other features would feed its models
+    columns they were not trained on."""
+    saved = fitted.to_dict()
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({**saved, "feature_names": saved["feature_names"][:-1]}))
+    with pytest.raises(VoxpopError, match=rf"old.json: its models were trained on "
+                                          rf"{len(FEATURE_NAMES) - 1} features, but this voxpop "
+                                          rf"computes {len(FEATURE_NAMES)} \({FEATURE_NAMES[-1]}\)"):
+        Preprocessor.from_json(path)
+
+
 def test_data_layer_imports_no_heavy_framework():
     code = ("import sys, voxpop.data, voxpop.data.builtin, voxpop.data.features; "
             "voxpop.data.features.vader_lexicon(); "

@@ -98,10 +98,20 @@ def test_features_are_never_all_zero_for_real_tweets(tweets_df):
     assert good[compound] > 0 > bad[compound]
 
 
-def test_vader_lexicon_is_read_from_the_installed_package_without_importing_it():
-    import sys
+def test_vader_scores_apply_its_negation_and_but_rules_that_lexicon_sums_miss():
+    """The lexicon sums see the same words in both texts; VADER's analyzer reads the negation and
+    weights the clause after "but"."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
     assert len(vader_lexicon()) > 7000
-    assert "vaderSentiment.vaderSentiment" not in sys.modules
+    texts = ["The plot is good.", "The plot is not good.", "Good actors, but the plot is dull."]
+    good, negated, but = (dict(zip(FEATURE_NAMES, row)) for row in engineered_features(texts))
+    assert good["lex_pos_sum"] == negated["lex_pos_sum"] > 0
+    assert good["vader_compound"] > 0 > negated["vader_compound"]
+    assert but["vader_compound"] < 0 and but["vader_neg"] > but["vader_pos"]
+    reference = SentimentIntensityAnalyzer().polarity_scores(texts[2])
+    assert [but[f"vader_{k}"] for k in ("compound", "pos", "neg")] == \
+        [reference[k] for k in ("compound", "pos", "neg")]
 
 
 def test_scaler_uses_training_statistics_and_maps_constant_columns_to_std_one():

@@ -33,6 +33,7 @@ CASES = {  # case id -> (family, config overrides)
     "cnn": ("cnn", {}),
     "bigram": ("bigram", {"buckets": 512}),
     "tfidf": ("tfidf", {"embed_dim": 8}),
+    "tfidf_fusion": ("tfidf_fusion", {"embed_dim": 8, "feature_units": 0}),
     "transformer": ("transformer", {"num_blocks": 2}),
     "fusion": ("fusion", {"encoder": "bilstm"}),
 }

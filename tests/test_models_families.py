@@ -16,7 +16,7 @@ TINY = {"embed_dim": 8, "units": 8, "head_units": [8], "filters": 8, "ff_dim": 1
 
 def test_registry_lists_every_family_and_each_builds_the_contract_interface():
     assert set(vm.FAMILIES) == {"lstm", "bilstm", "stacked_bilstm", "gru", "bigru", "attention",
-                                "cnn", "bigram", "tfidf", "transformer", "fusion"}
+                                "cnn", "bigram", "tfidf", "tfidf_fusion", "transformer", "fusion"}
     for family in vm.FAMILIES:
         model = vm.build(family, TINY, n_tokens=50, n_classes=4, n_features=3, n_buckets=64)
         names = [t.name for t in model.inputs]
@@ -60,6 +60,27 @@ def test_tfidf_is_a_linear_model_of_the_weighted_grams():
     logits = np.einsum("bn,bnd->bd", weights, table[grams]) @ dense_w + dense_b
     expected = np.exp(logits - logits.max(1, keepdims=True))
     np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), atol=1e-5)
+
+
+def test_tfidf_fusion_is_one_linear_model_of_the_weighted_grams_and_the_features():
+    """feature_units 0: the features enter the output layer as they are, beside the n-gram sum,
+    so the logits are W2 [sum_i w_i E[g_i], features] + b."""
+    model = vm.build("tfidf_fusion", {"embed_dim": 3}, n_tokens=2, n_classes=3, n_features=4,
+                     n_buckets=32)
+    rng = np.random.default_rng(1)
+    grams = rng.integers(1, 32, (5, 6)).astype("int32")
+    weights = rng.random((5, 6)).astype("float32")
+    features = rng.normal(size=(5, 4)).astype("float32")
+    probs = model.predict({"grams": grams, "gram_weights": weights, "features": features}, verbose=0)
+    table = model.get_layer("gram_embedding").get_weights()[0]
+    dense_w, dense_b = model.get_layer("probs").get_weights()
+    assert dense_w.shape == (3 + 4, 3) and len(model.trainable_weights) == 3
+    logits = np.hstack([np.einsum("bn,bnd->bd", weights, table[grams]), features]) @ dense_w + dense_b
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), atol=1e-5)
+    hidden = vm.build("tfidf_fusion", {"feature_units": 5}, n_tokens=2, n_classes=3, n_features=4,
+                      n_buckets=32)
+    assert hidden.get_layer("probs").get_weights()[0].shape == (3 + 5, 3)
 
 
 def test_training_keys_and_other_families_keys_are_ignored_by_build():

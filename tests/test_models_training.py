@@ -138,10 +138,11 @@ def test_fit_is_reproducible_with_the_same_seed(tweets):
     assert first.history == second.history
 
 
-@pytest.mark.parametrize("n_classes", [2, 3])
-def test_lbfgs_makes_the_tfidf_member_scikit_learns_logistic_regression(n_classes):
+@pytest.mark.parametrize("family,n_classes", [("tfidf", 2), ("tfidf", 3), ("tfidf_fusion", 3)])
+def test_lbfgs_makes_the_tfidf_member_scikit_learns_logistic_regression(family, n_classes):
     """solver auto on a tfidf model is one convex solve: the Keras model's probabilities are those
-    of LogisticRegression(C, balanced) fitted on the same sparse TF-IDF rows, to float32."""
+    of LogisticRegression(C, balanced) fitted on the same sparse TF-IDF rows (tfidf_fusion: with
+    the scaled features beside them), to float32."""
     import pandas as pd
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
@@ -156,8 +157,8 @@ def test_lbfgs_makes_the_tfidf_member_scikit_learns_logistic_regression(n_classe
     pre = Preprocessor(ngram_buckets=2**16).fit(train.text.tolist(), train.label.tolist())
     x_train, x_val = pre.encode(train.text.tolist()), pre.encode(val.text.tolist())
     y_train, y_val = pre.encode_labels(train.label), pre.encode_labels(val.label)
-    model = vm.build("tfidf", {}, n_tokens=pre.n_tokens, n_classes=n_classes,
-                     n_buckets=pre.n_buckets)
+    model = vm.build(family, {}, n_tokens=pre.n_tokens, n_classes=n_classes,
+                     n_features=pre.n_features, n_buckets=pre.n_buckets)
     config = {"C": 2.0, "imbalance": "balanced"}
     seen = []
     result = training.fit(model, train=x_train, y_train=y_train, val=x_val, y_val=y_val,
@@ -166,12 +167,15 @@ def test_lbfgs_makes_the_tfidf_member_scikit_learns_logistic_regression(n_classe
 
     def csr(x):
         rows, cols = np.nonzero(x["gram_weights"])
-        return sparse.csr_matrix((x["gram_weights"][rows, cols], (rows, x["grams"][rows, cols])),
-                                 shape=(len(x["grams"]), pre.n_buckets))
+        grams = sparse.csr_matrix((x["gram_weights"][rows, cols], (rows, x["grams"][rows, cols])),
+                                  shape=(len(x["grams"]), pre.n_buckets))
+        if family == "tfidf_fusion":  # float64: lbfgs stops early on float32 rows
+            return sparse.hstack([grams, x["features"].astype(np.float64)]).tocsr()
+        return grams
 
     reference = LogisticRegression(C=2.0, class_weight="balanced", max_iter=1000).fit(
         csr(x_train), y_train)
-    probs = model.predict({k: x_val[k] for k in ("grams", "gram_weights")}, verbose=0)
+    probs = model.predict({t.name: x_val[t.name] for t in model.inputs}, verbose=0)
     np.testing.assert_allclose(probs, reference.predict_proba(csr(x_val)), atol=1e-5)
     assert result.best_metrics["val_macro_f1"] == pytest.approx(
         f1_score(y_val, probs.argmax(1), average="macro"))

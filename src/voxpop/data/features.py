@@ -1,8 +1,8 @@
 """Dense features computed from the raw text, and the standard scaler fitted on training rows.
 
 Every text gets real values (counts and ratios of its own characters, words, emoji, emoticons,
-hashtags, mentions, URLs, negations, and VADER lexicon scores), so new texts at serving time are
-described exactly as training texts were.
+hashtags, mentions, URLs, negations, VADER lexicon sums, and the scores of VADER's rule-based
+analyzer), so new texts at serving time are described exactly as training texts were.
 """
 
 from __future__ import annotations
@@ -41,13 +41,12 @@ FEATURE_NAMES = (
     "n_allcaps_words", "n_exclaim", "n_question", "n_ellipsis", "punct_density", "n_elongated",
     "n_emoji", "n_emoticons", "n_hashtags", "n_mentions", "n_urls", "n_digits", "n_numbers",
     "n_negations", "lex_pos_sum", "lex_neg_sum", "lex_compound", "lex_pos_ratio",
-    "lex_neg_ratio", "n_replacement_chars",
+    "lex_neg_ratio", "n_replacement_chars", "vader_compound", "vader_pos", "vader_neg",
 )
 
 
 def vader_lexicon_path() -> Path:
-    """`vader_lexicon.txt` inside the installed vaderSentiment package (not imported: it pulls
-    in `requests`)."""
+    """`vader_lexicon.txt` inside the installed vaderSentiment package."""
     spec = importlib.util.find_spec("vaderSentiment")
     if spec is None or not spec.submodule_search_locations:
         raise VoxpopError("the package vaderSentiment is not installed (pip install vaderSentiment)")
@@ -66,6 +65,25 @@ def vader_lexicon() -> dict[str, float]:
         if token and valence:
             lexicon.setdefault(token.lower(), float(valence))
     return lexicon
+
+
+@lru_cache(maxsize=1)
+def _vader_analyzer():
+    vader_lexicon_path()  # a clear error when the package is missing
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def _vader_scores(texts: list[str]) -> dict[str, np.ndarray]:
+    """VADER's own scores of each raw text (Hutto & Gilbert 2014). Its rules (negation within
+    three words, "but", boosters, capitals, "!") are what the plain lexicon sums miss: on rotten
+    tomatoes -> UCI sentences they lift a TF-IDF logistic regression from 0.751 to 0.798 macro-F1
+    out of domain (bench/RESULTS.md)."""
+    score = _vader_analyzer().polarity_scores
+    values = np.array([[s["compound"], s["pos"], s["neg"]] for s in map(score, texts)],
+                      dtype=np.float64).reshape(len(texts), 3)
+    return {"vader_compound": values[:, 0], "vader_pos": values[:, 1], "vader_neg": values[:, 2]}
 
 
 def _token_kind(token: str) -> str:
@@ -174,6 +192,7 @@ def engineered_features(texts, analysis: TokenBatch | None = None) -> np.ndarray
         analysis = ANALYSIS.tokenize_batch(texts)
     columns = _token_features(analysis, vader_lexicon())
     columns.update(_char_counts(texts))
+    columns.update(_vader_scores(texts))
     per_word = np.maximum(columns["n_word"], 1)
     total = columns["lex_pos_sum"] + columns["lex_neg_sum"]
     columns.update({

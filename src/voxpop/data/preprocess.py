@@ -225,6 +225,7 @@ class Preprocessor:
             pre.max_len = int(data["max_len"])
             pre.labels = list(data["labels"])
             pre.user_feature_names = list(data["user_feature_names"])
+            _check_engineered_names(pre, data["feature_names"], source)
             pre.scaler = StandardScaler(data["feature_means"], data["feature_stds"])
             pre.fingerprint = data["fingerprint"]
             if data.get("ngrams") is not None:
@@ -268,6 +269,17 @@ def _choice(option: str, value: str, valid: tuple[str, ...]) -> str:
     if value not in valid:
         raise VoxpopError(f"{option} must be one of {', '.join(valid)} (got {value!r})")
     return value
+
+
+def _check_engineered_names(pre: Preprocessor, saved: list[str], source: str) -> None:
+    # The models were trained on the saved columns; computing other ones would feed them
+    # features they never saw (or the wrong width).
+    if list(saved) == pre.feature_names:
+        return
+    differing = sorted(set(pre.feature_names) ^ set(saved))
+    raise VoxpopError(f"{source}: its models were trained on {len(saved)} features, but this voxpop "
+                      f"computes {pre.n_features} ({', '.join(differing) or 'in another order'}); "
+                      "tune again with this voxpop, or use the voxpop that made the file")
 
 
 def _check_lengths(texts, labels, features, feature_names) -> None:

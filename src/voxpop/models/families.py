@@ -176,6 +176,17 @@ def tfidf(grams, gram_weights, config, n_buckets, n_classes):
     return vl.WeightedSum()([embedded, gram_weights])
 
 
+@family("tfidf_fusion", reads="grams", uses_features=True, feature_units=0, feature_dropout=0.0,
+        embed_dim=None, embed_dropout=0.0, head_units=[], head_dropout=0.0)
+def tfidf_fusion(grams, gram_weights, config, n_buckets, n_classes):
+    """The tfidf regression with the dense features beside the n-grams: with `feature_units` 0 the
+    scaled features enter the output layer as they are, so it stays one logistic regression (over
+    n-grams and features) that `fit` solves exactly. The features carry what a few thousand
+    training rows cannot teach n-grams: VADER's sentiment lexicon and its negation rules.
+    """
+    return tfidf(grams, gram_weights, config, n_buckets, n_classes)
+
+
 # ----------------------------------------------------------------------------- transformer
 _FF_ACTIVATIONS = {"gelu": vl.gelu_tanh, "relu": "relu"}
 
@@ -221,7 +232,7 @@ def default_config(family_name: str, *, encoder: str | None = None) -> dict:
     """
     spec = _family(family_name)
     defaults = {**COMMON_DEFAULTS, **spec.defaults}
-    if spec.uses_features:
+    if "encoder" in spec.defaults:
         defaults["encoder"] = encoder or defaults["encoder"]
         defaults = {**_text_encoder(defaults["encoder"]).defaults, **defaults}
     return {key: list(v) if isinstance(v, list) else v for key, v in defaults.items()}
@@ -238,7 +249,7 @@ def _text_encoder(name: str) -> Family:
 
 
 def uses_features(family_name: str, config: dict | None = None) -> bool:
-    """Whether the family takes the dense `features` input beside `tokens`."""
+    """Whether the family takes the dense `features` input beside its text input."""
     return _family(family_name).uses_features
 
 
@@ -262,9 +273,7 @@ def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_clas
             raise ValueError(f"family {family_name!r} needs dense features, but n_features=0")
         features = keras.Input(shape=(n_features,), dtype="float32", name="features")
         inputs.append(features)
-        branch = keras.layers.Dense(config["feature_units"], activation="relu")(features)
-        branch = keras.layers.Dropout(config["feature_dropout"])(branch)
-        x = keras.layers.Concatenate()([x, branch])
+        x = keras.layers.Concatenate()([x, _feature_branch(features, config)])
     x = _head(x, config)
     probs = keras.layers.Dense(n_classes, activation="softmax", name="probs")(x)
     model = keras.Model(inputs, probs, name=family_name)
@@ -295,6 +304,14 @@ def _read_grams(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_
 
 
 _READERS = {"tokens": _read_tokens, "grams": _read_grams}
+
+
+def _feature_branch(features, config):
+    """A relu layer of `feature_units` over the scaled features; with 0 units the features join
+    the head as they are."""
+    if config["feature_units"]:
+        features = keras.layers.Dense(config["feature_units"], activation="relu")(features)
+    return keras.layers.Dropout(config["feature_dropout"])(features)
 
 
 def _head(x, config):

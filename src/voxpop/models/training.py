@@ -14,7 +14,8 @@ Training keys (all optional, defaults in TRAINING_DEFAULTS):
                   epochs without a better validation macro-F1
   batch_size, seed
   solver          auto | sgd | lbfgs: lbfgs fits a linear model on TF-IDF n-grams (family tfidf
-                  without head units) as scikit-learn's LogisticRegression, in one convex solve
+                  without head units, or tfidf_fusion, with the features beside the n-grams) as
+                  scikit-learn's LogisticRegression, in one convex solve
                   reported as epoch 1; auto picks lbfgs for such a model and sgd (the epoch loop
                   with `optimizer`) for every other
   C               inverse L2 strength of lbfgs (scikit-learn's C)
@@ -212,8 +213,9 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
     config = training_config(config)
     linear = _linear_gram_layers(model)
     if config["solver"] == "lbfgs" and linear is None:
-        raise ValueError("solver 'lbfgs' fits a linear model on n-grams only (family tfidf with "
-                         f"head_units []); model {model.name!r} is not one")
+        raise ValueError("solver 'lbfgs' fits a linear model on n-grams only (family tfidf or "
+                         "tfidf_fusion, with head_units [] and feature_units 0); model "
+                         f"{model.name!r} is not one")
     if config["solver"] != "sgd" and linear is not None:
         return _fit_logistic(model, linear, train=train, y_train=y_train, val=val, y_val=y_val,
                              config=config, on_epoch=on_epoch)
@@ -263,8 +265,8 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
 
 # ----------------------------------------------------------------------------- convex fit
 def _linear_gram_layers(model):
-    """(n-gram embedding, output layer) when `model` computes softmax(W2 (sum_i w_i E[g_i]) + b)
-    and nothing else that trains; else None."""
+    """(n-gram embedding, output layer) when `model` computes softmax(W2 [sum_i w_i E[g_i],
+    features] + b) (the features only if it takes them) and nothing else that trains; else None."""
     names = {layer.name for layer in model.layers}
     if "gram_embedding" not in names or len(model.trainable_weights) != 3:
         return None
@@ -272,8 +274,9 @@ def _linear_gram_layers(model):
 
 
 def _fit_logistic(model, layers, *, train, y_train, val, y_val, config, on_epoch) -> FitResult:
-    """Fit scikit-learn's LogisticRegression (lbfgs, L2 with `C`) on the sparse TF-IDF rows and
-    write it into the model: E[:, :C] = coef.T, W2 = [I; 0], b = intercept, so the model's
+    """Fit scikit-learn's LogisticRegression (lbfgs, L2 with `C`) on the sparse TF-IDF rows (and
+    the scaled features beside them, if the model takes them) and write it into the model:
+    E[:, :C] = n-gram coef.T, W2 = [I; 0; feature coef.T], b = intercept, so the model's
     probabilities are the regression's."""
     from sklearn.linear_model import LogisticRegression
 
@@ -289,7 +292,7 @@ def _fit_logistic(model, layers, *, train, y_train, val, y_val, config, on_epoch
     present = np.unique(y_train)
     if len(present) != n_classes:
         raise ValueError(f"the training rows hold {len(present)} of the {n_classes} classes")
-    x_train = _sparse_grams(train, n_buckets)
+    x_train = _regression_rows(model, train, n_buckets)
     regression = LogisticRegression(
         C=float(config["C"]), max_iter=1000,
         class_weight="balanced" if config["imbalance"] == "balanced" else None,
@@ -298,9 +301,10 @@ def _fit_logistic(model, layers, *, train, y_train, val, y_val, config, on_epoch
     if n_classes == 2:  # scikit-learn keeps one row for two classes: logits (0, x.w + b)
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
     table = np.zeros((n_buckets, dim), dtype="float32")
-    table[:, :n_classes] = coef.T
-    kernel = np.zeros((dim, n_classes), dtype="float32")
+    table[:, :n_classes] = coef[:, :n_buckets].T
+    kernel = np.zeros((dim + coef.shape[1] - n_buckets, n_classes), dtype="float32")
     kernel[:n_classes] = np.eye(n_classes)
+    kernel[dim:] = coef[:, n_buckets:].T
     embedding.set_weights([table])
     output.set_weights([kernel, intercept.astype("float32")])
 
@@ -311,6 +315,17 @@ def _fit_logistic(model, layers, *, train, y_train, val, y_val, config, on_epoch
     if on_epoch:
         on_epoch(1, metrics, val_probs)
     return FitResult(best_epoch=1, best_metrics=metrics, history=[metrics])
+
+
+def _regression_rows(model, arrays: dict, n_buckets: int):
+    """The regression's rows: the sparse TF-IDF n-grams, then the features if the model takes them."""
+    grams = _sparse_grams(arrays, n_buckets)
+    if "features" not in [t.name for t in model.inputs]:
+        return grams
+    from scipy import sparse
+
+    features = np.asarray(arrays["features"], dtype=np.float64)
+    return sparse.hstack([grams, sparse.csr_matrix(features)], format="csr")
 
 
 def _sparse_grams(arrays: dict, n_buckets: int):

@@ -34,6 +34,8 @@ DEMO_SPACES = {
                "learning_rate": {"loguniform": [1e-3, 3e-3]}, "batch_size": 64,
                "imbalance": "balanced"},
     "tfidf": {"family": "tfidf", "C": {"loguniform": [2.0, 8.0]}, "imbalance": "balanced"},
+    "tfidf_fusion": {"family": "tfidf_fusion", "C": {"loguniform": [2.0, 8.0]},
+                     "imbalance": "balanced"},
 }
 
 
@@ -50,10 +52,10 @@ class DemoPlan:
 
 
 PLANS = {
-    "full": DemoPlan(spaces=("cnn", "bigram", "fusion", "bilstm", "tfidf"), samples=2,
-                     max_epochs=3, scheduler="asha", train_rows=None, size=6),
+    "full": DemoPlan(spaces=("cnn", "bigram", "fusion", "bilstm", "tfidf", "tfidf_fusion"),
+                     samples=2, max_epochs=3, scheduler="asha", train_rows=None, size=6),
     # One sample per space: nothing for ASHA to compare, so every trial runs its epochs.
-    "quick": DemoPlan(spaces=("cnn", "bigram", "tfidf"), samples=1, max_epochs=2,
+    "quick": DemoPlan(spaces=("cnn", "bigram", "tfidf_fusion"), samples=1, max_epochs=2,
                       scheduler="fifo", train_rows=6000, size=3),
 }
 

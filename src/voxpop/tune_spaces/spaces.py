@@ -98,6 +98,11 @@ def tfidf() -> dict:
             "imbalance": tune.choice(["none", "balanced"])}
 
 
+def tfidf_fusion() -> dict:
+    """The tfidf regression with the engineered features (VADER scores, counts) beside the n-grams."""
+    return {**tfidf(), "family": "tfidf_fusion"}
+
+
 def transformer() -> dict:
     """Small transformer encoder: blocks (1-2), heads, feed-forward width."""
     from ray import tune
@@ -123,8 +128,8 @@ def mixed() -> dict:
     """The family itself is sampled (LSTM, BiLSTM, BiGRU, attention, CNN, bigram, transformer, fusion)."""
     from ray import tune
 
-    # Only keys every family accepts; the family-specific ones keep their defaults. tfidf is not
-    # sampled here: it trains in one convex solve, none of these keys apply to it.
+    # Only keys every family accepts; the family-specific ones keep their defaults. tfidf and
+    # tfidf_fusion are not sampled here: they train in one convex solve, none of these keys apply.
     return {
         "family": tune.choice(["lstm", "bilstm", "bigru", "attention", "cnn", "bigram",
                                "transformer", "fusion"]),
@@ -136,7 +141,7 @@ def mixed() -> dict:
 SPACES: dict[str, Callable[[], dict]] = {
     space.__name__: space
     for space in (lstm, bilstm, stacked_bilstm, gru, bigru, attention, cnn, bigram, tfidf,
-                  transformer, fusion, mixed)
+                  tfidf_fusion, transformer, fusion, mixed)
 }
 
 
