@@ -114,6 +114,17 @@ def test_vader_scores_apply_its_negation_and_but_rules_that_lexicon_sums_miss():
         [reference[k] for k in ("compound", "pos", "neg")]
 
 
+def test_vader_reads_only_the_opening_of_a_long_text():
+    """Its cost grows with the square of the length: a long text is scored on its opening."""
+    from voxpop.data.features import VADER_MAX_CHARS
+
+    opening = "What a wonderful, delightful film. "
+    long_text = opening * (VADER_MAX_CHARS // len(opening)) + "Awful, terrible, hateful. " * 5000
+    scored = text_features(long_text)
+    assert scored["vader_compound"] == text_features(long_text[:VADER_MAX_CHARS])["vader_compound"]
+    assert scored["vader_compound"] > 0 > scored["lex_compound"]
+
+
 def test_scaler_uses_training_statistics_and_maps_constant_columns_to_std_one():
     train = np.array([[1.0, 5.0], [3.0, 5.0]])
     scaler = StandardScaler().fit(train)
