@@ -75,6 +75,15 @@ def test_hard_voting_on_a_member_subset(fused, separate, held_out_texts):
     assert set(np.round(subset.confidence, 6)) <= {0.5, 1.0}
 
 
+def test_encode_makes_only_the_inputs_of_the_chosen_members(separate, held_out_texts):
+    """Features (VADER's analyzer among them) cost time: members that read only tokens skip them."""
+    readers = {m["id"]: m["inputs"] for m in separate.manifest["members"]}
+    token_only = [m for m, inputs in readers.items() if inputs == ["tokens"]]
+    assert token_only and len(token_only) < len(readers)
+    assert set(separate.encode(held_out_texts[:5], members=token_only)) == {"tokens"}
+    assert set(separate.encode(held_out_texts[:5])) == {"tokens", "features"}
+
+
 def test_vote_of_given_member_probabilities_equals_predicting_with_those_members(separate,
                                                                                held_out_texts):
     every = separate.predict(held_out_texts, voting="weighted")

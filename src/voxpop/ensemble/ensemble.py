@@ -85,10 +85,12 @@ class Ensemble:
             session = self._member_session(self.member_ids[0], n_running=len(self.member_ids))
         return session_device(session)
 
-    def encode(self, texts: Sequence[str], features: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """The model inputs the bundle's members take (of "tokens", "features", "grams",
+    def encode(self, texts: Sequence[str], features: np.ndarray | None = None, *,
+               members: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The model inputs that `members` (default all) take (of "tokens", "features", "grams",
         "gram_weights"), for `texts` and the user's feature columns."""
-        needed = [spec["name"] for spec in self.manifest["inputs"]]
+        chosen = self._choose_members(members)
+        needed = list(dict.fromkeys(name for m in chosen for name in self._members[m]["inputs"]))
         return self.preprocessor.encode(list(texts), features, inputs=needed)
 
     def predict(
@@ -105,7 +107,8 @@ class Ensemble:
         weights: one per chosen member; default all 1 for soft/hard and the bundle's
         greedy-selection weights for weighted.
         """
-        return self.predict_encoded(self.encode(texts, features), voting=voting, weights=weights, members=members)
+        return self.predict_encoded(self.encode(texts, features, members=members), voting=voting,
+                                    weights=weights, members=members)
 
     def predict_encoded(self, inputs: dict[str, np.ndarray], *, voting: str = "soft", weights=None, members=None) -> Prediction:
         """`predict` for inputs already made by `encode`."""
