@@ -88,7 +88,8 @@ def tune_and_export(work: Path, name: str, data: Path, tune_options: list, *, si
 
 # The documented `voxpop tune` settings of the newsgroups and rotten tasks.
 TUNE_OPTIONS = ["--space", "cnn", "--space", "bigram", "--space", "tfidf", "--space",
-                "tfidf_fusion", "--samples", 2, "--max-epochs", 4, "--scheduler", "asha"]
+                "tfidf_fusion", "--space", "tfidf_nb", "--samples", 2, "--max-epochs", 4,
+                "--scheduler", "asha"]
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:

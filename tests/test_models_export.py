@@ -34,6 +34,7 @@ CASES = {  # case id -> (family, config overrides)
     "bigram": ("bigram", {"buckets": 512}),
     "tfidf": ("tfidf", {"embed_dim": 8}),
     "tfidf_fusion": ("tfidf_fusion", {"embed_dim": 8, "feature_units": 0}),
+    "tfidf_nb": ("tfidf_nb", {}),
     "transformer": ("transformer", {"num_blocks": 2}),
     "fusion": ("fusion", {"encoder": "bilstm"}),
 }

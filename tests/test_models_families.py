@@ -16,7 +16,8 @@ TINY = {"embed_dim": 8, "units": 8, "head_units": [8], "filters": 8, "ff_dim": 1
 
 def test_registry_lists_every_family_and_each_builds_the_contract_interface():
     assert set(vm.FAMILIES) == {"lstm", "bilstm", "stacked_bilstm", "gru", "bigru", "attention",
-                                "cnn", "bigram", "tfidf", "tfidf_fusion", "transformer", "fusion"}
+                                "cnn", "bigram", "tfidf", "tfidf_fusion", "tfidf_nb", "transformer",
+                                "fusion"}
     for family in vm.FAMILIES:
         model = vm.build(family, TINY, n_tokens=50, n_classes=4, n_features=3, n_buckets=64)
         names = [t.name for t in model.inputs]

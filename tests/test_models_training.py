@@ -138,14 +138,16 @@ def test_fit_is_reproducible_with_the_same_seed(tweets):
     assert first.history == second.history
 
 
-@pytest.mark.parametrize("family,n_classes", [("tfidf", 2), ("tfidf", 3), ("tfidf_fusion", 3)])
-def test_lbfgs_makes_the_tfidf_member_scikit_learns_logistic_regression(family, n_classes):
-    """solver auto on a tfidf model is one convex solve: the Keras model's probabilities are those
-    of LogisticRegression(C, balanced) fitted on the same sparse TF-IDF rows (tfidf_fusion: with
-    the scaled features beside them), to float32."""
+@pytest.mark.parametrize("family,n_classes", [("tfidf", 2), ("tfidf", 3), ("tfidf_fusion", 3),
+                                              ("tfidf_nb", 2), ("tfidf_nb", 3)])
+def test_closed_form_fit_makes_the_tfidf_member_scikit_learns_estimator(family, n_classes):
+    """solver auto on a tfidf model is one closed-form fit: the Keras model's probabilities are
+    those of LogisticRegression(C, balanced) fitted on the same sparse TF-IDF rows (tfidf_fusion:
+    with the scaled features beside them), or for tfidf_nb of ComplementNB(alpha), to float32."""
     import pandas as pd
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import ComplementNB
 
     from conftest import dataset_path
     from voxpop.data import Preprocessor
@@ -159,7 +161,7 @@ def test_lbfgs_makes_the_tfidf_member_scikit_learns_logistic_regression(family, 
     y_train, y_val = pre.encode_labels(train.label), pre.encode_labels(val.label)
     model = vm.build(family, {}, n_tokens=pre.n_tokens, n_classes=n_classes,
                      n_features=pre.n_features, n_buckets=pre.n_buckets)
-    config = {"C": 2.0, "imbalance": "balanced"}
+    config = {"C": 2.0, "imbalance": "balanced", "alpha": 0.05}
     seen = []
     result = training.fit(model, train=x_train, y_train=y_train, val=x_val, y_val=y_val,
                           config=config, epochs=5, on_epoch=lambda e, m, p: seen.append(e))
@@ -173,12 +175,22 @@ def test_lbfgs_makes_the_tfidf_member_scikit_learns_logistic_regression(family, 
             return sparse.hstack([grams, x["features"].astype(np.float64)]).tocsr()
         return grams
 
-    reference = LogisticRegression(C=2.0, class_weight="balanced", max_iter=1000).fit(
+    reference = (ComplementNB(alpha=0.05) if family == "tfidf_nb" else
+                 LogisticRegression(C=2.0, class_weight="balanced", max_iter=1000)).fit(
         csr(x_train), y_train)
     probs = model.predict({t.name: x_val[t.name] for t in model.inputs}, verbose=0)
     np.testing.assert_allclose(probs, reference.predict_proba(csr(x_val)), atol=1e-5)
     assert result.best_metrics["val_macro_f1"] == pytest.approx(
         f1_score(y_val, probs.argmax(1), average="macro"))
+
+
+def test_complement_nb_refuses_scaled_features():
+    model = vm.build("tfidf_fusion", {}, n_tokens=2, n_classes=2, n_features=1, n_buckets=16)
+    x = {"grams": np.ones((4, 3), dtype="int32"), "gram_weights": np.ones((4, 3), "float32"),
+         "features": np.array([[-1.0], [1.0], [-1.0], [1.0]], "float32")}
+    with pytest.raises(ValueError, match="'complement_nb' needs non-negative inputs"):
+        training.fit(model, train=x, y_train=[0, 1, 0, 1], val=x, y_val=[0, 1, 0, 1],
+                     config={"solver": "complement_nb"}, epochs=1)
 
 
 def test_lbfgs_refuses_a_model_that_is_not_linear_on_grams():

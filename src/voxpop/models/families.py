@@ -36,6 +36,7 @@ TRAINING_KEYS = frozenset({
     "family", "loss", "label_smoothing", "focal_gamma", "focal_alpha", "imbalance", "boost",
     "oversample_to", "optimizer", "learning_rate", "weight_decay", "clipnorm", "schedule",
     "warmup_epochs", "plateau_patience", "plateau_factor", "batch_size", "seed", "solver", "C",
+    "alpha",
 })
 
 
@@ -183,6 +184,17 @@ def tfidf_fusion(grams, gram_weights, config, n_buckets, n_classes):
     scaled features enter the output layer as they are, so it stays one logistic regression (over
     n-grams and features) that `fit` solves exactly. The features carry what a few thousand
     training rows cannot teach n-grams: VADER's sentiment lexicon and its negation rules.
+    """
+    return tfidf(grams, gram_weights, config, n_buckets, n_classes)
+
+
+@family("tfidf_nb", reads="grams", embed_dim=None, embed_dropout=0.0, head_units=[],
+        head_dropout=0.0)
+def tfidf_nb(grams, gram_weights, config, n_buckets, n_classes):
+    """Complement naive Bayes on the same n-grams (Rennie et al. 2003): its log-likelihood is
+    linear in them too, so it is the tfidf model with other weights, which `fit` counts in one
+    pass (training keys `solver` auto = complement_nb, `alpha`). Strong on topics with many
+    classes, and it errs differently from the regression.
     """
     return tfidf(grams, gram_weights, config, n_buckets, n_classes)
 

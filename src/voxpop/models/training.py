@@ -19,6 +19,8 @@ Training keys (all optional, defaults in TRAINING_DEFAULTS):
                   reported as epoch 1; auto picks lbfgs for such a model and sgd (the epoch loop
                   with `optimizer`) for every other
   C               inverse L2 strength of lbfgs (scikit-learn's C)
+  alpha           additive smoothing of complement_nb: the solver of family tfidf_nb (auto picks
+                  it there), complement naive Bayes on the same n-grams, counted in one pass
 """
 
 from __future__ import annotations
@@ -53,8 +55,11 @@ TRAINING_DEFAULTS = {
     "seed": 42,
     "solver": "auto",
     "C": 4.0,
+    "alpha": 0.1,
 }
-SOLVERS = ("auto", "sgd", "lbfgs")
+SOLVERS = ("auto", "sgd", "lbfgs", "complement_nb")
+# The closed-form solver `auto` picks for a linear model on n-grams, by family (default lbfgs).
+AUTO_SOLVER = {"tfidf_nb": "complement_nb"}
 
 
 @dataclass
@@ -212,13 +217,16 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
     """
     config = training_config(config)
     linear = _linear_gram_layers(model)
-    if config["solver"] == "lbfgs" and linear is None:
-        raise ValueError("solver 'lbfgs' fits a linear model on n-grams only (family tfidf or "
-                         "tfidf_fusion, with head_units [] and feature_units 0); model "
-                         f"{model.name!r} is not one")
-    if config["solver"] != "sgd" and linear is not None:
-        return _fit_logistic(model, linear, train=train, y_train=y_train, val=val, y_val=y_val,
-                             config=config, on_epoch=on_epoch)
+    solver = config["solver"]
+    if solver in LINEAR_SOLVERS and linear is None:
+        raise ValueError(f"solver {solver!r} fits a linear model on n-grams only (family tfidf, "
+                         "tfidf_fusion or tfidf_nb, with head_units [] and feature_units 0); "
+                         f"model {model.name!r} is not one")
+    if solver == "auto" and linear is not None:
+        solver = AUTO_SOLVER.get(model.name, "lbfgs")
+    if solver in LINEAR_SOLVERS:
+        return _fit_linear(model, linear, LINEAR_SOLVERS[solver], train=train, y_train=y_train,
+                           val=val, y_val=y_val, config=config, on_epoch=on_epoch)
     keras.utils.set_random_seed(config["seed"])  # shuffling and dropout
     n_classes = model.output_shape[-1]
     y_train = np.asarray(y_train, dtype=np.int64)
@@ -273,33 +281,27 @@ def _linear_gram_layers(model):
     return model.get_layer("gram_embedding"), model.get_layer("probs")
 
 
-def _fit_logistic(model, layers, *, train, y_train, val, y_val, config, on_epoch) -> FitResult:
-    """Fit scikit-learn's LogisticRegression (lbfgs, L2 with `C`) on the sparse TF-IDF rows (and
-    the scaled features beside them, if the model takes them) and write it into the model:
-    E[:, :C] = n-gram coef.T, W2 = [I; 0; feature coef.T], b = intercept, so the model's
-    probabilities are the regression's."""
-    from sklearn.linear_model import LogisticRegression
-
-    if config["imbalance"] not in ("none", "balanced"):
-        raise ValueError(f"solver 'lbfgs' supports imbalance none or balanced, not "
-                         f"{config['imbalance']!r}")
+def _fit_linear(model, layers, solve: Callable, *, train, y_train, val, y_val, config,
+                on_epoch) -> FitResult:
+    """Fit a linear classifier in closed form on the sparse TF-IDF rows (and the scaled features
+    beside them, if the model takes them) and write it into the model: E[:, :C] = n-gram coef.T,
+    W2 = [I; 0; feature coef.T], b = intercept, so the model's probabilities are the solver's."""
     embedding, output = layers
     n_buckets, dim = embedding.input_dim, embedding.output_dim
     n_classes = model.output_shape[-1]
     if dim < n_classes:
-        raise ValueError(f"solver 'lbfgs' needs embed_dim >= {n_classes} classes (got {dim})")
+        raise ValueError(f"a closed-form solver needs embed_dim >= {n_classes} classes (got {dim})")
     y_train = np.asarray(y_train, dtype=np.int64)
     present = np.unique(y_train)
     if len(present) != n_classes:
         raise ValueError(f"the training rows hold {len(present)} of the {n_classes} classes")
     x_train = _regression_rows(model, train, n_buckets)
-    regression = LogisticRegression(
-        C=float(config["C"]), max_iter=1000,
-        class_weight="balanced" if config["imbalance"] == "balanced" else None,
-    ).fit(x_train, y_train)
-    coef, intercept = regression.coef_, regression.intercept_
-    if n_classes == 2:  # scikit-learn keeps one row for two classes: logits (0, x.w + b)
+    coef, intercept, train_probs = solve(x_train, y_train, config)
+    if coef.shape[0] == 1:  # scikit-learn keeps one row for two classes: logits (0, x.w + b)
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+    # The same shift of every class's logit leaves the softmax as it is; centring each weight on
+    # its mean over the classes keeps the float32 logits small (naive Bayes' are large and close).
+    coef, intercept = coef - coef.mean(axis=0), intercept - intercept.mean()
     table = np.zeros((n_buckets, dim), dtype="float32")
     table[:, :n_classes] = coef[:, :n_buckets].T
     kernel = np.zeros((dim + coef.shape[1] - n_buckets, n_classes), dtype="float32")
@@ -309,12 +311,42 @@ def _fit_logistic(model, layers, *, train, y_train, val, y_val, config, on_epoch
     output.set_weights([kernel, intercept.astype("float32")])
 
     val_probs = np.asarray(model.predict(_model_inputs(model, val), batch_size=512, verbose=0))
-    train_probs = regression.predict_proba(x_train)
     loss = float(-np.mean(np.log(np.clip(train_probs[np.arange(len(y_train)), y_train], 1e-12, 1))))
     metrics = {"epoch": 1, "loss": loss, **validation_metrics(val_probs, y_val)}
     if on_epoch:
         on_epoch(1, metrics, val_probs)
     return FitResult(best_epoch=1, best_metrics=metrics, history=[metrics])
+
+
+def _logistic_regression(x_train, y_train, config: dict):
+    """(coef, intercept, training probabilities) of scikit-learn's LogisticRegression (lbfgs, L2
+    with `C`)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if config["imbalance"] not in ("none", "balanced"):
+        raise ValueError(f"solver 'lbfgs' supports imbalance none or balanced, not "
+                         f"{config['imbalance']!r}")
+    regression = LogisticRegression(
+        C=float(config["C"]), max_iter=1000,
+        class_weight="balanced" if config["imbalance"] == "balanced" else None,
+    ).fit(x_train, y_train)
+    return regression.coef_, regression.intercept_, regression.predict_proba(x_train)
+
+
+def _complement_nb(x_train, y_train, config: dict):
+    """(coef, intercept, training probabilities) of scikit-learn's ComplementNB with `alpha`
+    (Rennie et al. 2003): its joint log-likelihood is x . feature_log_prob, linear in the n-grams.
+    It weighs each class by the counts of all the others, so imbalance needs no class weights."""
+    from sklearn.naive_bayes import ComplementNB
+
+    if x_train.min() < 0:
+        raise ValueError("solver 'complement_nb' needs non-negative inputs: n-grams only, no "
+                         "scaled features (family tfidf_nb)")
+    bayes = ComplementNB(alpha=float(config["alpha"])).fit(x_train, y_train)
+    return bayes.feature_log_prob_, np.zeros(len(bayes.classes_)), bayes.predict_proba(x_train)
+
+
+LINEAR_SOLVERS = {"lbfgs": _logistic_regression, "complement_nb": _complement_nb}
 
 
 def _regression_rows(model, arrays: dict, n_buckets: int):

@@ -103,6 +103,13 @@ def tfidf_fusion() -> dict:
     return {**tfidf(), "family": "tfidf_fusion"}
 
 
+def tfidf_nb() -> dict:
+    """Complement naive Bayes on the same n-grams (one counting pass): the smoothing alpha."""
+    from ray import tune
+
+    return {"family": "tfidf_nb", "alpha": tune.loguniform(0.003, 1.0)}
+
+
 def transformer() -> dict:
     """Small transformer encoder: blocks (1-2), heads, feed-forward width."""
     from ray import tune
@@ -128,8 +135,8 @@ def mixed() -> dict:
     """The family itself is sampled (LSTM, BiLSTM, BiGRU, attention, CNN, bigram, transformer, fusion)."""
     from ray import tune
 
-    # Only keys every family accepts; the family-specific ones keep their defaults. tfidf and
-    # tfidf_fusion are not sampled here: they train in one convex solve, none of these keys apply.
+    # Only keys every family accepts; the family-specific ones keep their defaults. The tfidf
+    # families are not sampled here: they are fitted in closed form, none of these keys apply.
     return {
         "family": tune.choice(["lstm", "bilstm", "bigru", "attention", "cnn", "bigram",
                                "transformer", "fusion"]),
@@ -141,7 +148,7 @@ def mixed() -> dict:
 SPACES: dict[str, Callable[[], dict]] = {
     space.__name__: space
     for space in (lstm, bilstm, stacked_bilstm, gru, bigru, attention, cnn, bigram, tfidf,
-                  tfidf_fusion, transformer, fusion, mixed)
+                  tfidf_fusion, tfidf_nb, transformer, fusion, mixed)
 }
 
 
