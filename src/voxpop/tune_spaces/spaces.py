@@ -104,7 +104,7 @@ def tfidf_fusion() -> dict:
 
 
 def tfidf_nb() -> dict:
-    """Complement naive Bayes on the same n-grams (one counting pass): the smoothing alpha."""
+    """Complement naive Bayes on the hashed TF-IDF n-grams (one counting pass): smoothing alpha."""
     from ray import tune
 
     return {"family": "tfidf_nb", "alpha": tune.loguniform(0.003, 1.0)}
