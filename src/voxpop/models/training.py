@@ -13,7 +13,7 @@ Training keys (all optional, defaults in TRAINING_DEFAULTS):
   plateau_patience, plateau_factor   plateau: multiply the rate by factor after `patience`
                   epochs without a better validation macro-F1
   batch_size, seed
-  solver          auto | sgd | lbfgs: lbfgs fits a linear model on TF-IDF n-grams (family tfidf
+  solver          auto | sgd | lbfgs | complement_nb: lbfgs fits a linear model on TF-IDF n-grams (family tfidf
                   without head units, or tfidf_fusion, with the features beside the n-grams) as
                   scikit-learn's LogisticRegression, in one convex solve
                   reported as epoch 1; auto picks lbfgs for such a model and sgd (the epoch loop
@@ -271,7 +271,7 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
     return FitResult(best_epoch=best["epoch"] if best else 0, best_metrics=best or {}, history=history)
 
 
-# ----------------------------------------------------------------------------- convex fit
+# ----------------------------------------------------------------------------- closed-form fit
 def _linear_gram_layers(model):
     """(n-gram embedding, output layer) when `model` computes softmax(W2 [sum_i w_i E[g_i],
     features] + b) (the features only if it takes them) and nothing else that trains; else None."""
