@@ -13,14 +13,14 @@ Training keys (all optional, defaults in TRAINING_DEFAULTS):
   plateau_patience, plateau_factor   plateau: multiply the rate by factor after `patience`
                   epochs without a better validation macro-F1
   batch_size, seed
-  solver          auto | sgd | lbfgs | complement_nb: lbfgs fits a linear model on TF-IDF n-grams (family tfidf
-                  without head units, or tfidf_fusion, with the features beside the n-grams) as
-                  scikit-learn's LogisticRegression, in one convex solve
-                  reported as epoch 1; auto picks lbfgs for such a model and sgd (the epoch loop
-                  with `optimizer`) for every other
+  solver          auto | sgd | lbfgs | complement_nb. lbfgs fits a linear model on TF-IDF
+                  n-grams (family tfidf without head units, or tfidf_fusion, with the features
+                  beside the n-grams) as scikit-learn's LogisticRegression, complement_nb as
+                  ComplementNB; either in one closed-form fit reported as epoch 1. auto picks
+                  complement_nb for tfidf_nb, lbfgs for the other linear models and sgd (the
+                  epoch loop with `optimizer`) for every other model
   C               inverse L2 strength of lbfgs (scikit-learn's C)
-  alpha           additive smoothing of complement_nb: the solver of family tfidf_nb (auto picks
-                  it there), complement naive Bayes on the same n-grams, counted in one pass
+  alpha           additive smoothing of complement_nb
 """
 
 from __future__ import annotations
