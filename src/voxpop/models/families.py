@@ -161,7 +161,11 @@ def bigram(tokens, mask, embedded, config):
     ])
 
 
-@family("tfidf", reads="grams", embed_dim=None, embed_dropout=0.0, head_units=[], head_dropout=0.0)
+# A linear model of the weighted n-grams: no embedding dropout, no head.
+_LINEAR_ON_GRAMS = {"embed_dim": None, "embed_dropout": 0.0, "head_units": [], "head_dropout": 0.0}
+
+
+@family("tfidf", reads="grams", **_LINEAR_ON_GRAMS)
 def tfidf(grams, gram_weights, config, n_buckets, n_classes):
     """Logistic regression on hashed TF-IDF word 1-2 and char_wb 2-5 grams of the raw text.
 
@@ -178,7 +182,7 @@ def tfidf(grams, gram_weights, config, n_buckets, n_classes):
 
 
 @family("tfidf_fusion", reads="grams", uses_features=True, feature_units=0, feature_dropout=0.0,
-        embed_dim=None, embed_dropout=0.0, head_units=[], head_dropout=0.0)
+        **_LINEAR_ON_GRAMS)
 def tfidf_fusion(grams, gram_weights, config, n_buckets, n_classes):
     """The tfidf regression with the dense features beside the n-grams: with `feature_units` 0 the
     scaled features enter the output layer as they are, so it stays one logistic regression (over
@@ -188,10 +192,9 @@ def tfidf_fusion(grams, gram_weights, config, n_buckets, n_classes):
     return tfidf(grams, gram_weights, config, n_buckets, n_classes)
 
 
-@family("tfidf_nb", reads="grams", embed_dim=None, embed_dropout=0.0, head_units=[],
-        head_dropout=0.0)
+@family("tfidf_nb", reads="grams", **_LINEAR_ON_GRAMS)
 def tfidf_nb(grams, gram_weights, config, n_buckets, n_classes):
-    """Complement naive Bayes on the same n-grams (Rennie et al. 2003): its log-likelihood is
+    """Complement naive Bayes on the tfidf n-grams (Rennie et al. 2003): its log-likelihood is
     linear in them too, so it is the tfidf model with other weights, which `fit` counts in one
     pass (training keys `solver` auto = complement_nb, `alpha`). Strong on topics with many
     classes, and it errs differently from the regression.
