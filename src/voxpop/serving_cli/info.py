@@ -19,6 +19,7 @@ def info(
 
     Example: voxpop info bundle
     """
+    from voxpop.data.terminal import printable
     from voxpop.ensemble.bundle import member_path, read_manifest
 
     manifest = read_manifest(bundle)
@@ -38,7 +39,7 @@ def info(
         size = member_path(bundle, relative).stat().st_size
         lines.append(f"  {relative}  {size:,} bytes")
     lines.append(f"checksums: {len(manifest['files'])} files verified (sha256)")
-    typer.echo("\n".join(lines))
+    typer.echo(printable("\n".join(lines), keep="\n"))  # the bundle's names are data: escaped
 
 
 def _member_line(member: dict) -> str:

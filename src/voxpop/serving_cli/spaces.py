@@ -19,7 +19,7 @@ app = typer.Typer(
 
 
 def _user_errors(command: Callable) -> Callable:
-    """The root app's VoxpopError handling (imported late: the root app imports this module)."""
+    """The root app's error boundary (imported late: the root app imports this module)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -37,6 +37,7 @@ def _default(ctx: typer.Context) -> None:
 
 
 @app.command("list")
+@_user_errors
 def list_spaces() -> None:
     """List the named spaces with a one-line description each.
 
