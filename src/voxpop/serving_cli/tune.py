@@ -38,7 +38,8 @@ def tune(
                                 "ray://HOST:PORT. Default: an embedded Ray on loopback only."),
     storage: Path = typer.Option(Path("runs"), help="Directory of the runs; with --address it "
                                  "must be shared by every node."),
-    name: str = typer.Option("tune", help="Run name: the run directory is STORAGE/NAME."),
+    name: str = typer.Option("tune", help="Run name: the run directory is STORAGE/NAME (one "
+                             "plain folder name: letters, digits, _ . - + =)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run "
                                 "STORAGE/NAME; finished trials are not run again. Its "
                                 "--max-epochs and per-trial CPUs/GPUs are kept."),
@@ -85,7 +86,10 @@ def tune(
     _print_leaderboard(outcome.leaderboard)
     if outcome.all_failed:
         first = outcome.errors[0] if outcome.errors else outcome.leaderboard[0]["error"]
-        raise VoxpopError(f"every trial failed ({len(outcome.leaderboard)}); first error: {first}")
+        kept = (f"the run is kept in {outcome.run_dir}" if outcome.run_dir.exists() else
+                "nothing was kept, so the same --name works again")
+        raise VoxpopError(f"every trial failed ({len(outcome.leaderboard)}); first error: {first} "
+                          f"({kept})")
     if outcome.incomplete:
         typer.echo(f"\nRun incomplete: continue it with voxpop tune --resume --storage "
                    f"{outcome.run_dir.parent} --name {outcome.run_dir.name}")
@@ -96,6 +100,8 @@ def _print_leaderboard(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from voxpop.serving_cli.console import shown
+
     table = Table(title="Leaderboard (best validation macro-F1 first)")
     for column in ("#", "trial", "family", "key params", "epoch", "val macro-F1", "status"):
         table.add_column(column)
@@ -103,17 +109,19 @@ def _print_leaderboard(rows: list[dict]) -> None:
         shown = list(row["params"].items())[:PARAMS_SHOWN]
         params = ", ".join(f"{key}={_short(value)}" for key, value in shown)
         score = "-" if row["val_macro_f1"] is None else f"{row['val_macro_f1']:.4f}"
-        table.add_row(str(rank), row["trial_id"], row["family"], params,
+        table.add_row(str(rank), shown(row["trial_id"]), shown(row["family"]), shown(params),
                       str(row["epoch"] or "-"), score, _status(row))
     Console(width=160).print(table)
 
 
 def _status(row: dict) -> str:
+    from voxpop.serving_cli.console import shown
+
     retried = f" after {row['restarts']} restart(s)" if row["restarts"] else ""
     if row["error"]:
-        return f"[red]FAILED[/red]{retried}: {row['error'][:80]}"
+        return f"[red]FAILED[/red]{retried}: {shown(row['error'][:80])}"
     return {"finished": "ok", "stopped": f"stopped at epoch {row['epochs_run']}"}.get(
-        row["state"], row["state"]) + retried
+        row["state"], shown(row["state"])) + retried
 
 
 def _short(value) -> str:
