@@ -135,6 +135,8 @@ def iter_table_chunks(path, *, chunk_rows: int, text_col: str = "text",
         raise VoxpopError(f"{path}: is a directory, not a table file")
     if not path.is_file():
         raise VoxpopError(f"{path}: file not found")
+    if fmt != "parquet":
+        _refuse_utf16(path)
     columns = _Columns(str(path), text_col, label_col, tuple(feature_cols), id_col)
     offset = 0
     chunks = _READERS[fmt](path, chunk_rows, columns)
@@ -150,6 +152,23 @@ def iter_table_chunks(path, *, chunk_rows: int, text_col: str = "text",
         offset += len(table)
     if offset == 0:
         raise VoxpopError(f"{path}: the table has no rows")
+
+
+_UTF16_BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32",
+               codecs.BOM_UTF16_LE: "UTF-16", codecs.BOM_UTF16_BE: "UTF-16"}
+
+
+def _refuse_utf16(path: Path, head: bytes | None = None) -> None:
+    """A text file saved as UTF-16/32 (Excel's "Unicode text") would read as garbage: refuse it."""
+    if head is None:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(4)
+        except OSError as err:
+            raise VoxpopError(f"{path}: cannot read ({err.strerror or err})") from None
+    for bom, name in _UTF16_BOMS.items():  # UTF-32 first: its LE mark starts like UTF-16's
+        if head.startswith(bom):
+            raise VoxpopError(f"{path}: the file is {name} text; save it as UTF-8")
 
 
 def _format_of(path: Path, format: str | None) -> str:
@@ -339,7 +358,7 @@ def _first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
-class _DuplicateKey(ValueError):
+class _RefusedJson(ValueError):
     pass
 
 
@@ -347,12 +366,12 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         twice = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
-        raise _DuplicateKey(f"key {twice!r} appears more than once in one object")
+        raise _RefusedJson(f"key {twice!r} appears more than once in one object")
     return obj
 
 
 def _no_constant(name: str):
-    raise _DuplicateKey(f"{name} is not a JSON value (use null)")
+    raise _RefusedJson(f"{name} is not a JSON value (use null)")
 
 
 def _read_jsonl(path: Path, chunk_rows: int, columns: _Columns) -> Iterator[_Chunk]:
@@ -395,7 +414,7 @@ def _json_object(line: str, path: Path, number: int) -> dict:
     except json.JSONDecodeError as err:
         raise VoxpopError(f"{path}: line {number}: not valid JSON ({err.msg}, column {err.colno})"
                           ) from None
-    except _DuplicateKey as err:
+    except _RefusedJson as err:
         raise VoxpopError(f"{path}: line {number}: {err}") from None
     except RecursionError:
         raise VoxpopError(f"{path}: line {number}: JSON nested too deeply") from None
@@ -663,6 +682,7 @@ def read_text_file(path, *, what: str) -> str:
         data = path.read_bytes()
     except OSError as err:
         raise VoxpopError(f"{path}: cannot read ({err.strerror or err})") from None
+    _refuse_utf16(path, data[:4])
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

@@ -130,7 +130,8 @@ def _isatty(stream) -> bool:
 
 
 def _printable_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    text_columns = [name for name in frame.columns if frame[name].dtype == object]
+    text_columns = [name for name in frame.columns
+                    if frame[name].dtype == object or pd.api.types.is_string_dtype(frame[name])]
     if not text_columns:
         return frame
     frame = frame.copy()
