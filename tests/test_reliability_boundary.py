@@ -277,3 +277,15 @@ def test_stdout_csv_escapes_ids_and_labels_on_a_terminal_and_not_in_a_pipe(tmp_p
     piped = _voxpop("predict", hostile_bundle, source, "--id-col", "id", "--probs",
                     capture_output=True, text=True)
     assert piped.returncode == 0 and f"row0{ESCAPE}" in piped.stdout  # data as it is
+
+
+def test_the_leaderboard_shows_names_and_errors_from_files_as_literal_text(capsys):
+    from voxpop.serving_cli.tune import _print_leaderboard
+
+    row = {"trial_id": f"t1{ESCAPE}", "family": "cnn", "params": {"loss": "[bold]focal"},
+           "epoch": None, "epochs_run": 0, "val_macro_f1": None, "restarts": 0, "state": "failed",
+           "error": f"ValueError: unknown label 'neg{ESCAPE}' [red]x[/red]"}
+    _print_leaderboard([row])
+    shown = capsys.readouterr().out
+    assert not _raw_controls(shown)
+    assert "t1\\x1b]0;pwned" in shown and "[bold]focal" in shown and "[red]x[/red]" in shown

@@ -106,8 +106,8 @@ def _print_leaderboard(rows: list[dict]) -> None:
     for column in ("#", "trial", "family", "key params", "epoch", "val macro-F1", "status"):
         table.add_column(column)
     for rank, row in enumerate(rows, start=1):
-        shown = list(row["params"].items())[:PARAMS_SHOWN]
-        params = ", ".join(f"{key}={_short(value)}" for key, value in shown)
+        first = list(row["params"].items())[:PARAMS_SHOWN]
+        params = ", ".join(f"{key}={_short(value)}" for key, value in first)
         score = "-" if row["val_macro_f1"] is None else f"{row['val_macro_f1']:.4f}"
         table.add_row(str(rank), shown(row["trial_id"]), shown(row["family"]), shown(params),
                       str(row["epoch"] or "-"), score, _status(row))
