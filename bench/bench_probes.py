@@ -376,6 +376,14 @@ TRACEBACK_PROBES = [
               _space(b"family: bilstm\nloss: {choice: [focal, hinge]}\n"),
               fragment="'hinge' is not valid", check=_no_run_left),
     Probe("predict to a pipe closed by its reader", "tracebacks", _closed_pipe),
+    cli_probe("tune --num-cpus -1", "tracebacks",
+              lambda ctx: ["tune", ctx.table(label=["a", "b"] * 100), "--storage", ctx.folder / "runs",
+                           "--name", "x", "--num-cpus", "-1"],
+              fragment="--num-cpus must be at least 1", check=_no_run_left),
+    cli_probe("tune --address where nothing listens", "tracebacks",
+              lambda ctx: ["tune", ctx.table(label=["a", "b"] * 100), "--storage", ctx.folder / "runs",
+                           "--name", "x", "--address", "127.0.0.1:9"],
+              fragment="nothing answers there", check=_no_run_left),
 ]
 
 

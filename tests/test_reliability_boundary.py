@@ -289,3 +289,24 @@ def test_the_leaderboard_shows_names_and_errors_from_files_as_literal_text(capsy
     shown = capsys.readouterr().out
     assert not _raw_controls(shown)
     assert "t1\\x1b]0;pwned" in shown and "[bold]focal" in shown and "[red]x[/red]" in shown
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+@pytest.mark.parametrize(("options", "fragment"), [
+    (["--num-cpus", "0"], "--num-cpus must be at least 1"),
+    (["--num-cpus", "-1"], "--num-cpus must be at least 1"),
+    (["--num-gpus", "-1"], "--num-gpus must not be negative"),
+    (["--address", "ADDRESS"], "nothing answers there"),
+])
+def test_tune_options_ray_would_crash_or_hang_on_are_one_line(tmp_path, table, options, fragment):
+    options = [f"127.0.0.1:{_closed_port()}" if word == "ADDRESS" else word for word in options]
+    result = invoke("tune", table, "--storage", tmp_path / "runs", "--name", "x", *options)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "runs").exists()

@@ -9,6 +9,9 @@ import typer
 from voxpop.data.errors import VoxpopError
 
 PARAMS_SHOWN = 4  # sampled params per leaderboard row; the rest are in the trial's metrics.json
+# Tokens per text at most: every row takes max_len int32 in every array, in the driver and in
+# each trial (4,096 x 38k tweets is 600 MB already); longer texts are cut.
+MAX_LEN = 4096
 
 
 def tune(
@@ -52,8 +55,9 @@ def tune(
                                  "cores)."),
     num_gpus: float = typer.Option(None, help="Embedded Ray only: GPUs it offers (default: "
                                    "detected; a number makes logical GPUs)."),
-    max_len: int = typer.Option(None, min=1, help="Tokens per text, longer ones cut (default: "
-                                "the 95th percentile of the training texts' lengths)."),
+    max_len: int = typer.Option(None, min=1, max=MAX_LEN, help="Tokens per text, longer ones "
+                                "cut (default: the 95th percentile of the training texts' "
+                                f"lengths; at most {MAX_LEN})."),
     max_tokens: int = typer.Option(30000, min=3, help="Vocabulary size, PAD and OOV included."),
     min_freq: int = typer.Option(2, min=1, help="Times a token must occur in the training split "
                                  "to enter the vocabulary."),

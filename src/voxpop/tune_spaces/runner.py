@@ -202,6 +202,10 @@ def validate(options: TuneOptions) -> dict[str, dict]:
             raise VoxpopError(f"{flag} must be positive (got {value})")
     if options.gpus_per_trial < 0 or options.max_failures < 0:
         raise VoxpopError("--gpus-per-trial and --max-failures must not be negative")
+    if options.num_cpus is not None and options.num_cpus < 1:
+        raise VoxpopError(f"--num-cpus must be at least 1 (got {options.num_cpus})")
+    if options.num_gpus is not None and options.num_gpus < 0:
+        raise VoxpopError(f"--num-gpus must not be negative (got {options.num_gpus})")
     if options.max_concurrent is not None and options.max_concurrent < 1:
         raise VoxpopError(f"--max-concurrent must be at least 1 (got {options.max_concurrent})")
     if not options.spaces:
