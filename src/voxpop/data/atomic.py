@@ -38,8 +38,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     target = Path(target)
     _remove_stale_temporaries(target)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}-{_HOST}.", suffix=".tmp",
-                                    dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{_stem(target)}.{os.getpid()}-{_HOST}.",
+                                    suffix=".tmp", dir=target.parent))
     except OSError as err:  # a missing directory, a file in the way, no write permission
         raise VoxpopError(f"{target}: cannot write in {target.parent} ({err.strerror})") from None
     tmp.rmdir()  # the caller creates a file or a directory of that name
@@ -139,7 +139,12 @@ def _libc():
 
 
 def _aside(target: Path) -> Path:
-    return target.with_name(f".{target.name}.old")
+    return target.with_name(f".{_stem(target)}.old")
+
+
+def _stem(target: Path) -> str:
+    # The target's name, shortened so that a temporary's name stays within NAME_MAX (255 bytes).
+    return target.name.encode()[:120].decode(errors="ignore")
 
 
 def _remove_stale_temporaries(target: Path) -> None:
@@ -152,8 +157,8 @@ def _remove_stale_temporaries(target: Path) -> None:
                 os.replace(old, target)  # killed between moving the old one aside and the new in
             else:
                 _remove(old)
-        for stale in target.parent.glob(f".{_glob_escape(target.name)}.*-{_HOST}.*.tmp"):
-            pid = stale.name[len(target.name) + 2:].split("-", 1)[0]
+        for stale in target.parent.glob(f".{_glob_escape(_stem(target))}.*-{_HOST}.*.tmp"):
+            pid = stale.name[len(_stem(target)) + 2:].split("-", 1)[0]
             if pid.isdigit() and not _alive(int(pid)):
                 _remove(stale)
     except OSError:  # an unreadable folder: the write itself will say what is wrong
