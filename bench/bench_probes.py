@@ -235,7 +235,8 @@ TABLE_PROBES = [
     cli_probe("a JSON line that is not an object", "tables",
               _predict_file("arr.jsonl", b'{"text": "a"}\n["b"]\n'), fragment="line 2: not a JSON object"),
     cli_probe("a JSON line without the text column", "tables",
-              _predict_file("miss.jsonl", b'{"text": "a"}\n{"txt": "b"}\n'), fragment="line 2: column 'text' missing"),
+              _predict_file("miss.jsonl", b'{"text": "a"}\n{"txt": "b"}\n'),
+              fragment="line 2: column 'text' missing"),
     cli_probe("a UTF-16 CSV (Excel's Unicode text)", "tables",
               _predict_file("u16.csv", "text\nhello\n".encode("utf-16")), fragment="UTF-16"),
     cli_probe("blank lines in a CSV are empty rows, counted as on stdin", "tables",
@@ -277,7 +278,8 @@ DATA_LOSS_PROBES = [
     cli_probe("predict --out inside the bundle", "data loss",
               lambda ctx: ["predict", ctx.bundle, ctx.table(), "--out", ctx.bundle / "p.csv"],
               fragment="which this command reads",
-              check=lambda ctx, _: "wrote into the bundle" if (ctx.bundle / "p.csv").exists() else None),
+              check=lambda ctx, _: ("wrote into the bundle" if (ctx.bundle / "p.csv").exists()
+                                    else None)),
 ]
 
 
@@ -362,7 +364,8 @@ TRACEBACK_PROBES = [
                                       ro / "runs", "--name", "x"], "cannot write in"),
     cli_probe("evaluate --label-map file that is not UTF-8", "tracebacks",
               lambda ctx: ["evaluate", ctx.bundle, ctx.table(label=["pos", "neg"] * 100), "--out",
-                           ctx.folder / "r", "--label-map", _write(ctx, "m.txt", b"pos=positive\nn\xe9g=negative\n"),
+                           ctx.folder / "r", "--label-map",
+                           _write(ctx, "m.txt", b"pos=positive\nn\xe9g=negative\n"),
                            "--no-baseline"], fragment="must be UTF-8"),
     cli_probe("tune --space file that is not UTF-8", "tracebacks",
               _space(b"family: cnn\n# caf\xe9\n"), fragment="must be UTF-8", check=_no_run_left),
@@ -444,12 +447,14 @@ def _killed_predict(ctx: Context) -> Outcome:
     source, target = ctx.table(rows=10_000), ctx.folder / "p.csv"
     old = b"label,confidence,empty_text\nold,1.0,False\n"
     target.write_bytes(old)
-    command = [VOXPOP, "predict", str(ctx.bundle), str(source), "--out", str(target), "--batch-size", "500"]
+    command = [VOXPOP, "predict", str(ctx.bundle), str(source), "--out", str(target),
+               "--batch-size", "500"]
     outcome = Outcome(None, "")
     rng = random.Random(16)
     codes = []
     for _ in range(6):
-        process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.2, 4.0))
         process.send_signal(signal.SIGKILL)
         codes.append(process.wait())
@@ -469,7 +474,8 @@ def _killed_predict(ctx: Context) -> Outcome:
     return outcome
 
 
-FAULT_PROBES = [Probe("SIGKILL predict at random moments over an old output", "faults", _killed_predict)]
+FAULT_PROBES = [Probe("SIGKILL predict at random moments over an old output", "faults",
+                      _killed_predict)]
 
 
 # -- 6. memory: flat in row count --------------------------------------------------------------------
@@ -564,9 +570,10 @@ def main() -> None:
                 outcome = Outcome(None, "", [f"probe crashed: {type(err).__name__}: {err}"])
             finally:
                 os.chdir(cwd)
+            seconds = round(time.perf_counter() - start, 1)
             results.append({"name": probe.name, "class": probe.kind, "exit_code": outcome.exit_code,
                             "first_line": printable(outcome.first_line)[:200],
-                            "verdict": outcome.verdict, "seconds": round(time.perf_counter() - start, 1)})
+                            "verdict": outcome.verdict, "seconds": seconds})
             print(f"{results[-1]['verdict'][:60]:60} {probe.kind:12} {probe.name}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -210,7 +210,8 @@ def test_a_blank_line_in_a_labelled_table_is_a_missing_label_naming_its_line(tmp
     path = tmp_path / "t.csv"
     path.write_text("text,label\nfine,pos\n\nbad,neg\n")
     assert read_table(path).texts == ["fine", "", "bad"]  # no label read: an empty text
-    with pytest.raises(VoxpopError, match=r"t.csv: line 3 \(row 2\), column 'label': missing label"):
+    message = r"t.csv: line 3 \(row 2, a blank line\), column 'label': missing label"
+    with pytest.raises(VoxpopError, match=message):
         read_table(path, label_col="label")
 
 

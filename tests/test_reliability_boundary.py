@@ -180,6 +180,7 @@ def test_a_run_name_that_is_a_path_is_refused(tmp_path, table, name):
     (b"family: bilstn\n", ["model family 'bilstn' is not valid"]),
     (b"family: bilstm\n# caf\xe9\n", ["must be UTF-8 text", "line 2"]),
     (b"family: bilstm\nunits: {randint: [8, .nan]}\n", ["randint takes finite numbers"]),
+    (b"family: bilstm\nlearning_rate: .inf\n", ["key 'learning_rate': inf is not a finite number"]),
 ])
 def test_a_space_no_trial_could_use_is_one_line_before_ray_starts(tmp_path, table, content,
                                                                   fragments):

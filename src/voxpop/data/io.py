@@ -242,22 +242,27 @@ class _Chunk:
     values: dict[str, list]
     lines: list[int] | None  # None: the format has no lines (Parquet)
     replaced: int = 0
+    blank: frozenset[int] = frozenset()  # rows that were blank lines
 
 
 class _ChunkBuilder:
     """Collects rows of the columns read; `take()` hands them over as a `_Chunk`."""
 
-    def __init__(self, names: list[str], *, with_lines: bool = True):
-        self.names, self.with_lines = names, with_lines
+    def __init__(self, names: list[str]):
+        self.names = names
         self._reset()
 
     def _reset(self) -> None:
         self.values = {name: [] for name in self.names}
         self.lines: list[int] = []
+        self.blank: set[int] = set()
 
     def add(self, line: int, row: Sequence | None) -> None:
         """One row: its values in `names` order, or None for a blank line."""
-        for name, value in zip(self.names, row if row is not None else [None] * len(self.names)):
+        if row is None:
+            self.blank.add(len(self.lines))
+            row = [None] * len(self.names)
+        for name, value in zip(self.names, row):
             self.values[name].append(value)
         self.lines.append(line)
 
@@ -265,7 +270,7 @@ class _ChunkBuilder:
         return len(self.lines)
 
     def take(self, replaced: int) -> _Chunk:
-        chunk = _Chunk(self.values, self.lines if self.with_lines else None, replaced)
+        chunk = _Chunk(self.values, self.lines, replaced, frozenset(self.blank))
         self._reset()
         return chunk
 
@@ -521,7 +526,9 @@ def _check_columns(names: list[str], columns: _Columns) -> None:
 
 def _where(columns: _Columns, chunk: _Chunk, rows: np.ndarray, i: int) -> str:
     row = int(rows[i]) + 1
-    return f"row {row}" if chunk.lines is None else f"line {chunk.lines[i]} (row {row})"
+    if chunk.lines is None:
+        return f"row {row}"
+    return f"line {chunk.lines[i]} (row {row}{', a blank line' if i in chunk.blank else ''})"
 
 
 def _build_table(chunk: _Chunk, columns: _Columns, *, offset: int) -> Table:

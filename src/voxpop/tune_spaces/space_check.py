@@ -10,6 +10,8 @@ solver, oversample_to) valid names. Sampler bounds are checked where the file sy
 
 from __future__ import annotations
 
+import math
+
 from voxpop.data.errors import VoxpopError
 
 # Test hook of the trainable (a trial fails once on purpose); no model or training key.
@@ -101,6 +103,8 @@ def _sampler_problem(key: str, value, default) -> str | None:
 
 def _problem(key: str, value, default) -> str | None:
     """Why `value` cannot stand where `default` does (None: it can)."""
+    if _is_number(value) and not math.isfinite(value):
+        return f"{value!r} is not a finite number"
     if default is None or value is None:
         return None
     if isinstance(default, bool):
