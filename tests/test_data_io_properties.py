@@ -96,12 +96,12 @@ def test_one_and_one_point_zero_are_one_class_in_every_format(tmp_path):
         assert read_table(tmp_path / name, label_col="label").labels.tolist() == ["1", "1", "2"]
 
 
-def _rows_as_csv(rows: list[list[str]]) -> list[str]:
+def _rows_as_csv(rows: list[list[str]], sep: str = ",") -> list[str]:
     """Each row as the csv module writes it (quoted where needed, LF line ends)."""
     lines = []
     for row in rows:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(row)
+        csv.writer(buffer, delimiter=sep, lineterminator="\n").writerow(row)
         lines.append(buffer.getvalue())
     return lines
 
@@ -113,22 +113,49 @@ MUTATIONS = ["extra_field", "missing_field", "unclosed_quote"]
 @given(texts=st.lists(TEXT, min_size=1, max_size=8), data=st.data())
 def test_a_malformed_row_is_an_error_naming_its_line(tmp_path_factory, texts, data):
     mutation = data.draw(st.sampled_from(MUTATIONS))
+    sep, suffix = data.draw(st.sampled_from([(",", ".csv"), ("\t", ".tsv")]))
     bad = data.draw(st.integers(0, len(texts) - 1))
     if mutation == "unclosed_quote":  # nothing after it is quoted, so no quote can close it
-        texts = [t.replace('"', "").replace(",", "").replace("\n", "") if i >= bad else t
+        texts = [t.replace('"', "").replace(sep, "").replace("\n", "") if i >= bad else t
                  for i, t in enumerate(texts)]
     rows = [[f"id{i}", text, "pos"] for i, text in enumerate(texts)]
-    lines = _rows_as_csv(rows)
+    lines = _rows_as_csv(rows, sep)
     if mutation == "extra_field":
-        lines[bad] = _rows_as_csv([rows[bad] + ["surplus"]])[0]
+        lines[bad] = _rows_as_csv([rows[bad] + ["surplus"]], sep)[0]
     elif mutation == "missing_field":
-        lines[bad] = _rows_as_csv([rows[bad][:2]])[0]
+        lines[bad] = _rows_as_csv([rows[bad][:2]], sep)[0]
     else:
         lines[bad] = '"' + lines[bad]
-    path = tmp_path_factory.mktemp("bad") / "t.csv"
-    path.write_text("id,text,label\n" + "".join(lines), encoding="utf-8", newline="")
+    path = tmp_path_factory.mktemp("bad") / f"t{suffix}"
+    path.write_text(sep.join(["id", "text", "label"]) + "\n" + "".join(lines), encoding="utf-8",
+                    newline="")
     line = 2 + sum(text.count("\n") for text in lines[:bad])  # the line the bad row starts on
-    with pytest.raises(VoxpopError, match=rf"t\.csv: line {line}\b"):
+    with pytest.raises(VoxpopError, match=rf"t\{suffix}: line {line}\b"):
+        read_table(path, label_col="label", id_col="id")
+
+
+JSON_MUTATIONS = ["truncated", "key_missing", "not_an_object", "key_twice"]
+
+
+@SETTINGS
+@given(texts=st.lists(TEXT, min_size=1, max_size=8), data=st.data())
+def test_a_malformed_json_line_is_always_an_error_naming_its_line(tmp_path_factory, texts, data):
+    mutation = data.draw(st.sampled_from(JSON_MUTATIONS))
+    bad = data.draw(st.integers(0, len(texts) - 1))
+    lines = [json.dumps({"id": f"id{i}", "text": t, "label": "pos"}, ensure_ascii=False)
+             for i, t in enumerate(texts)]
+    record = {"id": f"id{bad}", "text": texts[bad], "label": "pos"}
+    if mutation == "truncated":
+        lines[bad] = lines[bad][: data.draw(st.integers(1, len(lines[bad]) - 1))]
+    elif mutation == "key_missing":
+        lines[bad] = json.dumps({k: v for k, v in record.items() if k != "label"})
+    elif mutation == "not_an_object":
+        lines[bad] = json.dumps(list(record.values()))
+    else:
+        lines[bad] = lines[bad][:-1] + ', "text": "again"}'
+    path = tmp_path_factory.mktemp("bad") / "t.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(VoxpopError, match=rf"t\.jsonl: line {bad + 1}\b"):
         read_table(path, label_col="label", id_col="id")
 
 

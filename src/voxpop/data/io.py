@@ -390,9 +390,7 @@ def _read_jsonl(path: Path, chunk_rows: int, columns: _Columns) -> Iterator[_Chu
                 builder.add(number, None)
             else:
                 obj = _json_object(line, path, number)
-                if not seen_object:
-                    _check_columns(list(obj), columns)
-                    seen_object = True
+                seen_object = True
                 absent = [name for name in needed if name not in obj]
                 if absent:
                     raise VoxpopError(f"{path}: line {number}: column '{absent[0]}' missing "
