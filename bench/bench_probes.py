@@ -8,6 +8,7 @@ inputs, the expected outcome). Probe lists live in `PROBE_LISTS`: add a list the
 of a new class.
 
     nice .venv/bin/python bench/bench_probes.py [--only KIND ...] [--list]
+    nice .venv/bin/python bench/bench_probes.py --src ../main/src --record-as probes_before
 """
 
 from __future__ import annotations
@@ -543,7 +544,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(PROBE_LISTS), help="classes to run")
     parser.add_argument("--list", action="store_true", help="list the probes and exit")
+    parser.add_argument("--src", type=Path, default=REPO / "src",
+                        help="voxpop sources to probe (e.g. another checkout's src, for before/after)")
+    parser.add_argument("--record-as", default="probes", help="name of the result")
     args = parser.parse_args()
+    ENV["PYTHONPATH"] = str(args.src.resolve())
     kinds = args.only or list(PROBE_LISTS)
     probes = [probe for kind in kinds for probe in PROBE_LISTS[kind]]
     if args.list:
@@ -572,20 +577,25 @@ def main() -> None:
                 os.chdir(cwd)
             seconds = round(time.perf_counter() - start, 1)
             results.append({"name": probe.name, "class": probe.kind, "exit_code": outcome.exit_code,
-                            "first_line": printable(outcome.first_line)[:200],
+                            "first_line": printable(outcome.first_line.replace(
+                                f"{folder}/", "").replace(f"{work}/", ""))[:200],
                             "verdict": outcome.verdict, "seconds": seconds})
             print(f"{results[-1]['verdict'][:60]:60} {probe.kind:12} {probe.name}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     passed = sum(r["verdict"] == "pass" for r in results)
-    lines = [f"{passed} of {len(results)} probes pass (classes: {', '.join(kinds)}).\n",
+    tested = "this checkout" if args.src.resolve() == (REPO / "src").resolve() else str(args.src)
+    lines = [f"{passed} of {len(results)} probes pass (classes: {', '.join(kinds)}; voxpop of "
+             f"{tested}).\n",
              "| class | probe | exit | first stderr line | verdict |", "| --- | --- | --- | --- | --- |"]
     for r in results:
         cells = [r["class"], r["name"], str(r["exit_code"]), r["first_line"], r["verdict"]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    record("probes", {"passed": passed, "total": len(results), "probes": results},
-           summary_md="\n".join(lines), command="nice .venv/bin/python bench/bench_probes.py")
+    command = "nice .venv/bin/python bench/bench_probes.py" + (
+        "" if tested == "this checkout" else f" --src {args.src} --record-as {args.record_as}")
+    record(args.record_as, {"passed": passed, "total": len(results), "src": tested,
+                            "probes": results}, summary_md="\n".join(lines), command=command)
     print(json.dumps({"passed": passed, "total": len(results)}))
 
 

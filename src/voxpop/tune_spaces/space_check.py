@@ -3,8 +3,8 @@
 Every value a space can give a trial is checked against what the family (or training) expects: the
 family exists, every key is one a family or training knows, a key whose default is an integer gets
 integers (a `uniform` for `units` is refused, not left to crash a trial), a boolean key booleans,
-a number key numbers, and the named choices of training (loss, imbalance, optimizer, schedule,
-solver, oversample_to) valid names. Sampler bounds are checked where the file syntax is read
+a number key numbers (finite), and the named choices of training (loss, imbalance, optimizer,
+schedule, solver) valid names. Sampler bounds are checked where the file syntax is read
 (`space_file`). Named spaces pass the same check.
 """
 
@@ -14,13 +14,10 @@ import math
 
 from voxpop.data.errors import VoxpopError
 
-# Test hook of the trainable (a trial fails once on purpose); no model or training key.
-HOOK_KEYS = ("fail_on_first_attempt",)
-
-
 def check_space(name: str, space: dict) -> None:
     """Raise a VoxpopError naming the space, the key and the value that no trial could use."""
     from voxpop.models import FAMILIES, default_config
+    from voxpop.tune_spaces.trainable import FAULT_KEY  # a test hook, no model or training key
 
     configs = []
     for family in _values(space.get("family")):
@@ -33,7 +30,7 @@ def check_space(name: str, space: dict) -> None:
             except ValueError as err:
                 raise VoxpopError(f"space {name}: {err}") from None
     for key, value in space.items():
-        if key not in ("family", *HOOK_KEYS):
+        if key not in ("family", FAULT_KEY):
             _check_key(name, key, value, configs)
 
 
