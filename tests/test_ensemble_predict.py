@@ -77,7 +77,7 @@ def test_hard_voting_on_a_member_subset(fused, separate, held_out_texts):
 
 def test_encode_makes_only_the_inputs_of_the_chosen_members(separate, held_out_texts):
     """Features (VADER's analyzer among them) cost time: members that read only tokens skip them."""
-    readers = {m["id"]: m["inputs"] for m in separate.manifest["members"]}
+    readers = {m.id: m.inputs for m in separate.manifest.members}
     token_only = [m for m, inputs in readers.items() if inputs == ["tokens"]]
     assert token_only and len(token_only) < len(readers)
     assert set(separate.encode(held_out_texts[:5], members=token_only)) == {"tokens"}

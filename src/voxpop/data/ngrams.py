@@ -201,7 +201,7 @@ class HashedNgrams:
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "ngrams") -> HashedNgrams:
         """What `to_dict` wrote, validated (NgramsRecord) before anything is allocated."""
-        record = data if isinstance(data, NgramsRecord) else NgramsRecord.check(data, source=source)
+        record = data if isinstance(data, NgramsRecord) else NgramsRecord.from_value(data, source=source)
         grams = cls(buckets=record.buckets, word_ngrams=record.word_ngrams,
                     char_ngrams=record.char_ngrams, min_df=record.min_df,
                     max_grams=record.max_grams_option,

@@ -233,7 +233,7 @@ class Preprocessor:
         if version not in READABLE_VERSIONS or isinstance(version, bool):
             raise VoxpopError(f"{source}: format_version {version!r} is not supported (this voxpop "
                               f"reads {' and '.join(map(str, READABLE_VERSIONS))})")
-        record = PreprocessRecord.check(data, source=source)
+        record = PreprocessRecord.from_value(data, source=source)
         pre = cls(**record.cleaning.model_dump(), max_tokens=record.max_tokens,
                   min_freq=record.min_freq, max_len=record.max_len_option,
                   max_len_percentile=record.max_len_percentile, padding=record.padding,

@@ -16,7 +16,7 @@ from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from voxpop.data.errors import VoxpopError
+from voxpop.data.errors import VoxpopError, first_line
 
 # A name, label, token or id in a voxpop file; longer ones are refused.
 MAX_NAME_CHARS = 1000
@@ -51,10 +51,10 @@ class Record(BaseModel):
     @classmethod
     def parse(cls: type[RecordType], data: bytes | str, *, source: str) -> RecordType:
         """The record in the JSON text `data` (read from `source`, named in errors)."""
-        return cls.check(load_json(data, source=source), source=source)
+        return cls.from_value(load_json(data, source=source), source=source)
 
     @classmethod
-    def check(cls: type[RecordType], value, *, source: str) -> RecordType:
+    def from_value(cls: type[RecordType], value, *, source: str) -> RecordType:
         """The record for an already parsed JSON value; VoxpopError naming the first bad field."""
         if not isinstance(value, dict):
             raise VoxpopError(f"{source}: expected a JSON object at the top level")
@@ -80,7 +80,7 @@ def load_json(data: bytes | str, *, source: str):
     except json.JSONDecodeError as err:
         raise VoxpopError(f"{source}: not valid JSON ({err.msg} at line {err.lineno})") from None
     except (ValueError, RecursionError) as err:  # NaN, inf, an int of > 4300 digits, deep nesting
-        raise VoxpopError(f"{source}: not valid JSON ({_first_line(err)})") from None
+        raise VoxpopError(f"{source}: not valid JSON ({first_line(err)})") from None
     return value
 
 
@@ -109,13 +109,15 @@ def field_path(loc) -> str:
         elif part.isidentifier() and len(part) <= 40:
             path += f".{part}" if path else part
         else:
-            path += f"[{_short(part)}]"
+            path += f"[{quoted(part)}]"
     return path
 
 
-def _short(text: str) -> str:
-    quoted = repr(text if len(text) <= 60 else text[:57] + "...")
-    return quoted.encode("ascii", "backslashreplace").decode("ascii")
+def quoted(text: str) -> str:
+    """`text` in quotes for a message: cut to 60 characters, non-ASCII and control characters
+    escaped (a hostile file's strings must not flood or drive the terminal)."""
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return repr(text).encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _refuse_constant(name: str):
@@ -127,8 +129,3 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"number {text[:20]} is too large for a float")
     return value
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__

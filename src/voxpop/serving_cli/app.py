@@ -10,7 +10,7 @@ import typer
 
 from voxpop import __version__
 from voxpop.data.errors import VoxpopError
-from voxpop.serving_cli import bench, demo, evaluate, export, info, predict, spaces, tune
+from voxpop.serving_cli import bench, demo, evaluate, export, info, keys, predict, spaces, tune
 
 # Quiet TensorFlow's C++ start-up chatter and Tune's checkpoint-frequency advice, here and in the
 # Ray workers this process starts (they inherit the environment). Set before either is imported.
@@ -67,6 +67,7 @@ for _name, _command in {
     "predict": predict.predict,
     "evaluate": evaluate.evaluate,
     "info": info.info,
+    "keygen": keys.keygen,
     "bench": bench.bench,
     "demo": demo.demo,
 }.items():

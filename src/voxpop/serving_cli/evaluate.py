@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
+from voxpop.serving_cli.keys import TRUST_HELP
 
 VOTING_RULES = ("soft", "hard", "weighted")
 
@@ -91,6 +92,7 @@ def evaluate(
         help="Report files to write, comma-separated: md, html, json (PNG plots always)."),
     hardest: int = typer.Option(
         20, "--hardest", min=0, help="How many confidently wrong examples to list."),
+    trust: Path = typer.Option(None, "--trust", help=TRUST_HELP),
 ) -> None:
     """Evaluate an ensemble bundle on labelled external data: every member, each voting rule and
     the baselines, with warnings, plots and hardest examples.
@@ -105,8 +107,8 @@ def evaluate(
     rules = parse_votings(voting)
     chosen_formats = parse_formats(formats)
     destinations = output_dirs(inputs, out)
-    ensemble = load_ensemble(bundle)
-    default_rule = (ensemble.manifest.get("voting") or {}).get("default")
+    ensemble = load_ensemble(bundle, trust=trust)
+    default_rule = ensemble.manifest.voting.default
     primary = default_rule if default_rule in rules else rules[0]
     mapping = parse_label_map(label_map, bundle_labels=list(ensemble.labels))
     # Read every input before the slow work, so a bad file fails at once.

@@ -37,13 +37,19 @@ def export(
         help="Largest allowed |ONNX - Keras| probability difference on up to 2,000 validation rows.",
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --out."),
+    sign: Path = typer.Option(
+        None, "--sign",
+        help="Ed25519 private key (PEM, e.g. from `voxpop keygen`): also write ensemble.sig, a "
+        "signature over the manifest that `voxpop predict --trust PUB.pem` checks.",
+    ),
 ) -> None:
     """Export the best checkpoints of a tuning run as an ONNX ensemble bundle.
 
     Each member is converted with tf2onnx and proven: ONNX Runtime must match Keras on the
     validation rows, and recurrent layers must be fused ops (no Loop). The bundle (ensemble.json
-    with sha256 of every file, members/*.onnx, fused.onnx, preprocess.json, baseline_train.csv,
-    export_report.md) is written to a temporary sibling and renamed into place.
+    with sha256 of every file and check rows, members/*.onnx, fused.onnx, preprocess.json,
+    baseline_train.csv, export_report.md, and with --sign ensemble.sig) is written to a temporary
+    sibling and renamed into place.
 
     Example: voxpop export runs/myrun --out bundle --size 5 --select greedy --quantize int8
     """
@@ -66,11 +72,12 @@ def export(
 
         export_bundle(
             run, out, size=size, select=select, metric=metric, opset=opset, fuse=fuse,
-            quantize=quantize, parity_tol=parity_tol, force=force, on_member=on_member,
+            quantize=quantize, parity_tol=parity_tol, force=force, on_member=on_member, sign=sign,
         )
-    manifest = read_manifest(out)
-    scores = manifest["selection"]["val_scores"]
+    manifest = read_manifest(out, trust=sign)
+    scores = manifest.selection.val_scores
     typer.echo(
-        f"wrote {out}: {len(manifest['members'])} members, quantization {manifest['quantization']}, "
+        f"wrote {out}: {len(manifest.members)} members, quantization {manifest.quantization}, "
         + ", ".join(f"val macro-F1 {voting} {score:.4f}" for voting, score in scores.items())
+        + (", signed" if sign else "")
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
+from voxpop.serving_cli.keys import TRUST_HELP
 
 
 def predict(
@@ -44,6 +45,7 @@ def predict(
     no_fused: bool = typer.Option(
         False, "--no-fused", help="Run members in separate sessions even where the fused graph would do."
     ),
+    trust: Path = typer.Option(None, "--trust", help=TRUST_HELP),
 ) -> None:
     """Predict labels for every row of INPUT, in input order, one output row per input row.
 
@@ -61,8 +63,9 @@ def predict(
     if batch_size < 1:
         raise VoxpopError(f"--batch-size: must be >= 1, got {batch_size}")
     fmt = output_format(out)
-    ensemble = Ensemble.load(bundle, device=device, threads=threads, fused=not (no_fused or per_member))
-    voting = voting or (ensemble.manifest.get("voting") or {}).get("default") or "soft"
+    ensemble = Ensemble.load(bundle, device=device, threads=threads,
+                             fused=not (no_fused or per_member), trust=trust)
+    voting = voting or ensemble.manifest.voting.default
     weight_list = _floats(weights, "--weights")
     member_list = _names(members)
     fused = ensemble.runs_fused(voting=voting, weights=weight_list, members=member_list)
