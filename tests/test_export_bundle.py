@@ -28,10 +28,11 @@ TRIALS = {  # trial id -> (family, config, epochs)
     "trial_lstm2": ("lstm", {**SMALL, "units": 8, "seed": 4, "learning_rate": 3e-3}, 2),
 }
 runner = CliRunner()
+TEXT = "the crew was lovely\n"
 
 
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
+def invoke(*args: str, input: str | None = None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def onnx_probs(path, inputs):
 def test_manifest_follows_the_architecture(bundle, manifest, run):
     from voxpop.ensemble.bundle import read_manifest
 
-    assert read_manifest(bundle) == manifest
+    assert read_manifest(bundle).model_dump(mode="json") == manifest
     assert manifest["labels"] == ["negative", "neutral", "positive"]
     assert 1 <= len(manifest["members"]) <= 3
     assert manifest["voting"]["default"] == "weighted"
@@ -128,6 +129,18 @@ def test_manifest_follows_the_architecture(bundle, manifest, run):
     assert baseline["text"].tolist() == train["text"].tolist()
     assert baseline["label"].tolist() == train["label"].tolist()
     assert [i["name"] for i in manifest["inputs"]][0] == "tokens"
+
+
+def test_check_rows_are_validation_texts_with_each_members_probabilities(bundle, manifest, run):
+    check = manifest["check_rows"]
+    val = run.rows("val")
+    assert check["texts"] == val["text"].iloc[:32].tolist()
+    assert set(check["probs"]) == {m["id"] for m in manifest["members"]}
+    inputs = run.preprocessor.encode(check["texts"])
+    for member in manifest["members"]:
+        stored = np.asarray(check["probs"][member["id"]])
+        assert stored.shape == (32, 3)
+        assert np.abs(onnx_probs(bundle / member["file"], inputs) - stored).max() < 1e-6
 
 
 def test_members_are_proven_against_keras(bundle, manifest, run):
@@ -288,3 +301,44 @@ def test_export_bundle_raises_for_a_directory_that_is_not_a_bundle(run_dir, tmp_
     (tmp_path / "precious").mkdir()
     with pytest.raises(VoxpopError, match="not an ensemble bundle"):
         export_bundle(run_dir, tmp_path / "precious", force=True)
+
+
+def test_signed_export_is_trusted_and_a_rewritten_manifest_is_not(bundle, run_dir, tmp_path):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    made = invoke("keygen", keys / "alice.pem")
+    assert made.exit_code == 0, made.output
+    assert (keys / "alice.pem").stat().st_mode & 0o077 == 0  # the private key is the owner's only
+    out = tmp_path / "signed"
+    result = invoke("export", run_dir, "--out", out, "--select", "top", "--size", 1, "--no-fuse",
+                    "--sign", keys / "alice.pem")
+    assert result.exit_code == 0, result.output
+    assert "signed" in result.stdout and (out / "ensemble.sig").is_file()
+    trusted = invoke("predict", out, "-", "--trust", keys / "alice.pub.pem", input=TEXT)
+    assert trusted.exit_code == 0, trusted.output
+    info = invoke("info", out, "--trust", keys / "alice.pub.pem")
+    assert "signature: verified, signed by the trusted key" in info.stdout
+    # Another key, an unsigned bundle and a rewritten manifest are each refused.
+    assert invoke("keygen", keys / "mallory.pem").exit_code == 0
+    other = invoke("predict", out, "-", "--trust", keys / "mallory.pub.pem", input=TEXT)
+    assert other.exit_code == 2
+    assert "signed by another key" in other.stderr and len(other.stderr.splitlines()) == 1
+    unsigned = invoke("predict", bundle, "-", "--trust", keys / "alice.pub.pem", input=TEXT)
+    assert unsigned.exit_code == 2 and "not signed (no ensemble.sig)" in unsigned.stderr
+    manifest = json.loads((out / "ensemble.json").read_text())
+    manifest["voting"]["default"] = "hard"  # a valid manifest, checksums all still matching
+    (out / "ensemble.json").write_text(json.dumps(manifest, indent=2))
+    assert invoke("predict", out, "-", input=TEXT).exit_code == 0  # no --trust: just a bundle
+    rewritten = invoke("predict", out, "-", "--trust", keys / "alice.pub.pem", input=TEXT)
+    assert rewritten.exit_code == 2
+    assert rewritten.stderr.startswith(f"error: {out / 'ensemble.sig'}: the signature does not "
+                                       "match the manifest under the trusted key")
+    assert len(rewritten.stderr.splitlines()) == 1 and rewritten.stdout == ""
+
+
+def test_a_bad_signing_key_fails_before_any_conversion(run_dir, tmp_path):
+    (tmp_path / "key.pem").write_text("not a key")
+    result = invoke("export", run_dir, "--out", tmp_path / "b", "--sign", tmp_path / "key.pem")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {tmp_path / 'key.pem'}: not an unencrypted PEM private key")
+    assert not (tmp_path / "b").exists()

@@ -102,6 +102,8 @@ def field_path(loc) -> str:
     if len(loc) > MAX_PATH_PARTS:
         loc = (*loc[:MAX_PATH_PARTS], "...")
     for part in loc:
+        if part == "[key]":  # pydantic's mark of an error in a dict key: the key is shown already
+            continue
         if isinstance(part, int):
             path += f"[{part}]"
         elif part == "...":
