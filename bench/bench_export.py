@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256, help="rows per ONNX Runtime call")
     args = parser.parse_args()
     from voxpop.data import Preprocessor
+    from voxpop.ensemble.bundle import read_manifest
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
@@ -105,11 +106,11 @@ def main() -> None:
         fp32_seconds, per_member = timed_export(run, Path(tmp) / "fp32")
         int8_seconds, _ = timed_export(run, Path(tmp) / "int8", quantize="int8")
         fp32, int8 = Path(tmp) / "fp32", Path(tmp) / "int8"
-        manifest = json.loads((fp32 / "ensemble.json").read_text())
-        check = json.loads((int8 / "ensemble.json").read_text())["quantization_check"]
+        manifest = read_manifest(fp32)
+        check = read_manifest(int8).quantization_check
         data = pd.read_parquet(run / "voxpop" / "data.parquet")
         inputs = Preprocessor.from_json(fp32 / "preprocess.json").encode(data["text"].tolist())
-        members = [fp32 / m["file"] for m in manifest["members"]]
+        members = [fp32 / m.file for m in manifest.members]
         results = {
             "rows_in_run": args.rows,
             "rows_timed": len(data),
@@ -117,8 +118,8 @@ def main() -> None:
             "training_seconds": round(training.seconds, 1),
             "export_seconds_fp32": round(fp32_seconds, 2),
             "export_seconds_int8": round(int8_seconds, 2),
-            "seconds_per_member": {m["family"]: round(s, 2) for m, s in zip(manifest["members"], per_member)},
-            "parity_max_abs_diff": {m["family"]: m["parity"]["max_abs_diff"] for m in manifest["members"]},
+            "seconds_per_member": {m.family: round(s, 2) for m, s in zip(manifest.members, per_member)},
+            "parity_max_abs_diff": {m.family: m.parity.max_abs_diff for m in manifest.members},
             "rows_per_second": {
                 "separate_sessions_fp32": round(rows_per_second(members, inputs, args.batch)),
                 "fused_fp32": round(rows_per_second([fp32 / "fused.onnx"], inputs, args.batch)),
@@ -126,8 +127,8 @@ def main() -> None:
             },
             "fused_bytes": {"fp32": (fp32 / "fused.onnx").stat().st_size,
                             "int8": (int8 / "fused.onnx").stat().st_size},
-            "val_macro_f1": check["val_macro_f1"],
-            "int8_kept": check["kept"],
+            "val_macro_f1": check.val_macro_f1,
+            "int8_kept": check.kept,
         }
     speed = results["rows_per_second"]
     summary = (
@@ -139,7 +140,7 @@ def main() -> None:
         f"| rows/s separate sessions / fused fp32 / fused int8 | {speed['separate_sessions_fp32']} / "
         f"{speed['fused_fp32']} / {speed['fused_int8']} |\n"
         f"| fused.onnx bytes fp32 / int8 | {results['fused_bytes']['fp32']:,} / {results['fused_bytes']['int8']:,} |\n"
-        f"| val macro-F1 fp32 / int8 | {check['val_macro_f1']['fp32']:.4f} / {check['val_macro_f1']['int8']:.4f} |\n"
+        f"| val macro-F1 fp32 / int8 | {check.val_macro_f1['fp32']:.4f} / {check.val_macro_f1['int8']:.4f} |\n"
     )
     path = record("export", results, summary_md=summary,
                   command=f"nice .venv/bin/python bench/bench_export.py --rows {args.rows} --batch {args.batch}")
