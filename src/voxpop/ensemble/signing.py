@@ -94,10 +94,10 @@ def verify(data: bytes, signature_file: bytes, public_key, *, source: str) -> st
     try:
         public_key.verify(base64.b64decode(signature.signature, validate=True), data)
     except (InvalidSignature, binascii.Error):
-        signer = "the trusted key" if signature.key == trusted else f"another key ({signature.key[:16]})"
+        why = ("the manifest was changed after it was signed" if signature.key == trusted
+               else f"signed by another key, {signature.key[:16]}")
         raise VoxpopError(f"{source}: the signature does not match the manifest under the trusted "
-                          f"key {trusted[:16]} (signed by {signer}; the manifest was changed after "
-                          "signing, or signed by someone else)") from None
+                          f"key {trusted[:16]} ({why})") from None
     return trusted
 
 

@@ -30,6 +30,7 @@ from voxpop.ensemble.manifest import (
     CHECK_ROWS,
     CHECK_TEXT_CHARS,
     CHECK_VALUES,
+    MAX_MEMBERS,
     SCHEMA_VERSION,
     CheckRows,
     Fused,
@@ -126,6 +127,8 @@ def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
         )
     if not 7 <= options.opset <= MAX_OPSET:
         raise VoxpopError(f"--opset: {options.opset} is not supported (valid: 7 to {MAX_OPSET})")
+    if options.size > MAX_MEMBERS:
+        raise VoxpopError(f"--size: a bundle holds at most {MAX_MEMBERS} members, got {options.size}")
     if not options.parity_tol > 0:
         raise VoxpopError(f"--parity-tol: must be > 0, got {options.parity_tol}")
     if out.exists() and not force:
