@@ -42,7 +42,8 @@ def quantized_copy(bundle: Path, out: Path) -> Path:
 
     shutil.copytree(bundle, out)
     manifest = read_manifest(bundle)
-    for relative in [m.file for m in manifest.members] + ([manifest.fused.file] if manifest.fused else []):
+    graphs = [m.file for m in manifest.members] + ([manifest.fused.file] if manifest.fused else [])
+    for relative in graphs:
         quantize_dynamic(bundle / relative, out / relative, weight_type=QuantType.QInt8)
     inputs = Preprocessor.from_json(out / manifest.preprocess).encode(manifest.check_rows.texts)
     probs = {m.id: onnx_probs(out / m.file, inputs) for m in manifest.members}

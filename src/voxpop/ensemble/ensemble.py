@@ -57,7 +57,8 @@ class Prediction:
 class Ensemble:
     """A loaded bundle. Build it with `Ensemble.load(path)`."""
 
-    def __init__(self, *, bundle: Bundle, preprocessor, device: str, threads: int | None, fused: bool):
+    def __init__(self, *, bundle: Bundle, preprocessor, device: str, threads: int | None,
+                 fused: bool):
         self.bundle: Path = bundle.path
         self.manifest: Manifest = bundle.manifest
         self.signer = bundle.signer
@@ -94,11 +95,14 @@ class Ensemble:
         preprocessor = Preprocessor.from_json_bytes(
             bundle.read(manifest.preprocess), source=str(bundle.path / manifest.preprocess))
         if list(preprocessor.labels) != list(manifest.labels):
-            raise VoxpopError(f"{bundle.path}: labels in {manifest.preprocess} differ from ensemble.json")
+            raise VoxpopError(f"{bundle.path}: labels in {manifest.preprocess} differ from "
+                              f"{MANIFEST}")
         _check_inputs_made(bundle.path, manifest, preprocessor)
-        ensemble = cls(bundle=bundle, preprocessor=preprocessor, device=device, threads=threads, fused=fused)
+        ensemble = cls(bundle=bundle, preprocessor=preprocessor, device=device, threads=threads,
+                       fused=fused)
         if ensemble._fused_spec:
-            ensemble._fused_session = ensemble._open(ensemble._fused_spec.file, intra_op_threads=ensemble.threads)
+            ensemble._fused_session = ensemble._open(ensemble._fused_spec.file,
+                                                     intra_op_threads=ensemble.threads)
         return ensemble
 
     def verify_all(self) -> int:
@@ -226,7 +230,8 @@ class Ensemble:
     def _member_session(self, member_id: str, *, n_running: int):
         if member_id not in self._member_sessions:
             threads = split_threads(self.threads, min(n_running, self.threads))
-            self._member_sessions[member_id] = self._open(self._members[member_id].file, intra_op_threads=threads)
+            self._member_sessions[member_id] = self._open(self._members[member_id].file,
+                                                          intra_op_threads=threads)
         return self._member_sessions[member_id]
 
     def _worker_pool(self) -> ThreadPoolExecutor:

@@ -4,7 +4,8 @@ Export builds a `Manifest` and `bundle.write_manifest` serialises it; `bundle.op
 it back with the same records, so writer and readers cannot drift. Every reader (the Ensemble,
 `voxpop info`, predict, evaluate, the export report) asks these records, never the JSON dict.
 A manifest may come from someone else: every field is typed and bounded, and cross-field rules
-(one weight per member, picks among the members, check rows of the right shape) are checked at load, each failure one VoxpopError naming the file and field.
+(one weight per member, picks among the members, check rows of the right shape) are checked at
+load, each failure one VoxpopError naming the file and field.
 """
 
 from __future__ import annotations

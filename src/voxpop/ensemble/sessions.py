@@ -42,9 +42,9 @@ def open_session(model: bytes, *, source: str, device: str = "auto", intra_op_th
 
     The session is made from these bytes, never from a path, so ONNX Runtime runs exactly what
     was checked; a model that keeps tensors in external data files (which would escape the
-    checksums) or holds a Loop or Scan op is refused (check_model_bytes). `auto` uses CUDA only where it really runs (session.get_providers(),
-    since onnxruntime-gpu lists CUDA as available even without a GPU); `cuda` without a usable
-    GPU is a VoxpopError.
+    checksums) or holds a Loop or Scan op is refused (check_model_bytes). `auto` uses CUDA only
+    where it really runs (session.get_providers(), since onnxruntime-gpu lists CUDA as available
+    even without a GPU); `cuda` without a usable GPU is a VoxpopError.
     """
     import onnxruntime as ort
 
