@@ -199,7 +199,8 @@ def test_a_member_of_another_width_is_refused(bundle, tweet_preprocessor, declar
     onnx.save(member, bundle / "members" / "m1.onnx")
     rehash(bundle)
     expected = ("its output probs has 4 columns, but the bundle has 3 labels" if declared == "fixed"
-                else "gives probabilities of shape (32, 4) on the 32 check rows, expected (32, 3)")
+                else "gives float32 values of shape (32, 4) on the 32 check rows, expected "
+                     "floats of shape (32, 3)")
     refused(bundle, "--no-fused", fragments=("members/m1.onnx: " + expected,))
     refused(bundle, fragments=(expected,), command="info")
 

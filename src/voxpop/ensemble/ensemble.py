@@ -256,15 +256,7 @@ class Ensemble:
         if isinstance(width, int) and width != len(self.labels):
             raise VoxpopError(f"{source}: its output probs has {width} columns, but the bundle has "
                               f"{len(self.labels)} labels")
-        check = self.manifest.check_rows
-        if self.manifest.fused is not None and relative == self.manifest.fused.file:
-            what = "the weighted vote of the members' stored check probabilities"
-            expected = np.average(np.stack([np.asarray(check.probs[m]) for m in self.member_ids]),
-                                  axis=0, weights=self.manifest.fused.weights)
-        else:
-            member = next(m for m in self.manifest.members if m.file == relative)
-            what = f"member {member.id}'s stored check probabilities"
-            expected = np.asarray(check.probs[member.id])
+        what, expected = self._expected_check_probs(relative)
         try:
             got = np.asarray(self._run(session, self._encoded_check_rows()))
         except VoxpopError:
@@ -272,10 +264,10 @@ class Ensemble:
         except Exception as err:  # onnxruntime's own errors: wrong input types, a bad graph
             raise VoxpopError(f"{source}: ONNX Runtime fails on the check rows "
                               f"({first_line(err)})") from None
-        if got.shape != expected.shape:
-            raise VoxpopError(f"{source}: gives probabilities of shape {got.shape} on the "
-                              f"{len(expected)} check rows, expected {expected.shape} (one column "
-                              "per label)")
+        if got.shape != expected.shape or got.dtype.kind != "f":
+            raise VoxpopError(f"{source}: gives {got.dtype} values of shape {got.shape} on the "
+                              f"{len(expected)} check rows, expected floats of shape "
+                              f"{expected.shape} (one column per label)")
         diff = float(np.abs(got - expected).max())
         tolerance = (INT8_TOLERANCE if self.manifest.quantization == "int8"
                      else CHECK_TOLERANCE[session_device(session)])
@@ -283,6 +275,16 @@ class Ensemble:
             raise VoxpopError(f"{source}: on the bundle's {len(expected)} check rows it differs "
                               f"from {what} by {diff:.2g} (allowed {tolerance:g}): the graph, the "
                               "preprocessor or the weights changed after export")
+
+    def _expected_check_probs(self, relative: str) -> tuple[str, np.ndarray]:
+        """(what the graph at `relative` must reproduce, those probabilities on the check rows)."""
+        stored = self.manifest.check_rows.probs
+        if self.manifest.fused is not None and relative == self.manifest.fused.file:
+            members = np.stack([np.asarray(stored[m]) for m in self.member_ids])
+            return ("the weighted vote of the members' stored check probabilities",
+                    np.average(members, axis=0, weights=self.manifest.fused.weights))
+        member = next(m for m in self.manifest.members if m.file == relative)
+        return f"member {member.id}'s stored check probabilities", np.asarray(stored[member.id])
 
     def _encoded_check_rows(self) -> dict[str, np.ndarray]:
         if self._check_inputs is None:
