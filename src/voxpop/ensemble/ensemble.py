@@ -66,7 +66,7 @@ class Ensemble:
         """
         check_device(device)
         if threads is not None and threads < 1:
-            raise VoxpopError(f"--threads: must be >= 1, got {threads}")
+            raise VoxpopError(f"threads must be at least 1, got {threads}")
         bundle = Path(path)
         manifest = read_manifest(bundle)
         preprocessor = Preprocessor.from_json(member_path(bundle, manifest["preprocess"]))
