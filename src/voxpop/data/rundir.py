@@ -301,11 +301,16 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     missing = [name for name in CHECKPOINT_FILES if not (path / name).is_file()]
     if missing:
         raise VoxpopError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return Checkpoint(path=path, metrics=read_metrics(path))
+
+
+def read_metrics(path: str | Path) -> dict:
+    """metrics.json of the checkpoint in directory `path` (while Ray may still be copying its
+    other files)."""
     try:
-        metrics = json.loads((path / METRICS_FILE).read_text())
+        return json.loads((Path(path) / METRICS_FILE).read_text())
     except json.JSONDecodeError as err:
-        raise VoxpopError(f"{path / METRICS_FILE}: not valid JSON ({err})") from None
-    return Checkpoint(path=path, metrics=metrics)
+        raise VoxpopError(f"{Path(path) / METRICS_FILE}: not valid JSON ({err})") from None
 
 
 def read_trial_data(run_dir: Path) -> TrialData:

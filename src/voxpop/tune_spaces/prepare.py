@@ -59,7 +59,7 @@ def prepare_run_data(source: TableSource, *, seed: int, run_dir: Path, job: dict
 
 
 def _labelled_rows(source: TableSource, *, seed: int) -> pd.DataFrame:
-    """Every row in the data.parquet form (`id, text, label, split` + features), in file order."""
+    """Every row in the run's form (`id, text, label, split` + features), in file order."""
 
     def read(path: Path, **checks):
         return read_table(path, text_col=source.text_col, label_col=source.label_col,

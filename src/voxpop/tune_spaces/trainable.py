@@ -100,7 +100,7 @@ def _restore(checkpoint):
 
 def _with_vocabulary(params: dict, data: TrialData) -> dict:
     """Pretrained vectors need the token of each id; it goes to `build` only, not into the
-    trial's recorded config (a vocabulary is far too large for metrics.json)."""
+    trial's recorded config (a vocabulary is far too large for a checkpoint's metrics)."""
     path = params.get("embeddings_file")
     if not path:
         return params
