@@ -8,7 +8,20 @@ import pytest
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.reports.evaluation import ModelOutput, build_report
 from voxpop.reports.render import write_report
-from voxpop.reports.significance import paired_bootstrap, vote_comparisons
+from voxpop.reports.significance import (
+    RESAMPLES,
+    SEED,
+    bootstrap_scores,
+    paired_difference,
+    vote_comparisons,
+)
+
+
+def paired_bootstrap(y_true, pred_a, pred_b, n_classes, *, resamples=RESAMPLES, seed=SEED):
+    """macro-F1(a) - macro-F1(b) with its interval, as a report compares two models."""
+    scores = bootstrap_scores(y_true, {"a": pred_a, "b": pred_b}, n_classes,
+                              resamples=resamples, seed=seed)
+    return paired_difference(y_true, pred_a, pred_b, scores["a"] - scores["b"], n_classes)
 
 
 def noisy(y, accuracy, n_classes, rng):

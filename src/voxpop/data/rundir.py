@@ -7,7 +7,7 @@ with voxpop's files beside Ray's own:
     RUN/voxpop/split.json             row positions into data.parquet (and their ids) per split
     RUN/voxpop/data.parquet           every input row in file order: id, text, label, split, then
                                       the feature columns
-    RUN/voxpop/arrays.npz             the encoded train and val rows the trials train on (never test)
+    RUN/voxpop/arrays.npz             the encoded train and val rows the trials train on (not test)
     RUN/voxpop/job.json               the command's options, package versions, creation time
     RUN/TRIAL/checkpoint_N/           each reported checkpoint: model.keras, metrics.json and
                                       val_probs.npy (validation probabilities in split order)

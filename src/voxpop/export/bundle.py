@@ -20,13 +20,13 @@ from voxpop import __version__
 from voxpop.data import INPUT_DTYPES
 from voxpop.data.atomic import atomic_path, write_json, write_text
 from voxpop.data.errors import VoxpopError
+from voxpop.data.rundir import Checkpoint, Run, read_run
 from voxpop.ensemble.bundle import MANIFEST, SCHEMA_VERSION, read_manifest, sha256_of
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import vote
 from voxpop.export.convert import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from voxpop.export.fuse import fuse_members
 from voxpop.export.quantize import MAX_F1_DROP, onnx_probs, quantize_int8
-from voxpop.data.rundir import Checkpoint, Run, read_run
 from voxpop.export.report import render_report
 from voxpop.export.select import Choice, select_members
 

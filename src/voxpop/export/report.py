@@ -29,23 +29,23 @@ def _header(manifest: dict) -> str:
     )
 
 
+def _table(title: str, header: list[str], rows: list[list]) -> str:
+    """A Markdown section holding one table (cells already formatted)."""
+    lines = [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
 def _candidates(manifest: dict, run, choice) -> str:
     member_of = {r["checkpoint"]: r for r in manifest["members"]}
-    rows = [
-        "## Candidates",
-        "",
-        "| checkpoint | family | epoch | val macro-F1 | member | weight | why |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
     metric = manifest["selection"]["metric"]
+    rows = []
     for checkpoint in sorted(run.checkpoints, key=lambda c: (-c.score(metric), c.name)):
         record = member_of.get(checkpoint.name, {})
-        rows.append(
-            f"| {checkpoint.name} | {checkpoint.family} | {checkpoint.metrics.get('epoch', '')} "
-            f"| {checkpoint.metrics['val_macro_f1']:.4f} | {record.get('id', '-')} "
-            f"| {record.get('weight', '-')} | {choice.reasons.get(checkpoint.name, '')} |"
-        )
-    return "\n".join(rows)
+        rows.append([checkpoint.name, checkpoint.family, checkpoint.metrics.get("epoch", ""),
+                     f"{checkpoint.metrics['val_macro_f1']:.4f}", record.get("id", "-"),
+                     record.get("weight", "-"), choice.reasons.get(checkpoint.name, "")])
+    return _table("Candidates", ["checkpoint", "family", "epoch", "val macro-F1", "member",
+                                 "weight", "why"], rows)
 
 
 def _votes(manifest: dict) -> str:
@@ -59,20 +59,13 @@ def _votes(manifest: dict) -> str:
 
 
 def _members(manifest: dict) -> str:
-    rows = [
-        "## Members: conversion proof (ONNX Runtime vs Keras on validation rows)",
-        "",
-        "| member | family | rows | max abs diff | argmax agreement | LSTM | GRU | Loop |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in manifest["members"]:
-        parity, graph = r["parity"], r["graph"]
-        rows.append(
-            f"| {r['id']} | {r['family']} | {parity['rows']} | {parity['max_abs_diff']:.2e} "
-            f"| {parity['argmax_agreement']:.2%} | {graph.get('lstm', 0)} | {graph.get('gru', 0)} "
-            f"| {graph.get('loop', 0)} |"
-        )
-    return "\n".join(rows)
+    rows = [[r["id"], r["family"], r["parity"]["rows"], f"{r['parity']['max_abs_diff']:.2e}",
+             f"{r['parity']['argmax_agreement']:.2%}", r["graph"].get("lstm", 0),
+             r["graph"].get("gru", 0), r["graph"].get("loop", 0)]
+            for r in manifest["members"]]
+    return _table("Members: conversion proof (ONNX Runtime vs Keras on validation rows)",
+                  ["member", "family", "rows", "max abs diff", "argmax agreement", "LSTM", "GRU",
+                   "Loop"], rows)
 
 
 def _fused(manifest: dict) -> str:

@@ -3,9 +3,9 @@
 An encoder maps the `tokens` input to one vector per row (or, for a family registered with
 `reads="grams"`, the hashed TF-IDF n-grams `grams`/`gram_weights`); `build` adds the optional
 dense-feature branch, the head and the softmax output `probs`. Adding a family means adding one
-decorated function here: its registration carries its config defaults, its inputs, its
-closed-form solver if any and its default search space (see `voxpop.models.registry.Family`),
-and the other stages derive what they need from it.
+registration here (`@family(...)` on its encoder function): it carries the family's config
+defaults, its inputs, its closed-form solver if any and its default search space (see
+`voxpop.models.registry.Family`), and the other stages derive what they need from it.
 """
 
 from __future__ import annotations
@@ -83,20 +83,26 @@ def _bidirectional(layer):
     return keras.layers.Bidirectional(layer, merge_mode="concat")
 
 
-@family("lstm", summary="One-way LSTM encoder: units, embedding size, dropouts, loss, learning rate.",
-        space=_RECURRENT_SPACE, mixed=True, units=64)
-def lstm(tokens, mask, embedded, config):
-    return _recurrent("lstm", config["units"])(embedded)
+def _plain_recurrent(cell: str, *, bidirectional: bool):
+    """The encoder of a family that is one recurrent layer over the embedded tokens."""
+
+    def encoder(tokens, mask, embedded, config):
+        layer = _recurrent(cell, config["units"])
+        return (_bidirectional(layer) if bidirectional else layer)(embedded)
+
+    return encoder
 
 
-@family("bilstm", summary="Bidirectional LSTM encoder: units, embedding size, dropouts, loss, "
-        "learning rate.", space=_RECURRENT_SPACE, mixed=True, units=64)
-def bilstm(tokens, mask, embedded, config):
-    return _bidirectional(_recurrent("lstm", config["units"]))(embedded)
+family("lstm", summary="One-way LSTM encoder: units, embedding size, dropouts, loss, learning "
+       "rate.", space=_RECURRENT_SPACE, mixed=True,
+       units=64)(_plain_recurrent("lstm", bidirectional=False))
+family("bilstm", summary="Bidirectional LSTM encoder: units, embedding size, dropouts, loss, "
+       "learning rate.", space=_RECURRENT_SPACE, mixed=True,
+       units=64)(_plain_recurrent("lstm", bidirectional=True))
 
 
-@family("stacked_bilstm", summary="Stacked bidirectional LSTMs: number of layers (2-3), units per layer.",
-        space={**_RECURRENT_SPACE, "num_layers": {"randint": [2, 3]}},
+@family("stacked_bilstm", summary="Stacked bidirectional LSTMs: number of layers (2-3), units "
+        "per layer.", space={**_RECURRENT_SPACE, "num_layers": {"randint": [2, 3]}},
         units=[64, 32], num_layers=2, rnn_dropout=0.1)
 def stacked_bilstm(tokens, mask, embedded, config):
     """`units` is one size per layer, or one int used for `num_layers` layers; `rnn_dropout`
@@ -110,16 +116,12 @@ def stacked_bilstm(tokens, mask, embedded, config):
     return _bidirectional(_recurrent("lstm", last))(x)
 
 
-@family("gru", summary="One-way GRU encoder (exported as a fused ONNX GRU op by voxpop.export.gru).",
-        space=_RECURRENT_SPACE, units=64)
-def gru(tokens, mask, embedded, config):
-    return _recurrent("gru", config["units"])(embedded)
-
-
-@family("bigru", summary="Bidirectional GRU encoder (exported as fused ONNX GRU ops by "
-        "voxpop.export.gru).", space=_RECURRENT_SPACE, mixed=True, units=64)
-def bigru(tokens, mask, embedded, config):
-    return _bidirectional(_recurrent("gru", config["units"]))(embedded)
+family("gru", summary="One-way GRU encoder (exported as a fused ONNX GRU op by "
+       "voxpop.export.gru).", space=_RECURRENT_SPACE,
+       units=64)(_plain_recurrent("gru", bidirectional=False))
+family("bigru", summary="Bidirectional GRU encoder (exported as fused ONNX GRU ops by "
+       "voxpop.export.gru).", space=_RECURRENT_SPACE, mixed=True,
+       units=64)(_plain_recurrent("gru", bidirectional=True))
 
 
 @family("attention", summary="Recurrent encoder with masked attention pooling over its outputs.",
@@ -236,8 +238,8 @@ def _transformer_block(x, key_mask, config):
     return keras.layers.LayerNormalization()(keras.layers.Add()([x, hidden]))
 
 
-@family("transformer", summary="Small transformer encoder: blocks (1-2), heads, feed-forward width.",
-        space=_token_space(num_blocks={"randint": [1, 2]}, num_heads={"choice": [2, 4]},
+@family("transformer", summary="Small transformer encoder: blocks (1-2), heads, feed-forward "
+        "width.", space=_token_space(num_blocks={"randint": [1, 2]}, num_heads={"choice": [2, 4]},
                            ff_dim={"choice": [64, 128]}), mixed=True,
         num_blocks=1, num_heads=2, ff_dim=128, activation="gelu", attention_dropout=0.1,
         ff_dropout=0.1, max_positions=512)
@@ -254,8 +256,8 @@ def transformer(tokens, mask, embedded, config):
 
 # ----------------------------------------------------------------------------- fusion
 @family("fusion", summary="A CNN or BiLSTM text branch beside the dense engineered-feature branch, "
-        "joined before the head.", space={**_RECURRENT_SPACE, "encoder": {"choice": ["cnn", "bilstm"]}},
-        mixed=True, uses_features=True, encoder="bilstm", feature_units=32, feature_dropout=0.1)
+        "joined before the head.",
+        space={**_RECURRENT_SPACE, "encoder": {"choice": ["cnn", "bilstm"]}}, mixed=True, uses_features=True, encoder="bilstm", feature_units=32, feature_dropout=0.1)
 def fusion(tokens, mask, embedded, config):
     """The text encoder of family `encoder` (its keys apply too); `build` adds the feature branch."""
     return FAMILIES[config["encoder"]].encoder(tokens, mask, embedded, config)

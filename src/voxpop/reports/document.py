@@ -123,7 +123,8 @@ def summary_rows(reports: dict[str, dict]) -> list[dict]:
 
 def summary_document(rows: list[dict]) -> Document:
     return Document("Evaluation summary", [
-        Section(None, [Table(SUMMARY_COLUMNS, [[row[k] for k in SUMMARY_COLUMNS] for row in rows])]),
+        Section(None, [Table(SUMMARY_COLUMNS,
+                             [[row[k] for k in SUMMARY_COLUMNS] for row in rows])]),
     ])
 
 
@@ -153,9 +154,11 @@ def _per_class_rows(metrics: dict) -> list[list]:
 def _agreement_tables(agreement: dict) -> list[Table]:
     """The pairwise agreement matrix, and how often each vote overrules the best member."""
     pairwise = Table([""] + agreement["members"],
-                     [[a] + row for a, row in zip(agreement["members"], agreement["pairwise"])])
+                     [[a] + row for a, row in zip(agreement["members"], agreement["pairwise"],
+                                                  strict=True)])
     overrules = Table(
-        ["vote", "best member", "overrules", "vote right, member wrong", "vote wrong, member right"],
+        ["vote", "best member", "overrules", "vote right, member wrong",
+         "vote wrong, member right"],
         [[rule, o["best_member"], o["rate"], o["vote_right_member_wrong"],
           o["vote_wrong_member_right"]]
          for rule, o in agreement["vote_overrules_best_member"].items()],

@@ -9,7 +9,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 DPI = 100
-CONFUSION_MATRIX, PER_CLASS_F1, RELIABILITY = "confusion_matrix.png", "per_class_f1.png", "reliability.png"
+CONFUSION_MATRIX = "confusion_matrix.png"
+PER_CLASS_F1 = "per_class_f1.png"
+RELIABILITY = "reliability.png"
 PLOT_FILES = (CONFUSION_MATRIX, PER_CLASS_F1, RELIABILITY)
 
 

@@ -20,7 +20,6 @@ from voxpop.reports.document import (
     Figure,
     Items,
     ReportWarning,
-    Table,
     Text,
     report_document,
     summary_document,

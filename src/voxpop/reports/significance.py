@@ -35,19 +35,13 @@ def bootstrap_scores(y_true, preds: dict, n_classes: int, *, resamples: int = RE
     return {name: np.concatenate(parts) for name, parts in scores.items()}
 
 
-def paired_bootstrap(y_true, pred_a, pred_b, n_classes: int, *, resamples: int = RESAMPLES,
-                     seed: int = SEED) -> dict:
-    """macro-F1(a) - macro-F1(b) on the rows, with its 95% bootstrap interval.
+def paired_difference(y_true, pred_a, pred_b, resampled: np.ndarray, n_classes: int) -> dict:
+    """macro-F1(a) - macro-F1(b) on the rows, with its 95% interval from `resampled`, the same
+    difference on each resample (from `bootstrap_scores`).
 
     Returns {"difference", "ci95": [low, high], "share_a_better"} where `share_a_better` is the
     share of resamples on which a scored strictly higher.
     """
-    scores = bootstrap_scores(y_true, {"a": pred_a, "b": pred_b}, n_classes,
-                              resamples=resamples, seed=seed)
-    return _difference(y_true, pred_a, pred_b, scores["a"] - scores["b"], n_classes)
-
-
-def _difference(y_true, pred_a, pred_b, resampled: np.ndarray, n_classes: int) -> dict:
     low, high = np.quantile(resampled, [0.025, 0.975])
     return {
         "difference": macro_f1(y_true, pred_a, n_classes) - macro_f1(y_true, pred_b, n_classes),
@@ -77,8 +71,8 @@ def vote_comparisons(y_true, *, votes: dict, members: dict, baselines: dict,
     result = []
     for vote, vote_pred in votes.items():
         for rival, rival_pred in rivals.items():
-            comparison = _difference(y_true, vote_pred, rival_pred, scores[vote] - scores[rival],
-                                     n_classes)
+            comparison = paired_difference(y_true, vote_pred, rival_pred,
+                                           scores[vote] - scores[rival], n_classes)
             result.append({"vote": vote, "against": rival, **comparison,
                            "verdict": verdict(comparison)})
     return result

@@ -17,7 +17,6 @@ import typer
 from voxpop.data.errors import VoxpopError
 from voxpop.serving_cli.defaults import TUNE
 
-
 # The demo's search spaces, written as YAML files a user can copy and edit (`voxpop spaces show`
 # prints the named ones in the same syntax). Narrower than the named spaces, around settings that
 # train well on tweets in a few epochs, so that a handful of samples gives useful members.

@@ -11,6 +11,7 @@ from voxpop.data.errors import VoxpopError
 from voxpop.ensemble.voting import VOTERS
 from voxpop.serving_cli.defaults import READ
 
+
 def parse_votings(spec: str) -> list[str]:
     """`--voting soft,hard` as a list; an unknown rule is a VoxpopError listing the valid ones."""
     rules = list(dict.fromkeys(rule.strip().lower() for rule in spec.split(",") if rule.strip()))

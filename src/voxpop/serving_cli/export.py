@@ -16,7 +16,8 @@ from voxpop.serving_cli.defaults import EXPORT, one_of
 def export(
     run: Path = typer.Argument(..., help="Tuning run directory (STORAGE/NAME) written by `voxpop tune`."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write (must not exist unless --force)."),
-    size: int = typer.Option(EXPORT["size"], "--size", help="At most this many distinct members (K)."),
+    size: int = typer.Option(EXPORT["size"], "--size",
+                             help="At most this many distinct members (K)."),
     select: str = typer.Option(
         EXPORT["select"], "--select",
         help="How members are chosen on validation data: top (K best checkpoints, one per trial), "
@@ -44,7 +45,8 @@ def export(
         help="Largest allowed |ONNX - Keras| probability difference on up to "
         f"{PARITY_ROWS:,} validation rows.",
     ),
-    force: bool = typer.Option(EXPORT["force"], "--force", help="Replace an existing bundle at --out."),
+    force: bool = typer.Option(EXPORT["force"], "--force",
+                               help="Replace an existing bundle at --out."),
 ) -> None:
     """Export the best checkpoints of a tuning run as an ONNX ensemble bundle.
 

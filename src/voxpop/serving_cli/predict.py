@@ -40,7 +40,8 @@ def predict(
     probs: bool = typer.Option(False, "--probs", help="Add one prob_<label> column per label."),
     per_member: bool = typer.Option(False, "--per-member", help="Add each member's own label (label_<member>)."),
     batch_size: int = typer.Option(2048, "--batch-size", help="Rows read, encoded and predicted at a time."),
-    device: str = typer.Option(LOAD["device"], "--device", help="auto (CUDA if really usable, else CPU) | cpu | cuda."),
+    device: str = typer.Option(LOAD["device"], "--device",
+                               help="auto (CUDA if really usable, else CPU) | cpu | cuda."),
     threads: int = typer.Option(LOAD["threads"], "--threads", min=1,
                                 help="CPU threads in total (default: all cores)."),
     no_fused: bool = typer.Option(
