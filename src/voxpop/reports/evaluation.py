@@ -17,6 +17,7 @@ from voxpop.reports.warnings import find_warnings
 
 SCHEMA_VERSION = 1
 MOSTLY_OOV = 0.5  # a text is "mostly out-of-vocabulary" above this share of unknown tokens
+HARDEST = 20  # confidently wrong examples a report lists
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def build_report(
     ids: list[str],
     primary: str,
     oov_rates: np.ndarray | None = None,
-    hardest: int = 20,
+    hardest: int = HARDEST,
     data: dict | None = None,
     without_member: dict[str, ModelOutput] | None = None,
 ) -> dict:

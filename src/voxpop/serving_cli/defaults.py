@@ -9,6 +9,7 @@ import inspect
 from voxpop.data import Preprocessor, read_table
 from voxpop.ensemble import Ensemble
 from voxpop.export.bundle import export_bundle
+from voxpop.reports.bundle_eval import evaluate_table
 from voxpop.tune_spaces.runner import TuneOptions
 
 
@@ -36,3 +37,4 @@ EXPORT = keyword_defaults(export_bundle)
 PREPROCESSOR = keyword_defaults(Preprocessor)
 READ = keyword_defaults(read_table)
 LOAD = keyword_defaults(Ensemble.load)
+EVALUATE = keyword_defaults(evaluate_table)

@@ -9,7 +9,7 @@ import typer
 
 from voxpop.data.errors import VoxpopError
 from voxpop.ensemble.voting import VOTERS
-from voxpop.serving_cli.defaults import READ
+from voxpop.serving_cli.defaults import EVALUATE, READ
 
 
 def parse_votings(spec: str) -> list[str]:
@@ -92,7 +92,8 @@ def evaluate(
         "md,html,json", "--format",
         help="Report files to write, comma-separated: md, html, json (PNG plots always)."),
     hardest: int = typer.Option(
-        20, "--hardest", min=0, help="How many confidently wrong examples to list."),
+        EVALUATE["hardest"], "--hardest", min=0,
+        help="How many confidently wrong examples to list."),
 ) -> None:
     """Evaluate an ensemble bundle on labelled external data: every member, each voting rule and
     the baselines, with warnings, plots and hardest examples.
