@@ -23,42 +23,29 @@ FAMILIES = ("lstm", "cnn", "fusion")
 
 
 def build_run(run: Path, rows: int) -> None:
-    """A run directory per docs/ARCHITECTURE.md: voxpop/ data files and one checkpoint per trial."""
+    """A run directory as `voxpop tune` writes it (voxpop.data.rundir's fixture writer): the
+    prepared data and one one-epoch checkpoint per family."""
     from voxpop.data import Preprocessor, split_rows
+    from voxpop.data.rundir import add_checkpoint, write_fixture_run
     from voxpop.models import build
     from voxpop.models.runtime import configure
-    from voxpop.models.training import fit, validation_metrics
+    from voxpop.models.training import fit
 
     configure(threads=2)
     tweets = pd.read_csv(DATASETS / "tweet_sentiment.csv")
     df = tweets.groupby("label").sample(frac=rows / len(tweets), random_state=0).reset_index(drop=True)
     split = split_rows(df["label"].to_numpy(), seed=0)
-    parts = np.empty(len(df), dtype=object)
-    for part in ("train", "val", "test"):
-        parts[getattr(split, part)] = part
-    (run / "voxpop").mkdir(parents=True)
-    data = pd.DataFrame({"id": df.index.astype(str), "text": df["text"], "label": df["label"],
-                         "split": parts})
-    data.to_parquet(run / "voxpop" / "data.parquet")
-    (run / "voxpop" / "split.json").write_text(json.dumps(split.to_json()))
-    train, val = data.iloc[split.train], data.iloc[split.val]
-    pre = Preprocessor().fit(train["text"].tolist(), train["label"].to_numpy())
-    pre.to_json(run / "voxpop" / "preprocess.json")
-    x_train, x_val = pre.encode(train["text"].tolist()), pre.encode(val["text"].tolist())
-    y_train, y_val = pre.encode_labels(train["label"].to_numpy()), pre.encode_labels(val["label"].to_numpy())
+    data = write_fixture_run(run, texts=df["text"], labels=df["label"], split=split,
+                             preprocessor=Preprocessor())
     for seed, family in enumerate(FAMILIES):
         config = {"seed": seed}
-        model = build(family, config, n_tokens=pre.n_tokens, n_classes=len(pre.labels),
-                      n_features=pre.n_features)
-        fit(model, train=x_train, y_train=y_train, val=x_val, y_val=y_val, config=config, epochs=1)
-        checkpoint = run / f"trial_{family}" / "checkpoint_000000"
-        checkpoint.mkdir(parents=True)
-        model.save(checkpoint / "model.keras")
-        val_probs = np.asarray(model.predict(x_val, verbose=0), dtype=np.float32)
-        np.save(checkpoint / "val_probs.npy", val_probs)
-        metrics = {"trial_id": f"trial_{family}", "family": family, "config": config, "epoch": 1,
-                   **validation_metrics(val_probs, y_val)}
-        (checkpoint / "metrics.json").write_text(json.dumps(metrics))
+        model = build(family, config, n_tokens=data.n_tokens, n_classes=len(data.labels),
+                      n_features=data.n_features)
+        result = fit(model, train=data.train, y_train=data.y_train, val=data.val,
+                     y_val=data.y_val, config=config, epochs=1)
+        val_probs = np.asarray(model.predict(data.val, verbose=0), dtype=np.float32)
+        add_checkpoint(run, trial_id=f"trial_{family}", index=0, model=model, val_probs=val_probs,
+                       metrics={"family": family, "config": config, **result.best_metrics})
 
 
 def timed_export(run: Path, out: Path, **options) -> tuple[float, list[float]]:
@@ -97,6 +84,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256, help="rows per ONNX Runtime call")
     args = parser.parse_args()
     from voxpop.data import Preprocessor
+    from voxpop.data.rundir import read_run
     from voxpop.ensemble.bundle import read_manifest
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +96,7 @@ def main() -> None:
         fp32, int8 = Path(tmp) / "fp32", Path(tmp) / "int8"
         manifest = read_manifest(fp32)
         check = read_manifest(int8).quantization_check
-        data = pd.read_parquet(run / "voxpop" / "data.parquet")
+        data = read_run(run).data
         inputs = Preprocessor.from_json(fp32 / "preprocess.json").encode(data["text"].tolist())
         members = [fp32 / m.file for m in manifest.members]
         results = {

@@ -96,11 +96,10 @@ def graph_flops(model_path: Path, *, input_shapes: dict[str, tuple[int, int]]) -
 
 
 def keras_members(run_dir: Path, manifest):
-    import keras
+    from voxpop.data.rundir import read_checkpoint
+    from voxpop.models import load_model
 
-    import voxpop.models  # noqa: F401  (registers the custom layers)
-
-    return [keras.models.load_model(run_dir / m.checkpoint / "model.keras", safe_mode=True)
+    return [load_model(read_checkpoint(run_dir / m.checkpoint).model_path)
             for m in manifest.members]
 
 

@@ -38,6 +38,7 @@ def invoke(*args: str, input: str | None = None):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tweets_df):
     from voxpop.data import Preprocessor, split_rows
+    from voxpop.data.rundir import add_checkpoint, write_fixture_run
     from voxpop.models import build
     from voxpop.models.runtime import configure
     from voxpop.models.training import fit
@@ -47,37 +48,21 @@ def run_dir(tmp_path_factory, tweets_df):
     df = (tweets_df.groupby("label").sample(frac=ROWS / len(tweets_df), random_state=0)
           .sample(frac=1.0, random_state=0).reset_index(drop=True))
     split = split_rows(df["label"].to_numpy(), val_size=0.25, test_size=0.1, seed=0)
-    parts = np.empty(len(df), dtype=object)
-    for part in ("train", "val", "test"):
-        parts[getattr(split, part)] = part
     run = tmp_path_factory.mktemp("runs") / "tiny"
-    (run / "voxpop").mkdir(parents=True)
-    data = pd.DataFrame({"id": df.index.astype(str), "text": df["text"], "label": df["label"],
-                         "split": parts})
-    data.to_parquet(run / "voxpop" / "data.parquet")
-    (run / "voxpop" / "split.json").write_text(json.dumps(split.to_json()))
-    train, val = data.iloc[split.train], data.iloc[split.val]
-    pre = Preprocessor(max_len=24, ngram_buckets=2**14).fit(train["text"].tolist(),
-                                                              train["label"].to_numpy())
-    pre.to_json(run / "voxpop" / "preprocess.json")
-    x_train, x_val = pre.encode(train["text"].tolist()), pre.encode(val["text"].tolist())
-    y_train, y_val = pre.encode_labels(train["label"].to_numpy()), pre.encode_labels(val["label"].to_numpy())
+    data = write_fixture_run(run, texts=df["text"], labels=df["label"], split=split,
+                             preprocessor=Preprocessor(max_len=24, ngram_buckets=2**14))
     for trial_id, (family, config, epochs) in TRIALS.items():
-        model = build(family, config, n_tokens=pre.n_tokens, n_classes=len(pre.labels),
-                      n_features=pre.n_features, n_buckets=pre.n_buckets)
+        model = build(family, config, n_tokens=data.n_tokens, n_classes=len(data.labels),
+                      n_features=data.n_features, n_buckets=data.n_buckets)
 
         def write_checkpoint(epoch, metrics, val_probs, trial_id=trial_id, family=family,
                              config=config, model=model):
-            checkpoint = run / trial_id / f"checkpoint_{epoch - 1:06d}"
-            checkpoint.mkdir(parents=True)
-            model.save(checkpoint / "model.keras")
-            np.save(checkpoint / "val_probs.npy", val_probs.astype(np.float32))
-            (checkpoint / "metrics.json").write_text(json.dumps(
-                {"trial_id": trial_id, "family": family, "config": config, "node_id": "local",
-                 **metrics}))
+            add_checkpoint(run, trial_id=trial_id, index=epoch - 1, model=model,
+                           val_probs=val_probs, metrics={"family": family, "config": config,
+                                                         "node_id": "local", **metrics})
 
-        fit(model, train=x_train, y_train=y_train, val=x_val, y_val=y_val, config=config,
-            epochs=epochs, on_epoch=write_checkpoint)
+        fit(model, train=data.train, y_train=data.y_train, val=data.val, y_val=data.y_val,
+            config=config, epochs=epochs, on_epoch=write_checkpoint)
     return run
 
 
@@ -96,7 +81,7 @@ def manifest(bundle):
 
 @pytest.fixture(scope="module")
 def run(run_dir):
-    from voxpop.export.runs import read_run
+    from voxpop.data.rundir import read_run
 
     return read_run(run_dir)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from voxpop.data.errors import VoxpopError
-from voxpop.export.gru import GRU_EXPORTS_FUSED, fuse_gru_loops
+from voxpop.export.gru import fuse_gru_loops
 
 keras = pytest.importorskip("keras")
 onnx = pytest.importorskip("onnx")
@@ -103,10 +103,6 @@ def _run(onnx_model, tokens):
         onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
     )
     return session.run(["probs"], {"tokens": tokens})[0]
-
-
-def test_flag_says_gru_exports_fused():
-    assert GRU_EXPORTS_FUSED is True
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))

@@ -72,14 +72,14 @@ def pipeline(tweets, tmp_path_factory) -> dict[str, Path]:
 
 def test_tune_prints_a_leaderboard_and_the_export_command(pipeline):
     assert "voxpop export" in pipeline["tune_output"]
-    assert len(list(pipeline["run"].glob("*/checkpoint_*/model.keras"))) == 3
+    from voxpop.data.rundir import read_run
+
+    assert len(read_run(pipeline["run"]).checkpoints) == 3
 
 
 def test_predictions_equal_the_weighted_vote_of_the_keras_checkpoints(pipeline, tweets):
-    import keras
-
-    import voxpop.models  # noqa: F401  (registers the custom layers)
-    from voxpop.data import Preprocessor
+    from voxpop.data.rundir import read_checkpoint, read_run
+    from voxpop.models import load_model
 
     manifest = json.loads((pipeline["bundle"] / "ensemble.json").read_text())
     assert sorted(m["family"] for m in manifest["members"]) == ["bigram", "cnn", "tfidf"]
@@ -97,12 +97,11 @@ def test_predictions_equal_the_weighted_vote_of_the_keras_checkpoints(pipeline, 
 
     # Independently: encode the raw texts with the run's preprocessor, run each selected Keras
     # checkpoint, and take the weighted mean with the manifest's weights.
-    pre = Preprocessor.from_json(pipeline["run"] / "voxpop" / "preprocess.json")
+    pre = read_run(pipeline["run"]).preprocessor
     encoded = pre.encode(new["text"].tolist())
     votes, weights = [], []
     for member in manifest["members"]:
-        model = keras.models.load_model(pipeline["run"] / member["checkpoint"] / "model.keras",
-                                        safe_mode=True)
+        model = load_model(read_checkpoint(pipeline["run"] / member["checkpoint"]).model_path)
         inputs = {name: encoded[name] for name in member["inputs"]}
         votes.append(model.predict(inputs, verbose=0))
         weights.append(member["weight"])

@@ -203,3 +203,14 @@ def test_no_fused_gives_the_fused_result(tmp_path, bundle_dir, rows):
     assert a["label"].tolist() == b["label"].tolist()
     prob_cols = [c for c in a.columns if c.startswith("prob_")]
     np.testing.assert_allclose(a[prob_cols], b[prob_cols], atol=1e-5)
+
+
+def test_threads_below_one_are_refused_by_the_cli_and_by_the_library(tmp_path, bundle_dir, rows):
+    from voxpop.data.errors import VoxpopError
+
+    source = tmp_path / "in.csv"
+    rows.to_csv(source, index=False)
+    result = run(bundle_dir, source, "--threads", "0")
+    assert result.exit_code == 2 and "--threads" in result.output
+    with pytest.raises(VoxpopError, match="^threads must be at least 1, got 0$"):
+        Ensemble.load(bundle_dir, threads=0)

@@ -230,6 +230,6 @@ def test_unknown_family_in_a_space_file_fails_its_trials_naming_the_valid_famili
     space.write_text("family: bilstn\nembed_dim: 8\n")
     result = invoke("tune", data, "--space", space, "--samples", "1", "--max-epochs", "1",
                     "--storage", tmp_path / "runs", "--name", "typo")
-    # checked in the trial (the family registry needs TensorFlow, which the driver never imports)
+    # checked in the trial: the driver reads a space file without the family registry (Keras)
     assert_one_line_error(result, "every trial failed (1)", "model family 'bilstn' is not valid",
                           "(valid: ", "bilstm", "cnn")

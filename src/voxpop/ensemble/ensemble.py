@@ -89,7 +89,7 @@ class Ensemble:
         """
         check_device(device)
         if threads is not None and threads < 1:
-            raise VoxpopError(f"--threads: must be >= 1, got {threads}")
+            raise VoxpopError(f"threads must be at least 1, got {threads}")
         bundle = open_bundle(path, trust=trust)
         manifest = bundle.manifest
         preprocessor = Preprocessor.from_json_bytes(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from voxpop import __version__
 from voxpop.data import INPUT_DTYPES
 from voxpop.data.atomic import atomic_path, write_text
 from voxpop.data.errors import VoxpopError
+from voxpop.data.rundir import Checkpoint, Run, read_run
 from voxpop.ensemble import Ensemble
 from voxpop.ensemble.bundle import MANIFEST, write_manifest
 from voxpop.ensemble.manifest import (
@@ -46,11 +46,10 @@ from voxpop.ensemble.manifest import (
 )
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import vote
-from voxpop.export.convert import MAX_OPSET
+from voxpop.export.convert import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from voxpop.export.fuse import fuse_members
 from voxpop.export.quantize import MAX_F1_DROP, onnx_probs, quantize_int8
 from voxpop.export.report import render_report
-from voxpop.export.runs import Checkpoint, Run, read_run
 from voxpop.export.select import Choice, select_members
 
 QUANTIZATIONS = ("none", "int8")
@@ -83,7 +82,7 @@ def export_bundle(
     size: int = 5,
     select: str = "greedy",
     metric: str = "val_macro_f1",
-    opset: int = 17,
+    opset: int = DEFAULT_OPSET,
     fuse: bool = True,
     quantize: str = "none",
     parity_tol: float = 1e-5,
@@ -125,8 +124,9 @@ def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
         raise VoxpopError(
             f"--quantize: unknown value {options.quantize!r} (choose from {', '.join(QUANTIZATIONS)})"
         )
-    if not 7 <= options.opset <= MAX_OPSET:
-        raise VoxpopError(f"--opset: {options.opset} is not supported (valid: 7 to {MAX_OPSET})")
+    if not MIN_OPSET <= options.opset <= MAX_OPSET:
+        raise VoxpopError(f"--opset: {options.opset} is not supported "
+                          f"(valid: {MIN_OPSET} to {MAX_OPSET})")
     if options.size > MAX_MEMBERS:
         raise VoxpopError(f"--size: a bundle holds at most {MAX_MEMBERS} members, got {options.size}")
     if not options.parity_tol > 0:
@@ -157,7 +157,7 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
     quantization = None
     if options.quantize == "int8":
         quantization = _quantize(tmp, members, fused, val_inputs, run.y_val)
-    shutil.copyfile(run.preprocess_path, tmp / "preprocess.json")
+    run.copy_preprocess(tmp / "preprocess.json")
     # QUOTE_ALL: pandas leaves a field with a lone "\r" unquoted, which splits the row on reading
     run.rows("train")[["text", "label"]].to_csv(
         tmp / "baseline_train.csv", index=False, quoting=csv.QUOTE_ALL
@@ -179,9 +179,10 @@ def _export_member(
     """Convert one checkpoint, prove it (graph check, parity) and write members/<id>.onnx."""
     from voxpop.export.checks import parity, rnn_fusion
     from voxpop.export.convert import to_onnx
+    from voxpop.models import load_model
 
     label = f"member {member_id} ({checkpoint.name}, {checkpoint.family})"
-    model = checkpoint.load_model()
+    model = load_model(checkpoint.model_path)
     onnx_model = to_onnx(model, opset=options.opset)
     try:
         graph = rnn_fusion(onnx_model)

@@ -33,23 +33,23 @@ def _header(manifest: Manifest) -> str:
     )
 
 
+def _table(title: str, header: list[str], rows: list[list]) -> str:
+    """A Markdown section holding one table (cells already formatted)."""
+    lines = [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
 def _candidates(manifest: Manifest, run, choice) -> str:
     member_of = {m.checkpoint: m for m in manifest.members}
-    rows = [
-        "## Candidates",
-        "",
-        "| checkpoint | family | epoch | val macro-F1 | member | weight | why |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
     metric = manifest.selection.metric
+    rows = []
     for checkpoint in sorted(run.checkpoints, key=lambda c: (-c.score(metric), c.name)):
         member = member_of.get(checkpoint.name)
-        rows.append(
-            f"| {checkpoint.name} | {checkpoint.family} | {checkpoint.metrics.get('epoch', '')} "
-            f"| {checkpoint.metrics['val_macro_f1']:.4f} | {member.id if member else '-'} "
-            f"| {member.weight if member else '-'} | {choice.reasons.get(checkpoint.name, '')} |"
-        )
-    return "\n".join(rows)
+        rows.append([checkpoint.name, checkpoint.family, checkpoint.metrics.get("epoch", ""),
+                     f"{checkpoint.metrics['val_macro_f1']:.4f}", member.id if member else "-",
+                     member.weight if member else "-", choice.reasons.get(checkpoint.name, "")])
+    return _table("Candidates", ["checkpoint", "family", "epoch", "val macro-F1", "member",
+                                 "weight", "why"], rows)
 
 
 def _votes(manifest: Manifest) -> str:
@@ -63,20 +63,15 @@ def _votes(manifest: Manifest) -> str:
 
 
 def _members(manifest: Manifest) -> str:
-    rows = [
-        "## Members: conversion proof (ONNX Runtime vs Keras on validation rows)",
-        "",
-        "| member | family | rows | max abs diff | argmax agreement | LSTM | GRU | Loop |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    rows = []
     for m in manifest.members:
-        parity, graph = m.parity, m.graph
-        ops = f"{graph.lstm} | {graph.gru} | {graph.loop}" if graph else "- | - | -"
-        rows.append(
-            f"| {m.id} | {m.family} | {parity.rows} | {parity.max_abs_diff:.2e} "
-            f"| {parity.argmax_agreement:.2%} | {ops} |"
-        )
-    return "\n".join(rows)
+        graph = m.graph
+        ops = [graph.lstm, graph.gru, graph.loop] if graph else ["-", "-", "-"]
+        rows.append([m.id, m.family, m.parity.rows, f"{m.parity.max_abs_diff:.2e}",
+                     f"{m.parity.argmax_agreement:.2%}", *ops])
+    return _table("Members: conversion proof (ONNX Runtime vs Keras on validation rows)",
+                  ["member", "family", "rows", "max abs diff", "argmax agreement", "LSTM", "GRU",
+                   "Loop"], rows)
 
 
 def _fused(manifest: Manifest) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 
 from voxpop.data.errors import VoxpopError
 from voxpop.reports.baselines import fit_tfidf, majority_baseline, tfidf_output
-from voxpop.reports.evaluation import ModelOutput, build_report
+from voxpop.reports.evaluation import HARDEST, ModelOutput, build_report
 from voxpop.reports.labels import map_labels
 
 OOV_ID, PAD_ID = 1, 0
@@ -127,7 +127,7 @@ def vote_without_each_member(ensemble, members: dict[str, ModelOutput], *,
 
 
 def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, str] | None = None,
-                   baselines: Baselines | None = None, hardest: int = 20,
+                   baselines: Baselines | None = None, hardest: int = HARDEST,
                    primary: str | None = None,
                    on_rows: Callable[[int], None] | None = None) -> dict:
     """The report dict for one labelled table (`voxpop.data.Table` with labels).

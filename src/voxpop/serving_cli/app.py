@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
 
 import typer
 
 from voxpop import __version__
-from voxpop.data.errors import VoxpopError
 from voxpop.serving_cli import bench, demo, evaluate, export, info, keys, predict, spaces, tune
+from voxpop.serving_cli.errors import user_errors
 
 # Quiet TensorFlow's C++ start-up chatter and Tune's checkpoint-frequency advice, here and in the
 # Ray workers this process starts (they inherit the environment). Set before either is imported.
@@ -45,20 +43,6 @@ def _root(
     ),
 ) -> None:
     pass
-
-
-def user_errors(command: Callable) -> Callable:
-    """A VoxpopError becomes one red line on stderr and exit code 2, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except VoxpopError as err:
-            typer.secho(f"error: {err}", fg="red", err=True)
-            raise typer.Exit(code=2) from None
-
-    return wrapper
 
 
 for _name, _command in {

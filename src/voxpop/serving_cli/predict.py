@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
+from voxpop.serving_cli.defaults import LOAD, READ
 from voxpop.serving_cli.keys import TRUST_HELP
 
 
@@ -22,7 +23,7 @@ def predict(
         None, "--out", "-o",
         help="Output file; its extension picks the format (.csv .tsv .parquet .jsonl). Default: CSV on stdout.",
     ),
-    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    text_col: str = typer.Option(READ["text_col"], "--text-col", help="Column holding the text."),
     id_col: str = typer.Option(None, "--id-col", help="Column copied to the output as `id` (default: none)."),
     feature_cols: str = typer.Option(
         None, "--feature-cols", help="Comma-separated numeric columns fed beside the text, as at training."
@@ -40,8 +41,10 @@ def predict(
     probs: bool = typer.Option(False, "--probs", help="Add one prob_<label> column per label."),
     per_member: bool = typer.Option(False, "--per-member", help="Add each member's own label (label_<member>)."),
     batch_size: int = typer.Option(2048, "--batch-size", help="Rows read, encoded and predicted at a time."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA if really usable, else CPU) | cpu | cuda."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads in total (default: all cores)."),
+    device: str = typer.Option(LOAD["device"], "--device",
+                               help="auto (CUDA if really usable, else CPU) | cpu | cuda."),
+    threads: int = typer.Option(LOAD["threads"], "--threads", min=1,
+                                help="CPU threads in total (default: all cores)."),
     no_fused: bool = typer.Option(
         False, "--no-fused", help="Run members in separate sessions even where the fused graph would do."
     ),

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-
 import typer
+
+from voxpop.serving_cli.errors import user_errors
 
 app = typer.Typer(
     help=(
@@ -16,18 +15,6 @@ app = typer.Typer(
     ),
     invoke_without_command=True,
 )
-
-
-def _user_errors(command: Callable) -> Callable:
-    """The root app's VoxpopError handling (imported late: the root app imports this module)."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from voxpop.serving_cli.app import user_errors
-
-        return user_errors(command)(*args, **kwargs)
-
-    return wrapper
 
 
 @app.callback()
@@ -50,7 +37,7 @@ def list_spaces() -> None:
 
 
 @app.command("show")
-@_user_errors
+@user_errors
 def show(
     name: str = typer.Argument(
         ..., help="A space name from `voxpop spaces list`, or a .yaml/.yml/.json space file."
