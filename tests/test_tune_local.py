@@ -120,7 +120,9 @@ def test_every_checkpoint_loads_and_its_metrics_match_its_val_probs(local_run):
     found = checkpoints(run_dir)
     prepared = run_dir / "voxpop"
     with np.load(prepared / "arrays.npz", allow_pickle=False) as arrays:
-        y_val, val_tokens = arrays["y_val"], arrays["val_tokens"]
+        y_val = arrays["y_val"]
+        val_inputs = {key.removeprefix("val_"): arrays[key] for key in arrays.files
+                      if key.startswith("val_")}
     trials = {ckpt.parent for ckpt in found}
     assert len(trials) == 4
     for trial in trials:  # CheckpointConfig keeps the best 2 per trial
@@ -138,10 +140,7 @@ def test_every_checkpoint_loads_and_its_metrics_match_its_val_probs(local_run):
         assert model.output_shape == (None, 3)
     best = max(found, key=lambda c: metrics(c)["val_macro_f1"])
     model = keras.models.load_model(best / "model.keras", safe_mode=True)
-    inputs = {"tokens": val_tokens}
-    if len(model.inputs) > 1:
-        pytest.skip("best model takes dense features")
-    reloaded = model.predict(inputs, verbose=0)
+    reloaded = model.predict({t.name: val_inputs[t.name] for t in model.inputs}, verbose=0)
     np.testing.assert_allclose(reloaded, np.load(best / "val_probs.npy"), atol=1e-5)
 
 
