@@ -67,6 +67,14 @@ def exported(encoded):
     return out
 
 
+def test_every_family_the_mixed_space_samples_is_proven_here():
+    """`voxpop tune --space mixed` may pick any of these families: each must be a case above,
+    so that its parity and fused recurrent ops (GRU ones too) are checked."""
+    from voxpop.tune_spaces import get_space
+
+    assert set(get_space("mixed")["family"].categories) <= {family for family, _ in CASES.values()}
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_onnx_runtime_matches_keras_on_real_rows(case, exported, encoded):
     model, onnx_model = exported[case]
