@@ -44,6 +44,26 @@ def tweets_sample(tweets_df) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def onnxruntime_runs_cuda() -> bool:
+    """Whether ONNX Runtime really runs a graph on CUDA on this machine (a one-node graph, asked
+    for CUDA first): what `--device auto` and `--device cuda` must agree with, on any machine."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():  # the CPU build
+        return False
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    return session.get_providers()[0] == "CUDAExecutionProvider"
+
+
+@pytest.fixture(scope="session")
 def newsgroups_df() -> pd.DataFrame:
     """1,200 long newsgroup posts, 60 in each of 20 groups (tests/data/newsgroups.parquet)."""
     return sample("newsgroups")

@@ -156,8 +156,16 @@ def test_bad_bundles(tmp_path, bundle_dir, damage, fragments):
 def test_bad_options(bundle_dir):
     _one_line_error(run(bundle_dir, "-", "--weights", "1,x", input="a\n"), "--weights", "not a comma-separated list")
     _one_line_error(run(bundle_dir, "-", "--top-k", "9", input="a\n"), "--top-k", "between 0 and 3")
-    _one_line_error(run(bundle_dir, "-", "--device", "cuda", input="a\n"), "--device cuda: no usable GPU")
     _one_line_error(run(bundle_dir, "-", "--members", "m1,zz", input="a\n"), "choose from m1, m2, m3")
+
+
+def test_device_cuda_runs_on_cuda_or_says_there_is_no_usable_gpu(bundle_dir, onnxruntime_runs_cuda):
+    result = run(bundle_dir, "-", "--device", "cuda", input="a good flight\n")
+    if onnxruntime_runs_cuda:
+        assert result.exit_code == 0, result.stderr
+        assert "voxpop predict: device cuda," in result.stderr
+    else:
+        _one_line_error(result, "--device cuda: no usable GPU")
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
