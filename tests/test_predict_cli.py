@@ -59,7 +59,8 @@ def expected(bundle_dir, rows):
 def test_round_trip_every_format(tmp_path, bundle_dir, rows, expected, fmt_in, fmt_out):
     source, target = tmp_path / f"in.{fmt_in}", tmp_path / f"out.{fmt_out}"
     WRITE[fmt_in](rows, source)
-    result = run(bundle_dir, source, "--id-col", "tweet_id", "--out", target, "--batch-size", "16")
+    result = run(bundle_dir, source, "--id-col", "tweet_id", "--out", target, "--batch-size", "16",
+                 "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "device cpu, weighted voting, fused graph" in result.stderr
     out = READ[fmt_out](target)

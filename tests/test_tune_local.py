@@ -28,7 +28,7 @@ MAX_EPOCHS = 2
 def ray_local():
     import ray
 
-    assert start_ray(num_cpus=2)
+    assert start_ray(num_cpus=2, num_gpus=0)  # no GPUs, on any machine
     yield ray
     stop_ray()
 
