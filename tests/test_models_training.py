@@ -151,7 +151,7 @@ def test_closed_form_fit_makes_the_tfidf_member_scikit_learns_estimator(family, 
 
     from voxpop.data import Preprocessor
 
-    rows = (newsgroups_df if n_classes == 20 else tweets_df).sample(1200 if n_classes == 20 else 1500,
+    rows = (newsgroups_df if n_classes == 20 else tweets_df).sample(800 if n_classes == 20 else 1500,
                                                                     random_state=2)
     if n_classes == 2:
         rows = rows[rows.label != "neutral"]
