@@ -89,7 +89,9 @@ def _inputs(n_features: int, use_features: bool):
 def _model(nodes, initializers, inputs, n_classes: int) -> onnx.ModelProto:
     output = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", n_classes])
     graph = helper.make_graph(nodes, "member", inputs, [output], initializer=initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    # IR 8, as tf2onnx writes for opset 17 (onnx's own default, 14, is newer than what
+    # onnxruntime-gpu 1.31, the newest GPU build, reads: IR 13 at most).
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
     onnx.checker.check_model(model)
     return model
 

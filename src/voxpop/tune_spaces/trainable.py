@@ -26,6 +26,24 @@ class InjectedFailure(RuntimeError):
     """The deliberate failure asked for by `fail_on_first_attempt: true`."""
 
 
+class NoGpuForTensorFlow(RuntimeError):
+    """Ray gave the trial a GPU, but TensorFlow sees none: it would train on the CPU unnoticed."""
+
+
+def check_tensorflow_sees_the_gpus() -> None:
+    """NoGpuForTensorFlow where Ray assigned this trial GPUs (--gpus-per-trial) and TensorFlow
+    lists none (a CPU-only TensorFlow, or no CUDA libraries on the node)."""
+    import ray
+    import tensorflow as tf
+
+    assigned = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
+    if assigned and not tf.config.list_physical_devices("GPU"):
+        raise NoGpuForTensorFlow(
+            f"Ray gave this trial GPU {', '.join(map(str, assigned))} (--gpus-per-trial) but "
+            "TensorFlow sees no GPU here; install voxpop[gpu] (tensorflow[and-cuda]) on the GPU "
+            "nodes, or use --gpus-per-trial 0")
+
+
 def trial_params(config: dict) -> tuple[str, dict]:
     """`(space name, params)` from a trial config `{"space": {name: params}, "seed": S}`."""
     ((space_name, params),) = config["space"].items()
@@ -119,6 +137,7 @@ def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int)
     space_name, params = trial_params(config)
     # TF threads follow the trial's CPUs, so concurrent trials do not oversubscribe the cores.
     runtime.configure(threads=threads, seed=params.get("seed"))
+    check_tensorflow_sees_the_gpus()
 
     import keras
     import ray
