@@ -23,42 +23,29 @@ FAMILIES = ("lstm", "cnn", "fusion")
 
 
 def build_run(run: Path, rows: int) -> None:
-    """A run directory per docs/ARCHITECTURE.md: voxpop/ data files and one checkpoint per trial."""
+    """A run directory as `voxpop tune` writes it (voxpop.data.rundir's fixture writer): the
+    prepared data and one one-epoch checkpoint per family."""
     from voxpop.data import Preprocessor, split_rows
+    from voxpop.data.rundir import add_checkpoint, write_fixture_run
     from voxpop.models import build
     from voxpop.models.runtime import configure
-    from voxpop.models.training import fit, validation_metrics
+    from voxpop.models.training import fit
 
     configure(threads=2)
     tweets = pd.read_csv(DATASETS / "tweet_sentiment.csv")
     df = tweets.groupby("label").sample(frac=rows / len(tweets), random_state=0).reset_index(drop=True)
     split = split_rows(df["label"].to_numpy(), seed=0)
-    parts = np.empty(len(df), dtype=object)
-    for part in ("train", "val", "test"):
-        parts[getattr(split, part)] = part
-    (run / "voxpop").mkdir(parents=True)
-    data = pd.DataFrame({"id": df.index.astype(str), "text": df["text"], "label": df["label"],
-                         "split": parts})
-    data.to_parquet(run / "voxpop" / "data.parquet")
-    (run / "voxpop" / "split.json").write_text(json.dumps(split.to_json()))
-    train, val = data.iloc[split.train], data.iloc[split.val]
-    pre = Preprocessor().fit(train["text"].tolist(), train["label"].to_numpy())
-    pre.to_json(run / "voxpop" / "preprocess.json")
-    x_train, x_val = pre.encode(train["text"].tolist()), pre.encode(val["text"].tolist())
-    y_train, y_val = pre.encode_labels(train["label"].to_numpy()), pre.encode_labels(val["label"].to_numpy())
+    data = write_fixture_run(run, texts=df["text"], labels=df["label"], split=split,
+                             preprocessor=Preprocessor())
     for seed, family in enumerate(FAMILIES):
         config = {"seed": seed}
-        model = build(family, config, n_tokens=pre.n_tokens, n_classes=len(pre.labels),
-                      n_features=pre.n_features)
-        fit(model, train=x_train, y_train=y_train, val=x_val, y_val=y_val, config=config, epochs=1)
-        checkpoint = run / f"trial_{family}" / "checkpoint_000000"
-        checkpoint.mkdir(parents=True)
-        model.save(checkpoint / "model.keras")
-        val_probs = np.asarray(model.predict(x_val, verbose=0), dtype=np.float32)
-        np.save(checkpoint / "val_probs.npy", val_probs)
-        metrics = {"trial_id": f"trial_{family}", "family": family, "config": config, "epoch": 1,
-                   **validation_metrics(val_probs, y_val)}
-        (checkpoint / "metrics.json").write_text(json.dumps(metrics))
+        model = build(family, config, n_tokens=data.n_tokens, n_classes=len(data.labels),
+                      n_features=data.n_features)
+        result = fit(model, train=data.train, y_train=data.y_train, val=data.val,
+                     y_val=data.y_val, config=config, epochs=1)
+        val_probs = np.asarray(model.predict(data.val, verbose=0), dtype=np.float32)
+        add_checkpoint(run, trial_id=f"trial_{family}", index=0, model=model, val_probs=val_probs,
+                       metrics={"family": family, "config": config, **result.best_metrics})
 
 
 def timed_export(run: Path, out: Path, **options) -> tuple[float, list[float]]:
@@ -97,6 +84,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256, help="rows per ONNX Runtime call")
     args = parser.parse_args()
     from voxpop.data import Preprocessor
+    from voxpop.data.rundir import read_run
+    from voxpop.ensemble.bundle import read_manifest
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
@@ -105,11 +94,11 @@ def main() -> None:
         fp32_seconds, per_member = timed_export(run, Path(tmp) / "fp32")
         int8_seconds, _ = timed_export(run, Path(tmp) / "int8", quantize="int8")
         fp32, int8 = Path(tmp) / "fp32", Path(tmp) / "int8"
-        manifest = json.loads((fp32 / "ensemble.json").read_text())
-        check = json.loads((int8 / "ensemble.json").read_text())["quantization_check"]
-        data = pd.read_parquet(run / "voxpop" / "data.parquet")
+        manifest = read_manifest(fp32)
+        check = read_manifest(int8).quantization_check
+        data = read_run(run).data
         inputs = Preprocessor.from_json(fp32 / "preprocess.json").encode(data["text"].tolist())
-        members = [fp32 / m["file"] for m in manifest["members"]]
+        members = [fp32 / m.file for m in manifest.members]
         results = {
             "rows_in_run": args.rows,
             "rows_timed": len(data),
@@ -117,8 +106,8 @@ def main() -> None:
             "training_seconds": round(training.seconds, 1),
             "export_seconds_fp32": round(fp32_seconds, 2),
             "export_seconds_int8": round(int8_seconds, 2),
-            "seconds_per_member": {m["family"]: round(s, 2) for m, s in zip(manifest["members"], per_member)},
-            "parity_max_abs_diff": {m["family"]: m["parity"]["max_abs_diff"] for m in manifest["members"]},
+            "seconds_per_member": {m.family: round(s, 2) for m, s in zip(manifest.members, per_member)},
+            "parity_max_abs_diff": {m.family: m.parity.max_abs_diff for m in manifest.members},
             "rows_per_second": {
                 "separate_sessions_fp32": round(rows_per_second(members, inputs, args.batch)),
                 "fused_fp32": round(rows_per_second([fp32 / "fused.onnx"], inputs, args.batch)),
@@ -126,8 +115,8 @@ def main() -> None:
             },
             "fused_bytes": {"fp32": (fp32 / "fused.onnx").stat().st_size,
                             "int8": (int8 / "fused.onnx").stat().st_size},
-            "val_macro_f1": check["val_macro_f1"],
-            "int8_kept": check["kept"],
+            "val_macro_f1": check.val_macro_f1,
+            "int8_kept": check.kept,
         }
     speed = results["rows_per_second"]
     summary = (
@@ -139,7 +128,7 @@ def main() -> None:
         f"| rows/s separate sessions / fused fp32 / fused int8 | {speed['separate_sessions_fp32']} / "
         f"{speed['fused_fp32']} / {speed['fused_int8']} |\n"
         f"| fused.onnx bytes fp32 / int8 | {results['fused_bytes']['fp32']:,} / {results['fused_bytes']['int8']:,} |\n"
-        f"| val macro-F1 fp32 / int8 | {check['val_macro_f1']['fp32']:.4f} / {check['val_macro_f1']['int8']:.4f} |\n"
+        f"| val macro-F1 fp32 / int8 | {check.val_macro_f1['fp32']:.4f} / {check.val_macro_f1['int8']:.4f} |\n"
     )
     path = record("export", results, summary_md=summary,
                   command=f"nice .venv/bin/python bench/bench_export.py --rows {args.rows} --batch {args.batch}")

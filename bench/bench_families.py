@@ -18,6 +18,7 @@ from common import DATASETS, record
 
 from voxpop.data import Preprocessor
 from voxpop.data.split import split_rows
+from voxpop.ensemble.metrics import macro_f1
 
 # Modest sizes so that all families finish within ~15 minutes on 2 loaded cores.
 MODEL = {"embed_dim": 64, "units": 32, "attention_units": 32, "filters": 64, "ff_dim": 64,
@@ -25,12 +26,6 @@ MODEL = {"embed_dim": 64, "units": 32, "attention_units": 32, "filters": 64, "ff
 TRAINING = {"learning_rate": 2e-3, "batch_size": 128, "imbalance": "balanced", "seed": 42}
 CASES = {"lstm": {}, "bilstm": {}, "stacked_bilstm": {"units": [32, 32]}, "gru": {}, "bigru": {},
          "attention": {}, "cnn": {}, "transformer": {}, "fusion": {"encoder": "cnn"}}
-
-
-def macro_f1(y_true, y_pred, n_classes):
-    from voxpop.models.training import per_class_f1
-
-    return float(per_class_f1(np.asarray(y_true), np.asarray(y_pred), n_classes).mean())
 
 
 def baselines(texts, y, split, n_classes) -> dict:

@@ -95,13 +95,12 @@ def graph_flops(model_path: Path, *, input_shapes: dict[str, tuple[int, int]]) -
     return float(flops)
 
 
-def keras_members(run_dir: Path, manifest: dict):
-    import keras
+def keras_members(run_dir: Path, manifest):
+    from voxpop.data.rundir import read_checkpoint
+    from voxpop.models import load_model
 
-    import voxpop.models  # noqa: F401  (registers the custom layers)
-
-    return [keras.models.load_model(run_dir / m["checkpoint"] / "model.keras", safe_mode=True)
-            for m in manifest["members"]]
+    return [load_model(read_checkpoint(run_dir / m.checkpoint).model_path)
+            for m in manifest.members]
 
 
 def main() -> None:
@@ -110,8 +109,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20000)
     args = parser.parse_args()
     bundle, run_dir = args.demo_dir / "bundle", args.demo_dir / "runs" / "demo"
-    manifest = json.loads((bundle / "ensemble.json").read_text())
-    weights = np.asarray([m["weight"] for m in manifest["members"]], dtype=np.float64)
+    from voxpop.ensemble.bundle import read_manifest
+
+    manifest = read_manifest(bundle)
+    weights = np.asarray([m.weight for m in manifest.members], dtype=np.float64)
     texts = pd.read_csv(args.demo_dir / "data" / "airline_tweets.csv")["text"].astype(str).tolist()
     texts = (texts * (args.rows // len(texts) + 1))[:args.rows]
 
@@ -122,7 +123,7 @@ def main() -> None:
     separate = Ensemble.load(bundle, fused=False)
     with Timer() as tokenize:
         encoded = fused.encode(texts)
-    results = {"rows": len(texts), "members": [m["family"] for m in manifest["members"]],
+    results = {"rows": len(texts), "members": [m.family for m in manifest.members],
                "seq_len": int(encoded["tokens"].shape[1]),
                "tokenization_rows_per_s": round(len(texts) / tokenize.seconds)}
 

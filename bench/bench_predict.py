@@ -26,26 +26,29 @@ import pandas as pd
 from common import BENCH, DATASETS, Timer, record
 
 sys.path.insert(0, str(BENCH.parent / "tests"))
-from bundle_factory import write_bundle  # noqa: E402
+from bundle_factory import onnx_probs, write_bundle  # noqa: E402
 
 from voxpop.data import Preprocessor  # noqa: E402
 from voxpop.ensemble import Ensemble  # noqa: E402
-from voxpop.ensemble.bundle import MANIFEST, sha256_of  # noqa: E402
+from voxpop.ensemble.bundle import read_manifest, write_manifest  # noqa: E402
 
 REPO = BENCH.parent
 
 
 def quantized_copy(bundle: Path, out: Path) -> Path:
-    """The bundle with every ONNX file dynamically quantized to int8 (sha256s updated)."""
+    """The bundle with every ONNX file dynamically quantized to int8 (check rows and sha256s
+    rewritten by the bundle's owner, as export does)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     shutil.copytree(bundle, out)
-    manifest = json.loads((out / MANIFEST).read_text())
-    for relative in [name for name in manifest["files"] if name.endswith(".onnx")]:
+    manifest = read_manifest(bundle)
+    graphs = [m.file for m in manifest.members] + ([manifest.fused.file] if manifest.fused else [])
+    for relative in graphs:
         quantize_dynamic(bundle / relative, out / relative, weight_type=QuantType.QInt8)
-        manifest["files"][relative] = sha256_of(out / relative)
-    manifest["quantization"] = "int8"
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    inputs = Preprocessor.from_json(out / manifest.preprocess).encode(manifest.check_rows.texts)
+    probs = {m.id: onnx_probs(out / m.file, inputs) for m in manifest.members}
+    check_rows = manifest.check_rows.model_copy(update={"probs": probs})
+    write_manifest(out, manifest.model_copy(update={"quantization": "int8", "check_rows": check_rows}))
     return out
 
 

@@ -79,7 +79,7 @@ def tune_and_export(work: Path, name: str, data: Path, tune_options: list, *, si
     whose output is on disk (the run, the bundle) is not run again."""
     tune = ["tune", data, *tune_options, "--storage", work / "runs", "--name", name]
     export = ["export", work / "runs" / name, "--out", work / "bundle", "--size", size, "--force"]
-    skip = {"tune": reuse and (work / "runs" / name / "voxpop").exists(),
+    skip = {"tune": reuse and (work / "runs" / name).is_dir(),
             "export": reuse and (work / "bundle" / "ensemble.json").exists()}
     commands = [shlex.join(["voxpop", *map(str, words)]) if skip[words[0]] else run(words)
                 for words in (tune, export)]
@@ -99,8 +99,10 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 
 def test_split_csv(work: Path, name: str) -> Path:
     """The run's held-out test rows (never seen by tuning or selection) as a CSV."""
-    frame = pd.read_parquet(work / "runs" / name / "voxpop" / "data.parquet")
-    return write_csv(frame[frame["split"] == "test"][["text", "label"]], work / "test_split.csv")
+    from voxpop.data.rundir import read_run
+
+    rows = read_run(work / "runs" / name).rows("test")
+    return write_csv(rows[["text", "label"]], work / "test_split.csv")
 
 
 def tweets(demo_dir: Path | None, reuse: bool) -> dict:

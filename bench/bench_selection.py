@@ -25,8 +25,8 @@ import numpy as np
 from common import record
 from scipy.optimize import minimize
 
+from voxpop.data.rundir import read_run
 from voxpop.ensemble.metrics import macro_f1
-from voxpop.export.runs import read_run
 from voxpop.export.select import select_members
 
 RUNS = ["demo/runs/demo", "tweets-seed43/runs/demo", "tweets-seed44/runs/demo",
@@ -66,6 +66,8 @@ def strategies(run, size: int) -> dict[str, dict]:
 
 
 def test_scores(run, size: int) -> dict[str, float]:
+    from voxpop.models import load_model
+
     chosen = strategies(run, size)
     rows = run.rows("test")
     y_test = run.preprocessor.encode_labels(rows["label"].astype(str).to_numpy())
@@ -73,7 +75,7 @@ def test_scores(run, size: int) -> dict[str, float]:
     by_name = {c.name: c for c in run.checkpoints}
     probs = {}
     for name in sorted({n for weights in chosen.values() for n in weights}):
-        model = by_name[name].load_model()
+        model = load_model(by_name[name].model_path)
         probs[name] = model.predict({i.name: inputs[i.name] for i in model.inputs}, verbose=0,
                                     batch_size=512)
     n_classes = len(run.preprocessor.labels)

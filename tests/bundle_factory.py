@@ -1,7 +1,8 @@
 """Small real ensemble bundles for tests: a real Preprocessor fitted on real tweets, and member ONNX
 graphs written with onnx.helper (embedding Gather -> mean over the sequence -> dense -> softmax),
 each with its own random weights, one of them also reading `features`; a fused graph with the
-weighted soft vote inside; ensemble.json per docs/ARCHITECTURE.md with real sha256s.
+weighted soft vote inside; ensemble.json built as the typed records and written by the bundle's
+owner (real sha256s, check rows with the members' real probabilities).
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def _inputs(n_features: int, use_features: bool):
 def _model(nodes, initializers, inputs, n_classes: int) -> onnx.ModelProto:
     output = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", n_classes])
     graph = helper.make_graph(nodes, "member", inputs, [output], initializer=initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    # IR 8, as tf2onnx writes for opset 17 (onnx's own default, 14, is newer than what
+    # onnxruntime-gpu 1.31, the newest GPU build, reads: IR 13 at most).
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
     onnx.checker.check_model(model)
     return model
 
@@ -120,17 +123,34 @@ def fused_model(specs: list[dict], weights: list[float], *, n_tokens, n_classes,
     return _model(nodes, inits, _inputs(n_features, any_features), n_classes)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+# Texts of the check rows when a test gives none (real tweets give the fixtures' bundles theirs).
+CHECK_TEXTS = ["the flight was great, thank you!", "worst service ever @united #fail",
+               "is the 8:15 to boston on time?", "", "loved it 😍😍", "meh... ok i guess"]
+
+
+def onnx_probs(path: Path, inputs: dict) -> list[list[float]]:
+    """What ONNX Runtime gives for the model at `path` on `inputs`, as the manifest stores it."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    probs = session.run(["probs"], {i.name: inputs[i.name] for i in session.get_inputs()})[0]
+    return np.asarray(probs, dtype=np.float64).round(7).tolist()
 
 
 def write_bundle(out: Path, preprocessor, *, n_members: int = 3, weights=None, fused: bool = True,
-                 feature_member: bool = True, encoder: str = "mean", dim: int = EMBED_DIM) -> Path:
+                 feature_member: bool = True, encoder: str = "mean", dim: int = EMBED_DIM,
+                 check_texts=None, sign_with=None) -> Path:
     """Write a complete bundle directory at `out` and return it.
 
     Member i has id m{i+1} and seed i; the last member reads `features` when feature_member.
     encoder: "mean" (tiny, for tests) or "lstm" (realistic cost, for benchmarks); dim its width.
+    The manifest is built as the typed records and written by the bundle's owner, as export does;
+    its check rows are `check_texts` (default CHECK_TEXTS) with each member's real probabilities.
     """
+    from voxpop.ensemble.bundle import write_manifest
+    from voxpop.ensemble.manifest import (CheckRows, Fused, InputSpec, Manifest, Member, Parity,
+                                          Selection, ValMetrics, Voting)
+
     out = Path(out)
     (out / "members").mkdir(parents=True)
     weights = list(weights or [float(n_members - i) for i in range(n_members)])
@@ -141,44 +161,39 @@ def write_bundle(out: Path, preprocessor, *, n_members: int = 3, weights=None, f
         for i in range(n_members)
     ]
     preprocessor.to_json(out / "preprocess.json")
-    files = {"preprocess.json": None}
-    members = []
+    texts = list(CHECK_TEXTS if check_texts is None else check_texts)
+    check_inputs = preprocessor.encode(texts, inputs=["tokens", "features"])
+    members, check_probs = [], {}
     for spec, weight in zip(specs, weights):
         relative = f"members/{spec['id']}.onnx"
         model = member_model(n_tokens=n_tokens, n_classes=n_classes, n_features=n_features,
                              seed=spec["seed"], use_features=spec["use_features"], encoder=encoder, dim=dim)
         onnx.save(model, out / relative)
-        files[relative] = None
-        members.append({
-            "id": spec["id"], "file": relative, "family": f"test_{encoder}", "config": {"seed": spec["seed"]},
-            "trial_id": f"trial_{spec['id']}", "epoch": 1,
-            "inputs": ["tokens", "features"] if spec["use_features"] else ["tokens"],
-            "val_metrics": {"val_macro_f1": 0.5, "val_accuracy": 0.5, "val_loss": 1.0},
-            "weight": weight, "parity": {"max_abs_diff": 0.0, "argmax_agreement": 1.0, "rows": 0},
-        })
+        check_probs[spec["id"]] = onnx_probs(out / relative, check_inputs)
+        members.append(Member(
+            id=spec["id"], file=relative, family=f"test_{encoder}", config={"seed": spec["seed"]},
+            trial_id=f"trial_{spec['id']}", epoch=1,
+            inputs=["tokens", "features"] if spec["use_features"] else ["tokens"],
+            val_metrics=ValMetrics(val_macro_f1=0.5, val_accuracy=0.5, val_loss=1.0),
+            weight=weight, parity=Parity(max_abs_diff=0.0, argmax_agreement=1.0, rows=0),
+        ))
     fused_entry = None
     if fused:
         onnx.save(fused_model(specs, weights, n_tokens=n_tokens, n_classes=n_classes,
                               n_features=n_features, encoder=encoder, dim=dim),
                   out / "fused.onnx")
-        files["fused.onnx"] = None
-        fused_entry = {"file": "fused.onnx", "weights": weights}
-    manifest = {
-        "schema_version": 1,
-        "voxpop_version": "0.1.0",
-        "created": "2026-01-01T00:00:00Z",
-        "labels": list(preprocessor.labels),
-        "inputs": [{"name": "tokens", "dtype": "int32", "shape": ["batch", "seq"]},
-                   {"name": "features", "dtype": "float32", "shape": ["batch", n_features]}],
-        "preprocess": "preprocess.json",
-        "members": members,
-        "voting": {"default": "weighted", "weights": weights},
-        "selection": {"method": "test", "metric": "val_macro_f1", "picks": [], "val_scores": {}},
-        "fused": fused_entry,
-        "quantization": "none",
-        "files": {name: _sha256(out / name) for name in files},
-    }
-    (out / "ensemble.json").write_text(json.dumps(manifest, indent=2))
+        fused_entry = Fused(file="fused.onnx", weights=weights)
+    manifest = Manifest(
+        schema_version=2, voxpop_version="0.1.0", created="2026-01-01T00:00:00Z",
+        labels=list(preprocessor.labels),
+        inputs=[InputSpec(name="tokens", dtype="int32", shape=["batch", "seq"]),
+                InputSpec(name="features", dtype="float32", shape=["batch", n_features])],
+        preprocess="preprocess.json", members=members,
+        voting=Voting(default="weighted", weights=weights),
+        selection=Selection(method="test", metric="val_macro_f1"),
+        fused=fused_entry, check_rows=CheckRows(texts=texts, probs=check_probs), files={},
+    )
+    write_manifest(out, manifest, sign_with=sign_with)
     return out
 
 
@@ -188,6 +203,19 @@ def rewrite_manifest(bundle: Path, **changes) -> None:
     manifest = json.loads(path.read_text())
     manifest.update(changes)
     path.write_text(json.dumps(manifest))
+
+
+def rehash(bundle: Path) -> None:
+    """Set every sha256 in a bundle's ensemble.json to its file's current bytes, as an attacker
+    who changed files and rewrote the checksums would."""
+    path = Path(bundle) / "ensemble.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"] = {name: _sha256(Path(bundle) / name) for name in manifest["files"]}
+    path.write_text(json.dumps(manifest))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # -- pytest fixtures (import them into a test module to use them) -------------------------------
@@ -211,10 +239,11 @@ def tweet_preprocessor(tweet_rows):
 
 
 @pytest.fixture(scope="session")
-def bundle_dir(tmp_path_factory, tweet_preprocessor) -> Path:
+def bundle_dir(tmp_path_factory, tweet_preprocessor, tweet_rows) -> Path:
     """A 3-member bundle with a fused graph (weights 3, 2, 1; member m3 reads `features`).
     Session-scoped: tests must not modify it (copy it first)."""
-    return write_bundle(tmp_path_factory.mktemp("bundle") / "bundle", tweet_preprocessor)
+    return write_bundle(tmp_path_factory.mktemp("bundle") / "bundle", tweet_preprocessor,
+                        check_texts=tweet_rows["text"].iloc[1900:1932].astype(str).tolist())
 
 
 @pytest.fixture(scope="session")

@@ -8,18 +8,15 @@ import zlib
 from collections import Counter
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from conftest import dataset_path
 from voxpop.data import Preprocessor, VoxpopError
 from voxpop.data.ngrams import _PAIR, HashedNgrams, _mix, _string_hashes
 
 
 @pytest.fixture(scope="module")
-def tweets() -> list[str]:
-    frame = pd.read_csv(dataset_path("tweet_sentiment.csv"))
-    return frame.text.fillna("").sample(400, random_state=5).tolist()
+def tweets(tweets_df) -> list[str]:
+    return tweets_df.text.sample(400, random_state=5).tolist()
 
 
 def reference_weights(fit_texts, texts, buckets: int) -> list[dict[tuple[int, int], float]]:

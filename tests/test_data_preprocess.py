@@ -120,7 +120,8 @@ def test_shuffling_input_rows_changes_nothing_but_order(tmp_path, tweets_sample)
     ({"padding": "left"}, r"padding must be one of pre, post \(got 'left'\)"),
     ({"truncating": "middle"}, r"truncating must be one of pre, post"),
     ({"max_tokens": 2}, r"max_tokens must be >= 3"),
-    ({"max_len": 0}, r"max_len must be >= 1"),
+    ({"max_len": 0}, r"max_len must be between 1 and 10000 \(got 0\)"),
+    ({"max_len": 10_001}, r"max_len must be between 1 and 10000"),
     ({"max_len_percentile": 0}, r"max_len_percentile must be in \(0, 100\]"),
 ])
 def test_bad_options_are_named(kwargs, message):
@@ -143,10 +144,11 @@ def test_bad_fit_and_label_inputs():
 def test_from_json_refuses_other_versions_and_non_preprocessor_files(tmp_path, fitted):
     path = tmp_path / "p.json"
     path.write_text(json.dumps({**fitted.to_dict(), "format_version": 99}))
-    with pytest.raises(VoxpopError, match=r"p.json: format_version 99 is not supported \(this voxpop reads 1\)"):
+    with pytest.raises(VoxpopError, match=r"p.json: format_version 99 is not supported \(this "
+                                          r"voxpop reads 1 and 2\)"):
         Preprocessor.from_json(path)
-    path.write_text(json.dumps({"format_version": 1}))
-    with pytest.raises(VoxpopError, match=r"p.json: key 'cleaning' missing"):
+    path.write_text(json.dumps({"format_version": 2}))
+    with pytest.raises(VoxpopError, match=r"p.json: cleaning: Field required \(and \d+ more"):
         Preprocessor.from_json(path)
     with pytest.raises(VoxpopError, match=r"nope.json: file not found"):
         Preprocessor.from_json(tmp_path / "nope.json")
@@ -157,7 +159,9 @@ def test_from_json_refuses_a_file_whose_engineered_features_differ(tmp_path, fit
     columns they were not trained on."""
     saved = fitted.to_dict()
     path = tmp_path / "old.json"
-    path.write_text(json.dumps({**saved, "feature_names": saved["feature_names"][:-1]}))
+    path.write_text(json.dumps({**saved, "feature_names": saved["feature_names"][:-1],
+                                "feature_means": saved["feature_means"][:-1],
+                                "feature_stds": saved["feature_stds"][:-1]}))
     with pytest.raises(VoxpopError, match=rf"old.json: its models were trained on "
                                           rf"{len(FEATURE_NAMES) - 1} features, but this voxpop "
                                           rf"computes {len(FEATURE_NAMES)} \({FEATURE_NAMES[-1]}\)"):

@@ -32,9 +32,11 @@ def test_hashtags_split_on_camel_case_underscores_and_digits():
         ["<hashtag>", "hash", "tags", "Rock", "<hashtag>", "Win", "<num>"]
 
 
-def test_chunked_tokenizer_equals_plain_findall_on_real_tweets(tweets_df):
-    # The fast path (plain words skip the regex) must give exactly what re.findall gives.
-    texts = tweets_df["text"].sample(n=3000, random_state=1).tolist()
+@pytest.mark.parametrize("data, rows", [("tweets_df", 3000), ("newsgroups_df", 1200)])
+def test_chunked_tokenizer_equals_plain_findall_on_real_texts(request, data, rows):
+    # The fast path (plain words skip the regex; all texts cleaned joined) must give exactly what
+    # re.findall gives, on short tweets and on long newsgroup posts.
+    texts = request.getfixturevalue(data)["text"].sample(n=rows, random_state=1).tolist()
     options = CleaningOptions()
     pattern = re.compile(TOKEN_PATTERN)
     assert Tokenizer(options).tokenize_many(texts) == [pattern.findall(clean(t, options)) for t in texts]

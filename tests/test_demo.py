@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from voxpop.data.rundir import read_run
 from voxpop.serving_cli.app import app
 
 
@@ -22,7 +23,7 @@ def test_quick_demo_writes_run_bundle_and_both_reports(tmp_path):
     assert manifest["voting"]["default"] == "weighted"
 
     # The airline tweets never reach training: the run's rows and the external set are disjoint.
-    run_rows = pd.read_parquet(tmp_path / "runs" / "demo" / "voxpop" / "data.parquet")
+    run_rows = read_run(tmp_path / "runs" / "demo").data
     airline = pd.read_csv(tmp_path / "data" / "airline_tweets.csv")
     assert len(airline) == 14_638
     assert not set(run_rows["text"]) & set(airline["text"])

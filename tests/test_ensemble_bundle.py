@@ -19,9 +19,12 @@ def bundle_copy(bundle_dir, tmp_path):
 
 def test_valid_bundle_reads_from_dir_or_manifest_path(bundle_dir):
     manifest = read_manifest(bundle_dir)
-    assert manifest["schema_version"] == SCHEMA_VERSION
-    assert [m["id"] for m in manifest["members"]] == ["m1", "m2", "m3"]
+    assert manifest.schema_version == SCHEMA_VERSION
+    assert manifest.member_ids == ["m1", "m2", "m3"]
+    assert [m.weight for m in manifest.members] == manifest.voting.weights == [3.0, 2.0, 1.0]
     assert read_manifest(bundle_dir / MANIFEST) == manifest
+    # what the owner writes is what it reads: the file is the records' own serialisation
+    assert (bundle_dir / MANIFEST).read_text() == manifest.to_json()
 
 
 def test_not_a_bundle(tmp_path):
@@ -29,9 +32,15 @@ def test_not_a_bundle(tmp_path):
         read_manifest(tmp_path)
 
 
-def test_newer_schema_is_refused(bundle_copy):
+def test_newer_and_older_schemas_are_refused(bundle_copy):
     rewrite_manifest(bundle_copy, schema_version=SCHEMA_VERSION + 1)
-    with pytest.raises(VoxpopError, match=r"schema_version 2 is newer than this voxpop reads \(1\)"):
+    with pytest.raises(VoxpopError, match=rf"schema_version {SCHEMA_VERSION + 1} is newer than "
+                                          rf"this voxpop reads \({SCHEMA_VERSION}\); upgrade"):
+        read_manifest(bundle_copy)
+    # schema 1 had no check rows: accepting it would let a tampered bundle drop them
+    rewrite_manifest(bundle_copy, schema_version=1)
+    with pytest.raises(VoxpopError, match=r"schema_version 1 is older than this voxpop reads "
+                                          r"\(2\); export the bundle again"):
         read_manifest(bundle_copy)
 
 

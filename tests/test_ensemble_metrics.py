@@ -58,6 +58,18 @@ def test_macro_f1_counts_absent_classes_as_zero_like_sklearn():
     assert macro_f1(y_true, y_pred, 3) < macro_f1(y_true, y_pred, 2)
 
 
+def test_macro_f1_of_label_rows_scores_each_row_like_sklearn_also_with_absent_classes():
+    # The bootstrap of a report scores many resamples at once this way.
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, size=(6, 40))
+    pred = rng.integers(0, 4, size=(6, 40))
+    y[0] = np.where(y[0] == 3, 0, y[0])  # class 3 absent from the truth of row 0 ...
+    pred[1] = np.where(pred[1] == 2, 1, pred[1])  # ... and class 2 never predicted in row 1
+    expected = [skm.f1_score(y[i], pred[i], average="macro", labels=range(5), zero_division=0)
+                for i in range(6)]  # class 4 appears nowhere
+    np.testing.assert_allclose(macro_f1(y, pred, 5), expected, rtol=0, atol=1e-12)
+
+
 def test_log_loss_clips_zero_probability_like_sklearn():
     y_true = np.array([0, 1])
     probs = np.array([[1.0, 0.0], [1.0, 0.0]])

@@ -90,5 +90,5 @@ def test_bad_weights_are_user_errors(weights, message):
 
 
 def test_unknown_voting_lists_the_choices():
-    with pytest.raises(VoxpopError, match="soft, weighted, hard"):
+    with pytest.raises(VoxpopError, match="soft, hard, weighted"):
         vote(MEMBERS, voting="median")

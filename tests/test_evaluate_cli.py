@@ -151,6 +151,41 @@ def test_bad_options_are_one_line_errors(tmp_path, bundle, external, args, messa
     assert not (tmp_path / "r").exists()
 
 
+def test_out_naming_an_existing_file_is_a_one_line_error_before_any_work(tmp_path, bundle,
+                                                                         external):
+    target = tmp_path / "report.txt"
+    target.write_text("keep me")
+    result = run(bundle, external, "--out", target, "--text-col", "tweet", "--label-col",
+                 "sentiment", "--no-baseline")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {target}: exists and is not a folder")
+    assert target.read_text() == "keep me"
+
+
+def test_a_rerun_into_the_same_folder_leaves_only_its_own_reports(tmp_path, bundle, external):
+    out = tmp_path / "r"
+    options = ["--text-col", "tweet", "--label-col", "sentiment", "--no-baseline", "--voting",
+               "soft"]
+    other = tmp_path / "other.csv"
+    shutil.copyfile(external, other)
+    assert run(bundle, external, other, "--out", out, *options).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["airline", "other", "summary.json",
+                                                     "summary.md"]
+    (out / "notes.txt").write_text("the user's own")
+
+    # One input now: the inputs' folders and the summary are stale; the user's file stays.
+    assert run(bundle, external, "--out", out, *options).exit_code == 0
+    plots = ["confusion_matrix.png", "per_class_f1.png", "reliability.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["notes.txt", *plots, "report.html", "report.json", "report.md"])
+
+    # Fewer formats: the earlier run's Markdown and HTML go.
+    assert run(bundle, external, "--out", out, *options, "--format", "json").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(["notes.txt", *plots, "report.json"])
+    assert (out / "notes.txt").read_text() == "the user's own"
+
+
 def test_no_label_matching_the_bundle_says_how_to_map(tmp_path, bundle, external):
     frame = pd.read_csv(external).assign(sentiment="joy")
     path = tmp_path / "emotions.csv"

@@ -28,15 +28,17 @@ TRIALS = {  # trial id -> (family, config, epochs)
     "trial_lstm2": ("lstm", {**SMALL, "units": 8, "seed": 4, "learning_rate": 3e-3}, 2),
 }
 runner = CliRunner()
+TEXT = "the crew was lovely\n"
 
 
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
+def invoke(*args: str, input: str | None = None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tweets_df):
     from voxpop.data import Preprocessor, split_rows
+    from voxpop.data.rundir import add_checkpoint, write_fixture_run
     from voxpop.models import build
     from voxpop.models.runtime import configure
     from voxpop.models.training import fit
@@ -46,37 +48,21 @@ def run_dir(tmp_path_factory, tweets_df):
     df = (tweets_df.groupby("label").sample(frac=ROWS / len(tweets_df), random_state=0)
           .sample(frac=1.0, random_state=0).reset_index(drop=True))
     split = split_rows(df["label"].to_numpy(), val_size=0.25, test_size=0.1, seed=0)
-    parts = np.empty(len(df), dtype=object)
-    for part in ("train", "val", "test"):
-        parts[getattr(split, part)] = part
     run = tmp_path_factory.mktemp("runs") / "tiny"
-    (run / "voxpop").mkdir(parents=True)
-    data = pd.DataFrame({"id": df.index.astype(str), "text": df["text"], "label": df["label"],
-                         "split": parts})
-    data.to_parquet(run / "voxpop" / "data.parquet")
-    (run / "voxpop" / "split.json").write_text(json.dumps(split.to_json()))
-    train, val = data.iloc[split.train], data.iloc[split.val]
-    pre = Preprocessor(max_len=24, ngram_buckets=2**14).fit(train["text"].tolist(),
-                                                              train["label"].to_numpy())
-    pre.to_json(run / "voxpop" / "preprocess.json")
-    x_train, x_val = pre.encode(train["text"].tolist()), pre.encode(val["text"].tolist())
-    y_train, y_val = pre.encode_labels(train["label"].to_numpy()), pre.encode_labels(val["label"].to_numpy())
+    data = write_fixture_run(run, texts=df["text"], labels=df["label"], split=split,
+                             preprocessor=Preprocessor(max_len=24, ngram_buckets=2**14))
     for trial_id, (family, config, epochs) in TRIALS.items():
-        model = build(family, config, n_tokens=pre.n_tokens, n_classes=len(pre.labels),
-                      n_features=pre.n_features, n_buckets=pre.n_buckets)
+        model = build(family, config, n_tokens=data.n_tokens, n_classes=len(data.labels),
+                      n_features=data.n_features, n_buckets=data.n_buckets)
 
         def write_checkpoint(epoch, metrics, val_probs, trial_id=trial_id, family=family,
                              config=config, model=model):
-            checkpoint = run / trial_id / f"checkpoint_{epoch - 1:06d}"
-            checkpoint.mkdir(parents=True)
-            model.save(checkpoint / "model.keras")
-            np.save(checkpoint / "val_probs.npy", val_probs.astype(np.float32))
-            (checkpoint / "metrics.json").write_text(json.dumps(
-                {"trial_id": trial_id, "family": family, "config": config, "node_id": "local",
-                 **metrics}))
+            add_checkpoint(run, trial_id=trial_id, index=epoch - 1, model=model,
+                           val_probs=val_probs, metrics={"family": family, "config": config,
+                                                         "node_id": "local", **metrics})
 
-        fit(model, train=x_train, y_train=y_train, val=x_val, y_val=y_val, config=config,
-            epochs=epochs, on_epoch=write_checkpoint)
+        fit(model, train=data.train, y_train=data.y_train, val=data.val, y_val=data.y_val,
+            config=config, epochs=epochs, on_epoch=write_checkpoint)
     return run
 
 
@@ -95,7 +81,7 @@ def manifest(bundle):
 
 @pytest.fixture(scope="module")
 def run(run_dir):
-    from voxpop.export.runs import read_run
+    from voxpop.data.rundir import read_run
 
     return read_run(run_dir)
 
@@ -103,14 +89,16 @@ def run(run_dir):
 def onnx_probs(path, inputs):
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # as export scores: int8 kernels round differently per thread count
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     return session.run(["probs"], {i.name: inputs[i.name] for i in session.get_inputs()})[0]
 
 
 def test_manifest_follows_the_architecture(bundle, manifest, run):
     from voxpop.ensemble.bundle import read_manifest
 
-    assert read_manifest(bundle) == manifest
+    assert read_manifest(bundle).model_dump(mode="json") == manifest
     assert manifest["labels"] == ["negative", "neutral", "positive"]
     assert 1 <= len(manifest["members"]) <= 3
     assert manifest["voting"]["default"] == "weighted"
@@ -128,6 +116,18 @@ def test_manifest_follows_the_architecture(bundle, manifest, run):
     assert baseline["text"].tolist() == train["text"].tolist()
     assert baseline["label"].tolist() == train["label"].tolist()
     assert [i["name"] for i in manifest["inputs"]][0] == "tokens"
+
+
+def test_check_rows_are_validation_texts_with_each_members_probabilities(bundle, manifest, run):
+    check = manifest["check_rows"]
+    val = run.rows("val")
+    assert check["texts"] == val["text"].iloc[:32].tolist()
+    assert set(check["probs"]) == {m["id"] for m in manifest["members"]}
+    inputs = run.preprocessor.encode(check["texts"])
+    for member in manifest["members"]:
+        stored = np.asarray(check["probs"][member["id"]])
+        assert stored.shape == (32, 3)
+        assert np.abs(onnx_probs(bundle / member["file"], inputs) - stored).max() < 1e-6
 
 
 def test_members_are_proven_against_keras(bundle, manifest, run):
@@ -226,21 +226,48 @@ def test_existing_bundle_needs_force_then_top_without_fuse(bundle, run_dir, run,
     assert not list(tmp_path.glob(".b.*"))  # no temporary sibling left behind
 
 
-def test_int8_quantization_is_smaller_and_scored(run_dir, tmp_path):
-    out = tmp_path / "q"
-    result = invoke("export", run_dir, "--out", out, "--select", "top", "--size", 2,
-                    "--quantize", "int8")
-    assert result.exit_code == 0, result.output
-    manifest = json.loads((out / "ensemble.json").read_text())
-    check = manifest["quantization_check"]
+def test_int8_is_kept_only_when_the_val_macro_f1_holds_up(run_dir, run, tmp_path, monkeypatch):
+    """The rule, both ways: int8 stays when the vote's val macro-F1 drops by at most
+    max_f1_drop. A second export with the limit moved across the measured drop must decide the
+    other way; each bundle then holds the files it says, scoring what its check recorded."""
+    from voxpop.export import bundle as export_bundle
+
+    def export(out):
+        result = invoke("export", run_dir, "--out", out, "--select", "top", "--size", 2,
+                        "--quantize", "int8")
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "ensemble.json").read_text())
+
+    first = export(tmp_path / "default")
+    check = first["quantization_check"]
+    scores, limit = check["val_macro_f1"], check["max_f1_drop"]
+    drop = scores["fp32"] - scores["int8"]
+    assert check["kept"] == (drop <= limit) and limit == export_bundle.MAX_F1_DROP
     assert check["bytes"]["int8"] < check["bytes"]["fp32"]
-    assert 0 <= check["val_macro_f1"]["int8"] <= 1
-    assert manifest["quantization"] == ("int8" if check["kept"] else "none")
-    report = (out / "export_report.md").read_text()
-    assert f"int8 {check['val_macro_f1']['int8']:.4f}" in report
-    if check["kept"]:
-        ops = {n.op_type for n in onnx.load(out / "fused.onnx").graph.node}
-        assert ops & {"DynamicQuantizeLSTM", "MatMulInteger", "DynamicQuantizeLinear"}
+    # just below the measured drop discards int8; exactly at it keeps it
+    monkeypatch.setattr(export_bundle, "MAX_F1_DROP", drop - 1e-9 if check["kept"] else drop)
+    second = export(tmp_path / "moved")
+    assert second["quantization_check"]["kept"] is not check["kept"]
+    assert second["quantization_check"]["val_macro_f1"] == scores  # same members, same scores
+
+    inputs = run.encode(run.rows("val"))
+    for out, manifest in ((tmp_path / "default", first), (tmp_path / "moved", second)):
+        kept = manifest["quantization_check"]["kept"]
+        version = "int8" if kept else "fp32"
+        assert manifest["quantization"] == ("int8" if kept else "none")
+        files = [m["file"] for m in manifest["members"]] + [manifest["fused"]["file"]]
+        ops = {n.op_type for f in files for n in onnx.load(out / f).graph.node}
+        assert bool(ops & {"DynamicQuantizeLSTM", "MatMulInteger", "DynamicQuantizeLinear"}) == kept
+        sizes = manifest["quantization_check"]["bytes"]
+        assert sum((out / f).stat().st_size for f in files) == sizes[version]
+        # The bundle's members, run by ONNX Runtime on all validation rows at once (int8
+        # quantizes activations per batch), vote to the score the check recorded.
+        probs = np.mean([onnx_probs(out / m["file"], inputs) for m in manifest["members"]], axis=0)
+        assert macro_f1(run.y_val, probs.argmax(axis=1), probs.shape[1]) == pytest.approx(
+            scores[version], abs=1e-9)
+        report = (out / "export_report.md").read_text()
+        assert f"fp32 {scores['fp32']:.4f}, int8 {scores['int8']:.4f}" in report
+        assert ("- int8 kept" if kept else "- int8 discarded (fp32 files kept)") in report
 
 
 def test_parity_failure_names_the_member(bundle, manifest, run_dir, tmp_path):
@@ -288,3 +315,44 @@ def test_export_bundle_raises_for_a_directory_that_is_not_a_bundle(run_dir, tmp_
     (tmp_path / "precious").mkdir()
     with pytest.raises(VoxpopError, match="not an ensemble bundle"):
         export_bundle(run_dir, tmp_path / "precious", force=True)
+
+
+def test_signed_export_is_trusted_and_a_rewritten_manifest_is_not(bundle, run_dir, tmp_path):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    made = invoke("keygen", keys / "alice.pem")
+    assert made.exit_code == 0, made.output
+    assert (keys / "alice.pem").stat().st_mode & 0o077 == 0  # the private key is the owner's only
+    out = tmp_path / "signed"
+    result = invoke("export", run_dir, "--out", out, "--select", "top", "--size", 1, "--no-fuse",
+                    "--sign", keys / "alice.pem")
+    assert result.exit_code == 0, result.output
+    assert "signed" in result.stdout and (out / "ensemble.sig").is_file()
+    trusted = invoke("predict", out, "-", "--trust", keys / "alice.pub.pem", input=TEXT)
+    assert trusted.exit_code == 0, trusted.output
+    info = invoke("info", out, "--trust", keys / "alice.pub.pem")
+    assert "signature: verified, signed by the trusted key" in info.stdout
+    # Another key, an unsigned bundle and a rewritten manifest are each refused.
+    assert invoke("keygen", keys / "mallory.pem").exit_code == 0
+    other = invoke("predict", out, "-", "--trust", keys / "mallory.pub.pem", input=TEXT)
+    assert other.exit_code == 2
+    assert "signed by another key" in other.stderr and len(other.stderr.splitlines()) == 1
+    unsigned = invoke("predict", bundle, "-", "--trust", keys / "alice.pub.pem", input=TEXT)
+    assert unsigned.exit_code == 2 and "not signed (no ensemble.sig)" in unsigned.stderr
+    manifest = json.loads((out / "ensemble.json").read_text())
+    manifest["voting"]["default"] = "hard"  # a valid manifest, checksums all still matching
+    (out / "ensemble.json").write_text(json.dumps(manifest, indent=2))
+    assert invoke("predict", out, "-", input=TEXT).exit_code == 0  # no --trust: just a bundle
+    rewritten = invoke("predict", out, "-", "--trust", keys / "alice.pub.pem", input=TEXT)
+    assert rewritten.exit_code == 2
+    assert rewritten.stderr.startswith(f"error: {out / 'ensemble.sig'}: the signature does not "
+                                       "match the manifest under the trusted key")
+    assert len(rewritten.stderr.splitlines()) == 1 and rewritten.stdout == ""
+
+
+def test_a_bad_signing_key_fails_before_any_conversion(run_dir, tmp_path):
+    (tmp_path / "key.pem").write_text("not a key")
+    result = invoke("export", run_dir, "--out", tmp_path / "b", "--sign", tmp_path / "key.pem")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {tmp_path / 'key.pem'}: not an unencrypted PEM private key")
+    assert not (tmp_path / "b").exists()

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 
+import keras
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+import tensorflow as tf
+import tf2onnx
 
 from voxpop.data.errors import VoxpopError
-from voxpop.export.gru import GRU_EXPORTS_FUSED, fuse_gru_loops
+from voxpop.export.gru import fuse_gru_loops
 
-keras = pytest.importorskip("keras")
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-tf = pytest.importorskip("tensorflow")
-tf2onnx = pytest.importorskip("tf2onnx")
 layers = keras.layers
 ops = keras.ops
 
@@ -103,10 +103,6 @@ def _run(onnx_model, tokens):
         onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
     )
     return session.run(["probs"], {"tokens": tokens})[0]
-
-
-def test_flag_says_gru_exports_fused():
-    assert GRU_EXPORTS_FUSED is True
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))

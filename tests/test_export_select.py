@@ -1,5 +1,6 @@
 """Member selection among checkpoints (top / greedy / diverse) with reasons, on hand-made
-validation probabilities (no models needed: selection reads metrics.json and val_probs.npy)."""
+validation probabilities (no models needed: selection reads each checkpoint's metrics and
+validation probabilities)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from voxpop.data.errors import VoxpopError
-from voxpop.export.runs import Checkpoint
+from voxpop.data.rundir import Checkpoint, add_checkpoint
 from voxpop.export.select import select_members
 
 Y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
@@ -20,12 +21,10 @@ def one_hot(predictions, n_classes: int) -> np.ndarray:
 
 
 def checkpoint(tmp_path, trial, epoch, family, predictions, f1, n_classes=3) -> Checkpoint:
-    path = tmp_path / trial / f"checkpoint_{epoch:06d}"
-    path.mkdir(parents=True)
-    np.save(path / "val_probs.npy", one_hot(predictions, n_classes))
-    metrics = {"trial_id": trial, "family": family, "epoch": epoch, "val_macro_f1": f1,
-               "val_accuracy": f1, "val_loss": 1 - f1}
-    return Checkpoint(path=path, metrics=metrics)
+    metrics = {"family": family, "epoch": epoch, "val_macro_f1": f1, "val_accuracy": f1,
+               "val_loss": 1 - f1}
+    return add_checkpoint(tmp_path, trial_id=trial, index=epoch, metrics=metrics,
+                          val_probs=one_hot(predictions, n_classes))
 
 
 @pytest.fixture

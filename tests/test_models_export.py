@@ -7,18 +7,15 @@ round trip with safe_mode=True and no custom objects.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
+import onnxruntime as ort
 import pytest
 
-from conftest import dataset_path
-
-keras = pytest.importorskip("keras")
-ort = pytest.importorskip("onnxruntime")
-
-import voxpop.models as vm  # noqa: E402
-from voxpop.export.checks import parity, rnn_fusion  # noqa: E402
-from voxpop.export.convert import to_onnx  # noqa: E402
-from voxpop.models.runtime import configure  # noqa: E402
+import voxpop.models as vm
+from voxpop.export.checks import parity, rnn_fusion
+from voxpop.export.convert import to_onnx
+from voxpop.models.runtime import configure
 
 TINY = {"embed_dim": 16, "units": 16, "head_units": [16], "attention_units": 16, "filters": 16,
         "ff_dim": 32, "feature_units": 8}
@@ -44,13 +41,11 @@ RECURRENT = {"lstm": (1, 0), "bilstm": (1, 0), "stacked_bilstm": (2, 0), "attent
 
 
 @pytest.fixture(scope="module")
-def encoded():
+def encoded(tweets_df):
     """256 stratified real tweets, encoded with the project's Preprocessor fitted on 2,000 others."""
-    import pandas as pd
-
     from voxpop.data import Preprocessor
 
-    tweets = pd.read_csv(dataset_path("tweet_sentiment.csv"))
+    tweets = tweets_df
     sample = tweets.groupby("label", group_keys=False).sample(frac=2256 / len(tweets), random_state=1)
     sample = sample.sample(frac=1.0, random_state=1)
     fit_rows, test_rows = sample.iloc[256:], sample.iloc[:256]
@@ -70,6 +65,14 @@ def exported(encoded):
                          n_features=pre.n_features, n_buckets=pre.n_buckets)
         out[case] = (model, to_onnx(model, opset=17))
     return out
+
+
+def test_every_family_the_mixed_space_samples_is_proven_here():
+    """`voxpop tune --space mixed` may pick any of these families: each must be a case above,
+    so that its parity and fused recurrent ops (GRU ones too) are checked."""
+    from voxpop.tune_spaces import get_space
+
+    assert set(get_space("mixed")["family"].categories) <= {family for family, _ in CASES.values()}
 
 
 @pytest.mark.parametrize("case", CASES)

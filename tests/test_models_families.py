@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-import voxpop.models as vm  # noqa: E402
-from voxpop.models import layers as vl  # noqa: E402
+import voxpop.models as vm
+from voxpop.models import layers as vl
 
 TINY = {"embed_dim": 8, "units": 8, "head_units": [8], "filters": 8, "ff_dim": 16,
         "attention_units": 8, "feature_units": 4}

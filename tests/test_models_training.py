@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
+from sklearn.metrics import f1_score, log_loss
+from sklearn.utils.class_weight import compute_class_weight
 
-keras = pytest.importorskip("keras")
-from sklearn.metrics import f1_score, log_loss  # noqa: E402
-from sklearn.utils.class_weight import compute_class_weight  # noqa: E402
-
-import voxpop.models as vm  # noqa: E402
-from voxpop.models import training  # noqa: E402
-from voxpop.models.losses import FocalLoss, make_loss  # noqa: E402
-from voxpop.models.runtime import configure  # noqa: E402
+import voxpop.models as vm
+from voxpop.models import training
+from voxpop.models.losses import FocalLoss, make_loss
+from voxpop.models.runtime import configure
 
 
 def test_validation_metrics_equal_scikit_learn():
@@ -139,23 +138,25 @@ def test_fit_is_reproducible_with_the_same_seed(tweets):
 
 
 @pytest.mark.parametrize("family,n_classes", [("tfidf", 2), ("tfidf", 3), ("tfidf_fusion", 3),
-                                              ("tfidf_nb", 2), ("tfidf_nb", 3)])
-def test_closed_form_fit_makes_the_tfidf_member_scikit_learns_estimator(family, n_classes):
+                                              ("tfidf_nb", 2), ("tfidf_nb", 3), ("tfidf", 20)])
+def test_closed_form_fit_makes_the_tfidf_member_scikit_learns_estimator(family, n_classes,
+                                                                        tweets_df, newsgroups_df):
     """solver auto on a tfidf model is one closed-form fit: the Keras model's probabilities are
     those of LogisticRegression(C, balanced) fitted on the same sparse TF-IDF rows (tfidf_fusion:
-    with the scaled features beside them), or for tfidf_nb of ComplementNB(alpha), to float32."""
-    import pandas as pd
+    with the scaled features beside them), or for tfidf_nb of ComplementNB(alpha), to float32.
+    20 classes: the long newsgroup posts, whose n-grams are cut to the heaviest per row."""
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import ComplementNB
 
-    from conftest import dataset_path
     from voxpop.data import Preprocessor
 
-    tweets = pd.read_csv(dataset_path("tweet_sentiment.csv")).sample(1500, random_state=2)
+    rows = (newsgroups_df if n_classes == 20 else tweets_df).sample(800 if n_classes == 20 else 1500,
+                                                                    random_state=2)
     if n_classes == 2:
-        tweets = tweets[tweets.label != "neutral"]
-    train, val = tweets.iloc[:-300], tweets.iloc[-300:]
+        rows = rows[rows.label != "neutral"]
+    train, val = rows.iloc[:-300], rows.iloc[-300:]
+    assert train.label.nunique() == n_classes
     pre = Preprocessor(ngram_buckets=2**16).fit(train.text.tolist(), train.label.tolist())
     x_train, x_val = pre.encode(train.text.tolist()), pre.encode(val.text.tolist())
     y_train, y_val = pre.encode_labels(train.label), pre.encode_labels(val.label)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,8 @@ def expected(bundle_dir, rows):
 def test_round_trip_every_format(tmp_path, bundle_dir, rows, expected, fmt_in, fmt_out):
     source, target = tmp_path / f"in.{fmt_in}", tmp_path / f"out.{fmt_out}"
     WRITE[fmt_in](rows, source)
-    result = run(bundle_dir, source, "--id-col", "tweet_id", "--out", target, "--batch-size", "16")
+    result = run(bundle_dir, source, "--id-col", "tweet_id", "--out", target, "--batch-size", "16",
+                 "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "device cpu, weighted voting, fused graph" in result.stderr
     out = READ[fmt_out](target)
@@ -156,19 +158,44 @@ def test_bad_bundles(tmp_path, bundle_dir, damage, fragments):
 def test_bad_options(bundle_dir):
     _one_line_error(run(bundle_dir, "-", "--weights", "1,x", input="a\n"), "--weights", "not a comma-separated list")
     _one_line_error(run(bundle_dir, "-", "--top-k", "9", input="a\n"), "--top-k", "between 0 and 3")
-    _one_line_error(run(bundle_dir, "-", "--device", "cuda", input="a\n"), "--device cuda: no usable GPU")
     _one_line_error(run(bundle_dir, "-", "--members", "m1,zz", input="a\n"), "choose from m1, m2, m3")
 
 
-def test_failure_mid_stream_leaves_no_output_file(tmp_path, bundle_dir, rows):
+def test_device_cuda_runs_on_cuda_or_says_there_is_no_usable_gpu(bundle_dir, onnxruntime_runs_cuda):
+    result = run(bundle_dir, "-", "--device", "cuda", input="a good flight\n")
+    if onnxruntime_runs_cuda:
+        assert result.exit_code == 0, result.stderr
+        assert "voxpop predict: device cuda," in result.stderr
+    else:
+        _one_line_error(result, "--device cuda: no usable GPU")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_failure_mid_stream_leaves_no_output_file(tmp_path, bundle_dir, rows, monkeypatch, fmt):
+    """Row 46 has no id: chunks 1-4 (rows 1-40) are predicted and written to the temporary file
+    before chunk 5 fails; the output never appears, and the temporary file is gone."""
+    from voxpop.ensemble import stream
+
+    written = []  # (rows, path written to) of each chunk the real writer wrote
+
+    class RecordingWriter(stream.WRITERS[fmt]):
+        def write(self, frame):
+            super().write(frame)
+            written.append((len(frame), Path(self.path)))
+
+    monkeypatch.setitem(stream.WRITERS, fmt, RecordingWriter)
     source = tmp_path / "in.csv"
-    frame = rows.assign(score=[str(i) for i in range(60)])
-    frame.loc[45, "score"] = "not a number"
+    frame = rows.copy()
+    frame.loc[45, "tweet_id"] = None
     frame.to_csv(source, index=False)
-    target = tmp_path / "out.csv"
-    result = run(bundle_dir, source, "--feature-cols", "score", "--out", target, "--batch-size", "10")
+    target = tmp_path / f"out.{fmt}"
+    result = run(bundle_dir, source, "--id-col", "tweet_id", "--out", target, "--batch-size", "10")
     assert result.exit_code == 2
-    assert not target.exists()
+    assert re.match(rf"error: {re.escape(str(source))}: line \d+ \(row 46\), column 'tweet_id': "
+                    "missing id", result.stderr.strip().splitlines()[-1])
+    assert [n for n, _ in written] == [10, 10, 10, 10]
+    assert {path for _, path in written} == {written[0][1]} and written[0][1] != target
+    assert not target.exists() and not written[0][1].exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
@@ -203,3 +230,14 @@ def test_no_fused_gives_the_fused_result(tmp_path, bundle_dir, rows):
     assert a["label"].tolist() == b["label"].tolist()
     prob_cols = [c for c in a.columns if c.startswith("prob_")]
     np.testing.assert_allclose(a[prob_cols], b[prob_cols], atol=1e-5)
+
+
+def test_threads_below_one_are_refused_by_the_cli_and_by_the_library(tmp_path, bundle_dir, rows):
+    from voxpop.data.errors import VoxpopError
+
+    source = tmp_path / "in.csv"
+    rows.to_csv(source, index=False)
+    result = run(bundle_dir, source, "--threads", "0")
+    assert result.exit_code == 2 and "--threads" in result.output
+    with pytest.raises(VoxpopError, match="^threads must be at least 1, got 0$"):
+        Ensemble.load(bundle_dir, threads=0)

@@ -12,7 +12,7 @@ import pytest
 from test_tune_cluster import BIN, _in, _stop_namespace_processes, cluster, namespaces  # noqa: F401
 from test_tune_support import checkpoints, metrics, sample_table, space_file
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_netns]  # netns: root and iproute2
 TRIALS, EPOCHS = 4, 3
 
 

@@ -15,7 +15,7 @@ from voxpop.reports.baselines import majority_baseline
 from voxpop.reports.evaluation import ModelOutput, build_report
 from voxpop.reports.render import write_report
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_root]  # root installs chromium if absent
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--enable-logging=stderr", "--v=0"]

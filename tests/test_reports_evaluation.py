@@ -107,17 +107,20 @@ def test_majority_baseline_uses_training_priors():
     assert output.probs[0].tolist() == [0.0, 0.25, 0.75]
 
 
-def test_tfidf_baseline_beats_majority_on_real_tweets(tweets_df):
-    # (the shared tweets_sample fixture loses its label column under pandas 3's groupby.apply)
-    sample = tweets_df.sample(n=1300, random_state=0)
+@pytest.mark.parametrize("data, rows, n_classes", [("tweets_df", 1200, 3), ("newsgroups_df", 600, 20)])
+def test_tfidf_baseline_beats_majority_on_real_texts(request, data, rows, n_classes):
+    # 3 classes of short tweets, and 20 of long newsgroup posts; the last quarter is the test part
+    sample = request.getfixturevalue(data).sample(n=rows, random_state=0)
     labels = sorted(sample["label"].unique())
+    assert len(labels) == n_classes
     y = sample["label"].map(labels.index).to_numpy()
-    texts = sample["text"].fillna("").tolist()
-    train, test = slice(0, 1000), slice(1000, None)
-    output = tfidf_output(fit_tfidf(texts[train], y[train]), texts[test], n_classes=len(labels))
-    assert output.probs.shape == (300, 3)
+    texts = sample["text"].tolist()
+    n_test = rows // 4
+    train, test = slice(0, rows - n_test), slice(rows - n_test, None)
+    output = tfidf_output(fit_tfidf(texts[train], y[train]), texts[test], n_classes=n_classes)
+    assert output.probs.shape == (n_test, n_classes)
     assert np.allclose(output.probs.sum(axis=1), 1.0)
-    majority = majority_baseline(y[train], n_rows=300, n_classes=3)
+    majority = majority_baseline(y[train], n_rows=n_test, n_classes=n_classes)
     f1 = skm.f1_score(y[test], output.predicted(), average="macro")
     assert f1 > skm.f1_score(y[test], majority.predicted(), average="macro") + 0.2
 

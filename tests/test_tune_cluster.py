@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_tune_support import checkpoints, metrics, sample_table, space_file
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_netns]  # netns: root and iproute2
 
 BIN = Path(sys.executable).parent
 SUBNET = "10.213.77"  # the test's own private addresses, on its own veth pair

@@ -3,16 +3,13 @@ vectors named by a space file (frozen here, so the trained model must still hold
 
 from __future__ import annotations
 
-import json
-
-import keras
 import numpy as np
 import yaml
 from test_tune_support import checkpoints, sample_table
 from typer.testing import CliRunner
 
-import voxpop.models  # noqa: F401  (registers the custom layers)
-from voxpop.data import Preprocessor
+from voxpop.data import rundir
+from voxpop.models import load_model
 from voxpop.serving_cli.app import app
 
 DIM = 8
@@ -37,14 +34,14 @@ def test_preprocessing_flags_and_frozen_pretrained_vectors_reach_the_trials(twee
     assert result.exit_code == 0, result.output
 
     run = tmp_path / "runs" / "glove"
-    (checkpoint,) = checkpoints(run)
-    recorded = json.loads((checkpoint / "metrics.json").read_text())["config"]
+    (checkpoint,) = [rundir.read_checkpoint(path) for path in checkpoints(run)]
+    recorded = checkpoint.metrics["config"]
     assert "vocabulary" not in recorded  # build-time input only, never in the recorded config
-    pre = Preprocessor.from_json(run / "voxpop" / "preprocess.json")
+    pre = rundir.read_run(run).preprocessor
     assert (pre.max_len, pre.n_tokens) == (20, 500)
-    with np.load(run / "voxpop" / "arrays.npz", allow_pickle=False) as arrays:
-        assert arrays["train_tokens"].shape[1] == 20
-    model = keras.models.load_model(checkpoint / "model.keras", safe_mode=True)
+    arrays = rundir.read_arrays(run)
+    assert arrays["train_tokens"].shape[1] == 20
+    model = load_model(checkpoint.model_path)
     table = model.get_layer("embedding").get_weights()[0]
     covered = [w for w in words if w in pre.vocabulary.tokens]
     assert len(covered) >= 4

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 import psutil
@@ -15,8 +13,8 @@ from sklearn.metrics import f1_score
 from test_tune_support import METRICS_KEYS, checkpoints, metrics, sample_table, space_file
 from typer.testing import CliRunner
 
-import voxpop.models  # noqa: F401  (registers the custom layers for safe_mode loading)
-from voxpop.data import Preprocessor, Split
+from voxpop.data import rundir
+from voxpop.models import load_model
 from voxpop.serving_cli.app import app
 from voxpop.tune_spaces.cluster import start_ray, stop_ray
 
@@ -28,7 +26,7 @@ MAX_EPOCHS = 2
 def ray_local():
     import ray
 
-    assert start_ray(num_cpus=2)
+    assert start_ray(num_cpus=2, num_gpus=0)  # no GPUs, on any machine
     yield ray
     stop_ray()
 
@@ -66,26 +64,25 @@ def local_run(ray_local, data_file, tmp_path_factory):
 
 def test_run_directory_holds_the_prepared_data(local_run, data_file):
     _, run_dir, _ = local_run
-    prepared = run_dir / "voxpop"
-    frame = pd.read_parquet(prepared / "data.parquet")
+    run = rundir.read_run(run_dir)
+    frame = run.data
     source = pd.read_parquet(data_file)
     assert list(frame.columns) == ["id", "text", "label", "split"]
     assert frame["text"].tolist() == source["text"].tolist()
 
-    split = Split.from_json(json.loads((prepared / "split.json").read_text()))
+    split = run.split
     all_rows = np.concatenate([split.train, split.val, split.test])
     assert sorted(all_rows.tolist()) == list(range(len(source)))  # disjoint and complete
     assert (frame["split"].to_numpy()[split.test] == "test").all()
 
-    with np.load(prepared / "arrays.npz", allow_pickle=False) as arrays:
-        assert not any("test" in key for key in arrays.files)  # test rows never reach trials
-        assert len(arrays["y_train"]) == len(split.train)
-        assert len(arrays["y_val"]) == len(split.val)
-        preprocessor = Preprocessor.from_json(prepared / "preprocess.json")
-        val_texts = frame["text"].to_numpy()[split.val].tolist()
-        np.testing.assert_array_equal(arrays["val_tokens"],
-                                      preprocessor.encode(val_texts)["tokens"])
-    job = json.loads((prepared / "job.json").read_text())
+    arrays = rundir.read_arrays(run_dir)
+    assert not any("test" in key for key in arrays)  # test rows never reach trials
+    assert len(arrays["y_train"]) == len(split.train)
+    assert len(arrays["y_val"]) == len(split.val)
+    preprocessor = run.preprocessor
+    val_texts = frame["text"].to_numpy()[split.val].tolist()
+    np.testing.assert_array_equal(arrays["val_tokens"], preprocessor.encode(val_texts)["tokens"])
+    job = rundir.read_job(run_dir)
     assert job["options"]["samples"] == 2 and job["options"]["scheduler"] == "fifo"
     assert {"voxpop", "ray", "keras", "numpy"} <= set(job["versions"])
 
@@ -110,39 +107,35 @@ def test_failed_first_attempts_are_retried_from_their_checkpoint(local_run):
     assert [row["restarts"] for row in retried] == [1, 1]
     assert output.count("ok after 1 restart(s)") == 2
     for row in retried:
-        records = sorted((metrics(c) for c in Path(row["trial_dir"]).glob("checkpoint_*")),
-                         key=lambda r: r["epoch"])
+        records = sorted((metrics(c) for c in checkpoints(run_dir)
+                          if c.parent == Path(row["trial_dir"])), key=lambda r: r["epoch"])
         assert [(r["epoch"], r["restored_from"]) for r in records] == [(1, 0), (2, 1)]
 
 
 def test_every_checkpoint_loads_and_its_metrics_match_its_val_probs(local_run):
     _, run_dir, _ = local_run
-    found = checkpoints(run_dir)
-    prepared = run_dir / "voxpop"
-    with np.load(prepared / "arrays.npz", allow_pickle=False) as arrays:
-        y_val, val_tokens = arrays["y_val"], arrays["val_tokens"]
-    trials = {ckpt.parent for ckpt in found}
+    found = [rundir.read_checkpoint(path) for path in checkpoints(run_dir)]
+    data = rundir.read_trial_data(run_dir)
+    y_val = data.y_val
+    trials = {ckpt.path.parent for ckpt in found}
     assert len(trials) == 4
     for trial in trials:  # CheckpointConfig keeps the best 2 per trial
-        assert 1 <= len(list(trial.glob("checkpoint_*"))) <= 2
+        assert 1 <= len([c for c in found if c.path.parent == trial]) <= 2
     for ckpt in found:
-        record = metrics(ckpt)
+        record = ckpt.metrics
         assert METRICS_KEYS <= set(record)
         assert set(record["val_per_class_f1"]) == {"negative", "neutral", "positive"}
-        probs = np.load(ckpt / "val_probs.npy", allow_pickle=False)
+        probs = ckpt.val_probs()
         assert probs.shape == (len(y_val), 3)
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
         expected = f1_score(y_val, probs.argmax(axis=1), average="macro", labels=[0, 1, 2])
         assert record["val_macro_f1"] == pytest.approx(expected, abs=1e-6)
-        model = keras.models.load_model(ckpt / "model.keras", safe_mode=True)
+        model = load_model(ckpt.model_path)
         assert model.output_shape == (None, 3)
-    best = max(found, key=lambda c: metrics(c)["val_macro_f1"])
-    model = keras.models.load_model(best / "model.keras", safe_mode=True)
-    inputs = {"tokens": val_tokens}
-    if len(model.inputs) > 1:
-        pytest.skip("best model takes dense features")
-    reloaded = model.predict(inputs, verbose=0)
-    np.testing.assert_allclose(reloaded, np.load(best / "val_probs.npy"), atol=1e-5)
+    best = max(found, key=lambda c: c.metrics["val_macro_f1"])
+    model = load_model(best.model_path)
+    reloaded = model.predict({t.name: data.val[t.name] for t in model.inputs}, verbose=0)
+    np.testing.assert_allclose(reloaded, best.val_probs(), atol=1e-5)
 
 
 def test_embedded_ray_listens_on_loopback_only(ray_local):

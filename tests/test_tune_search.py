@@ -1,14 +1,14 @@
-"""Search algorithms and schedulers as `run_tuning` builds them (no Ray cluster needed)."""
+"""Search algorithms as `run_tuning` builds them (no Ray cluster needed); the schedulers run for
+real in test_tune_schedulers.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from ray.tune.search.variant_generator import generate_variants
 
 from voxpop.tune_spaces import get_space
-from voxpop.tune_spaces.runner import SCHEDULERS, SEARCHES, TuneOptions
+from voxpop.tune_spaces.runner import SEARCHES, TuneOptions
 from voxpop.tune_spaces.trainable import trial_params
 
 OPTIONS = TuneOptions(data=Path("unused.csv"), spaces=("cnn", "transformer"), samples=3, seed=1)
@@ -43,17 +43,3 @@ def test_random_search_gives_every_space_its_samples():
     names = sorted(trial_params(c)[0] for c in configs)
     assert names == ["cnn"] * 3 + ["transformer"] * 3
     assert all(_in_space(*reversed(trial_params(c))) for c in configs)
-
-
-@pytest.mark.parametrize("name", ["asha", "hyperband", "fifo"])
-def test_schedulers_are_built_on_training_iterations(name):
-    scheduler = SCHEDULERS[name](TuneOptions(data=Path("x"), max_epochs=4))
-    assert getattr(scheduler, "_time_attr", "training_iteration") == "training_iteration"
-    assert type(scheduler).__name__ == {"asha": "AsyncHyperBandScheduler",
-                                        "hyperband": "HyperBandScheduler",
-                                        "fifo": "FIFOScheduler"}[name]
-
-
-def test_pbt_mutates_the_learning_rate_of_the_single_space():
-    scheduler = SCHEDULERS["pbt"](TuneOptions(data=Path("x"), spaces=("bilstm",)))
-    assert list(scheduler._hyperparam_mutations["space"]["bilstm"]) == ["learning_rate"]

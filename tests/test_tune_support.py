@@ -7,11 +7,12 @@ grouping column), so `sample_table` draws the same kind of stratified sample wit
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from voxpop.data.rundir import checkpoint_paths, read_metrics
 
 SAMPLE_ROWS = 2000
 METRICS_KEYS = {"trial_id", "family", "config", "epoch", "loss", "val_loss", "val_accuracy",
@@ -36,8 +37,8 @@ def space_file(directory: Path, name: str, **keys) -> str:
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
-    return sorted(run_dir.glob("*/checkpoint_*"))
+    return checkpoint_paths(run_dir)
 
 
 def metrics(checkpoint: Path) -> dict:
-    return json.loads((checkpoint / "metrics.json").read_text())
+    return read_metrics(checkpoint)

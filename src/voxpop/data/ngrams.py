@@ -21,10 +21,13 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from voxpop.data.errors import VoxpopError
+from voxpop.data.records import Record
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
 _POLY = np.uint64(0x100000001B3)  # FNV-1's 64-bit prime, the base of the string polynomial
@@ -33,6 +36,12 @@ _PAIR = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing constant: spreads a p
 # have ~8,000 at the 99th percentile) would otherwise make the training arrays gigabytes wide,
 # and the cut grams are each row's lightest.
 MAX_GRAMS_CAP = 4096
+# Bounds a loaded file must keep (generous for real use; a hostile file must not make voxpop
+# allocate gigabytes): 2**24 buckets are a 64 MB idf table (the default is 2**20); rows keep at
+# most MAX_GRAMS grams (8 bytes each); char grams of at most MAX_CHAR_GRAM characters.
+MAX_BUCKETS = 2**24
+MAX_GRAMS = 65536
+MAX_CHAR_GRAM = 16
 
 
 class HashedNgrams:
@@ -190,20 +199,54 @@ class HashedNgrams:
                 "idf_values": [round(float(v), 4) for v in self.idf[kept]]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> HashedNgrams:
-        grams = cls(buckets=data["buckets"], word_ngrams=data["word_ngrams"],
-                    char_ngrams=data["char_ngrams"], min_df=data["min_df"],
-                    max_grams=data["max_grams_option"],
-                    max_grams_percentile=data["max_grams_percentile"])
-        buckets = np.asarray(data["idf_buckets"], dtype=np.int64)
-        values = np.asarray(data["idf_values"], dtype=np.float32)
-        if len(buckets) != len(values) or (len(buckets) and not
-                                           (0 < buckets.min() and buckets.max() < grams.buckets)):
-            raise VoxpopError("ngram idf table is inconsistent with its bucket count")
+    def from_dict(cls, data: dict, *, source: str = "ngrams") -> HashedNgrams:
+        """What `to_dict` wrote, validated (NgramsRecord) before anything is allocated."""
+        record = data if isinstance(data, NgramsRecord) else NgramsRecord.from_value(data, source=source)
+        grams = cls(buckets=record.buckets, word_ngrams=record.word_ngrams,
+                    char_ngrams=record.char_ngrams, min_df=record.min_df,
+                    max_grams=record.max_grams_option,
+                    max_grams_percentile=record.max_grams_percentile)
         grams.idf = np.zeros(grams.buckets, dtype=np.float32)
-        grams.idf[buckets] = values
-        grams.max_grams = int(data["max_grams"])
+        grams.idf[np.asarray(record.idf_buckets, dtype=np.int64)] = record.idf_values
+        grams.max_grams = record.max_grams
         return grams
+
+
+GramSizes = Annotated[list[Annotated[int, Field(ge=1, le=MAX_CHAR_GRAM)]],
+                      Field(min_length=2, max_length=2)]
+
+
+class NgramsRecord(Record):
+    """The `ngrams` object of preprocess.json (HashedNgrams.to_dict), with its bounds."""
+
+    buckets: Annotated[int, Field(ge=2, le=MAX_BUCKETS)]
+    word_ngrams: GramSizes | None
+    char_ngrams: GramSizes | None
+    min_df: Annotated[int, Field(ge=1, le=2**31)]
+    max_grams_option: Annotated[int, Field(ge=1, le=MAX_GRAMS)] | None
+    max_grams_percentile: Annotated[float, Field(gt=0, le=100)]
+    max_grams: Annotated[int, Field(ge=1, le=MAX_GRAMS)]
+    idf_buckets: Annotated[list[Annotated[int, Field(ge=1)]], Field(max_length=MAX_BUCKETS)]
+    idf_values: Annotated[list[Annotated[float, Field(gt=0)]], Field(max_length=MAX_BUCKETS)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NgramsRecord:
+        for option, sizes in (("word_ngrams", self.word_ngrams), ("char_ngrams", self.char_ngrams)):
+            if sizes is not None and sizes[0] > sizes[1]:
+                raise ValueError(f"{option}: low {sizes[0]} is above high {sizes[1]}")
+        if self.word_ngrams is not None and self.word_ngrams[1] > 2:
+            raise ValueError(f"word_ngrams may reach bigrams at most (got {self.word_ngrams})")
+        if self.word_ngrams is None and self.char_ngrams is None:
+            raise ValueError("word_ngrams and char_ngrams are both null: no grams to hash")
+        if len(self.idf_buckets) != len(self.idf_values):
+            raise ValueError(f"ngram idf table is inconsistent: {len(self.idf_buckets)} buckets, "
+                             f"{len(self.idf_values)} values")
+        if self.idf_buckets and max(self.idf_buckets) >= self.buckets:
+            raise ValueError(f"ngram idf table is inconsistent with its bucket count "
+                             f"({max(self.idf_buckets)} >= {self.buckets})")
+        if len(set(self.idf_buckets)) != len(self.idf_buckets):
+            raise ValueError("ngram idf table lists a bucket twice")
+        return self
 
 
 def _sizes(option: str, sizes) -> tuple[int, int] | None:

@@ -5,22 +5,34 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import fields
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from voxpop.data.atomic import write_json
 from voxpop.data.errors import VoxpopError
 from voxpop.data.features import ANALYSIS, FEATURE_NAMES, StandardScaler, engineered_features
-from voxpop.data.ngrams import HashedNgrams
-from voxpop.data.text import CleaningOptions, TokenBatch, Tokenizer
+from voxpop.data.ngrams import HashedNgrams, NgramsRecord
+from voxpop.data.records import MAX_NAME_CHARS, FiniteFloat, Name, Record, load_json
+from voxpop.data.text import LEGACY_PATTERNS, TOKENIZERS, CleaningOptions, TokenBatch, Tokenizer
 from voxpop.data.vocab import Vocabulary, pad_sequences
 
-FORMAT_VERSION = 1
+# 2 names the tokenizer (`tokenizer`); 1 stored its pattern (`tokenizer_pattern`) and still loads
+# when the pattern is one voxpop wrote.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 # A 30,000-token vocabulary is ~1 MB of JSON; a bundle may come from someone else, so a file far
 # larger than any real vocabulary is refused before it is parsed into memory.
 MAX_JSON_BYTES = 256 * 1024 * 1024
+# Bounds on what a preprocessor may hold, checked at fit and before a loaded file allocates
+# anything (generous for real use): tokens per row (int32: 40 KB a row; tweets need ~40, long
+# documents a few thousand), vocabulary ids (30,000 by default), labels, user feature columns.
+MAX_LEN = 10_000
+MAX_VOCABULARY = 1_000_000
+MAX_LABELS = 10_000
+MAX_USER_FEATURES = 10_000
 SIDES = ("pre", "post")
 # Every model input the Preprocessor makes, with its ONNX/numpy dtype.
 INPUT_DTYPES = {"tokens": "int32", "features": "float32", "grams": "int32",
@@ -79,6 +91,11 @@ class Preprocessor:
         if len(self.labels) < 2:
             raise VoxpopError(f"training labels have {len(self.labels)} class(es) "
                               f"({', '.join(self.labels)}); a classifier needs at least 2")
+        if len(self.labels) > MAX_LABELS:
+            raise VoxpopError(f"training labels have {len(self.labels)} classes; voxpop handles at "
+                              f"most {MAX_LABELS}")
+        if self.max_tokens > MAX_VOCABULARY:
+            raise VoxpopError(f"max_tokens must be <= {MAX_VOCABULARY} (got {self.max_tokens})")
         batch = self.tokenizer.tokenize_batch(texts)
         self.vocabulary = Vocabulary.build(batch.tokens, max_tokens=self.max_tokens,
                                            min_freq=self.min_freq)
@@ -92,12 +109,13 @@ class Preprocessor:
 
     def _fit_max_len(self, lengths: list[int]) -> int:
         if self.max_len_option is not None:
-            if int(self.max_len_option) < 1:
-                raise VoxpopError(f"max_len must be >= 1 (got {self.max_len_option})")
+            if not 1 <= int(self.max_len_option) <= MAX_LEN:
+                raise VoxpopError(f"max_len must be between 1 and {MAX_LEN} "
+                                  f"(got {self.max_len_option})")
             return int(self.max_len_option)
         if not 0 < self.max_len_percentile <= 100:
             raise VoxpopError(f"max_len_percentile must be in (0, 100] (got {self.max_len_percentile})")
-        return max(1, math.ceil(np.percentile(lengths, self.max_len_percentile)))
+        return min(MAX_LEN, max(1, math.ceil(np.percentile(lengths, self.max_len_percentile))))
 
     # --- encoding --------------------------------------------------------------------------------
 
@@ -188,7 +206,7 @@ class Preprocessor:
         return {
             "format_version": FORMAT_VERSION,
             "cleaning": self.cleaning.to_json(),
-            "tokenizer_pattern": self.tokenizer.pattern,
+            "tokenizer": self.tokenizer.name,
             "max_tokens": self.max_tokens, "min_freq": self.min_freq,
             "max_len_option": self.max_len_option, "max_len_percentile": self.max_len_percentile,
             "max_len": self.max_len, "padding": self.padding, "truncating": self.truncating,
@@ -207,33 +225,40 @@ class Preprocessor:
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "preprocess.json") -> Preprocessor:
+        """What `to_dict` wrote, validated (PreprocessRecord: types, bounds, consistency) before
+        anything is allocated; VoxpopError naming `source` and the first bad field."""
+        if not isinstance(data, dict):
+            raise VoxpopError(f"{source}: expected a JSON object at the top level")
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise VoxpopError(f"{source}: format_version {version!r} is not supported "
-                              f"(this voxpop reads {FORMAT_VERSION})")
-        try:
-            cleaning = {f.name: data["cleaning"][f.name] for f in fields(CleaningOptions)}
-            pre = cls(**cleaning, max_tokens=data["max_tokens"], min_freq=data["min_freq"],
-                      max_len=data["max_len_option"], max_len_percentile=data["max_len_percentile"],
-                      padding=data["padding"], truncating=data["truncating"],
-                      engineered_features=data["engineered_features"],
-                      # Files written before n-grams existed have no "ngrams" key.
-                      ngrams=data.get("ngrams") is not None,
-                      ngram_buckets=(data.get("ngrams") or {}).get("buckets", 2**20))
-            pre.tokenizer = Tokenizer(pre.cleaning, data["tokenizer_pattern"])
-            pre.vocabulary = Vocabulary(data["vocabulary"])
-            pre.max_len = int(data["max_len"])
-            pre.labels = list(data["labels"])
-            pre.user_feature_names = list(data["user_feature_names"])
-            _check_engineered_names(pre, data["feature_names"], source)
-            pre.scaler = StandardScaler(data["feature_means"], data["feature_stds"])
-            pre.fingerprint = data["fingerprint"]
-            if data.get("ngrams") is not None:
-                pre.ngrams = HashedNgrams.from_dict(data["ngrams"])
-        except KeyError as err:
-            raise VoxpopError(f"{source}: key {err} missing; the file is not a voxpop "
-                              "preprocessor") from None
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
+            raise VoxpopError(f"{source}: format_version {version!r} is not supported (this voxpop "
+                              f"reads {' and '.join(map(str, READABLE_VERSIONS))})")
+        record = PreprocessRecord.from_value(data, source=source)
+        pre = cls(**record.cleaning.model_dump(), max_tokens=record.max_tokens,
+                  min_freq=record.min_freq, max_len=record.max_len_option,
+                  max_len_percentile=record.max_len_percentile, padding=record.padding,
+                  truncating=record.truncating, engineered_features=record.engineered_features,
+                  ngrams=record.ngrams is not None,
+                  ngram_buckets=record.ngrams.buckets if record.ngrams else 2**20)
+        pre.tokenizer = Tokenizer(pre.cleaning, record.tokenizer_name)
+        pre.vocabulary = Vocabulary(record.vocabulary)
+        pre.max_len = record.max_len
+        pre.labels = list(record.labels)
+        pre.user_feature_names = list(record.user_feature_names)
+        _check_engineered_names(pre, record.feature_names, source)
+        pre.scaler = StandardScaler(record.feature_means, record.feature_stds)
+        pre.fingerprint = record.fingerprint
+        if record.ngrams is not None:
+            pre.ngrams = HashedNgrams.from_dict(record.ngrams, source=source)
         return pre
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes, *, source: str) -> Preprocessor:
+        """`from_json` for the file's bytes already read (e.g. verified against a checksum)."""
+        if len(data) > MAX_JSON_BYTES:
+            raise VoxpopError(f"{source}: {len(data)} bytes is larger than a preprocessor file may "
+                              f"be ({MAX_JSON_BYTES})")
+        return cls.from_dict(load_json(data, source=source), source=source)
 
     @classmethod
     def from_json(cls, path) -> Preprocessor:
@@ -244,12 +269,108 @@ class Preprocessor:
             if size > MAX_JSON_BYTES:
                 raise VoxpopError(f"{path}: {size} bytes is larger than a preprocessor file may be "
                                   f"({MAX_JSON_BYTES})")
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = path.read_bytes()
         except FileNotFoundError:
             raise VoxpopError(f"{path}: file not found") from None
-        except json.JSONDecodeError as err:
-            raise VoxpopError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_json_bytes(data, source=str(path))
+
+
+class CleaningRecord(Record):
+    """The `cleaning` object of preprocess.json (CleaningOptions)."""
+
+    lowercase: bool
+    replace_urls: bool
+    replace_mentions: bool
+    replace_numbers: bool
+    split_hashtags: bool
+    squeeze_repeats: bool
+    keep_emoji: bool
+
+
+Side = Literal["pre", "post"]
+Token = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+Names = Annotated[list[Name], Field(max_length=len(FEATURE_NAMES) + MAX_USER_FEATURES)]
+Numbers = Annotated[list[FiniteFloat], Field(max_length=len(FEATURE_NAMES) + MAX_USER_FEATURES)]
+
+
+class PreprocessRecord(Record):
+    """preprocess.json as `Preprocessor.to_dict` writes it, with the bounds a loaded file must
+    keep (MAX_LEN, MAX_VOCABULARY, MAX_LABELS, MAX_USER_FEATURES, and ngrams.py's)."""
+
+    format_version: Literal[1, 2]
+    cleaning: CleaningRecord
+    tokenizer: Name | None = None  # format 2
+    tokenizer_pattern: Annotated[str, Field(max_length=100_000)] | None = None  # format 1
+    max_tokens: Annotated[int, Field(ge=3, le=MAX_VOCABULARY)]
+    min_freq: Annotated[int, Field(ge=1, le=2**31)]
+    max_len_option: Annotated[int, Field(ge=1, le=MAX_LEN)] | None
+    max_len_percentile: Annotated[float, Field(gt=0, le=100)]
+    max_len: Annotated[int, Field(ge=1, le=MAX_LEN)]
+    padding: Side
+    truncating: Side
+    pad_id: Literal[0]
+    oov_id: Literal[1]
+    vocabulary: Annotated[list[Token], Field(max_length=MAX_VOCABULARY - 2)]
+    labels: Annotated[list[Name], Field(min_length=2, max_length=MAX_LABELS)]
+    engineered_features: bool
+    feature_names: Names
+    user_feature_names: Annotated[list[Name], Field(max_length=MAX_USER_FEATURES)]
+    feature_means: Numbers
+    feature_stds: Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]],
+                            Field(max_length=len(FEATURE_NAMES) + MAX_USER_FEATURES)]
+    ngrams: NgramsRecord | None = None  # absent in files written before n-grams existed
+    fingerprint: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] | None
+
+    @property
+    def tokenizer_name(self) -> str:
+        """The tokenizer's name (format 1's pattern mapped through LEGACY_PATTERNS)."""
+        if self.tokenizer is not None:
+            return self.tokenizer
+        return LEGACY_PATTERNS[_pattern_sha256(self.tokenizer_pattern)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PreprocessRecord:
+        self._check_tokenizer()
+        try:  # one call for the whole vocabulary: a validator per token costs 5 ms per 30,000
+            "".join(self.vocabulary).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("vocabulary: a token holds a lone surrogate (not valid Unicode)") from None
+        if len(self.vocabulary) > self.max_tokens - 2:
+            raise ValueError(f"vocabulary: {len(self.vocabulary)} tokens, more than max_tokens "
+                             f"{self.max_tokens} allows (PAD and OOV count)")
+        for name, values in (("vocabulary", self.vocabulary), ("labels", self.labels),
+                             ("feature_names", self.feature_names)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name}: an entry appears twice")
+        if self.labels != sorted(self.labels):
+            raise ValueError("labels: not sorted (voxpop stores them sorted)")
+        if self.feature_names[len(self.feature_names) - len(self.user_feature_names):] \
+                != self.user_feature_names:
+            raise ValueError("feature_names: must end with user_feature_names")
+        for name in ("feature_means", "feature_stds"):
+            if len(getattr(self, name)) != len(self.feature_names):
+                raise ValueError(f"{name}: {len(getattr(self, name))} values for "
+                                 f"{len(self.feature_names)} feature_names")
+        return self
+
+    def _check_tokenizer(self) -> None:
+        if self.format_version == 2:
+            if self.tokenizer_pattern is not None or self.tokenizer is None:
+                raise ValueError("tokenizer: format 2 names its tokenizer (no tokenizer_pattern)")
+            if self.tokenizer not in TOKENIZERS:
+                raise ValueError(f"tokenizer: unknown tokenizer {self.tokenizer[:100]!r} (this "
+                                 f"voxpop has {', '.join(TOKENIZERS)})")
+            return
+        if self.tokenizer is not None or self.tokenizer_pattern is None:
+            raise ValueError("tokenizer_pattern: format 1 stores its tokenizer's pattern")
+        if _pattern_sha256(self.tokenizer_pattern) not in LEGACY_PATTERNS:
+            raise ValueError("tokenizer_pattern: not a pattern voxpop wrote; a bundle may not "
+                             "carry its own regular expression (tokenizers are named: "
+                             f"{', '.join(TOKENIZERS)})")
+
+
+def _pattern_sha256(pattern: str) -> str:
+    return hashlib.sha256(pattern.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def training_fingerprint(texts, labels) -> str:

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from voxpop.data.errors import VoxpopError
+
 URL = r"(?:https?://|www\.)\S+"
 # Patterns start with a literal or class, and look behind only after it: Python's re scans much
 # faster that way than with a leading look-behind.
@@ -26,9 +28,19 @@ EMOJI = ("[\U0001F000-\U0001FAFF\U0001FC00-\U0001FFFF\u2600-\u27BF\u2B00-\u2BFF\
 SPECIAL = r"<(?:url|user|num|hashtag)>"
 WORD = r"[^\W\d_]+(?:['’][^\W\d_]+)*"
 
-# The token pattern is stored in preprocess.json; alternatives are tried in this order.
+# The default token pattern; alternatives are tried in this order.
 TOKEN_PATTERN = "|".join([SPECIAL, EMOTICON, URL, MENTION, r"#(?<!\w#)\w+", WORD,
                           r"\d+(?:[.,:]\d+)*", EMOJI, r"[^\w\s]"])
+
+# Tokenizers by name. preprocess.json stores the name, never a pattern: a bundle may come from
+# someone else, and a pattern compiled as given could backtrack for hours on ordinary text. A name
+# is a promise of the same tokens forever: a tokenizer that splits differently gets a new name.
+TOKENIZERS = {"voxpop-tweet-v1": TOKEN_PATTERN}
+DEFAULT_TOKENIZER = "voxpop-tweet-v1"
+# Files written before tokenizers had names stored the pattern itself; the exact patterns that
+# voxpop wrote (by sha256 of the pattern) load as their names, any other pattern is refused.
+LEGACY_PATTERNS = {"56968d549757116907e3c9ed81af9e9a139967105203ee197912214266680e77":
+                   "voxpop-tweet-v1"}
 
 _URL = re.compile(URL)
 _MENTION = re.compile(MENTION)
@@ -113,12 +125,17 @@ class TokenBatch:
 
 
 class Tokenizer:
-    """Cleaning followed by a regex `findall` with one token pattern."""
+    """Cleaning followed by a regex `findall` with the token pattern of the named tokenizer
+    (one of TOKENIZERS)."""
 
-    def __init__(self, options: CleaningOptions, pattern: str = TOKEN_PATTERN):
+    def __init__(self, options: CleaningOptions, name: str = DEFAULT_TOKENIZER):
+        if name not in TOKENIZERS:
+            raise VoxpopError(f"unknown tokenizer {name!r} (this voxpop has "
+                              f"{', '.join(TOKENIZERS)})")
         self.options = options
-        self.pattern = pattern
-        self._regex = re.compile(pattern)
+        self.name = name
+        self.pattern = TOKENIZERS[name]
+        self._regex = re.compile(self.pattern)
 
     def __call__(self, text: str) -> list[str]:
         """Tokens of one raw text."""

@@ -4,6 +4,12 @@ predict = encode (the bundle's Preprocessor) -> forward (ONNX Runtime) -> vote (
 The fused graph (all members and the weighted soft vote in one session) runs whenever it computes
 exactly the vote asked for; otherwise each member runs in its own session, the sessions side by
 side with the cores split between them.
+
+Every session opens from the bundle's verified bytes and is checked before use: its output
+`probs` must be one column per label, and on the bundle's check rows it must give the stored
+probabilities (a member) or the weighted vote of the stored member probabilities (the fused
+graph), within CHECK_TOLERANCE. Only the sessions a command opens are checked, so predict's
+start-up pays for one check run of CHECK_ROWS texts; `verify_all` checks every graph.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from voxpop.data import Preprocessor
-from voxpop.data.errors import VoxpopError
-from voxpop.ensemble.bundle import member_path, read_manifest
+from voxpop.data.errors import VoxpopError, first_line
+from voxpop.ensemble.bundle import MANIFEST, Bundle, open_bundle
+from voxpop.ensemble.manifest import Manifest
 from voxpop.ensemble.sessions import (
     available_cores,
     check_device,
@@ -26,6 +33,14 @@ from voxpop.ensemble.sessions import (
     split_threads,
 )
 from voxpop.ensemble.voting import VOTERS, check_weights, vote
+
+# Largest |probability - stored probability| on the check rows. fp32 graphs on a CPU agree with
+# export to ~1e-7; a swapped graph or changed weights differ by far more. CUDA's TF32 matmuls
+# keep 10 mantissa bits: looser there (not measured here: no GPU). int8 graphs quantize their
+# activations per call, and the kernels differ with the thread count: measured 0.0085 between 1
+# and 2 threads on an int8 LSTM member (bench_predict's), so int8 bundles get INT8_TOLERANCE.
+CHECK_TOLERANCE = {"cpu": 1e-3, "cuda": 2e-2}
+INT8_TOLERANCE = 5e-2
 
 
 @dataclass(frozen=True)
@@ -42,40 +57,62 @@ class Prediction:
 class Ensemble:
     """A loaded bundle. Build it with `Ensemble.load(path)`."""
 
-    def __init__(self, *, bundle: Path, manifest: dict, preprocessor, device: str, threads: int | None, fused: bool):
-        self.bundle = bundle
-        self.manifest = manifest
+    def __init__(self, *, bundle: Bundle, preprocessor, device: str, threads: int | None,
+                 fused: bool):
+        self.bundle: Path = bundle.path
+        self.manifest: Manifest = bundle.manifest
+        self.signer = bundle.signer
         self.preprocessor = preprocessor
-        self.labels: list[str] = list(manifest["labels"])
-        self.member_ids: list[str] = [member["id"] for member in manifest["members"]]
+        self.labels: list[str] = list(self.manifest.labels)
+        self.member_ids: list[str] = self.manifest.member_ids
         self.requested_device = device
         self.threads = threads or available_cores()
-        self._members = {member["id"]: member for member in manifest["members"]}
-        self._fused_spec = manifest.get("fused") if fused else None
+        self._files = bundle
+        self._members = {member.id: member for member in self.manifest.members}
+        self._fused_spec = self.manifest.fused if fused else None
         self._fused_session = None
         self._member_sessions: dict[str, object] = {}
+        self._check_inputs: dict[str, np.ndarray] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "auto", threads: int | None = None, fused: bool = True) -> Ensemble:
-        """Verify the bundle at `path` (schema, sha256s, paths) and load its preprocessor.
+    def load(cls, path: str | Path, *, device: str = "auto", threads: int | None = None,
+             fused: bool = True, trust: str | Path | None = None) -> Ensemble:
+        """Verify the bundle at `path` (signature with `trust`, schema, sha256s, paths) and load
+        its preprocessor.
 
         device: auto|cpu|cuda. threads: intra-op threads in total (default: all cores).
         fused: use the bundle's fused graph when it computes the vote asked for.
-        Sessions open on first use (the fused one, if used, right away).
+        trust: a PEM public key that must have signed the manifest.
+        Sessions open on first use (the fused one, if used, right away), each checked on the
+        bundle's check rows.
         """
         check_device(device)
         if threads is not None and threads < 1:
-            raise VoxpopError(f"--threads: must be >= 1, got {threads}")
-        bundle = Path(path)
-        manifest = read_manifest(bundle)
-        preprocessor = Preprocessor.from_json(member_path(bundle, manifest["preprocess"]))
-        if list(preprocessor.labels) != list(manifest["labels"]):
-            raise VoxpopError(f"{bundle}: labels in {manifest['preprocess']} differ from ensemble.json")
-        ensemble = cls(bundle=bundle, manifest=manifest, preprocessor=preprocessor, device=device, threads=threads, fused=fused)
+            raise VoxpopError(f"threads must be at least 1, got {threads}")
+        bundle = open_bundle(path, trust=trust)
+        manifest = bundle.manifest
+        preprocessor = Preprocessor.from_json_bytes(
+            bundle.read(manifest.preprocess), source=str(bundle.path / manifest.preprocess))
+        if list(preprocessor.labels) != list(manifest.labels):
+            raise VoxpopError(f"{bundle.path}: labels in {manifest.preprocess} differ from "
+                              f"{MANIFEST}")
+        _check_inputs_made(bundle.path, manifest, preprocessor)
+        ensemble = cls(bundle=bundle, preprocessor=preprocessor, device=device, threads=threads,
+                       fused=fused)
         if ensemble._fused_spec:
-            ensemble._fused_session = ensemble._open(ensemble._fused_spec["file"], intra_op_threads=ensemble.threads)
+            ensemble._fused_session = ensemble._open(ensemble._fused_spec.file,
+                                                     intra_op_threads=ensemble.threads)
         return ensemble
+
+    def verify_all(self) -> int:
+        """Open and check every graph of the bundle (each member and the fused graph) on the check
+        rows; returns how many were checked. VoxpopError names the first that fails."""
+        for member_id in self.member_ids:
+            self._member_session(member_id, n_running=len(self.member_ids))
+        if self.manifest.fused and self._fused_session is None:
+            self._fused_session = self._open(self.manifest.fused.file, intra_op_threads=self.threads)
+        return len(self.member_ids) + (self.manifest.fused is not None)
 
     @property
     def device(self) -> str:
@@ -90,7 +127,7 @@ class Ensemble:
         """The model inputs that `members` (default all) take (of "tokens", "features", "grams",
         "gram_weights"), for `texts` and the user's feature columns."""
         chosen = self._choose_members(members)
-        needed = list(dict.fromkeys(name for m in chosen for name in self._members[m]["inputs"]))
+        needed = list(dict.fromkeys(name for m in chosen for name in self._members[m].inputs))
         return self.preprocessor.encode(list(texts), features, inputs=needed)
 
     def predict(
@@ -168,17 +205,14 @@ class Ensemble:
         return np.asarray([self._bundle_weight(m) for m in chosen], dtype=np.float64)
 
     def _bundle_weight(self, member_id: str) -> float:
-        bundle_weights = (self.manifest.get("voting") or {}).get("weights")
-        if bundle_weights is not None:
-            return float(bundle_weights[self.member_ids.index(member_id)])
-        return float(self._members[member_id].get("weight", 1.0))
+        return self.manifest.voting.weights[self.member_ids.index(member_id)]
 
     def _fused_computes(self, voting: str, weights, chosen: list[str]) -> bool:
         """True when the fused graph's weighted soft vote is exactly the vote asked for."""
         if self._fused_session is None or voting == "hard" or chosen != self.member_ids:
             return False
         asked = np.ones(len(chosen)) if weights is None else np.asarray(weights, dtype=np.float64)
-        fused = np.asarray(self._fused_spec.get("weights") or np.ones(len(chosen)), dtype=np.float64)
+        fused = np.asarray(self._fused_spec.weights, dtype=np.float64)
         if asked.shape != fused.shape or asked.sum() <= 0:
             return False
         return bool(np.allclose(asked / asked.sum(), fused / fused.sum(), rtol=0, atol=1e-9))
@@ -196,7 +230,8 @@ class Ensemble:
     def _member_session(self, member_id: str, *, n_running: int):
         if member_id not in self._member_sessions:
             threads = split_threads(self.threads, min(n_running, self.threads))
-            self._member_sessions[member_id] = self._open(self._members[member_id]["file"], intra_op_threads=threads)
+            self._member_sessions[member_id] = self._open(self._members[member_id].file,
+                                                          intra_op_threads=threads)
         return self._member_sessions[member_id]
 
     def _worker_pool(self) -> ThreadPoolExecutor:
@@ -205,7 +240,62 @@ class Ensemble:
         return self._pool
 
     def _open(self, relative: str, *, intra_op_threads: int):
-        return open_session(member_path(self.bundle, relative), device=self.requested_device, intra_op_threads=intra_op_threads)
+        """A session for the bundle file `relative` (from its verified bytes), checked on the
+        check rows against what the manifest says it computes."""
+        source = str(self.bundle / relative)
+        session = open_session(self._files.read(relative), source=source,
+                               device=self.requested_device, intra_op_threads=intra_op_threads)
+        self._check_session(session, relative, source)
+        return session
+
+    def _check_session(self, session, relative: str, source: str) -> None:
+        shapes = {output.name: output.shape for output in session.get_outputs()}
+        if "probs" not in shapes:
+            raise VoxpopError(f"{source}: has no output named probs")
+        width = shapes["probs"][-1] if shapes["probs"] else None
+        if isinstance(width, int) and width != len(self.labels):
+            raise VoxpopError(f"{source}: its output probs has {width} columns, but the bundle has "
+                              f"{len(self.labels)} labels")
+        what, expected = self._expected_check_probs(relative)
+        try:
+            got = np.asarray(self._run(session, self._encoded_check_rows()))
+        except VoxpopError:
+            raise
+        except Exception as err:  # onnxruntime's own errors: wrong input types, a bad graph
+            raise VoxpopError(f"{source}: ONNX Runtime fails on the check rows "
+                              f"({first_line(err)})") from None
+        if got.shape != expected.shape or got.dtype.kind != "f":
+            raise VoxpopError(f"{source}: gives {got.dtype} values of shape {got.shape} on the "
+                              f"{len(expected)} check rows, expected floats of shape "
+                              f"{expected.shape} (one column per label)")
+        diff = float(np.abs(got - expected).max())
+        tolerance = (INT8_TOLERANCE if self.manifest.quantization == "int8"
+                     else CHECK_TOLERANCE[session_device(session)])
+        if not diff <= tolerance:
+            raise VoxpopError(f"{source}: on the bundle's {len(expected)} check rows it differs "
+                              f"from {what} by {diff:.2g} (allowed {tolerance:g}): the graph, the "
+                              "preprocessor or the weights changed after export")
+
+    def _expected_check_probs(self, relative: str) -> tuple[str, np.ndarray]:
+        """(what the graph at `relative` must reproduce, those probabilities on the check rows)."""
+        stored = self.manifest.check_rows.probs
+        if self.manifest.fused is not None and relative == self.manifest.fused.file:
+            members = np.stack([np.asarray(stored[m]) for m in self.member_ids])
+            return ("the weighted vote of the members' stored check probabilities",
+                    np.average(members, axis=0, weights=self.manifest.fused.weights))
+        member = next(m for m in self.manifest.members if m.file == relative)
+        return f"member {member.id}'s stored check probabilities", np.asarray(stored[member.id])
+
+    def _encoded_check_rows(self) -> dict[str, np.ndarray]:
+        if self._check_inputs is None:
+            check = self.manifest.check_rows
+            features = None if check.features is None else np.asarray(check.features, np.float64)
+            if self.preprocessor.user_feature_names and features is None:
+                raise VoxpopError(f"{self.bundle / MANIFEST}: check_rows.features missing "
+                                  "(the preprocessor reads feature columns)")
+            needed = list(dict.fromkeys(name for m in self.manifest.members for name in m.inputs))
+            self._check_inputs = self.preprocessor.encode(check.texts, features, inputs=needed)
+        return self._check_inputs
 
     def _run(self, session, inputs: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {}
@@ -227,3 +317,13 @@ class Ensemble:
             confidence=probs[np.arange(len(label_ids)), label_ids].astype(np.float32),
             member_probs=member_probs or {},
         )
+
+
+def _check_inputs_made(bundle: Path, manifest: Manifest, preprocessor) -> None:
+    """Every input a member reads is one the bundle's preprocessor makes."""
+    for member in manifest.members:
+        missing = [name for name in member.inputs if name not in preprocessor.input_names]
+        if missing:
+            raise VoxpopError(f"{bundle / MANIFEST}: member {member.id} reads "
+                              f"{', '.join(missing)}, which {manifest.preprocess} does not make "
+                              f"(it makes {', '.join(preprocessor.input_names)})")

@@ -1,8 +1,9 @@
 """Classification metrics in numpy, equal to scikit-learn's (which serving must not import).
 
-Labels are class indices 0..n_classes-1. A class with no true and no predicted rows gets
-precision/recall/F1 0, as scikit-learn does with `labels=range(n_classes)` and its default
-`zero_division`.
+The one implementation of these figures for serving and reports: `voxpop.models` may import
+nothing of voxpop and uses scikit-learn's own F1 (tests hold both to scikit-learn). Labels are
+class indices 0..n_classes-1. A class with no true and no predicted rows gets precision/recall/F1
+0, as scikit-learn does with `labels=range(n_classes)` and its default `zero_division`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
+def _f1(true_pos: np.ndarray, support: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    # F1 = 2tp / (2tp + fp + fn): defined (as 0) even where precision or recall is not.
+    return _safe_divide(2 * true_pos.astype(np.float64), (support + predicted).astype(np.float64))
+
+
 def per_class_scores(y_true, y_pred, n_classes: int) -> dict[str, np.ndarray]:
     """precision, recall, f1 (float64 [n_classes]) and support (int64 [n_classes])."""
     matrix = confusion_matrix(y_true, y_pred, n_classes)
@@ -37,14 +43,28 @@ def per_class_scores(y_true, y_pred, n_classes: int) -> dict[str, np.ndarray]:
     predicted = matrix.sum(axis=0)
     precision = _safe_divide(true_pos, predicted.astype(np.float64))
     recall = _safe_divide(true_pos, support.astype(np.float64))
-    # F1 = 2tp / (2tp + fp + fn): defined (as 0) even where precision or recall is not.
-    f1 = _safe_divide(2 * true_pos, (support + predicted).astype(np.float64))
-    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    return {"precision": precision, "recall": recall, "f1": _f1(true_pos, support, predicted),
+            "support": support}
 
 
-def macro_f1(y_true, y_pred, n_classes: int) -> float:
-    """Unweighted mean of the per-class F1 over all n_classes classes."""
-    return float(per_class_scores(y_true, y_pred, n_classes)["f1"].mean())
+def macro_f1(y_true, y_pred, n_classes: int):
+    """Unweighted mean of the per-class F1 over all n_classes classes.
+
+    For label arrays [n] a float; for [k, n] (k label rows, such as bootstrap resamples) the
+    macro-F1 of each row, float64 [k], computed at once.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    rows, preds = (y_true[None], y_pred[None]) if y_true.ndim == 1 else (y_true, y_pred)
+    # Class c of row r counts at index r * n_classes + c: one bincount for all rows.
+    offset = np.arange(len(rows))[:, None] * n_classes
+
+    def counts(ids: np.ndarray) -> np.ndarray:
+        return np.bincount(ids.ravel(), minlength=len(rows) * n_classes).reshape(-1, n_classes)
+
+    true_pos = counts((offset + rows)[preds == rows])
+    scores = _f1(true_pos, counts(offset + rows), counts(offset + preds)).mean(axis=1)
+    return float(scores[0]) if y_true.ndim == 1 else scores
 
 
 def log_loss(y_true, probs) -> float:
@@ -57,15 +77,20 @@ def log_loss(y_true, probs) -> float:
     return float(-np.log(np.clip(true_probs, eps, 1 - eps)).mean())
 
 
-def expected_calibration_error(y_true, probs, *, n_bins: int = ECE_BINS) -> float:
-    """ECE: the row-weighted mean |accuracy - confidence| over equal-width confidence bins.
+def confidence_bins(confidence, *, n_bins: int = ECE_BINS) -> np.ndarray:
+    """The calibration bin of each confidence, int64 [n]: bins are (i/n_bins, (i+1)/n_bins], the
+    first also holds 0 (the ECE's and the reliability diagram's)."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    return np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
 
-    Confidence is the top probability; bins are (i/n_bins, (i+1)/n_bins], the first also holds 0.
-    """
+
+def expected_calibration_error(y_true, probs, *, n_bins: int = ECE_BINS) -> float:
+    """ECE: the row-weighted mean |accuracy - confidence| over equal-width confidence bins
+    (`confidence_bins`); confidence is the top probability."""
     probs = np.asarray(probs, dtype=np.float64)
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == np.asarray(y_true)).astype(np.float64)
-    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    bins = confidence_bins(confidence, n_bins=n_bins)
     gap_per_bin = np.bincount(bins, weights=correct - confidence, minlength=n_bins)
     return float(np.abs(gap_per_bin).sum() / max(len(probs), 1))
 

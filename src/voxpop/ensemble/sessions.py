@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from voxpop.data.errors import VoxpopError
+from voxpop.data.errors import VoxpopError, first_line
+from voxpop.data.records import quoted
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -36,15 +36,20 @@ def check_device(device: str) -> None:
         raise VoxpopError(f"--device: unknown device {device!r} (choose from {', '.join(DEVICE_PROVIDERS)})")
 
 
-def open_session(path: str | Path, *, device: str = "auto", intra_op_threads: int = 1):
-    """An InferenceSession for the ONNX file `path` on `device` (auto|cpu|cuda).
+def open_session(model: bytes, *, source: str, device: str = "auto", intra_op_threads: int = 1):
+    """An InferenceSession for the ONNX model `model` (its bytes, as read and verified by the
+    bundle; `source` names it in errors) on `device` (auto|cpu|cuda).
 
-    `auto` uses CUDA only where it really runs (session.get_providers(), since onnxruntime-gpu
-    lists CUDA as available even without a GPU); `cuda` without a usable GPU is a VoxpopError.
+    The session is made from these bytes, never from a path, so ONNX Runtime runs exactly what
+    was checked; a model that keeps tensors in external data files (which would escape the
+    checksums) or holds a Loop or Scan op is refused (check_model_bytes). `auto` uses CUDA only
+    where it really runs (session.get_providers(), since onnxruntime-gpu lists CUDA as available
+    even without a GPU); `cuda` without a usable GPU is a VoxpopError.
     """
     import onnxruntime as ort
 
     check_device(device)
+    check_model_bytes(model, source=source)
     wanted = [p for p in DEVICE_PROVIDERS[device] if p in ort.get_available_providers()]
     if device == "cuda" and CUDA not in wanted:
         raise VoxpopError(_no_gpu_message(ort.get_available_providers()))
@@ -55,12 +60,71 @@ def open_session(path: str | Path, *, device: str = "auto", intra_op_threads: in
     # Sessions run side by side: idle threads must sleep, not spin on cores another session needs.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
+        session = ort.InferenceSession(model, sess_options=options, providers=wanted)
     except Exception as err:  # onnxruntime raises its own untyped errors for bad graphs
-        raise VoxpopError(f"{path}: ONNX Runtime cannot load this model ({_first_line(err)})") from None
+        raise VoxpopError(f"{source}: ONNX Runtime cannot load this model ({first_line(err)})") from None
     if device == "cuda" and session.get_providers()[0] != CUDA:
         raise VoxpopError(_no_gpu_message(session.get_providers()))
     return session
+
+
+# Ops that repeat a subgraph as often as the graph says: export refuses them in every member
+# (they are the slow form of a recurrent layer), and in a hostile bundle they could run forever.
+REPEATING_OPS = ("Loop", "Scan")
+
+
+def check_model_bytes(model: bytes, *, source: str) -> None:
+    """VoxpopError when the ONNX model `model` cannot be parsed, keeps any tensor (initializer,
+    sparse initializer or constant attribute, in the main graph, a subgraph or a function) in an
+    external data file, or holds a Loop or Scan op."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        proto = onnx.load_model_from_string(model)
+    except (DecodeError, RecursionError, ValueError) as err:
+        raise VoxpopError(f"{source}: not a valid ONNX model ({first_line(err)})") from None
+    for tensors, nodes in _graph_parts(proto):
+        for node in nodes:
+            if node.op_type in REPEATING_OPS and node.domain in ("", "ai.onnx"):
+                raise VoxpopError(f"{source}: holds a {node.op_type} op; a bundle's models have "
+                                  "none (export refuses them)")
+            tensors += _attribute_tensors(node)
+        for tensor in tensors:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+                raise VoxpopError(f"{source}: tensor {quoted(tensor.name)} keeps its data in an "
+                                  "external file; a bundle's models must hold all their data "
+                                  "(every file a model reads must be checksummed)")
+
+
+def _graph_parts(model):
+    """(tensors, nodes) of the main graph, every subgraph and every function body, walked
+    without recursion (a hostile model may nest deeply)."""
+    pending = [([], function.node) for function in model.functions]
+    pending.append(_own_parts(model.graph))
+    while pending:
+        tensors, nodes = pending.pop()
+        yield tensors, nodes
+        for node in nodes:
+            for attribute in node.attribute:
+                subgraphs = [attribute.g] if attribute.HasField("g") else []
+                pending += [_own_parts(graph) for graph in [*subgraphs, *attribute.graphs]]
+
+
+def _own_parts(graph) -> tuple[list, list]:
+    tensors = list(graph.initializer)
+    tensors += [t for sparse in graph.sparse_initializer for t in (sparse.values, sparse.indices)]
+    return tensors, list(graph.node)
+
+
+def _attribute_tensors(node) -> list:
+    tensors = []
+    for attribute in node.attribute:
+        tensors += [attribute.t] if attribute.HasField("t") else []
+        tensors += list(attribute.tensors)
+        sparse = [attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []
+        tensors += [t for s in [*sparse, *attribute.sparse_tensors] for t in (s.values, s.indices)]
+    return tensors
 
 
 def session_device(session) -> str:
@@ -73,7 +137,3 @@ def _no_gpu_message(providers: list[str]) -> str:
         "--device cuda: no usable GPU for ONNX Runtime (providers that run here: "
         f"{', '.join(providers)}); install voxpop[gpu] on a machine with CUDA, or use --device cpu"
     )
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -16,11 +16,9 @@ import numpy as np
 import pandas as pd
 
 from voxpop.data.errors import VoxpopError
+from voxpop.data.io import FORMATS_BY_SUFFIX
 from voxpop.data.terminal import STDOUT, printable
 from voxpop.ensemble.ensemble import Ensemble, Prediction
-
-OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
-                  ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 @dataclass(frozen=True)
@@ -76,10 +74,11 @@ def output_format(path: Path | None) -> str:
     """Format named by the output file's extension; CSV for stdout (path None)."""
     if path is None:
         return "csv"
-    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    # The extensions a table is read by are the ones predictions are written by.
+    fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
         raise VoxpopError(f"--out {path}: unknown extension '{path.suffix}' "
-                          f"(use one of {', '.join(OUTPUT_FORMATS)})")
+                          f"(use one of {', '.join(FORMATS_BY_SUFFIX)})")
     return fmt
 
 

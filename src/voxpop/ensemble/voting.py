@@ -74,9 +74,10 @@ def _soft_voter(member_probs, weights) -> tuple[np.ndarray, np.ndarray]:
     return probs, probs.argmax(axis=1).astype(np.int64)
 
 
-# name -> (member_probs, weights) -> (probs, label_ids). "weighted" is soft voting whose weights
-# the caller fills in (the user's, else the bundle's greedy-selection weights).
-VOTERS: dict[str, Callable] = {"soft": _soft_voter, "weighted": _soft_voter, "hard": _hard}
+# name -> (member_probs, weights) -> (probs, label_ids): the voting rules, in the order every
+# list of them shows. "weighted" is soft voting whose weights the caller fills in (the user's,
+# else the bundle's greedy-selection weights).
+VOTERS: dict[str, Callable] = {"soft": _soft_voter, "hard": _hard, "weighted": _soft_voter}
 
 
 def vote(member_probs, *, voting: str, weights: Sequence[float] | None = None):

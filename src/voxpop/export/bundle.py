@@ -1,15 +1,17 @@
 """`export_bundle`: a tuning run directory -> a proven ONNX ensemble bundle (DESIGN.md section 4).
 
 Members are chosen on validation data, converted, proven (parity with Keras, fused recurrent ops),
-optionally fused into one graph and quantized, and the whole bundle is written to a temporary
-sibling directory that is renamed into place only when complete and verified.
+optionally fused into one graph and quantized; the first validation rows are stored as check rows
+with each final member's probabilities; the manifest is built as the typed records of
+`voxpop.ensemble.manifest` and written (and optionally signed) by the bundle's owner. The whole
+bundle is written to a temporary sibling directory that is renamed into place only when complete
+and loaded back by the ensemble's own reader, every graph checked on the check rows.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +21,35 @@ import onnx
 
 from voxpop import __version__
 from voxpop.data import INPUT_DTYPES
-from voxpop.data.atomic import atomic_path, write_json, write_text
+from voxpop.data.atomic import atomic_path, write_text
 from voxpop.data.errors import VoxpopError
-from voxpop.ensemble.bundle import MANIFEST, SCHEMA_VERSION, read_manifest, sha256_of
+from voxpop.data.rundir import Checkpoint, Run, read_run
+from voxpop.ensemble import Ensemble
+from voxpop.ensemble.bundle import MANIFEST, write_manifest
+from voxpop.ensemble.manifest import (
+    CHECK_ROWS,
+    CHECK_TEXT_CHARS,
+    CHECK_VALUES,
+    MAX_MEMBERS,
+    SCHEMA_VERSION,
+    CheckRows,
+    Fused,
+    GraphOps,
+    InputSpec,
+    Manifest,
+    Member,
+    Parity,
+    QuantizationCheck,
+    Selection,
+    ValMetrics,
+    Voting,
+)
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import vote
-from voxpop.export.convert import MAX_OPSET
+from voxpop.export.convert import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from voxpop.export.fuse import fuse_members
 from voxpop.export.quantize import MAX_F1_DROP, onnx_probs, quantize_int8
 from voxpop.export.report import render_report
-from voxpop.export.runs import Checkpoint, Run, read_run
 from voxpop.export.select import Choice, select_members
 
 QUANTIZATIONS = ("none", "int8")
@@ -51,6 +72,7 @@ class ExportOptions:
     fuse: bool
     quantize: str
     parity_tol: float
+    sign: Path | None = None  # Ed25519 private key (PEM) to sign the manifest with
 
 
 def export_bundle(
@@ -60,30 +82,41 @@ def export_bundle(
     size: int = 5,
     select: str = "greedy",
     metric: str = "val_macro_f1",
-    opset: int = 17,
+    opset: int = DEFAULT_OPSET,
     fuse: bool = True,
     quantize: str = "none",
     parity_tol: float = 1e-5,
     force: bool = False,
     on_member: MemberProgress | None = None,
+    sign: str | Path | None = None,
 ) -> Path:
     """Export the best checkpoints of the run at `run_dir` as an ensemble bundle at `out`.
 
-    Raises VoxpopError when `out` exists (unless `force`), for an invalid option, or when a
-    member fails its parity or graph check (naming the member). Returns `out`.
+    sign: an Ed25519 private key (PEM) to sign the manifest with (ensemble.sig).
+    Raises VoxpopError when `out` exists (unless `force`), for an invalid option or key, or when
+    a member fails its parity or graph check (naming the member). Returns `out`.
     """
     options = ExportOptions(
         size=size, select=select, metric=metric, opset=opset, fuse=fuse, quantize=quantize,
-        parity_tol=parity_tol,
+        parity_tol=parity_tol, sign=None if sign is None else Path(sign),
     )
     out = Path(out)
     _check_options(out, options, force=force)
+    signing_key = _signing_key(options.sign)  # a bad key fails now, not after the conversions
     run = read_run(run_dir)
     choice = select_members(run.checkpoints, run.y_val, method=select, size=size, metric=metric)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
-        _write_bundle(tmp, run, choice, options, on_member or (lambda *_: None))
+        _write_bundle(tmp, run, choice, options, on_member or (lambda *_: None), signing_key)
     return out
+
+
+def _signing_key(path: Path | None):
+    if path is None:
+        return None
+    from voxpop.ensemble.signing import load_private_key
+
+    return load_private_key(path)
 
 
 def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
@@ -91,8 +124,11 @@ def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
         raise VoxpopError(
             f"--quantize: unknown value {options.quantize!r} (choose from {', '.join(QUANTIZATIONS)})"
         )
-    if not 7 <= options.opset <= MAX_OPSET:
-        raise VoxpopError(f"--opset: {options.opset} is not supported (valid: 7 to {MAX_OPSET})")
+    if not MIN_OPSET <= options.opset <= MAX_OPSET:
+        raise VoxpopError(f"--opset: {options.opset} is not supported "
+                          f"(valid: {MIN_OPSET} to {MAX_OPSET})")
+    if options.size > MAX_MEMBERS:
+        raise VoxpopError(f"--size: a bundle holds at most {MAX_MEMBERS} members, got {options.size}")
     if not options.parity_tol > 0:
         raise VoxpopError(f"--parity-tol: must be > 0, got {options.parity_tol}")
     if out.exists() and not force:
@@ -102,50 +138,51 @@ def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
         raise VoxpopError(f"{out}: exists and is not an ensemble bundle; refusing to replace it")
 
 
-def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, on_member) -> None:
+def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, on_member,
+                  signing_key) -> None:
     (tmp / "members").mkdir(parents=True)
     ids = [f"m{i + 1}" for i in range(len(choice.members))]
     val_inputs = run.encode(run.rows("val"))
     parity_inputs = {name: array[:PARITY_ROWS] for name, array in val_inputs.items()}
-    records = []
+    members = []
     for done, (member_id, checkpoint, weight) in enumerate(
         zip(ids, choice.members, choice.weights), start=1
     ):
-        records.append(_export_member(
+        members.append(_export_member(
             tmp, member_id=member_id, checkpoint=checkpoint, weight=weight,
             parity_inputs=parity_inputs, options=options,
         ))
         on_member(done, len(ids), member_id)
-    fused = _fuse(tmp, records, parity_inputs) if options.fuse else None
+    fused = _fuse(tmp, members, parity_inputs) if options.fuse else None
     quantization = None
     if options.quantize == "int8":
-        quantization = _quantize(tmp, records, fused, val_inputs, run.y_val)
-    shutil.copyfile(run.preprocess_path, tmp / "preprocess.json")
+        quantization = _quantize(tmp, members, fused, val_inputs, run.y_val)
+    run.copy_preprocess(tmp / "preprocess.json")
     # QUOTE_ALL: pandas leaves a field with a lone "\r" unquoted, which splits the row on reading
     run.rows("train")[["text", "label"]].to_csv(
         tmp / "baseline_train.csv", index=False, quoting=csv.QUOTE_ALL
     )
-    manifest = _manifest(run, choice, options, records, fused, quantization)
+    check_rows = _check_rows(tmp, run, members)
+    manifest = _manifest(run, choice, options, members, fused, quantization, check_rows)
     write_text(tmp / "export_report.md", render_report(manifest, run, choice))
-    manifest["files"] = {
-        path.relative_to(tmp).as_posix(): sha256_of(path)
-        for path in sorted(tmp.rglob("*"))
-        if path.is_file()
-    }
-    write_json(tmp / MANIFEST, manifest)
-    read_manifest(tmp)  # the ensemble's own reader must accept what we wrote
+    write_manifest(tmp, manifest, sign_with=signing_key)
+    # The ensemble's own reader must accept what we wrote, every graph on the check rows.
+    loaded = Ensemble.load(tmp, device="cpu", fused=False)
+    loaded.verify_all()
+    loaded.close()
 
 
 def _export_member(
     tmp: Path, *, member_id: str, checkpoint: Checkpoint, weight: float, parity_inputs: dict,
     options: ExportOptions,
-) -> dict:
+) -> Member:
     """Convert one checkpoint, prove it (graph check, parity) and write members/<id>.onnx."""
     from voxpop.export.checks import parity, rnn_fusion
     from voxpop.export.convert import to_onnx
+    from voxpop.models import load_model
 
     label = f"member {member_id} ({checkpoint.name}, {checkpoint.family})"
-    model = checkpoint.load_model()
+    model = load_model(checkpoint.model_path)
     onnx_model = to_onnx(model, opset=options.opset)
     try:
         graph = rnn_fusion(onnx_model)
@@ -156,20 +193,27 @@ def _export_member(
     _check_parity(label, proof, options.parity_tol)
     relative = f"members/{member_id}.onnx"
     onnx.save_model(onnx_model, tmp / relative)
-    return {
-        "id": member_id,
-        "file": relative,
-        "family": checkpoint.family,
-        "config": checkpoint.config,
-        "trial_id": checkpoint.trial_id,
-        "checkpoint": checkpoint.name,
-        "epoch": checkpoint.metrics.get("epoch"),
-        "inputs": [i.name for i in onnx_model.graph.input],
-        "val_metrics": {k: checkpoint.metrics[k] for k in VAL_METRIC_KEYS if k in checkpoint.metrics},
-        "weight": float(weight),
-        "parity": {k: float(proof[k]) if k != "rows" else int(proof[k]) for k in proof},
-        "graph": graph,
-    }
+    metrics = {k: _finite(checkpoint.metrics.get(k)) for k in VAL_METRIC_KEYS}
+    return Member(
+        id=member_id,
+        file=relative,
+        family=checkpoint.family,
+        config=checkpoint.config,
+        trial_id=checkpoint.trial_id,
+        checkpoint=checkpoint.name,
+        epoch=None if checkpoint.metrics.get("epoch") is None else int(checkpoint.metrics["epoch"]),
+        inputs=[i.name for i in onnx_model.graph.input],
+        val_metrics=ValMetrics(**metrics),
+        weight=float(weight),
+        parity=Parity(max_abs_diff=float(proof["max_abs_diff"]),
+                      argmax_agreement=float(proof["argmax_agreement"]), rows=int(proof["rows"])),
+        graph=GraphOps(**{k: int(v) for k, v in graph.items()}),
+    )
+
+
+def _finite(value) -> float | None:
+    """A metric as the manifest stores it: a finite float, or None (absent, NaN or infinite)."""
+    return float(value) if value is not None and np.isfinite(value) else None
 
 
 def _check_parity(label: str, proof: dict, tolerance: float) -> None:
@@ -181,31 +225,32 @@ def _check_parity(label: str, proof: dict, tolerance: float) -> None:
         )
 
 
-def _fuse(tmp: Path, records: list[dict], inputs: dict) -> dict:
+def _fuse(tmp: Path, members: list[Member], inputs: dict) -> Fused:
     """Write fused.onnx and prove it equals the Python-side weighted soft vote of the members."""
-    members = {r["id"]: onnx.load_model(tmp / r["file"]) for r in records}
-    weights = [r["weight"] for r in records]
-    onnx.save_model(fuse_members(members, weights), tmp / "fused.onnx")
-    expected = vote([onnx_probs(tmp / r["file"], inputs) for r in records], voting="soft", weights=weights)[0]
+    models = {m.id: onnx.load_model(tmp / m.file) for m in members}
+    weights = [m.weight for m in members]
+    onnx.save_model(fuse_members(models, weights), tmp / "fused.onnx")
+    expected = vote([onnx_probs(tmp / m.file, inputs) for m in members], voting="soft", weights=weights)[0]
     diff = float(np.abs(onnx_probs(tmp / "fused.onnx", inputs) - expected).max())
     if diff > FUSED_TOLERANCE:
         raise VoxpopError(
             f"fused.onnx differs from the weighted vote of its members by {diff:.2e} "
             f"(limit {FUSED_TOLERANCE:g}); export with --no-fuse"
         )
-    return {"file": "fused.onnx", "weights": weights, "max_abs_diff": diff}
+    return Fused(file="fused.onnx", weights=weights, max_abs_diff=diff)
 
 
-def _quantize(tmp: Path, records: list[dict], fused: dict | None, inputs: dict, y_val) -> dict:
+def _quantize(tmp: Path, members: list[Member], fused: Fused | None, inputs: dict,
+              y_val) -> QuantizationCheck:
     """Quantize every member (and the fused graph); keep int8 only if val macro-F1 holds up."""
-    files = [r["file"] for r in records] + ([fused["file"]] if fused else [])
+    files = [m.file for m in members] + ([fused.file] if fused else [])
     int8 = {name: tmp / f"{name}.int8" for name in files}
     for name, target in int8.items():
         quantize_int8(tmp / name, target)
-    weights = [r["weight"] for r in records]
+    weights = [m.weight for m in members]
     scores = {
-        "fp32": _vote_f1([tmp / r["file"] for r in records], weights, inputs, y_val),
-        "int8": _vote_f1([int8[r["file"]] for r in records], weights, inputs, y_val),
+        "fp32": _vote_f1([tmp / m.file for m in members], weights, inputs, y_val),
+        "int8": _vote_f1([int8[m.file] for m in members], weights, inputs, y_val),
     }
     sizes = {
         "fp32": sum((tmp / n).stat().st_size for n in files),
@@ -217,13 +262,23 @@ def _quantize(tmp: Path, records: list[dict], fused: dict | None, inputs: dict, 
             path.replace(tmp / name)
         else:
             path.unlink()
-    return {
-        "requested": "int8",
-        "kept": kept,
-        "val_macro_f1": scores,
-        "bytes": sizes,
-        "max_f1_drop": MAX_F1_DROP,
-    }
+    return QuantizationCheck(requested="int8", kept=kept, val_macro_f1=scores, bytes=sizes,
+                             max_f1_drop=MAX_F1_DROP)
+
+
+def _check_rows(tmp: Path, run: Run, members: list[Member]) -> CheckRows:
+    """The first validation rows (texts cut to CHECK_TEXT_CHARS, fewer rows when there are many
+    labels) with each final (fused, quantized) member's probabilities on them."""
+    n_labels = len(run.preprocessor.labels)
+    n_rows = max(1, min(CHECK_ROWS, CHECK_VALUES // (n_labels * len(members))))
+    rows = run.rows("val").iloc[:n_rows]
+    texts = [str(text)[:CHECK_TEXT_CHARS] for text in rows["text"]]
+    features = rows[run.feature_cols].to_numpy(np.float64) if run.feature_cols else None
+    inputs = run.preprocessor.encode(texts, features=features)
+    probs = {m.id: np.asarray(onnx_probs(tmp / m.file, inputs), np.float64).round(7).tolist()
+             for m in members}
+    return CheckRows(texts=texts, probs=probs,
+                     features=None if features is None else features.tolist())
 
 
 def _vote_f1(paths: list[Path], weights: list[float], inputs: dict, y_val) -> float:
@@ -231,46 +286,42 @@ def _vote_f1(paths: list[Path], weights: list[float], inputs: dict, y_val) -> fl
     return macro_f1(y_val, vote(probs, voting="soft", weights=weights)[1], probs[0].shape[1])
 
 
-def _manifest(run, choice, options, records, fused, quantization) -> dict:
-    weights = [r["weight"] for r in records]
+def _manifest(run, choice, options, members: list[Member], fused: Fused | None,
+              quantization: QuantizationCheck | None, check_rows: CheckRows) -> Manifest:
+    weights = [m.weight for m in members]
     stored = [c.val_probs() for c in choice.members]
     n_classes = stored[0].shape[1]
     val_scores = {
         voting: macro_f1(run.y_val, vote(stored, voting=voting, weights=w)[1], n_classes)
         for voting, w in {"soft": None, "hard": None, "weighted": weights}.items()
     }
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "voxpop_version": __version__,
-        "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "labels": list(run.preprocessor.labels),
-        "inputs": _input_spec(records, run),
-        "preprocess": "preprocess.json",
-        "members": records,
-        "voting": {
-            "default": "weighted" if options.select == "greedy" else "soft",
-            "weights": weights,
-        },
-        "selection": {
-            "method": options.select,
-            "metric": options.metric,
-            "size": options.size,
-            "picks": [records[i]["id"] for i in choice.picks],
-            "val_scores": val_scores,
-        },
-        "fused": fused,
-        "quantization": "int8" if quantization and quantization["kept"] else "none",
-        "quantization_check": quantization,
-        "opset": options.opset,
-        "parity_tol": options.parity_tol,
-        "source_run": str(run.path.resolve()),
-        "baseline_train": "baseline_train.csv",
-    }
+    return Manifest(
+        schema_version=SCHEMA_VERSION,
+        voxpop_version=__version__,
+        created=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        labels=list(run.preprocessor.labels),
+        inputs=_input_spec(members, run),
+        preprocess="preprocess.json",
+        members=members,
+        voting=Voting(default="weighted" if options.select == "greedy" else "soft", weights=weights),
+        selection=Selection(method=options.select, metric=options.metric, size=options.size,
+                            picks=[members[i].id for i in choice.picks],
+                            val_scores={k: float(v) for k, v in val_scores.items()}),
+        fused=fused,
+        quantization="int8" if quantization and quantization.kept else "none",
+        quantization_check=quantization,
+        opset=options.opset,
+        parity_tol=options.parity_tol,
+        source_run=str(run.path.resolve()),
+        baseline_train="baseline_train.csv",
+        check_rows=check_rows,
+        files={},  # filled by write_manifest
+    )
 
 
-def _input_spec(records: list[dict], run: Run) -> list[dict]:
-    names = list(dict.fromkeys(name for r in records for name in r["inputs"]))
+def _input_spec(members: list[Member], run: Run) -> list[InputSpec]:
+    names = list(dict.fromkeys(name for m in members for name in m.inputs))
     second_axis = {"tokens": "seq", "features": run.preprocessor.n_features, "grams": "grams",
                    "gram_weights": "grams"}
-    return [{"name": name, "dtype": INPUT_DTYPES[name], "shape": ["batch", second_axis[name]]}
+    return [InputSpec(name=name, dtype=INPUT_DTYPES[name], shape=["batch", second_axis[name]])
             for name in names]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from voxpop.data import INPUT_DTYPES
 from voxpop.data.errors import VoxpopError
 
-MAX_OPSET = 18  # tf2onnx 1.17 refuses opset 19 and above
+MIN_OPSET, MAX_OPSET = 7, 18  # tf2onnx 1.17 refuses opset 19 and above
+DEFAULT_OPSET = 17
 
 
-def to_onnx(model, *, opset: int = 17):
+def to_onnx(model, *, opset: int = DEFAULT_OPSET):
     """Convert a voxpop Keras model to an `onnx.ModelProto`.
 
     Inputs keep the names and dtypes of `voxpop.data.INPUT_DTYPES` (`tokens`, `features`,
@@ -20,8 +21,8 @@ def to_onnx(model, *, opset: int = 17):
 
     from voxpop.export.gru import fuse_gru_loops
 
-    if not 7 <= opset <= MAX_OPSET:
-        raise VoxpopError(f"opset {opset} is not supported (valid: 7 to {MAX_OPSET})")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise VoxpopError(f"opset {opset} is not supported (valid: {MIN_OPSET} to {MAX_OPSET})")
     signature = [_input_spec(tf, tensor) for tensor in model.inputs]
     names = [spec.name for spec in signature]
 

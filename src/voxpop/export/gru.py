@@ -42,8 +42,6 @@ import numpy as np
 
 from voxpop.data.errors import VoxpopError
 
-GRU_EXPORTS_FUSED = True
-
 # Keras activation name -> ONNX GRU activation name (those that need no alpha/beta).
 _ONNX_ACTIVATIONS = {
     "sigmoid": "Sigmoid",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from voxpop.ensemble.manifest import Manifest
 
-def render_report(manifest: dict, run, choice) -> str:
+
+def render_report(manifest: Manifest, run, choice) -> str:
     """Markdown for a bundle's manifest (before `files` is filled), its run and its Choice."""
     sections = [
         _header(manifest),
@@ -16,86 +18,83 @@ def render_report(manifest: dict, run, choice) -> str:
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
-def _header(manifest: dict) -> str:
-    selection = manifest["selection"]
+def _header(manifest: Manifest) -> str:
+    selection = manifest.selection
     return (
         "# Export report\n\n"
-        f"- run: `{manifest['source_run']}`\n"
-        f"- selection: {selection['method']} by {selection['metric']} on validation data only, "
-        f"size {selection['size']}\n"
-        f"- labels: {', '.join(manifest['labels'])}\n"
-        f"- opset {manifest['opset']}, parity tolerance {manifest['parity_tol']:g}\n"
-        f"- voting default: {manifest['voting']['default']}"
+        f"- run: `{manifest.source_run}`\n"
+        f"- selection: {selection.method} by {selection.metric} on validation data only, "
+        f"size {selection.size}\n"
+        f"- labels: {', '.join(manifest.labels)}\n"
+        f"- opset {manifest.opset}, parity tolerance {manifest.parity_tol:g}\n"
+        f"- voting default: {manifest.voting.default}\n"
+        f"- check rows: {len(manifest.check_rows.texts)} validation texts with each member's "
+        "probabilities, rerun by every load"
     )
 
 
-def _candidates(manifest: dict, run, choice) -> str:
-    member_of = {r["checkpoint"]: r for r in manifest["members"]}
-    rows = [
-        "## Candidates",
-        "",
-        "| checkpoint | family | epoch | val macro-F1 | member | weight | why |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    metric = manifest["selection"]["metric"]
+def _table(title: str, header: list[str], rows: list[list]) -> str:
+    """A Markdown section holding one table (cells already formatted)."""
+    lines = [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
+def _candidates(manifest: Manifest, run, choice) -> str:
+    member_of = {m.checkpoint: m for m in manifest.members}
+    metric = manifest.selection.metric
+    rows = []
     for checkpoint in sorted(run.checkpoints, key=lambda c: (-c.score(metric), c.name)):
-        record = member_of.get(checkpoint.name, {})
-        rows.append(
-            f"| {checkpoint.name} | {checkpoint.family} | {checkpoint.metrics.get('epoch', '')} "
-            f"| {checkpoint.metrics['val_macro_f1']:.4f} | {record.get('id', '-')} "
-            f"| {record.get('weight', '-')} | {choice.reasons.get(checkpoint.name, '')} |"
-        )
-    return "\n".join(rows)
+        member = member_of.get(checkpoint.name)
+        rows.append([checkpoint.name, checkpoint.family, checkpoint.metrics.get("epoch", ""),
+                     f"{checkpoint.metrics['val_macro_f1']:.4f}", member.id if member else "-",
+                     member.weight if member else "-", choice.reasons.get(checkpoint.name, "")])
+    return _table("Candidates", ["checkpoint", "family", "epoch", "val macro-F1", "member",
+                                 "weight", "why"], rows)
 
 
-def _votes(manifest: dict) -> str:
-    scores = manifest["selection"]["val_scores"]
-    picks = " ".join(manifest["selection"]["picks"])
+def _votes(manifest: Manifest) -> str:
+    scores = manifest.selection.val_scores
+    picks = " ".join(manifest.selection.picks)
     return (
         "## Validation macro-F1 of the votes (stored checkpoint probabilities)\n\n"
         + "\n".join(f"- {voting}: {score:.4f}" for voting, score in scores.items())
-        + f"\n\nPicks in order: {picks}; weights {manifest['voting']['weights']}"
+        + f"\n\nPicks in order: {picks}; weights {manifest.voting.weights}"
     )
 
 
-def _members(manifest: dict) -> str:
-    rows = [
-        "## Members: conversion proof (ONNX Runtime vs Keras on validation rows)",
-        "",
-        "| member | family | rows | max abs diff | argmax agreement | LSTM | GRU | Loop |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in manifest["members"]:
-        parity, graph = r["parity"], r["graph"]
-        rows.append(
-            f"| {r['id']} | {r['family']} | {parity['rows']} | {parity['max_abs_diff']:.2e} "
-            f"| {parity['argmax_agreement']:.2%} | {graph.get('lstm', 0)} | {graph.get('gru', 0)} "
-            f"| {graph.get('loop', 0)} |"
-        )
-    return "\n".join(rows)
+def _members(manifest: Manifest) -> str:
+    rows = []
+    for m in manifest.members:
+        graph = m.graph
+        ops = [graph.lstm, graph.gru, graph.loop] if graph else ["-", "-", "-"]
+        rows.append([m.id, m.family, m.parity.rows, f"{m.parity.max_abs_diff:.2e}",
+                     f"{m.parity.argmax_agreement:.2%}", *ops])
+    return _table("Members: conversion proof (ONNX Runtime vs Keras on validation rows)",
+                  ["member", "family", "rows", "max abs diff", "argmax agreement", "LSTM", "GRU",
+                   "Loop"], rows)
 
 
-def _fused(manifest: dict) -> str:
-    fused = manifest["fused"]
+def _fused(manifest: Manifest) -> str:
+    fused = manifest.fused
     if not fused:
         return "## Fused graph\n\nNot written (--no-fuse)."
     return (
         "## Fused graph\n\n"
-        f"`{fused['file']}`: all members and the weighted soft vote in one graph; its output differs "
-        f"from the Python-side vote by at most {fused['max_abs_diff']:.2e}."
+        f"`{fused.file}`: all members and the weighted soft vote in one graph; its output differs "
+        f"from the Python-side vote by at most {fused.max_abs_diff:.2e}."
     )
 
 
-def _quantization(manifest: dict) -> str:
-    check = manifest["quantization_check"]
+def _quantization(manifest: Manifest) -> str:
+    check = manifest.quantization_check
     if not check:
         return ""
-    scores, sizes = check["val_macro_f1"], check["bytes"]
-    verdict = "kept" if check["kept"] else "discarded (fp32 files kept)"
+    scores, sizes = check.val_macro_f1, check.bytes
+    verdict = "kept" if check.kept else "discarded (fp32 files kept)"
     return (
         "## Dynamic int8 quantization\n\n"
         f"- val macro-F1 of the weighted vote: fp32 {scores['fp32']:.4f}, int8 {scores['int8']:.4f} "
-        f"(allowed drop {check['max_f1_drop']:.3f})\n"
+        f"(allowed drop {check.max_f1_drop:.3f})\n"
         f"- bytes: fp32 {sizes['fp32']:,}, int8 {sizes['int8']:,}\n"
         f"- int8 {verdict}"
     )

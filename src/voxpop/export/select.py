@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voxpop.data.errors import VoxpopError
+from voxpop.data.rundir import METRICS, Checkpoint
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.selection import greedy_selection
-from voxpop.export.runs import METRICS, Checkpoint
 
 MAX_PICKS = 25
 # `diverse`: a candidate of a family already chosen must agree (argmax) with every chosen member

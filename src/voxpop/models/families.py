@@ -1,21 +1,23 @@
-"""One text-encoder function per model family, registered with `@family(name, **defaults)`.
+"""One text-encoder function per model family, registered with `@family(name, ...)`.
 
 An encoder maps the `tokens` input to one vector per row (or, for a family registered with
 `reads="grams"`, the hashed TF-IDF n-grams `grams`/`gram_weights`); `build` adds the optional
 dense-feature branch, the head and the softmax output `probs`. Adding a family means adding one
-function here.
+registration here (`@family(...)` on its encoder function): it carries the family's config
+defaults, its inputs, its closed-form solver if any and its default search space (see
+`voxpop.models.registry.Family`), and the other stages derive what they need from it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 
 from voxpop.models import layers as vl
+from voxpop.models.registry import FAMILIES, GRAM_EMBEDDING, OUTPUT, READS, Family, family
+from voxpop.models.training import TRAINING_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -31,38 +33,36 @@ COMMON_DEFAULTS = {
     "layer_norm": False,
 }
 
-# Keys of `voxpop.models.training.fit`; `build` ignores them so one trial config serves both.
-TRAINING_KEYS = frozenset({
-    "family", "loss", "label_smoothing", "focal_gamma", "focal_alpha", "imbalance", "boost",
-    "oversample_to", "optimizer", "learning_rate", "weight_decay", "clipnorm", "schedule",
-    "warmup_epochs", "plateau_patience", "plateau_factor", "batch_size", "seed", "solver", "C",
-    "alpha",
-})
+# Keys `build` ignores so that one trial config serves it and `training.fit`: the family's name
+# and the training keys.
+TRAINING_KEYS = frozenset({"family", *TRAINING_DEFAULTS})
+
+# ----------------------------------------------------------------------------- default spaces
+# Each family's default search space in the space-file syntax (voxpop.tune_spaces.space_file;
+# `voxpop spaces show NAME` prints it). Keys a space leaves out take the family's defaults.
+_EMBEDDING_SPACE = {
+    "embed_dim": {"choice": [32, 64, 128]},
+    "embed_dropout": {"uniform": [0.0, 0.3]},
+    "head_dropout": {"uniform": [0.1, 0.5]},
+}
+_TRAINING_SPACE = {
+    "loss": {"choice": ["crossentropy", "focal"]},
+    "focal_gamma": {"uniform": [1.0, 3.0]},
+    "imbalance": {"choice": ["none", "balanced"]},
+    "learning_rate": {"loguniform": [3e-4, 3e-3]},
+    "batch_size": {"choice": [32, 64, 128]},
+}
+# Keys every family accepts, searched by the space `mixed`, which samples the family too.
+COMMON_SPACE = {**_EMBEDDING_SPACE, **_TRAINING_SPACE}
 
 
-@dataclass(frozen=True)
-class Family:
-    # reads="tokens": (tokens, mask, embedded, config) -> [batch, dim]
-    # reads="grams":  (grams, gram_weights, config, n_buckets, n_classes) -> [batch, dim]
-    encoder: Callable
-    defaults: dict
-    uses_features: bool = False
-    reads: str = "tokens"
+def _token_space(**own) -> dict:
+    """A token family's space: the embedding keys, the family's own, then the training keys."""
+    return {**_EMBEDDING_SPACE, **own, **_TRAINING_SPACE}
 
 
-FAMILIES: dict[str, Family] = {}
-
-
-def family(name: str, *, uses_features: bool = False, reads: str = "tokens", **defaults) -> Callable:
-    """Register an encoder function as model family `name` with its own config defaults."""
-    if reads not in ("tokens", "grams"):
-        raise ValueError(f"family {name!r}: reads={reads!r} is not valid (valid: tokens, grams)")
-
-    def register(encoder: Callable) -> Callable:
-        FAMILIES[name] = Family(encoder, defaults, uses_features, reads)
-        return encoder
-
-    return register
+_RECURRENT_SPACE = _token_space(units={"choice": [32, 64, 96]})
+_TFIDF_SPACE = {"C": {"loguniform": [1.0, 16.0]}, "imbalance": {"choice": ["none", "balanced"]}}
 
 
 # ----------------------------------------------------------------------------- recurrent families
@@ -83,17 +83,27 @@ def _bidirectional(layer):
     return keras.layers.Bidirectional(layer, merge_mode="concat")
 
 
-@family("lstm", units=64)
-def lstm(tokens, mask, embedded, config):
-    return _recurrent("lstm", config["units"])(embedded)
+def _plain_recurrent(cell: str, *, bidirectional: bool):
+    """The encoder of a family that is one recurrent layer over the embedded tokens."""
+
+    def encoder(tokens, mask, embedded, config):
+        layer = _recurrent(cell, config["units"])
+        return (_bidirectional(layer) if bidirectional else layer)(embedded)
+
+    return encoder
 
 
-@family("bilstm", units=64)
-def bilstm(tokens, mask, embedded, config):
-    return _bidirectional(_recurrent("lstm", config["units"]))(embedded)
+family("lstm", summary="One-way LSTM encoder: units, embedding size, dropouts, loss, learning "
+       "rate.", space=_RECURRENT_SPACE, mixed=True,
+       units=64)(_plain_recurrent("lstm", bidirectional=False))
+family("bilstm", summary="Bidirectional LSTM encoder: units, embedding size, dropouts, loss, "
+       "learning rate.", space=_RECURRENT_SPACE, mixed=True,
+       units=64)(_plain_recurrent("lstm", bidirectional=True))
 
 
-@family("stacked_bilstm", units=[64, 32], num_layers=2, rnn_dropout=0.1)
+@family("stacked_bilstm", summary="Stacked bidirectional LSTMs: number of layers (2-3), units "
+        "per layer.", space={**_RECURRENT_SPACE, "num_layers": {"randint": [2, 3]}},
+        units=[64, 32], num_layers=2, rnn_dropout=0.1)
 def stacked_bilstm(tokens, mask, embedded, config):
     """`units` is one size per layer, or one int used for `num_layers` layers; `rnn_dropout`
     drops between the layers."""
@@ -106,17 +116,17 @@ def stacked_bilstm(tokens, mask, embedded, config):
     return _bidirectional(_recurrent("lstm", last))(x)
 
 
-@family("gru", units=64)
-def gru(tokens, mask, embedded, config):
-    return _recurrent("gru", config["units"])(embedded)
+family("gru", summary="One-way GRU encoder (exported as a fused ONNX GRU op by "
+       "voxpop.export.gru).", space=_RECURRENT_SPACE,
+       units=64)(_plain_recurrent("gru", bidirectional=False))
+family("bigru", summary="Bidirectional GRU encoder (exported as fused ONNX GRU ops by "
+       "voxpop.export.gru).", space=_RECURRENT_SPACE, mixed=True,
+       units=64)(_plain_recurrent("gru", bidirectional=True))
 
 
-@family("bigru", units=64)
-def bigru(tokens, mask, embedded, config):
-    return _bidirectional(_recurrent("gru", config["units"]))(embedded)
-
-
-@family("attention", cell="lstm", units=64, bidirectional=True, attention_units=64, rnn_dropout=0.1)
+@family("attention", summary="Recurrent encoder with masked attention pooling over its outputs.",
+        space=_RECURRENT_SPACE, mixed=True,
+        cell="lstm", units=64, bidirectional=True, attention_units=64, rnn_dropout=0.1)
 def attention(tokens, mask, embedded, config):
     """`rnn_dropout` drops on the encoded sequence before the masked attention pooling."""
     layer = _recurrent(config["cell"], config["units"], return_sequences=True)
@@ -126,7 +136,9 @@ def attention(tokens, mask, embedded, config):
 
 
 # ----------------------------------------------------------------------------- convolutional
-@family("cnn", filters=64, kernel_sizes=[2, 3, 4])
+@family("cnn", summary="Parallel Conv1D filters of several kernel sizes with global max pooling.",
+        space=_token_space(filters={"choice": [32, 64, 128]}), mixed=True,
+        filters=64, kernel_sizes=[2, 3, 4])
 def cnn(tokens, mask, embedded, config):
     # Padded steps are zeroed before the convolution, so with 'same' padding every window near the
     # text's edge sees the same zeros as it would without padding; pooling only over real steps
@@ -143,7 +155,9 @@ def cnn(tokens, mask, embedded, config):
 
 
 # ----------------------------------------------------------------------------- bag of n-grams
-@family("bigram", buckets=65536)
+@family("bigram", summary="fastText-style mean of word and hashed-bigram embeddings: number of "
+        "bigram buckets.", space=_token_space(buckets={"choice": [16384, 65536]}), mixed=True,
+        buckets=65536)
 def bigram(tokens, mask, embedded, config):
     """fastText-style: the mean word embedding beside the mean embedding of hashed word bigrams.
 
@@ -165,7 +179,9 @@ def bigram(tokens, mask, embedded, config):
 _LINEAR_ON_GRAMS = {"embed_dim": None, "embed_dropout": 0.0, "head_units": [], "head_dropout": 0.0}
 
 
-@family("tfidf", reads="grams", **_LINEAR_ON_GRAMS)
+@family("tfidf", summary="Logistic regression on hashed TF-IDF word and char n-grams (one lbfgs "
+        "solve): C, imbalance.", space=_TFIDF_SPACE, reads="grams", solver="lbfgs",
+        **_LINEAR_ON_GRAMS)
 def tfidf(grams, gram_weights, config, n_buckets, n_classes):
     """Logistic regression on hashed TF-IDF word 1-2 and char_wb 2-5 grams of the raw text.
 
@@ -176,13 +192,14 @@ def tfidf(grams, gram_weights, config, n_buckets, n_classes):
     it errs differently from every token family.
     """
     dim = config["embed_dim"] or n_classes
-    embedded = keras.layers.Embedding(n_buckets, dim, name="gram_embedding")(grams)
+    embedded = keras.layers.Embedding(n_buckets, dim, name=GRAM_EMBEDDING)(grams)
     embedded = keras.layers.Dropout(config["embed_dropout"])(embedded)
     return vl.WeightedSum()([embedded, gram_weights])
 
 
-@family("tfidf_fusion", reads="grams", uses_features=True, feature_units=0, feature_dropout=0.0,
-        **_LINEAR_ON_GRAMS)
+@family("tfidf_fusion", summary="The tfidf regression with the engineered features (VADER scores, "
+        "counts) beside the n-grams.", space=_TFIDF_SPACE, reads="grams", uses_features=True,
+        solver="lbfgs", feature_units=0, feature_dropout=0.0, **_LINEAR_ON_GRAMS)
 def tfidf_fusion(grams, gram_weights, config, n_buckets, n_classes):
     """The tfidf regression with the dense features beside the n-grams: with `feature_units` 0 the
     scaled features enter the output layer as they are, so it stays one logistic regression (over
@@ -192,7 +209,9 @@ def tfidf_fusion(grams, gram_weights, config, n_buckets, n_classes):
     return tfidf(grams, gram_weights, config, n_buckets, n_classes)
 
 
-@family("tfidf_nb", reads="grams", **_LINEAR_ON_GRAMS)
+@family("tfidf_nb", summary="Complement naive Bayes on the hashed TF-IDF n-grams (one counting "
+        "pass): smoothing alpha.", space={"alpha": {"loguniform": [0.003, 1.0]}}, reads="grams",
+        solver="complement_nb", **_LINEAR_ON_GRAMS)
 def tfidf_nb(grams, gram_weights, config, n_buckets, n_classes):
     """Complement naive Bayes on the tfidf n-grams (Rennie et al. 2003): its log-likelihood is
     linear in them too, so it is the tfidf model with other weights, which `fit` counts in one
@@ -219,8 +238,11 @@ def _transformer_block(x, key_mask, config):
     return keras.layers.LayerNormalization()(keras.layers.Add()([x, hidden]))
 
 
-@family("transformer", num_blocks=1, num_heads=2, ff_dim=128, activation="gelu",
-        attention_dropout=0.1, ff_dropout=0.1, max_positions=512)
+@family("transformer", summary="Small transformer encoder: blocks (1-2), heads, feed-forward "
+        "width.", space=_token_space(num_blocks={"randint": [1, 2]}, num_heads={"choice": [2, 4]},
+                           ff_dim={"choice": [64, 128]}), mixed=True,
+        num_blocks=1, num_heads=2, ff_dim=128, activation="gelu", attention_dropout=0.1,
+        ff_dropout=0.1, max_positions=512)
 def transformer(tokens, mask, embedded, config):
     if config["activation"] not in _FF_ACTIVATIONS:
         raise ValueError(f"model config 'activation': {config['activation']!r} is not valid "
@@ -233,7 +255,9 @@ def transformer(tokens, mask, embedded, config):
 
 
 # ----------------------------------------------------------------------------- fusion
-@family("fusion", uses_features=True, encoder="bilstm", feature_units=32, feature_dropout=0.1)
+@family("fusion", summary="A CNN or BiLSTM text branch beside the dense engineered-feature branch, "
+        "joined before the head.",
+        space={**_RECURRENT_SPACE, "encoder": {"choice": ["cnn", "bilstm"]}}, mixed=True, uses_features=True, encoder="bilstm", feature_units=32, feature_dropout=0.1)
 def fusion(tokens, mask, embedded, config):
     """The text encoder of family `encoder` (its keys apply too); `build` adds the feature branch."""
     return FAMILIES[config["encoder"]].encoder(tokens, mask, embedded, config)
@@ -255,7 +279,7 @@ def default_config(family_name: str, *, encoder: str | None = None) -> dict:
 
 def _text_encoder(name: str) -> Family:
     def usable(spec: Family) -> bool:
-        return not spec.uses_features and spec.reads == "tokens"
+        return spec.inputs == READS["tokens"]
 
     if name not in FAMILIES or not usable(FAMILIES[name]):
         valid = ", ".join(n for n, f in FAMILIES.items() if usable(f))
@@ -290,11 +314,17 @@ def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_clas
         inputs.append(features)
         x = keras.layers.Concatenate()([x, _feature_branch(features, config)])
     x = _head(x, config)
-    probs = keras.layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    probs = keras.layers.Dense(n_classes, activation="softmax", name=OUTPUT)(x)
     model = keras.Model(inputs, probs, name=family_name)
     if config["embeddings_file"] and embedding is not None:
         _set_pretrained(embedding, config)
     return model
+
+
+def load_model(path) -> keras.Model:
+    """A model `build` made and Keras saved (`model.save(path)`), loaded in safe mode: voxpop's
+    custom layers and losses are registered, so it needs no custom objects and runs no code."""
+    return keras.models.load_model(path, safe_mode=True)
 
 
 def _read_tokens(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int):

@@ -17,8 +17,9 @@ Training keys (all optional, defaults in TRAINING_DEFAULTS):
                   n-grams (family tfidf without head units, or tfidf_fusion, with the features
                   beside the n-grams) as scikit-learn's LogisticRegression, complement_nb as
                   ComplementNB; either in one closed-form fit reported as epoch 1. auto picks
-                  complement_nb for tfidf_nb, lbfgs for the other linear models and sgd (the
-                  epoch loop with `optimizer`) for every other model
+                  the solver the model's family registers (`Family.solver`: complement_nb for
+                  tfidf_nb, lbfgs for tfidf and tfidf_fusion) when the model is linear, and sgd
+                  (the epoch loop with `optimizer`) for every other model
   C               inverse L2 strength of lbfgs (scikit-learn's C)
   alpha           additive smoothing of complement_nb
 """
@@ -34,6 +35,7 @@ import keras
 import numpy as np
 
 from voxpop.models.losses import make_loss
+from voxpop.models.registry import FAMILIES, GRAM_EMBEDDING, OUTPUT
 
 TRAINING_DEFAULTS = {
     "loss": "crossentropy",
@@ -58,8 +60,6 @@ TRAINING_DEFAULTS = {
     "alpha": 0.1,
 }
 SOLVERS = ("auto", "sgd", "lbfgs", "complement_nb")
-# The closed-form solver `auto` picks for a linear model on n-grams, by family (default lbfgs).
-AUTO_SOLVER = {"tfidf_nb": "complement_nb"}
 
 
 @dataclass
@@ -71,20 +71,16 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
 
 
-# ----------------------------------------------------------------------------- metrics (numpy)
-def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """F1 of each class id 0..n_classes-1 (0 where a class is neither true nor predicted)."""
-    true = np.eye(n_classes, dtype=bool)[y_true]
-    pred = np.eye(n_classes, dtype=bool)[y_pred]
-    tp = (true & pred).sum(0)
-    denominator = true.sum(0) + pred.sum(0)
-    return np.divide(2.0 * tp, denominator, out=np.zeros(n_classes), where=denominator > 0)
-
-
+# ----------------------------------------------------------------------------- metrics
 def validation_metrics(probs: np.ndarray, y_true: np.ndarray) -> dict:
     """val_loss (mean cross-entropy), val_accuracy, val_macro_f1, val_per_class_f1 (by class id)."""
+    # scikit-learn's F1 (models may not import voxpop.ensemble's numpy one; both are tested
+    # against it): a class neither true nor predicted scores 0, as in every voxpop macro-F1.
+    from sklearn.metrics import f1_score
+
     y_true = np.asarray(y_true, dtype=np.int64)
-    f1 = per_class_f1(y_true, probs.argmax(1), probs.shape[1])
+    f1 = f1_score(y_true, probs.argmax(1), labels=np.arange(probs.shape[1]), average=None,
+                  zero_division=0)
     picked = np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1.0)
     return {
         "val_loss": float(-np.log(picked).mean()),
@@ -219,11 +215,12 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
     linear = _linear_gram_layers(model)
     solver = config["solver"]
     if solver in LINEAR_SOLVERS and linear is None:
-        raise ValueError(f"solver {solver!r} fits a linear model on n-grams only (family tfidf, "
-                         "tfidf_fusion or tfidf_nb, with head_units [] and feature_units 0); "
-                         f"model {model.name!r} is not one")
+        families = [name for name, spec in FAMILIES.items() if spec.solver]
+        raise ValueError(f"solver {solver!r} fits a linear model on n-grams only (family "
+                         f"{', '.join(families[:-1])} or {families[-1]}, with head_units [] and "
+                         f"feature_units 0); model {model.name!r} is not one")
     if solver == "auto" and linear is not None:
-        solver = AUTO_SOLVER.get(model.name, "lbfgs")
+        solver = FAMILIES[model.name].solver
     if solver in LINEAR_SOLVERS:
         return _fit_linear(model, linear, LINEAR_SOLVERS[solver], train=train, y_train=y_train,
                            val=val, y_val=y_val, config=config, on_epoch=on_epoch)
@@ -273,12 +270,17 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
 
 # ----------------------------------------------------------------------------- closed-form fit
 def _linear_gram_layers(model):
-    """(n-gram embedding, output layer) when `model` computes softmax(W2 [sum_i w_i E[g_i],
-    features] + b) (the features only if it takes them) and nothing else that trains; else None."""
-    names = {layer.name for layer in model.layers}
-    if "gram_embedding" not in names or len(model.trainable_weights) != 3:
+    """(n-gram embedding, output layer) when `model` is of a family with a closed-form solver and
+    computes softmax(W2 [sum_i w_i E[g_i], features] + b) (the features only if it takes them),
+    with nothing else that trains (no head units, no feature layer); else None."""
+    spec = FAMILIES.get(model.name)
+    if spec is None or spec.solver is None:
         return None
-    return model.get_layer("gram_embedding"), model.get_layer("probs")
+    layers = model.get_layer(GRAM_EMBEDDING), model.get_layer(OUTPUT)
+    linear = {id(weight) for layer in layers for weight in layer.trainable_weights}
+    if {id(weight) for weight in model.trainable_weights} != linear:
+        return None
+    return layers
 
 
 def _fit_linear(model, layers, solve: Callable, *, train, y_train, val, y_val, config,

@@ -11,7 +11,7 @@ import numpy as np
 
 from voxpop.data.errors import VoxpopError
 from voxpop.reports.baselines import fit_tfidf, majority_baseline, tfidf_output
-from voxpop.reports.evaluation import ModelOutput, build_report
+from voxpop.reports.evaluation import HARDEST, ModelOutput, build_report
 from voxpop.reports.labels import map_labels
 
 OOV_ID, PAD_ID = 1, 0
@@ -34,12 +34,13 @@ class Baselines:
         }
 
 
-def load_ensemble(bundle: str | Path):
+def load_ensemble(bundle: str | Path, *, trust: str | Path | None = None):
     """The bundle's Ensemble with members in separate sessions, so every prediction carries each
-    member's probabilities (the fused graph returns only the vote)."""
+    member's probabilities (the fused graph returns only the vote); `trust`: a public key that
+    must have signed it."""
     from voxpop.ensemble import Ensemble
 
-    return Ensemble.load(bundle, fused=False)
+    return Ensemble.load(bundle, fused=False, trust=trust)
 
 
 def resolve_baselines(ensemble, override: str | Path | None, *, text_col: str = "text",
@@ -49,8 +50,8 @@ def resolve_baselines(ensemble, override: str | Path | None, *, text_col: str = 
     if override is not None:
         return fit_baselines(Path(override), labels=list(ensemble.labels),
                              text_col=text_col, label_col=label_col)
-    relative = ensemble.manifest.get("baseline_train")
-    if not relative:
+    relative = ensemble.manifest.baseline_train
+    if relative is None:
         return None
     return fit_baselines(Path(ensemble.bundle) / relative, labels=list(ensemble.labels))
 
@@ -126,7 +127,7 @@ def vote_without_each_member(ensemble, members: dict[str, ModelOutput], *,
 
 
 def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, str] | None = None,
-                   baselines: Baselines | None = None, hardest: int = 20,
+                   baselines: Baselines | None = None, hardest: int = HARDEST,
                    primary: str | None = None,
                    on_rows: Callable[[int], None] | None = None) -> dict:
     """The report dict for one labelled table (`voxpop.data.Table` with labels).
@@ -162,7 +163,7 @@ def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, 
         "n_replaced_bytes": table.report.n_replaced_bytes,
         "baseline_train": baselines.source if baselines else None,
         "majority_fit_on": "baseline_train" if baselines else "evaluated rows",
-        "member_families": {m["id"]: m["family"] for m in ensemble.manifest["members"]},
+        "member_families": {m.id: m.family for m in ensemble.manifest.members},
     }
     return build_report(
         y_true=y_true, labels=labels, votes=votes, members=members, baselines=baseline_outputs,

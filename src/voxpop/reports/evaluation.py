@@ -11,12 +11,13 @@ from itertools import combinations
 
 import numpy as np
 
-from voxpop.ensemble.metrics import ECE_BINS, classification_metrics, macro_f1
+from voxpop.ensemble.metrics import ECE_BINS, classification_metrics, confidence_bins, macro_f1
 from voxpop.reports.significance import vote_comparisons
 from voxpop.reports.warnings import find_warnings
 
 SCHEMA_VERSION = 1
 MOSTLY_OOV = 0.5  # a text is "mostly out-of-vocabulary" above this share of unknown tokens
+HARDEST = 20  # confidently wrong examples a report lists
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def reliability_bins(y_true: np.ndarray, output: ModelOutput, *, n_bins: int = E
     """Per confidence bin (same bins as the ECE): rows, mean confidence and accuracy."""
     confidence = output.confidence()
     correct = output.predicted() == np.asarray(y_true)
-    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    bins = confidence_bins(confidence, n_bins=n_bins)
     result = []
     for index in range(n_bins):
         in_bin = bins == index
@@ -157,7 +158,7 @@ def build_report(
     ids: list[str],
     primary: str,
     oov_rates: np.ndarray | None = None,
-    hardest: int = 20,
+    hardest: int = HARDEST,
     data: dict | None = None,
     without_member: dict[str, ModelOutput] | None = None,
 ) -> dict:

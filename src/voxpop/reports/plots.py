@@ -9,6 +9,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 DPI = 100
+CONFUSION_MATRIX = "confusion_matrix.png"
+PER_CLASS_F1 = "per_class_f1.png"
+RELIABILITY = "reliability.png"
+PLOT_FILES = (CONFUSION_MATRIX, PER_CLASS_F1, RELIABILITY)
 
 
 def _png(figure: Figure) -> bytes:
@@ -86,9 +90,9 @@ def report_plots(report: dict) -> dict[str, bytes]:
     """File name -> PNG bytes for every figure of the report."""
     primary = report["primary"]
     return {
-        "confusion_matrix.png": confusion_matrix_png(
+        CONFUSION_MATRIX: confusion_matrix_png(
             report["votes"][primary], title=f"Confusion matrix ({primary} vote)"
         ),
-        "per_class_f1.png": per_class_f1_png(report),
-        "reliability.png": reliability_png(report),
+        PER_CLASS_F1: per_class_f1_png(report),
+        RELIABILITY: reliability_png(report),
     }

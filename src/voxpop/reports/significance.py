@@ -14,7 +14,7 @@ from voxpop.ensemble.metrics import macro_f1
 
 RESAMPLES = 1000
 SEED = 0
-CHUNK = 50  # resamples scored at once: CHUNK x n_rows indices in memory
+CHUNK = 50  # resamples scored at once (one `macro_f1` call): CHUNK x n_rows indices in memory
 
 
 def bootstrap_scores(y_true, preds: dict, n_classes: int, *, resamples: int = RESAMPLES,
@@ -31,45 +31,23 @@ def bootstrap_scores(y_true, preds: dict, n_classes: int, *, resamples: int = RE
     for start in range(0, resamples, CHUNK):
         rows = rng.integers(0, len(y_true), size=(min(CHUNK, resamples - start), len(y_true)))
         for name, pred in preds.items():
-            scores[name].append(_macro_f1_rows(y_true[rows], pred[rows], n_classes))
+            scores[name].append(macro_f1(y_true[rows], pred[rows], n_classes))
     return {name: np.concatenate(parts) for name, parts in scores.items()}
 
 
-def paired_bootstrap(y_true, pred_a, pred_b, n_classes: int, *, resamples: int = RESAMPLES,
-                     seed: int = SEED) -> dict:
-    """macro-F1(a) - macro-F1(b) on the rows, with its 95% bootstrap interval.
+def paired_difference(y_true, pred_a, pred_b, resampled: np.ndarray, n_classes: int) -> dict:
+    """macro-F1(a) - macro-F1(b) on the rows, with its 95% interval from `resampled`, the same
+    difference on each resample (from `bootstrap_scores`).
 
     Returns {"difference", "ci95": [low, high], "share_a_better"} where `share_a_better` is the
     share of resamples on which a scored strictly higher.
     """
-    scores = bootstrap_scores(y_true, {"a": pred_a, "b": pred_b}, n_classes,
-                              resamples=resamples, seed=seed)
-    return _difference(y_true, pred_a, pred_b, scores["a"] - scores["b"], n_classes)
-
-
-def _difference(y_true, pred_a, pred_b, resampled: np.ndarray, n_classes: int) -> dict:
     low, high = np.quantile(resampled, [0.025, 0.975])
     return {
         "difference": macro_f1(y_true, pred_a, n_classes) - macro_f1(y_true, pred_b, n_classes),
         "ci95": [float(low), float(high)],
         "share_a_better": float((resampled > 0).mean()),
     }
-
-
-def _macro_f1_rows(y_true: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """macro-F1 of each row of [k, n] label arrays (the same definition as `macro_f1`)."""
-    k = len(y_true)
-    offset = np.arange(k)[:, None] * n_classes
-
-    def counts(ids: np.ndarray) -> np.ndarray:
-        return np.bincount(ids.ravel(), minlength=k * n_classes).reshape(k, n_classes)
-
-    true_positives = counts((offset + y_true)[pred == y_true])
-    # F1 = 2 TP / (predicted + actual); a class neither predicted nor present scores 0.
-    denominator = counts(offset + pred) + counts(offset + y_true)
-    f1 = np.divide(2.0 * true_positives, denominator, out=np.zeros((k, n_classes)),
-                   where=denominator > 0)
-    return f1.mean(axis=1)
 
 
 def verdict(comparison: dict) -> str:
@@ -93,8 +71,8 @@ def vote_comparisons(y_true, *, votes: dict, members: dict, baselines: dict,
     result = []
     for vote, vote_pred in votes.items():
         for rival, rival_pred in rivals.items():
-            comparison = _difference(y_true, vote_pred, rival_pred, scores[vote] - scores[rival],
-                                     n_classes)
+            comparison = paired_difference(y_true, vote_pred, rival_pred,
+                                           scores[vote] - scores[rival], n_classes)
             result.append({"vote": vote, "against": rival, **comparison,
                            "verdict": verdict(comparison)})
     return result

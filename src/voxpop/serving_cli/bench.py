@@ -13,16 +13,18 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
+from voxpop.serving_cli.defaults import LOAD, READ
 
 
 def bench(
     bundle: Path = typer.Argument(..., help="Ensemble bundle directory written by `voxpop export`."),
     input: str = typer.Argument(..., help="Texts to time on: .csv, .tsv, .parquet or .jsonl."),
-    text_col: str = typer.Option("text", help="Column holding the text."),
+    text_col: str = typer.Option(READ["text_col"], help="Column holding the text."),
     rows: int = typer.Option(5000, min=1, help="Use at most this many rows (repeated if fewer)."),
     batch_size: int = typer.Option(1024, min=1, help="Rows per ONNX Runtime call."),
     repeats: int = typer.Option(3, min=1, help="Timed passes per path; the best is reported."),
-    threads: int = typer.Option(None, help="CPU threads in total (default: all cores)."),
+    threads: int = typer.Option(LOAD["threads"], min=1,
+                                help="CPU threads in total (default: all cores)."),
 ) -> None:
     """Time a bundle on your own texts: tokenization, fused graph, separate sessions, each member.
 

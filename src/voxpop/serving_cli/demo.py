@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
-
+from voxpop.serving_cli.defaults import TUNE
 
 # The demo's search spaces, written as YAML files a user can copy and edit (`voxpop spaces show`
 # prints the named ones in the same syntax). Narrower than the named spaces, around settings that
@@ -61,12 +61,13 @@ PLANS = {
 
 
 def demo(
+    ctx: typer.Context,
     quick: bool = typer.Option(False, "--quick", help="A first look in a few minutes: fewer "
                                "trials and epochs on 6,000 training tweets."),
     out: Path = typer.Option(Path("voxpop-demo"), "--out", help="Directory for everything the "
                              "demo writes: data/, runs/, bundle/, reports/."),
-    cpus_per_trial: float = typer.Option(1.0, help="CPUs per trial (trials run side by side on "
-                                         "the remaining cores)."),
+    cpus_per_trial: float = typer.Option(TUNE["cpus_per_trial"], help="CPUs per trial (trials run "
+                                         "side by side on the remaining cores)."),
 ) -> None:
     """Run the whole pipeline on the built-in tweet sentiment set (38,158 tweets, 3 classes).
 
@@ -84,13 +85,13 @@ def demo(
 
     train_csv, airline_csv = _write_demo_data(data_dir, train_rows=plan.train_rows)
     space_files = _write_spaces(out / "spaces", plan.spaces)
-    _run(["tune", str(train_csv), *_repeat("--space", space_files), "--samples", plan.samples,
+    _run(ctx, ["tune", str(train_csv), *_repeat("--space", space_files), "--samples", plan.samples,
           "--max-epochs", plan.max_epochs, "--scheduler", plan.scheduler, "--cpus-per-trial",
           cpus_per_trial, "--storage", out / "runs", "--name", "demo", "--keep-checkpoints", 1])
-    _run(["export", run_dir, "--out", bundle, "--size", plan.size, "--select", "greedy",
+    _run(ctx, ["export", run_dir, "--out", bundle, "--size", plan.size, "--select", "greedy",
           "--force"])
     test_csv = _write_test_split(run_dir, data_dir / "test_split.csv")
-    _run(["evaluate", bundle, test_csv, airline_csv, "--out", reports])
+    _run(ctx, ["evaluate", bundle, test_csv, airline_csv, "--out", reports])
 
     minutes = (time.monotonic() - started) / 60
     typer.secho(f"\nDemo finished in {minutes:.1f} minutes.", bold=True)
@@ -134,10 +135,9 @@ def _write_spaces(directory: Path, names: tuple[str, ...]) -> list[Path]:
 
 def _write_test_split(run_dir: Path, target: Path) -> Path:
     """The run's held-out test rows (never seen by tuning or selection) as a CSV for evaluate."""
-    import pandas as pd
+    from voxpop.data.rundir import read_run
 
-    rows = pd.read_parquet(run_dir / "voxpop" / "data.parquet")
-    test = rows[rows["split"] == "test"]
+    test = read_run(run_dir).rows("test")
     if test.empty:
         raise VoxpopError(f"{run_dir}: the run has no test split to evaluate on")
     _write_csv(test[["id", "text", "label"]], target)
@@ -156,14 +156,12 @@ def _repeat(flag: str, values) -> list[str]:
     return [item for value in values for item in (flag, value)]
 
 
-def _run(args: list) -> None:
-    """Run one `voxpop` command in this process, echoing it first as a user would type it."""
-    from voxpop.serving_cli.app import app
-
+def _run(ctx: typer.Context, args: list) -> None:
+    """Run one `voxpop` command in this process (through the root command of `ctx`), echoing it
+    first as a user would type it."""
     words = [str(arg) for arg in args]
     typer.secho(f"\n$ voxpop {shlex.join(words)}", fg="cyan", bold=True)
-    command = typer.main.get_command(app)
     # Outside standalone mode click returns a command's exit code instead of exiting.
-    code = command.main(words, prog_name="voxpop", standalone_mode=False)
+    code = ctx.find_root().command.main(words, prog_name="voxpop", standalone_mode=False)
     if code:
         raise VoxpopError(f"demo step `voxpop {words[0]}` failed (exit {code})")

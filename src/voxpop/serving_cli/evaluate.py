@@ -8,17 +8,18 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
-
-VOTING_RULES = ("soft", "hard", "weighted")
+from voxpop.ensemble.voting import VOTERS
+from voxpop.serving_cli.defaults import EVALUATE, READ
+from voxpop.serving_cli.keys import TRUST_HELP
 
 
 def parse_votings(spec: str) -> list[str]:
     """`--voting soft,hard` as a list; an unknown rule is a VoxpopError listing the valid ones."""
     rules = list(dict.fromkeys(rule.strip().lower() for rule in spec.split(",") if rule.strip()))
-    unknown = [rule for rule in rules if rule not in VOTING_RULES]
+    unknown = [rule for rule in rules if rule not in VOTERS]
     if unknown or not rules:
         raise VoxpopError(f"--voting: {', '.join(unknown) or 'nothing given'} not valid (choose "
-                          f"from {', '.join(VOTING_RULES)}, comma-separated)")
+                          f"from {', '.join(VOTERS)}, comma-separated)")
     return rules
 
 
@@ -40,7 +41,7 @@ def print_main_table(report: dict, *, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from voxpop.reports.render import main_table
+    from voxpop.reports.document import main_table
     from voxpop.serving_cli.console import shown
 
     table = Table(title=shown(title))
@@ -66,8 +67,10 @@ def evaluate(
         ..., help="Labelled table(s): CSV, TSV, Parquet or JSON Lines (by extension)."),
     out: Path = typer.Option(
         ..., "--out", help="Report directory; with several INPUTs, one sub-directory per input "
-                           "(named after the file) plus summary.md and summary.json."),
-    text_col: str = typer.Option("text", "--text-col", help="Column holding the texts."),
+                           "(named after the file) plus summary.md and summary.json. Report "
+                           "files an earlier run left there are replaced or removed; other "
+                           "files are kept."),
+    text_col: str = typer.Option(READ["text_col"], "--text-col", help="Column holding the texts."),
     label_col: str = typer.Option("label", "--label-col", help="Column holding the true labels."),
     label_map: str = typer.Option(
         None, "--label-map",
@@ -75,8 +78,8 @@ def evaluate(
              "`external=bundle` lines) or inline `a=b,c=d`. Other labels match by name, ignoring "
              "case; rows that match nothing are counted and listed, not scored."),
     voting: str = typer.Option(
-        "soft,hard,weighted", "--voting",
-        help="Voting rules to score, comma-separated (soft, hard, weighted). The bundle's default "
+        ",".join(VOTERS), "--voting",
+        help=f"Voting rules to score, comma-separated ({', '.join(VOTERS)}). The bundle's default "
              "rule, if listed, is the one whose confusion matrix and hardest examples are shown."),
     baseline: bool = typer.Option(
         True, "--baseline/--no-baseline",
@@ -91,7 +94,9 @@ def evaluate(
         "md,html,json", "--format",
         help="Report files to write, comma-separated: md, html, json (PNG plots always)."),
     hardest: int = typer.Option(
-        20, "--hardest", min=0, help="How many confidently wrong examples to list."),
+        EVALUATE["hardest"], "--hardest", min=0,
+        help="How many confidently wrong examples to list."),
+    trust: Path = typer.Option(None, "--trust", help=TRUST_HELP),
 ) -> None:
     """Evaluate an ensemble bundle on labelled external data: every member, each voting rule and
     the baselines, with warnings, plots and hardest examples.
@@ -101,13 +106,21 @@ def evaluate(
     from voxpop.data import read_table
     from voxpop.reports.bundle_eval import evaluate_table, load_ensemble
     from voxpop.reports.labels import parse_label_map
-    from voxpop.reports.render import parse_formats, write_report, write_summary
+    from voxpop.reports.render import (
+        check_report_folder,
+        parse_formats,
+        remove_stale,
+        write_report,
+        write_summary,
+    )
 
     rules = parse_votings(voting)
     chosen_formats = parse_formats(formats)
     destinations = output_dirs(inputs, out)
-    ensemble = load_ensemble(bundle)
-    default_rule = (ensemble.manifest.get("voting") or {}).get("default")
+    for folder in {out, *destinations.values()}:
+        check_report_folder(folder)
+    ensemble = load_ensemble(bundle, trust=trust)
+    default_rule = ensemble.manifest.voting.default
     primary = default_rule if default_rule in rules else rules[0]
     mapping = parse_label_map(label_map, bundle_labels=list(ensemble.labels))
     # Read every input before the slow work, so a bad file fails at once.
@@ -115,20 +128,23 @@ def evaluate(
               for path in destinations}
     fitted_baselines = (_fit_baselines(ensemble, baseline_train, text_col=text_col,
                                        label_col=label_col) if baseline else None)
-    reports = {}
+    reports, written = {}, []
     for path, destination in destinations.items():
         table = tables[path]
         with _progress(f"evaluating {path.name}", total=len(table)) as advance:
             report = evaluate_table(ensemble, table, votings=rules, label_map=mapping,
                                     baselines=fitted_baselines, hardest=hardest, primary=primary,
                                     on_rows=advance)
-        write_report(report, destination, formats=chosen_formats, title=f"Evaluation of {path.name}")
+        written += write_report(report, destination, formats=chosen_formats,
+                                title=f"Evaluation of {path.name}")
         print_main_table(report, title=f"{path.name} ({report['data']['n_evaluated']} rows)")
         typer.echo(f"wrote {destination}")
         reports[path.stem] = report
     if len(reports) > 1:
-        write_summary(reports, out)
+        written += write_summary(reports, out)
         typer.echo(f"wrote {out / 'summary.md'}")
+    # A rerun into the same folder leaves only this run's reports there.
+    remove_stale(out, written)
 
 
 def _fit_baselines(ensemble, override: Path | None, *, text_col: str, label_col: str):

@@ -6,44 +6,60 @@ from pathlib import Path
 
 import typer
 
+from voxpop.data.rundir import METRICS
+from voxpop.export.bundle import PARITY_ROWS
+from voxpop.export.convert import MAX_OPSET
+from voxpop.export.quantize import MAX_F1_DROP
+from voxpop.serving_cli.defaults import EXPORT, one_of
+
 
 def export(
     run: Path = typer.Argument(..., help="Tuning run directory (STORAGE/NAME) written by `voxpop tune`."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write (must not exist unless --force)."),
-    size: int = typer.Option(5, "--size", help="At most this many distinct members (K)."),
+    size: int = typer.Option(EXPORT["size"], "--size",
+                             help="At most this many distinct members (K)."),
     select: str = typer.Option(
-        "greedy", "--select",
+        EXPORT["select"], "--select",
         help="How members are chosen on validation data: top (K best checkpoints, one per trial), "
         "greedy (Caruana ensemble selection with replacement, weights = pick counts) or diverse "
         "(best members that differ in family or predictions).",
     ),
     metric: str = typer.Option(
-        "val_macro_f1", "--metric",
-        help="Ranks checkpoints: val_macro_f1, val_accuracy or val_loss (greedy always maximises "
-        "the vote's val macro-F1).",
+        EXPORT["metric"], "--metric",
+        help=f"Ranks checkpoints: {one_of(METRICS)} (greedy always maximises the vote's val "
+        "macro-F1).",
     ),
-    opset: int = typer.Option(17, "--opset", help="ONNX opset of the members (at most 18)."),
+    opset: int = typer.Option(EXPORT["opset"], "--opset",
+                              help=f"ONNX opset of the members (at most {MAX_OPSET})."),
     fuse: bool = typer.Option(
-        True, "--fuse/--no-fuse",
+        EXPORT["fuse"], "--fuse/--no-fuse",
         help="Also write fused.onnx: all members and the weighted soft vote in one graph.",
     ),
     quantize: str = typer.Option(
-        "none", "--quantize",
+        EXPORT["quantize"], "--quantize",
         help="none, or int8: dynamic int8 quantization, kept only if the vote's val macro-F1 drops "
-        "by at most 0.5 points (the report gives both scores).",
+        f"by at most {100 * MAX_F1_DROP:g} points (the report gives both scores).",
     ),
     parity_tol: float = typer.Option(
-        1e-5, "--parity-tol",
-        help="Largest allowed |ONNX - Keras| probability difference on up to 2,000 validation rows.",
+        EXPORT["parity_tol"], "--parity-tol",
+        help="Largest allowed |ONNX - Keras| probability difference on up to "
+        f"{PARITY_ROWS:,} validation rows.",
     ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --out."),
+    force: bool = typer.Option(EXPORT["force"], "--force",
+                               help="Replace an existing bundle at --out."),
+    sign: Path = typer.Option(
+        None, "--sign",
+        help="Ed25519 private key (PEM, e.g. from `voxpop keygen`): also write ensemble.sig, a "
+        "signature over the manifest that `voxpop predict --trust PUB.pem` checks.",
+    ),
 ) -> None:
     """Export the best checkpoints of a tuning run as an ONNX ensemble bundle.
 
     Each member is converted with tf2onnx and proven: ONNX Runtime must match Keras on the
     validation rows, and recurrent layers must be fused ops (no Loop). The bundle (ensemble.json
-    with sha256 of every file, members/*.onnx, fused.onnx, preprocess.json, baseline_train.csv,
-    export_report.md) is written to a temporary sibling and renamed into place.
+    with sha256 of every file and check rows, members/*.onnx, fused.onnx, preprocess.json,
+    baseline_train.csv, export_report.md, and with --sign ensemble.sig) is written to a temporary
+    sibling and renamed into place.
 
     Example: voxpop export runs/myrun --out bundle --size 5 --select greedy --quantize int8
     """
@@ -66,11 +82,12 @@ def export(
 
         export_bundle(
             run, out, size=size, select=select, metric=metric, opset=opset, fuse=fuse,
-            quantize=quantize, parity_tol=parity_tol, force=force, on_member=on_member,
+            quantize=quantize, parity_tol=parity_tol, force=force, on_member=on_member, sign=sign,
         )
-    manifest = read_manifest(out)
-    scores = manifest["selection"]["val_scores"]
+    manifest = read_manifest(out, trust=sign)
+    scores = manifest.selection.val_scores
     typer.echo(
-        f"wrote {out}: {len(manifest['members'])} members, quantization {manifest['quantization']}, "
+        f"wrote {out}: {len(manifest.members)} members, quantization {manifest.quantization}, "
         + ", ".join(f"val macro-F1 {voting} {score:.4f}" for voting, score in scores.items())
+        + (", signed" if sign else "")
     )

@@ -1,4 +1,4 @@
-"""`voxpop info`: what an ensemble bundle holds, with every checksum verified."""
+"""`voxpop info`: what an ensemble bundle holds, with every checksum and every graph verified."""
 
 from __future__ import annotations
 
@@ -6,50 +6,65 @@ from pathlib import Path
 
 import typer
 
+from voxpop.serving_cli.keys import TRUST_HELP
+
 # config keys worth a glance when comparing members (the rest is in ensemble.json)
 KEY_CONFIG = ("units", "filters", "num_heads", "embed_dim", "encoder", "loss", "learning_rate")
 
 
 def info(
     bundle: Path = typer.Argument(..., help="Ensemble bundle directory written by `voxpop export`."),
+    trust: Path = typer.Option(None, "--trust", help=TRUST_HELP),
 ) -> None:
-    """Show a bundle's labels, members, voting, inputs and files, after verifying every sha256.
+    """Show a bundle's labels, members, voting, inputs and files, after verifying every sha256
+    and running every graph on the bundle's check rows.
 
-    A bundle whose files do not match ensemble.json is refused with a one-line error (exit 2).
+    A bundle whose files do not match ensemble.json, or whose graphs do not give the stored check
+    probabilities, is refused with a one-line error (exit 2).
 
-    Example: voxpop info bundle
+    Example: voxpop info bundle --trust alice.pub.pem
     """
     from voxpop.data.terminal import printable
-    from voxpop.ensemble.bundle import member_path, read_manifest
+    from voxpop.ensemble import Ensemble
 
-    manifest = read_manifest(bundle)
-    voting = manifest["voting"]
+    ensemble = Ensemble.load(bundle, device="cpu", fused=False, trust=trust)
+    checked = ensemble.verify_all()
+    manifest = ensemble.manifest
+    voting = manifest.voting
     lines = [
-        f"bundle: {bundle} (schema {manifest['schema_version']}, voxpop {manifest.get('voxpop_version')})",
-        f"labels: {', '.join(manifest['labels'])}",
-        f"voting: default {voting['default']}, weights {voting['weights']}",
-        "inputs: " + "; ".join(f"{i['name']} {i['dtype']} {i['shape']}" for i in manifest["inputs"]),
-        f"quantization: {manifest.get('quantization', 'none')}; "
-        f"fused: {manifest['fused']['file'] if manifest.get('fused') else 'no'}",
+        f"bundle: {bundle} (schema {manifest.schema_version}, voxpop {manifest.voxpop_version})",
+        f"labels: {', '.join(manifest.labels)}",
+        f"voting: default {voting.default}, weights {voting.weights}",
+        "inputs: " + "; ".join(f"{i.name} {i.dtype} {i.shape}" for i in manifest.inputs),
+        f"quantization: {manifest.quantization}; "
+        f"fused: {manifest.fused.file if manifest.fused else 'no'}",
         "members:",
     ]
-    lines += [f"  {_member_line(member)}" for member in manifest["members"]]
+    lines += [f"  {_member_line(member)}" for member in manifest.members]
     lines.append("files:")
-    for relative in sorted(manifest["files"]):
-        size = member_path(bundle, relative).stat().st_size
+    for relative in sorted(manifest.files):
+        size = (ensemble.bundle / relative).stat().st_size
         lines.append(f"  {relative}  {size:,} bytes")
-    lines.append(f"checksums: {len(manifest['files'])} files verified (sha256)")
+    lines.append(f"checksums: {len(manifest.files)} files verified (sha256)")
+    lines.append(f"check rows: {checked} graphs give the stored probabilities on "
+                 f"{len(manifest.check_rows.texts)} texts")
+    lines.append(f"signature: {_signature(ensemble.signer, trust)}")
     typer.echo(printable("\n".join(lines), keep="\n"))  # the bundle's names are data: escaped
 
 
-def _member_line(member: dict) -> str:
-    config = member.get("config", {})
-    key_config = ", ".join(f"{k}={config[k]}" for k in KEY_CONFIG if k in config)
-    parity = member.get("parity", {})
-    f1 = member.get("val_metrics", {}).get("val_macro_f1")
+def _signature(signer: str | None, trust: Path | None) -> str:
+    if signer is not None:
+        return f"verified, signed by the trusted key {signer[:16]} ({trust})"
+    return "not checked (pass --trust PUB.pem to require one)"
+
+
+def _member_line(member) -> str:
+    key_config = ", ".join(f"{k}={member.config[k]}" for k in KEY_CONFIG if k in member.config)
+    f1 = member.val_metrics.val_macro_f1
+    parity = member.parity
     return (
-        f"{member['id']}  {member['family']}  [{key_config}]  "
-        f"val macro-F1 {f1:.4f}  weight {member.get('weight')}  "
-        f"parity max diff {parity.get('max_abs_diff', float('nan')):.1e} "
-        f"agreement {parity.get('argmax_agreement', float('nan')):.2%} on {parity.get('rows')} rows"
+        f"{member.id}  {member.family}  [{key_config}]  "
+        f"val macro-F1 {'-' if f1 is None else f'{f1:.4f}'}  weight {member.weight}  "
+        f"parity max diff {parity.max_abs_diff:.1e} "
+        f"agreement {parity.argmax_agreement:.2%} on {parity.rows} rows"
     )

@@ -10,6 +10,8 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
+from voxpop.serving_cli.defaults import LOAD, READ
+from voxpop.serving_cli.keys import TRUST_HELP
 
 
 def predict(
@@ -21,7 +23,7 @@ def predict(
         None, "--out", "-o",
         help="Output file; its extension picks the format (.csv .tsv .parquet .jsonl). Default: CSV on stdout.",
     ),
-    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    text_col: str = typer.Option(READ["text_col"], "--text-col", help="Column holding the text."),
     id_col: str = typer.Option(None, "--id-col", help="Column copied to the output as `id` (default: none)."),
     feature_cols: str = typer.Option(
         None, "--feature-cols", help="Comma-separated numeric columns fed beside the text, as at training."
@@ -39,11 +41,14 @@ def predict(
     probs: bool = typer.Option(False, "--probs", help="Add one prob_<label> column per label."),
     per_member: bool = typer.Option(False, "--per-member", help="Add each member's own label (label_<member>)."),
     batch_size: int = typer.Option(2048, "--batch-size", help="Rows read, encoded and predicted at a time."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA if really usable, else CPU) | cpu | cuda."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads in total (default: all cores)."),
+    device: str = typer.Option(LOAD["device"], "--device",
+                               help="auto (CUDA if really usable, else CPU) | cpu | cuda."),
+    threads: int = typer.Option(LOAD["threads"], "--threads", min=1,
+                                help="CPU threads in total (default: all cores)."),
     no_fused: bool = typer.Option(
         False, "--no-fused", help="Run members in separate sessions even where the fused graph would do."
     ),
+    trust: Path = typer.Option(None, "--trust", help=TRUST_HELP),
 ) -> None:
     """Predict labels for every row of INPUT, in input order, one output row per input row.
 
@@ -70,8 +75,9 @@ def predict(
     fmt = output_format(out)
     if out is not None:  # before any work: never the input itself, never half a run for nothing
         check_target(out, reads=[bundle] if input == "-" else [input, bundle])
-    ensemble = Ensemble.load(bundle, device=device, threads=threads, fused=not (no_fused or per_member))
-    voting = voting or (ensemble.manifest.get("voting") or {}).get("default") or "soft"
+    ensemble = Ensemble.load(bundle, device=device, threads=threads,
+                             fused=not (no_fused or per_member), trust=trust)
+    voting = voting or ensemble.manifest.voting.default
     weight_list = _floats(weights, "--weights")
     member_list = _names(members)
     fused = ensemble.runs_fused(voting=voting, weights=weight_list, members=member_list)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-
 import typer
+
+from voxpop.serving_cli.errors import user_errors
 
 app = typer.Typer(
     help=(
@@ -18,18 +17,6 @@ app = typer.Typer(
 )
 
 
-def _user_errors(command: Callable) -> Callable:
-    """The root app's error boundary (imported late: the root app imports this module)."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from voxpop.serving_cli.app import user_errors
-
-        return user_errors(command)(*args, **kwargs)
-
-    return wrapper
-
-
 @app.callback()
 def _default(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is None:
@@ -37,7 +24,7 @@ def _default(ctx: typer.Context) -> None:
 
 
 @app.command("list")
-@_user_errors
+@user_errors
 def list_spaces() -> None:
     """List the named spaces with a one-line description each.
 
@@ -51,7 +38,7 @@ def list_spaces() -> None:
 
 
 @app.command("show")
-@_user_errors
+@user_errors
 def show(
     name: str = typer.Argument(
         ..., help="A space name from `voxpop spaces list`, or a .yaml/.yml/.json space file."

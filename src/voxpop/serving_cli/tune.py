@@ -7,60 +7,70 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
+from voxpop.data.preprocess import MAX_LEN
+from voxpop.serving_cli.defaults import PREPROCESSOR, TUNE, one_of
+from voxpop.tune_spaces.prepare import TEST_SIZE, VAL_SIZE
+from voxpop.tune_spaces.runner import SCHEDULERS, SEARCHES, TuneOptions, run_tuning
 
-PARAMS_SHOWN = 4  # sampled params per leaderboard row; the rest are in the trial's metrics.json
-# Tokens per text at most: every row takes max_len int32 in every array, in the driver and in
-# each trial (4,096 x 38k tweets is 600 MB already); longer texts are cut.
-MAX_LEN = 4096
+PARAMS_SHOWN = 4  # sampled params per leaderboard row; the rest are in the trial's checkpoint
+
 
 
 def tune(
     data: Path = typer.Argument(None, help="Labelled table (CSV, TSV, Parquet, JSONL); "
                                 "not needed with --resume.", show_default=False),
-    text_col: str = typer.Option("text", help="Column holding the text."),
-    label_col: str = typer.Option("label", help="Column holding the label."),
-    feature_cols: str = typer.Option("", help="Comma-separated numeric columns fed beside the "
-                                     "text (fusion models)."),
-    val: Path = typer.Option(None, "--val", help="Validation table; default: 15% of DATA, "
-                             "stratified."),
-    test: Path = typer.Option(None, "--test", help="Test table; default: 15% of DATA, stratified. "
-                              "Test rows are never shown to the trials."),
-    space: list[str] = typer.Option(["bilstm"], "--space", help="A named space (see `voxpop "
-                                    "spaces`) or a .yaml/.json space file; repeat for several."),
-    samples: int = typer.Option(4, help="Trials per space."),
-    max_epochs: int = typer.Option(5, help="Epochs per trial at most (schedulers stop some "
-                                   "earlier)."),
-    scheduler: str = typer.Option("asha", help="Trial scheduler: asha, hyperband, pbt or fifo."),
-    search: str = typer.Option("random", help="Search algorithm: random or optuna (TPE)."),
-    cpus_per_trial: float = typer.Option(1.0, help="CPUs per trial; also TensorFlow's threads."),
-    gpus_per_trial: float = typer.Option(0.0, help="GPUs per trial; 0.25 packs four trials on "
-                                         "one GPU. Refused when the cluster has no GPUs."),
-    max_concurrent: int = typer.Option(None, help="Trials running at once at most (default: as "
-                                       "many as the resources allow)."),
-    address: str = typer.Option(None, help="Join an existing Ray cluster: auto, HOST:PORT or "
-                                "ray://HOST:PORT. Default: an embedded Ray on loopback only."),
-    storage: Path = typer.Option(Path("runs"), help="Directory of the runs; with --address it "
+    text_col: str = typer.Option(TUNE["text_col"], help="Column holding the text."),
+    label_col: str = typer.Option(TUNE["label_col"], help="Column holding the label."),
+    feature_cols: str = typer.Option(",".join(TUNE["feature_cols"]), help="Comma-separated "
+                                     "numeric columns fed beside the text (fusion models)."),
+    val: Path = typer.Option(None, "--val", help=f"Validation table; default: {VAL_SIZE:.0%} of "
+                             "DATA, stratified."),
+    test: Path = typer.Option(None, "--test", help=f"Test table; default: {TEST_SIZE:.0%} of "
+                              "DATA, stratified. Test rows are never shown to the trials."),
+    space: list[str] = typer.Option(list(TUNE["spaces"]), "--space", help="A named space (see "
+                                    "`voxpop spaces`) or a .yaml/.json space file; repeat for "
+                                    "several."),
+    samples: int = typer.Option(TUNE["samples"], help="Trials per space."),
+    max_epochs: int = typer.Option(TUNE["max_epochs"], help="Epochs per trial at most "
+                                   "(schedulers stop some earlier)."),
+    scheduler: str = typer.Option(TUNE["scheduler"], help="Trial scheduler: "
+                                  f"{one_of(SCHEDULERS)}."),
+    search: str = typer.Option(TUNE["search"], help=f"Search algorithm: {one_of(SEARCHES)} "
+                               "(TPE)."),
+    cpus_per_trial: float = typer.Option(TUNE["cpus_per_trial"], help="CPUs per trial; also "
+                                         "TensorFlow's threads."),
+    gpus_per_trial: float = typer.Option(TUNE["gpus_per_trial"], help="GPUs per trial; 0.25 "
+                                         "packs four trials on one GPU. Refused when the cluster "
+                                         "has no GPUs."),
+    max_concurrent: int = typer.Option(TUNE["max_concurrent"], help="Trials running at once at "
+                                       "most (default: as many as the resources allow)."),
+    address: str = typer.Option(TUNE["address"], help="Join an existing Ray cluster: auto, "
+                                "HOST:PORT or ray://HOST:PORT. Default: an embedded Ray on "
+                                "loopback only."),
+    storage: Path = typer.Option(TUNE["storage"], help="Directory of the runs; with --address it "
                                  "must be shared by every node."),
-    name: str = typer.Option("tune", help="Run name: the run directory is STORAGE/NAME (one "
+    name: str = typer.Option(TUNE["name"], help="Run name: the run directory is STORAGE/NAME (one "
                              "plain folder name: letters, digits, _ . - + =)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run "
+    resume: bool = typer.Option(TUNE["resume"], "--resume", help="Continue the interrupted run "
                                 "STORAGE/NAME; finished trials are not run again. Its "
                                 "--max-epochs and per-trial CPUs/GPUs are kept."),
-    max_failures: int = typer.Option(0, help="Retries of a crashed trial, from its last "
-                                     "checkpoint."),
-    keep_checkpoints: int = typer.Option(2, help="Best checkpoints kept per trial (by val "
-                                         "macro-F1)."),
-    seed: int = typer.Option(42, help="Seed of the split and of the search."),
-    num_cpus: int = typer.Option(None, help="Embedded Ray only: CPUs it offers (default: all "
-                                 "cores)."),
-    num_gpus: float = typer.Option(None, help="Embedded Ray only: GPUs it offers (default: "
-                                   "detected; a number makes logical GPUs)."),
-    max_len: int = typer.Option(None, min=1, max=MAX_LEN, help="Tokens per text, longer ones "
-                                "cut (default: the 95th percentile of the training texts' "
-                                f"lengths; at most {MAX_LEN})."),
-    max_tokens: int = typer.Option(30000, min=3, help="Vocabulary size, PAD and OOV included."),
-    min_freq: int = typer.Option(2, min=1, help="Times a token must occur in the training split "
-                                 "to enter the vocabulary."),
+    max_failures: int = typer.Option(TUNE["max_failures"], help="Retries of a crashed trial, "
+                                     "from its last checkpoint."),
+    keep_checkpoints: int = typer.Option(TUNE["keep_checkpoints"], help="Best checkpoints kept "
+                                         "per trial (by val macro-F1)."),
+    seed: int = typer.Option(TUNE["seed"], help="Seed of the split and of the search."),
+    num_cpus: int = typer.Option(TUNE["num_cpus"], help="Embedded Ray only: CPUs it offers "
+                                 "(default: all cores)."),
+    num_gpus: float = typer.Option(TUNE["num_gpus"], help="Embedded Ray only: GPUs it offers "
+                                   "(default: detected; a number makes logical GPUs)."),
+    max_len: int = typer.Option(TUNE["max_len"], min=1, max=MAX_LEN, help="Tokens per text, "
+                                "longer ones cut (default: the "
+                                f"{PREPROCESSOR['max_len_percentile']:g}th percentile of the "
+                                f"training texts' lengths; at most {MAX_LEN})."),
+    max_tokens: int = typer.Option(TUNE["max_tokens"], min=3, help="Vocabulary size, PAD and OOV "
+                                   "included."),
+    min_freq: int = typer.Option(TUNE["min_freq"], min=1, help="Times a token must occur in the "
+                                 "training split to enter the vocabulary."),
 ) -> None:
     """Tune text classifiers with Ray Tune; every epoch of every trial is a checkpoint.
 
@@ -71,8 +81,6 @@ def tune(
     Example: voxpop tune tweets.csv --space bilstm --space cnn --samples 8 --max-epochs 4
     --storage runs --name tweets
     """
-    from voxpop.tune_spaces.runner import TuneOptions, run_tuning
-
     if data is None and not resume:
         raise VoxpopError("DATA is required (a labelled table), unless --resume is given")
     options = TuneOptions(

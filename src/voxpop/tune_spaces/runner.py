@@ -8,7 +8,7 @@ a `TuneOutcome` whose leaderboard is sorted by best validation macro-F1.
 from __future__ import annotations
 
 import dataclasses
-import json
+import inspect
 import math
 import os
 import re
@@ -17,14 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from voxpop.data import Preprocessor, rundir
 from voxpop.data.atomic import check_writable
 from voxpop.data.errors import VoxpopError
-from voxpop.tune_spaces.prepare import VOXPOP_DIR, TableSource, load_run_data, prepare_run_data
+from voxpop.data.rundir import TrialData
+from voxpop.tune_spaces.prepare import TableSource, prepare_run_data
 from voxpop.tune_spaces.space_check import check_space
 from voxpop.tune_spaces.spaces import resolve_space
 
 METRIC, MODE = "val_macro_f1", "max"
 TIME_ATTR = "training_iteration"  # one report per epoch
+_PREPROCESSOR = inspect.signature(Preprocessor).parameters  # its defaults are the tuner's
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,10 @@ class TuneOptions:
     seed: int = 42
     num_cpus: int | None = None  # embedded Ray only: CPUs to offer (default: all cores)
     num_gpus: float | None = None  # embedded Ray only: GPUs to offer (default: detected)
-    max_len: int | None = None  # tokens per text; None: the 95th percentile of training lengths
-    max_tokens: int = 30000  # vocabulary size, PAD and OOV included
-    min_freq: int = 2  # training occurrences a token needs to enter the vocabulary
+    # tokens per text; None: the Preprocessor's percentile of the training texts' lengths
+    max_len: int | None = _PREPROCESSOR["max_len"].default
+    max_tokens: int = _PREPROCESSOR["max_tokens"].default  # vocabulary size, PAD and OOV included
+    min_freq: int = _PREPROCESSOR["min_freq"].default  # training occurrences a token needs
 
     @property
     def run_dir(self) -> Path:
@@ -288,7 +292,7 @@ def _remove_if_untouched(options: TuneOptions, run_dir: Path) -> None:
     checkpoints is kept for --resume."""
     if options.resume or not run_dir.is_dir():
         return
-    if not any(run_dir.glob("*/checkpoint_*")):
+    if not rundir.checkpoint_paths(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
@@ -297,35 +301,30 @@ STORED_ON_RESUME = ("max_epochs", "cpus_per_trial", "gpus_per_trial")
 
 
 def _with_stored_trial_options(options: TuneOptions, run_dir: Path) -> TuneOptions:
-    job_file = run_dir / VOXPOP_DIR / "job.json"
-    if not job_file.is_file():
-        raise VoxpopError(f"--resume: {job_file} not found; is {run_dir} a voxpop tuning run?")
-    stored = json.loads(job_file.read_text())["options"]
+    try:
+        stored = rundir.read_job(run_dir)["options"]
+    except VoxpopError as err:
+        raise VoxpopError(f"--resume: {err}") from None
     return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME})
 
 
-def _data_for(options: TuneOptions, run_dir: Path) -> dict:
-    prepared = run_dir / VOXPOP_DIR
+def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
     if options.resume:
-        return load_run_data(prepared)
+        return rundir.read_trial_data(run_dir)
     source = TableSource(data=Path(options.data), val=options.val_file, test=options.test_file,
                          text_col=options.text_col, label_col=options.label_col,
                          feature_cols=tuple(options.feature_cols))
-    run_dir.mkdir(parents=True)
-    try:
-        return prepare_run_data(source, seed=options.seed, out_dir=prepared,
+    # The prepared data appears atomically, so a failure leaves no run that --resume cannot
+    # continue and that blocks the same --name.
+    with rundir.new_run_dir(run_dir):
+        return prepare_run_data(source, seed=options.seed, run_dir=run_dir,
                                 job={"command": "voxpop tune", "options": options.to_json()},
                                 preprocessor_options={"max_len": options.max_len,
                                                       "max_tokens": options.max_tokens,
                                                       "min_freq": options.min_freq})
-    except BaseException:
-        # Nothing was written (prepared/ appears atomically): leave no run that --resume
-        # cannot continue and that blocks the same --name.
-        run_dir.rmdir()
-        raise
 
 
-def _tuner(options: TuneOptions, spaces: dict[str, dict], data: dict, run_dir: Path):
+def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_dir: Path):
     from ray import tune
 
     from voxpop.tune_spaces.trainable import train_trial

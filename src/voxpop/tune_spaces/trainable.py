@@ -2,29 +2,46 @@
 
 A trial's config is `{"space": {SPACE_NAME: params}}` (params hold `family` and the model and
 training keys), so one run can sample several spaces. Each epoch writes a checkpoint directory
-with `model.keras`, `metrics.json` and `val_probs.npy` and reports it to Tune; a retried or
-PBT-exploited trial restores from `ray.tune.get_checkpoint()` and continues the epoch count.
+(`voxpop.data.rundir.write_checkpoint`: the model, its metrics and its validation probabilities)
+and reports it to Tune; a retried or PBT-exploited trial restores from `ray.tune.get_checkpoint()`
+and continues the epoch count.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from voxpop.data.atomic import write_json
+from voxpop.data.rundir import TrialData, read_checkpoint, write_checkpoint
 
 # Test hook, set only by test space files: raise once, right after the first reported epoch of a
 # trial that was not restored from a checkpoint, so a retry has a checkpoint to restore from.
 FAULT_KEY = "fail_on_first_attempt"
-MODEL_FILE, METRICS_FILE, VAL_PROBS_FILE = "model.keras", "metrics.json", "val_probs.npy"
 
 
 class InjectedFailure(RuntimeError):
     """The deliberate failure asked for by `fail_on_first_attempt: true`."""
+
+
+class NoGpuForTensorFlow(RuntimeError):
+    """Ray gave the trial a GPU, but TensorFlow sees none: it would train on the CPU unnoticed."""
+
+
+def check_tensorflow_sees_the_gpus() -> None:
+    """NoGpuForTensorFlow where Ray assigned this trial GPUs (--gpus-per-trial) and TensorFlow
+    lists none (a CPU-only TensorFlow, or no CUDA libraries on the node)."""
+    import ray
+    import tensorflow as tf
+
+    assigned = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
+    if assigned and not tf.config.list_physical_devices("GPU"):
+        raise NoGpuForTensorFlow(
+            f"Ray gave this trial GPU {', '.join(map(str, assigned))} (--gpus-per-trial) but "
+            "TensorFlow sees no GPU here; install voxpop[gpu] (tensorflow[and-cuda]) on the GPU "
+            "nodes, or use --gpus-per-trial 0")
 
 
 def trial_params(config: dict) -> tuple[str, dict]:
@@ -58,10 +75,7 @@ class EpochReporter:
 
         record = self._record(epoch, metrics)
         with tempfile.TemporaryDirectory(prefix="voxpop-ckpt-") as tmp:
-            tmp = Path(tmp)
-            self.model.save(tmp / MODEL_FILE)
-            write_json(tmp / METRICS_FILE, record)
-            np.save(tmp / VAL_PROBS_FILE, np.asarray(val_probs, dtype=np.float32))
+            write_checkpoint(Path(tmp), model=self.model, metrics=record, val_probs=val_probs)
             ray.tune.report(
                 {key: record[key] for key in ("space", "family", "epoch", "loss", "val_loss",
                                               "val_accuracy", "val_macro_f1", "restored_from")},
@@ -95,39 +109,35 @@ class EpochReporter:
 
 def _restore(checkpoint):
     """`(model, epochs done)` from a reported checkpoint."""
-    import keras
+    from voxpop.models import load_model
 
     with checkpoint.as_directory() as directory:
-        directory = Path(directory)
-        model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True)
-        done = json.loads((directory / METRICS_FILE).read_text())["epoch"]
-    return model, done
+        stored = read_checkpoint(directory)
+        return load_model(stored.model_path), stored.metrics["epoch"]
 
 
-def _with_vocabulary(params: dict, data: dict) -> dict:
+def _with_vocabulary(params: dict, data: TrialData) -> dict:
     """Pretrained vectors need the token of each id; it goes to `build` only, not into the
-    trial's recorded config (a vocabulary is far too large for metrics.json)."""
+    trial's recorded config (a vocabulary is far too large for a checkpoint's metrics)."""
     path = params.get("embeddings_file")
     if not path:
         return params
     if not Path(path).is_absolute() or not Path(path).is_file():
         raise ValueError(f"embeddings_file {path!r} is not an existing absolute path (trials run "
                          "in their own directories)")
-    return {**params, "vocabulary": data["vocabulary"]}
+    return {**params, "vocabulary": data.vocabulary}
 
 
-def train_trial(config: dict, *, data: dict, max_epochs: int, threads: int) -> None:
-    """Train one trial on the driver's prepared arrays (`data`, from Ray's object store).
-
-    `data` holds `train`/`val` input dicts, `y_train`/`y_val`, `labels`, `n_tokens`,
-    `n_features`, `n_buckets`; never test rows.
-    """
+def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int) -> None:
+    """Train one trial on the driver's prepared arrays (`data`, from Ray's object store; never
+    test rows)."""
     trial_started = time.time()
     from voxpop.models import runtime
 
     space_name, params = trial_params(config)
     # TF threads follow the trial's CPUs, so concurrent trials do not oversubscribe the cores.
     runtime.configure(threads=threads, seed=params.get("seed"))
+    check_tensorflow_sees_the_gpus()
 
     import keras
     import ray
@@ -142,13 +152,13 @@ def train_trial(config: dict, *, data: dict, max_epochs: int, threads: int) -> N
         model, done = _restore(checkpoint)
     else:
         model, done = build(params["family"], _with_vocabulary(params, data),
-                            n_tokens=data["n_tokens"], n_classes=len(data["labels"]),
-                            n_features=data["n_features"], n_buckets=data["n_buckets"]), 0
+                            n_tokens=data.n_tokens, n_classes=len(data.labels),
+                            n_features=data.n_features, n_buckets=data.n_buckets), 0
     if done >= max_epochs:
         return
     reporter = EpochReporter(model=model, space_name=space_name, params=params,
-                             labels=data["labels"], first_epoch=done,
+                             labels=data.labels, first_epoch=done,
                              fail_after_first=fail_once and checkpoint is None,
                              trial_started=trial_started)
-    training.fit(model, train=data["train"], y_train=data["y_train"], val=data["val"],
-                 y_val=data["y_val"], config=params, epochs=max_epochs - done, on_epoch=reporter)
+    training.fit(model, train=data.train, y_train=data.y_train, val=data.val, y_val=data.y_val,
+                 config=params, epochs=max_epochs - done, on_epoch=reporter)
