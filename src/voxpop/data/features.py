@@ -7,16 +7,14 @@ analyzer), so new texts at serving time are described exactly as training texts 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from voxpop.data.errors import VoxpopError
-from voxpop.data.text import EMOJI, EMOTICON, WORD, CleaningOptions, TokenBatch, Tokenizer
+from voxpop.data.text import EMOJI, EMOTICON, WORD, CleaningOptions, TokenBatch, Tokenizer, opening
+from voxpop.data.vader import vader_lexicon_path, vader_scores
 
 # Words of two or more capitals (ASCII and Latin-1); the look-behind comes after the first letter
 # because Python's re scans much faster that way.
@@ -30,9 +28,6 @@ NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neith
                        "wasnt", "didnt", "doesnt", "shouldnt", "wouldnt", "couldnt"})
 # VADER's normalisation constant: compound = s / sqrt(s^2 + alpha).
 VADER_ALPHA = 15.0
-# VADER's analyzer is written for sentences and its time grows with the square of a text's length
-# (measured: 0.03 s at 5,000 characters, 7.7 s at 80,000), so it reads the opening of a text only.
-VADER_MAX_CHARS = 1000
 # The features read the text as the default tokenizer sees it: special tokens for URLs, mentions,
 # hashtags and numbers, emoticons and emoji as tokens, lower-cased words.
 ANALYSIS = Tokenizer(CleaningOptions())
@@ -48,17 +43,6 @@ FEATURE_NAMES = (
 )
 
 
-def vader_lexicon_path() -> Path:
-    """`vader_lexicon.txt` inside the installed vaderSentiment package."""
-    spec = importlib.util.find_spec("vaderSentiment")
-    if spec is None or not spec.submodule_search_locations:
-        raise VoxpopError("the package vaderSentiment is not installed (pip install vaderSentiment)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
-    if not path.is_file():
-        raise VoxpopError(f"{path}: VADER lexicon file missing from the vaderSentiment package")
-    return path
-
-
 @lru_cache(maxsize=1)
 def vader_lexicon() -> dict[str, float]:
     """Token -> mean valence (-4..4) from the VADER lexicon (tab separated: token, mean, ...)."""
@@ -68,25 +52,6 @@ def vader_lexicon() -> dict[str, float]:
         if token and valence:
             lexicon.setdefault(token.lower(), float(valence))
     return lexicon
-
-
-@lru_cache(maxsize=1)
-def _vader_analyzer():
-    vader_lexicon_path()  # a clear error when the package is missing
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
-def _vader_scores(texts: list[str]) -> dict[str, np.ndarray]:
-    """VADER's own scores of the first VADER_MAX_CHARS characters of each raw text (Hutto &
-    Gilbert 2014). Its rules (negation within three words, "but", boosters, capitals, "!") are
-    what the plain lexicon sums miss."""
-    score = _vader_analyzer().polarity_scores
-    values = np.array([[s["compound"], s["pos"], s["neg"]]
-                       for s in (score(text[:VADER_MAX_CHARS]) for text in texts)],
-                      dtype=np.float64).reshape(len(texts), 3)
-    return {"vader_compound": values[:, 0], "vader_pos": values[:, 1], "vader_neg": values[:, 2]}
 
 
 def _token_kind(token: str) -> str:
@@ -186,16 +151,19 @@ def _char_counts(texts: list[str]) -> dict[str, np.ndarray]:
 
 
 def engineered_features(texts, analysis: TokenBatch | None = None) -> np.ndarray:
-    """float64 [n, len(FEATURE_NAMES)] for raw texts, columns in `FEATURE_NAMES` order.
+    """float64 [n, len(FEATURE_NAMES)] for raw texts (their first MAX_TEXT_CHARS characters),
+    columns in `FEATURE_NAMES` order.
 
     `analysis` may pass `ANALYSIS.tokenize_batch(texts)` when the caller already has it.
     """
-    texts = list(texts)
+    texts = opening(texts)
     if analysis is None:
         analysis = ANALYSIS.tokenize_batch(texts)
     columns = _token_features(analysis, vader_lexicon())
     columns.update(_char_counts(texts))
-    columns.update(_vader_scores(texts))
+    # VADER's own scores (Hutto & Gilbert 2014): its rules (negation within three words, "but",
+    # boosters, capitals, "!") are what the plain lexicon sums miss.
+    columns.update(zip(("vader_compound", "vader_pos", "vader_neg"), vader_scores(texts).T))
     per_word = np.maximum(columns["n_word"], 1)
     total = columns["lex_pos_sum"] + columns["lex_neg_sum"]
     columns.update({

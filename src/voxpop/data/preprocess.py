@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import fields
@@ -14,7 +15,7 @@ from voxpop.data.atomic import write_json
 from voxpop.data.errors import VoxpopError
 from voxpop.data.features import ANALYSIS, FEATURE_NAMES, StandardScaler, engineered_features
 from voxpop.data.ngrams import HashedNgrams
-from voxpop.data.text import CleaningOptions, TokenBatch, Tokenizer
+from voxpop.data.text import CleaningOptions, TokenBatch, Tokenizer, blocks
 from voxpop.data.vocab import Vocabulary, pad_sequences
 
 FORMAT_VERSION = 1
@@ -22,6 +23,10 @@ FORMAT_VERSION = 1
 # larger than any real vocabulary is refused before it is parsed into memory.
 MAX_JSON_BYTES = 256 * 1024 * 1024
 SIDES = ("pre", "post")
+# encode works through the rows in blocks of about this many characters (about 1,500 tweets): its
+# intermediate arrays (a few per character) then stay small and in the CPU caches, whatever the
+# number of rows (100,000 tweets encode a third faster than in one block).
+ENCODE_BLOCK_CHARS = 2**18
 # Every model input the Preprocessor makes, with its ONNX/numpy dtype.
 INPUT_DTYPES = {"tokens": "int32", "features": "float32", "grams": "int32",
                 "gram_weights": "float32"}
@@ -79,12 +84,17 @@ class Preprocessor:
         if len(self.labels) < 2:
             raise VoxpopError(f"training labels have {len(self.labels)} class(es) "
                               f"({', '.join(self.labels)}); a classifier needs at least 2")
-        batch = self.tokenizer.tokenize_batch(texts)
-        self.vocabulary = Vocabulary.build(batch.tokens, max_tokens=self.max_tokens,
-                                           min_freq=self.min_freq)
-        self.max_len = self._fit_max_len(batch.lengths)
+        row_blocks = blocks(texts, ENCODE_BLOCK_CHARS)
+        batches = [self.tokenizer.tokenize_batch(texts[rows]) for rows in row_blocks]
+        self.vocabulary = Vocabulary.build(itertools.chain.from_iterable(b.tokens for b in batches),
+                                           max_tokens=self.max_tokens, min_freq=self.min_freq)
+        self.max_len = self._fit_max_len(np.concatenate([b.lengths for b in batches]))
         self.user_feature_names = [str(n) for n in feature_names]
-        self.scaler.fit(self._raw_features(texts, features, batch))
+        if features is not None:
+            features = np.asarray(features, dtype=np.float64).reshape(len(texts), -1)
+        self.scaler.fit(np.vstack([
+            self._raw_features(texts[rows], None if features is None else features[rows], batch)
+            for rows, batch in zip(row_blocks, batches)]))
         if self.ngram_buckets is not None:
             self.ngrams = HashedNgrams(buckets=self.ngram_buckets).fit(texts)
         self.fingerprint = training_fingerprint(texts, labels)
@@ -114,6 +124,20 @@ class Preprocessor:
         texts = _as_texts(texts)
         if features is not None or self.user_feature_names:
             _check_lengths(texts, None, features, self.user_feature_names)
+            features = np.asarray(features, dtype=np.float64).reshape(len(texts), -1)
+        parts = [self._encode_block(texts[rows], None if features is None else features[rows],
+                                    wanted) for rows in blocks(texts, ENCODE_BLOCK_CHARS)]
+        if len(parts) == 1:
+            return parts[0]
+        if "grams" in parts[0]:  # each block is as wide as its longest row: pad to the widest
+            width = max(part["grams"].shape[1] for part in parts)
+            for part in parts:
+                pad = ((0, 0), (0, width - part["grams"].shape[1]))
+                part["grams"], part["gram_weights"] = (np.pad(part[name], pad)
+                                                       for name in ("grams", "gram_weights"))
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def _encode_block(self, texts: list[str], features, wanted: list[str]) -> dict[str, np.ndarray]:
         encoded = {}
         if "tokens" in wanted or "features" in wanted:
             batch = self.tokenizer.tokenize_batch(texts)

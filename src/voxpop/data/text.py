@@ -3,14 +3,25 @@
 Cleaning rewrites a text with special tokens (<url>, <user>, <num>, <hashtag>) and light
 normalisation; the tokenizer then finds words, special tokens, emoticons, emoji and punctuation.
 Both are plain regular expressions, so the same code gives the same tokens at training and serving.
+
+Every encoder (the tokenizer, the engineered features, the hashed n-grams) reads at most the first
+MAX_TEXT_CHARS characters of a text (`opening`), at training and at serving alike.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+# What each encoder reads of a text, so that memory per row is bounded whatever the text. Every
+# text of the shared data sets is shorter (the longest, a newsgroup post, has 66,536 characters),
+# so this changes no real row; a 30 MB text is encoded as its first 100,000 characters, with a
+# peak of about 60 MB more than a tweet (bench/bench_encode.py, "long text"), where reading it
+# whole took 2.85 GB (the repeat-squeezing regex backtracking over one long run).
+MAX_TEXT_CHARS = 100_000
 
 URL = r"(?:https?://|www\.)\S+"
 # Patterns start with a literal or class, and look behind only after it: Python's re scans much
@@ -35,7 +46,6 @@ _MENTION = re.compile(MENTION)
 _HASHTAG = re.compile(HASHTAG)
 _NUMBER = re.compile(NUMBER)
 _EMOJI = re.compile(EMOJI)
-_REPEATS = re.compile(r"(\D)\1\1+")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])|_+")
 _VARIATION_SELECTORS = re.compile("[\ufe0e\ufe0f\u200d]")
 
@@ -60,6 +70,39 @@ class CleaningOptions:
         return asdict(self)
 
 
+def opening(texts) -> list[str]:
+    """The first MAX_TEXT_CHARS characters of each text: what the encoders read."""
+    return [text[:MAX_TEXT_CHARS] for text in texts]
+
+
+def blocks(texts: list[str], max_chars: int) -> list[slice]:
+    """Consecutive slices of `texts` holding about `max_chars` characters each (of their
+    openings; a longer text is a block of its own), covering all texts in order."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    ends = np.cumsum(np.minimum(lengths, MAX_TEXT_CHARS) + 1)
+    total = int(ends[-1]) if len(ends) else 0
+    cuts = np.searchsorted(ends, np.arange(max_chars, total, max_chars), side="right")
+    bounds = [0, *sorted(set(cuts.tolist()) - {0, len(texts)}), len(texts)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def squeeze_repeats(text: str) -> str:
+    """Runs of three or more of one character other than a decimal digit cut to two ("soooo" ->
+    "soo"), as `re.sub(r"(\D)\1\1+", r"\1\1", text)`, in numpy: that regex backtracks over
+    a run one character at a time (a run of 30 million characters took 2.85 GB)."""
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    third = np.zeros(len(points), dtype=bool)
+    third[2:] = (points[2:] == points[1:-1]) & (points[1:-1] == points[:-2])
+    if not third.any():
+        return text
+    # \d is Unicode's decimal digits (str.isdecimal), checked once per repeated character.
+    repeated = np.unique(points[third])
+    digits = repeated[[chr(c).isdecimal() for c in repeated.tolist()]]
+    if len(digits):
+        third &= ~np.isin(points, digits)
+    return points[~third].tobytes().decode("utf-32-le", "surrogatepass")
+
+
 def clean(text: str, options: CleaningOptions) -> str:
     """Apply the cleaning steps in a fixed order (URLs before numbers: URLs contain digits).
 
@@ -75,7 +118,7 @@ def clean(text: str, options: CleaningOptions) -> str:
     if options.replace_numbers:
         text = _NUMBER.sub(" <num> ", text)
     if options.squeeze_repeats:
-        text = _REPEATS.sub(r"\1\1", text)
+        text = squeeze_repeats(text)
     text = _VARIATION_SELECTORS.sub("", text)
     if not options.keep_emoji:
         text = _EMOJI.sub(" ", text)
@@ -87,14 +130,50 @@ def clean(text: str, options: CleaningOptions) -> str:
 # Texts are cleaned and tokenized as one joined string: one regex call per step for the whole
 # batch instead of one per text. The separator is its own whitespace-delimited chunk; the patterns
 # never match across whitespace, so each text gets exactly the tokens it would get alone.
-_SEPARATOR = "\ue000"  # private use: not a letter, digit, space or emoji
+SEPARATOR = "\ue000"  # private use: not a letter, digit, space or emoji
+_JOIN = f"\n{SEPARATOR}\n"
+
+
+def items_per_text(texts: list[str], items: Callable[[str], list[str]],
+                   alone: Callable[[str], list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`items(text)` for every text, flat (an object array), and the row of each item (int64).
+
+    `items` runs once, on the texts joined by SEPARATOR between newlines, and must return the
+    separator as an item of its own and find nothing across whitespace (str.split, or a findall
+    whose matches hold no whitespace, with SEPARATOR among its alternatives). A batch where a
+    text holds the separator runs text by text, with `alone` (default `items`).
+    """
+    joined = _JOIN.join(texts)
+    if joined.count(SEPARATOR) != max(len(texts) - 1, 0):
+        lists = [(alone or items)(text) for text in texts]
+        lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        flat = np.empty(int(lengths.sum()), dtype=object)
+        flat[:] = [item for part in lists for item in part]
+        return flat, np.repeat(np.arange(len(texts)), lengths)
+    found = items(joined)
+    # Where the separators are (list.index compares in C, and finds each after the previous).
+    positions = np.empty(len(texts) + 1, dtype=np.int64)
+    positions[0], positions[-1], index, start = -1, len(found), found.index, 0
+    for i in range(1, len(texts)):
+        positions[i] = start = index(SEPARATOR, start)
+        start += 1
+    flat = np.delete(_object_array(found), positions[1:-1])
+    return flat, np.repeat(np.arange(len(texts)), np.diff(positions) - 1)
+
+
+def _object_array(items: list[str]) -> np.ndarray:
+    # np.array(list of str, dtype=object) would make a 2-D array of a list of equal-length lists,
+    # never of strings, but an explicit 1-D array states the intent.
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 @dataclass(frozen=True)
 class TokenBatch:
     """The tokens of many texts, flat: text i has tokens[offsets[i]:offsets[i + 1]]."""
 
-    tokens: list[str]
+    tokens: np.ndarray  # object [total]: str
     offsets: np.ndarray  # int64 [n + 1]
 
     @property
@@ -102,18 +181,21 @@ class TokenBatch:
         return np.diff(self.offsets)
 
     @classmethod
-    def from_lists(cls, token_lists: list[list[str]]) -> TokenBatch:
-        lengths = [0] + [len(tokens) for tokens in token_lists]
-        return cls([t for tokens in token_lists for t in tokens], np.cumsum(lengths, dtype=np.int64))
+    def from_rows(cls, tokens: np.ndarray, rows: np.ndarray, n_texts: int) -> TokenBatch:
+        """From flat tokens and the (non-decreasing) row of each."""
+        counts = np.bincount(rows, minlength=n_texts)
+        return cls(tokens, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
     def lists(self) -> list[list[str]]:
         """One token list per text."""
         bounds = self.offsets.tolist()
-        return [self.tokens[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        tokens = self.tokens.tolist()
+        return [tokens[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 class Tokenizer:
-    """Cleaning followed by a regex `findall` with one token pattern."""
+    """Cleaning followed by a regex `findall` with one token pattern, on the opening
+    (MAX_TEXT_CHARS) of each text."""
 
     def __init__(self, options: CleaningOptions, pattern: str = TOKEN_PATTERN):
         self.options = options
@@ -122,7 +204,7 @@ class Tokenizer:
 
     def __call__(self, text: str) -> list[str]:
         """Tokens of one raw text."""
-        return self.tokenize_batch([text]).tokens
+        return self.tokenize_batch([text]).tokens.tolist()
 
     def tokenize_many(self, texts) -> list[list[str]]:
         """Tokens of each raw text, in order."""
@@ -130,27 +212,23 @@ class Tokenizer:
 
     def tokenize_batch(self, texts) -> TokenBatch:
         """Tokens of all texts as one `TokenBatch`."""
-        texts = list(texts)
-        if _SEPARATOR in "".join(texts):  # a text holds the separator: one text at a time
-            return TokenBatch.from_lists([self._tokenize_one(t) for t in texts])
-        return self._tokenize_joined(texts)
+        texts = opening(texts)
+        tokens, rows = items_per_text(texts, self._tokens)
+        return TokenBatch.from_rows(tokens, rows, len(texts))
 
-    def _tokenize_one(self, text: str) -> list[str]:
-        findall = self._regex.findall
-        return [token for chunk in clean(text, self.options).split()
-                for token in ((chunk,) if chunk.isalpha() else findall(chunk))]
-
-    def _tokenize_joined(self, texts: list[str]) -> TokenBatch:
-        joined = clean(f"\n{_SEPARATOR}\n".join(texts), self.options)
+    def _tokens(self, text: str) -> list[str]:
+        """The tokens of `text` cleaned, chunk by chunk: most chunks are plain words, which need
+        no regex (measured: half the time of one findall over the whole text), and the others
+        repeat ("<user>", "great!"), so each distinct one is searched once."""
         tokens: list[str] = []
-        offsets = [0]
         append, extend, findall = tokens.append, tokens.extend, self._regex.findall
-        for chunk in joined.split():
-            if chunk.isalpha():  # most chunks are plain words: no regex needed
+        found = {SEPARATOR: [SEPARATOR]}
+        for chunk in clean(text, self.options).split():
+            if chunk.isalpha():
                 append(chunk)
-            elif chunk == _SEPARATOR:
-                offsets.append(len(tokens))
             else:
-                extend(findall(chunk))
-        offsets.append(len(tokens))
-        return TokenBatch(tokens, np.asarray(offsets[: len(texts) + 1], dtype=np.int64))
+                chunk_tokens = found.get(chunk)
+                if chunk_tokens is None:
+                    chunk_tokens = found[chunk] = findall(chunk)
+                extend(chunk_tokens)
+        return tokens
