@@ -126,7 +126,7 @@ def _char_tables() -> tuple[np.ndarray, np.ndarray]:
 def _char_counts(texts: list[str]) -> dict[str, np.ndarray]:
     """Per-text character counts, vectorised over the code points of all texts at once."""
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     owner = np.repeat(np.arange(len(texts)), lengths)
 
     def per_text(mask: np.ndarray) -> np.ndarray:

@@ -280,7 +280,9 @@ def training_fingerprint(texts, labels) -> str:
     """sha256 of the training texts and labels in row order (JSON lines of [text, label])."""
     digest = hashlib.sha256()
     for text, label in zip(texts, labels):
-        digest.update(json.dumps([text, str(label)], ensure_ascii=False).encode("utf-8") + b"\n")
+        # surrogatepass: a lone surrogate (JSON can carry one) is hashed, not an error
+        digest.update(json.dumps([text, str(label)], ensure_ascii=False).encode("utf-8", "surrogatepass")
+                      + b"\n")
     return digest.hexdigest()
 
 

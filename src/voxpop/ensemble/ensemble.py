@@ -3,7 +3,8 @@
 predict = encode (the bundle's Preprocessor) -> forward (ONNX Runtime) -> vote (voting.py).
 The fused graph (all members and the weighted soft vote in one session) runs whenever it computes
 exactly the vote asked for; otherwise each member runs in its own session, the sessions side by
-side with the cores split between them.
+side with the cores split between them. Loaded with `pipeline=True`, one of the cores is kept for
+encoding the next chunk while the sessions run this one (stream.predict_chunks).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class Prediction:
 class Ensemble:
     """A loaded bundle. Build it with `Ensemble.load(path)`."""
 
-    def __init__(self, *, bundle: Path, manifest: dict, preprocessor, device: str, threads: int | None, fused: bool):
+    def __init__(self, *, bundle: Path, manifest: dict, preprocessor, device: str, threads: int | None, fused: bool,
+                 pipeline: bool = False):
         self.bundle = bundle
         self.manifest = manifest
         self.preprocessor = preprocessor
@@ -50,6 +52,10 @@ class Ensemble:
         self.member_ids: list[str] = [member["id"] for member in manifest["members"]]
         self.requested_device = device
         self.threads = threads or available_cores()
+        # Pipelined, one thread encodes (a worker of stream.predict_chunks) and the sessions share
+        # the others, so that the two never compete for a core.
+        self.pipeline = pipeline and self.threads > 1
+        self.graph_threads = self.threads - 1 if self.pipeline else self.threads
         self._members = {member["id"]: member for member in manifest["members"]}
         self._fused_spec = manifest.get("fused") if fused else None
         self._fused_session = None
@@ -57,11 +63,14 @@ class Ensemble:
         self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "auto", threads: int | None = None, fused: bool = True) -> Ensemble:
+    def load(cls, path: str | Path, *, device: str = "auto", threads: int | None = None, fused: bool = True,
+             pipeline: bool = False) -> Ensemble:
         """Verify the bundle at `path` (schema, sha256s, paths) and load its preprocessor.
 
-        device: auto|cpu|cuda. threads: intra-op threads in total (default: all cores).
+        device: auto|cpu|cuda. threads: threads in total (default: all cores).
         fused: use the bundle's fused graph when it computes the vote asked for.
+        pipeline: keep one of the threads for encoding beside the sessions (predict_chunks then
+        encodes the next chunk while the graph runs this one); no effect with one thread.
         Sessions open on first use (the fused one, if used, right away).
         """
         check_device(device)
@@ -72,9 +81,11 @@ class Ensemble:
         preprocessor = Preprocessor.from_json(member_path(bundle, manifest["preprocess"]))
         if list(preprocessor.labels) != list(manifest["labels"]):
             raise VoxpopError(f"{bundle}: labels in {manifest['preprocess']} differ from ensemble.json")
-        ensemble = cls(bundle=bundle, manifest=manifest, preprocessor=preprocessor, device=device, threads=threads, fused=fused)
+        ensemble = cls(bundle=bundle, manifest=manifest, preprocessor=preprocessor, device=device, threads=threads,
+                       fused=fused, pipeline=pipeline)
         if ensemble._fused_spec:
-            ensemble._fused_session = ensemble._open(ensemble._fused_spec["file"], intra_op_threads=ensemble.threads)
+            ensemble._fused_session = ensemble._open(ensemble._fused_spec["file"],
+                                                     intra_op_threads=ensemble.graph_threads)
         return ensemble
 
     @property
@@ -186,7 +197,7 @@ class Ensemble:
     # -- forward ---------------------------------------------------------------------------
     def _forward_members(self, chosen: list[str], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         sessions = [self._member_session(m, n_running=len(chosen)) for m in chosen]
-        if len(sessions) == 1 or self.threads == 1:
+        if len(sessions) == 1 or self.graph_threads == 1:
             outputs = [self._run(session, inputs) for session in sessions]
         else:
             # ONNX Runtime releases the GIL while running: members run side by side.
@@ -195,13 +206,13 @@ class Ensemble:
 
     def _member_session(self, member_id: str, *, n_running: int):
         if member_id not in self._member_sessions:
-            threads = split_threads(self.threads, min(n_running, self.threads))
+            threads = split_threads(self.graph_threads, min(n_running, self.graph_threads))
             self._member_sessions[member_id] = self._open(self._members[member_id]["file"], intra_op_threads=threads)
         return self._member_sessions[member_id]
 
     def _worker_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="voxpop-member")
+            self._pool = ThreadPoolExecutor(max_workers=self.graph_threads, thread_name_prefix="voxpop-member")
         return self._pool
 
     def _open(self, relative: str, *, intra_op_threads: int):

@@ -61,7 +61,8 @@ def predict(
     if batch_size < 1:
         raise VoxpopError(f"--batch-size: must be >= 1, got {batch_size}")
     fmt = output_format(out)
-    ensemble = Ensemble.load(bundle, device=device, threads=threads, fused=not (no_fused or per_member))
+    ensemble = Ensemble.load(bundle, device=device, threads=threads, fused=not (no_fused or per_member),
+                             pipeline=True)
     voting = voting or (ensemble.manifest.get("voting") or {}).get("default") or "soft"
     weight_list = _floats(weights, "--weights")
     member_list = _names(members)
