@@ -55,6 +55,8 @@ def vader_lexicon() -> dict[str, float]:
 
 
 def _token_kind(token: str) -> str:
+    if token.isalpha():  # most tokens: letters only are a WORD and never an emoticon or special
+        return "word"
     if token in _SPECIAL_KINDS:
         return _SPECIAL_KINDS[token]
     for kind, regex in (("emoticon", _EMOTICON), ("word", _WORD), ("emoji", _EMOJI)):
@@ -63,36 +65,49 @@ def _token_kind(token: str) -> str:
     return "punct"
 
 
-def _token_features(batch: TokenBatch, lexicon: dict[str, float]) -> dict[str, np.ndarray]:
+@lru_cache(maxsize=1)
+def _lexicon_index() -> tuple[pd.Index, np.ndarray]:
+    """The lexicon's tokens (to look many up at once in C) and their valences."""
+    lexicon = vader_lexicon()
+    return pd.Index(list(lexicon), dtype=object), np.fromiter(lexicon.values(), dtype=np.float64)
+
+
+def _token_features(batch: TokenBatch) -> dict[str, np.ndarray]:
     """Per-text sums over the analysis tokens, vectorised: each distinct token is described once
     (kind, valence, negation), then numpy adds the descriptions up per text."""
     n = len(batch.offsets) - 1
-    codes, uniques = pd.factorize(np.asarray(batch.tokens, dtype=object))
+    codes, uniques = batch.distinct
     distinct = uniques.tolist()
-    kinds = [_token_kind(t) for t in distinct]
-    is_word = np.array([k == "word" for k in kinds], dtype=bool)
-    valence = np.array([lexicon.get(t, 0.0) if k in ("word", "emoticon") else 0.0
-                        for t, k in zip(distinct, kinds)], dtype=np.float64)
-    negation = np.array([k == "word" and (t in NEGATIONS or t.endswith(("n't", "n’t")))
-                         for t, k in zip(distinct, kinds)], dtype=np.float64)
+    kinds = np.array([KINDS.index(_token_kind(t)) for t in distinct], dtype=np.int64)
+    is_word = kinds == KINDS.index("word")
+    index, valences = _lexicon_index()
+    found = index.get_indexer(pd.Index(uniques, dtype=object))
+    scored = (found >= 0) & (is_word | (kinds == KINDS.index("emoticon")))
+    valence = np.where(scored, valences[found], 0.0)
+    negation = is_word & np.array([t in NEGATIONS or t.endswith(("n't", "n’t")) for t in distinct],
+                                  dtype=bool)
+    # Counts (whole numbers: any order of addition gives the same sums) in one table, added up
+    # per text as differences of running totals over the tokens.
+    counted = {f"n_{kind}": kinds == k for k, kind in enumerate(KINDS)}
+    counted.update({
+        "n_letters": np.where(is_word, np.fromiter(map(len, distinct), dtype=np.int64,
+                                                   count=len(distinct)), 0),
+        "n_lex_pos": (valence > 0) & is_word, "n_lex_neg": (valence < 0) & is_word,
+        "n_negations": negation})
+    table = np.vstack([values.astype(np.int64) for values in counted.values()])  # [column, distinct]
+    running = np.zeros((len(counted), len(codes) + 1), dtype=np.int64)
+    np.cumsum(table[:, codes], axis=1, out=running[:, 1:])
+    sums = (running[:, batch.offsets[1:]] - running[:, batch.offsets[:-1]]).astype(np.float64)
+    columns = dict(zip(counted, sums))
     owner = np.repeat(np.arange(n), batch.lengths)
-
-    def per_text(values: np.ndarray) -> np.ndarray:
-        return np.bincount(owner, weights=values[codes], minlength=n)
-
-    columns = {f"n_{kind}": per_text(np.array([k == kind for k in kinds], dtype=np.float64))
-               for kind in KINDS}
-    columns["n_letters"] = per_text(np.where(is_word, [len(t) for t in distinct], 0).astype(np.float64))
     words = is_word[codes]
     pairs = np.sort(owner[words] * max(len(distinct), 1) + codes[words])  # (text, word) pairs
     first_seen = np.r_[True, pairs[1:] != pairs[:-1]] if len(pairs) else np.zeros(0, dtype=bool)
     columns["n_distinct_words"] = np.bincount(pairs[first_seen] // max(len(distinct), 1),
                                               minlength=n)
-    columns["lex_pos_sum"] = per_text(np.maximum(valence, 0.0))
-    columns["lex_neg_sum"] = per_text(np.minimum(valence, 0.0))
-    columns["n_lex_pos"] = per_text((valence > 0).astype(np.float64) * is_word)
-    columns["n_lex_neg"] = per_text((valence < 0).astype(np.float64) * is_word)
-    columns["n_negations"] = per_text(negation)
+    # Valences are not whole numbers: added in token order, as bincount does.
+    columns["lex_pos_sum"] = np.bincount(owner, weights=np.maximum(valence, 0.0)[codes], minlength=n)
+    columns["lex_neg_sum"] = np.bincount(owner, weights=np.minimum(valence, 0.0)[codes], minlength=n)
     columns["n_tokens"] = batch.lengths.astype(np.float64)
     return columns
 
@@ -159,7 +174,7 @@ def engineered_features(texts, analysis: TokenBatch | None = None) -> np.ndarray
     texts = opening(texts)
     if analysis is None:
         analysis = ANALYSIS.tokenize_batch(texts)
-    columns = _token_features(analysis, vader_lexicon())
+    columns = _token_features(analysis)
     columns.update(_char_counts(texts))
     # VADER's own scores (Hutto & Gilbert 2014): its rules (negation within three words, "but",
     # boosters, capitals, "!") are what the plain lexicon sums miss.

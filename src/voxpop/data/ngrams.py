@@ -26,13 +26,11 @@ import numpy as np
 import pandas as pd
 
 from voxpop.data.errors import VoxpopError
-from voxpop.data.text import SEPARATOR, blocks, items_per_text, opening
+from voxpop.data.text import blocks, items_per_text, opening
 
 # scikit-learn's default token pattern, (?u)\b\w\w+\b: a greedy \w\w+ matches whole runs of word
-# characters, so the \b are implied (and it is a third faster). With the separator between joined
-# texts (text.items_per_text).
+# characters, so the \b are implied (and it is a third faster).
 _WORD = re.compile(r"\w\w+")
-_WORD_OR_SEPARATOR = re.compile(_WORD.pattern + "|" + SEPARATOR)
 _POLY = np.uint64(0x100000001B3)  # FNV-1's 64-bit prime, the base of the string polynomial
 _PAIR = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing constant: spreads a pair's bits
 # fit reads the texts in blocks of about this many characters (as Preprocessor.encode): the
@@ -101,62 +99,72 @@ class HashedNgrams:
 
     def _distinct_in_rows(self, row_block: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The buckets of the distinct (row, bucket) pairs: a bucket in both blocks of a row
-        counts once (in the char block)."""
-        if not (self.word_ngrams and self.char_ngrams):
-            return ids
-        rows = row_block >> 1
-        words, chars = np.flatnonzero((row_block & 1) == 0), np.flatnonzero(row_block & 1)
-        also_char = np.isin(rows[words] * self.buckets + ids[words],
-                            rows[chars] * self.buckets + ids[chars])
-        return np.concatenate([ids[words][~also_char], ids[chars]])
+        counts once. Each row's buckets are two sorted runs (word, char): timsort merges them."""
+        keys = np.sort((row_block >> 1) * self.buckets + ids, kind="stable")
+        return keys[np.concatenate([[True], keys[1:] != keys[:-1]])] % self.buckets if len(keys) \
+            else ids
 
     # --- transforming ----------------------------------------------------------------------------
 
     def transform(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(`grams` int32 [n, width], `gram_weights` float32 [n, width]), width <= max_grams."""
+        n = len(texts)
+        grams = np.zeros((n, self.max_grams or 1), dtype=np.int32)
+        gram_weights = np.zeros((n, self.max_grams or 1), dtype=np.float32)
+        width = self.transform_into(texts, grams, gram_weights)
+        if width == grams.shape[1]:
+            return grams, gram_weights
+        return grams[:, :width].copy(), gram_weights[:, :width].copy()
+
+    def transform_into(self, texts: list[str], grams: np.ndarray, gram_weights: np.ndarray) -> int:
+        """Write what `transform` returns into the first columns of zero-filled `grams` and
+        `gram_weights` ([n, max_grams] or views of such rows); returns its width (at least 1)."""
         if self.idf is None:
             raise VoxpopError("the n-gram hasher is not fitted: call fit() first")
         n = len(texts)
-        row_block, ids, counts = self._counts(texts)
+        # Grams of a bucket with idf 0 (seen in fewer than min_df training texts) weigh 0: they are
+        # dropped before counting, which leaves less to sort.
+        row_block, ids, counts = self._counts(texts, kept=self.idf > 0)
         # Sublinear tf: 1 + log(count), which is 1 for the many grams seen once.
         weights = self.idf[ids].astype(np.float64)
         repeated = np.flatnonzero(counts > 1)
         weights[repeated] = (1.0 + np.log(counts[repeated])) * self.idf[ids[repeated]]
-        kept = np.flatnonzero(weights > 0)
-        row_block, ids, weights = row_block[kept], ids[kept], weights[kept]
         rows = row_block >> 1
         # Each block of a row has unit L2 norm, as in a union of two TfidfVectorizers; the norms
         # are those of the whole row, before any cut.
         norms = np.sqrt(np.bincount(row_block, weights=weights * weights, minlength=2 * n))
         weights = weights / norms[row_block]
         per_row = np.bincount(rows, minlength=n)
-        over = np.flatnonzero(per_row[rows] > self.max_grams)
-        if len(over):
+        # Position of each gram in its row: rank = index - index of the row's first gram.
+        rank = np.arange(len(rows)) - (np.cumsum(per_row) - per_row)[rows]
+        keep = slice(None)
+        if per_row.max(initial=0) > self.max_grams:
+            over = np.flatnonzero(per_row[rows] > self.max_grams)
             # Heaviest grams first within each row that is too long, so the cut below keeps the
             # heaviest. A row's entries are contiguous (sorted by row), so reordering in place works.
             order = over[np.lexsort((-weights[over], rows[over]))]
             ids[over], weights[over] = ids[order], weights[order]
-        rank = np.arange(len(rows)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-        keep = np.flatnonzero(rank < self.max_grams) if len(over) else slice(None)
-        width = int(min(self.max_grams, per_row.max(initial=0))) or 1
-        grams = np.zeros((n, width), dtype=np.int32)
-        gram_weights = np.zeros((n, width), dtype=np.float32)
-        cells = rows[keep] * width + rank[keep]
-        grams.ravel()[cells] = ids[keep]
-        gram_weights.ravel()[cells] = weights[keep]
-        return grams, gram_weights
+            keep = np.flatnonzero(rank < self.max_grams)
+        grams[rows[keep], rank[keep]] = ids[keep]
+        gram_weights[rows[keep], rank[keep]] = weights[keep]
+        return int(min(self.max_grams, per_row.max(initial=0))) or 1
 
-    def _counts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _counts(self, texts: list[str], kept: np.ndarray | None = None):
         """Distinct (row, block, bucket) triples with their counts, sorted in that order, as
         (row * 2 + block, bucket, count); block 0 is the word grams, 1 the char grams (a bucket
-        may hold one of each: they are kept apart)."""
+        may hold one of each: they are kept apart). `kept` (bool per bucket) drops the others."""
         lowered = [text.lower() for text in opening(texts)]
+        # Words and char_wb grams both lie inside whitespace-separated chunks: each distinct
+        # chunk is read once, then its grams are repeated for each of its occurrences.
+        chunks, chunk_rows = items_per_text(lowered, str.split)
+        codes, distinct = pd.factorize(chunks)
+        distinct = distinct.tolist()
         keys = [np.zeros(0, dtype=np.int64)]
         if self.word_ngrams:
-            rows, ids = self._word_grams(lowered)
+            rows, ids = self._word_grams(distinct, codes, chunk_rows, kept)
             keys.append((rows * 2) * self.buckets + ids)
         if self.char_ngrams:
-            rows, ids = self._char_grams(lowered)
+            rows, ids = self._char_grams(distinct, codes, chunk_rows, kept)
             keys.append((rows * 2 + 1) * self.buckets + ids)
         # Both blocks' keys are grouped by row: a stable sort (timsort, which merges runs) is twice
         # as fast here as numpy's default quicksort (measured on 2,048 tweets, 340 keys each).
@@ -167,33 +175,41 @@ class HashedNgrams:
         row_block, ids = np.divmod(keys[starts], self.buckets)
         return row_block, ids, counts
 
-    def _word_grams(self, lowered: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(row, bucket) of every word unigram and bigram, grouped by row."""
-        words, rows = items_per_text(lowered, _WORD_OR_SEPARATOR.findall, _WORD.findall)
-        codes, distinct = pd.factorize(words)
-        # crc32 of each distinct word (zlib's C code), mixed.
+    def _word_grams(self, chunks: list[str], codes: np.ndarray, chunk_rows: np.ndarray,
+                    kept: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(row, bucket) of every word unigram and bigram, grouped by row, from the distinct
+        chunks and the chunk id and row of each occurrence."""
+        # Most chunks are one word (alphanumeric); the others are searched, once each.
+        words = [[chunk] if chunk.isalnum() and len(chunk) > 1 else _WORD.findall(chunk)
+                 for chunk in chunks]
+        per_chunk = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        # crc32 of each word (zlib's C code), mixed.
         hashes = _mix(np.fromiter((zlib.crc32(word.encode("utf-8", "surrogatepass"))
-                                   for word in distinct.tolist()), dtype=np.uint64,
-                                  count=len(distinct)))
-        parts_rows, parts_ids = [], []
+                                   for chunk_words in words for word in chunk_words),
+                                  dtype=np.uint64, count=int(per_chunk.sum())))
+        per_occurrence, hashes = _gather(per_chunk, hashes, codes)
+        rows = np.repeat(chunk_rows, per_occurrence)  # the words of each text, in order
+        parts = []
         if self.word_ngrams[0] == 1:
-            parts_rows.append(rows)
-            parts_ids.append(self._bucket(hashes)[codes])
-        if self.word_ngrams[1] == 2 and len(words) > 1:
-            hashes = hashes[codes]
+            parts.append((rows, self._bucket(hashes)))
+        if self.word_ngrams[1] == 2 and len(hashes) > 1:
             same_row = np.flatnonzero(rows[1:] == rows[:-1])
-            parts_rows.append(rows[1:][same_row])
-            parts_ids.append(self._bucket(_mix((hashes[same_row] * _PAIR) ^ hashes[same_row + 1])))
-        return (np.concatenate([np.zeros(0, dtype=np.int64), *parts_rows]),
-                np.concatenate([np.zeros(0, dtype=np.int64), *parts_ids]))
+            parts.append((rows[same_row],
+                          self._bucket(_mix((hashes[same_row] * _PAIR) ^ hashes[same_row + 1]))))
+        if kept is not None:
+            parts = [(part_rows[kept[ids]], ids[kept[ids]]) for part_rows, ids in parts]
+        return (np.concatenate([np.zeros(0, dtype=np.int64)] + [r for r, _ in parts]),
+                np.concatenate([np.zeros(0, dtype=np.int64)] + [i for _, i in parts]))
 
-    def _char_grams(self, lowered: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(row, bucket) of every char_wb gram, grouped by row: the grams of each distinct chunk are
-        hashed once, then repeated for each of its occurrences."""
-        chunks, chunk_rows = items_per_text(lowered, str.split)
-        codes, distinct = pd.factorize(chunks)
-        per_distinct, hashes = self._char_gram_hashes(distinct.tolist())
-        per_chunk, buckets = _gather(per_distinct, self._bucket(hashes), codes)
+    def _char_grams(self, chunks: list[str], codes: np.ndarray, chunk_rows: np.ndarray,
+                    kept: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(row, bucket) of every char_wb gram, grouped by row (as _word_grams)."""
+        per_distinct, hashes = self._char_gram_hashes(chunks)
+        buckets = self._bucket(hashes)
+        if kept is not None:
+            owner = np.repeat(np.arange(len(per_distinct)), per_distinct)[kept[buckets]]
+            per_distinct, buckets = np.bincount(owner, minlength=len(per_distinct)), buckets[kept[buckets]]
+        per_chunk, buckets = _gather(per_distinct, buckets, codes)
         return np.repeat(chunk_rows, per_chunk), buckets
 
     def _bucket(self, hashes: np.ndarray) -> np.ndarray:

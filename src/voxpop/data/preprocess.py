@@ -125,30 +125,38 @@ class Preprocessor:
         if features is not None or self.user_feature_names:
             _check_lengths(texts, None, features, self.user_feature_names)
             features = np.asarray(features, dtype=np.float64).reshape(len(texts), -1)
-        parts = [self._encode_block(texts[rows], None if features is None else features[rows],
-                                    wanted) for rows in blocks(texts, ENCODE_BLOCK_CHARS)]
-        if len(parts) == 1:
-            return parts[0]
-        if "grams" in parts[0]:  # each block is as wide as its longest row: pad to the widest
-            width = max(part["grams"].shape[1] for part in parts)
-            for part in parts:
-                pad = ((0, 0), (0, width - part["grams"].shape[1]))
-                part["grams"], part["gram_weights"] = (np.pad(part[name], pad)
-                                                       for name in ("grams", "gram_weights"))
-        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+        n = len(texts)
+        encoded: dict[str, np.ndarray] = {}
+        if "grams" in wanted or "gram_weights" in wanted:  # filled block by block, cut at the end
+            encoded["grams"] = np.zeros((n, self.ngrams.max_grams), dtype=np.int32)
+            encoded["gram_weights"] = np.zeros((n, self.ngrams.max_grams), dtype=np.float32)
+        width = 1
+        for rows in blocks(texts, ENCODE_BLOCK_CHARS):
+            part = self._encode_block(texts[rows], None if features is None else features[rows], wanted)
+            for name, block in part.items():
+                if name not in encoded:
+                    encoded[name] = np.empty((n, block.shape[1]), dtype=block.dtype)
+                encoded[name][rows] = block
+            if "grams" in encoded:
+                width = max(width, self.ngrams.transform_into(
+                    texts[rows], encoded["grams"][rows], encoded["gram_weights"][rows]))
+        if "grams" in encoded and width < self.ngrams.max_grams:  # as wide as the longest row
+            encoded["grams"] = encoded["grams"][:, :width].copy()
+            encoded["gram_weights"] = encoded["gram_weights"][:, :width].copy()
+        return {name: encoded[name] for name in INPUT_DTYPES if name in encoded}
 
     def _encode_block(self, texts: list[str], features, wanted: list[str]) -> dict[str, np.ndarray]:
+        """tokens and features of a block of rows (encode writes its grams in place)."""
         encoded = {}
         if "tokens" in wanted or "features" in wanted:
             batch = self.tokenizer.tokenize_batch(texts)
         if "tokens" in wanted:
-            encoded["tokens"] = pad_sequences(self.vocabulary.ids(batch.tokens), batch.offsets,
+            codes, distinct = batch.distinct
+            encoded["tokens"] = pad_sequences(self.vocabulary.ids(distinct)[codes], batch.offsets,
                                               max_len=self.max_len, padding=self.padding,
                                               truncating=self.truncating)
         if "features" in wanted:
             encoded["features"] = self.scaler.transform(self._raw_features(texts, features, batch))
-        if "grams" in wanted or "gram_weights" in wanted:
-            encoded["grams"], encoded["gram_weights"] = self.ngrams.transform(texts)
         return encoded
 
     def _raw_features(self, texts: list[str], features, batch: TokenBatch) -> np.ndarray:

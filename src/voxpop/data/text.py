@@ -13,8 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
+import pandas as pd
 
 # What each encoder reads of a text, so that memory per row is bounded whatever the text. Every
 # text of the shared data sets is shorter (the longest, a newsgroup post, has 66,536 characters),
@@ -134,18 +136,17 @@ SEPARATOR = "\ue000"  # private use: not a letter, digit, space or emoji
 _JOIN = f"\n{SEPARATOR}\n"
 
 
-def items_per_text(texts: list[str], items: Callable[[str], list[str]],
-                   alone: Callable[[str], list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def items_per_text(texts: list[str], items: Callable[[str], list[str]]) -> tuple[np.ndarray, np.ndarray]:
     """`items(text)` for every text, flat (an object array), and the row of each item (int64).
 
     `items` runs once, on the texts joined by SEPARATOR between newlines, and must return the
     separator as an item of its own and find nothing across whitespace (str.split, or a findall
-    whose matches hold no whitespace, with SEPARATOR among its alternatives). A batch where a
-    text holds the separator runs text by text, with `alone` (default `items`).
+    whose matches hold no whitespace and that matches the separator alone). A batch where a text
+    holds the separator runs text by text.
     """
     joined = _JOIN.join(texts)
     if joined.count(SEPARATOR) != max(len(texts) - 1, 0):
-        lists = [(alone or items)(text) for text in texts]
+        lists = [items(text) for text in texts]
         lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
         flat = np.empty(int(lengths.sum()), dtype=object)
         flat[:] = [item for part in lists for item in part]
@@ -179,6 +180,12 @@ class TokenBatch:
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    @cached_property
+    def distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, uniques): tokens == uniques[codes], uniques in first-seen order. The
+        vocabulary and the features both describe each distinct token once."""
+        return pd.factorize(self.tokens)
 
     @classmethod
     def from_rows(cls, tokens: np.ndarray, rows: np.ndarray, n_texts: int) -> TokenBatch:

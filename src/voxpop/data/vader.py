@@ -33,14 +33,12 @@ import numpy as np
 import pandas as pd
 
 from voxpop.data.errors import VoxpopError
+from voxpop.data.text import items_per_text
 
 # The analyzer's time grows with the square of a text's length (measured: 0.03 s at 5,000
 # characters, 7.7 s at 80,000), so voxpop scores the opening of a text only; the port keeps the cap
 # so that its scores stay those of the analyzer.
 VADER_MAX_CHARS = 1000
-# Texts are split as one joined string; the separator is its own whitespace-delimited word (private
-# use: no emoji description, no punctuation). A batch holding it is split text by text.
-_SEPARATOR = "\ue000"
 _PUNCTUATION = string.punctuation
 
 
@@ -149,25 +147,15 @@ def _words(rules: _Rules, texts: list[str]) -> tuple[list[str], np.ndarray, np.n
     """(the texts with their emoji described, every whitespace-separated word of them flat (object
     array), and the row of each word). The analyzer puts a space before a description unless one
     precedes it, and none after: " " + description splits into the same words."""
-    joined = f"\n{_SEPARATOR}\n".join(texts)
-    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    points = np.frombuffer("\n".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     emoji = np.flatnonzero(rules.emoji[points])
     if len(emoji):  # describe the emoji of the texts that hold some (str.translate: one pass each)
-        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 3
-        owners = np.searchsorted(np.cumsum(lengths), emoji, side="right")
+        ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1)
         texts = list(texts)
-        for row in np.unique(owners).tolist():
+        for row in np.unique(np.searchsorted(ends, emoji, side="right")).tolist():
             texts[row] = texts[row].translate(rules.describe_emoji)
-        joined = f"\n{_SEPARATOR}\n".join(texts)
-    if joined.count(_SEPARATOR) != len(texts) - 1:  # a text holds the separator
-        lists = [text.split() for text in texts]
-        lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-        return (texts, np.array([w for ws in lists for w in ws], dtype=object),
-                np.repeat(np.arange(len(texts)), lengths))
-    split = np.array(joined.split(), dtype=object)
-    separators = split == _SEPARATOR
-    rows = np.cumsum(separators)
-    return texts, split[~separators], rows[~separators]
+    words, rows = items_per_text(texts, str.split)
+    return texts, words, rows
 
 
 class _Sentiments:
