@@ -23,10 +23,6 @@ FORMAT_VERSION = 1
 # larger than any real vocabulary is refused before it is parsed into memory.
 MAX_JSON_BYTES = 256 * 1024 * 1024
 SIDES = ("pre", "post")
-# encode works through the rows in blocks of about this many characters (about 1,500 tweets): its
-# intermediate arrays (a few per character) then stay small and in the CPU caches, whatever the
-# number of rows (100,000 tweets encode a third faster than in one block).
-ENCODE_BLOCK_CHARS = 2**18
 # Every model input the Preprocessor makes, with its ONNX/numpy dtype.
 INPUT_DTYPES = {"tokens": "int32", "features": "float32", "grams": "int32",
                 "gram_weights": "float32"}
@@ -84,7 +80,7 @@ class Preprocessor:
         if len(self.labels) < 2:
             raise VoxpopError(f"training labels have {len(self.labels)} class(es) "
                               f"({', '.join(self.labels)}); a classifier needs at least 2")
-        row_blocks = blocks(texts, ENCODE_BLOCK_CHARS)
+        row_blocks = blocks(texts)
         batches = [self.tokenizer.tokenize_batch(texts[rows]) for rows in row_blocks]
         self.vocabulary = Vocabulary.build(itertools.chain.from_iterable(b.tokens for b in batches),
                                            max_tokens=self.max_tokens, min_freq=self.min_freq)
@@ -131,7 +127,7 @@ class Preprocessor:
             encoded["grams"] = np.zeros((n, self.ngrams.max_grams), dtype=np.int32)
             encoded["gram_weights"] = np.zeros((n, self.ngrams.max_grams), dtype=np.float32)
         width = 1
-        for rows in blocks(texts, ENCODE_BLOCK_CHARS):
+        for rows in blocks(texts):
             part = self._encode_block(texts[rows], None if features is None else features[rows], wanted)
             for name, block in part.items():
                 if name not in encoded:
