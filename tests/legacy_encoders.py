@@ -579,7 +579,8 @@ def _mix(hashes: np.ndarray) -> np.ndarray:
 # fitted state of a voxpop Preprocessor ----------------------------------------------------------
 
 def fitted_state(pre, texts: list[str]) -> dict:
-    """What Preprocessor.fit computed from these texts: vocabulary, max_len, scaler, n-grams."""
+    """What Preprocessor.fit computed from these texts with `pre`'s options: vocabulary, max_len,
+    scaler, n-gram idf and max_grams."""
     from collections import Counter
 
     batch = Tokenizer(CleaningOptions(**pre.cleaning.to_json())).tokenize_batch(texts)
@@ -589,35 +590,48 @@ def fitted_state(pre, texts: list[str]) -> dict:
         max_len = int(pre.max_len_option)
     else:
         max_len = max(1, math.ceil(np.percentile(batch.lengths, pre.max_len_percentile)))
-    raw = engineered_features(texts, batch)
+    raw = engineered_features(texts, batch) if pre.engineered_features else np.zeros((len(texts), 0))
     ordered = np.sort(raw, axis=0)
     means = ordered.mean(axis=0)
     stds = np.sqrt(np.sort((ordered - means) ** 2, axis=0).mean(axis=0))
     state = {"vocabulary": kept[: pre.max_tokens - 2], "max_len": max_len, "means": means,
              "stds": np.where(stds > 0, stds, 1.0)}
-    if pre.ngrams is not None:
-        grams = HashedNgrams(buckets=pre.ngrams.buckets).fit(texts)
+    if pre.ngram_buckets is not None:
+        grams = HashedNgrams(buckets=pre.ngram_buckets).fit(texts)
         state.update(idf=grams.idf, max_grams=grams.max_grams)
     return state
 
 
-def encode(pre, texts: list[str]) -> dict[str, np.ndarray]:
-    """Preprocessor.encode(texts) for a Preprocessor without user feature columns."""
-    batch = Tokenizer(CleaningOptions(**pre.cleaning.to_json())).tokenize_batch(texts)
-    index = {token: i + 2 for i, token in enumerate(pre.vocabulary.tokens)}
-    ids = np.array([index.get(t, 1) for t in batch.tokens], dtype=np.int32)
-    tokens = np.zeros((len(texts), pre.max_len), dtype=np.int32)
-    for row, (a, b) in enumerate(zip(batch.offsets[:-1], batch.offsets[1:])):
-        kept = ids[a:b][:pre.max_len] if pre.truncating == "post" else ids[a:b][-pre.max_len:]
-        if len(kept):
-            if pre.padding == "pre":
-                tokens[row, pre.max_len - len(kept):] = kept
-            else:
-                tokens[row, :len(kept)] = kept
-    raw = engineered_features(texts, batch)
-    encoded = {"tokens": tokens,
-               "features": ((raw - pre.scaler.means) / pre.scaler.stds).astype(np.float32)}
-    if pre.ngrams is not None:
+def pad_sequences(ids: np.ndarray, offsets: np.ndarray, *, max_len: int, padding: str,
+                  truncating: str) -> np.ndarray:
+    """vocab.py's pad_sequences."""
+    lengths = np.diff(offsets)
+    kept = np.minimum(lengths, max_len)
+    source_start = offsets[:-1] + (lengths - kept if truncating == "pre" else 0)
+    target_start = max_len - kept if padding == "pre" else np.zeros_like(kept)
+    within = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
+    out = np.full((len(kept), max_len), 0, dtype=np.int32)
+    rows = np.repeat(np.arange(len(kept)), kept)
+    out[rows, np.repeat(target_start, kept) + within] = ids[np.repeat(source_start, kept) + within]
+    return out
+
+
+def encode(pre, texts: list[str], inputs=None) -> dict[str, np.ndarray]:
+    """Preprocessor.encode(texts, inputs=inputs) for a Preprocessor without user feature columns."""
+    wanted = pre.input_names if inputs is None else list(inputs)
+    encoded = {}
+    if "tokens" in wanted or "features" in wanted:
+        batch = Tokenizer(CleaningOptions(**pre.cleaning.to_json())).tokenize_batch(texts)
+    if "tokens" in wanted:
+        index = pd.Index(pre.vocabulary.tokens, dtype=object)
+        positions = index.get_indexer(np.asarray(batch.tokens, dtype=object))
+        ids = np.where(positions < 0, 1, positions + 2).astype(np.int32)
+        encoded["tokens"] = pad_sequences(ids, batch.offsets, max_len=pre.max_len,
+                                          padding=pre.padding, truncating=pre.truncating)
+    if "features" in wanted:
+        raw = engineered_features(texts, batch) if pre.engineered_features else np.zeros((len(texts), 0))
+        encoded["features"] = ((raw - pre.scaler.means) / pre.scaler.stds).astype(np.float32)
+    if pre.ngrams is not None and ("grams" in wanted or "gram_weights" in wanted):
         grams = HashedNgrams(buckets=pre.ngrams.buckets, word_ngrams=pre.ngrams.word_ngrams,
                              char_ngrams=pre.ngrams.char_ngrams, min_df=pre.ngrams.min_df)
         grams.idf, grams.max_grams = pre.ngrams.idf, pre.ngrams.max_grams
