@@ -76,7 +76,7 @@ def _token_features(batch: TokenBatch) -> dict[str, np.ndarray]:
     """Per-text sums over the analysis tokens, vectorised: each distinct token is described once
     (kind, valence, negation), then numpy adds the descriptions up per text."""
     n = len(batch.offsets) - 1
-    codes, uniques = batch.distinct
+    codes, uniques = batch.codes, batch.uniques
     distinct = uniques.tolist()
     kinds = np.array([KINDS.index(_token_kind(t)) for t in distinct], dtype=np.int64)
     is_word = kinds == KINDS.index("word")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from voxpop.data.errors import VoxpopError
-from voxpop.data.text import blocks, items_per_text, opening
+from voxpop.data.text import blocks, expand, items_per_text, opening
 
 # scikit-learn's default token pattern, (?u)\b\w\w+\b: a greedy \w\w+ matches whole runs of word
 # characters, so the \b are implied (and it is a third faster).
@@ -190,7 +190,7 @@ class HashedNgrams:
         hashes = _mix(np.fromiter((zlib.crc32(word.encode("utf-8", "surrogatepass"))
                                    for chunk_words in words for word in chunk_words),
                                   dtype=np.uint64, count=int(per_chunk.sum())))
-        per_occurrence, hashes = _gather(per_chunk, hashes, codes)
+        per_occurrence, hashes = expand(per_chunk, hashes, codes)
         rows = np.repeat(chunk_rows, per_occurrence)  # the words of each text, in order
         parts = []
         if self.word_ngrams[0] == 1:
@@ -212,7 +212,7 @@ class HashedNgrams:
         if kept is not None:
             owner = np.repeat(np.arange(len(per_distinct)), per_distinct)[kept[buckets]]
             per_distinct, buckets = np.bincount(owner, minlength=len(per_distinct)), buckets[kept[buckets]]
-        per_chunk, buckets = _gather(per_distinct, buckets, codes)
+        per_chunk, buckets = expand(per_distinct, buckets, codes)
         return np.repeat(chunk_rows, per_chunk), buckets
 
     def _bucket(self, hashes: np.ndarray) -> np.ndarray:
@@ -291,14 +291,6 @@ def _sizes(option: str, sizes) -> tuple[int, int] | None:
     if not 1 <= low <= high:
         raise VoxpopError(f"{option} must be (low, high) with 1 <= low <= high (got {(low, high)})")
     return low, high
-
-
-def _gather(per_distinct: np.ndarray, flat: np.ndarray, positions: np.ndarray):
-    """Expand per-distinct-item hash lists (counts + flat) to every occurrence (counts + flat)."""
-    per_item = per_distinct[positions]
-    starts = np.cumsum(per_distinct) - per_distinct
-    within = np.arange(per_item.sum()) - np.repeat(np.cumsum(per_item) - per_item, per_item)
-    return per_item, flat[np.repeat(starts[positions], per_item) + within]
 
 
 def _string_hashes(codes: np.ndarray, begins: np.ndarray, sizes: np.ndarray) -> np.ndarray:

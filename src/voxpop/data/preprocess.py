@@ -147,8 +147,8 @@ class Preprocessor:
         if "tokens" in wanted or "features" in wanted:
             batch = self.tokenizer.tokenize_batch(texts)
         if "tokens" in wanted:
-            codes, distinct = batch.distinct
-            encoded["tokens"] = pad_sequences(self.vocabulary.ids(distinct)[codes], batch.offsets,
+            ids = self.vocabulary.ids(batch.uniques)[batch.codes]
+            encoded["tokens"] = pad_sequences(ids, batch.offsets,
                                               max_len=self.max_len, padding=self.padding,
                                               truncating=self.truncating)
         if "features" in wanted:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -179,26 +178,21 @@ def _object_array(items: list[str]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TokenBatch:
-    """The tokens of many texts, flat: text i has tokens[offsets[i]:offsets[i + 1]]."""
+    """The tokens of many texts, flat: text i has tokens[offsets[i]:offsets[i + 1]], and token j is
+    uniques[codes[j]] (the vocabulary and the features describe each distinct token once)."""
 
-    tokens: np.ndarray  # object [total]: str
+    codes: np.ndarray  # int64 [total]
+    uniques: np.ndarray  # object [distinct]: str, in first-seen order
     offsets: np.ndarray  # int64 [n + 1]
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """object [total]: every token, in order."""
+        return self.uniques[self.codes]
 
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
-
-    @cached_property
-    def distinct(self) -> tuple[np.ndarray, np.ndarray]:
-        """(codes, uniques): tokens == uniques[codes], uniques in first-seen order. The
-        vocabulary and the features both describe each distinct token once."""
-        return pd.factorize(self.tokens)
-
-    @classmethod
-    def from_rows(cls, tokens: np.ndarray, rows: np.ndarray, n_texts: int) -> TokenBatch:
-        """From flat tokens and the (non-decreasing) row of each."""
-        counts = np.bincount(rows, minlength=n_texts)
-        return cls(tokens, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
     def lists(self) -> list[list[str]]:
         """One token list per text."""
@@ -225,24 +219,30 @@ class Tokenizer:
         return self.tokenize_batch(texts).lists()
 
     def tokenize_batch(self, texts) -> TokenBatch:
-        """Tokens of all texts as one `TokenBatch`."""
+        """Tokens of all texts as one `TokenBatch`: the cleaned texts are split on whitespace, and
+        each distinct chunk is tokenized once (most are plain words, which need no regex:
+        measured half the time of one findall over the whole text), then repeated."""
         texts = opening(texts)
-        tokens, rows = items_per_text(texts, self._tokens)
-        return TokenBatch.from_rows(tokens, rows, len(texts))
+        chunks, rows = items_per_text(texts, self._chunks)
+        chunk_codes, distinct = pd.factorize(chunks)
+        findall = self._regex.findall
+        chunk_tokens = [[chunk] if chunk.isalpha() else findall(chunk) for chunk in distinct.tolist()]
+        per_chunk = np.fromiter(map(len, chunk_tokens), dtype=np.int64, count=len(chunk_tokens))
+        flat = np.empty(int(per_chunk.sum()), dtype=object)
+        flat[:] = [token for tokens in chunk_tokens for token in tokens]
+        token_codes, uniques = pd.factorize(flat)
+        per_occurrence, codes = expand(per_chunk, token_codes, chunk_codes)
+        counts = np.bincount(np.repeat(rows, per_occurrence), minlength=len(texts))
+        return TokenBatch(codes, uniques, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
-    def _tokens(self, text: str) -> list[str]:
-        """The tokens of `text` cleaned, chunk by chunk: most chunks are plain words, which need
-        no regex (measured: half the time of one findall over the whole text), and the others
-        repeat ("<user>", "great!"), so each distinct one is searched once."""
-        tokens: list[str] = []
-        append, extend, findall = tokens.append, tokens.extend, self._regex.findall
-        found = {SEPARATOR: [SEPARATOR]}
-        for chunk in clean(text, self.options).split():
-            if chunk.isalpha():
-                append(chunk)
-            else:
-                chunk_tokens = found.get(chunk)
-                if chunk_tokens is None:
-                    chunk_tokens = found[chunk] = findall(chunk)
-                extend(chunk_tokens)
-        return tokens
+    def _chunks(self, text: str) -> list[str]:
+        return clean(text, self.options).split()
+
+
+def expand(per_distinct: np.ndarray, flat: np.ndarray, positions: np.ndarray):
+    """Per-distinct-item lists (their lengths, and their items flat) repeated for every occurrence
+    (the distinct item of each, `positions`): (length per occurrence, items flat)."""
+    per_item = per_distinct[positions]
+    starts = np.cumsum(per_distinct) - per_distinct
+    within = np.arange(per_item.sum()) - np.repeat(np.cumsum(per_item) - per_item, per_item)
+    return per_item, flat[np.repeat(starts[positions], per_item) + within]
