@@ -40,7 +40,11 @@ def predict(
     per_member: bool = typer.Option(False, "--per-member", help="Add each member's own label (label_<member>)."),
     batch_size: int = typer.Option(2048, "--batch-size", help="Rows read, encoded and predicted at a time."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if really usable, else CPU) | cpu | cuda."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads in total (default: all cores)."),
+    threads: int = typer.Option(
+        None, "--threads",
+        help="CPU threads in total (default: all cores); with 2 or more, one encodes the next chunk "
+             "while ONNX Runtime runs this one on the others.",
+    ),
     no_fused: bool = typer.Option(
         False, "--no-fused", help="Run members in separate sessions even where the fused graph would do."
     ),
