@@ -189,10 +189,12 @@ def main() -> None:
                          f"{result.get('arrays_equal_to_before', '')} | {result['output']} |")
     long_text = results["long_text_30mb"]
     if "voxpop" in long_text:
-        lines.append(f"\nOne long text (\"s\" + \"o\" * n), peak RSS growth of encoding it in a fresh "
-                     f"process: voxpop {long_text['voxpop']}; before, on a tenth of it, "
-                     f"{long_text['legacy']}. Each encoder now reads the first MAX_TEXT_CHARS = "
-                     "100,000 characters of a text.")
+        now, then = long_text["voxpop"], long_text["legacy"]
+        lines.append(f"\nOne long text (\"s\" + \"o\" * n) encoded in a fresh process, peak RSS growth: "
+                     f"voxpop {now['peak_rss_growth_mb']} MB for {now['characters']:,} characters "
+                     f"({now['seconds']} s); before, {then['peak_rss_growth_mb']} MB for a tenth of "
+                     f"it, {then['characters']:,} characters ({then['seconds']} s). Each encoder now "
+                     "reads the first MAX_TEXT_CHARS = 100,000 characters of a text.")
     print("\n".join(lines))
     record("encode", results, summary_md="\n".join(lines),
            command=f"bench/bench_encode.py --rows {args.rows}")
