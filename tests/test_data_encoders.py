@@ -183,6 +183,37 @@ def test_vader_port_equals_the_analyzer(tweets):
     assert (expected[:, 0] != 0).mean() > 0.5  # most texts carry sentiment: the rules ran
 
 
+@pytest.mark.slow
+def test_encode_gives_todays_arrays_on_long_newsgroup_posts():
+    import pandas as pd
+
+    from conftest import dataset_path
+
+    frame = pd.read_csv(dataset_path("newsgroups20_train.csv")).sample(1500, random_state=3)
+    texts, labels = frame["text"].astype(str).tolist(), frame["label"].astype(str).tolist()
+    pre = Preprocessor().fit(texts[:1000], labels[:1000])
+    old = legacy.fitted_state(pre, texts[:1000])
+    np.testing.assert_array_equal(pre.ngrams.idf, old["idf"])
+    assert pre.vocabulary.tokens == old["vocabulary"] and pre.ngrams.max_grams == old["max_grams"]
+    _equal(pre.encode(texts[1000:]), legacy.encode(pre, texts[1000:]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tweet_sentiment.csv", "newsgroups20_train.csv",
+                                  "rotten_tomatoes.csv", "uci_sentences.csv"])
+def test_vader_port_equals_the_analyzer_on_every_row_of_the_shared_data_sets(name):
+    import pandas as pd
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from conftest import dataset_path
+
+    texts = pd.read_csv(dataset_path(name))["text"].fillna("").astype(str).tolist()
+    analyzer = SentimentIntensityAnalyzer()
+    expected = np.array([[s["compound"], s["pos"], s["neg"]] for s in
+                         (analyzer.polarity_scores(t[:VADER_MAX_CHARS]) for t in texts)])
+    np.testing.assert_array_equal(vader_scores(texts), expected)
+
+
 def test_python_round_rounds_as_python():
     rng = np.random.default_rng(0)
     for digits in (3, 4):

@@ -163,8 +163,9 @@ class HashedNgrams:
         if self.char_ngrams:
             rows, ids = self._char_grams(distinct, codes, chunk_rows, kept)
             keys.append(((rows * 2 + 1) << self._id_bits) | ids)
-        # Both blocks' keys are grouped by row: a stable sort (timsort, which merges runs) is twice
-        # as fast here as numpy's default quicksort (measured on 2,048 tweets, 340 keys each).
+        # The keys come in three runs in row order (unigrams, bigrams, char grams): a stable sort
+        # (timsort, which merges runs) is twice as fast here as numpy's default quicksort
+        # (measured on 2,048 tweets, 340 keys each).
         keys = np.sort(np.concatenate(keys), kind="stable")
         starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) \
             else np.zeros(0, dtype=np.int64)
@@ -180,8 +181,8 @@ class HashedNgrams:
 
     def _word_grams(self, chunks: list[str], codes: np.ndarray, chunk_rows: np.ndarray,
                     kept: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """(row, bucket) of every word unigram and bigram, grouped by row, from the distinct
-        chunks and the chunk id and row of each occurrence."""
+        """(row, bucket) of every word unigram, then of every bigram (each in row order), from
+        the distinct chunks and the chunk id and row of each occurrence."""
         # Most chunks are one word (alphanumeric); the others are searched, once each.
         words = [[chunk] if chunk.isalnum() and len(chunk) > 1 else _WORD.findall(chunk)
                  for chunk in chunks]
@@ -206,7 +207,7 @@ class HashedNgrams:
 
     def _char_grams(self, chunks: list[str], codes: np.ndarray, chunk_rows: np.ndarray,
                     kept: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """(row, bucket) of every char_wb gram, grouped by row (as _word_grams)."""
+        """(row, bucket) of every char_wb gram, in row order (as _word_grams)."""
         per_distinct, hashes = self._char_gram_hashes(chunks)
         buckets = self._bucket(hashes)
         if kept is not None:

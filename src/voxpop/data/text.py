@@ -19,9 +19,9 @@ import pandas as pd
 
 # What each encoder reads of a text, so that memory per row is bounded whatever the text. Every
 # text of the shared data sets is shorter (the longest, a newsgroup post, has 66,536 characters),
-# so this changes no real row; a 30 MB text is encoded as its first 100,000 characters, with a
-# peak of about 60 MB more than a tweet (bench/bench_encode.py, "long text"), where reading it
-# whole took 2.85 GB (the repeat-squeezing regex backtracking over one long run).
+# so this changes no real row. Measured (bench/bench_encode.py, long text): a 30 MB text encodes
+# as its first 100,000 characters with a peak of 20 MB more memory, where reading it whole took
+# 2.85 GB in issue 16 and 9.4 GB here (the repeat-squeezing regex backtracking over one run).
 MAX_TEXT_CHARS = 100_000
 
 URL = r"(?:https?://|www\.)\S+"
@@ -154,8 +154,7 @@ def items_per_text(texts: list[str], items: Callable[[str], list[str]]) -> tuple
     if joined.count(SEPARATOR) != max(len(texts) - 1, 0):
         lists = [items(text) for text in texts]
         lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-        flat = np.empty(int(lengths.sum()), dtype=object)
-        flat[:] = [item for part in lists for item in part]
+        flat = _object_array([item for part in lists for item in part])
         return flat, np.repeat(np.arange(len(texts)), lengths)
     found = items(joined)
     # Where the separators are (list.index compares in C, and finds each after the previous).
@@ -169,11 +168,8 @@ def items_per_text(texts: list[str], items: Callable[[str], list[str]]) -> tuple
 
 
 def _object_array(items: list[str]) -> np.ndarray:
-    # np.array(list of str, dtype=object) would make a 2-D array of a list of equal-length lists,
-    # never of strings, but an explicit 1-D array states the intent.
-    out = np.empty(len(items), dtype=object)
-    out[:] = items
-    return out
+    """A 1-D object array of the strings (for pandas' hashing and numpy's gathers)."""
+    return np.fromiter(items, dtype=object, count=len(items))
 
 
 @dataclass(frozen=True)
@@ -228,9 +224,8 @@ class Tokenizer:
         findall = self._regex.findall
         chunk_tokens = [[chunk] if chunk.isalpha() else findall(chunk) for chunk in distinct.tolist()]
         per_chunk = np.fromiter(map(len, chunk_tokens), dtype=np.int64, count=len(chunk_tokens))
-        flat = np.empty(int(per_chunk.sum()), dtype=object)
-        flat[:] = [token for tokens in chunk_tokens for token in tokens]
-        token_codes, uniques = pd.factorize(flat)
+        token_codes, uniques = pd.factorize(
+            _object_array([token for tokens in chunk_tokens for token in tokens]))
         per_occurrence, codes = expand(per_chunk, token_codes, chunk_codes)
         counts = np.bincount(np.repeat(rows, per_occurrence), minlength=len(texts))
         return TokenBatch(codes, uniques, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))

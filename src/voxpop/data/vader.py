@@ -1,7 +1,7 @@
 """VADER's sentiment scores (Hutto & Gilbert 2014) for many texts at once, equal to vaderSentiment's.
 
 `vader_scores(texts)` returns, per text, what `SentimentIntensityAnalyzer().polarity_scores` returns
-for its opening (compound, pos, neg), bit for bit (tests/test_data_vader.py compares them on
+for its opening (compound, pos, neg), bit for bit (tests/test_data_encoders.py compares them on
 thousands of real texts and on texts made to hit every rule). The analyzer applies its rules one
 word at a time in Python and rebuilds the lowered word list for every rule it checks, so its time
 grows with the square of a text's length: about 40 us per tweet, the larger part of encoding.
@@ -59,7 +59,6 @@ class _Rules:
 
     lexicon: dict[str, float]
     boosters: dict[str, float]
-    negations: frozenset[str]
     lexicon_index: pd.Index  # the same words, for lookups of many words at once
     booster_index: pd.Index
     negation_index: pd.Index
@@ -83,7 +82,6 @@ def _rules() -> _Rules:
     is_emoji = np.zeros(0x110000, dtype=bool)
     is_emoji[list(emoji)] = True
     return _Rules(lexicon=analyzer.lexicon, boosters=dict(vs.BOOSTER_DICT),
-                  negations=frozenset(vs.NEGATE),
                   idioms={tuple(k.split(" ")): v for k, v in vs.SPECIAL_CASES.items() if " " in k},
                   booster_phrases={tuple(k.split(" ")): v for k, v in vs.BOOSTER_DICT.items()
                                    if " " in k},
