@@ -15,13 +15,21 @@ Paths, each on the same encoded rows (tokenization timed separately):
 Also the CLI end to end (`voxpop predict` on a 20,000-row CSV, subprocess) and the share of its
 time spent in tokenization, and cold starts of `voxpop --help` and of a one-line stdin predict.
 
+--encoding-only measures the encoding part alone (results/inference_encoding.json): the bundle's
+inputs encoded by voxpop and by today's encoders before issue 20 (tests/legacy_encoders.py), the
+fused graph on those inputs, and `voxpop predict` end to end, also run from --baseline-src (the
+`src` of an older checkout, e.g. `git archive 8459b39 src | tar -x -C /tmp/base`) on the same
+bundle and rows, so before and after come from one run.
+
 Run: .venv/bin/python bench/bench_inference.py [--demo-dir voxpop-demo] [--rows 20000]
+     [--encoding-only [--baseline-src /tmp/base/src]]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -103,10 +111,83 @@ def keras_members(run_dir: Path, manifest):
             for m in manifest.members]
 
 
+def cli_predict_seconds(bundle: Path, source: Path, out: Path, src: Path | None = None) -> float:
+    """Wall seconds of `voxpop predict BUNDLE SOURCE --out OUT` in a subprocess (from `src`)."""
+    env = {**os.environ, "PYTHONPATH": str(src)} if src else None
+    with Timer() as cli:
+        subprocess.run([VOXPOP, "predict", str(bundle), str(source), "--out", str(out)],
+                       check=True, capture_output=True, env=env)
+    return cli.seconds
+
+
+def encoding_only(args, bundle: Path, manifest: dict, texts: list[str]) -> None:
+    """The encoding part: voxpop's and today's encoders on the bundle's inputs, the fused graph,
+    and `voxpop predict` end to end (now and from --baseline-src), in one run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import legacy_encoders
+
+    from voxpop.ensemble import Ensemble
+
+    fused = Ensemble.load(bundle, fused=True)
+    needed = sorted({name for m in manifest["members"] for name in m["inputs"]})
+    fused.encode(texts[:100])  # warm up: lazy tables, imports
+    encode_s = min(best_of(lambda: fused.encode(texts), repeats=1) for _ in range(2))
+    encoded = fused.encode(texts)
+    before_s = best_of(lambda: legacy_encoders.encode(fused.preprocessor, texts, inputs=needed), repeats=2)
+    before = legacy_encoders.encode(fused.preprocessor, texts, inputs=needed)
+    same = all(np.array_equal(encoded[k], before[k]) for k in encoded)
+    graph_s = best_of(in_batches(lambda b: fused.predict_encoded(b, voting="weighted"), encoded,
+                                 2048, len(texts)), repeats=2)
+    results = {"rows": len(texts), "members": [m["family"] for m in manifest["members"]],
+               "inputs": needed, "encode_rows_per_s": round(len(texts) / encode_s),
+               "encode_rows_per_s_before": round(len(texts) / before_s),
+               "encode_speedup": round(before_s / encode_s, 2), "arrays_equal_to_before": same,
+               "fused_graph_rows_per_s_batch_2048": round(len(texts) / graph_s)}
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "texts.csv"
+        pd.DataFrame({"text": texts}).to_csv(source, index=False, quoting=1)
+        runs = {"now": None, "before": args.baseline_src}
+        seconds = {name: [] for name, src in runs.items() if name == "now" or src}
+        for _ in range(3):  # alternately, best of 3: the machine is shared
+            for name in seconds:
+                seconds[name].append(cli_predict_seconds(bundle, source, Path(tmp) / "p.csv", runs[name]))
+    for name, values in seconds.items():
+        suffix = "" if name == "now" else "_before"
+        results[f"cli_predict_rows_per_s{suffix}"] = round(len(texts) / min(values), 1)
+        results[f"encoding_share_of_cli{suffix}"] = round(
+            (encode_s if name == "now" else before_s) / min(values), 3)
+    print(json.dumps(results, indent=1))
+    lines = [f"{len(texts):,} airline tweets, bundle of {len(manifest['members'])} members "
+             f"({', '.join(results['members'])}; inputs {', '.join(needed)}), one encode call; "
+             "before: today's encoders before issue 20 (tests/legacy_encoders.py) in the same run"
+             + (f", and `voxpop predict` from {args.baseline_src} (commit 8459b39)" if args.baseline_src else "")
+             + "; CLI best of 3, alternating.\n",
+             "| measure | before | now |", "| --- | --- | --- |",
+             f"| encoding, rows/s | {results['encode_rows_per_s_before']:,} | {results['encode_rows_per_s']:,} "
+             f"({results['encode_speedup']}x; arrays equal: {same}) |",
+             f"| fused graph alone, rows/s (batch 2048) | | {results['fused_graph_rows_per_s_batch_2048']:,} |"]
+    if "cli_predict_rows_per_s_before" in results:
+        lines.append(f"| `voxpop predict` CSV to CSV, rows/s | {results['cli_predict_rows_per_s_before']:,} | "
+                     f"{results['cli_predict_rows_per_s']:,} |")
+        lines.append(f"| encoding time / CLI time | {100 * results['encoding_share_of_cli_before']:.0f}% | "
+                     f"{100 * results['encoding_share_of_cli']:.0f}% |")
+    else:
+        lines.append(f"| `voxpop predict` CSV to CSV, rows/s | | {results['cli_predict_rows_per_s']:,} |")
+        lines.append(f"| encoding time / CLI time | | {100 * results['encoding_share_of_cli']:.0f}% |")
+    lines.append("\nNow `voxpop predict` encodes the next chunk while the graph runs this one (one "
+                 "of the threads encodes, the session gets the others), so the encoding share is "
+                 "the encoding's time over the whole run's, not time added to it.")
+    record("inference_encoding", results, summary_md="\n".join(lines),
+           command=f"bench/bench_inference.py --encoding-only --demo-dir {args.demo_dir} --rows {args.rows}"
+           + (f" --baseline-src {args.baseline_src}" if args.baseline_src else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo-dir", type=Path, default=Path("voxpop-demo"))
     parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--encoding-only", action="store_true")
+    parser.add_argument("--baseline-src", type=Path, default=None)
     args = parser.parse_args()
     bundle, run_dir = args.demo_dir / "bundle", args.demo_dir / "runs" / "demo"
     from voxpop.ensemble.bundle import read_manifest
@@ -115,6 +196,8 @@ def main() -> None:
     weights = np.asarray([m.weight for m in manifest.members], dtype=np.float64)
     texts = pd.read_csv(args.demo_dir / "data" / "airline_tweets.csv")["text"].astype(str).tolist()
     texts = (texts * (args.rows // len(texts) + 1))[:args.rows]
+    if args.encoding_only:
+        return encoding_only(args, bundle, manifest, texts)
 
     from voxpop.ensemble import Ensemble
     from voxpop.export.quantize import quantize_int8

@@ -585,7 +585,11 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     passed = sum(r["verdict"] == "pass" for r in results)
-    tested = "this checkout" if args.src.resolve() == (REPO / "src").resolve() else str(args.src)
+    tested = "this checkout"
+    if args.src.resolve() != (REPO / "src").resolve():
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=args.src,
+                                capture_output=True, text=True).stdout.strip()
+        tested = f"{args.src} at commit {commit or 'unknown'}"
     lines = [f"{passed} of {len(results)} probes pass (classes: {', '.join(kinds)}; voxpop of "
              f"{tested}).\n",
              "| class | probe | exit | first stderr line | verdict |", "| --- | --- | --- | --- | --- |"]

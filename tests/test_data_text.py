@@ -118,7 +118,7 @@ def test_vader_scores_apply_its_negation_and_but_rules_that_lexicon_sums_miss():
 
 def test_vader_reads_only_the_opening_of_a_long_text():
     """Its cost grows with the square of the length: a long text is scored on its opening."""
-    from voxpop.data.features import VADER_MAX_CHARS
+    from voxpop.data.vader import VADER_MAX_CHARS
 
     opening = "What a wonderful, delightful film. "
     long_text = opening * (VADER_MAX_CHARS // len(opening)) + "Awful, terrible, hateful. " * 5000

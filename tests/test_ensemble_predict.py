@@ -130,3 +130,28 @@ def test_threads_are_split_across_member_sessions(bundle_dir):
     per_session = [s.get_session_options().intra_op_num_threads for s in ensemble._member_sessions.values()]
     ensemble.close()
     assert per_session == [1, 1, 1]  # 3 sessions side by side on 4 threads: 4 // 3
+
+
+def test_pipelined_chunks_equal_one_chunk_at_a_time_in_input_order(bundle_dir, held_out_texts, tmp_path):
+    """predict_chunks with the encoding of the next chunk overlapping the graph of this one gives
+    the frames the plain loop gives, in order; the sessions leave one thread to the encoder."""
+    import pandas as pd
+
+    from voxpop.data import iter_table_chunks
+    from voxpop.ensemble.stream import OutputColumns, predict_chunks
+
+    source = tmp_path / "texts.csv"
+    pd.DataFrame({"id": [f"row{i}" for i in range(95)], "text": held_out_texts[:95]}).to_csv(source, index=False)
+    columns = OutputColumns(with_ids=True, top_k=2, probs=True)
+    plain = Ensemble.load(bundle_dir, device="cpu", threads=3)
+    pipelined = Ensemble.load(bundle_dir, device="cpu", threads=3, pipeline=True)
+    assert pipelined._fused_session.get_session_options().intra_op_num_threads == 2
+    assert plain._fused_session.get_session_options().intra_op_num_threads == 3
+    assert not Ensemble.load(bundle_dir, device="cpu", threads=1, pipeline=True).pipeline
+    frames = {}
+    for name, ensemble in (("plain", plain), ("pipelined", pipelined)):
+        chunks = iter_table_chunks(source, chunk_rows=10, text_col="text", id_col="id", feature_cols=())
+        frames[name] = list(predict_chunks(ensemble, chunks, columns=columns, voting="weighted"))
+    assert len(frames["pipelined"]) == 10
+    pd.testing.assert_frame_equal(pd.concat(frames["pipelined"]), pd.concat(frames["plain"]))
+    assert pd.concat(frames["pipelined"])["id"].tolist() == [f"row{i}" for i in range(95)]

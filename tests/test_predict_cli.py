@@ -193,7 +193,8 @@ def test_failure_mid_stream_leaves_no_output_file(tmp_path, bundle_dir, rows, mo
     assert result.exit_code == 2
     assert re.match(rf"error: {re.escape(str(source))}: line \d+ \(row 46\), column 'tweet_id': "
                     "missing id", result.stderr.strip().splitlines()[-1])
-    assert [n for n, _ in written] == [10, 10, 10, 10]
+    # chunks 1-4 written, or 1-3 where the pipeline reads chunk 5 before it writes chunk 4
+    assert [n for n, _ in written] in ([10, 10, 10], [10, 10, 10, 10])
     assert {path for _, path in written} == {written[0][1]} and written[0][1] != target
     assert not target.exists() and not written[0][1].exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

@@ -7,16 +7,14 @@ analyzer), so new texts at serving time are described exactly as training texts 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from voxpop.data.errors import VoxpopError
-from voxpop.data.text import EMOJI, EMOTICON, WORD, CleaningOptions, TokenBatch, Tokenizer
+from voxpop.data.text import EMOJI, EMOTICON, WORD, CleaningOptions, TokenBatch, Tokenizer, opening
+from voxpop.data.vader import vader_lexicon_path, vader_scores
 
 # Words of two or more capitals (ASCII and Latin-1); the look-behind comes after the first letter
 # because Python's re scans much faster that way.
@@ -30,9 +28,6 @@ NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neith
                        "wasnt", "didnt", "doesnt", "shouldnt", "wouldnt", "couldnt"})
 # VADER's normalisation constant: compound = s / sqrt(s^2 + alpha).
 VADER_ALPHA = 15.0
-# VADER's analyzer is written for sentences and its time grows with the square of a text's length
-# (measured: 0.03 s at 5,000 characters, 7.7 s at 80,000), so it reads the opening of a text only.
-VADER_MAX_CHARS = 1000
 # The features read the text as the default tokenizer sees it: special tokens for URLs, mentions,
 # hashtags and numbers, emoticons and emoji as tokens, lower-cased words.
 ANALYSIS = Tokenizer(CleaningOptions())
@@ -48,17 +43,6 @@ FEATURE_NAMES = (
 )
 
 
-def vader_lexicon_path() -> Path:
-    """`vader_lexicon.txt` inside the installed vaderSentiment package."""
-    spec = importlib.util.find_spec("vaderSentiment")
-    if spec is None or not spec.submodule_search_locations:
-        raise VoxpopError("the package vaderSentiment is not installed (pip install vaderSentiment)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
-    if not path.is_file():
-        raise VoxpopError(f"{path}: VADER lexicon file missing from the vaderSentiment package")
-    return path
-
-
 @lru_cache(maxsize=1)
 def vader_lexicon() -> dict[str, float]:
     """Token -> mean valence (-4..4) from the VADER lexicon (tab separated: token, mean, ...)."""
@@ -70,26 +54,9 @@ def vader_lexicon() -> dict[str, float]:
     return lexicon
 
 
-@lru_cache(maxsize=1)
-def _vader_analyzer():
-    vader_lexicon_path()  # a clear error when the package is missing
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
-def _vader_scores(texts: list[str]) -> dict[str, np.ndarray]:
-    """VADER's own scores of the first VADER_MAX_CHARS characters of each raw text (Hutto &
-    Gilbert 2014). Its rules (negation within three words, "but", boosters, capitals, "!") are
-    what the plain lexicon sums miss."""
-    score = _vader_analyzer().polarity_scores
-    values = np.array([[s["compound"], s["pos"], s["neg"]]
-                       for s in (score(text[:VADER_MAX_CHARS]) for text in texts)],
-                      dtype=np.float64).reshape(len(texts), 3)
-    return {"vader_compound": values[:, 0], "vader_pos": values[:, 1], "vader_neg": values[:, 2]}
-
-
 def _token_kind(token: str) -> str:
+    if token.isalpha():  # most tokens: letters only are a WORD and never an emoticon or special
+        return "word"
     if token in _SPECIAL_KINDS:
         return _SPECIAL_KINDS[token]
     for kind, regex in (("emoticon", _EMOTICON), ("word", _WORD), ("emoji", _EMOJI)):
@@ -98,36 +65,49 @@ def _token_kind(token: str) -> str:
     return "punct"
 
 
-def _token_features(batch: TokenBatch, lexicon: dict[str, float]) -> dict[str, np.ndarray]:
+@lru_cache(maxsize=1)
+def _lexicon_index() -> tuple[pd.Index, np.ndarray]:
+    """The lexicon's tokens (to look many up at once in C) and their valences."""
+    lexicon = vader_lexicon()
+    return pd.Index(list(lexicon), dtype=object), np.fromiter(lexicon.values(), dtype=np.float64)
+
+
+def _token_features(batch: TokenBatch) -> dict[str, np.ndarray]:
     """Per-text sums over the analysis tokens, vectorised: each distinct token is described once
     (kind, valence, negation), then numpy adds the descriptions up per text."""
     n = len(batch.offsets) - 1
-    codes, uniques = pd.factorize(np.asarray(batch.tokens, dtype=object))
+    codes, uniques = batch.codes, batch.uniques
     distinct = uniques.tolist()
-    kinds = [_token_kind(t) for t in distinct]
-    is_word = np.array([k == "word" for k in kinds], dtype=bool)
-    valence = np.array([lexicon.get(t, 0.0) if k in ("word", "emoticon") else 0.0
-                        for t, k in zip(distinct, kinds)], dtype=np.float64)
-    negation = np.array([k == "word" and (t in NEGATIONS or t.endswith(("n't", "n’t")))
-                         for t, k in zip(distinct, kinds)], dtype=np.float64)
+    kinds = np.array([KINDS.index(_token_kind(t)) for t in distinct], dtype=np.int64)
+    is_word = kinds == KINDS.index("word")
+    index, valences = _lexicon_index()
+    found = index.get_indexer(pd.Index(uniques, dtype=object))
+    scored = (found >= 0) & (is_word | (kinds == KINDS.index("emoticon")))
+    valence = np.where(scored, valences[found], 0.0)
+    negation = is_word & np.array([t in NEGATIONS or t.endswith(("n't", "n’t")) for t in distinct],
+                                  dtype=bool)
+    # Counts (whole numbers: any order of addition gives the same sums) in one table, added up
+    # per text as differences of running totals over the tokens.
+    counted = {f"n_{kind}": kinds == k for k, kind in enumerate(KINDS)}
+    counted.update({
+        "n_letters": np.where(is_word, np.fromiter(map(len, distinct), dtype=np.int64,
+                                                   count=len(distinct)), 0),
+        "n_lex_pos": (valence > 0) & is_word, "n_lex_neg": (valence < 0) & is_word,
+        "n_negations": negation})
+    table = np.vstack([values.astype(np.int64) for values in counted.values()])  # [column, distinct]
+    running = np.zeros((len(counted), len(codes) + 1), dtype=np.int64)
+    np.cumsum(table[:, codes], axis=1, out=running[:, 1:])
+    sums = (running[:, batch.offsets[1:]] - running[:, batch.offsets[:-1]]).astype(np.float64)
+    columns = dict(zip(counted, sums))
     owner = np.repeat(np.arange(n), batch.lengths)
-
-    def per_text(values: np.ndarray) -> np.ndarray:
-        return np.bincount(owner, weights=values[codes], minlength=n)
-
-    columns = {f"n_{kind}": per_text(np.array([k == kind for k in kinds], dtype=np.float64))
-               for kind in KINDS}
-    columns["n_letters"] = per_text(np.where(is_word, [len(t) for t in distinct], 0).astype(np.float64))
     words = is_word[codes]
     pairs = np.sort(owner[words] * max(len(distinct), 1) + codes[words])  # (text, word) pairs
     first_seen = np.r_[True, pairs[1:] != pairs[:-1]] if len(pairs) else np.zeros(0, dtype=bool)
     columns["n_distinct_words"] = np.bincount(pairs[first_seen] // max(len(distinct), 1),
                                               minlength=n)
-    columns["lex_pos_sum"] = per_text(np.maximum(valence, 0.0))
-    columns["lex_neg_sum"] = per_text(np.minimum(valence, 0.0))
-    columns["n_lex_pos"] = per_text((valence > 0).astype(np.float64) * is_word)
-    columns["n_lex_neg"] = per_text((valence < 0).astype(np.float64) * is_word)
-    columns["n_negations"] = per_text(negation)
+    # Valences are not whole numbers: added in token order, as bincount does.
+    columns["lex_pos_sum"] = np.bincount(owner, weights=np.maximum(valence, 0.0)[codes], minlength=n)
+    columns["lex_neg_sum"] = np.bincount(owner, weights=np.minimum(valence, 0.0)[codes], minlength=n)
     columns["n_tokens"] = batch.lengths.astype(np.float64)
     return columns
 
@@ -161,7 +141,7 @@ def _char_tables() -> tuple[np.ndarray, np.ndarray]:
 def _char_counts(texts: list[str]) -> dict[str, np.ndarray]:
     """Per-text character counts, vectorised over the code points of all texts at once."""
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     owner = np.repeat(np.arange(len(texts)), lengths)
 
     def per_text(mask: np.ndarray) -> np.ndarray:
@@ -186,16 +166,19 @@ def _char_counts(texts: list[str]) -> dict[str, np.ndarray]:
 
 
 def engineered_features(texts, analysis: TokenBatch | None = None) -> np.ndarray:
-    """float64 [n, len(FEATURE_NAMES)] for raw texts, columns in `FEATURE_NAMES` order.
+    """float64 [n, len(FEATURE_NAMES)] for raw texts (their first MAX_TEXT_CHARS characters),
+    columns in `FEATURE_NAMES` order.
 
     `analysis` may pass `ANALYSIS.tokenize_batch(texts)` when the caller already has it.
     """
-    texts = list(texts)
+    texts = opening(texts)
     if analysis is None:
         analysis = ANALYSIS.tokenize_batch(texts)
-    columns = _token_features(analysis, vader_lexicon())
+    columns = _token_features(analysis)
     columns.update(_char_counts(texts))
-    columns.update(_vader_scores(texts))
+    # VADER's own scores (Hutto & Gilbert 2014): its rules (negation within three words, "but",
+    # boosters, capitals, "!") are what the plain lexicon sums miss.
+    columns.update(zip(("vader_compound", "vader_pos", "vader_neg"), vader_scores(texts).T))
     per_word = np.maximum(columns["n_word"], 1)
     total = columns["lex_pos_sum"] + columns["lex_neg_sum"]
     columns.update({

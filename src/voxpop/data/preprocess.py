@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from pathlib import Path
@@ -16,7 +17,14 @@ from voxpop.data.errors import VoxpopError
 from voxpop.data.features import ANALYSIS, FEATURE_NAMES, StandardScaler, engineered_features
 from voxpop.data.ngrams import HashedNgrams, NgramsRecord
 from voxpop.data.records import MAX_NAME_CHARS, FiniteFloat, Name, Record, load_json
-from voxpop.data.text import LEGACY_PATTERNS, TOKENIZERS, CleaningOptions, TokenBatch, Tokenizer
+from voxpop.data.text import (
+    LEGACY_PATTERNS,
+    TOKENIZERS,
+    CleaningOptions,
+    TokenBatch,
+    Tokenizer,
+    blocks,
+)
 from voxpop.data.vocab import Vocabulary, pad_sequences
 
 # 2 names the tokenizer (`tokenizer`); 1 stored its pattern (`tokenizer_pattern`) and still loads
@@ -96,12 +104,17 @@ class Preprocessor:
                               f"most {MAX_LABELS}")
         if self.max_tokens > MAX_VOCABULARY:
             raise VoxpopError(f"max_tokens must be <= {MAX_VOCABULARY} (got {self.max_tokens})")
-        batch = self.tokenizer.tokenize_batch(texts)
-        self.vocabulary = Vocabulary.build(batch.tokens, max_tokens=self.max_tokens,
-                                           min_freq=self.min_freq)
-        self.max_len = self._fit_max_len(batch.lengths)
+        row_blocks = blocks(texts)
+        batches = [self.tokenizer.tokenize_batch(texts[rows]) for rows in row_blocks]
+        self.vocabulary = Vocabulary.build(itertools.chain.from_iterable(b.tokens for b in batches),
+                                           max_tokens=self.max_tokens, min_freq=self.min_freq)
+        self.max_len = self._fit_max_len(np.concatenate([b.lengths for b in batches]))
         self.user_feature_names = [str(n) for n in feature_names]
-        self.scaler.fit(self._raw_features(texts, features, batch))
+        if features is not None:
+            features = np.asarray(features, dtype=np.float64).reshape(len(texts), -1)
+        self.scaler.fit(np.vstack([
+            self._raw_features(texts[rows], None if features is None else features[rows], batch)
+            for rows, batch in zip(row_blocks, batches)]))
         if self.ngram_buckets is not None:
             self.ngrams = HashedNgrams(buckets=self.ngram_buckets).fit(texts)
         self.fingerprint = training_fingerprint(texts, labels)
@@ -132,17 +145,39 @@ class Preprocessor:
         texts = _as_texts(texts)
         if features is not None or self.user_feature_names:
             _check_lengths(texts, None, features, self.user_feature_names)
+            features = np.asarray(features, dtype=np.float64).reshape(len(texts), -1)
+        n = len(texts)
+        encoded: dict[str, np.ndarray] = {}
+        if "grams" in wanted or "gram_weights" in wanted:  # filled block by block, cut at the end
+            encoded["grams"] = np.zeros((n, self.ngrams.max_grams), dtype=np.int32)
+            encoded["gram_weights"] = np.zeros((n, self.ngrams.max_grams), dtype=np.float32)
+        width = 1
+        for rows in blocks(texts):
+            part = self._encode_block(texts[rows], None if features is None else features[rows], wanted)
+            for name, block in part.items():
+                if name not in encoded:
+                    encoded[name] = np.empty((n, block.shape[1]), dtype=block.dtype)
+                encoded[name][rows] = block
+            if "grams" in encoded:
+                width = max(width, self.ngrams.transform_into(
+                    texts[rows], encoded["grams"][rows], encoded["gram_weights"][rows]))
+        if "grams" in encoded and width < self.ngrams.max_grams:  # as wide as the longest row
+            encoded["grams"] = encoded["grams"][:, :width].copy()
+            encoded["gram_weights"] = encoded["gram_weights"][:, :width].copy()
+        return {name: encoded[name] for name in INPUT_DTYPES if name in encoded}
+
+    def _encode_block(self, texts: list[str], features, wanted: list[str]) -> dict[str, np.ndarray]:
+        """tokens and features of a block of rows (encode writes its grams in place)."""
         encoded = {}
         if "tokens" in wanted or "features" in wanted:
             batch = self.tokenizer.tokenize_batch(texts)
         if "tokens" in wanted:
-            encoded["tokens"] = pad_sequences(self.vocabulary.ids(batch.tokens), batch.offsets,
+            ids = self.vocabulary.ids(batch.uniques)[batch.codes]
+            encoded["tokens"] = pad_sequences(ids, batch.offsets,
                                               max_len=self.max_len, padding=self.padding,
                                               truncating=self.truncating)
         if "features" in wanted:
             encoded["features"] = self.scaler.transform(self._raw_features(texts, features, batch))
-        if "grams" in wanted or "gram_weights" in wanted:
-            encoded["grams"], encoded["gram_weights"] = self.ngrams.transform(texts)
         return encoded
 
     def _raw_features(self, texts: list[str], features, batch: TokenBatch) -> np.ndarray:
@@ -377,7 +412,9 @@ def training_fingerprint(texts, labels) -> str:
     """sha256 of the training texts and labels in row order (JSON lines of [text, label])."""
     digest = hashlib.sha256()
     for text, label in zip(texts, labels):
-        digest.update(json.dumps([text, str(label)], ensure_ascii=False).encode("utf-8") + b"\n")
+        # surrogatepass: a lone surrogate (JSON can carry one) is hashed, not an error
+        digest.update(json.dumps([text, str(label)], ensure_ascii=False).encode("utf-8", "surrogatepass")
+                      + b"\n")
     return digest.hexdigest()
 
 

@@ -37,7 +37,9 @@ class Vocabulary:
 
     def ids(self, tokens: list[str]) -> np.ndarray:
         """int32 id of each token (OOV for unknown ones)."""
-        positions = self._index.get_indexer(np.asarray(tokens, dtype=object))
+        # An object Index of the tokens: from a plain array, pandas would first copy them into
+        # its string dtype (measured 5x slower).
+        positions = self._index.get_indexer(pd.Index(tokens, dtype=object))
         return np.where(positions < 0, OOV, positions + 2).astype(np.int32)
 
 

@@ -3,7 +3,8 @@
 predict = encode (the bundle's Preprocessor) -> forward (ONNX Runtime) -> vote (voting.py).
 The fused graph (all members and the weighted soft vote in one session) runs whenever it computes
 exactly the vote asked for; otherwise each member runs in its own session, the sessions side by
-side with the cores split between them.
+side with the cores split between them. Loaded with `pipeline=True`, one of the cores is kept for
+encoding the next chunk while the sessions run this one (stream.predict_chunks).
 
 Every session opens from the bundle's verified bytes and is checked before use: its output
 `probs` must be one column per label, and on the bundle's check rows it must give the stored
@@ -58,7 +59,7 @@ class Ensemble:
     """A loaded bundle. Build it with `Ensemble.load(path)`."""
 
     def __init__(self, *, bundle: Bundle, preprocessor, device: str, threads: int | None,
-                 fused: bool):
+                 fused: bool, pipeline: bool = False):
         self.bundle: Path = bundle.path
         self.manifest: Manifest = bundle.manifest
         self.signer = bundle.signer
@@ -67,6 +68,10 @@ class Ensemble:
         self.member_ids: list[str] = self.manifest.member_ids
         self.requested_device = device
         self.threads = threads or available_cores()
+        # Pipelined, one thread encodes (a worker of stream.predict_chunks) and the sessions share
+        # the others, so that the two never compete for a core.
+        self.pipeline = pipeline and self.threads > 1
+        self.graph_threads = self.threads - 1 if self.pipeline else self.threads
         self._files = bundle
         self._members = {member.id: member for member in self.manifest.members}
         self._fused_spec = self.manifest.fused if fused else None
@@ -77,12 +82,15 @@ class Ensemble:
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto", threads: int | None = None,
-             fused: bool = True, trust: str | Path | None = None) -> Ensemble:
+             fused: bool = True, pipeline: bool = False,
+             trust: str | Path | None = None) -> Ensemble:
         """Verify the bundle at `path` (signature with `trust`, schema, sha256s, paths) and load
         its preprocessor.
 
-        device: auto|cpu|cuda. threads: intra-op threads in total (default: all cores).
+        device: auto|cpu|cuda. threads: threads in total (default: all cores).
         fused: use the bundle's fused graph when it computes the vote asked for.
+        pipeline: keep one of the threads for encoding beside the sessions (predict_chunks then
+        encodes the next chunk while the graph runs this one); no effect with one thread.
         trust: a PEM public key that must have signed the manifest.
         Sessions open on first use (the fused one, if used, right away), each checked on the
         bundle's check rows.
@@ -99,10 +107,10 @@ class Ensemble:
                               f"{MANIFEST}")
         _check_inputs_made(bundle.path, manifest, preprocessor)
         ensemble = cls(bundle=bundle, preprocessor=preprocessor, device=device, threads=threads,
-                       fused=fused)
+                       fused=fused, pipeline=pipeline)
         if ensemble._fused_spec:
             ensemble._fused_session = ensemble._open(ensemble._fused_spec.file,
-                                                     intra_op_threads=ensemble.threads)
+                                                     intra_op_threads=ensemble.graph_threads)
         return ensemble
 
     def verify_all(self) -> int:
@@ -111,7 +119,8 @@ class Ensemble:
         for member_id in self.member_ids:
             self._member_session(member_id, n_running=len(self.member_ids))
         if self.manifest.fused and self._fused_session is None:
-            self._fused_session = self._open(self.manifest.fused.file, intra_op_threads=self.threads)
+            self._fused_session = self._open(self.manifest.fused.file,
+                                             intra_op_threads=self.graph_threads)
         return len(self.member_ids) + (self.manifest.fused is not None)
 
     @property
@@ -220,7 +229,7 @@ class Ensemble:
     # -- forward ---------------------------------------------------------------------------
     def _forward_members(self, chosen: list[str], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         sessions = [self._member_session(m, n_running=len(chosen)) for m in chosen]
-        if len(sessions) == 1 or self.threads == 1:
+        if len(sessions) == 1 or self.graph_threads == 1:
             outputs = [self._run(session, inputs) for session in sessions]
         else:
             # ONNX Runtime releases the GIL while running: members run side by side.
@@ -229,14 +238,14 @@ class Ensemble:
 
     def _member_session(self, member_id: str, *, n_running: int):
         if member_id not in self._member_sessions:
-            threads = split_threads(self.threads, min(n_running, self.threads))
+            threads = split_threads(self.graph_threads, min(n_running, self.graph_threads))
             self._member_sessions[member_id] = self._open(self._members[member_id].file,
                                                           intra_op_threads=threads)
         return self._member_sessions[member_id]
 
     def _worker_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="voxpop-member")
+            self._pool = ThreadPoolExecutor(max_workers=self.graph_threads, thread_name_prefix="voxpop-member")
         return self._pool
 
     def _open(self, relative: str, *, intra_op_threads: int):

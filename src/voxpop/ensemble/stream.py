@@ -1,7 +1,8 @@
 """Predicting a table chunk by chunk: one output frame per input chunk, written as it comes.
 
 Memory stays bounded by the chunk size whatever the file size: each chunk is encoded, predicted,
-turned into rows and appended to the output file before the next chunk is read.
+turned into rows and appended to the output file before the next chunk is read (with a pipelined
+ensemble, the next chunk is read and encoded while this one is predicted: two chunks in flight).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,18 +58,41 @@ def prediction_frame(prediction: Prediction, *, labels: Sequence[str], texts: Se
         label_array = np.asarray(labels, dtype=object)
         for member_id, member_probs in prediction.member_probs.items():
             out[f"label_{member_id}"] = label_array[member_probs.argmax(axis=1)]
-    out["empty_text"] = np.fromiter((not text.strip() for text in texts), dtype=bool, count=len(texts))
+    # not text.strip() without copying the text
+    out["empty_text"] = np.fromiter((not text or text.isspace() for text in texts), dtype=bool,
+                                    count=len(texts))
     return pd.DataFrame(out)
 
 
 def predict_chunks(ensemble: Ensemble, chunks: Iterable, *, columns: OutputColumns, voting: str,
                    weights=None, members=None) -> Iterator[pd.DataFrame]:
-    """For each `voxpop.data.Table` chunk, its prediction frame."""
-    for table in chunks:
-        prediction = ensemble.predict(table.texts, features=table.features, voting=voting,
-                                      weights=weights, members=members)
-        yield prediction_frame(prediction, labels=ensemble.labels, texts=table.texts,
-                               ids=table.ids, columns=columns)
+    """For each `voxpop.data.Table` chunk, its prediction frame, in input order.
+
+    preprocess -> forward -> postprocess. With an ensemble loaded with `pipeline=True`, a worker
+    thread encodes the next chunk while ONNX Runtime (which releases the GIL) runs this one, on
+    the core the ensemble kept for it.
+    """
+    def encode(table) -> dict[str, np.ndarray]:
+        return ensemble.encode(table.texts, table.features, members=members)
+
+    def frame(table, inputs: dict[str, np.ndarray]) -> pd.DataFrame:
+        prediction = ensemble.predict_encoded(inputs, voting=voting, weights=weights, members=members)
+        return prediction_frame(prediction, labels=ensemble.labels, texts=table.texts, ids=table.ids,
+                                columns=columns)
+
+    if not ensemble.pipeline:
+        for table in chunks:
+            yield frame(table, encode(table))
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxpop-encode") as worker:
+        pending = None  # (table, its inputs being encoded)
+        for table in chunks:
+            encoding = worker.submit(encode, table)
+            if pending is not None:
+                yield frame(pending[0], pending[1].result())
+            pending = (table, encoding)
+        if pending is not None:
+            yield frame(pending[0], pending[1].result())
 
 
 def output_format(path: Path | None) -> str:

@@ -43,8 +43,11 @@ def predict(
     batch_size: int = typer.Option(2048, "--batch-size", help="Rows read, encoded and predicted at a time."),
     device: str = typer.Option(LOAD["device"], "--device",
                                help="auto (CUDA if really usable, else CPU) | cpu | cuda."),
-    threads: int = typer.Option(LOAD["threads"], "--threads", min=1,
-                                help="CPU threads in total (default: all cores)."),
+    threads: int = typer.Option(
+        LOAD["threads"], "--threads", min=1,
+        help="CPU threads in total (default: all cores); with 2 or more, one encodes the next chunk "
+             "while ONNX Runtime runs this one on the others.",
+    ),
     no_fused: bool = typer.Option(
         False, "--no-fused", help="Run members in separate sessions even where the fused graph would do."
     ),
@@ -76,7 +79,7 @@ def predict(
     if out is not None:  # before any work: never the input itself, never half a run for nothing
         check_target(out, reads=[bundle] if input == "-" else [input, bundle])
     ensemble = Ensemble.load(bundle, device=device, threads=threads,
-                             fused=not (no_fused or per_member), trust=trust)
+                             fused=not (no_fused or per_member), pipeline=True, trust=trust)
     voting = voting or ensemble.manifest.voting.default
     weight_list = _floats(weights, "--weights")
     member_list = _names(members)
