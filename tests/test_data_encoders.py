@@ -184,12 +184,8 @@ def test_vader_port_equals_the_analyzer(tweets):
 
 
 @pytest.mark.slow
-def test_encode_gives_todays_arrays_on_long_newsgroup_posts():
-    import pandas as pd
-
-    from conftest import dataset_path
-
-    frame = pd.read_csv(dataset_path("newsgroups20_train.csv")).sample(1500, random_state=3)
+def test_encode_gives_todays_arrays_on_long_newsgroup_posts(newsgroups_df):
+    frame = newsgroups_df.sample(frac=1.0, random_state=3)
     texts, labels = frame["text"].astype(str).tolist(), frame["label"].astype(str).tolist()
     pre = Preprocessor().fit(texts[:1000], labels[:1000])
     old = legacy.fitted_state(pre, texts[:1000])
@@ -199,15 +195,15 @@ def test_encode_gives_todays_arrays_on_long_newsgroup_posts():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["tweet_sentiment.csv", "newsgroups20_train.csv",
-                                  "rotten_tomatoes.csv", "uci_sentences.csv"])
-def test_vader_port_equals_the_analyzer_on_every_row_of_the_shared_data_sets(name):
-    import pandas as pd
+@pytest.mark.parametrize("name", ["tweets", "newsgroups", "rotten_tomatoes", "uci_sentences"])
+def test_vader_port_equals_the_analyzer_on_every_row_of_the_real_data_sets(name, tweets_df):
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    from conftest import dataset_path
+    from conftest import sample
 
-    texts = pd.read_csv(dataset_path(name))["text"].fillna("").astype(str).tolist()
+    # every built-in tweet, and every row of the committed samples of the other sets
+    frame = tweets_df if name == "tweets" else sample(name)
+    texts = frame["text"].fillna("").astype(str).tolist()
     analyzer = SentimentIntensityAnalyzer()
     expected = np.array([[s["compound"], s["pos"], s["neg"]] for s in
                          (analyzer.polarity_scores(t[:VADER_MAX_CHARS]) for t in texts)])
