@@ -101,9 +101,9 @@ def test_parquet_binary_text_column_is_decoded_with_replacement(tmp_path):
     (b"", r"t.csv: the file is empty"),
     (b"text,label\n", r"t.csv: the table has no rows"),
     (b"txt,label\nhi,a\n", r"t.csv: column 'text' not found \(columns: txt, label\)"),
-    (b"text,label\nhi,a\nyo,\n", r"t.csv: row 2, column 'label': missing label"),
-    (b"text,label,score\nhi,a,1\nyo,b,lots\n", r"t.csv: row 2, column 'score': 'lots' is not a finite number"),
-    (b"text,label,score\nhi,a,\nyo,b,2\n", r"t.csv: row 1, column 'score': missing value"),
+    (b"text,label\nhi,a\nyo,\n", r"t.csv: line 3 \(row 2\), column 'label': missing label"),
+    (b"text,label,score\nhi,a,1\nyo,b,lots\n", r"t.csv: line 3 \(row 2\), column 'score': 'lots' is not a finite number"),
+    (b"text,label,score\nhi,a,\nyo,b,2\n", r"t.csv: line 2 \(row 1\), column 'score': missing value"),
 ])
 def test_bad_tables_give_one_line_errors_naming_file_row_and_column(tmp_path, content, message):
     path = tmp_path / ("missing.csv" if content is None else "t.csv")

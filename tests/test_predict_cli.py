@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -193,8 +194,8 @@ def test_failure_mid_stream_leaves_no_output_file(tmp_path, bundle_dir, rows, mo
     result = run(bundle_dir, source, "--id-col", "tweet_id", "--out", target, "--batch-size", "10",
                  "--threads", "2")
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        f"error: {source}: row 46, column 'tweet_id': missing id")
+    assert re.match(rf"error: {re.escape(str(source))}: line \d+ \(row 46\), column 'tweet_id': "
+                    "missing id", result.stderr.strip().splitlines()[-1])
     assert [n for n, _ in written] == [10, 10, 10]
     assert {path for _, path in written} == {written[0][1]} and written[0][1] != target
     assert not target.exists() and not written[0][1].exists()

@@ -23,9 +23,11 @@ from test_export_bundle import run_dir  # noqa: F401  (a tiny real run: 4 small 
 from test_tune_support import checkpoints, metrics, sample_table, space_file
 from typer.testing import CliRunner
 
+from voxpop.data.atomic import atomic_path
 from voxpop.serving_cli.app import app
 
 VOXPOP = str(Path(sys.executable).with_name("voxpop"))
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _wait_for(condition, process: subprocess.Popen, *, timeout: float, what: str) -> None:
@@ -87,6 +89,91 @@ def test_predict_killed_mid_stream_leaves_no_output_and_a_rerun_completes(tmp_pa
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert len(pd.read_csv(target)) == len(texts)
+    assert [p.name for p in target.parent.iterdir()] == ["preds.csv"]  # the stale one removed
+
+
+def _killed_at(command: list[str], delay: float) -> int:
+    """Start `command`, SIGKILL it (and its children) after `delay` seconds; its return code."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if process.poll() is None:
+            _kill_tree(process, signal.SIGKILL)
+    return process.returncode
+
+
+KILL_DELAYS_S = (0.3, 1.5, 3.0)  # from start-up to mid-write; and a seeded random one
+RANDOM_KILLS = 1
+
+
+def test_predict_killed_at_any_moment_keeps_the_old_output_or_writes_the_new(tmp_path, bundle_dir,
+                                                                            held_out_texts):
+    import random
+
+    texts = [t.replace("\r", " ") for t in held_out_texts] * 20  # 10,000 real tweets
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"text": texts}).to_csv(source, index=False)
+    target = tmp_path / "preds.csv"
+    old = b"label,confidence,empty_text\nold,1.0,False\n"
+    target.write_bytes(old)
+    command = [VOXPOP, "predict", str(bundle_dir), str(source), "--out", str(target),
+               "--batch-size", "500", "--device", "cpu"]
+    delays = [*KILL_DELAYS_S, *(random.Random(16).uniform(0.2, 4.0) for _ in range(RANDOM_KILLS))]
+    outcomes = []
+    for delay in delays:
+        code = _killed_at(command, delay)
+        content = target.read_bytes()
+        if content != old:  # the new output, whole
+            assert code == 0 and len(pd.read_csv(target)) == len(texts), (delay, code)
+            target.write_bytes(old)
+        outcomes.append(code)
+    assert -signal.SIGKILL in outcomes  # at least one kill landed mid-run
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(target)) == len(texts)
+    # the temporaries of the killed runs were removed by the rerun (their writers are gone)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "preds.csv"]
+
+
+_SWAP_LOOP = """
+import sys
+from pathlib import Path
+from voxpop.data.atomic import atomic_path
+target = Path(sys.argv[1])
+generation = 0
+while True:
+    generation += 1
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        for i in range(40):
+            (tmp / f"part{i}.txt").write_text(str(generation) * 1000)
+"""
+
+
+def test_a_directory_replaced_in_a_loop_and_killed_at_random_is_always_whole(tmp_path):
+    """The writer's own guarantee for directories (bundles, prepared run data): a SIGKILL at any
+    moment, even between the moves of a replacement, leaves one whole generation at the target."""
+    import random
+
+    target = tmp_path / "bundle"
+    command = [sys.executable, "-c", _SWAP_LOOP, str(target)]
+    rng = random.Random(6)
+    for _ in range(6):
+        process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                                   start_new_session=True)
+        _wait_for(target.is_dir, process, timeout=30, what="first generation")
+        time.sleep(rng.uniform(0.0, 0.5))
+        _kill_tree(process, signal.SIGKILL)
+        parts = sorted(target.iterdir())  # the target is never missing: swapped in one step
+        assert len(parts) == 40
+        assert len({p.read_text() for p in parts}) == 1  # one generation, every file whole
+    with atomic_path(target) as tmp:  # the next write removes what the killed writers left
+        tmp.mkdir()
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -110,6 +197,30 @@ def test_export_killed_during_conversion_leaves_no_bundle_and_a_rerun_succeeds(t
 
     ensemble = Ensemble.load(target)  # verifies every sha256
     assert len(ensemble.predict(["what a great flight"]).labels) == 1
+
+
+@pytest.mark.slow
+def test_export_killed_while_replacing_a_bundle_keeps_the_old_one_whole(tmp_path, run_dir):
+    from voxpop.ensemble import Ensemble
+
+    target = tmp_path / "bundle"
+    first = CliRunner().invoke(app, ["export", str(run_dir), "--out", str(target), "--size", "2"])
+    assert first.exit_code == 0, first.output
+    old_manifest = (target / "ensemble.json").read_text()
+    command = [VOXPOP, "export", str(run_dir), "--out", str(target), "--size", "3", "--force"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:  # the first member of the new bundle converted: the old one is still the target
+        _wait_for(lambda: any(p.glob("members/*.onnx") for p in _temporaries(target)), process,
+                  timeout=300, what="member converted")
+    finally:
+        _kill_tree(process, signal.SIGKILL)
+    assert (target / "ensemble.json").read_text() == old_manifest
+    Ensemble.load(target)  # every sha256 of the old bundle still verifies
+    again = CliRunner().invoke(app, command[1:])
+    assert again.exit_code == 0, again.output
+    assert (target / "ensemble.json").read_text() != old_manifest
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]  # no temporary, no old copy left
 
 
 # -- tune ----------------------------------------------------------------------------------------

@@ -133,13 +133,15 @@ def test_null_and_empty_texts_are_predicted_flagged_and_counted(tmp_path, bundle
 
 def _predict_in_subprocess(bundle: Path, source: Path) -> tuple[list[str], float]:
     """`voxpop predict --members m1,m2 --probs` in a fresh interpreter: its output lines and its
-    own peak RSS in MiB."""
+    own peak RSS in MiB (VmHWM of its address space: ru_maxrss would also count the forking
+    pytest process's RSS at exec time, which can hide the child's peak entirely)."""
     script = (
-        "import resource, sys\n"
+        "import sys\n"
         "from voxpop.serving_cli.app import app\n"
         f"try:\n    app(['predict', {str(bundle)!r}, {str(source)!r}, '--members', 'm1,m2', '--probs'])\n"
         "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
-        "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "status = open('/proc/self/status').read()\n"
+        "print('PEAK_KIB', status.split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(REPO / "src")})
@@ -208,8 +210,8 @@ def test_tune_refuses_bad_data_and_leaves_no_run_behind(ray_local, tmp_path, twe
     if case == "semicolons":
         data = tmp_path / "data.csv"
         rows = _labelled(tweet_rows, {"negative": 30, "positive": 30})
-        # without commas in the texts, pandas sees one column named 'text;label' (with them, the
-        # file is refused as "not a valid CSV file", naming the line)
+        # without commas in the texts, the header is one column named 'text;label' (with them, a
+        # row has more fields than the header: refused, naming the line)
         rows["text"] = rows["text"].str.replace(",", " ")
         rows.to_csv(data, sep=";", index=False)
     else:
@@ -221,15 +223,32 @@ def test_tune_refuses_bad_data_and_leaves_no_run_behind(ray_local, tmp_path, twe
     assert list(storage.iterdir()) == []  # so the same --name can be used once the data is fixed
 
 
-@pytest.mark.slow  # a real trial starts (TensorFlow in a Ray worker): 30-90 s on 2 shared cores
-def test_unknown_family_in_a_space_file_fails_its_trials_naming_the_valid_families(ray_local, tmp_path,
-                                                                                   tweet_rows):
+def test_unknown_family_in_a_space_file_is_refused_before_any_trial(tmp_path, tweet_rows):
     data = tmp_path / "data.parquet"
     _labelled(tweet_rows, {"negative": 40, "neutral": 40, "positive": 40}).to_parquet(data, index=False)
     space = tmp_path / "typo.yaml"
     space.write_text("family: bilstn\nembed_dim: 8\n")
     result = invoke("tune", data, "--space", space, "--samples", "1", "--max-epochs", "1",
                     "--storage", tmp_path / "runs", "--name", "typo")
-    # checked in the trial: the driver reads a space file without the family registry (Keras)
-    assert_one_line_error(result, "every trial failed (1)", "model family 'bilstn' is not valid",
-                          "(valid: ", "bilstm", "cnn")
+    # checked in the driver before Ray starts (voxpop.tune_spaces.space_check)
+    assert_one_line_error(result, "model family 'bilstn' is not valid", "(valid: ", "bilstm", "cnn")
+    assert "Ray:" not in result.output and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow  # real trials start (TensorFlow in a Ray worker): 60-180 s on 2 shared cores
+def test_a_run_whose_every_trial_failed_frees_its_name_for_the_fixed_command(ray_local, tmp_path,
+                                                                            tweet_rows):
+    data = tmp_path / "data.parquet"
+    _labelled(tweet_rows, {"negative": 40, "neutral": 40, "positive": 40}).to_parquet(data, index=False)
+    space = tmp_path / "space.yaml"
+    storage = tmp_path / "runs"
+    command = ["tune", data, "--space", space, "--samples", "1", "--max-epochs", "1",
+               "--storage", storage, "--name", "again"]
+    space.write_text("family: cnn\nembed_dim: 8\nfilters: 4\nhead_units: [-5]\n")  # only Keras knows
+    assert_one_line_error(invoke(*command), "every trial failed (1)",
+                          "nothing was kept, so the same --name works again")
+    assert not (storage / "again").exists()
+    space.write_text("family: cnn\nembed_dim: 8\nfilters: 4\nhead_units: [8]\n")
+    fixed = invoke(*command)
+    assert fixed.exit_code == 0, fixed.output
+    assert any((storage / "again").glob("*/checkpoint_*/metrics.json"))

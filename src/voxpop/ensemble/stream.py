@@ -7,6 +7,7 @@ ensemble, the next chunk is read and encoded while this one is predicted: two ch
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ import pandas as pd
 
 from voxpop.data.errors import VoxpopError
 from voxpop.data.io import FORMATS_BY_SUFFIX
+from voxpop.data.terminal import STDOUT, printable
 from voxpop.ensemble.ensemble import Ensemble, Prediction
 
 
@@ -106,24 +108,61 @@ def output_format(path: Path | None) -> str:
 
 
 class _TextWriter:
-    """CSV, TSV or JSON Lines appended chunk by chunk to a file or stdout."""
+    """CSV, TSV or JSON Lines appended chunk by chunk to a file or stdout.
+
+    On a terminal, control characters in the text columns (ids, labels) are written escaped, so a
+    hostile id or label cannot drive the terminal; to a file or a pipe the data is written as it is.
+    """
 
     def __init__(self, path: Path | None, *, fmt: str):
         self.fmt, self.path, self.first = fmt, path, True
         self.handle = sys.stdout if path is None else open(path, "w", encoding="utf-8", newline="")
+        self.terminal = path is None and _isatty(sys.stdout)
 
     def write(self, frame: pd.DataFrame) -> None:
-        if self.fmt == "jsonl":
-            self.handle.write(frame.to_json(orient="records", lines=True, force_ascii=False))
-        else:
-            sep = "\t" if self.fmt == "tsv" else ","
-            frame.to_csv(self.handle, sep=sep, index=False, header=self.first, lineterminator="\n")
+        if self.terminal:
+            frame = _printable_frame(frame)
+        try:
+            if self.fmt == "jsonl":
+                self.handle.write(frame.to_json(orient="records", lines=True, force_ascii=False))
+            else:
+                sep = "\t" if self.fmt == "tsv" else ","
+                frame.to_csv(self.handle, sep=sep, index=False, header=self.first, lineterminator="\n")
+        except OSError as err:  # a full disk or a closed pipe: say which file
+            err.filename = err.filename or (STDOUT if self.path is None else str(self.path))
+            raise
         self.first = False
 
     def close(self) -> None:
-        self.handle.flush()
-        if self.path is not None:
-            self.handle.close()
+        try:
+            self.handle.flush()
+            if self.path is not None:
+                self.handle.close()
+        except OSError as err:
+            if self.path is not None:
+                with contextlib.suppress(OSError):
+                    self.handle.close()
+            err.filename = err.filename or (STDOUT if self.path is None else str(self.path))
+            raise
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _printable_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    text_columns = [name for name in frame.columns
+                    if frame[name].dtype == object or pd.api.types.is_string_dtype(frame[name])]
+    if not text_columns:
+        return frame
+    frame = frame.copy()
+    for name in text_columns:
+        frame[name] = [printable(value) if isinstance(value, str) else value for value in frame[name]]
+    frame.columns = [printable(str(name)) for name in frame.columns]
+    return frame
 
 
 class _ParquetWriter:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from voxpop.data.errors import VoxpopError
+from voxpop.data.io import canonical_label, read_text_file
 
 UNMAPPED = -1
 LISTED_UNMAPPED_ROWS = 50
@@ -70,7 +71,7 @@ def parse_label_map(spec: str | None, *, bundle_labels: list[str]) -> dict[str, 
 
 
 def _read_map_file(path: Path) -> dict[str, str]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, what="label map")
     if path.suffix.lower() == ".json":
         try:
             obj = json.loads(text)
@@ -78,21 +79,34 @@ def _read_map_file(path: Path) -> dict[str, str]:
             raise VoxpopError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
         if not isinstance(obj, dict):
             raise VoxpopError(f'{path}: expected a JSON object {{"external": "bundle label"}}')
-        return {str(key): str(value) for key, value in obj.items()}
+        return _label_pairs(obj.items(), where=str(path))
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     return _parse_pairs(lines, where=str(path))
 
 
 def _parse_pairs(items: list[str], *, where: str) -> dict[str, str]:
-    pairs = {}
+    pairs = []
     for number, item in enumerate(items, start=1):
         source, sep, target = item.partition("=")
         if not sep or not source.strip() or not target.strip():
             raise VoxpopError(
                 f"{where}: entry {number} {item.strip()!r} is not of the form external=bundle_label"
             )
-        pairs[source.strip()] = target.strip()
-    return pairs
+        pairs.append((source, target))
+    return _label_pairs(pairs, where=where)
+
+
+def _label_pairs(pairs, *, where: str) -> dict[str, str]:
+    """Both sides as the table reader reads labels (`canonical_label`: ` 1.0` is the label `1`)."""
+    mapping = {}
+    for number, (source, target) in enumerate(pairs, start=1):
+        plain = isinstance(target, str | int | float)
+        source, target = canonical_label(source), canonical_label(target) if plain else None
+        if not source or not target:
+            raise VoxpopError(f"{where}: entry {number} needs an external label and a bundle "
+                              "label (a string or a number)")
+        mapping[source] = target
+    return mapping
 
 
 def map_labels(

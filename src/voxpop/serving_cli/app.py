@@ -8,7 +8,7 @@ import typer
 
 from voxpop import __version__
 from voxpop.serving_cli import bench, demo, evaluate, export, info, keys, predict, spaces, tune
-from voxpop.serving_cli.errors import user_errors
+from voxpop.serving_cli.errors import flush_stdout, os_error_exit_code, user_errors
 
 # Quiet TensorFlow's C++ start-up chatter and Tune's checkpoint-frequency advice, here and in the
 # Ray workers this process starts (they inherit the environment). Set before either is imported.
@@ -60,5 +60,17 @@ app.add_typer(spaces.app, name="spaces")
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point. Output Typer itself writes (--help, --version) to a full disk or a
+    closed pipe ends the same way as a command's."""
+    try:
+        app()
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    except OSError as err:
+        code = os_error_exit_code(err)
+    try:
+        flush_stdout()
+    except OSError as err:
+        code = os_error_exit_code(err)
+    raise SystemExit(code)

@@ -42,22 +42,23 @@ def print_main_table(report: dict, *, title: str) -> None:
     from rich.table import Table
 
     from voxpop.reports.document import main_table
+    from voxpop.serving_cli.console import shown
 
-    table = Table(title=title)
+    table = Table(title=shown(title))
     for column in ("model", "macro-F1", "accuracy"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in main_table(report):
-        table.add_row(row["model"], f"{row['macro_f1']:.4f}", f"{row['accuracy']:.4f}")
+        table.add_row(shown(row["model"]), f"{row['macro_f1']:.4f}", f"{row['accuracy']:.4f}")
     console = Console()
     console.print(table)
     gaps = [c for c in report["comparisons"] if c["vote"] == report["primary"]]
     if gaps:
         console.print("macro-F1 gaps [95% interval]:", highlight=False)
     for c in gaps:
-        console.print(f"  {c['vote']} vote - {c['against']}: {c['difference']:+.4f} "
+        console.print(f"  {c['vote']} vote - {shown(c['against'])}: {c['difference']:+.4f} "
                       f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}] {c['verdict']}", highlight=False)
     for warning in report["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning['message']}")
+        console.print(f"[yellow]warning:[/yellow] {shown(warning['message'])}")
 
 
 def evaluate(

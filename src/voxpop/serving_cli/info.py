@@ -24,6 +24,7 @@ def info(
 
     Example: voxpop info bundle --trust alice.pub.pem
     """
+    from voxpop.data.terminal import printable
     from voxpop.ensemble import Ensemble
 
     ensemble = Ensemble.load(bundle, device="cpu", fused=False, trust=trust)
@@ -48,7 +49,7 @@ def info(
     lines.append(f"check rows: {checked} graphs give the stored probabilities on "
                  f"{len(manifest.check_rows.texts)} texts")
     lines.append(f"signature: {_signature(ensemble.signer, trust)}")
-    typer.echo("\n".join(lines))
+    typer.echo(printable("\n".join(lines), keep="\n"))  # the bundle's names are data: escaped
 
 
 def _signature(signer: str | None, trust: Path | None) -> str:

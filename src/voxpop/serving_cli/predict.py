@@ -58,7 +58,12 @@ def predict(
     Output columns: id (with --id-col), label, confidence, label_i and prob_i (with --top-k),
     prob_<label> (with --probs), label_<member> (with --per-member), empty_text (empty texts are
     predicted like any other, and flagged). With --voting hard, probabilities are vote shares.
-    The output is written to a temporary file and renamed into place when complete.
+    The output is written to a temporary file and renamed into place when complete; an --out
+    that is the input (under any name) is refused. Blank lines of INPUT are rows with an empty
+    text, as on stdin.
+
+    CSV on stdout: on a terminal, control characters in ids and labels are shown escaped (\\x1b);
+    to a pipe or a file the data is written as it is.
 
     Example: voxpop predict bundle/ new_tweets.csv --id-col tweet_id --top-k 2 --out preds.parquet
     """
@@ -66,9 +71,13 @@ def predict(
     from voxpop.ensemble import Ensemble
     from voxpop.ensemble.stream import OutputColumns, output_format
 
+    from voxpop.data.atomic import check_target
+
     if batch_size < 1:
         raise VoxpopError(f"--batch-size: must be >= 1, got {batch_size}")
     fmt = output_format(out)
+    if out is not None:  # before any work: never the input itself, never half a run for nothing
+        check_target(out, reads=[bundle] if input == "-" else [input, bundle])
     ensemble = Ensemble.load(bundle, device=device, threads=threads,
                              fused=not (no_fused or per_member), pipeline=True, trust=trust)
     voting = voting or ensemble.manifest.voting.default

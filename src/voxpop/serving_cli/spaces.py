@@ -24,6 +24,7 @@ def _default(ctx: typer.Context) -> None:
 
 
 @app.command("list")
+@user_errors
 def list_spaces() -> None:
     """List the named spaces with a one-line description each.
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
+from voxpop.data.preprocess import MAX_LEN
 from voxpop.serving_cli.defaults import PREPROCESSOR, TUNE, one_of
 from voxpop.tune_spaces.prepare import TEST_SIZE, VAL_SIZE
 from voxpop.tune_spaces.runner import SCHEDULERS, SEARCHES, TuneOptions, run_tuning
@@ -48,7 +49,8 @@ def tune(
                                 "loopback only."),
     storage: Path = typer.Option(TUNE["storage"], help="Directory of the runs; with --address it "
                                  "must be shared by every node."),
-    name: str = typer.Option(TUNE["name"], help="Run name: the run directory is STORAGE/NAME."),
+    name: str = typer.Option(TUNE["name"], help="Run name: the run directory is STORAGE/NAME (one "
+                             "plain folder name: letters, digits, _ . - + =)."),
     resume: bool = typer.Option(TUNE["resume"], "--resume", help="Continue the interrupted run "
                                 "STORAGE/NAME; finished trials are not run again. Its "
                                 "--max-epochs and per-trial CPUs/GPUs are kept."),
@@ -61,10 +63,10 @@ def tune(
                                  "(default: all cores)."),
     num_gpus: float = typer.Option(TUNE["num_gpus"], help="Embedded Ray only: GPUs it offers "
                                    "(default: detected; a number makes logical GPUs)."),
-    max_len: int = typer.Option(TUNE["max_len"], min=1, help="Tokens per text, longer ones cut "
-                                "(default: the "
+    max_len: int = typer.Option(TUNE["max_len"], min=1, max=MAX_LEN, help="Tokens per text, "
+                                "longer ones cut (default: the "
                                 f"{PREPROCESSOR['max_len_percentile']:g}th percentile of the "
-                                "training texts' lengths)."),
+                                f"training texts' lengths; at most {MAX_LEN})."),
     max_tokens: int = typer.Option(TUNE["max_tokens"], min=3, help="Vocabulary size, PAD and OOV "
                                    "included."),
     min_freq: int = typer.Option(TUNE["min_freq"], min=1, help="Times a token must occur in the "
@@ -96,7 +98,10 @@ def tune(
     _print_leaderboard(outcome.leaderboard)
     if outcome.all_failed:
         first = outcome.errors[0] if outcome.errors else outcome.leaderboard[0]["error"]
-        raise VoxpopError(f"every trial failed ({len(outcome.leaderboard)}); first error: {first}")
+        kept = (f"the run is kept in {outcome.run_dir}" if outcome.run_dir.exists() else
+                "nothing was kept, so the same --name works again")
+        raise VoxpopError(f"every trial failed ({len(outcome.leaderboard)}); first error: {first} "
+                          f"({kept})")
     if outcome.incomplete:
         typer.echo(f"\nRun incomplete: continue it with voxpop tune --resume --storage "
                    f"{outcome.run_dir.parent} --name {outcome.run_dir.name}")
@@ -107,24 +112,28 @@ def _print_leaderboard(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from voxpop.serving_cli.console import shown
+
     table = Table(title="Leaderboard (best validation macro-F1 first)")
     for column in ("#", "trial", "family", "key params", "epoch", "val macro-F1", "status"):
         table.add_column(column)
     for rank, row in enumerate(rows, start=1):
-        shown = list(row["params"].items())[:PARAMS_SHOWN]
-        params = ", ".join(f"{key}={_short(value)}" for key, value in shown)
+        first = list(row["params"].items())[:PARAMS_SHOWN]
+        params = ", ".join(f"{key}={_short(value)}" for key, value in first)
         score = "-" if row["val_macro_f1"] is None else f"{row['val_macro_f1']:.4f}"
-        table.add_row(str(rank), row["trial_id"], row["family"], params,
+        table.add_row(str(rank), shown(row["trial_id"]), shown(row["family"]), shown(params),
                       str(row["epoch"] or "-"), score, _status(row))
     Console(width=160).print(table)
 
 
 def _status(row: dict) -> str:
+    from voxpop.serving_cli.console import shown
+
     retried = f" after {row['restarts']} restart(s)" if row["restarts"] else ""
     if row["error"]:
-        return f"[red]FAILED[/red]{retried}: {row['error'][:80]}"
+        return f"[red]FAILED[/red]{retried}: {shown(row['error'][:80])}"
     return {"finished": "ok", "stopped": f"stopped at epoch {row['epochs_run']}"}.get(
-        row["state"], row["state"]) + retried
+        row["state"], shown(row["state"])) + retried
 
 
 def _short(value) -> str:

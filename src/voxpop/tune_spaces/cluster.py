@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import warnings
 
 from voxpop.data.errors import VoxpopError
@@ -71,6 +72,7 @@ def stop_ray() -> None:
 def _join(address: str) -> None:
     import ray
 
+    _check_reachable(address)
     try:
         ray.init(address=address, logging_level="WARNING")
     except (ConnectionError, RuntimeError, ValueError) as err:
@@ -82,6 +84,19 @@ def _join(address: str) -> None:
         "every node sees (a shared path, or a URI such as s3://...)",
         stacklevel=2,
     )
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that nothing answers on is refused at once: Ray itself
+    retries such an address for minutes before it gives up."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise VoxpopError(f"--address {address}: nothing answers there "
+                          f"({err.strerror or type(err).__name__})") from None
 
 
 def check_resources(*, cpus_per_trial: float, gpus_per_trial: float) -> dict:

@@ -11,14 +11,18 @@ import dataclasses
 import inspect
 import math
 import os
+import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from voxpop.data import Preprocessor, rundir
+from voxpop.data.atomic import check_writable
 from voxpop.data.errors import VoxpopError
 from voxpop.data.rundir import TrialData
 from voxpop.tune_spaces.prepare import TableSource, prepare_run_data
+from voxpop.tune_spaces.space_check import check_space
 from voxpop.tune_spaces.spaces import resolve_space
 
 METRIC, MODE = "val_macro_f1", "max"
@@ -202,6 +206,10 @@ def validate(options: TuneOptions) -> dict[str, dict]:
             raise VoxpopError(f"{flag} must be positive (got {value})")
     if options.gpus_per_trial < 0 or options.max_failures < 0:
         raise VoxpopError("--gpus-per-trial and --max-failures must not be negative")
+    if options.num_cpus is not None and options.num_cpus < 1:
+        raise VoxpopError(f"--num-cpus must be at least 1 (got {options.num_cpus})")
+    if options.num_gpus is not None and options.num_gpus < 0:
+        raise VoxpopError(f"--num-gpus must not be negative (got {options.num_gpus})")
     if options.max_concurrent is not None and options.max_concurrent < 1:
         raise VoxpopError(f"--max-concurrent must be at least 1 (got {options.max_concurrent})")
     if not options.spaces:
@@ -211,6 +219,8 @@ def validate(options: TuneOptions) -> dict[str, dict]:
     spaces = dict(resolve_space(ref) for ref in options.spaces)
     if len(spaces) != len(options.spaces):
         raise VoxpopError(f"--space: a space is named twice ({', '.join(options.spaces)})")
+    for ref, space in zip(options.spaces, spaces.values()):
+        check_space(ref, space)
     return spaces
 
 
@@ -221,6 +231,7 @@ def run_tuning(options: TuneOptions, *,
 
     `on_ready(message)` is called with a status line before the trials start.
     """
+    check_run_name(options.name)
     run_dir = options.run_dir
     _check_run_dir(options, run_dir)
     if options.resume:
@@ -238,13 +249,32 @@ def run_tuning(options: TuneOptions, *,
         if on_ready:
             on_ready(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs; "
                      f"run directory {run_dir}")
-        grid = _tuner(options, spaces, data, run_dir).fit()
+        try:
+            grid = _tuner(options, spaces, data, run_dir).fit()
+        except BaseException:
+            _remove_if_untouched(options, run_dir)
+            raise
     finally:
         if started:
             stop_ray()
-    return TuneOutcome(run_dir=run_dir,
-                       leaderboard=leaderboard(grid, max_epochs=options.max_epochs),
-                       errors=[_first_line(e) for e in grid.errors])
+    outcome = TuneOutcome(run_dir=run_dir,
+                          leaderboard=leaderboard(grid, max_epochs=options.max_epochs),
+                          errors=[_first_line(e) for e in grid.errors])
+    if outcome.all_failed:  # nothing to export or resume: free the --name for the fixed command
+        _remove_if_untouched(options, run_dir)
+    return outcome
+
+
+# A run name is one plain folder name inside --storage: never a path that leaves it.
+_RUN_NAME = re.compile(r"\w[\w.+=-]*")
+
+
+def check_run_name(name: str) -> None:
+    """Refuse a --name that is not one plain folder name (`../x`, `/etc`, `a/b`, `.`)."""
+    if not _RUN_NAME.fullmatch(name) or len(name.encode()) > 200:
+        raise VoxpopError(f"--name {name!r}: a run name is one plain folder name of letters, "
+                          "digits and _ . - + = (at most 200 bytes), not a path: the run "
+                          "directory is STORAGE/NAME")
 
 
 def _check_run_dir(options: TuneOptions, run_dir: Path) -> None:
@@ -253,6 +283,17 @@ def _check_run_dir(options: TuneOptions, run_dir: Path) -> None:
     if not options.resume and run_dir.exists():
         raise VoxpopError(f"{run_dir} already exists: use --resume to continue it, or another "
                           "--name")
+    check_writable(run_dir.parent, what=f"--storage {options.storage}")
+
+
+def _remove_if_untouched(options: TuneOptions, run_dir: Path) -> None:
+    """After Tune failed to start or run, or every trial failed, remove the run directory this
+    call made if no trial left a checkpoint in it, so the same --name works again. A run with
+    checkpoints is kept for --resume."""
+    if options.resume or not run_dir.is_dir():
+        return
+    if not rundir.checkpoint_paths(run_dir):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 # What each trial was started with; a resumed run keeps these whatever the command line says.

@@ -16,6 +16,7 @@ sampler. `family` is required (a constant or a `choice`)::
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,12 +25,24 @@ from voxpop.data.errors import VoxpopError
 SPACE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def _numbers(kind: str, args, count: int) -> list[float]:
+def _numbers(kind: str, args, count: int, *, integers: bool = False) -> list:
     if not isinstance(args, list) or len(args) != count or not all(
         isinstance(a, int | float) and not isinstance(a, bool) for a in args
     ):
         raise ValueError(f"{kind} takes a list of {count} numbers, got {args!r}")
+    if not all(math.isfinite(a) for a in args):
+        raise ValueError(f"{kind} takes finite numbers, got {args!r}")
+    if integers:
+        if not all(float(a).is_integer() for a in args):
+            raise ValueError(f"{kind} takes integers, got {args!r}")
+        args = [int(a) for a in args]
     return args
+
+
+def _ordered(kind: str, low, high, *, equal: bool) -> None:
+    if low > high or (low == high and not equal):
+        raise ValueError(f"{kind} needs low {'<=' if equal else '<'} high, got [{low}, {high}]"
+                         + (f" (write [{high}, {low}])" if low > high else " (use a constant)"))
 
 
 def _choice(args):
@@ -43,7 +56,9 @@ def _choice(args):
 def _uniform(args):
     from ray import tune
 
-    return tune.uniform(*_numbers("uniform", args, 2))
+    low, high = _numbers("uniform", args, 2)
+    _ordered("uniform", low, high, equal=False)
+    return tune.uniform(low, high)
 
 
 def _loguniform(args):
@@ -52,20 +67,27 @@ def _loguniform(args):
     low, high = _numbers("loguniform", args, 2)
     if low <= 0:
         raise ValueError(f"loguniform needs a positive lower bound, got {low}")
+    _ordered("loguniform", low, high, equal=False)
     return tune.loguniform(low, high)
 
 
 def _randint(args):
     from ray import tune
 
-    low, high = (int(a) for a in _numbers("randint", args, 2))
+    low, high = _numbers("randint", args, 2, integers=True)
+    _ordered("randint", low, high, equal=True)
     return tune.randint(low, high + 1)  # Ray's upper bound is exclusive; ours is included
 
 
 def _qrandint(args):
     from ray import tune
 
-    low, high, step = (int(a) for a in _numbers("qrandint", args, 3))
+    low, high, step = _numbers("qrandint", args, 3, integers=True)
+    _ordered("qrandint", low, high, equal=True)
+    if step < 1:
+        raise ValueError(f"qrandint needs a step >= 1, got {step}")
+    if -(-low // step) * step > high:
+        raise ValueError(f"qrandint [{low}, {high}, {step}] holds no multiple of {step}")
     return tune.qrandint(low, high, step)
 
 
@@ -106,17 +128,19 @@ def load_space_file(path: str | Path) -> dict:
     """Read a YAML/JSON space file (syntax in this module's docstring) as a Ray Tune param space."""
     import yaml
 
+    from voxpop.data.io import read_text_file
+
     path = Path(path)
     if path.suffix.lower() not in SPACE_FILE_SUFFIXES:
         raise VoxpopError(f"{path}: a space file ends in {', '.join(SPACE_FILE_SUFFIXES)}")
-    if not path.is_file():
-        raise VoxpopError(f"{path}: space file not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, what="space file")
     try:
         spec = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         first_line = str(err).splitlines()[0]
         raise VoxpopError(f"{path}: not valid {path.suffix[1:].upper()}: {first_line}") from None
+    except RecursionError:
+        raise VoxpopError(f"{path}: nested too deeply") from None
     return spec_to_space(spec, source=str(path))
 
 
