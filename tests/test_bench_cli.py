@@ -17,7 +17,7 @@ def test_bench_reports_every_path_with_positive_rates(tmp_path, bundle_dir, twee
                                       "--repeats", "1"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     rates = dict(re.findall(r"│ ([a-z0-9, ]+?)\s+│\s+([\d,]+) │", result.output))
-    assert set(rates) == {"tokenization", "weighted vote, fused graph",
+    assert set(rates) == {"encoding", "weighted vote, fused graph",
                           "weighted vote, separate sessions", "member m1 alone",
                           "member m2 alone", "member m3 alone"}
     assert all(int(rate.replace(",", "")) > 0 for rate in rates.values())

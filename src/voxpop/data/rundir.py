@@ -33,6 +33,7 @@ import pandas as pd
 
 from voxpop.data.atomic import atomic_path, write_json
 from voxpop.data.errors import VoxpopError
+from voxpop.data.options import METRICS
 from voxpop.data.preprocess import Preprocessor
 from voxpop.data.split import Split
 
@@ -55,9 +56,7 @@ CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
 DATA_COLUMNS = ("id", "text", "label", "split")  # then the user's feature columns
 SPLITS = ("train", "val", "test")
 TRAINED_SPLITS = ("train", "val")  # encoded into arrays.npz; test rows never reach a trial
-
-# metric name -> +1 when higher is better, -1 when lower is better
-METRICS = {"val_macro_f1": 1, "val_accuracy": 1, "val_loss": -1}
+# METRICS (from `options`): metric name -> +1 when higher is better, -1 when lower is better
 
 
 # --------------------------------------------------------------------------- the rows

@@ -8,7 +8,6 @@ a `TuneOutcome` whose leaderboard is sorted by best validation macro-F1.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import os
 import re
@@ -17,58 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voxpop.data import Preprocessor, rundir
+from voxpop.data import rundir
 from voxpop.data.atomic import check_writable
 from voxpop.data.errors import VoxpopError
+from voxpop.data.options import FORMATS
 from voxpop.data.rundir import TrialData
+from voxpop.tune_spaces.options import TuneOptions
 from voxpop.tune_spaces.prepare import TableSource, prepare_run_data
+from voxpop.tune_spaces.schedulers import METRIC, MODE, SCHEDULERS, SEARCHES
 from voxpop.tune_spaces.space_check import check_space
 from voxpop.tune_spaces.spaces import resolve_space
-
-METRIC, MODE = "val_macro_f1", "max"
-TIME_ATTR = "training_iteration"  # one report per epoch
-_PREPROCESSOR = inspect.signature(Preprocessor).parameters  # its defaults are the tuner's
-
-
-@dataclass(frozen=True)
-class TuneOptions:
-    """Everything `voxpop tune` accepts; see `voxpop tune --help` for each option."""
-
-    data: Path
-    text_col: str = "text"
-    label_col: str = "label"
-    feature_cols: tuple[str, ...] = ()
-    val_file: Path | None = None
-    test_file: Path | None = None
-    spaces: tuple[str, ...] = ("bilstm",)
-    samples: int = 4
-    max_epochs: int = 5
-    scheduler: str = "asha"
-    search: str = "random"
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-    address: str | None = None
-    storage: Path = Path("runs")
-    name: str = "tune"
-    resume: bool = False
-    max_failures: int = 0
-    keep_checkpoints: int = 2
-    seed: int = 42
-    num_cpus: int | None = None  # embedded Ray only: CPUs to offer (default: all cores)
-    num_gpus: float | None = None  # embedded Ray only: GPUs to offer (default: detected)
-    # tokens per text; None: the Preprocessor's percentile of the training texts' lengths
-    max_len: int | None = _PREPROCESSOR["max_len"].default
-    max_tokens: int = _PREPROCESSOR["max_tokens"].default  # vocabulary size, PAD and OOV included
-    min_freq: int = _PREPROCESSOR["min_freq"].default  # training occurrences a token needs
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.storage).expanduser().resolve() / self.name
-
-    def to_json(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v
-                for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclass
@@ -93,103 +50,6 @@ class TuneOutcome:
         return f"voxpop export {self.run_dir} --out {self.run_dir.name}-bundle"
 
 
-# --------------------------------------------------------------------------- schedulers, searches
-def _asha(options: TuneOptions):
-    from ray.tune.schedulers import ASHAScheduler
-
-    return ASHAScheduler(time_attr=TIME_ATTR, max_t=options.max_epochs, grace_period=1,
-                         reduction_factor=2)
-
-
-def _hyperband(options: TuneOptions):
-    from ray.tune.schedulers import HyperBandScheduler
-
-    return HyperBandScheduler(time_attr=TIME_ATTR, max_t=options.max_epochs)
-
-
-def _pbt(options: TuneOptions):
-    from ray import tune
-    from ray.tune.schedulers import PopulationBasedTraining
-
-    # Mutate the learning rate of the (single) space; restored trials recompile with it.
-    (space_name,) = options.spaces
-    name = resolve_space(space_name)[0]
-    return PopulationBasedTraining(
-        time_attr=TIME_ATTR, perturbation_interval=1,
-        hyperparam_mutations={"space": {name: {"learning_rate": tune.loguniform(1e-4, 1e-2)}}},
-    )
-
-
-def _fifo(options: TuneOptions):
-    from ray.tune.schedulers import FIFOScheduler
-
-    return FIFOScheduler()
-
-
-SCHEDULERS: dict[str, Callable] = {"asha": _asha, "hyperband": _hyperband, "pbt": _pbt,
-                                   "fifo": _fifo}
-
-
-def _random(spaces: dict[str, dict], options: TuneOptions):
-    """`(param_space, search_alg, num_samples)`: `samples` random trials of every space.
-
-    The concurrency limit lives in the search algorithm: Tune ignores `max_concurrent_trials`
-    for a BasicVariantGenerator."""
-    from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
-    param_space = {"space": tune.grid_search([{name: space} for name, space in spaces.items()]),
-                   "seed": options.seed}
-    search = BasicVariantGenerator(random_state=options.seed,
-                                   max_concurrent=options.max_concurrent or 0)
-    return param_space, search, options.samples
-
-
-def _optuna(spaces: dict[str, dict], options: TuneOptions):
-    """`(param_space, search_alg, num_samples)`: Optuna's TPE also picks the space."""
-    from ray.tune.search import ConcurrencyLimiter
-
-    try:
-        from ray.tune.search.optuna import OptunaSearch
-    except ImportError:
-        raise VoxpopError("--search optuna needs the optuna package (pip install optuna)") from None
-    search = OptunaSearch(space=_define_by_run(spaces, seed=options.seed), metric=METRIC,
-                          mode=MODE, seed=options.seed)
-    if options.max_concurrent:
-        search = ConcurrencyLimiter(search, max_concurrent=options.max_concurrent)
-    return None, search, options.samples * len(spaces)
-
-
-def _define_by_run(spaces: dict[str, dict], *, seed: int) -> Callable:
-    """An Optuna define-by-run space whose params unflatten to `{"space": {name: params}}`."""
-    from ray.tune.search import sample
-
-    suggest = {
-        sample.Categorical: lambda trial, key, d: trial.suggest_categorical(key, d.categories),
-        sample.Float: lambda trial, key, d: trial.suggest_float(
-            key, d.lower, d.upper, log=isinstance(d.get_sampler(), sample.LogUniform)),
-        sample.Integer: lambda trial, key, d: trial.suggest_int(
-            key, d.lower, d.upper - (0 if isinstance(d.get_sampler(), sample.Quantized) else 1),
-            step=getattr(d.get_sampler(), "q", 1)),
-    }
-
-    def space(trial) -> dict:
-        name = trial.suggest_categorical("space_name", list(spaces))
-        constants = {"seed": seed}
-        for key, value in spaces[name].items():
-            flat_key = f"space/{name}/{key}"
-            if isinstance(value, sample.Domain):
-                suggest[type(value)](trial, flat_key, value)
-            else:
-                constants[flat_key] = value
-        return constants
-
-    return space
-
-
-SEARCHES: dict[str, Callable] = {"random": _random, "optuna": _optuna}
-
-
 # --------------------------------------------------------------------------- validation
 def validate(options: TuneOptions) -> dict[str, dict]:
     """Check the options without touching Ray; return the resolved spaces by name."""
@@ -212,6 +72,9 @@ def validate(options: TuneOptions) -> dict[str, dict]:
         raise VoxpopError(f"--num-gpus must not be negative (got {options.num_gpus})")
     if options.max_concurrent is not None and options.max_concurrent < 1:
         raise VoxpopError(f"--max-concurrent must be at least 1 (got {options.max_concurrent})")
+    if options.format is not None and options.format.lower() not in FORMATS:
+        raise VoxpopError(f"--format {options.format!r} is not a table format (choose from "
+                          f"{', '.join(FORMATS)})")
     if not options.spaces:
         raise VoxpopError("--space: give at least one space (see `voxpop spaces`)")
     if options.scheduler == "pbt" and (len(options.spaces) != 1 or options.search != "random"):
@@ -313,7 +176,7 @@ def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
         return rundir.read_trial_data(run_dir)
     source = TableSource(data=Path(options.data), val=options.val_file, test=options.test_file,
                          text_col=options.text_col, label_col=options.label_col,
-                         feature_cols=tuple(options.feature_cols))
+                         feature_cols=tuple(options.feature_cols), format=options.format)
     # The prepared data appears atomically, so a failure leaves no run that --resume cannot
     # continue and that blocks the same --name.
     with rundir.new_run_dir(run_dir):
