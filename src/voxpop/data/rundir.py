@@ -46,10 +46,11 @@ JOB_FILE = "job.json"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 VAL_PROBS_FILE = "val_probs.npy"
+LOG_FILE = "tune.log"  # RUN/tune.log: Ray's and the trials' own output (TensorFlow, Keras)
 # Ray Tune's name for a trial's reported checkpoints: RUN/TRIAL/checkpoint_000000, ...
 CHECKPOINT_PREFIX = "checkpoint_"
 FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, MODEL_FILE,
-              METRICS_FILE, VAL_PROBS_FILE)
+              METRICS_FILE, VAL_PROBS_FILE, LOG_FILE)
 PREPARED_FILES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE)  # what export reads of RUN/voxpop/
 CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
 
@@ -286,6 +287,11 @@ def read_run(run_dir: str | Path) -> Run:
             f"{path}: no checkpoints found (*/{CHECKPOINT_PREFIX}*/{METRICS_FILE})"
         )
     return Run(path=path, checkpoints=checkpoints)
+
+
+def log_path(run_dir: str | Path) -> Path:
+    """The run's log file (see LOG_FILE)."""
+    return Path(run_dir) / LOG_FILE
 
 
 def checkpoint_paths(run_dir: Path) -> list[Path]:

@@ -76,8 +76,10 @@ def tune(
     """Tune text classifiers with Ray Tune; every epoch of every trial is a checkpoint.
 
     The data is prepared once (split, Preprocessor fitted on the training rows) and written to
-    STORAGE/NAME/voxpop/; the trials report validation macro-F1 every epoch. At the end a
-    leaderboard is printed with the `voxpop export` command to run next.
+    STORAGE/NAME/voxpop/; the trials report validation macro-F1 every epoch. While they run, one
+    line shows the trials done, running and failed, the best score and the time left; Ray's and
+    TensorFlow's own output goes to STORAGE/NAME/tune.log. At the end a leaderboard is printed
+    with the `voxpop export` command to run next.
 
     Example: voxpop tune tweets.csv --space bilstm --space cnn --samples 8 --max-epochs 4
     --storage runs --name tweets
@@ -97,7 +99,7 @@ def tune(
         num_cpus=num_cpus, num_gpus=num_gpus, max_len=max_len, max_tokens=max_tokens,
         min_freq=min_freq,
     )
-    outcome = run_tuning(options, on_ready=typer.echo)
+    outcome = run_tuning(options, on_ready=typer.echo, on_progress=_print_progress)
     _print_leaderboard(outcome.leaderboard)
     if outcome.all_failed:
         first = outcome.errors[0] if outcome.errors else outcome.leaderboard[0]["error"]
@@ -109,6 +111,12 @@ def tune(
         typer.echo(f"\nRun incomplete: continue it with voxpop tune --resume --storage "
                    f"{outcome.run_dir.parent} --name {outcome.run_dir.name}")
     typer.echo(f"\nNext: {outcome.export_command}")
+
+
+def _print_progress(progress) -> None:
+    """One line each time the trials' progress changes (module-level: the run stores it, so that
+    `--resume` prints the same way)."""
+    typer.echo(progress.line())
 
 
 def _print_leaderboard(rows: list[dict]) -> None:

@@ -15,17 +15,22 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voxpop.data import rundir
 from voxpop.data.atomic import check_writable
 from voxpop.data.errors import VoxpopError
 from voxpop.data.options import FORMATS
 from voxpop.data.rundir import TrialData
+from voxpop.tune_spaces.logs import RunLog
 from voxpop.tune_spaces.options import TuneOptions
 from voxpop.tune_spaces.prepare import TableSource, prepare_run_data
 from voxpop.tune_spaces.schedulers import METRIC, MODE, SCHEDULERS, SEARCHES
 from voxpop.tune_spaces.space_check import check_space
 from voxpop.tune_spaces.spaces import resolve_space
+
+if TYPE_CHECKING:
+    from voxpop.tune_spaces.progress import Progress  # imports Ray
 
 
 @dataclass
@@ -88,11 +93,14 @@ def validate(options: TuneOptions) -> dict[str, dict]:
 
 
 # --------------------------------------------------------------------------- running
-def run_tuning(options: TuneOptions, *,
-               on_ready: Callable[[str], None] | None = None) -> TuneOutcome:
+def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None = None,
+               on_progress: Callable[[Progress], None] | None = None) -> TuneOutcome:
     """Prepare the data (or reload it with `resume`), run the trials, return the outcome.
 
-    `on_ready(message)` is called with a status line before the trials start.
+    `on_ready(message)` is called with status lines before the trials start (Ray's resources,
+    the run directory and its log file, which receives Ray's and the trials' own output);
+    `on_progress(progress)` with the trials' progress as it changes (`progress.Progress`; a
+    module-level function, stored with the run for --resume).
     """
     check_run_name(options.name)
     run_dir = options.run_dir
@@ -103,23 +111,28 @@ def run_tuning(options: TuneOptions, *,
 
     from voxpop.tune_spaces.cluster import check_resources, start_ray, stop_ray
 
-    started = start_ray(address=options.address, num_cpus=options.num_cpus,
-                        num_gpus=options.num_gpus)
-    try:
-        resources = check_resources(cpus_per_trial=options.cpus_per_trial,
-                                    gpus_per_trial=options.gpus_per_trial)
-        data = _data_for(options, run_dir)
-        if on_ready:
-            on_ready(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs; "
-                     f"run directory {run_dir}")
+    log = RunLog()
+    with log.capturing():
+        started = start_ray(address=options.address, num_cpus=options.num_cpus,
+                            num_gpus=options.num_gpus)
         try:
-            grid = _tuner(options, spaces, data, run_dir).fit()
-        except BaseException:
-            _remove_if_untouched(options, run_dir)
-            raise
-    finally:
-        if started:
-            stop_ray()
+            resources = check_resources(cpus_per_trial=options.cpus_per_trial,
+                                        gpus_per_trial=options.gpus_per_trial)
+            data = _data_for(options, run_dir)
+            log.open(rundir.log_path(run_dir))
+            if on_ready:
+                on_ready(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} "
+                         f"GPUs; run directory {run_dir}\nRay's and TensorFlow's own output: "
+                         f"{log.path}")
+            try:
+                grid = _tuner(options, spaces, data, run_dir, log_file=log.path,
+                              on_progress=on_progress).fit()
+            except BaseException:
+                _remove_if_untouched(options, run_dir)
+                raise
+        finally:
+            if started:
+                stop_ray()
     outcome = TuneOutcome(run_dir=run_dir,
                           leaderboard=leaderboard(grid, max_epochs=options.max_epochs),
                           errors=[_first_line(e) for e in grid.errors])
@@ -187,24 +200,26 @@ def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
                                                       "min_freq": options.min_freq})
 
 
-def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_dir: Path):
+def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_dir: Path, *,
+           log_file: Path, on_progress: Callable[[Progress], None] | None):
     from ray import tune
 
+    from voxpop.tune_spaces.progress import ProgressLines
     from voxpop.tune_spaces.trainable import train_trial
 
     threads = max(1, math.floor(options.cpus_per_trial))
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, max_epochs=options.max_epochs,
-                             threads=threads),
+                             threads=threads, log_file=str(log_file)),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
+    # Ray's new console output ignores the run's progress reporter: switch it off.
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     if options.resume:
         if not tune.Tuner.can_restore(str(run_dir)):
             raise VoxpopError(f"--resume: {run_dir} holds no Ray Tune experiment state to resume")
         return tune.Tuner.restore(str(run_dir), trainable=trainable, resume_errored=True)
     param_space, search_alg, num_samples = SEARCHES[options.search](spaces, options)
-    # CLIReporter (the classic table) needs Ray's new console output switched off.
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -221,14 +236,15 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_d
                 num_to_keep=options.keep_checkpoints, checkpoint_score_attribute=METRIC,
                 checkpoint_score_order=MODE),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            progress_reporter=tune.CLIReporter(
-                metric_columns={"space": "space", "family": "family", "epoch": "epoch",
-                                METRIC: "val macro-F1", "val_loss": "val loss"},
-                parameter_columns={"seed": "seed"}, max_report_frequency=15,
-                sort_by_metric=True),
+            progress_reporter=ProgressLines(metric=METRIC, max_epochs=options.max_epochs,
+                                            on_progress=on_progress or _no_progress),
             verbose=1,
         ),
     )
+
+
+def _no_progress(progress: Progress) -> None:
+    """The `on_progress` of a caller that shows none."""
 
 
 # --------------------------------------------------------------------------- leaderboard
@@ -250,7 +266,7 @@ def _row(result, *, max_epochs: int) -> dict:
     if history is not None and "restored_from" in history:
         restarts = int(history["restored_from"].loc[lambda s: s > 0].nunique())
     return {
-        "trial_id": (result.metrics or {}).get("trial_id") or Path(result.path).name,
+        "trial_id": _trial_id(result, history),
         "trial_dir": str(result.path),
         "space": space_name,
         "family": params.get("family"),
@@ -262,6 +278,19 @@ def _row(result, *, max_epochs: int) -> dict:
         "error": _first_line(result.error) if result.error else None,
         "state": _state(result, epochs_run=epochs_run, max_epochs=max_epochs),
     }
+
+
+def _trial_id(result, history) -> str:
+    """The trial's own id, as its reports (progress.csv) and checkpoints (metrics.json) carry it.
+
+    Not Ray's `result.metrics["trial_id"]`: when PBT restores a trial from another trial's
+    checkpoint, Ray 2.60 (`Trial.on_restore`) makes the donor's last result the trial's own,
+    the donor's id included, and a trial that then ends without reporting again (the donor's
+    checkpoint was already at --max-epochs) keeps it: two rows would show one id.
+    """
+    if history is not None and "trial_id" in history and history["trial_id"].notna().any():
+        return str(history["trial_id"].dropna().iloc[-1])
+    return (result.metrics or {}).get("trial_id") or Path(result.path).name
 
 
 def _state(result, *, epochs_run: int, max_epochs: int) -> str:
