@@ -31,3 +31,15 @@ def test_bench_refuses_an_empty_table(tmp_path, bundle_dir):
     result = CliRunner().invoke(app, ["bench", str(bundle_dir), str(data)])
     assert result.exit_code == 2
     assert "error:" in result.output
+
+
+def test_bench_reads_a_table_by_format(tmp_path, bundle_dir, tweet_rows):
+    data = tmp_path / "texts.txt"
+    tweet_rows[["text"]].iloc[:50].to_json(data, orient="records", lines=True)
+    result = CliRunner().invoke(app, ["bench", str(bundle_dir), str(data), "--format", "jsonl",
+                                      "--rows", "100", "--repeats", "1"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "100 rows, batch 1024" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["bench", str(bundle_dir), str(data)])
+    assert result.exit_code == 2
+    assert "name it with --format csv|tsv|parquet|jsonl" in result.output

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 from test_tune_support import sample_table, space_file
 
 from voxpop.data import rundir
@@ -18,10 +19,13 @@ PROGRESS = re.compile(r"^tune: (\d)/2 trials done, (\d) running, (\d) failed; be
 
 def test_tune_prints_progress_lines_and_sends_ray_and_tensorflow_output_to_the_run_log(
         tweets_df, tmp_path):
-    data = sample_table(tweets_df, tmp_path)
+    # a CSV named .txt, read with --format (as every command that reads a table can)
+    data = tmp_path / "tweets.txt"
+    pd.read_parquet(sample_table(tweets_df, tmp_path)).to_csv(data, index=False)
     space = space_file(tmp_path, "tiny", family="cnn", filters=8)
-    args = ["tune", str(data), "--space", space, "--samples", "2", "--max-epochs", "2",
-            "--scheduler", "fifo", "--storage", str(tmp_path / "runs"), "--name", "tiny"]
+    args = ["tune", str(data), "--format", "csv", "--space", space, "--samples", "2",
+            "--max-epochs", "2", "--scheduler", "fifo", "--storage", str(tmp_path / "runs"),
+            "--name", "tiny"]
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"

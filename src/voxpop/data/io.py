@@ -126,9 +126,7 @@ def iter_table_chunks(path, *, chunk_rows: int, text_col: str = TEXT_COL,
     if chunk_rows < 1:
         raise VoxpopError(f"chunk_rows must be >= 1 (got {chunk_rows})")
     if str(path) == STDIN:
-        if format is not None:
-            raise VoxpopError(f"--format {format}: stdin ('-') is read as one text per line; "
-                              "give the table as a file to read it by its format")
+        _check_stdin_reads_texts_only(format, [label_col, id_col, *feature_cols])
         yield from _stdin_chunks(chunk_rows)
         return
     path = Path(path)
@@ -488,6 +486,18 @@ def _check_parquet_types(schema, columns: _Columns) -> None:
 
 _READERS = {"csv": _delimited(","), "tsv": _delimited("\t"), "jsonl": _read_jsonl,
             "parquet": _read_parquet}
+
+
+def _check_stdin_reads_texts_only(format: str | None, columns: list[str | None]) -> None:
+    """stdin ('-') is one text per line: a format or columns asked of it would be ignored."""
+    if format is not None:
+        raise VoxpopError(f"--format {format}: stdin ('-') is read as one text per line; give "
+                          "the table as a file to read it by its format")
+    named = [column for column in columns if column is not None]
+    if named:
+        raise VoxpopError(f"<stdin>: '-' is one text per line, without the column(s) "
+                          f"{', '.join(named)}; give a table file (CSV, TSV, Parquet or JSON "
+                          "Lines) that holds them")
 
 
 def _stdin_chunks(chunk_rows: int) -> Iterator[Table]:
