@@ -37,7 +37,9 @@ MAX_FILES = 1000
 CHECK_ROWS = 32
 CHECK_TEXT_CHARS = 2000
 CHECK_VALUES = 200_000
-VOTINGS = ("soft", "hard", "weighted")
+VOTINGS = ("soft", "hard", "weighted", "stack")
+# The fused graph's second output, beside `probs`, when the bundle has a stacker.
+STACK_OUTPUT = "stack_probs"
 
 
 _PATH_CHARACTERS = re.compile(r"[A-Za-z0-9_.+@=/-]+")
@@ -133,7 +135,7 @@ class Member(Record):
 class Voting(Record):
     """The vote `voxpop predict` uses by default, and the weights of the weighted vote."""
 
-    default: Literal["soft", "hard", "weighted"]
+    default: Literal["soft", "hard", "weighted", "stack"]
     weights: Weights
 
 
@@ -153,6 +155,27 @@ class Fused(Record):
     file: BundlePath
     weights: Weights
     max_abs_diff: NonNegative | None = None
+    # Set when the graph also outputs STACK_OUTPUT, the stacker's probabilities: its largest
+    # difference from the stacker applied with numpy at export.
+    stack_max_abs_diff: NonNegative | None = None
+
+
+class Stacker(Record):
+    """A multinomial logistic regression over the members' log-probabilities (`voxpop export
+    --combine stack`), stored as numbers so that predicting needs numpy only:
+    probs = softmax(x @ coef.T + intercept), x = the members' log(max(p, clip)) side by side
+    (member order, then label order). `cv_macro_f1` scores it and the weighted vote on the same
+    cross-validated held-out rows (`folds` folds of `rows` rows of `fit_on`)."""
+
+    fit_on: Literal["validation", "out_of_fold"]
+    rows: Count
+    folds: Annotated[int, Field(ge=2, le=100)]
+    C: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    clip: Annotated[float, Field(gt=0.0, lt=1.0)]
+    coef: Annotated[list[Annotated[list[FiniteFloat], Field(max_length=MAX_MEMBERS * MAX_LABELS)]],
+                    Field(min_length=2, max_length=MAX_LABELS)]
+    intercept: Annotated[list[FiniteFloat], Field(min_length=2, max_length=MAX_LABELS)]
+    cv_macro_f1: dict[Literal["stack", "weighted"], FiniteFloat]
 
 
 class QuantizationCheck(Record):
@@ -190,6 +213,7 @@ class Manifest(Record):
     voting: Voting
     selection: Selection
     fused: Fused | None = None
+    stacker: Stacker | None = None
     quantization: Literal["none", "int8"] = "none"
     quantization_check: QuantizationCheck | None = None
     opset: Annotated[int, Field(ge=1, le=100)] | None = None
@@ -232,7 +256,22 @@ class Manifest(Record):
                 raise ValueError(f"members: {member.id} reads inputs the manifest's `inputs` "
                                  "do not list")
         self._check_rows_shape()
+        self._check_stacker()
         return self
+
+    def _check_stacker(self) -> None:
+        n_labels, stacker = len(self.labels), self.stacker
+        if stacker is None:
+            if self.voting.default == "stack":
+                raise ValueError("voting.default: stack needs a stacker")
+            if self.fused and self.fused.stack_max_abs_diff is not None:
+                raise ValueError("fused.stack_max_abs_diff: set without a stacker")
+            return
+        width = n_labels * len(self.members)
+        if (len(stacker.coef) != n_labels or any(len(row) != width for row in stacker.coef)
+                or len(stacker.intercept) != n_labels):
+            raise ValueError(f"stacker: coef must be {n_labels} rows of {width} numbers (one per "
+                             f"member and label) and intercept {n_labels} numbers")
 
     def _check_rows_shape(self) -> None:
         rows, width = len(self.check_rows.texts), len(self.labels)

@@ -11,6 +11,7 @@ def render_report(manifest: Manifest, run, choice) -> str:
         _header(manifest),
         _candidates(manifest, run, choice),
         _votes(manifest),
+        _stacking(manifest),
         _members(manifest),
         _fused(manifest),
         _quantization(manifest),
@@ -59,6 +60,30 @@ def _votes(manifest: Manifest) -> str:
         "## Validation macro-F1 of the votes (stored checkpoint probabilities)\n\n"
         + "\n".join(f"- {voting}: {score:.4f}" for voting, score in scores.items())
         + f"\n\nPicks in order: {picks}; weights {manifest.voting.weights}"
+    )
+
+
+def _stacking(manifest: Manifest) -> str:
+    stacker = manifest.stacker
+    if stacker is None:
+        return ""
+    scores = stacker.cv_macro_f1
+    chosen = ("the stacker is the default voting" if manifest.voting.default == "stack"
+              else f"the stacker does not score higher, so {manifest.voting.default} stays the "
+                   "default (`--voting stack` still runs it)")
+    fused = manifest.fused
+    in_graph = (f"fused.onnx outputs it as `stack_probs`, within {fused.stack_max_abs_diff:.2e} "
+                "of numpy" if fused and fused.stack_max_abs_diff is not None
+                else "applied with numpy from the manifest's numbers (no fused graph)")
+    return (
+        "## Stacking (--combine stack)\n\n"
+        f"Multinomial logistic regression (C={stacker.C:g}) over the members' log-probabilities, "
+        f"fitted on {stacker.rows} {stacker.fit_on.replace('_', '-')} rows. The same rows chose "
+        f"the members, so both combinations are scored by {stacker.folds}-fold cross-validation "
+        "over them (each fold predicted by a combination fitted on the others):\n\n"
+        f"- stack: {scores['stack']:.4f}\n"
+        f"- greedy weighted vote: {scores['weighted']:.4f}\n\n"
+        f"Chosen: {chosen}; {in_graph}."
     )
 
 

@@ -8,7 +8,7 @@ import typer
 
 from voxpop.data.options import METRICS
 from voxpop.export.options import DEFAULTS as EXPORT
-from voxpop.export.options import MAX_F1_DROP, MAX_OPSET, PARITY_ROWS
+from voxpop.export.options import COMBINES, MAX_F1_DROP, MAX_OPSET, PARITY_ROWS
 from voxpop.serving_cli.options import one_of
 
 
@@ -27,6 +27,13 @@ def export(
         EXPORT.metric, "--metric",
         help=f"Ranks checkpoints: {one_of(METRICS)} (greedy always maximises the vote's val "
         "macro-F1).",
+    ),
+    combine: str = typer.Option(
+        EXPORT.combine, "--combine",
+        help=f"{one_of(COMBINES)}. stack also fits a multinomial logistic regression on the "
+        "members' validation log-probabilities (into fused.onnx beside the vote, and into the "
+        "manifest as numbers); it becomes the default voting only if it beats the weighted vote "
+        "in cross-validation over the validation rows (the report gives both scores).",
     ),
     opset: int = typer.Option(EXPORT.opset, "--opset",
                               help=f"ONNX opset of the members (at most {MAX_OPSET})."),
@@ -82,11 +89,16 @@ def export(
         export_bundle(
             run, out, size=size, select=select, metric=metric, opset=opset, fuse=fuse,
             quantize=quantize, parity_tol=parity_tol, force=force, on_member=on_member, sign=sign,
+            combine=combine,
         )
     manifest = read_manifest(out, trust=sign)
     scores = manifest.selection.val_scores
+    stacker = manifest.stacker
     typer.echo(
         f"wrote {out}: {len(manifest.members)} members, quantization {manifest.quantization}, "
         + ", ".join(f"val macro-F1 {voting} {score:.4f}" for voting, score in scores.items())
+        + (f", cross-validated macro-F1 stack {stacker.cv_macro_f1['stack']:.4f} vs weighted "
+           f"{stacker.cv_macro_f1['weighted']:.4f}" if stacker else "")
+        + f", default voting {manifest.voting.default}"
         + (", signed" if sign else "")
     )
