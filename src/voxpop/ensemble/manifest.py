@@ -139,6 +139,18 @@ class Voting(Record):
     weights: Weights
 
 
+class CostCheck(Record):
+    """`--max-ms-per-row`: the budget, and the measured milliseconds per row (ONNX Runtime on one
+    thread, on `rows` validation texts, before any quantization) of the kept members' graphs
+    and of encoding their inputs once for all of them; `total_ms` is what the budget bounds."""
+
+    max_ms_per_row: NonNegative
+    rows: Count
+    encode_ms: NonNegative
+    members_ms: Annotated[dict[Identifier, NonNegative], Field(max_length=MAX_MEMBERS)]
+    total_ms: NonNegative
+
+
 class Selection(Record):
     """How export chose the members on validation data."""
 
@@ -147,6 +159,7 @@ class Selection(Record):
     size: Annotated[int, Field(ge=1, le=MAX_MEMBERS)] | None = None
     picks: Annotated[list[Identifier], Field(max_length=10_000)] = []
     val_scores: dict[Literal["soft", "hard", "weighted"], FiniteFloat] = {}
+    cost: CostCheck | None = None
 
 
 class Fused(Record):
@@ -247,6 +260,9 @@ class Manifest(Record):
         _check_weights("voting.weights", self.voting.weights, len(ids))
         if self.fused:
             _check_weights("fused.weights", self.fused.weights, len(ids))
+        cost = self.selection.cost
+        if cost is not None and sorted(cost.members_ms) != sorted(ids):
+            raise ValueError("selection.cost.members_ms: must hold one cost per member id")
         unknown = sorted(set(self.selection.picks) - set(ids))
         if unknown:
             raise ValueError(f"selection.picks: {quoted(unknown[0])} is not a member id")

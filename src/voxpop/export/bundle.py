@@ -34,6 +34,7 @@ from voxpop.ensemble.manifest import (
     SCHEMA_VERSION,
     STACK_OUTPUT,
     CheckRows,
+    CostCheck,
     Fused,
     GraphOps,
     InputSpec,
@@ -61,7 +62,8 @@ from voxpop.export.options import (
 )
 from voxpop.export.quantize import onnx_probs, quantize_int8
 from voxpop.export.report import render_report
-from voxpop.export.select import Choice, select_members
+from voxpop.export.cost import Budget, measure_costs
+from voxpop.export.select import Choice, candidates_of, check_selection, select_members
 from voxpop.export.stack import fit_stacker, stack_wins, stacking_rows
 
 FUSED_TOLERANCE = 1e-5
@@ -86,23 +88,32 @@ def export_bundle(
     on_member: MemberProgress | None = None,
     sign: str | Path | None = None,
     combine: str = DEFAULTS.combine,
+    max_ms_per_row: float | None = DEFAULTS.max_ms_per_row,
 ) -> Path:
     """Export the best checkpoints of the run at `run_dir` as an ensemble bundle at `out`.
 
     sign: an Ed25519 private key (PEM) to sign the manifest with (ensemble.sig).
     combine: vote, or stack (also fit a stacker; the default voting when it scores higher).
+    max_ms_per_row: keep the best ensemble whose measured cost per row fits (every candidate is
+    converted first, to be measured); VoxpopError when no candidate fits alone.
     Raises VoxpopError when `out` exists (unless `force`), for an invalid option or key, or when
     a member fails its parity or graph check (naming the member). Returns `out`.
     """
     options = ExportOptions(
         size=size, select=select, metric=metric, opset=opset, fuse=fuse, quantize=quantize,
         parity_tol=parity_tol, sign=None if sign is None else Path(sign), combine=combine,
+        max_ms_per_row=max_ms_per_row,
     )
     out = Path(out)
     _check_options(out, options, force=force)
     signing_key = _signing_key(options.sign)  # a bad key fails now, not after the conversions
     run = read_run(run_dir)
-    choice = select_members(run.checkpoints, run.y_val, method=select, size=size, metric=metric)
+    check_selection(method=select, size=size, metric=metric)
+    converted, budget = {}, None
+    if options.max_ms_per_row is not None:
+        converted, budget = _measured_budget(run, options)
+    choice = select_members(run.checkpoints, run.y_val, method=select, size=size, metric=metric,
+                            budget=budget)
     stacker = None
     if options.combine == "stack":  # before the conversions: a stacker that cannot fit fails now
         stacker = fit_stacker(stacking_rows(run, choice.members),
@@ -110,8 +121,35 @@ def export_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         _write_bundle(tmp, run, choice, options, on_member or (lambda *_: None), signing_key,
-                      stacker)
+                      stacker, converted)
     return out
+
+
+def _measured_budget(run: Run, options: ExportOptions) -> tuple[dict, Budget]:
+    """Every candidate converted to ONNX (candidate name -> ModelProto, reused for the members)
+    and the budget with their measured costs on the validation texts."""
+    from voxpop.export.convert import to_onnx
+    from voxpop.models import load_model
+
+    candidates, _ = candidates_of(run.checkpoints, run.y_val, metric=options.metric)
+    converted = {c.name: to_onnx(load_model(c.model_path), opset=options.opset) for c in candidates}
+    val = run.rows("val")
+    features = val[run.feature_cols].to_numpy(np.float64) if run.feature_cols else None
+    costs = measure_costs(converted, run.preprocessor, val["text"].astype(str).tolist(), features)
+    return converted, Budget(options.max_ms_per_row, costs)
+
+
+def _cost_check(choice: Choice, members: list[Member]) -> CostCheck | None:
+    budget = choice.budget
+    if budget is None:
+        return None
+    names = [c.name for c in choice.members]
+    costs = budget.costs
+    inputs = frozenset().union(*(costs.inputs[name] for name in names))
+    return CostCheck(max_ms_per_row=budget.max_ms_per_row, rows=costs.rows,
+                     encode_ms=costs.encode_ms(inputs),
+                     members_ms={m.id: costs.graph_ms[name] for m, name in zip(members, names)},
+                     total_ms=costs.of(names))
 
 
 def _signing_key(path: Path | None):
@@ -127,6 +165,8 @@ def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
         raise VoxpopError(
             f"--combine: unknown value {options.combine!r} (choose from {', '.join(COMBINES)})"
         )
+    if options.max_ms_per_row is not None and not options.max_ms_per_row > 0:
+        raise VoxpopError(f"--max-ms-per-row: must be > 0, got {options.max_ms_per_row:g}")
     if options.quantize not in QUANTIZATIONS:
         raise VoxpopError(
             f"--quantize: unknown value {options.quantize!r} (choose from {', '.join(QUANTIZATIONS)})"
@@ -146,7 +186,7 @@ def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
 
 
 def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, on_member,
-                  signing_key, stacker: Stacker | None) -> None:
+                  signing_key, stacker: Stacker | None, converted: dict) -> None:
     (tmp / "members").mkdir(parents=True)
     ids = [f"m{i + 1}" for i in range(len(choice.members))]
     val_inputs = run.encode(run.rows("val"))
@@ -157,7 +197,7 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
     ):
         members.append(_export_member(
             tmp, member_id=member_id, checkpoint=checkpoint, weight=weight,
-            parity_inputs=parity_inputs, options=options,
+            parity_inputs=parity_inputs, options=options, onnx_model=converted.get(checkpoint.name),
         ))
         on_member(done, len(ids), member_id)
     fused = _fuse(tmp, members, parity_inputs, stacker) if options.fuse else None
@@ -182,16 +222,18 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
 
 def _export_member(
     tmp: Path, *, member_id: str, checkpoint: Checkpoint, weight: float, parity_inputs: dict,
-    options: ExportOptions,
+    options: ExportOptions, onnx_model=None,
 ) -> Member:
-    """Convert one checkpoint, prove it (graph check, parity) and write members/<id>.onnx."""
+    """Convert one checkpoint (unless `onnx_model` is its conversion already), prove it (graph
+    check, parity) and write members/<id>.onnx."""
     from voxpop.export.checks import parity, rnn_fusion
     from voxpop.export.convert import to_onnx
     from voxpop.models import load_model
 
     label = f"member {member_id} ({checkpoint.name}, {checkpoint.family})"
     model = load_model(checkpoint.model_path)
-    onnx_model = to_onnx(model, opset=options.opset)
+    if onnx_model is None:
+        onnx_model = to_onnx(model, opset=options.opset)
     try:
         graph = rnn_fusion(onnx_model)
     except VoxpopError as err:
@@ -326,7 +368,8 @@ def _manifest(run, choice, options, members: list[Member], fused: Fused | None,
         voting=Voting(default=_default_voting(options, stacker), weights=weights),
         selection=Selection(method=options.select, metric=options.metric, size=options.size,
                             picks=[members[i].id for i in choice.picks],
-                            val_scores={k: float(v) for k, v in val_scores.items()}),
+                            val_scores={k: float(v) for k, v in val_scores.items()},
+                            cost=_cost_check(choice, members)),
         fused=fused,
         stacker=stacker,
         quantization="int8" if quantization and quantization.kept else "none",

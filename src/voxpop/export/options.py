@@ -30,6 +30,7 @@ class ExportOptions:
     parity_tol: float = 1e-5
     sign: Path | None = None  # Ed25519 private key (PEM) to sign the manifest with
     combine: str = "vote"
+    max_ms_per_row: float | None = None  # keep the best ensemble whose measured cost fits
 
 
 DEFAULTS = ExportOptions()

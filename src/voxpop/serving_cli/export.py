@@ -35,6 +35,13 @@ def export(
         "manifest as numbers); it becomes the default voting only if it beats the weighted vote "
         "in cross-validation over the validation rows (the report gives both scores).",
     ),
+    max_ms_per_row: float = typer.Option(
+        EXPORT.max_ms_per_row, "--max-ms-per-row", show_default=False,
+        help="Keep the best ensemble whose cost per row fits this many milliseconds: every "
+        "candidate is converted and timed on validation texts (ONNX Runtime on one thread, plus "
+        "encoding its inputs) and selection adds only members that keep the total within it; "
+        "the report gives each cost. An error when no candidate fits alone.",
+    ),
     opset: int = typer.Option(EXPORT.opset, "--opset",
                               help=f"ONNX opset of the members (at most {MAX_OPSET})."),
     fuse: bool = typer.Option(
@@ -89,7 +96,7 @@ def export(
         export_bundle(
             run, out, size=size, select=select, metric=metric, opset=opset, fuse=fuse,
             quantize=quantize, parity_tol=parity_tol, force=force, on_member=on_member, sign=sign,
-            combine=combine,
+            combine=combine, max_ms_per_row=max_ms_per_row,
         )
     manifest = read_manifest(out, trust=sign)
     scores = manifest.selection.val_scores
@@ -100,5 +107,7 @@ def export(
         + (f", cross-validated macro-F1 stack {stacker.cv_macro_f1['stack']:.4f} vs weighted "
            f"{stacker.cv_macro_f1['weighted']:.4f}" if stacker else "")
         + f", default voting {manifest.voting.default}"
+        + (f", {manifest.selection.cost.total_ms:.3f} ms per row (budget "
+           f"{manifest.selection.cost.max_ms_per_row:g})" if manifest.selection.cost else "")
         + (", signed" if sign else "")
     )
