@@ -168,3 +168,12 @@ def test_stack_takes_neither_weights_nor_a_member_subset(stacked_bundle, held_ou
         ensemble.predict(held_out_texts[:3], voting="stack", members=["m1", "m2"])
     assert STACK_OUTPUT == "stack_probs"
     ensemble.close()
+
+
+def test_info_shows_the_stacker_after_checking_its_graph_output(stacked_bundle, bundle_dir):
+    shown = CliRunner().invoke(app, ["info", str(stacked_bundle)])
+    assert shown.exit_code == 0, shown.output
+    assert "stacker: logistic regression on 300 validation rows, 5-fold cross-validated" in shown.output
+    assert "check rows: 4 graphs give the stored probabilities" in shown.output
+    old = CliRunner().invoke(app, ["info", str(bundle_dir)])
+    assert "stacker: no (export --combine stack)" in old.output
