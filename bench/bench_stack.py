@@ -104,6 +104,9 @@ def evaluate_run(run_dir: Path) -> dict:
         test_probs[name] = session.run(["probs"], {i.name: inputs[i.name]
                                                    for i in session.get_inputs()})[0]
 
+    def result_score(pred) -> float:
+        return round(macro_f1(y_test, pred, n_classes), 4)
+
     def vote_pred(choice):
         return soft_vote([test_probs[c.name] for c in choice.members], choice.weights).argmax(1)
 
@@ -132,7 +135,10 @@ def evaluate_run(run_dir: Path) -> dict:
         "stack_chosen": stack_wins(stacker),
         "candidate_ms_per_row": {name.split("/")[0]: round(costs.of([name]), 4)
                                  for name in converted},
-        "budgets": [],
+        "budgets": [{"max_ms_per_row": None,
+                     "members": [c.name.split("/")[0] for c in greedy.members],
+                     "ms_per_row": round(costs.of([c.name for c in greedy.members]), 4),
+                     "test_macro_f1": result_score(preds["weighted vote"])}],
     }
     full_cost = costs.of([c.name for c in greedy.members])
     for share in BUDGET_SHARES:
@@ -148,7 +154,7 @@ def evaluate_run(run_dir: Path) -> dict:
             "max_ms_per_row": round(budget.max_ms_per_row, 4),
             "members": [c.name.split("/")[0] for c in choice.members],
             "ms_per_row": round(costs.of([c.name for c in choice.members]), 4),
-            "test_macro_f1": round(macro_f1(y_test, vote_pred(choice), n_classes), 4),
+            "test_macro_f1": result_score(vote_pred(choice)),
         })
     return result
 
@@ -178,7 +184,8 @@ def summary(results: dict) -> str:
             if "error" in b:
                 lines.append(f"| {run} | {b['max_ms_per_row']} | {b['error']} | - | - |")
             else:
-                lines.append(f"| {run} | {b['max_ms_per_row']} | {', '.join(b['members'])} | "
+                lines.append(f"| {run} | {b['max_ms_per_row'] or 'none'} | "
+                             f"{', '.join(b['members'])} | "
                              f"{b['ms_per_row']} | {b['test_macro_f1']} |")
     return "\n".join(lines)
 

@@ -37,7 +37,7 @@ class Costs:
 
     def of(self, names) -> float:
         """ms per row of an ensemble of the candidates `names`: shared encoding + each graph."""
-        names = list(names)
+        names = sorted(set(names))  # one sum order: the same set always costs the same float
         inputs = frozenset().union(*(self.inputs[name] for name in names))
         return self.encode_ms(inputs) + sum(self.graph_ms[name] for name in names)
 
