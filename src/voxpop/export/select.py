@@ -78,15 +78,6 @@ def select_members(
     return choice
 
 
-def _over_budget(candidates, budget) -> dict[str, str]:
-    """Reasons for the candidates that alone cost more than the budget."""
-    if budget is None:
-        return {}
-    return {c.name: f"not selected: costs {budget.costs.of([c.name]):.3f} ms per row alone, over "
-                    f"--max-ms-per-row {budget.max_ms_per_row:g}"
-            for c in candidates if not budget.fits([c.name])}
-
-
 def _over_reason(budget, names: list[str]) -> str | None:
     """Why the ensemble of `names` is refused by the budget, or None when it fits."""
     if budget is None or budget.fits(names):
@@ -163,7 +154,11 @@ def _greedy(candidates, y_val, *, size, metric, budget=None) -> Choice:
             )
         else:
             reasons[c.name] = "not selected: adding it never gave the best val macro-F1 of the vote"
-    reasons.update(_over_budget(candidates, budget))
+    kept = [c.name for c in members]
+    for c in candidates:
+        over = None if c in members else _over_reason(budget, kept + [c.name])
+        if over:  # the budget, not the score, kept it out
+            reasons[c.name] = over
     picks = [position[i] for i in selection.picks]
     return Choice(members, selection.weights, picks, reasons)
 
