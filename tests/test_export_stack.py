@@ -160,8 +160,9 @@ def test_old_bundles_load_and_refuse_stack_in_one_line(bundle_dir, held_out_text
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_stack_takes_neither_weights_nor_a_member_subset(stacked_bundle, held_out_texts):
-    ensemble = Ensemble.load(stacked_bundle, device="cpu", threads=1, fused=False)
+@pytest.mark.parametrize("fused", [True, False])
+def test_stack_takes_neither_weights_nor_a_member_subset(stacked_bundle, held_out_texts, fused):
+    ensemble = Ensemble.load(stacked_bundle, device="cpu", threads=1, fused=fused)
     with pytest.raises(VoxpopError, match="takes no --weights"):
         ensemble.predict(held_out_texts[:3], voting="stack", weights=[1, 1, 1])
     with pytest.raises(VoxpopError, match="reads every member"):

@@ -199,6 +199,8 @@ class Ensemble:
         weights = self._weights(voting, weights, chosen)
         if voting == "stack" and chosen != self.member_ids:
             raise VoxpopError("--voting stack: the stacker reads every member; drop --members")
+        if voting == "stack" and weights is not None:
+            raise VoxpopError("--voting stack: takes no --weights (the stacker has its own)")
         if weights is not None:
             weights = check_weights(weights, len(chosen))
         return chosen, weights, self._fused_computes(voting, weights, chosen)
