@@ -75,6 +75,8 @@ def export(
     sibling and renamed into place.
 
     Example: voxpop export runs/myrun --out bundle --size 5 --select greedy --quantize int8
+    Stacked, within half a millisecond per row: voxpop export runs/myrun --out bundle
+    --combine stack --max-ms-per-row 0.5
     """
     import logging
 
