@@ -14,8 +14,9 @@ def quantize_int8(source: Path, target: Path) -> None:
     quantize_dynamic(model_input=source, model_output=target, weight_type=QuantType.QInt8)
 
 
-def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int = 1) -> np.ndarray:
-    """The model's `probs` for `inputs` (fed by name: only the inputs the graph declares)."""
+def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int = 1,
+               output: str = "probs") -> np.ndarray:
+    """The model's `output` for `inputs` (fed by name: only the inputs the graph declares)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -24,4 +25,4 @@ def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int 
         str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
     )
     feed = {i.name: inputs[i.name] for i in session.get_inputs()}
-    return session.run(["probs"], feed)[0]
+    return session.run([output], feed)[0]

@@ -120,8 +120,8 @@ def predict_all(ensemble, texts: list[str], *, votings: list[str],
 def vote_without_each_member(ensemble, members: dict[str, ModelOutput], *,
                              voting: str) -> dict[str, ModelOutput]:
     """The vote `voting` with each member left out in turn: member id -> that vote's outputs
-    (empty for a one-member bundle)."""
-    if len(members) < 2:
+    (empty for a one-member bundle, and for the stacker, which reads every member)."""
+    if len(members) < 2 or voting == "stack":
         return {}
     result = {}
     for left_out in members:

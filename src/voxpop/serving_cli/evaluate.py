@@ -83,9 +83,10 @@ def evaluate(
              "`external=bundle` lines) or inline `a=b,c=d`. Other labels match by name, ignoring "
              "case; rows that match nothing are counted and listed, not scored."),
     voting: str = typer.Option(
-        ",".join(VOTINGS), "--voting",
-        help=f"Voting rules to score, comma-separated ({', '.join(VOTINGS)}). The bundle's default "
-             "rule, if listed, is the one whose confusion matrix and hardest examples are shown."),
+        None, "--voting", show_default=False,
+        help=f"Voting rules to score, comma-separated ({', '.join(VOTINGS)}; default: every rule "
+             "the bundle has, stack only with a stacker). The bundle's default rule, if listed, "
+             "is the one whose confusion matrix and hardest examples are shown."),
     baseline: bool = typer.Option(
         True, "--baseline/--no-baseline",
         help="Also fit TF-IDF + logistic regression on the bundle's training split (or "
@@ -119,12 +120,13 @@ def evaluate(
         write_summary,
     )
 
-    rules = parse_votings(voting)
+    rules = None if voting is None else parse_votings(voting)
     chosen_formats = parse_formats(report_formats)
     destinations = output_dirs(inputs, out)
     for folder in {out, *destinations.values()}:
         check_report_folder(folder)
     ensemble = load_ensemble(bundle, trust=trust)
+    rules = rules or ensemble.votings
     default_rule = ensemble.manifest.voting.default
     primary = default_rule if default_rule in rules else rules[0]
     mapping = parse_label_map(label_map, bundle_labels=list(ensemble.labels))

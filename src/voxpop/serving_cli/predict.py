@@ -30,7 +30,9 @@ def predict(
     id_col: str = typer.Option(None, "--id-col", help="Column copied to the output as `id` (default: none)."),
     feature_cols: str = feature_cols_option(),
     voting: str = typer.Option(
-        None, "--voting", help="soft | hard | weighted. Default: the bundle's default voting."
+        None, "--voting",
+        help="soft | hard | weighted | stack (a bundle exported with --combine stack). Default: "
+             "the bundle's default voting."
     ),
     weights: str = typer.Option(
         None, "--weights", help="Comma-separated member weights (one per member used), e.g. 3,1,1."
