@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import onnx.numpy_helper
 import pandas as pd
+import pytest
 import yaml
 from test_tune_support import checkpoints, sample_table
 from typer.testing import CliRunner
@@ -102,3 +103,21 @@ def test_bad_embeddings_options_are_one_error_line_before_ray_starts(tweets_df, 
     result = CliRunner().invoke(app, ["tune", str(data), "--freeze-embeddings"])
     assert result.exit_code == 2 and "--freeze-embeddings needs --embeddings" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow  # reads GloVe's 400,000 words (the glove extra) and starts Ray: 1-4 min
+def test_tune_with_the_named_glove_vectors(tweets_df, tmp_path):
+    data = sample_table(tweets_df, tmp_path)
+    output = _invoke("tune", data, "--space", "cnn", "--samples", 1, "--max-epochs", 1,
+                     "--scheduler", "fifo", "--storage", tmp_path / "runs", "--name", "g",
+                     "--num-cpus", 2, "--embeddings", "glove-6b-50d", "--freeze-embeddings")
+    assert "embeddings glove-6b-50d: 50-dim vectors for" in output
+    run = tmp_path / "runs" / "g"
+    (stored,) = rundir.read_vectors(run).values()
+    assert stored.form == "named" and stored.coverage > 0.8  # tweets are mostly English words
+    (checkpoint,) = [rundir.read_checkpoint(path) for path in checkpoints(run)]
+    assert checkpoint.config["embed_dim"] == 50
+    table = load_model(checkpoint.model_path).get_layer("embedding").get_weights()[0]
+    row = rundir.read_run(run).preprocessor.vocabulary.tokens.index("the") + 2
+    # glove.6B.50d.txt's first line: the 0.418 0.24968 -0.41242 0.1217 0.34527 ...
+    np.testing.assert_allclose(table[row, :5], [0.418, 0.24968, -0.41242, 0.1217, 0.34527])
