@@ -11,17 +11,18 @@ evaluation report's own). Models are built and trained in process (`voxpop.model
 matched matrix, as a trial of `voxpop tune --embeddings` does), without Ray.
 
 Run: nice .venv/bin/python bench/bench_embeddings.py [--seeds 42] [--epochs 3]
-     [--families cnn,bilstm]
+     [--families cnn,bilstm]   (seeds run separately add up in the results)
 Writes bench/results/embeddings.json and rebuilds bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
-from common import record
+from common import RESULTS, record
 
 from voxpop.data import Preprocessor, split_rows
 from voxpop.data.builtin import demo_split
@@ -153,10 +154,19 @@ def main() -> None:
 
     configure(threads=2)
     families = args.families.split(",")
-    results = {f"seed {seed}": one_seed(int(seed), families=families, epochs=args.epochs)
-               for seed in args.seeds.split(",")}
+    # Seeds run separately add up (same epochs and families): keep those not rerun this time.
+    previous = RESULTS / "embeddings.json"
+    results, seeds = {}, args.seeds.split(",")
+    if previous.exists():
+        stored = json.loads(previous.read_text())
+        if stored["command"].endswith(f"--epochs {args.epochs} --families {args.families}"):
+            results = stored["results"]
+            seeds = sorted({*[name.split()[-1] for name in results], *seeds})
+    for seed in args.seeds.split(","):
+        results[f"seed {seed}"] = one_seed(int(seed), families=families, epochs=args.epochs)
+    results = dict(sorted(results.items()))
     record("embeddings", results, summary_md=summary(results, epochs=args.epochs),
-           command=f"nice .venv/bin/python bench/bench_embeddings.py --seeds {args.seeds} "
+           command=f"nice .venv/bin/python bench/bench_embeddings.py --seeds {','.join(seeds)} "
                    f"--epochs {args.epochs} --families {args.families}")
 
 

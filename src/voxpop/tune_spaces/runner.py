@@ -185,7 +185,9 @@ def _with_stored_trial_options(options: TuneOptions, run_dir: Path) -> TuneOptio
         stored = rundir.read_job(run_dir)["options"]
     except VoxpopError as err:
         raise VoxpopError(f"--resume: {err}") from None
-    return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME})
+    # (a run written before a key existed keeps that option's default)
+    return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME
+                                           if key in stored})
 
 
 def _data_for(options: TuneOptions, run_dir: Path, *, vector_sources: list[str]) -> TrialData:
