@@ -198,7 +198,8 @@ def test_build_refuses_vectors_that_do_not_fit_the_embedding():
     with pytest.raises(ValueError, match="build got a matrix"):
         vm.build("lstm", {**config, "embeddings": None}, n_tokens=4, n_classes=2,
                  embeddings=vectors)
-    with pytest.raises(ValueError, match="are 4 x 3, but the embedding is n_tokens=5 x embed_dim=3"):
+    with pytest.raises(ValueError, match="are 4 x 3, but the embedding is n_tokens=5 x "
+                                         "embed_dim=3"):
         vm.build("lstm", config, n_tokens=5, n_classes=2, embeddings=vectors)
     # a family that reads n-grams has no token embedding: vectors change nothing
     vm.build("tfidf", config, n_tokens=4, n_classes=2, n_buckets=64)

