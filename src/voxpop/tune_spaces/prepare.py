@@ -61,9 +61,9 @@ def prepare_run_data(source: TableSource, *, seed: int, run_dir: Path, job: dict
         # training occurrences per token id, for the coverage the run records
         counts = np.bincount(data.train["tokens"].ravel(), minlength=preprocessor.n_tokens)
         data = dataclasses.replace(data, vectors={
-            vectors: match_vectors(vectors, preprocessor.vocabulary.tokens, counts=counts,
-                                   seed=seed)
-            for vectors in vector_sources})
+            vector_source: match_vectors(vector_source, preprocessor.vocabulary.tokens,
+                                         counts=counts, seed=seed)
+            for vector_source in vector_sources})
     write_prepared(run_dir, preprocessor=preprocessor, rows=rows, data=data,
                    job={**job, "versions": _versions(),
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
