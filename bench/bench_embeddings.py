@@ -133,6 +133,22 @@ def summary(results: dict, *, epochs: int) -> str:
                          f"{row[s]['verdict']})" for s in ("glove fine-tuned", "glove frozen")]
                 lines.append(f"| {seed} | {part} ({evaluated['rows']:,}) | {model} | "
                              f"{row['random']['macro_f1']:.4f} | {' | '.join(cells)} |")
+    if len(results) > 1:
+        lines += ["", f"Mean difference from the random start over the {len(results)} seeds "
+                  "(and how many of the seeds' intervals lie above / below zero):", "",
+                  "| evaluated on | model | GloVe fine-tuned | GloVe frozen |",
+                  "| --- | --- | --- | --- |"]
+        first = next(iter(results.values()))["evaluated"]
+        for part, evaluated in first.items():
+            for model in evaluated["models"]:
+                rows = [result["evaluated"][part]["models"][model] for result in results.values()]
+                cells = []
+                for start in ("glove fine-tuned", "glove frozen"):
+                    verdicts = [row[start]["verdict"] for row in rows]
+                    mean = sum(row[start]["difference"] for row in rows) / len(rows)
+                    cells.append(f"{mean:+.4f} ({verdicts.count('better')} better, "
+                                 f"{verdicts.count('worse')} worse)")
+                lines.append(f"| {part} | {model} | {' | '.join(cells)} |")
     for seed, result in results.items():
         v = result["vectors"]
         seconds = ", ".join(f"{name} {m['seconds']} s" for name, m in result["members"].items())
