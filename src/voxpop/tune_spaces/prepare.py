@@ -18,6 +18,7 @@ import pandas as pd
 
 from voxpop.data import Preprocessor, read_table, split_rows
 from voxpop.data.rundir import SPLITS, TrialData, data_rows, row_features, write_prepared
+from voxpop.data.storage import Location
 
 # The default split when the user gives no --val/--test file (fractions of DATA's rows).
 VAL_SIZE, TEST_SIZE = 0.15, 0.15
@@ -36,7 +37,7 @@ class TableSource:
     feature_cols: tuple[str, ...] = ()
 
 
-def prepare_run_data(source: TableSource, *, seed: int, run_dir: Path, job: dict,
+def prepare_run_data(source: TableSource, *, seed: int, run_dir: Location, job: dict,
                      preprocessor_options: dict | None = None) -> TrialData:
     """Read, split, fit the Preprocessor on train, encode, and write the run's prepared data.
 

@@ -12,15 +12,14 @@ import inspect
 import math
 import os
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from voxpop.data import Preprocessor, rundir
-from voxpop.data.atomic import check_writable
 from voxpop.data.errors import VoxpopError
 from voxpop.data.rundir import TrialData
+from voxpop.data.storage import Location, check_writable, locate
 from voxpop.tune_spaces.prepare import TableSource, prepare_run_data
 from voxpop.tune_spaces.space_check import check_space
 from voxpop.tune_spaces.spaces import resolve_space
@@ -49,7 +48,7 @@ class TuneOptions:
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
     address: str | None = None
-    storage: Path = Path("runs")
+    storage: str | Path = "runs"  # a local folder or a pyarrow file-system URI (s3://bucket/runs)
     name: str = "tune"
     resume: bool = False
     max_failures: int = 0
@@ -62,10 +61,6 @@ class TuneOptions:
     max_tokens: int = _PREPROCESSOR["max_tokens"].default  # vocabulary size, PAD and OOV included
     min_freq: int = _PREPROCESSOR["min_freq"].default  # training occurrences a token needs
 
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.storage).expanduser().resolve() / self.name
-
     def to_json(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v
                 for k, v in dataclasses.asdict(self).items()}
@@ -75,7 +70,7 @@ class TuneOptions:
 class TuneOutcome:
     """What a run produced: its directory, the leaderboard (best first), and the trial errors."""
 
-    run_dir: Path
+    run_dir: Location  # prints as the local path or the URI
     leaderboard: list[dict]
     errors: list[str] = field(default_factory=list)
 
@@ -232,7 +227,7 @@ def run_tuning(options: TuneOptions, *,
     `on_ready(message)` is called with a status line before the trials start.
     """
     check_run_name(options.name)
-    run_dir = options.run_dir
+    run_dir = locate(options.storage).child(options.name)
     _check_run_dir(options, run_dir)
     if options.resume:
         options = _with_stored_trial_options(options, run_dir)
@@ -277,7 +272,7 @@ def check_run_name(name: str) -> None:
                           "directory is STORAGE/NAME")
 
 
-def _check_run_dir(options: TuneOptions, run_dir: Path) -> None:
+def _check_run_dir(options: TuneOptions, run_dir: Location) -> None:
     if options.resume and not run_dir.is_dir():
         raise VoxpopError(f"--resume: {run_dir} does not exist (check --storage and --name)")
     if not options.resume and run_dir.exists():
@@ -286,21 +281,19 @@ def _check_run_dir(options: TuneOptions, run_dir: Path) -> None:
     check_writable(run_dir.parent, what=f"--storage {options.storage}")
 
 
-def _remove_if_untouched(options: TuneOptions, run_dir: Path) -> None:
+def _remove_if_untouched(options: TuneOptions, run_dir: Location) -> None:
     """After Tune failed to start or run, or every trial failed, remove the run directory this
     call made if no trial left a checkpoint in it, so the same --name works again. A run with
     checkpoints is kept for --resume."""
-    if options.resume or not run_dir.is_dir():
-        return
-    if not rundir.checkpoint_paths(run_dir):
-        shutil.rmtree(run_dir, ignore_errors=True)
+    if not options.resume and run_dir.is_dir():
+        rundir.remove_if_no_checkpoints(run_dir)
 
 
 # What each trial was started with; a resumed run keeps these whatever the command line says.
 STORED_ON_RESUME = ("max_epochs", "cpus_per_trial", "gpus_per_trial")
 
 
-def _with_stored_trial_options(options: TuneOptions, run_dir: Path) -> TuneOptions:
+def _with_stored_trial_options(options: TuneOptions, run_dir: Location) -> TuneOptions:
     try:
         stored = rundir.read_job(run_dir)["options"]
     except VoxpopError as err:
@@ -308,7 +301,7 @@ def _with_stored_trial_options(options: TuneOptions, run_dir: Path) -> TuneOptio
     return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME})
 
 
-def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
+def _data_for(options: TuneOptions, run_dir: Location) -> TrialData:
     if options.resume:
         return rundir.read_trial_data(run_dir)
     source = TableSource(data=Path(options.data), val=options.val_file, test=options.test_file,
@@ -324,7 +317,7 @@ def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
                                                       "min_freq": options.min_freq})
 
 
-def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_dir: Path):
+def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_dir: Location):
     from ray import tune
 
     from voxpop.tune_spaces.trainable import train_trial
@@ -335,10 +328,13 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_d
                              threads=threads),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
+    # A remote run's file system goes to Ray as it is, so the trials reach the same endpoint.
+    filesystem = None if run_dir.local else run_dir.filesystem
     if options.resume:
-        if not tune.Tuner.can_restore(str(run_dir)):
+        if not tune.Tuner.can_restore(run_dir.path, storage_filesystem=filesystem):
             raise VoxpopError(f"--resume: {run_dir} holds no Ray Tune experiment state to resume")
-        return tune.Tuner.restore(str(run_dir), trainable=trainable, resume_errored=True)
+        return tune.Tuner.restore(run_dir.path, trainable=trainable, resume_errored=True,
+                                  storage_filesystem=filesystem)
     param_space, search_alg, num_samples = SEARCHES[options.search](spaces, options)
     # CLIReporter (the classic table) needs Ray's new console output switched off.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
@@ -353,7 +349,7 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_d
         ),
         run_config=tune.RunConfig(
             name=options.name,
-            storage_path=str(run_dir.parent),
+            storage_path=run_dir.parent.path, storage_filesystem=filesystem,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=options.keep_checkpoints, checkpoint_score_attribute=METRIC,
                 checkpoint_score_order=MODE),
