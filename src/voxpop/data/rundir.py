@@ -28,6 +28,7 @@ metrics and validation probabilities, and a checkpoint's model when it is first 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import shutil
 import tempfile
@@ -42,6 +43,7 @@ import pandas as pd
 
 from voxpop.data.atomic import atomic_path, write_json
 from voxpop.data.errors import VoxpopError
+from voxpop.data.options import METRICS
 from voxpop.data.preprocess import Preprocessor
 from voxpop.data.split import Split
 from voxpop.data.storage import Location, locate
@@ -55,10 +57,11 @@ JOB_FILE = "job.json"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 VAL_PROBS_FILE = "val_probs.npy"
+LOG_FILE = "tune.log"  # RUN/tune.log: Ray's and the trials' own output (TensorFlow, Keras)
 # Ray Tune's name for a trial's reported checkpoints: RUN/TRIAL/checkpoint_000000, ...
 CHECKPOINT_PREFIX = "checkpoint_"
 FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, MODEL_FILE,
-              METRICS_FILE, VAL_PROBS_FILE)
+              METRICS_FILE, VAL_PROBS_FILE, LOG_FILE)
 PREPARED_FILES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE)  # what export reads of RUN/voxpop/
 PREPARED_UPLOAD_ORDER = (JOB_FILE, ARRAYS_FILE, DATA_FILE, SPLIT_FILE, PREPROCESS_FILE)
 CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
@@ -66,9 +69,7 @@ CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
 DATA_COLUMNS = ("id", "text", "label", "split")  # then the user's feature columns
 SPLITS = ("train", "val", "test")
 TRAINED_SPLITS = ("train", "val")  # encoded into arrays.npz; test rows never reach a trial
-
-# metric name -> +1 when higher is better, -1 when lower is better
-METRICS = {"val_macro_f1": 1, "val_accuracy": 1, "val_loss": -1}
+# METRICS (from `options`): metric name -> +1 when higher is better, -1 when lower is better
 
 
 # --------------------------------------------------------------------------- the rows
@@ -364,6 +365,26 @@ def _unprepared(where, name: str) -> VoxpopError:
 
 def _no_checkpoints(where) -> VoxpopError:
     return VoxpopError(f"{where}: no checkpoints found (*/{CHECKPOINT_PREFIX}*/{METRICS_FILE})")
+
+
+def log_path(run_dir: str | Path | Location) -> Path:
+    """The run's log file (see LOG_FILE), a file on this machine: trial processes append to it.
+    A remote run's is kept in the temporary folder, under the run's name and a hash of its URI,
+    until `upload_log` copies it into the run."""
+    location = locate(run_dir)
+    if location.local is not None:
+        return location.local / LOG_FILE
+    digest = hashlib.sha256(location.uri.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "voxpop-logs" / f"{location.name}-{digest}" / LOG_FILE
+
+
+def upload_log(run_dir: str | Path | Location) -> None:
+    """Copy a remote run's log file (`log_path`) to RUN/tune.log; a local run's is there already,
+    and a run that was removed (nothing to resume) gets none."""
+    location = locate(run_dir)
+    local_log = log_path(location)
+    if location.local is None and local_log.is_file() and location.is_dir():
+        location.child(LOG_FILE).upload(local_log)
 
 
 def checkpoint_paths(run_dir: Path) -> list[Path]:
