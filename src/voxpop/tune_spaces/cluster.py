@@ -12,6 +12,8 @@ from voxpop.data.errors import VoxpopError
 LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # The cluster to join when no --address is given: `ray job submit` sets it for its entrypoint.
 ADDRESS_ENV = "RAY_ADDRESS"
+RUN_STORAGE_NOTE = ("the run directory (--storage) must be on storage every node sees (a shared "
+                    "path, or a URI such as s3://...)")
 
 
 def cluster_address(address: str | None = None) -> str | None:
@@ -22,7 +24,7 @@ def cluster_address(address: str | None = None) -> str | None:
 
 
 def start_ray(*, address: str | None = None, num_cpus: int | None = None,
-              num_gpus: float | None = None) -> bool:
+              num_gpus: float | None = None, shared: str = RUN_STORAGE_NOTE) -> bool:
     """Start or join Ray; return True when this call started it (so the caller shuts it down).
 
     Without `address` and without RAY_ADDRESS in the environment: an embedded instance
@@ -30,7 +32,8 @@ def start_ray(*, address: str | None = None, num_cpus: int | None = None,
     (default: all cores) and `num_gpus` (default: what Ray detects; a number gives logical
     GPUs), no dashboard, listening on loopback only. With `address` (`auto`, `HOST:PORT` or
     `ray://HOST:PORT`), or else RAY_ADDRESS (set by `ray job submit` for the job's command):
-    join that cluster. An already initialised Ray in this process is reused as it is.
+    join that cluster, warning with `shared` what every node must see. An already
+    initialised Ray in this process is reused as it is.
     """
     import ray
 
@@ -39,7 +42,7 @@ def start_ray(*, address: str | None = None, num_cpus: int | None = None,
     given = "--address" if address else ADDRESS_ENV
     address = cluster_address(address)
     if address:
-        _join(address, given=given)
+        _join(address, given=given, shared=shared)
     else:
         _loopback_only()
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus,
@@ -81,7 +84,7 @@ def stop_ray() -> None:
         ray_constants.ENABLE_RAY_CLUSTER = _saved_loopback_setting.pop("constant")
 
 
-def _join(address: str, *, given: str = "--address") -> None:
+def _join(address: str, *, given: str, shared: str) -> None:
     """Join the cluster at `address`; `given` names where the address came from in errors."""
     import ray
 
@@ -93,8 +96,7 @@ def _join(address: str, *, given: str = "--address") -> None:
         raise VoxpopError(f"{given} {address}: cannot join the Ray cluster ({first_line})") \
             from None
     warnings.warn(
-        f"joined the Ray cluster at {address}: the run directory (--storage) must be on storage "
-        "every node sees (a shared path, or a URI such as s3://...)",
+        f"joined the Ray cluster at {address}: {shared}",
         stacklevel=2,
     )
 
