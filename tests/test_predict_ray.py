@@ -3,6 +3,7 @@ local command's output row for row, on a folder of Parquet and CSV files."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -74,3 +75,29 @@ def test_a_bad_file_on_a_worker_is_one_error_line(tmp_path, bundle_dir, folder):
     last = result.stderr.strip().splitlines()[-1]
     assert re.fullmatch(r"error: .*b\.csv: .*'text'.*", last), result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "p.csv").exists()
+
+
+def test_evaluate_on_ray_writes_the_local_report(tmp_path, bundle_dir, tweet_rows):
+    labelled = tmp_path / "labelled.csv"
+    tweet_rows.sample(120, random_state=1)[["text", "label"]].to_csv(labelled, index=False)
+    common = ("evaluate", bundle_dir, labelled, "--no-baseline", "--report-format", "json")
+    local = CliRunner().invoke(app, [*map(str, common), "--out", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    ray = CliRunner().invoke(app, [*map(str, common), "--out", str(tmp_path / "ray"),
+                                   "--address", "local", "--workers", "2"])
+    assert ray.exit_code == 0, ray.output
+    assert "Ray Data, 2 worker(s)" in ray.stderr
+    expected = json.loads((tmp_path / "local" / "report.json").read_text())
+    got = json.loads((tmp_path / "ray" / "report.json").read_text())
+    assert got["data"]["n_evaluated"] == 120
+    assert _rounded(got) == _rounded(expected)
+
+
+def _rounded(value):
+    """The report with its floats to 6 places (the actors' float32 sums may differ in the last
+    bits from one process's)."""
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return round(value, 6) if isinstance(value, float) else value

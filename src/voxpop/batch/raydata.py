@@ -1,5 +1,5 @@
-"""`voxpop predict --address`: the local command's prediction, spread over a Ray cluster with
-Ray Data.
+"""`voxpop predict --address` and `voxpop evaluate --address`: the local commands' predictions,
+spread over a Ray cluster with Ray Data.
 
 The driver lists the input files (a file, a folder's table files or a glob, sorted by name). A
 Ray Data read stage gives each file to a task that reads it in chunks with voxpop's own reader
@@ -12,15 +12,20 @@ Why not Ray's own `read_csv`/`read_parquet`: pyarrow's CSV reader infers types (
 becomes 7) and parses quoting differently from the local command, whose rows this one must match
 row for row.
 
+`voxpop evaluate --address` reads its tables on the driver, as without --address (a report
+needs every row there), and `predict_all` has the actors compute what `reports.bundle_eval.
+predict_all` computes locally: each vote's and each member's probabilities, and OOV rates.
+
 Every node reads the bundle and the input files at the paths given: with a cluster of several
 machines they must be on storage every node sees.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +65,25 @@ class PredictSpec:
     columns: object  # voxpop.ensemble.stream.OutputColumns
 
 
+@contextlib.contextmanager
+def ray_workers(address: str, workers: int | None) -> Iterator[int]:
+    """Start (address "local") or join the Ray at `address` for the command; yields the number
+    of predictor actors: `workers`, by default the cluster's CPUs (refused when more)."""
+    import ray
+
+    from voxpop.tune_spaces.cluster import start_ray, stop_ray
+
+    started = start_ray(address=address, num_cpus=workers, shared=SHARED_NOTE)
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if (workers or cpus) > cpus:
+            raise VoxpopError(f"--workers {workers}: more than the cluster's {cpus} CPUs")
+        yield workers or cpus
+    finally:
+        if started:
+            stop_ray()
+
+
 def input_files(input: str) -> list[Path]:
     """The files INPUT names: a table file, a folder's table files (by extension), or a glob;
     sorted by name. None found is a VoxpopError."""
@@ -84,9 +108,7 @@ def predict_frames(files: list[Path], *, read: ReadSpec, predict: PredictSpec, w
     `replaced_bytes` and `empty_texts` as they arrive."""
     import ray.data
 
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True
-    context.enable_progress_bars = False
+    _ordered_and_quiet()
     listing = ray.data.from_items([{"path": str(file)} for file in files],
                                   override_num_blocks=len(files))
     # The reads take no core of their own: the predictors hold one each, and a read that waited
@@ -96,18 +118,68 @@ def predict_frames(files: list[Path], *, read: ReadSpec, predict: PredictSpec, w
     frames = chunks.map_batches(_Predictor, batch_size=read.chunk_rows, batch_format="pandas",
                                 concurrency=workers, num_cpus=1,
                                 fn_constructor_kwargs={"predict": predict})
-    # A failed task's traceback is logged by Ray Data before its exception reaches this loop,
+    # Arrow to pandas here, not Ray's pandas batches (Arrow-backed columns): the frames are then
+    # the local command's, dtypes included, for the same writers.
+    for batch in _batches(frames, batch_format="pyarrow"):
+        frame = batch.to_pandas()
+        found["replaced_bytes"] += int(frame.pop(_REPLACED).sum())
+        found["empty_texts"] += int(frame.pop(_EMPTY).sum())
+        yield frame
+
+
+def predict_all(ensemble, texts: list[str], *, votings: list[str],
+                features: np.ndarray | None = None, on_rows: Callable[[int], None] | None = None,
+                workers: int, trust: str | None = None, chunk_rows: int = 2048):
+    """`voxpop.reports.bundle_eval.predict_all` computed by `workers` actors: (vote outputs per
+    rule, member outputs per id, OOV rates or None), rows in input order."""
+    import ray.data
+
+    from voxpop.reports.evaluation import ModelOutput
+
+    _ordered_and_quiet()
+    columns = {_TEXT: np.asarray(texts, dtype=object)}
+    if features is not None:
+        columns.update({_FEATURE.format(i): features[:, i] for i in range(features.shape[1])})
+    frame = pd.DataFrame(columns)
+    # One block per chunk, made here: a repartition task would wait for a core the actors hold.
+    rows = ray.data.from_pandas([frame[start:start + chunk_rows]
+                                 for start in range(0, len(frame), chunk_rows)])
+    spec = PredictSpec(bundle=str(ensemble.bundle), trust=trust, fused=False,
+                       vote_options={"votings": votings}, columns=None)
+    outputs = rows.map_batches(_Scorer, batch_size=chunk_rows, batch_format="pandas",
+                               concurrency=workers, num_cpus=1,
+                               fn_constructor_kwargs={"predict": spec})
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in _batches(outputs, batch_format="numpy"):
+        for name, values in batch.items():
+            parts.setdefault(name, []).append(values)
+        if on_rows:
+            on_rows(len(next(iter(batch.values()))))
+    joined = {name: np.concatenate(values) for name, values in parts.items()}
+    votes = {rule: ModelOutput(probs=joined[f"vote:{rule}"], pred=joined[f"pred:{rule}"])
+             for rule in votings}
+    members = {member_id: ModelOutput(probs=joined[f"member:{member_id}"])
+               for member_id in ensemble.member_ids}
+    return votes, members, joined.get("oov")
+
+
+def _ordered_and_quiet() -> None:
+    """Ray Data keeps the input order and shows no progress bars (the commands show theirs)."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    # A failed task's traceback is logged by Ray Data before its exception reaches `_batches`,
     # which raises it (a VoxpopError as one line): the log would only repeat it.
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+
+
+def _batches(dataset, *, batch_format: str) -> Iterator:
+    """The dataset's blocks in order; a worker's VoxpopError (wrapped by Ray) as itself."""
     try:
-        # Arrow to pandas here, not Ray's pandas batches (Arrow-backed columns): the frames are
-        # then the local command's, dtypes included, for the same writers.
-        for batch in frames.iter_batches(batch_size=None, batch_format="pyarrow"):
-            frame = batch.to_pandas()
-            found["replaced_bytes"] += int(frame.pop(_REPLACED).sum())
-            found["empty_texts"] += int(frame.pop(_EMPTY).sum())
-            yield frame
-    except Exception as err:  # a worker's VoxpopError arrives wrapped in Ray's exceptions
+        yield from dataset.iter_batches(batch_size=None, batch_format=batch_format)
+    except Exception as err:
         cause = _voxpop_cause(err)
         if cause is None:
             raise
@@ -148,16 +220,36 @@ class _Predictor:
         from voxpop.ensemble.stream import prediction_frame
 
         texts = batch[_TEXT].tolist()
-        feature_names = [name for name in batch.columns if name.startswith("__feature_")]
-        features = (batch[feature_names].to_numpy(dtype=np.float32) if feature_names else None)
         members = self.spec.vote_options.get("members")
-        inputs = self.ensemble.encode(texts, features, members=members)
+        inputs = self.ensemble.encode(texts, _features(batch), members=members)
         prediction = self.ensemble.predict_encoded(inputs, **self.spec.vote_options)
         frame = prediction_frame(prediction, labels=self.ensemble.labels, texts=texts,
                                  ids=batch[_ID].to_numpy(dtype=object), columns=self.spec.columns)
         frame[_REPLACED] = batch[_REPLACED].to_numpy()
         frame[_EMPTY] = np.fromiter((not text for text in texts), dtype=bool, count=len(texts))
         return frame
+
+
+class _Scorer(_Predictor):
+    """One Ray Data actor of `predict_all`: per batch, each vote's probabilities and labels, each
+    member's probabilities, and the OOV rates (when a member reads tokens)."""
+
+    def __call__(self, batch: pd.DataFrame) -> dict[str, np.ndarray]:
+        from voxpop.reports.bundle_eval import oov_rates
+
+        inputs = self.ensemble.encode(batch[_TEXT].tolist(), _features(batch))
+        out = {"oov": oov_rates(inputs["tokens"])} if "tokens" in inputs else {}
+        for rule in self.spec.vote_options["votings"]:
+            prediction = self.ensemble.predict_encoded(inputs, voting=rule)
+            out[f"vote:{rule}"], out[f"pred:{rule}"] = prediction.probs, prediction.label_ids
+        out.update({f"member:{member_id}": probs
+                    for member_id, probs in prediction.member_probs.items()})
+        return out
+
+
+def _features(batch: pd.DataFrame) -> np.ndarray | None:
+    names = [name for name in batch.columns if name.startswith("__feature_")]
+    return batch[names].to_numpy(dtype=np.float32) if names else None
 
 
 def _voxpop_cause(err: BaseException) -> VoxpopError | None:

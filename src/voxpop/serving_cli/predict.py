@@ -144,24 +144,13 @@ def predict(
 def _predict_on_ray(files, *, read, predict, address: str, workers: int | None, found: dict,
                     fmt: str, out: Path | None, how: str) -> None:
     """Start or join Ray, predict `files` with Ray Data (voxpop.batch.raydata) and write."""
-    from voxpop.batch.raydata import SHARED_NOTE, predict_frames
-    from voxpop.tune_spaces.cluster import start_ray, stop_ray
+    from voxpop.batch.raydata import predict_frames, ray_workers
 
-    started = start_ray(address=address, num_cpus=workers, shared=SHARED_NOTE)
-    try:
-        import ray
-
-        cpus = int(ray.cluster_resources().get("CPU", 0))
-        workers = workers or cpus
-        if workers > cpus:
-            raise VoxpopError(f"--workers {workers}: more than the cluster's {cpus} CPUs")
+    with ray_workers(address, workers) as workers:
         typer.echo(f"voxpop predict: Ray Data, {len(files)} file(s), {workers} worker(s) on cpu, "
                    f"{predict.vote_options['voting']} voting, {how}", err=True)
         _write(predict_frames(files, read=read, predict=predict, workers=workers, found=found),
                fmt=fmt, out=out)
-    finally:
-        if started:
-            stop_ray()
 
 
 def _tallied(chunks, found: dict):
