@@ -179,9 +179,9 @@ def _predictions(address: str | None, workers: int | None, *, trust: Path | None
     from voxpop.batch.raydata import predict_all as predict_on_ray
     from voxpop.batch.raydata import ray_workers
 
-    with ray_workers(address, workers) as workers:
-        typer.echo(f"voxpop evaluate: Ray Data, {workers} worker(s) on cpu", err=True)
-        yield functools.partial(predict_on_ray, workers=workers, trust=trust and str(trust))
+    with ray_workers(address, workers) as n_workers:
+        typer.echo(f"voxpop evaluate: Ray Data, {n_workers} worker(s) on cpu", err=True)
+        yield functools.partial(predict_on_ray, workers=n_workers, trust=trust and str(trust))
 
 
 def _fit_baselines(ensemble, override: Path | None, *, text_col: str, label_col: str,

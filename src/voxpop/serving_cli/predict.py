@@ -146,10 +146,10 @@ def _predict_on_ray(files, *, read, predict, address: str, workers: int | None, 
     """Start or join Ray, predict `files` with Ray Data (voxpop.batch.raydata) and write."""
     from voxpop.batch.raydata import predict_frames, ray_workers
 
-    with ray_workers(address, workers) as workers:
-        typer.echo(f"voxpop predict: Ray Data, {len(files)} file(s), {workers} worker(s) on cpu, "
-                   f"{predict.vote_options['voting']} voting, {how}", err=True)
-        _write(predict_frames(files, read=read, predict=predict, workers=workers, found=found),
+    with ray_workers(address, workers) as n_workers:
+        typer.echo(f"voxpop predict: Ray Data, {len(files)} file(s), {n_workers} worker(s) on "
+                   f"cpu, {predict.vote_options['voting']} voting, {how}", err=True)
+        _write(predict_frames(files, read=read, predict=predict, workers=n_workers, found=found),
                fmt=fmt, out=out)
 
 
