@@ -115,8 +115,9 @@ def predict_frames(files: list[Path], *, read: ReadSpec, predict: PredictSpec, w
     # for a free core would never start.
     chunks = listing.map_batches(_read_file, batch_size=1, batch_format="pandas", num_cpus=0,
                                  fn_kwargs={"read": read})
-    frames = chunks.map_batches(_bound(_Predictor, predict), batch_size=read.chunk_rows,
-                                batch_format="pandas", concurrency=workers, num_cpus=1)
+    frames = chunks.map_batches(_Predictor, batch_size=read.chunk_rows, batch_format="pandas",
+                                concurrency=workers, num_cpus=1,
+                                fn_constructor_kwargs={"predict": predict})
     # Arrow to pandas here, not Ray's pandas batches (Arrow-backed columns): the frames are then
     # the local command's, dtypes included, for the same writers.
     for batch in _batches(frames, batch_format="pyarrow"):
@@ -145,8 +146,9 @@ def predict_all(ensemble, texts: list[str], *, votings: list[str],
                                  for start in range(0, len(frame), chunk_rows)])
     spec = PredictSpec(bundle=str(ensemble.bundle), trust=trust, fused=False,
                        vote_options={"votings": votings}, columns=None)
-    outputs = rows.map_batches(_bound(_Scorer, spec), batch_size=chunk_rows,
-                               batch_format="pandas", concurrency=workers, num_cpus=1)
+    outputs = rows.map_batches(_Scorer, batch_size=chunk_rows, batch_format="pandas",
+                               concurrency=workers, num_cpus=1,
+                               fn_constructor_kwargs={"predict": spec})
     parts: dict[str, list[np.ndarray]] = {}
     for batch in _batches(outputs, batch_format="numpy"):
         for name, values in batch.items():
@@ -203,24 +205,16 @@ def _read_file(batch: pd.DataFrame, *, read: ReadSpec) -> Iterator[pd.DataFrame]
             yield pd.DataFrame(columns)
 
 
-def _bound(actor: type, spec: PredictSpec) -> type:
-    """`actor` with `spec` as a class attribute: Ray Data ships a class whole, whereas constructor
-    arguments go through the object store, which makes Ray log an error line at every actor
-    start (restartable actors with arguments in the store)."""
-    return type(actor.__name__, (actor,), {"spec": spec})
-
-
 class _Predictor:
     """One Ray Data actor: the bundle loaded once (one core, no pipelining), then a prediction
-    frame per batch of read rows. `spec` is set by `_bound`."""
+    frame per batch of read rows."""
 
-    spec: PredictSpec
-
-    def __init__(self):
+    def __init__(self, *, predict: PredictSpec):
         from voxpop.ensemble import Ensemble
 
-        self.ensemble = Ensemble.load(self.spec.bundle, device="cpu", threads=1,
-                                      fused=self.spec.fused, trust=self.spec.trust)
+        self.spec = predict
+        self.ensemble = Ensemble.load(predict.bundle, device="cpu", threads=1,
+                                      fused=predict.fused, trust=predict.trust)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         from voxpop.ensemble.stream import prediction_frame
