@@ -148,7 +148,7 @@ def test_predict_with_ray_data_uses_both_nodes(cluster, bundle_dir, held_out_tex
         assert any("_Predictor" in log.read_text(errors="replace") for log in logs), temp
 
 
-@pytest.mark.slow  # about 150 s on 2 cores: two TensorFlow trials after the cluster starts
+@pytest.mark.slow  # 43-150 s on 2 shared cores: two TensorFlow trials after the cluster starts
 def test_trials_run_on_both_nodes(cluster, tweets_df, tmp_path):
     head, _, address, head_temp, _ = cluster
     data = sample_table(tweets_df, tmp_path)
