@@ -376,7 +376,7 @@ def _manifest(run, choice, options, members: list[Member], fused: Fused | None,
         quantization_check=quantization,
         opset=options.opset,
         parity_tol=options.parity_tol,
-        source_run=str(run.path.resolve()),
+        source_run=run.source,
         baseline_train="baseline_train.csv",
         check_rows=check_rows,
         files={},  # filled by write_manifest

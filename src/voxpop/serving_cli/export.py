@@ -13,7 +13,8 @@ from voxpop.serving_cli.options import one_of
 
 
 def export(
-    run: Path = typer.Argument(..., help="Tuning run directory (STORAGE/NAME) written by `voxpop tune`."),
+    run: str = typer.Argument(..., help="Tuning run directory (STORAGE/NAME) written by "
+                              "`voxpop tune`: a path or a URI (s3://bucket/runs/NAME)."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write (must not exist unless --force)."),
     size: int = typer.Option(EXPORT.size, "--size",
                              help="At most this many distinct members (K)."),

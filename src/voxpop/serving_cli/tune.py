@@ -46,10 +46,12 @@ def tune(
     max_concurrent: int = typer.Option(TUNE.max_concurrent, help="Trials running at once at "
                                        "most (default: as many as the resources allow)."),
     address: str = typer.Option(TUNE.address, help="Join an existing Ray cluster: auto, "
-                                "HOST:PORT or ray://HOST:PORT. Default: an embedded Ray on "
-                                "loopback only."),
-    storage: Path = typer.Option(TUNE.storage, help="Directory of the runs; with --address it "
-                                 "must be shared by every node."),
+                                "HOST:PORT or ray://HOST:PORT. Default: RAY_ADDRESS when set "
+                                "(`ray job submit` sets it), else an embedded Ray on loopback "
+                                "only."),
+    storage: str = typer.Option(TUNE.storage, help="Where the runs go: a directory, or a "
+                                "pyarrow file-system URI (s3://bucket/runs, gs://...); with "
+                                "--address, storage that every node sees."),
     name: str = typer.Option(TUNE.name, help="Run name: the run directory is STORAGE/NAME (one "
                              "plain folder name: letters, digits, _ . - + =)."),
     resume: bool = typer.Option(TUNE.resume, "--resume", help="Continue the interrupted run "

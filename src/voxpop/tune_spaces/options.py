@@ -33,7 +33,7 @@ class TuneOptions:
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
     address: str | None = None
-    storage: Path = Path("runs")
+    storage: str | Path = "runs"  # a local folder or a pyarrow file-system URI (s3://bucket/runs)
     name: str = "tune"
     resume: bool = False
     max_failures: int = 0
@@ -48,10 +48,6 @@ class TuneOptions:
     # pretrained word vectors (a file or a name) for the spaces of token families that name none
     embeddings: str | None = None
     freeze_embeddings: bool = False  # those vectors stay fixed in training
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.storage).expanduser().resolve() / self.name
 
     def to_json(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v

@@ -20,8 +20,10 @@ import pandas as pd
 from voxpop.data import Preprocessor, read_table, split_rows
 from voxpop.data.options import LABEL_COL, TEXT_COL
 from voxpop.data.rundir import SPLITS, TrialData, data_rows, row_features, write_prepared
+from voxpop.data.storage import Location
 from voxpop.data.vectors import match_vectors
 from voxpop.tune_spaces.options import TEST_SIZE, VAL_SIZE
+
 VERSIONED_PACKAGES = ("voxpop", "ray", "tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas")
 
 
@@ -38,7 +40,7 @@ class TableSource:
     format: str | None = None  # of every file; None: by each file's extension
 
 
-def prepare_run_data(source: TableSource, *, seed: int, run_dir: Path, job: dict,
+def prepare_run_data(source: TableSource, *, seed: int, run_dir: Location, job: dict,
                      preprocessor_options: dict | None = None,
                      vector_sources: list[str] = ()) -> TrialData:
     """Read, split, fit the Preprocessor on train, encode, match the pretrained word vectors
