@@ -128,6 +128,9 @@ class Member(Record):
     weight: NonNegative
     parity: Parity
     graph: GraphOps | None = None
+    # Its graph reads `tokens` cut to the batch's longest row (voxpop.export.optimize; its family
+    # does not depend on padding): the ensemble runs such graphs on rows sorted by length.
+    trims_padding: bool = False
 
 
 class Voting(Record):

@@ -48,6 +48,7 @@ from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import vote
 from voxpop.export.convert import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from voxpop.export.fuse import fuse_members
+from voxpop.export.optimize import optimize_fused, optimize_member
 from voxpop.export.quantize import MAX_F1_DROP, onnx_probs, quantize_int8
 from voxpop.export.report import render_report
 from voxpop.export.select import Choice, select_members
@@ -176,10 +177,11 @@ def _export_member(
     tmp: Path, *, member_id: str, checkpoint: Checkpoint, weight: float, parity_inputs: dict,
     options: ExportOptions,
 ) -> Member:
-    """Convert one checkpoint, prove it (graph check, parity) and write members/<id>.onnx."""
+    """Convert one checkpoint, rewrite it (voxpop.export.optimize), prove the final graph (graph
+    check, parity with Keras) and write members/<id>.onnx."""
     from voxpop.export.checks import parity, rnn_fusion
     from voxpop.export.convert import to_onnx
-    from voxpop.models import load_model
+    from voxpop.models import load_model, padding_invariant
 
     label = f"member {member_id} ({checkpoint.name}, {checkpoint.family})"
     model = load_model(checkpoint.model_path)
@@ -188,8 +190,10 @@ def _export_member(
         graph = rnn_fusion(onnx_model)
     except VoxpopError as err:
         raise VoxpopError(f"{label}: {err}") from None
+    trims = optimize_member(onnx_model, padding_invariant=padding_invariant(
+        checkpoint.family, checkpoint.config))
     inputs = {t.name: parity_inputs[t.name] for t in model.inputs}
-    proof = parity(model, onnx_model, inputs)
+    proof = parity(model, onnx_model, inputs, trims_padding=trims)
     _check_parity(label, proof, options.parity_tol)
     relative = f"members/{member_id}.onnx"
     onnx.save_model(onnx_model, tmp / relative)
@@ -208,6 +212,7 @@ def _export_member(
         parity=Parity(max_abs_diff=float(proof["max_abs_diff"]),
                       argmax_agreement=float(proof["argmax_agreement"]), rows=int(proof["rows"])),
         graph=GraphOps(**{k: int(v) for k, v in graph.items()}),
+        trims_padding=trims,
     )
 
 
@@ -229,9 +234,14 @@ def _fuse(tmp: Path, members: list[Member], inputs: dict) -> Fused:
     """Write fused.onnx and prove it equals the Python-side weighted soft vote of the members."""
     models = {m.id: onnx.load_model(tmp / m.file) for m in members}
     weights = [m.weight for m in members]
-    onnx.save_model(fuse_members(models, weights), tmp / "fused.onnx")
-    expected = vote([onnx_probs(tmp / m.file, inputs) for m in members], voting="soft", weights=weights)[0]
-    diff = float(np.abs(onnx_probs(tmp / "fused.onnx", inputs) - expected).max())
+    fused = fuse_members(models, weights)
+    optimize_fused(fused)
+    onnx.save_model(fused, tmp / "fused.onnx")
+    expected = vote([_member_probs(tmp, m, inputs) for m in members], voting="soft",
+                    weights=weights)[0]
+    got = onnx_probs(tmp / "fused.onnx", inputs,
+                     trims_padding=any(m.trims_padding for m in members))
+    diff = float(np.abs(got - expected).max())
     if diff > FUSED_TOLERANCE:
         raise VoxpopError(
             f"fused.onnx differs from the weighted vote of its members by {diff:.2e} "
@@ -249,8 +259,8 @@ def _quantize(tmp: Path, members: list[Member], fused: Fused | None, inputs: dic
         quantize_int8(tmp / name, target)
     weights = [m.weight for m in members]
     scores = {
-        "fp32": _vote_f1([tmp / m.file for m in members], weights, inputs, y_val),
-        "int8": _vote_f1([int8[m.file] for m in members], weights, inputs, y_val),
+        "fp32": _vote_f1(tmp, members, [tmp / m.file for m in members], weights, inputs, y_val),
+        "int8": _vote_f1(tmp, members, [int8[m.file] for m in members], weights, inputs, y_val),
     }
     sizes = {
         "fp32": sum((tmp / n).stat().st_size for n in files),
@@ -275,14 +285,20 @@ def _check_rows(tmp: Path, run: Run, members: list[Member]) -> CheckRows:
     texts = [str(text)[:CHECK_TEXT_CHARS] for text in rows["text"]]
     features = rows[run.feature_cols].to_numpy(np.float64) if run.feature_cols else None
     inputs = run.preprocessor.encode(texts, features=features)
-    probs = {m.id: np.asarray(onnx_probs(tmp / m.file, inputs), np.float64).round(7).tolist()
+    probs = {m.id: np.asarray(_member_probs(tmp, m, inputs), np.float64).round(7).tolist()
              for m in members}
     return CheckRows(texts=texts, probs=probs,
                      features=None if features is None else features.tolist())
 
 
-def _vote_f1(paths: list[Path], weights: list[float], inputs: dict, y_val) -> float:
-    probs = [onnx_probs(path, inputs) for path in paths]
+def _member_probs(tmp: Path, member: Member, inputs: dict, *, file: Path | None = None):
+    """The member's probabilities as the ensemble computes them (from `file`, default its own)."""
+    return onnx_probs(file or tmp / member.file, inputs, trims_padding=member.trims_padding)
+
+
+def _vote_f1(tmp: Path, members: list[Member], files: list[Path], weights: list[float],
+             inputs: dict, y_val) -> float:
+    probs = [_member_probs(tmp, m, inputs, file=f) for m, f in zip(members, files)]
     return macro_f1(y_val, vote(probs, voting="soft", weights=weights)[1], probs[0].shape[1])
 
 

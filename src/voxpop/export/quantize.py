@@ -17,9 +17,13 @@ def quantize_int8(source: Path, target: Path) -> None:
     quantize_dynamic(model_input=source, model_output=target, weight_type=QuantType.QInt8)
 
 
-def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int = 1) -> np.ndarray:
-    """The model's `probs` for `inputs` (fed by name: only the inputs the graph declares)."""
+def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int = 1,
+               trims_padding: bool = False) -> np.ndarray:
+    """The model's `probs` for `inputs` (fed by name: only the inputs the graph declares), run as
+    the ensemble runs it (`voxpop.ensemble.sessions.run_by_length`)."""
     import onnxruntime as ort
+
+    from voxpop.ensemble.sessions import length_key, run_by_length
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads  # several members must not oversubscribe the cores
@@ -27,4 +31,4 @@ def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int 
         str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
     )
     feed = {i.name: inputs[i.name] for i in session.get_inputs()}
-    return session.run(["probs"], feed)[0]
+    return run_by_length(session, feed, key=length_key(feed, trims_tokens=trims_padding))

@@ -12,8 +12,9 @@ from voxpop.models.families import (
     default_config,
     load_model,
     load_pretrained,
+    padding_invariant,
     uses_features,
 )
 
 __all__ = ["FAMILIES", "build", "default_config", "load_model", "load_pretrained",
-           "uses_features"]
+           "padding_invariant", "uses_features"]
