@@ -196,7 +196,7 @@ def _same_labels_in_every_format(ctx: Context) -> list:
     labels = ["1", "1.0", "2", "0"] * 25
     return ["evaluate", ctx.bundle, ctx.table("l.csv", rows=100, label=labels), "--out",
             ctx.folder / "report", "--label-map", "1=positive,2=negative,0=neutral",
-            "--no-baseline", "--format", "json"]
+            "--no-baseline", "--report-format", "json"]
 
 
 def _no_unmapped_rows(ctx: Context, done) -> str | None:
@@ -205,7 +205,7 @@ def _no_unmapped_rows(ctx: Context, done) -> str | None:
     for suffix, labels in ((".jsonl", [1, 1.0, 2, 0] * 25), (".parquet", [1.0, 1.0, 2.0, 0.0] * 25)):
         other = voxpop("evaluate", ctx.bundle, ctx.table(f"l{suffix}", rows=100, label=labels),
                        "--out", ctx.folder / f"report{suffix}", "--label-map",
-                       "1=positive,2=negative,0=neutral", "--no-baseline", "--format", "json")
+                       "1=positive,2=negative,0=neutral", "--no-baseline", "--report-format", "json")
         if other.returncode != 0:
             return f"{suffix}: exit {other.returncode}"
     if '"n_unmapped": 0' not in text:

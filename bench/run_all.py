@@ -15,6 +15,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 QUALITY_DEMO = "/tmp/voxpop-bench-quality/demo"
 SCRIPTS = [
+    ["bench_cli.py"],
     ["bench_encode.py"],
     ["bench_families.py", "--epochs", "2"],
     ["bench_tune.py"],

@@ -45,9 +45,13 @@ def test_format_option_overrides_the_extension(tmp_path):
     path = tmp_path / "data.txt"
     ROWS.to_csv(path, sep="\t", index=False)
     assert read_table(path, format="tsv").texts[0] == "good day"
-    with pytest.raises(VoxpopError, match=r"data.txt: cannot tell the format .*\.csv"):
+    assert read_table(path, format="TSV").texts[0] == "good day"
+    with pytest.raises(VoxpopError, match=r"data.txt: cannot tell the table format from the "
+                       r"extension '\.txt' \(known: \.csv.*name it with --format "
+                       r"csv\|tsv\|parquet\|jsonl$"):
         read_table(path)
-    with pytest.raises(VoxpopError, match="format 'xls' is not supported.*csv, jsonl, parquet, tsv"):
+    with pytest.raises(VoxpopError, match=r"--format 'xls' is not a table format \(choose from "
+                       r"csv, tsv, parquet, jsonl\)"):
         read_table(path, format="xls")
 
 

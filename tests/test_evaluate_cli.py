@@ -121,7 +121,7 @@ def test_label_map_and_several_inputs_write_a_summary(tmp_path, bundle, external
     frame.to_csv(other, index=False, quoting=csv.QUOTE_ALL)
     result = run(bundle, external, other, "--out", tmp_path / "r", "--text-col", "tweet",
                  "--label-col", "sentiment", "--label-map", "pos=positive,neg=negative",
-                 "--voting", "soft", "--no-baseline", "--format", "json")
+                 "--voting", "soft", "--no-baseline", "--report-format", "json")
     assert result.exit_code == 0, result.output
     first = json.loads((tmp_path / "r" / "airline" / "report.json").read_text())
     second = json.loads((tmp_path / "r" / "other" / "report.json").read_text())
@@ -140,7 +140,10 @@ def test_label_map_and_several_inputs_write_a_summary(tmp_path, bundle, external
      "error: --label-map: target label(s) 'spam' are not in the bundle (bundle labels: "
      "negative, neutral, positive)"),
     (["--label-col", "mood"], "error: {input}: column 'mood'"),
-    (["--format", "pdf"], "error: --format: pdf not valid (choose from md, html, json"),
+    (["--report-format", "pdf"],
+     "error: --report-format: pdf not valid (choose from md, html, json"),
+    (["--format", "xlsx"],
+     "error: --format 'xlsx' is not a table format (choose from csv, tsv, parquet, jsonl)"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, bundle, external, args, message):
     base = ["--text-col", "tweet", "--label-col", "sentiment", "--no-baseline"]
@@ -181,7 +184,7 @@ def test_a_rerun_into_the_same_folder_leaves_only_its_own_reports(tmp_path, bund
         ["notes.txt", *plots, "report.html", "report.json", "report.md"])
 
     # Fewer formats: the earlier run's Markdown and HTML go.
-    assert run(bundle, external, "--out", out, *options, "--format", "json").exit_code == 0
+    assert run(bundle, external, "--out", out, *options, "--report-format", "json").exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(["notes.txt", *plots, "report.json"])
     assert (out / "notes.txt").read_text() == "the user's own"
 
@@ -202,7 +205,8 @@ def test_help_explains_every_option():
     result = CliRunner().invoke(app, ["evaluate", "--help"])
     assert result.exit_code == 0
     for option in ("--out", "--text-col", "--label-col", "--label-map", "--voting",
-                   "--baseline", "--baseline-train", "--format", "--hardest", "Example:"):
+                   "--baseline", "--baseline-train", "--format", "--report-format",
+                   "--feature-cols", "--hardest", "Example:"):
         assert option in result.stdout
 
 

@@ -10,7 +10,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 import voxpop.models as vm
 from voxpop.models import training
-from voxpop.models.losses import FocalLoss, make_loss
+from voxpop.models.losses import FocalLoss
 from voxpop.models.runtime import configure
 
 
@@ -55,7 +55,7 @@ def test_focal_loss_reduces_to_crossentropy_and_weights_classes():
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), size=20).astype("float32")
     y = np.eye(3, dtype="float32")[rng.integers(0, 3, 20)]
-    plain = make_loss("crossentropy")(y, probs)
+    plain = training.LOSSES["crossentropy"](training.training_config({}))(y, probs)
     assert float(FocalLoss(gamma=0.0)(y, probs)) == pytest.approx(float(plain), rel=1e-5)
     alpha, gamma = [0.2, 0.3, 0.5], 2.0
     expected = np.mean(np.sum(-y * np.power(1 - probs, gamma) * np.log(probs) * alpha, axis=1))
@@ -85,7 +85,7 @@ def test_unknown_training_choices_list_the_valid_ones():
     with pytest.raises(ValueError, match=r"'schedule': 'cosine' is not valid \(valid: constant, "):
         training.training_config({"schedule": "cosine"})
     with pytest.raises(ValueError, match=r"'loss': 'hinge' is not valid \(valid: crossentropy, focal"):
-        make_loss("hinge")
+        training.training_config({"loss": "hinge"})
 
 
 # ----------------------------------------------------------------------------- fit on real tweets

@@ -130,6 +130,25 @@ def test_missing_text_column_and_unreadable_file(tmp_path, bundle_dir, rows):
                     "unknown extension '.xlsx'", ".csv")
 
 
+def test_format_names_the_table_format_whatever_the_extension(tmp_path, bundle_dir, rows,
+                                                               expected):
+    source = tmp_path / "data.txt"
+    rows.to_csv(source, index=False)
+    result = run(bundle_dir, source, "--format", "csv", "--id-col", "tweet_id", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    out = READ["csv"](io.StringIO(result.stdout))
+    assert out["id"].tolist() == rows["tweet_id"].tolist()
+    assert out["label"].tolist() == expected.labels
+    _one_line_error(run(bundle_dir, source), f"{source}: cannot tell the table format from the "
+                    "extension '.txt'", "name it with --format csv|tsv|parquet|jsonl")
+    _one_line_error(run(bundle_dir, source, "--format", "xlsx"),
+                    "--format 'xlsx' is not a table format (choose from csv, tsv, parquet, jsonl)")
+    # stdin is one text per line: neither a format nor columns apply to it
+    _one_line_error(run(bundle_dir, "-", "--format", "csv", input="a\n"), "--format csv: stdin")
+    _one_line_error(run(bundle_dir, "-", "--id-col", "tweet_id", input="a\n"),
+                    "'-' is one text per line, without the column(s) tweet_id")
+
+
 @pytest.mark.parametrize(
     ("damage", "fragments"),
     [

@@ -26,6 +26,27 @@ def test_readme_has_a_runnable_quick_start():
         assert word in blocks[0]
 
 
+def command_table() -> dict[str, str]:
+    """The README's command table: `voxpop COMMAND` -> the text of its row."""
+    rows = re.findall(r"^\| `voxpop ([a-z]+)[^|]*\| (.*) \|$", README.read_text(encoding="utf-8"),
+                      re.MULTILINE)
+    return {command: row for command, row in rows}
+
+
+def test_every_option_the_command_table_names_is_in_the_commands_help():
+    from typer.testing import CliRunner
+
+    from voxpop.serving_cli import app
+
+    table = command_table()
+    assert {"tune", "spaces", "export", "info", "predict", "evaluate", "keygen", "demo",
+            "bench"} <= set(table)
+    for command, row in table.items():
+        help_text = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+        for option in set(re.findall(r"--[a-z][a-z-]*", row)):
+            assert option in help_text, f"README: voxpop {command} {option} is not an option"
+
+
 def test_quick_start_runs_as_written(tmp_path, tweets_df):
     sample = tweets_df.groupby("label").sample(n=200, random_state=5)
     sample[["text", "label"]].to_csv(tmp_path / "my.csv", index=False, quoting=csv.QUOTE_ALL)

@@ -96,5 +96,5 @@ def test_summary_lists_each_input(tmp_path, report):
 
 def test_formats_are_validated():
     assert parse_formats("MD, json") == ["md", "json"]
-    with pytest.raises(VoxpopError, match=r"--format: pdf not valid \(choose from md, html, json"):
+    with pytest.raises(VoxpopError, match=r"--report-format: pdf not valid \(choose from md, html, json"):
         parse_formats("md,pdf")

@@ -188,6 +188,7 @@ def test_gpus_per_trial_refused_when_the_cluster_has_no_gpus(ray_local, data_fil
     (["--scheduler", "median"], "--scheduler 'median' is not valid (valid: asha, hyperband, pbt, fifo)"),
     (["--search", "grid"], "--search 'grid' is not valid (valid: random, optuna)"),
     (["--samples", "0"], "--samples must be positive"),
+    (["--format", "xlsx"], "--format 'xlsx' is not a table format (choose from csv, tsv, "),
     (["--scheduler", "pbt", "--space", "cnn", "--space", "lstm"], "pbt needs exactly one --space"),
 ])
 def test_bad_options_exit_2_naming_the_option(tmp_path, args, message):

@@ -1,12 +1,19 @@
 """voxpop.data: tables in, cleaning, tokenizer + vocabulary, dense features, splits, Preprocessor.
 
-numpy/pandas only (no TensorFlow, Ray, scikit-learn or onnxruntime), so serving stays light.
+numpy/pandas only (no TensorFlow, Ray, scikit-learn or onnxruntime), so serving stays light. The
+names below are imported at first use, so `voxpop.data.errors` and `voxpop.data.options` (what
+the command line needs to start) load no numpy or pandas.
 """
 
-from voxpop.data.errors import VoxpopError
-from voxpop.data.io import ReadReport, Table, iter_table_chunks, read_table
-from voxpop.data.preprocess import FORMAT_VERSION, INPUT_DTYPES, Preprocessor
-from voxpop.data.split import Split, split_rows
+from voxpop import lazy_exports
 
-__all__ = ["FORMAT_VERSION", "INPUT_DTYPES", "Preprocessor", "ReadReport", "Split", "Table", "VoxpopError",
-           "iter_table_chunks", "read_table", "split_rows"]
+_EXPORTS = {
+    "VoxpopError": "voxpop.data.errors",
+    "ReadReport": "voxpop.data.io", "Table": "voxpop.data.io",
+    "iter_table_chunks": "voxpop.data.io", "read_table": "voxpop.data.io",
+    "FORMAT_VERSION": "voxpop.data.preprocess", "INPUT_DTYPES": "voxpop.data.preprocess",
+    "Preprocessor": "voxpop.data.preprocess",
+    "Split": "voxpop.data.split", "split_rows": "voxpop.data.split",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -37,9 +37,8 @@ import numpy as np
 import pandas as pd
 
 from voxpop.data.errors import VoxpopError
+from voxpop.data.options import FORMATS, FORMATS_BY_SUFFIX, TEXT_COL
 
-FORMATS_BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
-                     ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 STDIN = "-"
 
 
@@ -98,7 +97,7 @@ class _Columns:
         return list(dict.fromkeys(c for c in cols if c is not None))
 
 
-def read_table(path, *, text_col: str = "text", label_col: str | None = None,
+def read_table(path, *, text_col: str = TEXT_COL, label_col: str | None = None,
                feature_cols: Sequence[str] = (), id_col: str | None = None,
                format: str | None = None, require_classes: int = 0) -> Table:
     """Read a whole table. `require_classes=2` makes a label column with fewer classes an error.
@@ -116,7 +115,7 @@ def read_table(path, *, text_col: str = "text", label_col: str | None = None,
     return table
 
 
-def iter_table_chunks(path, *, chunk_rows: int, text_col: str = "text",
+def iter_table_chunks(path, *, chunk_rows: int, text_col: str = TEXT_COL,
                       label_col: str | None = None, feature_cols: Sequence[str] = (),
                       id_col: str | None = None, format: str | None = None) -> Iterator[Table]:
     """Yield `Table`s of at most `chunk_rows` rows in file order; `"-"` reads texts from stdin.
@@ -127,6 +126,7 @@ def iter_table_chunks(path, *, chunk_rows: int, text_col: str = "text",
     if chunk_rows < 1:
         raise VoxpopError(f"chunk_rows must be >= 1 (got {chunk_rows})")
     if str(path) == STDIN:
+        _check_stdin_reads_texts_only(format, [label_col, id_col, *feature_cols])
         yield from _stdin_chunks(chunk_rows)
         return
     path = Path(path)
@@ -172,16 +172,17 @@ def _refuse_utf16(path: Path, head: bytes | None = None) -> None:
 
 
 def _format_of(path: Path, format: str | None) -> str:
-    valid = sorted(set(FORMATS_BY_SUFFIX.values()))
+    """The table format: `format` (the CLI's --format) when given, else the file's extension."""
     if format is not None:
-        if format not in valid:
-            raise VoxpopError(f"format '{format}' is not supported (choose from: {', '.join(valid)})")
-        return format
+        if format.lower() not in FORMATS:
+            raise VoxpopError(f"--format {format!r} is not a table format (choose from "
+                              f"{', '.join(FORMATS)})")
+        return format.lower()
     fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
-        raise VoxpopError(f"{path}: cannot tell the format from the extension '{path.suffix}' "
-                          f"(use one of {', '.join(FORMATS_BY_SUFFIX)} or give format= one of "
-                          f"{', '.join(valid)})")
+        raise VoxpopError(f"{path}: cannot tell the table format from the extension "
+                          f"{path.suffix or '(none)'!r} (known: {', '.join(FORMATS_BY_SUFFIX)}); "
+                          f"name it with --format {'|'.join(FORMATS)}")
     return fmt
 
 
@@ -485,6 +486,18 @@ def _check_parquet_types(schema, columns: _Columns) -> None:
 
 _READERS = {"csv": _delimited(","), "tsv": _delimited("\t"), "jsonl": _read_jsonl,
             "parquet": _read_parquet}
+
+
+def _check_stdin_reads_texts_only(format: str | None, columns: list[str | None]) -> None:
+    """stdin ('-') is one text per line: a format or columns asked of it would be ignored."""
+    if format is not None:
+        raise VoxpopError(f"--format {format}: stdin ('-') is read as one text per line; give "
+                          "the table as a file to read it by its format")
+    named = [column for column in columns if column is not None]
+    if named:
+        raise VoxpopError(f"<stdin>: '-' is one text per line, without the column(s) "
+                          f"{', '.join(named)}; give a table file (CSV, TSV, Parquet or JSON "
+                          "Lines) that holds them")
 
 
 def _stdin_chunks(chunk_rows: int) -> Iterator[Table]:

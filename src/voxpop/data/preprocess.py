@@ -16,6 +16,7 @@ from voxpop.data.atomic import write_json
 from voxpop.data.errors import VoxpopError
 from voxpop.data.features import ANALYSIS, FEATURE_NAMES, StandardScaler, engineered_features
 from voxpop.data.ngrams import HashedNgrams, NgramsRecord
+from voxpop.data.options import MAX_LEN, MAX_LEN_PERCENTILE, MAX_TOKENS, MIN_FREQ
 from voxpop.data.records import MAX_NAME_CHARS, FiniteFloat, Name, Record, load_json
 from voxpop.data.text import (
     LEGACY_PATTERNS,
@@ -35,9 +36,8 @@ READABLE_VERSIONS = (1, 2)
 # larger than any real vocabulary is refused before it is parsed into memory.
 MAX_JSON_BYTES = 256 * 1024 * 1024
 # Bounds on what a preprocessor may hold, checked at fit and before a loaded file allocates
-# anything (generous for real use): tokens per row (int32: 40 KB a row; tweets need ~40, long
+# anything (generous for real use): tokens per row (MAX_LEN, in `options`: tweets need ~40, long
 # documents a few thousand), vocabulary ids (30,000 by default), labels, user feature columns.
-MAX_LEN = 10_000
 MAX_VOCABULARY = 1_000_000
 MAX_LABELS = 10_000
 MAX_USER_FEATURES = 10_000
@@ -63,7 +63,8 @@ class Preprocessor:
 
     def __init__(self, *, lowercase=True, replace_urls=True, replace_mentions=True,
                  replace_numbers=True, split_hashtags=True, squeeze_repeats=True, keep_emoji=True,
-                 max_tokens=30000, min_freq=2, max_len=None, max_len_percentile=95.0,
+                 max_tokens=MAX_TOKENS, min_freq=MIN_FREQ, max_len=None,
+                 max_len_percentile=MAX_LEN_PERCENTILE,
                  padding="pre", truncating="post", engineered_features=True, ngrams=True,
                  ngram_buckets=2**20):
         self.cleaning = CleaningOptions(

@@ -33,6 +33,7 @@ import pandas as pd
 
 from voxpop.data.atomic import atomic_path, write_json
 from voxpop.data.errors import VoxpopError
+from voxpop.data.options import METRICS
 from voxpop.data.preprocess import Preprocessor
 from voxpop.data.split import Split
 
@@ -45,19 +46,18 @@ JOB_FILE = "job.json"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 VAL_PROBS_FILE = "val_probs.npy"
+LOG_FILE = "tune.log"  # RUN/tune.log: Ray's and the trials' own output (TensorFlow, Keras)
 # Ray Tune's name for a trial's reported checkpoints: RUN/TRIAL/checkpoint_000000, ...
 CHECKPOINT_PREFIX = "checkpoint_"
 FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, MODEL_FILE,
-              METRICS_FILE, VAL_PROBS_FILE)
+              METRICS_FILE, VAL_PROBS_FILE, LOG_FILE)
 PREPARED_FILES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE)  # what export reads of RUN/voxpop/
 CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
 
 DATA_COLUMNS = ("id", "text", "label", "split")  # then the user's feature columns
 SPLITS = ("train", "val", "test")
 TRAINED_SPLITS = ("train", "val")  # encoded into arrays.npz; test rows never reach a trial
-
-# metric name -> +1 when higher is better, -1 when lower is better
-METRICS = {"val_macro_f1": 1, "val_accuracy": 1, "val_loss": -1}
+# METRICS (from `options`): metric name -> +1 when higher is better, -1 when lower is better
 
 
 # --------------------------------------------------------------------------- the rows
@@ -287,6 +287,11 @@ def read_run(run_dir: str | Path) -> Run:
             f"{path}: no checkpoints found (*/{CHECKPOINT_PREFIX}*/{METRICS_FILE})"
         )
     return Run(path=path, checkpoints=checkpoints)
+
+
+def log_path(run_dir: str | Path) -> Path:
+    """The run's log file (see LOG_FILE)."""
+    return Path(run_dir) / LOG_FILE
 
 
 def checkpoint_paths(run_dir: Path) -> list[Path]:

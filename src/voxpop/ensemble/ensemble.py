@@ -30,6 +30,7 @@ from voxpop.data import Preprocessor
 from voxpop.data.errors import VoxpopError, first_line
 from voxpop.ensemble.bundle import MANIFEST, Bundle, open_bundle
 from voxpop.ensemble.manifest import Manifest
+from voxpop.ensemble.options import DEFAULT_DEVICE
 from voxpop.ensemble.sessions import (
     available_cores,
     check_device,
@@ -88,7 +89,7 @@ class Ensemble:
         self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "auto", threads: int | None = None,
+    def load(cls, path: str | Path, *, device: str = DEFAULT_DEVICE, threads: int | None = None,
              fused: bool = True, pipeline: bool = False,
              trust: str | Path | None = None) -> Ensemble:
         """Verify the bundle at `path` (signature with `trust`, schema, sha256s, paths) and load

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import datetime
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,15 +45,21 @@ from voxpop.ensemble.manifest import (
 )
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import vote
-from voxpop.export.convert import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from voxpop.export.fuse import fuse_members
 from voxpop.export.optimize import optimize_fused, optimize_member
-from voxpop.export.quantize import MAX_F1_DROP, onnx_probs, quantize_int8
+from voxpop.export.options import (
+    DEFAULTS,
+    MAX_F1_DROP,
+    MAX_OPSET,
+    MIN_OPSET,
+    PARITY_ROWS,
+    QUANTIZATIONS,
+    ExportOptions,
+)
+from voxpop.export.quantize import onnx_probs, quantize_int8
 from voxpop.export.report import render_report
 from voxpop.export.select import Choice, select_members
 
-QUANTIZATIONS = ("none", "int8")
-PARITY_ROWS = 2000
 FUSED_TOLERANCE = 1e-5
 VAL_METRIC_KEYS = ("val_macro_f1", "val_accuracy", "val_loss")
 
@@ -62,31 +67,17 @@ VAL_METRIC_KEYS = ("val_macro_f1", "val_accuracy", "val_loss")
 MemberProgress = Callable[[int, int, str], None]
 
 
-@dataclass(frozen=True)
-class ExportOptions:
-    """The knobs of one export (the CLI options of `voxpop export`)."""
-
-    size: int
-    select: str
-    metric: str
-    opset: int
-    fuse: bool
-    quantize: str
-    parity_tol: float
-    sign: Path | None = None  # Ed25519 private key (PEM) to sign the manifest with
-
-
 def export_bundle(
     run_dir,
     out,
     *,
-    size: int = 5,
-    select: str = "greedy",
-    metric: str = "val_macro_f1",
-    opset: int = DEFAULT_OPSET,
-    fuse: bool = True,
-    quantize: str = "none",
-    parity_tol: float = 1e-5,
+    size: int = DEFAULTS.size,
+    select: str = DEFAULTS.select,
+    metric: str = DEFAULTS.metric,
+    opset: int = DEFAULTS.opset,
+    fuse: bool = DEFAULTS.fuse,
+    quantize: str = DEFAULTS.quantize,
+    parity_tol: float = DEFAULTS.parity_tol,
     force: bool = False,
     on_member: MemberProgress | None = None,
     sign: str | Path | None = None,

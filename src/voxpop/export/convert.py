@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from voxpop.data import INPUT_DTYPES
 from voxpop.data.errors import VoxpopError
-
-MIN_OPSET, MAX_OPSET = 7, 18  # tf2onnx 1.17 refuses opset 19 and above
-DEFAULT_OPSET = 17
+from voxpop.export.options import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
 
 def to_onnx(model, *, opset: int = DEFAULT_OPSET):

@@ -6,9 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-# int8 is kept only when the validation macro-F1 of the vote drops by at most this much.
-MAX_F1_DROP = 0.005
-
 
 def quantize_int8(source: Path, target: Path) -> None:
     """Write `source` with its weights dynamically quantized to int8 (LSTM -> DynamicQuantizeLSTM)."""

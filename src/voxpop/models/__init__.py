@@ -1,11 +1,11 @@
 """Keras model families for text classification, their custom layers, losses and training.
 
-Importing this package registers the custom layers and losses, so
-`keras.models.load_model(path, safe_mode=True)` (what `load_model(path)` does) works without
-custom objects.
+Importing this package (the family registry, `default_config`) loads no TensorFlow: Keras is
+imported when a model is built, trained or loaded. `build` and `load_model` register voxpop's
+custom layers and losses, so `load_model(path)` (Keras' `load_model(path, safe_mode=True)`) needs
+no custom objects.
 """
 
-from voxpop.models import layers, losses  # noqa: F401  (registers custom objects for loading)
 from voxpop.models.families import (
     FAMILIES,
     build,

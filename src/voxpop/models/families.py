@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import logging
 
-import keras
 import numpy as np
 
-from voxpop.models import layers as vl
+from voxpop import deferred
 from voxpop.models.registry import FAMILIES, GRAM_EMBEDDING, OUTPUT, READS, Family, family
 from voxpop.models.training import TRAINING_DEFAULTS
 
 log = logging.getLogger(__name__)
+# Keras (and with it TensorFlow) is imported when a model is built or loaded, not when the
+# registry is read: `voxpop spaces` and the tune driver read the families without it.
+keras = deferred("keras")
+vl = deferred("voxpop.models.layers")  # voxpop's custom layers (registers them for loading)
 
 # Keys every family accepts (the embedding, the head and the dense-feature branch of `fusion`).
 COMMON_DEFAULTS = {
@@ -70,13 +73,13 @@ _TFIDF_SPACE = {"C": {"loguniform": [1.0, 16.0]}, "imbalance": {"choice": ["none
 # form tf2onnx fuses into one ONNX LSTM op; an LSTM with recurrent_dropout > 0 exports as a slow
 # Loop (measured), so sequence dropout (`rnn_dropout`) is applied between layers instead.
 # Pre-padding lets the final state see the real tokens last.
-_CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+_CELLS = {"lstm": "LSTM", "gru": "GRU"}  # config `cell` -> the keras.layers class
 
 
 def _recurrent(cell: str, units: int, *, return_sequences: bool = False):
     if cell not in _CELLS:
         raise ValueError(f"model config 'cell': {cell!r} is not valid (valid: {', '.join(_CELLS)})")
-    return _CELLS[cell](units, return_sequences=return_sequences)
+    return getattr(keras.layers, _CELLS[cell])(units, return_sequences=return_sequences)
 
 
 def _bidirectional(layer):
@@ -222,7 +225,8 @@ def tfidf_nb(grams, gram_weights, config, n_buckets, n_classes):
 
 
 # ----------------------------------------------------------------------------- transformer
-_FF_ACTIVATIONS = {"gelu": vl.gelu_tanh, "relu": "relu"}
+# config `activation` -> the feed-forward activation (looked up when a model is built)
+_FF_ACTIVATIONS = {"gelu": lambda: vl.gelu_tanh, "relu": lambda: "relu"}
 
 
 def _transformer_block(x, key_mask, config):
@@ -232,7 +236,7 @@ def _transformer_block(x, key_mask, config):
         heads, key_dim=max(dim // heads, 1), dropout=config["attention_dropout"]
     )(x, x, attention_mask=key_mask)
     x = keras.layers.LayerNormalization()(keras.layers.Add()([x, attended]))
-    activation = _FF_ACTIVATIONS[config["activation"]]
+    activation = _FF_ACTIVATIONS[config["activation"]]()
     hidden = keras.layers.Dense(config["ff_dim"], activation=activation)(x)
     hidden = keras.layers.Dropout(config["ff_dropout"])(keras.layers.Dense(dim)(hidden))
     return keras.layers.LayerNormalization()(keras.layers.Add()([x, hidden]))
@@ -334,6 +338,8 @@ def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_clas
 def load_model(path) -> keras.Model:
     """A model `build` made and Keras saved (`model.save(path)`), loaded in safe mode: voxpop's
     custom layers and losses are registered, so it needs no custom objects and runs no code."""
+    from voxpop.models import layers, losses  # noqa: F401  (registers the custom objects)
+
     return keras.models.load_model(path, safe_mode=True)
 
 

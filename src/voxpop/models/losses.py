@@ -1,4 +1,5 @@
-"""Losses on one-hot targets: cross-entropy with label smoothing, and focal loss."""
+"""voxpop's own Keras loss on one-hot targets: focal loss (with label smoothing), registered for
+saving. The training key `loss` picks it or Keras' cross-entropy (`training.LOSSES`)."""
 
 from __future__ import annotations
 
@@ -42,21 +43,3 @@ def smooth_labels(one_hot, smoothing: float):
         return one_hot
     n_classes = ops.cast(ops.shape(one_hot)[-1], one_hot.dtype)
     return one_hot * (1.0 - smoothing) + smoothing / n_classes
-
-
-def crossentropy(*, label_smoothing: float = 0.0, **_) -> keras.losses.Loss:
-    return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-
-
-def focal(*, label_smoothing: float = 0.0, focal_gamma: float = 2.0, focal_alpha=None, **_):
-    return FocalLoss(gamma=focal_gamma, alpha=focal_alpha, label_smoothing=label_smoothing)
-
-
-LOSSES = {"crossentropy": crossentropy, "focal": focal}
-
-
-def make_loss(name: str, **options) -> keras.losses.Loss:
-    """The loss called `name` (see LOSSES), configured from the training config's keys."""
-    if name not in LOSSES:
-        raise ValueError(f"training config 'loss': {name!r} is not valid (valid: {', '.join(LOSSES)})")
-    return LOSSES[name](**options)

@@ -31,11 +31,14 @@ import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import keras
 import numpy as np
 
-from voxpop.models.losses import make_loss
+from voxpop import deferred
 from voxpop.models.registry import FAMILIES, GRAM_EMBEDDING, OUTPUT
+
+# Imported when a model trains, not when the training keys and their registries are read (the
+# tune driver checks space files against them without TensorFlow).
+keras = deferred("keras")
 
 TRAINING_DEFAULTS = {
     "loss": "crossentropy",
@@ -171,6 +174,22 @@ OPTIMIZERS = {
 }
 
 
+# ----------------------------------------------------------------------------- losses
+def _crossentropy(config: dict):
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config["label_smoothing"])
+
+
+def _focal(config: dict):
+    from voxpop.models.losses import FocalLoss
+
+    return FocalLoss(gamma=config["focal_gamma"], alpha=config["focal_alpha"],
+                     label_smoothing=config["label_smoothing"])
+
+
+# loss -> the Keras loss made from the training config (label_smoothing, focal_gamma, focal_alpha)
+LOSSES = {"crossentropy": _crossentropy, "focal": _focal}
+
+
 class _Plateau:
     """Multiplies the optimizer's rate by `factor` after `patience` epochs without a better score."""
 
@@ -192,7 +211,7 @@ def training_config(config: dict) -> dict:
     """TRAINING_DEFAULTS overridden by the training keys of `config` (model keys are ignored),
     with every choice checked against its registry."""
     resolved = {**TRAINING_DEFAULTS, **{k: v for k, v in config.items() if k in TRAINING_DEFAULTS}}
-    for key, registry in (("imbalance", IMBALANCE), ("schedule", SCHEDULES),
+    for key, registry in (("loss", LOSSES), ("imbalance", IMBALANCE), ("schedule", SCHEDULES),
                           ("optimizer", OPTIMIZERS), ("solver", SOLVERS)):
         if resolved[key] not in registry:
             raise ValueError(f"training config {key!r}: {resolved[key]!r} is not valid "
@@ -241,8 +260,7 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
     steps_per_epoch = math.ceil(len(y_train) / config["batch_size"])
     rate = SCHEDULES[config["schedule"]](config, steps_per_epoch, epochs)
     optimizer = OPTIMIZERS[config["optimizer"]](rate, config)
-    loss = make_loss(config["loss"], label_smoothing=config["label_smoothing"],
-                     focal_gamma=config["focal_gamma"], focal_alpha=config["focal_alpha"])
+    loss = LOSSES[config["loss"]](config)
     model.compile(optimizer=optimizer, loss=loss)
     plateau = (_Plateau(optimizer, patience=config["plateau_patience"], factor=config["plateau_factor"])
                if config["schedule"] == "plateau" else None)

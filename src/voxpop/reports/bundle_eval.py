@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from voxpop.data.errors import VoxpopError
+from voxpop.data.options import LABEL_COL, TEXT_COL
 from voxpop.reports.baselines import fit_tfidf, majority_baseline, tfidf_output
 from voxpop.reports.evaluation import HARDEST, ModelOutput, build_report
 from voxpop.reports.labels import map_labels
@@ -43,25 +44,26 @@ def load_ensemble(bundle: str | Path, *, trust: str | Path | None = None):
     return Ensemble.load(bundle, fused=False, trust=trust)
 
 
-def resolve_baselines(ensemble, override: str | Path | None, *, text_col: str = "text",
-                      label_col: str = "label") -> Baselines | None:
-    """Baselines fitted on `override` (a user's table, read with the given column names), else
-    on the bundle's recorded `baseline_train.csv` (columns text,label); None when neither."""
+def resolve_baselines(ensemble, override: str | Path | None, *, text_col: str = TEXT_COL,
+                      label_col: str = LABEL_COL, format: str | None = None) -> Baselines | None:
+    """Baselines fitted on `override` (a user's table, read with the given column names and
+    `format`), else on the bundle's recorded `baseline_train.csv` (columns text,label); None when
+    neither."""
     if override is not None:
         return fit_baselines(Path(override), labels=list(ensemble.labels),
-                             text_col=text_col, label_col=label_col)
+                             text_col=text_col, label_col=label_col, format=format)
     relative = ensemble.manifest.baseline_train
     if relative is None:
         return None
     return fit_baselines(Path(ensemble.bundle) / relative, labels=list(ensemble.labels))
 
 
-def fit_baselines(path: Path, *, labels: list[str], text_col: str = "text",
-                  label_col: str = "label") -> Baselines:
+def fit_baselines(path: Path, *, labels: list[str], text_col: str = TEXT_COL,
+                  label_col: str = LABEL_COL, format: str | None = None) -> Baselines:
     """Fit the baselines on a training table whose labels are the bundle's (ignoring case)."""
     from voxpop.data import read_table
 
-    table = read_table(path, text_col=text_col, label_col=label_col)
+    table = read_table(path, text_col=text_col, label_col=label_col, format=format)
     mapping = map_labels(table.labels, labels, rows=table.rows)
     if mapping.unmapped_counts:
         raise VoxpopError(
@@ -81,9 +83,11 @@ def oov_rates(tokens: np.ndarray) -> np.ndarray:
 
 
 def predict_all(ensemble, texts: list[str], *, votings: list[str],
+                features: np.ndarray | None = None,
                 on_rows: Callable[[int], None] | None = None) -> tuple[dict, dict, np.ndarray]:
     """Vote outputs per rule, member outputs per id, and OOV rates (None when no member reads
-    tokens), in chunks (progress per chunk).
+    tokens), in chunks (progress per chunk). `features`: the rows' user feature columns, for a
+    bundle tuned with them.
 
     `ensemble` must run its members separately (see `load_ensemble`).
     """
@@ -92,7 +96,8 @@ def predict_all(ensemble, texts: list[str], *, votings: list[str],
     oov_parts = []
     for start in range(0, len(texts), CHUNK_ROWS):
         chunk = texts[start:start + CHUNK_ROWS]
-        inputs = ensemble.encode(chunk)
+        inputs = ensemble.encode(chunk, None if features is None else
+                                 features[start:start + CHUNK_ROWS])
         if "tokens" in inputs:  # members that read only n-grams have no vocabulary to miss
             oov_parts.append(oov_rates(inputs["tokens"]))
         for rule in votings:
@@ -148,7 +153,9 @@ def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, 
         )
     y_true = mapping.y_true[keep]
     texts = [text for text, kept in zip(table.texts, keep) if kept]
-    votes, members, oov = predict_all(ensemble, texts, votings=votings, on_rows=on_rows)
+    features = None if table.features is None else table.features[keep]
+    votes, members, oov = predict_all(ensemble, texts, votings=votings, features=features,
+                                      on_rows=on_rows)
     primary = primary or votings[0]
     if baselines is not None:
         baseline_outputs = baselines.outputs(texts, n_classes=len(labels))

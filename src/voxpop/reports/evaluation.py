@@ -12,12 +12,12 @@ from itertools import combinations
 import numpy as np
 
 from voxpop.ensemble.metrics import ECE_BINS, classification_metrics, confidence_bins, macro_f1
+from voxpop.reports.options import HARDEST
 from voxpop.reports.significance import vote_comparisons
 from voxpop.reports.warnings import find_warnings
 
 SCHEMA_VERSION = 1
 MOSTLY_OOV = 0.5  # a text is "mostly out-of-vocabulary" above this share of unknown tokens
-HARDEST = 20  # confidently wrong examples a report lists
 
 
 @dataclass(frozen=True)

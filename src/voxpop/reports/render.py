@@ -25,10 +25,10 @@ from voxpop.reports.document import (
     summary_document,
     summary_rows,
 )
+from voxpop.reports.options import REPORT_FORMATS
 from voxpop.reports.plots import PLOT_FILES, report_plots
 
-FORMATS = ("md", "html", "json")
-REPORT_FILES = (*(f"report.{fmt}" for fmt in FORMATS), *PLOT_FILES)
+REPORT_FILES = (*(f"report.{fmt}" for fmt in REPORT_FORMATS), *PLOT_FILES)
 SUMMARY_MD, SUMMARY_JSON = "summary.md", "summary.json"
 
 HTML_STYLE = (
@@ -40,13 +40,14 @@ HTML_STYLE = (
 
 
 def parse_formats(spec: str) -> list[str]:
-    """`--format md,html,json` as a list; an unknown name is a VoxpopError listing the valid ones."""
+    """`--report-format md,html,json` as a list; an unknown name is a VoxpopError listing the
+    valid ones."""
     formats = [name.strip().lower() for name in spec.split(",") if name.strip()]
-    unknown = [name for name in formats if name not in FORMATS]
+    unknown = [name for name in formats if name not in REPORT_FORMATS]
     if unknown or not formats:
         raise VoxpopError(
-            f"--format: {', '.join(unknown) or 'nothing given'} not valid (choose from "
-            f"{', '.join(FORMATS)}, comma-separated)"
+            f"--report-format: {', '.join(unknown) or 'nothing given'} not valid (choose from "
+            f"{', '.join(REPORT_FORMATS)}, comma-separated)"
         )
     return formats
 

@@ -1,7 +1,7 @@
 """`voxpop bench`: how fast a bundle predicts on this machine, path by path.
 
 The repository's `bench/` scripts measure the project (training, export, load, baselines); this
-command answers the user's question about *their* bundle: rows/s of tokenization, of the fused
+command answers the user's question about *their* bundle: rows/s of encoding (tokens, n-grams, features), of the fused
 graph, of separate member sessions, and of each member alone, on their own texts.
 """
 
@@ -13,40 +13,47 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
-from voxpop.serving_cli.defaults import LOAD, READ
+from voxpop.data.options import TEXT_COL
+from voxpop.serving_cli.options import feature_cols_option, feature_columns, format_option
 
 
 def bench(
     bundle: Path = typer.Argument(..., help="Ensemble bundle directory written by `voxpop export`."),
     input: str = typer.Argument(..., help="Texts to time on: .csv, .tsv, .parquet or .jsonl."),
-    text_col: str = typer.Option(READ["text_col"], help="Column holding the text."),
+    table_format: str = format_option(),
+    text_col: str = typer.Option(TEXT_COL, help="Column holding the text."),
+    feature_cols: str = feature_cols_option(),
     rows: int = typer.Option(5000, min=1, help="Use at most this many rows (repeated if fewer)."),
     batch_size: int = typer.Option(1024, min=1, help="Rows per ONNX Runtime call."),
     repeats: int = typer.Option(3, min=1, help="Timed passes per path; the best is reported."),
-    threads: int = typer.Option(LOAD["threads"], min=1,
+    threads: int = typer.Option(None, min=1, show_default=False,
                                 help="CPU threads in total (default: all cores)."),
 ) -> None:
-    """Time a bundle on your own texts: tokenization, fused graph, separate sessions, each member.
+    """Time a bundle on your own texts: encoding, fused graph, separate sessions, each member.
 
     Prints rows/s and ms/row per path (best of --repeats passes after one warm-up pass).
 
     Example: voxpop bench bundle new_tweets.csv --rows 20000 --batch-size 1024
     """
+    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
     from voxpop.data import read_table
     from voxpop.ensemble import Ensemble
 
-    table = read_table(input, text_col=text_col)
-    if not table.texts:
-        raise VoxpopError(f"{input}: no rows to time")
-    texts = (table.texts * (rows // len(table.texts) + 1))[:rows]
     fused = Ensemble.load(bundle, threads=threads, fused=True)
     separate = Ensemble.load(bundle, threads=threads, fused=False)
+    table = read_table(input, text_col=text_col, format=table_format,
+                       feature_cols=feature_columns(separate, feature_cols))
+    if not table.texts:
+        raise VoxpopError(f"{input}: no rows to time")
+    picked = np.arange(rows) % len(table.texts)  # the rows, repeated if fewer than --rows
+    texts = [table.texts[i] for i in picked]
+    features = None if table.features is None else table.features[picked]
 
-    seconds = {"tokenization": _best_seconds(lambda: separate.encode(texts), repeats)}
-    encoded = separate.encode(texts)
+    seconds = {"encoding": _best_seconds(lambda: separate.encode(texts, features), repeats)}
+    encoded = separate.encode(texts, features)
     paths = {"weighted vote, separate sessions": (separate, {})}
     if fused.runs_fused(voting="weighted"):
         paths = {"weighted vote, fused graph": (fused, {}), **paths}

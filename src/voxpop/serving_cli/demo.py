@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
-from voxpop.serving_cli.defaults import TUNE
+from voxpop.tune_spaces.options import DEFAULTS as TUNE
 
 # The demo's search spaces, written as YAML files a user can copy and edit (`voxpop spaces show`
 # prints the named ones in the same syntax). Narrower than the named spaces, around settings that
@@ -66,7 +66,7 @@ def demo(
                                "trials and epochs on 6,000 training tweets."),
     out: Path = typer.Option(Path("voxpop-demo"), "--out", help="Directory for everything the "
                              "demo writes: data/, runs/, bundle/, reports/."),
-    cpus_per_trial: float = typer.Option(TUNE["cpus_per_trial"], help="CPUs per trial (trials run "
+    cpus_per_trial: float = typer.Option(TUNE.cpus_per_trial, help="CPUs per trial (trials run "
                                          "side by side on the remaining cores)."),
 ) -> None:
     """Run the whole pipeline on the built-in tweet sentiment set (38,158 tweets, 3 classes).

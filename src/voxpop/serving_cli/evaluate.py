@@ -8,18 +8,20 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
-from voxpop.ensemble.voting import VOTERS
-from voxpop.serving_cli.defaults import EVALUATE, READ
+from voxpop.data.options import LABEL_COL, TEXT_COL
+from voxpop.ensemble.options import VOTINGS
+from voxpop.reports.options import HARDEST, REPORT_FORMATS
 from voxpop.serving_cli.keys import TRUST_HELP
+from voxpop.serving_cli.options import feature_cols_option, feature_columns, format_option
 
 
 def parse_votings(spec: str) -> list[str]:
     """`--voting soft,hard` as a list; an unknown rule is a VoxpopError listing the valid ones."""
     rules = list(dict.fromkeys(rule.strip().lower() for rule in spec.split(",") if rule.strip()))
-    unknown = [rule for rule in rules if rule not in VOTERS]
+    unknown = [rule for rule in rules if rule not in VOTINGS]
     if unknown or not rules:
         raise VoxpopError(f"--voting: {', '.join(unknown) or 'nothing given'} not valid (choose "
-                          f"from {', '.join(VOTERS)}, comma-separated)")
+                          f"from {', '.join(VOTINGS)}, comma-separated)")
     return rules
 
 
@@ -64,22 +66,25 @@ def print_main_table(report: dict, *, title: str) -> None:
 def evaluate(
     bundle: Path = typer.Argument(..., help="Ensemble bundle directory (made by `voxpop export`)."),
     inputs: list[Path] = typer.Argument(
-        ..., help="Labelled table(s): CSV, TSV, Parquet or JSON Lines (by extension)."),
+        ..., help="Labelled table(s): CSV, TSV, Parquet or JSON Lines (by extension, or "
+                  "--format)."),
     out: Path = typer.Option(
         ..., "--out", help="Report directory; with several INPUTs, one sub-directory per input "
                            "(named after the file) plus summary.md and summary.json. Report "
                            "files an earlier run left there are replaced or removed; other "
                            "files are kept."),
-    text_col: str = typer.Option(READ["text_col"], "--text-col", help="Column holding the texts."),
-    label_col: str = typer.Option("label", "--label-col", help="Column holding the true labels."),
+    table_format: str = format_option("the INPUT tables and --baseline-train"),
+    text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column holding the texts."),
+    label_col: str = typer.Option(LABEL_COL, "--label-col", help="Column holding the true labels."),
+    feature_cols: str = feature_cols_option(),
     label_map: str = typer.Option(
         None, "--label-map",
         help="Map the set's label words onto the bundle's labels: a file (JSON object or "
              "`external=bundle` lines) or inline `a=b,c=d`. Other labels match by name, ignoring "
              "case; rows that match nothing are counted and listed, not scored."),
     voting: str = typer.Option(
-        ",".join(VOTERS), "--voting",
-        help=f"Voting rules to score, comma-separated ({', '.join(VOTERS)}). The bundle's default "
+        ",".join(VOTINGS), "--voting",
+        help=f"Voting rules to score, comma-separated ({', '.join(VOTINGS)}). The bundle's default "
              "rule, if listed, is the one whose confusion matrix and hardest examples are shown."),
     baseline: bool = typer.Option(
         True, "--baseline/--no-baseline",
@@ -90,11 +95,11 @@ def evaluate(
         None, "--baseline-train",
         help="Labelled table to fit the baselines on instead of the bundle's baseline_train.csv "
              "(read with --text-col/--label-col; its labels must be the bundle's)."),
-    formats: str = typer.Option(
-        "md,html,json", "--format",
+    report_formats: str = typer.Option(
+        ",".join(REPORT_FORMATS), "--report-format",
         help="Report files to write, comma-separated: md, html, json (PNG plots always)."),
     hardest: int = typer.Option(
-        EVALUATE["hardest"], "--hardest", min=0,
+        HARDEST, "--hardest", min=0,
         help="How many confidently wrong examples to list."),
     trust: Path = typer.Option(None, "--trust", help=TRUST_HELP),
 ) -> None:
@@ -115,7 +120,7 @@ def evaluate(
     )
 
     rules = parse_votings(voting)
-    chosen_formats = parse_formats(formats)
+    chosen_formats = parse_formats(report_formats)
     destinations = output_dirs(inputs, out)
     for folder in {out, *destinations.values()}:
         check_report_folder(folder)
@@ -124,10 +129,13 @@ def evaluate(
     primary = default_rule if default_rule in rules else rules[0]
     mapping = parse_label_map(label_map, bundle_labels=list(ensemble.labels))
     # Read every input before the slow work, so a bad file fails at once.
-    tables = {path: read_table(path, text_col=text_col, label_col=label_col)
+    tables = {path: read_table(path, text_col=text_col, label_col=label_col,
+                               feature_cols=feature_columns(ensemble, feature_cols),
+                               format=table_format)
               for path in destinations}
     fitted_baselines = (_fit_baselines(ensemble, baseline_train, text_col=text_col,
-                                       label_col=label_col) if baseline else None)
+                                       label_col=label_col, table_format=table_format)
+                        if baseline else None)
     reports, written = {}, []
     for path, destination in destinations.items():
         table = tables[path]
@@ -147,7 +155,8 @@ def evaluate(
     remove_stale(out, written)
 
 
-def _fit_baselines(ensemble, override: Path | None, *, text_col: str, label_col: str):
+def _fit_baselines(ensemble, override: Path | None, *, text_col: str, label_col: str,
+                   table_format: str | None):
     """The fitted baselines (with a spinner: TF-IDF on a whole training split takes a while),
     or None with a note when there is nothing to fit them on."""
     from rich.console import Console
@@ -155,7 +164,8 @@ def _fit_baselines(ensemble, override: Path | None, *, text_col: str, label_col:
     from voxpop.reports.bundle_eval import resolve_baselines
 
     with Console(stderr=True).status("fitting the TF-IDF + logistic regression baseline"):
-        fitted = resolve_baselines(ensemble, override, text_col=text_col, label_col=label_col)
+        fitted = resolve_baselines(ensemble, override, text_col=text_col, label_col=label_col,
+                                   format=table_format)
     if fitted is None:
         typer.secho("note: the bundle records no baseline training split; pass --baseline-train "
                     "FILE for the TF-IDF baseline (majority class only)", err=True)

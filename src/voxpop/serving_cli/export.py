@@ -6,46 +6,45 @@ from pathlib import Path
 
 import typer
 
-from voxpop.data.rundir import METRICS
-from voxpop.export.bundle import PARITY_ROWS
-from voxpop.export.convert import MAX_OPSET
-from voxpop.export.quantize import MAX_F1_DROP
-from voxpop.serving_cli.defaults import EXPORT, one_of
+from voxpop.data.options import METRICS
+from voxpop.export.options import DEFAULTS as EXPORT
+from voxpop.export.options import MAX_F1_DROP, MAX_OPSET, PARITY_ROWS
+from voxpop.serving_cli.options import one_of
 
 
 def export(
     run: Path = typer.Argument(..., help="Tuning run directory (STORAGE/NAME) written by `voxpop tune`."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write (must not exist unless --force)."),
-    size: int = typer.Option(EXPORT["size"], "--size",
+    size: int = typer.Option(EXPORT.size, "--size",
                              help="At most this many distinct members (K)."),
     select: str = typer.Option(
-        EXPORT["select"], "--select",
+        EXPORT.select, "--select",
         help="How members are chosen on validation data: top (K best checkpoints, one per trial), "
         "greedy (Caruana ensemble selection with replacement, weights = pick counts) or diverse "
         "(best members that differ in family or predictions).",
     ),
     metric: str = typer.Option(
-        EXPORT["metric"], "--metric",
+        EXPORT.metric, "--metric",
         help=f"Ranks checkpoints: {one_of(METRICS)} (greedy always maximises the vote's val "
         "macro-F1).",
     ),
-    opset: int = typer.Option(EXPORT["opset"], "--opset",
+    opset: int = typer.Option(EXPORT.opset, "--opset",
                               help=f"ONNX opset of the members (at most {MAX_OPSET})."),
     fuse: bool = typer.Option(
-        EXPORT["fuse"], "--fuse/--no-fuse",
+        EXPORT.fuse, "--fuse/--no-fuse",
         help="Also write fused.onnx: all members and the weighted soft vote in one graph.",
     ),
     quantize: str = typer.Option(
-        EXPORT["quantize"], "--quantize",
+        EXPORT.quantize, "--quantize",
         help="none, or int8: dynamic int8 quantization, kept only if the vote's val macro-F1 drops "
         f"by at most {100 * MAX_F1_DROP:g} points (the report gives both scores).",
     ),
     parity_tol: float = typer.Option(
-        EXPORT["parity_tol"], "--parity-tol",
+        EXPORT.parity_tol, "--parity-tol",
         help="Largest allowed |ONNX - Keras| probability difference on up to "
         f"{PARITY_ROWS:,} validation rows.",
     ),
-    force: bool = typer.Option(EXPORT["force"], "--force",
+    force: bool = typer.Option(False, "--force",
                                help="Replace an existing bundle at --out."),
     sign: Path = typer.Option(
         None, "--sign",

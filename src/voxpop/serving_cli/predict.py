@@ -10,8 +10,10 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
-from voxpop.serving_cli.defaults import LOAD, READ
+from voxpop.data.options import TEXT_COL
+from voxpop.ensemble.options import DEFAULT_DEVICE
 from voxpop.serving_cli.keys import TRUST_HELP
+from voxpop.serving_cli.options import feature_cols_option, feature_columns, format_option, names
 
 
 def predict(
@@ -23,11 +25,10 @@ def predict(
         None, "--out", "-o",
         help="Output file; its extension picks the format (.csv .tsv .parquet .jsonl). Default: CSV on stdout.",
     ),
-    text_col: str = typer.Option(READ["text_col"], "--text-col", help="Column holding the text."),
+    table_format: str = format_option(),
+    text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column holding the text."),
     id_col: str = typer.Option(None, "--id-col", help="Column copied to the output as `id` (default: none)."),
-    feature_cols: str = typer.Option(
-        None, "--feature-cols", help="Comma-separated numeric columns fed beside the text, as at training."
-    ),
+    feature_cols: str = feature_cols_option(),
     voting: str = typer.Option(
         None, "--voting", help="soft | hard | weighted. Default: the bundle's default voting."
     ),
@@ -41,10 +42,10 @@ def predict(
     probs: bool = typer.Option(False, "--probs", help="Add one prob_<label> column per label."),
     per_member: bool = typer.Option(False, "--per-member", help="Add each member's own label (label_<member>)."),
     batch_size: int = typer.Option(2048, "--batch-size", help="Rows read, encoded and predicted at a time."),
-    device: str = typer.Option(LOAD["device"], "--device",
+    device: str = typer.Option(DEFAULT_DEVICE, "--device",
                                help="auto (CUDA if really usable, else CPU) | cpu | cuda."),
     threads: int = typer.Option(
-        LOAD["threads"], "--threads", min=1,
+        None, "--threads", min=1, show_default=False,
         help="CPU threads in total (default: all cores); with 2 or more, one encodes the next chunk "
              "while ONNX Runtime runs this one on the others.",
     ),
@@ -82,12 +83,13 @@ def predict(
                              fused=not (no_fused or per_member), pipeline=True, trust=trust)
     voting = voting or ensemble.manifest.voting.default
     weight_list = _floats(weights, "--weights")
-    member_list = _names(members)
+    member_list = names(members)
     fused = ensemble.runs_fused(voting=voting, weights=weight_list, members=member_list)
     if not 0 <= top_k <= len(ensemble.labels):
         raise VoxpopError(f"--top-k: must be between 0 and {len(ensemble.labels)} (the number of labels)")
     chunks = iter_table_chunks(input, chunk_rows=batch_size, text_col=text_col, id_col=id_col,
-                               feature_cols=_names(feature_cols) or ())
+                               feature_cols=feature_columns(ensemble, feature_cols),
+                               format=table_format)
     chunks = itertools.chain([next(chunks)], chunks)  # input errors (e.g. a missing column) first
     found = {"replaced_bytes": 0, "empty_texts": 0}
     chunks = _tallied(chunks, found)
@@ -149,18 +151,11 @@ def _progress():
         yield lambda n_rows: progress.advance(task, n_rows)
 
 
-def _names(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    return names or None
-
-
 def _floats(text: str | None, option: str) -> list[float] | None:
-    names = _names(text)
-    if names is None:
+    values = names(text)
+    if values is None:
         return None
     try:
-        return [float(name) for name in names]
+        return [float(value) for value in values]
     except ValueError:
         raise VoxpopError(f"{option}: {text!r} is not a comma-separated list of numbers (e.g. 3,1,1)") from None

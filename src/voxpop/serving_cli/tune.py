@@ -7,86 +7,91 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
-from voxpop.data.preprocess import MAX_LEN
-from voxpop.serving_cli.defaults import PREPROCESSOR, TUNE, one_of
-from voxpop.tune_spaces.prepare import TEST_SIZE, VAL_SIZE
-from voxpop.tune_spaces.runner import SCHEDULERS, SEARCHES, TuneOptions, run_tuning
+from voxpop.data.options import MAX_LEN, MAX_LEN_PERCENTILE
+from voxpop.serving_cli.options import format_option, names, one_of
+from voxpop.tune_spaces.options import DEFAULTS as TUNE
+from voxpop.tune_spaces.options import TEST_SIZE, VAL_SIZE, TuneOptions
+from voxpop.tune_spaces.schedulers import SCHEDULERS, SEARCHES
 
 PARAMS_SHOWN = 4  # sampled params per leaderboard row; the rest are in the trial's checkpoint
-
 
 
 def tune(
     data: Path = typer.Argument(None, help="Labelled table (CSV, TSV, Parquet, JSONL); "
                                 "not needed with --resume.", show_default=False),
-    text_col: str = typer.Option(TUNE["text_col"], help="Column holding the text."),
-    label_col: str = typer.Option(TUNE["label_col"], help="Column holding the label."),
-    feature_cols: str = typer.Option(",".join(TUNE["feature_cols"]), help="Comma-separated "
+    text_col: str = typer.Option(TUNE.text_col, help="Column holding the text."),
+    label_col: str = typer.Option(TUNE.label_col, help="Column holding the label."),
+    feature_cols: str = typer.Option(",".join(TUNE.feature_cols), help="Comma-separated "
                                      "numeric columns fed beside the text (fusion models)."),
     val: Path = typer.Option(None, "--val", help=f"Validation table; default: {VAL_SIZE:.0%} of "
                              "DATA, stratified."),
     test: Path = typer.Option(None, "--test", help=f"Test table; default: {TEST_SIZE:.0%} of "
                               "DATA, stratified. Test rows are never shown to the trials."),
-    space: list[str] = typer.Option(list(TUNE["spaces"]), "--space", help="A named space (see "
+    table_format: str = format_option("DATA, --val and --test"),
+    space: list[str] = typer.Option(list(TUNE.spaces), "--space", help="A named space (see "
                                     "`voxpop spaces`) or a .yaml/.json space file; repeat for "
                                     "several."),
-    samples: int = typer.Option(TUNE["samples"], help="Trials per space."),
-    max_epochs: int = typer.Option(TUNE["max_epochs"], help="Epochs per trial at most "
+    samples: int = typer.Option(TUNE.samples, help="Trials per space."),
+    max_epochs: int = typer.Option(TUNE.max_epochs, help="Epochs per trial at most "
                                    "(schedulers stop some earlier)."),
-    scheduler: str = typer.Option(TUNE["scheduler"], help="Trial scheduler: "
+    scheduler: str = typer.Option(TUNE.scheduler, help="Trial scheduler: "
                                   f"{one_of(SCHEDULERS)}."),
-    search: str = typer.Option(TUNE["search"], help=f"Search algorithm: {one_of(SEARCHES)} "
+    search: str = typer.Option(TUNE.search, help=f"Search algorithm: {one_of(SEARCHES)} "
                                "(TPE)."),
-    cpus_per_trial: float = typer.Option(TUNE["cpus_per_trial"], help="CPUs per trial; also "
+    cpus_per_trial: float = typer.Option(TUNE.cpus_per_trial, help="CPUs per trial; also "
                                          "TensorFlow's threads."),
-    gpus_per_trial: float = typer.Option(TUNE["gpus_per_trial"], help="GPUs per trial; 0.25 "
+    gpus_per_trial: float = typer.Option(TUNE.gpus_per_trial, help="GPUs per trial; 0.25 "
                                          "packs four trials on one GPU. Refused when the cluster "
                                          "has no GPUs."),
-    max_concurrent: int = typer.Option(TUNE["max_concurrent"], help="Trials running at once at "
+    max_concurrent: int = typer.Option(TUNE.max_concurrent, help="Trials running at once at "
                                        "most (default: as many as the resources allow)."),
-    address: str = typer.Option(TUNE["address"], help="Join an existing Ray cluster: auto, "
+    address: str = typer.Option(TUNE.address, help="Join an existing Ray cluster: auto, "
                                 "HOST:PORT or ray://HOST:PORT. Default: an embedded Ray on "
                                 "loopback only."),
-    storage: Path = typer.Option(TUNE["storage"], help="Directory of the runs; with --address it "
+    storage: Path = typer.Option(TUNE.storage, help="Directory of the runs; with --address it "
                                  "must be shared by every node."),
-    name: str = typer.Option(TUNE["name"], help="Run name: the run directory is STORAGE/NAME (one "
+    name: str = typer.Option(TUNE.name, help="Run name: the run directory is STORAGE/NAME (one "
                              "plain folder name: letters, digits, _ . - + =)."),
-    resume: bool = typer.Option(TUNE["resume"], "--resume", help="Continue the interrupted run "
+    resume: bool = typer.Option(TUNE.resume, "--resume", help="Continue the interrupted run "
                                 "STORAGE/NAME; finished trials are not run again. Its "
                                 "--max-epochs and per-trial CPUs/GPUs are kept."),
-    max_failures: int = typer.Option(TUNE["max_failures"], help="Retries of a crashed trial, "
+    max_failures: int = typer.Option(TUNE.max_failures, help="Retries of a crashed trial, "
                                      "from its last checkpoint."),
-    keep_checkpoints: int = typer.Option(TUNE["keep_checkpoints"], help="Best checkpoints kept "
+    keep_checkpoints: int = typer.Option(TUNE.keep_checkpoints, help="Best checkpoints kept "
                                          "per trial (by val macro-F1)."),
-    seed: int = typer.Option(TUNE["seed"], help="Seed of the split and of the search."),
-    num_cpus: int = typer.Option(TUNE["num_cpus"], help="Embedded Ray only: CPUs it offers "
+    seed: int = typer.Option(TUNE.seed, help="Seed of the split and of the search."),
+    num_cpus: int = typer.Option(TUNE.num_cpus, help="Embedded Ray only: CPUs it offers "
                                  "(default: all cores)."),
-    num_gpus: float = typer.Option(TUNE["num_gpus"], help="Embedded Ray only: GPUs it offers "
+    num_gpus: float = typer.Option(TUNE.num_gpus, help="Embedded Ray only: GPUs it offers "
                                    "(default: detected; a number makes logical GPUs)."),
-    max_len: int = typer.Option(TUNE["max_len"], min=1, max=MAX_LEN, help="Tokens per text, "
+    max_len: int = typer.Option(TUNE.max_len, min=1, max=MAX_LEN, help="Tokens per text, "
                                 "longer ones cut (default: the "
-                                f"{PREPROCESSOR['max_len_percentile']:g}th percentile of the "
+                                f"{MAX_LEN_PERCENTILE:g}th percentile of the "
                                 f"training texts' lengths; at most {MAX_LEN})."),
-    max_tokens: int = typer.Option(TUNE["max_tokens"], min=3, help="Vocabulary size, PAD and OOV "
+    max_tokens: int = typer.Option(TUNE.max_tokens, min=3, help="Vocabulary size, PAD and OOV "
                                    "included."),
-    min_freq: int = typer.Option(TUNE["min_freq"], min=1, help="Times a token must occur in the "
+    min_freq: int = typer.Option(TUNE.min_freq, min=1, help="Times a token must occur in the "
                                  "training split to enter the vocabulary."),
 ) -> None:
     """Tune text classifiers with Ray Tune; every epoch of every trial is a checkpoint.
 
     The data is prepared once (split, Preprocessor fitted on the training rows) and written to
-    STORAGE/NAME/voxpop/; the trials report validation macro-F1 every epoch. At the end a
-    leaderboard is printed with the `voxpop export` command to run next.
+    STORAGE/NAME/voxpop/; the trials report validation macro-F1 every epoch. While they run, one
+    line shows the trials done, running and failed, the best score and the time left; Ray's and
+    TensorFlow's own output goes to STORAGE/NAME/tune.log. At the end a leaderboard is printed
+    with the `voxpop export` command to run next.
 
     Example: voxpop tune tweets.csv --space bilstm --space cnn --samples 8 --max-epochs 4
     --storage runs --name tweets
     """
     if data is None and not resume:
         raise VoxpopError("DATA is required (a labelled table), unless --resume is given")
+    from voxpop.tune_spaces.runner import run_tuning
+
     options = TuneOptions(
         data=data, text_col=text_col, label_col=label_col,
-        feature_cols=tuple(c.strip() for c in feature_cols.split(",") if c.strip()),
-        val_file=val, test_file=test, spaces=tuple(space), samples=samples,
+        feature_cols=tuple(names(feature_cols) or ()), val_file=val, test_file=test,
+        format=table_format, spaces=tuple(space), samples=samples,
         max_epochs=max_epochs, scheduler=scheduler, search=search,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         max_concurrent=max_concurrent, address=address, storage=storage, name=name,
@@ -94,7 +99,7 @@ def tune(
         num_cpus=num_cpus, num_gpus=num_gpus, max_len=max_len, max_tokens=max_tokens,
         min_freq=min_freq,
     )
-    outcome = run_tuning(options, on_ready=typer.echo)
+    outcome = run_tuning(options, on_ready=typer.echo, on_progress=_print_progress)
     _print_leaderboard(outcome.leaderboard)
     if outcome.all_failed:
         first = outcome.errors[0] if outcome.errors else outcome.leaderboard[0]["error"]
@@ -106,6 +111,12 @@ def tune(
         typer.echo(f"\nRun incomplete: continue it with voxpop tune --resume --storage "
                    f"{outcome.run_dir.parent} --name {outcome.run_dir.name}")
     typer.echo(f"\nNext: {outcome.export_command}")
+
+
+def _print_progress(progress) -> None:
+    """One line each time the trials' progress changes (module-level: the run stores it, so that
+    `--resume` prints the same way)."""
+    typer.echo(progress.line())
 
 
 def _print_leaderboard(rows: list[dict]) -> None:

@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 
 from voxpop.data import Preprocessor, read_table, split_rows
+from voxpop.data.options import LABEL_COL, TEXT_COL
 from voxpop.data.rundir import SPLITS, TrialData, data_rows, row_features, write_prepared
-
-# The default split when the user gives no --val/--test file (fractions of DATA's rows).
-VAL_SIZE, TEST_SIZE = 0.15, 0.15
+from voxpop.tune_spaces.options import TEST_SIZE, VAL_SIZE
 VERSIONED_PACKAGES = ("voxpop", "ray", "tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas")
 
 
@@ -31,9 +30,10 @@ class TableSource:
     data: Path
     val: Path | None = None
     test: Path | None = None
-    text_col: str = "text"
-    label_col: str = "label"
+    text_col: str = TEXT_COL
+    label_col: str = LABEL_COL
     feature_cols: tuple[str, ...] = ()
+    format: str | None = None  # of every file; None: by each file's extension
 
 
 def prepare_run_data(source: TableSource, *, seed: int, run_dir: Path, job: dict,
@@ -63,7 +63,7 @@ def _labelled_rows(source: TableSource, *, seed: int) -> pd.DataFrame:
 
     def read(path: Path, **checks):
         return read_table(path, text_col=source.text_col, label_col=source.label_col,
-                          feature_cols=source.feature_cols, **checks)
+                          feature_cols=source.feature_cols, format=source.format, **checks)
 
     main = read(source.data, require_classes=2)
     split = split_rows(main.labels, ids=main.ids, seed=seed,

@@ -8,7 +8,6 @@ a `TuneOutcome` whose leaderboard is sorted by best validation macro-F1.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import os
 import re
@@ -16,59 +15,22 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from voxpop.data import Preprocessor, rundir
+from voxpop.data import rundir
 from voxpop.data.atomic import check_writable
 from voxpop.data.errors import VoxpopError
+from voxpop.data.options import FORMATS
 from voxpop.data.rundir import TrialData
+from voxpop.tune_spaces.logs import RunLog
+from voxpop.tune_spaces.options import TuneOptions
 from voxpop.tune_spaces.prepare import TableSource, prepare_run_data
+from voxpop.tune_spaces.schedulers import METRIC, MODE, SCHEDULERS, SEARCHES
 from voxpop.tune_spaces.space_check import check_space
 from voxpop.tune_spaces.spaces import resolve_space
 
-METRIC, MODE = "val_macro_f1", "max"
-TIME_ATTR = "training_iteration"  # one report per epoch
-_PREPROCESSOR = inspect.signature(Preprocessor).parameters  # its defaults are the tuner's
-
-
-@dataclass(frozen=True)
-class TuneOptions:
-    """Everything `voxpop tune` accepts; see `voxpop tune --help` for each option."""
-
-    data: Path
-    text_col: str = "text"
-    label_col: str = "label"
-    feature_cols: tuple[str, ...] = ()
-    val_file: Path | None = None
-    test_file: Path | None = None
-    spaces: tuple[str, ...] = ("bilstm",)
-    samples: int = 4
-    max_epochs: int = 5
-    scheduler: str = "asha"
-    search: str = "random"
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-    address: str | None = None
-    storage: Path = Path("runs")
-    name: str = "tune"
-    resume: bool = False
-    max_failures: int = 0
-    keep_checkpoints: int = 2
-    seed: int = 42
-    num_cpus: int | None = None  # embedded Ray only: CPUs to offer (default: all cores)
-    num_gpus: float | None = None  # embedded Ray only: GPUs to offer (default: detected)
-    # tokens per text; None: the Preprocessor's percentile of the training texts' lengths
-    max_len: int | None = _PREPROCESSOR["max_len"].default
-    max_tokens: int = _PREPROCESSOR["max_tokens"].default  # vocabulary size, PAD and OOV included
-    min_freq: int = _PREPROCESSOR["min_freq"].default  # training occurrences a token needs
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.storage).expanduser().resolve() / self.name
-
-    def to_json(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v
-                for k, v in dataclasses.asdict(self).items()}
+if TYPE_CHECKING:
+    from voxpop.tune_spaces.progress import Progress  # imports Ray
 
 
 @dataclass
@@ -93,103 +55,6 @@ class TuneOutcome:
         return f"voxpop export {self.run_dir} --out {self.run_dir.name}-bundle"
 
 
-# --------------------------------------------------------------------------- schedulers, searches
-def _asha(options: TuneOptions):
-    from ray.tune.schedulers import ASHAScheduler
-
-    return ASHAScheduler(time_attr=TIME_ATTR, max_t=options.max_epochs, grace_period=1,
-                         reduction_factor=2)
-
-
-def _hyperband(options: TuneOptions):
-    from ray.tune.schedulers import HyperBandScheduler
-
-    return HyperBandScheduler(time_attr=TIME_ATTR, max_t=options.max_epochs)
-
-
-def _pbt(options: TuneOptions):
-    from ray import tune
-    from ray.tune.schedulers import PopulationBasedTraining
-
-    # Mutate the learning rate of the (single) space; restored trials recompile with it.
-    (space_name,) = options.spaces
-    name = resolve_space(space_name)[0]
-    return PopulationBasedTraining(
-        time_attr=TIME_ATTR, perturbation_interval=1,
-        hyperparam_mutations={"space": {name: {"learning_rate": tune.loguniform(1e-4, 1e-2)}}},
-    )
-
-
-def _fifo(options: TuneOptions):
-    from ray.tune.schedulers import FIFOScheduler
-
-    return FIFOScheduler()
-
-
-SCHEDULERS: dict[str, Callable] = {"asha": _asha, "hyperband": _hyperband, "pbt": _pbt,
-                                   "fifo": _fifo}
-
-
-def _random(spaces: dict[str, dict], options: TuneOptions):
-    """`(param_space, search_alg, num_samples)`: `samples` random trials of every space.
-
-    The concurrency limit lives in the search algorithm: Tune ignores `max_concurrent_trials`
-    for a BasicVariantGenerator."""
-    from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
-    param_space = {"space": tune.grid_search([{name: space} for name, space in spaces.items()]),
-                   "seed": options.seed}
-    search = BasicVariantGenerator(random_state=options.seed,
-                                   max_concurrent=options.max_concurrent or 0)
-    return param_space, search, options.samples
-
-
-def _optuna(spaces: dict[str, dict], options: TuneOptions):
-    """`(param_space, search_alg, num_samples)`: Optuna's TPE also picks the space."""
-    from ray.tune.search import ConcurrencyLimiter
-
-    try:
-        from ray.tune.search.optuna import OptunaSearch
-    except ImportError:
-        raise VoxpopError("--search optuna needs the optuna package (pip install optuna)") from None
-    search = OptunaSearch(space=_define_by_run(spaces, seed=options.seed), metric=METRIC,
-                          mode=MODE, seed=options.seed)
-    if options.max_concurrent:
-        search = ConcurrencyLimiter(search, max_concurrent=options.max_concurrent)
-    return None, search, options.samples * len(spaces)
-
-
-def _define_by_run(spaces: dict[str, dict], *, seed: int) -> Callable:
-    """An Optuna define-by-run space whose params unflatten to `{"space": {name: params}}`."""
-    from ray.tune.search import sample
-
-    suggest = {
-        sample.Categorical: lambda trial, key, d: trial.suggest_categorical(key, d.categories),
-        sample.Float: lambda trial, key, d: trial.suggest_float(
-            key, d.lower, d.upper, log=isinstance(d.get_sampler(), sample.LogUniform)),
-        sample.Integer: lambda trial, key, d: trial.suggest_int(
-            key, d.lower, d.upper - (0 if isinstance(d.get_sampler(), sample.Quantized) else 1),
-            step=getattr(d.get_sampler(), "q", 1)),
-    }
-
-    def space(trial) -> dict:
-        name = trial.suggest_categorical("space_name", list(spaces))
-        constants = {"seed": seed}
-        for key, value in spaces[name].items():
-            flat_key = f"space/{name}/{key}"
-            if isinstance(value, sample.Domain):
-                suggest[type(value)](trial, flat_key, value)
-            else:
-                constants[flat_key] = value
-        return constants
-
-    return space
-
-
-SEARCHES: dict[str, Callable] = {"random": _random, "optuna": _optuna}
-
-
 # --------------------------------------------------------------------------- validation
 def validate(options: TuneOptions) -> dict[str, dict]:
     """Check the options without touching Ray; return the resolved spaces by name."""
@@ -212,6 +77,9 @@ def validate(options: TuneOptions) -> dict[str, dict]:
         raise VoxpopError(f"--num-gpus must not be negative (got {options.num_gpus})")
     if options.max_concurrent is not None and options.max_concurrent < 1:
         raise VoxpopError(f"--max-concurrent must be at least 1 (got {options.max_concurrent})")
+    if options.format is not None and options.format.lower() not in FORMATS:
+        raise VoxpopError(f"--format {options.format!r} is not a table format (choose from "
+                          f"{', '.join(FORMATS)})")
     if not options.spaces:
         raise VoxpopError("--space: give at least one space (see `voxpop spaces`)")
     if options.scheduler == "pbt" and (len(options.spaces) != 1 or options.search != "random"):
@@ -225,11 +93,14 @@ def validate(options: TuneOptions) -> dict[str, dict]:
 
 
 # --------------------------------------------------------------------------- running
-def run_tuning(options: TuneOptions, *,
-               on_ready: Callable[[str], None] | None = None) -> TuneOutcome:
+def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None = None,
+               on_progress: Callable[[Progress], None] | None = None) -> TuneOutcome:
     """Prepare the data (or reload it with `resume`), run the trials, return the outcome.
 
-    `on_ready(message)` is called with a status line before the trials start.
+    `on_ready(message)` is called with status lines before the trials start (Ray's resources,
+    the run directory and its log file, which receives Ray's and the trials' own output);
+    `on_progress(progress)` with the trials' progress as it changes (`progress.Progress`; a
+    module-level function, stored with the run for --resume).
     """
     check_run_name(options.name)
     run_dir = options.run_dir
@@ -240,23 +111,28 @@ def run_tuning(options: TuneOptions, *,
 
     from voxpop.tune_spaces.cluster import check_resources, start_ray, stop_ray
 
-    started = start_ray(address=options.address, num_cpus=options.num_cpus,
-                        num_gpus=options.num_gpus)
-    try:
-        resources = check_resources(cpus_per_trial=options.cpus_per_trial,
-                                    gpus_per_trial=options.gpus_per_trial)
-        data = _data_for(options, run_dir)
-        if on_ready:
-            on_ready(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs; "
-                     f"run directory {run_dir}")
+    log = RunLog()
+    with log.capturing():
+        started = start_ray(address=options.address, num_cpus=options.num_cpus,
+                            num_gpus=options.num_gpus)
         try:
-            grid = _tuner(options, spaces, data, run_dir).fit()
-        except BaseException:
-            _remove_if_untouched(options, run_dir)
-            raise
-    finally:
-        if started:
-            stop_ray()
+            resources = check_resources(cpus_per_trial=options.cpus_per_trial,
+                                        gpus_per_trial=options.gpus_per_trial)
+            data = _data_for(options, run_dir)
+            log.open(rundir.log_path(run_dir))
+            if on_ready:
+                on_ready(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} "
+                         f"GPUs; run directory {run_dir}\nRay's and TensorFlow's own output: "
+                         f"{log.path}")
+            try:
+                grid = _tuner(options, spaces, data, run_dir, log_file=log.path,
+                              on_progress=on_progress).fit()
+            except BaseException:
+                _remove_if_untouched(options, run_dir)
+                raise
+        finally:
+            if started:
+                stop_ray()
     outcome = TuneOutcome(run_dir=run_dir,
                           leaderboard=leaderboard(grid, max_epochs=options.max_epochs),
                           errors=[_first_line(e) for e in grid.errors])
@@ -313,7 +189,7 @@ def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
         return rundir.read_trial_data(run_dir)
     source = TableSource(data=Path(options.data), val=options.val_file, test=options.test_file,
                          text_col=options.text_col, label_col=options.label_col,
-                         feature_cols=tuple(options.feature_cols))
+                         feature_cols=tuple(options.feature_cols), format=options.format)
     # The prepared data appears atomically, so a failure leaves no run that --resume cannot
     # continue and that blocks the same --name.
     with rundir.new_run_dir(run_dir):
@@ -324,24 +200,26 @@ def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
                                                       "min_freq": options.min_freq})
 
 
-def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_dir: Path):
+def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_dir: Path, *,
+           log_file: Path, on_progress: Callable[[Progress], None] | None):
     from ray import tune
 
+    from voxpop.tune_spaces.progress import ProgressLines
     from voxpop.tune_spaces.trainable import train_trial
 
     threads = max(1, math.floor(options.cpus_per_trial))
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, max_epochs=options.max_epochs,
-                             threads=threads),
+                             threads=threads, log_file=str(log_file)),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
+    # Ray's new console output ignores the run's progress reporter: switch it off.
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     if options.resume:
         if not tune.Tuner.can_restore(str(run_dir)):
             raise VoxpopError(f"--resume: {run_dir} holds no Ray Tune experiment state to resume")
         return tune.Tuner.restore(str(run_dir), trainable=trainable, resume_errored=True)
     param_space, search_alg, num_samples = SEARCHES[options.search](spaces, options)
-    # CLIReporter (the classic table) needs Ray's new console output switched off.
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -358,14 +236,15 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_d
                 num_to_keep=options.keep_checkpoints, checkpoint_score_attribute=METRIC,
                 checkpoint_score_order=MODE),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            progress_reporter=tune.CLIReporter(
-                metric_columns={"space": "space", "family": "family", "epoch": "epoch",
-                                METRIC: "val macro-F1", "val_loss": "val loss"},
-                parameter_columns={"seed": "seed"}, max_report_frequency=15,
-                sort_by_metric=True),
+            progress_reporter=ProgressLines(metric=METRIC, max_epochs=options.max_epochs,
+                                            on_progress=on_progress or _no_progress),
             verbose=1,
         ),
     )
+
+
+def _no_progress(progress: Progress) -> None:
+    """The `on_progress` of a caller that shows none."""
 
 
 # --------------------------------------------------------------------------- leaderboard
@@ -387,7 +266,7 @@ def _row(result, *, max_epochs: int) -> dict:
     if history is not None and "restored_from" in history:
         restarts = int(history["restored_from"].loc[lambda s: s > 0].nunique())
     return {
-        "trial_id": (result.metrics or {}).get("trial_id") or Path(result.path).name,
+        "trial_id": _trial_id(result, history),
         "trial_dir": str(result.path),
         "space": space_name,
         "family": params.get("family"),
@@ -399,6 +278,19 @@ def _row(result, *, max_epochs: int) -> dict:
         "error": _first_line(result.error) if result.error else None,
         "state": _state(result, epochs_run=epochs_run, max_epochs=max_epochs),
     }
+
+
+def _trial_id(result, history) -> str:
+    """The trial's own id, as its reports (progress.csv) and checkpoints (metrics.json) carry it.
+
+    Not Ray's `result.metrics["trial_id"]`: when PBT restores a trial from another trial's
+    checkpoint, Ray 2.60 (`Trial.on_restore`) makes the donor's last result the trial's own,
+    the donor's id included, and a trial that then ends without reporting again (the donor's
+    checkpoint was already at --max-epochs) keeps it: two rows would show one id.
+    """
+    if history is not None and "trial_id" in history and history["trial_id"].notna().any():
+        return str(history["trial_id"].dropna().iloc[-1])
+    return (result.metrics or {}).get("trial_id") or Path(result.path).name
 
 
 def _state(result, *, epochs_run: int, max_epochs: int) -> str:

@@ -47,7 +47,6 @@ def _check_key(space: str, key: str, value, configs: list[dict]) -> None:
     from ray.tune.search import sample
 
     from voxpop.models import FAMILIES
-    from voxpop.models.losses import make_loss
     from voxpop.models.training import TRAINING_DEFAULTS, training_config
 
     known = [config[key] for config in configs if key in config]
@@ -70,8 +69,6 @@ def _check_key(space: str, key: str, value, configs: list[dict]) -> None:
             if key in TRAINING_DEFAULTS and None in problems:
                 try:
                     training_config({key: choice})
-                    if key == "loss":
-                        make_loss(choice)
                 except ValueError as err:
                     problems = [str(err)]
             if None not in problems:

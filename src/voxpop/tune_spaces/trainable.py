@@ -9,6 +9,7 @@ and continues the epoch count.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -128,11 +129,19 @@ def _with_vocabulary(params: dict, data: TrialData) -> dict:
     return {**params, "vocabulary": data.vocabulary}
 
 
-def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int) -> None:
+def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int,
+                log_file: str | None = None) -> None:
     """Train one trial on the driver's prepared arrays (`data`, from Ray's object store; never
-    test rows)."""
+    test rows). Its process's own output (TensorFlow, Keras, Ray) goes to `log_file`."""
     trial_started = time.time()
+    import ray
+
     from voxpop.models import runtime
+    from voxpop.tune_spaces.logs import send_output_to
+
+    send_output_to(log_file)  # before TensorFlow starts and writes to stderr
+    print(f"--- trial {ray.tune.get_context().get_trial_id()} (process {os.getpid()}) ---",
+          flush=True)
 
     space_name, params = trial_params(config)
     # TF threads follow the trial's CPUs, so concurrent trials do not oversubscribe the cores.
@@ -140,7 +149,6 @@ def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int)
     check_tensorflow_sees_the_gpus()
 
     import keras
-    import ray
 
     from voxpop.models import build, training
 
