@@ -236,3 +236,24 @@ def test_merged_gram_lookups_give_the_fused_graph_s_probabilities(exported, enco
         return session.run(["probs"], {i.name: feed[i.name] for i in session.get_inputs()})[0]
 
     np.testing.assert_allclose(probs(merged), probs(fused), atol=1e-6, rtol=0)
+
+
+def test_int8_is_offered_for_recurrent_members_only_and_never_quantizes_a_convolution(
+        exported, encoded, tmp_path):
+    """Dynamic int8 pays for recurrent cells (a weight used at every step), not for convolutions
+    or n-gram lookups (bench/RESULTS.md, graph): `int8_pays` offers it exactly to the families with
+    an LSTM or GRU op, and `quantize_int8` leaves a convolution in float."""
+    import onnx
+
+    from voxpop.export.quantize import int8_pays, onnx_probs, quantize_int8
+
+    assert {case for case, (_, model) in exported.items() if int8_pays(model)} == set(RECURRENT)
+    for case in ("bilstm", "cnn"):
+        source, target = tmp_path / f"{case}.onnx", tmp_path / f"{case}.int8.onnx"
+        onnx.save_model(exported[case][1], source)
+        quantize_int8(source, target)
+        ops = {node.op_type for node in onnx.load_model(target).graph.node}
+        assert "ConvInteger" not in ops
+        assert ("DynamicQuantizeLSTM" in ops) == (case == "bilstm")
+        feed = {name: encoded[1][name] for name in ("tokens",)}
+        np.testing.assert_allclose(onnx_probs(target, feed), onnx_probs(source, feed), atol=0.05)

@@ -159,13 +159,16 @@ class Fused(Record):
 
 
 class QuantizationCheck(Record):
-    """Export's dynamic int8 trial: the vote's val macro-F1 and the bytes, fp32 against int8."""
+    """Export's dynamic int8 trial: the vote's val macro-F1 and the bytes, fp32 against int8 (the
+    members where int8 pays quantized, the others fp32)."""
 
     requested: Literal["int8"]
     kept: bool
     val_macro_f1: dict[Literal["fp32", "int8"], FiniteFloat]
     bytes: dict[Literal["fp32", "int8"], Count]
     max_f1_drop: FiniteFloat
+    # The members int8 is offered for (voxpop.export.quantize.int8_pays); the others stay fp32.
+    members: list[str] = []
 
 
 class CheckRows(Record):

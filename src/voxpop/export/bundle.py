@@ -56,7 +56,7 @@ from voxpop.export.options import (
     QUANTIZATIONS,
     ExportOptions,
 )
-from voxpop.export.quantize import onnx_probs, quantize_int8
+from voxpop.export.quantize import INT8_OPS, int8_pays, onnx_probs, quantize_int8
 from voxpop.export.report import render_report
 from voxpop.export.select import Choice, select_members
 
@@ -243,28 +243,37 @@ def _fuse(tmp: Path, members: list[Member], inputs: dict) -> Fused:
 
 def _quantize(tmp: Path, members: list[Member], fused: Fused | None, inputs: dict,
               y_val) -> QuantizationCheck:
-    """Quantize every member (and the fused graph); keep int8 only if val macro-F1 holds up."""
-    files = [m.file for m in members] + ([fused.file] if fused else [])
-    int8 = {name: tmp / f"{name}.int8" for name in files}
-    for name, target in int8.items():
-        quantize_int8(tmp / name, target)
+    """Quantize the members where int8 pays (`int8_pays`: a recurrent op), and their part of the
+    fused graph; keep int8 only if some member is quantized and val macro-F1 holds up."""
+    offered = [m for m in members if int8_pays(onnx.load_model(tmp / m.file))]
+    int8 = {m.file: tmp / f"{m.file}.int8" for m in offered}
+    for member in offered:
+        quantize_int8(tmp / member.file, int8[member.file])
+    if fused and offered:
+        prefixes = tuple(f"{m.id}/" for m in offered)
+        nodes = [node.name for node in onnx.load_model(tmp / fused.file).graph.node
+                 if node.op_type in INT8_OPS and node.name.startswith(prefixes)]
+        int8[fused.file] = tmp / f"{fused.file}.int8"
+        quantize_int8(tmp / fused.file, int8[fused.file], nodes=nodes)
     weights = [m.weight for m in members]
     scores = {
         "fp32": _vote_f1(tmp, members, [tmp / m.file for m in members], weights, inputs, y_val),
-        "int8": _vote_f1(tmp, members, [int8[m.file] for m in members], weights, inputs, y_val),
+        "int8": _vote_f1(tmp, members, [int8.get(m.file, tmp / m.file) for m in members], weights,
+                         inputs, y_val),
     }
+    files = [m.file for m in members] + ([fused.file] if fused else [])
     sizes = {
         "fp32": sum((tmp / n).stat().st_size for n in files),
-        "int8": sum(p.stat().st_size for p in int8.values()),
+        "int8": sum(int8.get(n, tmp / n).stat().st_size for n in files),
     }
-    kept = scores["fp32"] - scores["int8"] <= MAX_F1_DROP
+    kept = bool(offered) and scores["fp32"] - scores["int8"] <= MAX_F1_DROP
     for name, path in int8.items():
         if kept:
             path.replace(tmp / name)
         else:
             path.unlink()
     return QuantizationCheck(requested="int8", kept=kept, val_macro_f1=scores, bytes=sizes,
-                             max_f1_drop=MAX_F1_DROP)
+                             max_f1_drop=MAX_F1_DROP, members=[m.id for m in offered])
 
 
 def _check_rows(tmp: Path, run: Run, members: list[Member]) -> CheckRows:

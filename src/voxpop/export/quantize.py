@@ -1,4 +1,12 @@
-"""Dynamic int8 quantization of ONNX files, and ONNX Runtime scoring used to judge it."""
+"""Dynamic int8 quantization of ONNX files, where it pays, and ONNX Runtime scoring used to judge it.
+
+Dynamic int8 quantizes a weight once and every activation per call: it pays where one weight
+matrix is applied many times per row (a recurrent cell at every step: ONNX Runtime's guidance is
+dynamic int8 for RNN and MatMul), and loses where the per-call quantization of activations costs
+more than the smaller product saves: a convolution (ConvInteger, measured slower than fp32 at batch
+64, bench/RESULTS.md, graph) or an n-gram member (a gather and a small dense head). So only the
+members with a recurrent op are quantized, and in them only the recurrent ops and matrix products.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +14,22 @@ from pathlib import Path
 
 import numpy as np
 
+RECURRENT_OPS = ("LSTM", "GRU")
+INT8_OPS = (*RECURRENT_OPS, "MatMul", "Gemm")  # never Conv, never an embedding's Gather
 
-def quantize_int8(source: Path, target: Path) -> None:
-    """Write `source` with its weights dynamically quantized to int8 (LSTM -> DynamicQuantizeLSTM)."""
+
+def int8_pays(model) -> bool:
+    """Whether dynamic int8 is offered for this member's graph: it holds a recurrent op."""
+    return any(node.op_type in RECURRENT_OPS for node in model.graph.node)
+
+
+def quantize_int8(source: Path, target: Path, *, nodes: list[str] | None = None) -> None:
+    """Write `source` with the weights of its INT8_OPS dynamically quantized to int8 (LSTM ->
+    DynamicQuantizeLSTM, MatMul -> MatMulInteger); `nodes`: only the nodes of these names."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(model_input=source, model_output=target, weight_type=QuantType.QInt8)
+    quantize_dynamic(model_input=source, model_output=target, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=list(INT8_OPS), nodes_to_quantize=nodes)
 
 
 def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int = 1,
