@@ -171,7 +171,6 @@ def trim_token_padding(model: onnx.ModelProto) -> bool:
         numpy_helper.from_array(np.array(0, np.int32), f"{p}zero"),
         numpy_helper.from_array(np.array([1], np.int64), f"{p}one"),
         numpy_helper.from_array(np.array([1], np.int64), f"{p}axis"),
-        numpy_helper.from_array(np.array([0], np.int64), f"{p}rows_axis"),
     ])
     nodes = [
         helper.make_node("Equal", [TOKENS, f"{p}zero"], [f"{p}is_pad"]),
@@ -195,9 +194,10 @@ def _opset(model: onnx.ModelProto) -> int:
 
 
 def _reduce_max_rows(model: onnx.ModelProto, source: str, target: str, axes: str):
-    """ReduceMax over axis 0 without keeping it: `axes` an attribute up to opset 17, an input
-    from 18."""
+    """ReduceMax over axis 0 without keeping it: `axes` an attribute up to opset 17, from 18 an
+    input (the initializer named `axes`, added here)."""
     if _opset(model) >= 18:
+        model.graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), axes))
         return helper.make_node("ReduceMax", [source, axes], [target], keepdims=0)
     return helper.make_node("ReduceMax", [source], [target], axes=[0], keepdims=0)
 
