@@ -293,7 +293,7 @@ def _text_encoder(name: str) -> Family:
 
 def padding_invariant(family_name: str, config: dict | None = None) -> bool:
     """Whether a model of the family gives the same output whatever padding its rows have
-    (`Family.padding_invariant`; `fusion` as its text encoder). tests/test_models_families.py
+    (`Family.padding_invariant`; `fusion` as its text encoder). tests/test_models_export.py
     checks the claim of every family on real rows."""
     spec = _family(family_name)
     if "encoder" in spec.defaults:
