@@ -3,10 +3,11 @@
 Dynamic int8 quantizes a weight once and every activation per call: it pays where one weight
 matrix is applied many times per row (a recurrent cell at every step: ONNX Runtime's guidance is
 dynamic int8 for RNN and MatMul), and loses where the per-call quantization costs more than the
-smaller product saves. Measured per member on the demo bundle (bench/RESULTS.md, graph): a CNN
-ran about 3x slower in int8 (ConvInteger), a bigram member slower at batch 1024, a TF-IDF member
-about even, an LSTM member faster, more so with its embedding table quantized too. So only the
-members with a recurrent op are quantized: their recurrent ops, matrix products and lookups.
+smaller product saves. Measured per member on a demo bundle (bench/RESULTS.md, graph; two runs):
+a CNN is 2-4x slower in int8 (ConvInteger) in every run; an LSTM member gains at batch 64 and
+about breaks even at 1024; the n-gram members (bigram, tfidf_fusion) went either way between the
+runs. So int8 is offered to the members with a recurrent op only: their recurrent ops, matrix
+products and lookups.
 """
 
 from __future__ import annotations
