@@ -12,6 +12,25 @@ with voxpop's files beside Ray's own:
     RUN/TRIAL/checkpoint_N/           each reported checkpoint: model.keras, metrics.json and
                                       val_probs.npy (validation probabilities in split order)
 
+With k-fold bagging (`voxpop tune --folds K`), the "out-of-fold rows" are every train row, then
+every val row, each in split order; each sampled configuration (`config_id`, e.g. `c003`) is
+trained as K trials, fold F's on the out-of-fold rows outside fold F, scored (and stopped early)
+on those inside it, whose probabilities are its checkpoints' val_probs.npy (in out-of-fold row
+order); its metrics.json holds `config_id`, `fold` and `folds`. After tuning:
+
+    RUN/voxpop/folds.parquet          the out-of-fold rows, in order: row (position in
+                                      data.parquet), id, label, fold (0..K-1, stratified, seeded)
+    RUN/voxpop/bags.json              {"folds": K, "rows": n, "labels": [...], "bags": [{config_id,
+                                      space, family, config, oof: "oof/ID.npy", checkpoints:
+                                      [each fold's best checkpoint by val macro-F1, relative to
+                                      RUN, in fold order]}], "incomplete": [config ids lacking a
+                                      fold's checkpoint]}
+    RUN/voxpop/oof/CONFIG_ID.npy      float32 [n, classes]: each row's probabilities by the fold
+                                      model that did not train on it (out-of-fold rows' order)
+
+A bagged member is the mean of its K fold models' probabilities; `Run.bags` and
+`Run.out_of_fold(config_id)` read them, `Run.y_oof` holds the out-of-fold rows' class ids.
+
 This is the only module that names those files or reads and writes them: the tuner writes through
 `write_prepared` and `write_checkpoint`, export reads through `read_run`, and tests and bench
 scripts build runs without Ray through `write_fixture_run` and `add_checkpoint`. It imports neither
@@ -35,7 +54,7 @@ from voxpop.data.atomic import atomic_path, write_json
 from voxpop.data.errors import VoxpopError
 from voxpop.data.options import METRICS
 from voxpop.data.preprocess import Preprocessor
-from voxpop.data.split import Split
+from voxpop.data.split import Split, fold_ids
 
 VOXPOP_DIR = "voxpop"
 PREPROCESS_FILE = "preprocess.json"
@@ -46,11 +65,14 @@ JOB_FILE = "job.json"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 VAL_PROBS_FILE = "val_probs.npy"
+FOLDS_FILE = "folds.parquet"
+BAGS_FILE = "bags.json"
+OOF_DIR = "oof"
 LOG_FILE = "tune.log"  # RUN/tune.log: Ray's and the trials' own output (TensorFlow, Keras)
 # Ray Tune's name for a trial's reported checkpoints: RUN/TRIAL/checkpoint_000000, ...
 CHECKPOINT_PREFIX = "checkpoint_"
 FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, MODEL_FILE,
-              METRICS_FILE, VAL_PROBS_FILE, LOG_FILE)
+              METRICS_FILE, VAL_PROBS_FILE, FOLDS_FILE, BAGS_FILE, LOG_FILE)
 PREPARED_FILES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE)  # what export reads of RUN/voxpop/
 CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
 
@@ -96,10 +118,37 @@ class TrialData:
     n_buckets: int
     # The token of each id, for spaces that load pretrained word vectors (`embeddings_file`).
     vocabulary: list[str]
+    # k-fold bagging: the fold of each out-of-fold row (train rows, then val rows); None: no bag
+    folds: np.ndarray | None = None
+
+    @property
+    def n_folds(self) -> int:
+        return 0 if self.folds is None else int(self.folds.max()) + 1
+
+    def for_fold(self, fold: int | None) -> tuple[dict, np.ndarray, dict, np.ndarray]:
+        """`(train inputs, y_train, val inputs, y_val)` of a trial: the train and val splits, or
+        for fold `fold` of a bagged run the out-of-fold rows outside the fold and inside it."""
+        if fold is None:
+            return self.train, self.y_train, self.val, self.y_val
+        if not 0 <= fold < self.n_folds:
+            raise ValueError(f"fold {fold} is not one of this run's {self.n_folds} folds")
+        pooled = {key: np.concatenate([self.train[key], self.val[key]]) for key in self.train}
+        y_pooled = np.concatenate([self.y_train, self.y_val])
+        inside = self.folds == fold
+        return ({key: array[~inside] for key, array in pooled.items()}, y_pooled[~inside],
+                {key: array[inside] for key, array in pooled.items()}, y_pooled[inside])
+
+    def rows_per_epoch(self, *, bagged: bool) -> int:
+        """Training rows of one epoch of a trial (of the smallest fold's trial, when bagged)."""
+        if not bagged:
+            return len(self.y_train)
+        return len(self.folds) - int(np.bincount(self.folds).max())
 
     @classmethod
-    def encode(cls, preprocessor: Preprocessor, rows: pd.DataFrame) -> TrialData:
-        """Encode the train and val rows of `rows` (the data.parquet form) with `preprocessor`."""
+    def encode(cls, preprocessor: Preprocessor, rows: pd.DataFrame, *, folds: int = 0,
+               seed: int = 42) -> TrialData:
+        """Encode the train and val rows of `rows` (the data.parquet form) with `preprocessor`;
+        with `folds` (k-fold bagging) assign the out-of-fold rows to stratified folds."""
         arrays = {}
         features = row_features(rows)
         for name in TRAINED_SPLITS:
@@ -110,10 +159,15 @@ class TrialData:
                                           None if features is None else features[part])
             arrays.update({f"{name}_{key}": array for key, array in encoded.items()})
             arrays[f"y_{name}"] = preprocessor.encode_labels(rows["label"][part].to_numpy())
-        return cls._of(preprocessor, arrays)
+        assigned = None
+        if folds:
+            pooled = np.concatenate([arrays["y_train"], arrays["y_val"]])
+            assigned = fold_ids(np.asarray(preprocessor.labels)[pooled], folds=folds, seed=seed)
+        return cls._of(preprocessor, arrays, folds=assigned)
 
     @classmethod
-    def _of(cls, preprocessor: Preprocessor, arrays: dict[str, np.ndarray]) -> TrialData:
+    def _of(cls, preprocessor: Preprocessor, arrays: dict[str, np.ndarray], *,
+            folds: np.ndarray | None = None) -> TrialData:
         inputs = {name: {key: arrays[f"{name}_{key}"] for key in preprocessor.input_names}
                   for name in TRAINED_SPLITS}
         return cls(
@@ -121,7 +175,7 @@ class TrialData:
             y_val=arrays["y_val"], labels=list(preprocessor.labels),
             n_tokens=int(preprocessor.n_tokens), n_features=int(preprocessor.n_features),
             n_buckets=int(preprocessor.n_buckets),
-            vocabulary=["<pad>", "<oov>", *preprocessor.vocabulary.tokens],
+            vocabulary=["<pad>", "<oov>", *preprocessor.vocabulary.tokens], folds=folds,
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -156,7 +210,18 @@ def write_prepared(run_dir: Path, *, preprocessor: Preprocessor, rows: pd.DataFr
         write_json(tmp / SPLIT_FILE, _split_json(rows))
         rows.to_parquet(tmp / DATA_FILE, index=False)
         np.savez(tmp / ARRAYS_FILE, **data.arrays())
+        if data.folds is not None:
+            _fold_rows(rows, data.folds).to_parquet(tmp / FOLDS_FILE, index=False)
         write_json(tmp / JOB_FILE, job)
+
+
+def _fold_rows(rows: pd.DataFrame, folds: np.ndarray) -> pd.DataFrame:
+    """folds.parquet: the out-of-fold rows (train, then val, in split order) and their folds."""
+    positions = np.concatenate([np.flatnonzero(rows["split"].to_numpy() == name)
+                                for name in TRAINED_SPLITS])
+    return pd.DataFrame({"row": positions, "id": rows["id"].to_numpy()[positions].astype(str),
+                         "label": rows["label"].to_numpy()[positions].astype(str),
+                         "fold": folds.astype(np.int8)})
 
 
 def _split_json(rows: pd.DataFrame) -> dict:
@@ -217,6 +282,23 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class Bag:
+    """One sampled configuration of a bagged run (`--folds K`): its K fold models' checkpoints
+    (each fold's best by val macro-F1, in fold order) and its out-of-fold probabilities."""
+
+    config_id: str
+    space: str
+    family: str
+    config: dict
+    checkpoints: list[Checkpoint]
+    oof_path: Path
+
+    def out_of_fold(self) -> np.ndarray:
+        """float32 [out-of-fold rows, classes], in folds.parquet's row order."""
+        return np.load(self.oof_path, allow_pickle=False)
+
+
+@dataclass(frozen=True)
 class Run:
     """A tuning run directory: its checkpoints and the data its trials were trained on."""
 
@@ -265,6 +347,48 @@ class Run:
     @cached_property
     def y_val(self) -> np.ndarray:
         return self.preprocessor.encode_labels(self.rows("val")["label"].astype(str).to_numpy())
+
+    @property
+    def bagged(self) -> bool:
+        """Tuned with --folds: its trials are fold models of bags (see `bags`)."""
+        return (self.voxpop_dir / FOLDS_FILE).is_file()
+
+    @cached_property
+    def fold_rows(self) -> pd.DataFrame:
+        """The out-of-fold rows of a bagged run, in order: row, id, label, fold."""
+        if not self.bagged:
+            raise VoxpopError(f"{self.path}: not a bagged run (tune it with --folds K)")
+        return pd.read_parquet(self.voxpop_dir / FOLDS_FILE)
+
+    @cached_property
+    def y_oof(self) -> np.ndarray:
+        """Class ids of the out-of-fold rows (the labels `out_of_fold` is scored against)."""
+        return self.preprocessor.encode_labels(self.fold_rows["label"].astype(str).to_numpy())
+
+    @cached_property
+    def bags(self) -> list[Bag]:
+        """The configurations whose every fold has a checkpoint, by config id (bags.json)."""
+        path = self.voxpop_dir / BAGS_FILE
+        if not path.is_file():
+            raise VoxpopError(f"{self.path}: no {VOXPOP_DIR}/{BAGS_FILE} (not a bagged run, or "
+                              "its tuning did not finish: `voxpop tune --resume` writes it)")
+        index = json.loads(path.read_text())
+        return [Bag(config_id=bag["config_id"], space=bag["space"], family=bag["family"],
+                    config=bag["config"], oof_path=self.voxpop_dir / bag["oof"],
+                    checkpoints=[read_checkpoint(self.path / c) for c in bag["checkpoints"]])
+                for bag in index["bags"]]
+
+    def bag(self, config_id: str) -> Bag:
+        for bag in self.bags:
+            if bag.config_id == config_id:
+                return bag
+        raise VoxpopError(f"{self.path}: no complete bag {config_id!r} (bags: "
+                          f"{', '.join(b.config_id for b in self.bags) or 'none'})")
+
+    def out_of_fold(self, config_id: str) -> np.ndarray:
+        """Configuration `config_id`'s out-of-fold probabilities: float32 [rows, classes], each
+        row by the fold model that did not train on it, in `fold_rows` order."""
+        return self.bag(config_id).out_of_fold()
 
     def copy_preprocess(self, target: Path) -> None:
         """Copy the run's preprocess.json, byte for byte, to `target` (a bundle's)."""
@@ -323,7 +447,53 @@ def read_trial_data(run_dir: Path) -> TrialData:
     prepared = Path(run_dir) / VOXPOP_DIR
     if not (prepared / ARRAYS_FILE).is_file():
         raise VoxpopError(f"{prepared}: no {ARRAYS_FILE}; is this a voxpop tuning run directory?")
-    return TrialData._of(Preprocessor.from_json(prepared / PREPROCESS_FILE), read_arrays(run_dir))
+    folds = None
+    if (prepared / FOLDS_FILE).is_file():
+        folds = pd.read_parquet(prepared / FOLDS_FILE)["fold"].to_numpy(np.int8)
+    return TrialData._of(Preprocessor.from_json(prepared / PREPROCESS_FILE), read_arrays(run_dir),
+                         folds=folds)
+
+
+def write_bags(run_dir: Path) -> list[str]:
+    """After a bagged run's trials: assemble each configuration's out-of-fold probabilities from
+    its folds' best checkpoints into `oof/CONFIG_ID.npy` and index them in bags.json (replacing
+    what an earlier, interrupted call wrote). Returns the complete bags' config ids."""
+    run = read_run(run_dir)
+    folds = run.fold_rows["fold"].to_numpy()
+    n_folds = int(folds.max()) + 1
+    best: dict[str, dict[int, Checkpoint]] = {}
+    for checkpoint in run.checkpoints:
+        if "config_id" not in checkpoint.metrics:
+            continue
+        fold_best = best.setdefault(checkpoint.metrics["config_id"], {})
+        fold = int(checkpoint.metrics["fold"])
+        if fold not in fold_best or checkpoint.score("val_macro_f1") > \
+                fold_best[fold].score("val_macro_f1"):
+            fold_best[fold] = checkpoint
+    complete = sorted(c for c, by_fold in best.items() if len(by_fold) == n_folds)
+    bags = []
+    oof_dir = run.voxpop_dir / OOF_DIR
+    oof_dir.mkdir(exist_ok=True)
+    for config_id in complete:
+        by_fold = [best[config_id][fold] for fold in range(n_folds)]
+        parts = [checkpoint.val_probs() for checkpoint in by_fold]
+        oof = np.zeros((len(folds), parts[0].shape[1]), dtype=np.float32)
+        for fold, probs in enumerate(parts):
+            if len(probs) != int((folds == fold).sum()):
+                raise VoxpopError(f"{by_fold[fold].path}: {len(probs)} probability rows, but "
+                                  f"fold {fold} has {int((folds == fold).sum())} rows")
+            oof[folds == fold] = probs
+        with atomic_path(oof_dir / f"{config_id}.npy") as tmp, open(tmp, "wb") as file:
+            np.save(file, oof)  # a file object: np.save would add .npy to the temporary's name
+        first = by_fold[0]
+        bags.append({"config_id": config_id, "space": first.metrics["space"],
+                     "family": first.family, "config": first.config,
+                     "oof": f"{OOF_DIR}/{config_id}.npy",
+                     "checkpoints": [str(c.path.relative_to(run.path)) for c in by_fold]})
+    write_json(run.voxpop_dir / BAGS_FILE, {
+        "folds": n_folds, "rows": len(folds), "labels": list(run.preprocessor.labels),
+        "bags": bags, "incomplete": sorted(set(best) - set(complete))})
+    return complete
 
 
 def read_arrays(run_dir: Path) -> dict[str, np.ndarray]:

@@ -37,10 +37,11 @@ class TableSource:
 
 
 def prepare_run_data(source: TableSource, *, seed: int, run_dir: Path, job: dict,
-                     preprocessor_options: dict | None = None) -> TrialData:
+                     preprocessor_options: dict | None = None, folds: int = 0) -> TrialData:
     """Read, split, fit the Preprocessor on train, encode, and write the run's prepared data.
 
-    `preprocessor_options` are `Preprocessor` keywords (max_len, max_tokens, min_freq, ...).
+    `preprocessor_options` are `Preprocessor` keywords (max_len, max_tokens, min_freq, ...);
+    `folds` (k-fold bagging) assigns the train and val rows to that many stratified folds.
     Returns the trial data (see `trainable.train_trial`).
     """
     rows = _labelled_rows(source, seed=seed)
@@ -51,7 +52,7 @@ def prepare_run_data(source: TableSource, *, seed: int, run_dir: Path, job: dict
         features=None if features is None else features[train],
         feature_names=source.feature_cols,
     )
-    data = TrialData.encode(preprocessor, rows)
+    data = TrialData.encode(preprocessor, rows, folds=folds, seed=seed)
     write_prepared(run_dir, preprocessor=preprocessor, rows=rows, data=data,
                    job={**job, "versions": _versions(),
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
