@@ -13,6 +13,7 @@ from voxpop.data.errors import VoxpopError
 from voxpop.data.rundir import read_run
 from voxpop.tune_spaces.cluster import start_ray, stop_ray
 from voxpop.tune_spaces.runner import TuneOptions, run_tuning, validate
+from voxpop.tune_spaces.schedulers import bagged_search
 
 FOLDS = 3
 
@@ -22,7 +23,7 @@ def bagged_run(tweets_df, tmp_path_factory):
     work = tmp_path_factory.mktemp("bagging")
     # C is sampled: the folds of one bag must share the draw.
     space = space_file(work, "lr", family="tfidf", C={"loguniform": [0.5, 8.0]})
-    options = TuneOptions(data=sample_table(tweets_df, work), spaces=(space,), samples=2,
+    options = TuneOptions(data=sample_table(tweets_df, work), spaces=(space,), samples=1,
                           folds=FOLDS, scheduler="fifo", storage=work / "runs", name="bagged")
     assert start_ray(num_cpus=2)
     try:
@@ -32,17 +33,30 @@ def bagged_run(tweets_df, tmp_path_factory):
     return outcome
 
 
-def test_each_configuration_is_k_fold_trials_of_one_draw(bagged_run):
+def test_a_configuration_is_k_fold_trials_of_one_draw(bagged_run):
     board = bagged_run.leaderboard
-    assert [row["error"] for row in board] == [None] * 2 * FOLDS
-    by_config: dict[str, list[dict]] = {}
-    for row in board:
-        by_config.setdefault(row["config_id"], []).append(row)
-    assert sorted(by_config) == ["c000", "c001"]
-    for rows in by_config.values():
-        assert sorted(row["fold"] for row in rows) == list(range(FOLDS))
-        assert len({row["params"]["C"] for row in rows}) == 1
-    assert by_config["c000"][0]["params"]["C"] != by_config["c001"][0]["params"]["C"]
+    assert [row["error"] for row in board] == [None] * FOLDS
+    assert {row["config_id"] for row in board} == {"c000"}
+    assert sorted(row["fold"] for row in board) == list(range(FOLDS))
+    assert len({row["params"]["C"] for row in board}) == 1
+
+
+def test_each_sample_is_drawn_once_for_all_its_folds(tmp_path):
+    space = space_file(tmp_path, "lr", family="tfidf", C={"loguniform": [0.5, 8.0]})
+    options = TuneOptions(data=None, spaces=(space, "cnn"), samples=3, folds=FOLDS, seed=5)
+    param_space, _, num_samples = bagged_search(validate(options), options)
+    grid = param_space["bag"]["grid_search"]
+    assert num_samples == 1 and len(grid) == 2 * 3 * FOLDS
+    draws = {}
+    for trial in grid:  # a configuration's folds side by side, each with the one draw
+        draws.setdefault(trial["config_id"], []).append((trial["fold"], trial["space"]))
+    assert list(draws) == [f"c{i:03d}" for i in range(6)]
+    for folds in draws.values():
+        assert [fold for fold, _ in folds] == list(range(FOLDS))
+        assert all(space == folds[0][1] for _, space in folds)
+    drawn_c = [folds[0][1]["lr"]["C"] for config_id, folds in draws.items() if "lr" in folds[0][1]]
+    assert len(set(drawn_c)) == 3 and all(0.5 <= c <= 8.0 for c in drawn_c)
+    assert bagged_search(validate(options), options)[0] == param_space  # seeded
 
 
 def test_out_of_fold_probabilities_cover_every_training_row_once(bagged_run):
@@ -52,7 +66,7 @@ def test_out_of_fold_probabilities_cover_every_training_row_once(bagged_run):
     assert np.array_equal(rows["row"].to_numpy(), expected)
     assert list(rows["id"]) == run.data["id"].astype(str).to_numpy()[expected].tolist()
     assert np.bincount(rows["fold"], minlength=FOLDS).min() >= len(rows) // FOLDS - 3
-    assert [bag.config_id for bag in run.bags] == ["c000", "c001"]
+    assert [bag.config_id for bag in run.bags] == ["c000"]
     for bag in run.bags:
         oof = run.out_of_fold(bag.config_id)
         assert oof.dtype == np.float32 and oof.shape == (len(rows), len(run.preprocessor.labels))

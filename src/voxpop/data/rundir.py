@@ -512,10 +512,11 @@ def read_job(run_dir: Path) -> dict:
 
 # --------------------------------------------------------------------------- fixtures
 def write_fixture_run(run_dir: Path, *, texts, labels, split: Split,
-                      preprocessor: Preprocessor) -> TrialData:
+                      preprocessor: Preprocessor, folds: int = 0) -> TrialData:
     """The prepared part of a run as `voxpop tune` writes it, without Ray, for tests and bench
     scripts: `preprocessor` (unfitted) is fitted on the training rows of `split`; add the
-    checkpoints with `add_checkpoint`. Returns the trial data to train models on."""
+    checkpoints with `add_checkpoint` (and with `folds`, a bagged run's, then `write_bags`).
+    Returns the trial data to train models on."""
     labels = np.asarray(labels, dtype=object)
     splits = np.empty(len(labels), dtype=object)
     for name in SPLITS:
@@ -524,7 +525,7 @@ def write_fixture_run(run_dir: Path, *, texts, labels, split: Split,
                      splits=splits)
     train = rows.iloc[split.train]
     preprocessor.fit(train["text"].tolist(), train["label"].to_numpy())
-    data = TrialData.encode(preprocessor, rows)
+    data = TrialData.encode(preprocessor, rows, folds=folds)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     write_prepared(run_dir, preprocessor=preprocessor, rows=rows, data=data,
                    job={"command": "written without Ray (a test or bench fixture)"})
