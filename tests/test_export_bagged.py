@@ -83,3 +83,11 @@ def test_a_bag_is_one_graph_equal_to_the_mean_of_its_fold_models(bagged_run):
     # the K fold graphs, each once, averaged by the final vote node
     prefixes = {node.name.split("/")[0] for node in composed.graph.node if "/" in node.name}
     assert prefixes == {f"fold{fold}" for fold in range(FOLDS)}
+
+
+def test_export_refuses_a_bagged_run_with_the_reason(bagged_run, tmp_path):
+    from voxpop.export.bundle import export_bundle
+
+    with pytest.raises(VoxpopError, match="a bagged run"):
+        export_bundle(bagged_run.path, tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists()
