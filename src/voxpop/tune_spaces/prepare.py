@@ -42,12 +42,13 @@ class TableSource:
 
 def prepare_run_data(source: TableSource, *, seed: int, run_dir: Location, job: dict,
                      preprocessor_options: dict | None = None,
-                     vector_sources: list[str] = ()) -> TrialData:
-    """Read, split, fit the Preprocessor on train, encode, match the pretrained word vectors
-    `vector_sources` (resolved names or files) to the vocabulary, and write the run's prepared
-    data.
+                     vector_sources: list[str] = (), folds: int = 0) -> TrialData:
+    """Read, split, fit the Preprocessor on train, encode (with `folds` folds of train+val for a
+    bagged run), match the pretrained word vectors `vector_sources` (resolved names or files) to
+    the vocabulary, and write the run's prepared data.
 
-    `preprocessor_options` are `Preprocessor` keywords (max_len, max_tokens, min_freq, ...).
+    `preprocessor_options` are `Preprocessor` keywords (max_len, max_tokens, min_freq, ...);
+    `folds` (k-fold bagging) assigns the train and val rows to that many stratified folds.
     Returns the trial data (see `trainable.train_trial`).
     """
     rows = _labelled_rows(source, seed=seed)
@@ -58,7 +59,7 @@ def prepare_run_data(source: TableSource, *, seed: int, run_dir: Location, job: 
         features=None if features is None else features[train],
         feature_names=source.feature_cols,
     )
-    data = TrialData.encode(preprocessor, rows)
+    data = TrialData.encode(preprocessor, rows, folds=folds, seed=seed)
     if vector_sources:
         # training occurrences per token id, for the coverage the run records
         counts = np.bincount(data.train["tokens"].ravel(), minlength=preprocessor.n_tokens)
