@@ -4,66 +4,69 @@ one with a mutated learning rate."""
 
 from __future__ import annotations
 
-import pytest
-from test_tune_support import metrics, sample_table, space_file
+from test_tune_support import (  # noqa: F401 (fixtures)
+    LEARNS,
+    STALLS,
+    TINY_CNN,
+    data,
+    ray_local,
+    space_file,
+    trial_epochs,
+)
 
-from voxpop.tune_spaces.cluster import start_ray, stop_ray
 from voxpop.tune_spaces.runner import TuneOptions, run_tuning
 
-LEARNS, STALLS = 1e-2, 1e-7  # learning rates: one learns in an epoch, the other cannot
-TINY_CNN = {"family": "cnn", "filters": 8}
 # Rungs count training rows: below one epoch's 1,400 rows, so that rungs fall at every epoch as
 # they did when they counted epochs (tests/test_tune_budget.py tests a grace of several epochs).
 ONE_EPOCH_GRACE = 1000
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    assert start_ray(num_cpus=2)
-    yield
-    stop_ray()
-
-
-@pytest.fixture(scope="module")
-def data(tweets_df, tmp_path_factory):
-    return sample_table(tweets_df, tmp_path_factory.mktemp("data"))
-
-
-def _epochs(row: dict) -> list[dict]:
-    """The trial's epoch records, in order (the checkpoints kept: keep_checkpoints is 3 here)."""
-    from pathlib import Path
-
-    records = [metrics(c) for c in Path(row["trial_dir"]).glob("checkpoint_*")]
-    return sorted(records, key=lambda r: r["epoch"])
 
 
 def test_asha_stops_the_trial_that_trails_at_the_first_rung(ray_local, data, tmp_path):
     # One trial at a time, the learning one first: it sets the rungs (epochs 1 and 2 of 3), and
     # the stalled one, below it at epoch 1, is stopped there.
     options = TuneOptions(
-        data=data, scheduler="asha", samples=1, max_epochs=3, max_concurrent=1,
-        spaces=(space_file(tmp_path, "learns", **TINY_CNN, learning_rate=LEARNS),
-                space_file(tmp_path, "stalls", **TINY_CNN, learning_rate=STALLS)),
-        keep_checkpoints=3, grace_rows=ONE_EPOCH_GRACE, storage=tmp_path / "runs", name="asha")
+        data=data,
+        scheduler="asha",
+        samples=1,
+        max_epochs=3,
+        max_concurrent=1,
+        spaces=(
+            space_file(tmp_path, "learns", **TINY_CNN, learning_rate=LEARNS),
+            space_file(tmp_path, "stalls", **TINY_CNN, learning_rate=STALLS),
+        ),
+        keep_checkpoints=3,
+        grace_rows=ONE_EPOCH_GRACE,
+        storage=tmp_path / "runs",
+        name="asha",
+    )
     board = {row["space"]: row for row in run_tuning(options).leaderboard}
     assert (board["learns"]["state"], board["learns"]["epochs_run"]) == ("finished", 3)
     assert (board["stalls"]["state"], board["stalls"]["epochs_run"]) == ("stopped", 1)
     assert board["stalls"]["error"] is None
-    assert board["stalls"]["val_macro_f1"] < _epochs(board["learns"])[0]["val_macro_f1"]
+    assert board["stalls"]["val_macro_f1"] < trial_epochs(board["learns"])[0]["val_macro_f1"]
 
 
-def test_pbt_replaces_the_trailing_trial_by_a_mutated_copy_of_the_leader(ray_local, data,
-                                                                         tmp_path):
+def test_pbt_replaces_the_trailing_trial_by_a_mutated_copy_of_the_leader(ray_local, data, tmp_path):
     # Two trials from one space (the seed draws one of each learning rate) on a Ray with room for
     # one at a time: PBT pauses a trial at each epoch while the other waits, so they take turns,
     # and whichever goes first, the stalled one meets the leader's score by its second epoch.
     space = space_file(tmp_path, "cnn_lr", **TINY_CNN, learning_rate={"choice": [LEARNS, STALLS]})
-    options = TuneOptions(data=data, scheduler="pbt", samples=2, max_epochs=3, cpus_per_trial=2,
-                          spaces=(space,), keep_checkpoints=3, grace_rows=ONE_EPOCH_GRACE,
-                          storage=tmp_path / "runs", name="pbt", seed=1)
+    options = TuneOptions(
+        data=data,
+        scheduler="pbt",
+        samples=2,
+        max_epochs=3,
+        cpus_per_trial=2,
+        spaces=(space,),
+        keep_checkpoints=3,
+        grace_rows=ONE_EPOCH_GRACE,
+        storage=tmp_path / "runs",
+        name="pbt",
+        seed=1,
+    )
     board = run_tuning(options).leaderboard
     assert [row["error"] for row in board] == [None, None]
-    histories = [_epochs(row) for row in board]
+    histories = [trial_epochs(row) for row in board]
     first_rates = sorted(h[0]["config"]["learning_rate"] for h in histories)
     assert first_rates == [STALLS, LEARNS], "seed 1 no longer draws one trial of each rate"
     stalled = next(h for h in histories if h[0]["config"]["learning_rate"] == STALLS)

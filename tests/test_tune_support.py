@@ -10,20 +10,37 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from voxpop.data.rundir import checkpoint_paths, read_metrics
 
 SAMPLE_ROWS = 2000
-METRICS_KEYS = {"trial_id", "family", "config", "epoch", "loss", "val_loss", "val_accuracy",
-                "val_macro_f1", "val_per_class_f1", "node_id", "started", "ended"}
+METRICS_KEYS = {
+    "trial_id",
+    "family",
+    "config",
+    "epoch",
+    "loss",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "val_per_class_f1",
+    "node_id",
+    "started",
+    "ended",
+}
 TINY = {"embed_dim": 16, "batch_size": 64, "learning_rate": {"loguniform": [1e-3, 3e-3]}}
 
 
 def sample_table(tweets_df: pd.DataFrame, directory: Path) -> Path:
     """A stratified 2,000-row sample of the tweets as Parquet (texts keep their newlines)."""
-    sample = (tweets_df.groupby("label").sample(frac=SAMPLE_ROWS / len(tweets_df), random_state=0)
-              .sample(frac=1.0, random_state=0).reset_index(drop=True))
+    sample = (
+        tweets_df.groupby("label")
+        .sample(frac=SAMPLE_ROWS / len(tweets_df), random_state=0)
+        .sample(frac=1.0, random_state=0)
+        .reset_index(drop=True)
+    )
     path = directory / "tweets_sample.parquet"
     sample[["text", "label"]].to_parquet(path, index=False)
     return path
@@ -42,3 +59,30 @@ def checkpoints(run_dir: Path) -> list[Path]:
 
 def metrics(checkpoint: Path) -> dict:
     return read_metrics(checkpoint)
+
+
+# -- a tiny real job for the scheduler and budget tests ---------------------------------------------
+TINY_CNN = {"family": "cnn", "filters": 8}
+LEARNS, STALLS = 1e-2, 1e-7  # learning rates: one learns in an epoch, the other cannot
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """An embedded Ray with 2 CPUs for the module's runs."""
+    from voxpop.tune_spaces.cluster import start_ray, stop_ray
+
+    assert start_ray(num_cpus=2)
+    yield
+    stop_ray()
+
+
+@pytest.fixture(scope="module")
+def data(tweets_df, tmp_path_factory) -> Path:
+    """The 2,000-row sample of real tweets as a table file."""
+    return sample_table(tweets_df, tmp_path_factory.mktemp("data"))
+
+
+def trial_epochs(row: dict) -> list[dict]:
+    """A leaderboard row's trial's epoch records, in order (of the checkpoints kept)."""
+    records = [metrics(c) for c in Path(row["trial_dir"]).glob("checkpoint_*")]
+    return sorted(records, key=lambda r: r["epoch"])
