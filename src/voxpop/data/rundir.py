@@ -7,7 +7,13 @@ with voxpop's files beside Ray's own:
     RUN/voxpop/split.json             row positions into data.parquet (and their ids) per split
     RUN/voxpop/data.parquet           every input row in file order: id, text, label, split, then
                                       the feature columns
-    RUN/voxpop/arrays.npz             the encoded train and val rows the trials train on (not test)
+    RUN/voxpop/arrays.npz             the encoded train and val rows the trials train on (not test);
+                                      with a sentence encoder also their pooled embeddings
+                                      (`train_sentence_embedding`, `val_sentence_embedding`),
+                                      computed once by the driver
+    RUN/voxpop/sentence_encoder.onnx  with `--sentence-encoder`: the encoder's ONNX graph with
+                                      its pooling (`voxpop.models.sentence.pooled_encoder`), what
+                                      export composes with each head
     RUN/voxpop/job.json               the command's options, package versions, creation time
     RUN/TRIAL/checkpoint_N/           each reported checkpoint: model.keras, metrics.json and
                                       val_probs.npy (validation probabilities in split order)
@@ -35,6 +41,7 @@ from voxpop.data.atomic import atomic_path, write_json
 from voxpop.data.errors import VoxpopError
 from voxpop.data.options import METRICS
 from voxpop.data.preprocess import Preprocessor
+from voxpop.data.sentence import EMBEDDING_INPUT, TOKEN_INPUTS
 from voxpop.data.split import Split
 
 VOXPOP_DIR = "voxpop"
@@ -47,10 +54,11 @@ MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 VAL_PROBS_FILE = "val_probs.npy"
 LOG_FILE = "tune.log"  # RUN/tune.log: Ray's and the trials' own output (TensorFlow, Keras)
+SENTENCE_ENCODER_FILE = "sentence_encoder.onnx"
 # Ray Tune's name for a trial's reported checkpoints: RUN/TRIAL/checkpoint_000000, ...
 CHECKPOINT_PREFIX = "checkpoint_"
 FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, MODEL_FILE,
-              METRICS_FILE, VAL_PROBS_FILE, LOG_FILE)
+              METRICS_FILE, VAL_PROBS_FILE, LOG_FILE, SENTENCE_ENCODER_FILE)
 PREPARED_FILES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE)  # what export reads of RUN/voxpop/
 CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
 
@@ -96,25 +104,38 @@ class TrialData:
     n_buckets: int
     # The token of each id, for spaces that load pretrained word vectors (`embeddings_file`).
     vocabulary: list[str]
+    sentence_dim: int = 0  # width of the `sentence_embedding` input; 0 without a sentence encoder
 
     @classmethod
-    def encode(cls, preprocessor: Preprocessor, rows: pd.DataFrame) -> TrialData:
-        """Encode the train and val rows of `rows` (the data.parquet form) with `preprocessor`."""
+    def encode(cls, preprocessor: Preprocessor, rows: pd.DataFrame, *,
+               embed=None) -> TrialData:
+        """Encode the train and val rows of `rows` (the data.parquet form) with `preprocessor`.
+
+        With a sentence encoder, `embed(texts) -> float32 [n, dim]` gives each row's pooled
+        embedding (`sentence_embedding`), which the heads train on instead of the word pieces.
+        """
         arrays = {}
         features = row_features(rows)
+        inputs = _trained_inputs(preprocessor)
         for name in TRAINED_SPLITS:
             part = (rows["split"] == name).to_numpy()
             if not part.any():
                 raise VoxpopError(f"the {name} split has no rows (DATA has {len(rows)} rows)")
-            encoded = preprocessor.encode(rows["text"][part].tolist(),
-                                          None if features is None else features[part])
+            texts = rows["text"][part].tolist()
+            encoded = preprocessor.encode(texts, None if features is None else features[part],
+                                          inputs=inputs)
+            if embed is not None:
+                encoded[EMBEDDING_INPUT] = np.asarray(embed(texts), dtype=np.float32)
             arrays.update({f"{name}_{key}": array for key, array in encoded.items()})
             arrays[f"y_{name}"] = preprocessor.encode_labels(rows["label"][part].to_numpy())
         return cls._of(preprocessor, arrays)
 
     @classmethod
     def _of(cls, preprocessor: Preprocessor, arrays: dict[str, np.ndarray]) -> TrialData:
-        inputs = {name: {key: arrays[f"{name}_{key}"] for key in preprocessor.input_names}
+        names = _trained_inputs(preprocessor)
+        if f"train_{EMBEDDING_INPUT}" in arrays:
+            names.append(EMBEDDING_INPUT)
+        inputs = {name: {key: arrays[f"{name}_{key}"] for key in names}
                   for name in TRAINED_SPLITS}
         return cls(
             train=inputs["train"], val=inputs["val"], y_train=arrays["y_train"],
@@ -122,6 +143,8 @@ class TrialData:
             n_tokens=int(preprocessor.n_tokens), n_features=int(preprocessor.n_features),
             n_buckets=int(preprocessor.n_buckets),
             vocabulary=["<pad>", "<oov>", *preprocessor.vocabulary.tokens],
+            sentence_dim=int(inputs["train"][EMBEDDING_INPUT].shape[1])
+            if EMBEDDING_INPUT in inputs["train"] else 0,
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -131,6 +154,12 @@ class TrialData:
             arrays.update({f"{name}_{key}": array for key, array in getattr(self, name).items()})
             arrays[f"y_{name}"] = getattr(self, f"y_{name}")
         return arrays
+
+
+def _trained_inputs(preprocessor: Preprocessor) -> list[str]:
+    """The preprocessor's inputs a trial trains on: not the sentence encoder's word pieces (the
+    heads read the embeddings computed from them once)."""
+    return [name for name in preprocessor.input_names if name not in TOKEN_INPUTS]
 
 
 # --------------------------------------------------------------------------- writing
@@ -148,10 +177,13 @@ def new_run_dir(run_dir: Path) -> Iterator[Path]:
 
 
 def write_prepared(run_dir: Path, *, preprocessor: Preprocessor, rows: pd.DataFrame,
-                   data: TrialData, job: dict) -> None:
-    """Write `RUN/voxpop/` (atomically: it appears complete or not at all)."""
+                   data: TrialData, job: dict, sentence_encoder: bytes | None = None) -> None:
+    """Write `RUN/voxpop/` (atomically: it appears complete or not at all); `sentence_encoder`:
+    the serialized ONNX graph that made the rows' sentence embeddings."""
     with atomic_path(Path(run_dir) / VOXPOP_DIR) as tmp:
         tmp.mkdir(parents=True)
+        if sentence_encoder is not None:
+            (tmp / SENTENCE_ENCODER_FILE).write_bytes(sentence_encoder)
         preprocessor.to_json(tmp / PREPROCESS_FILE)
         write_json(tmp / SPLIT_FILE, _split_json(rows))
         rows.to_parquet(tmp / DATA_FILE, index=False)
@@ -265,6 +297,12 @@ class Run:
     @cached_property
     def y_val(self) -> np.ndarray:
         return self.preprocessor.encode_labels(self.rows("val")["label"].astype(str).to_numpy())
+
+    @property
+    def sentence_encoder_path(self) -> Path | None:
+        """The run's pooled sentence encoder (ONNX), or None when it has none."""
+        path = self.voxpop_dir / SENTENCE_ENCODER_FILE
+        return path if path.is_file() else None
 
     def copy_preprocess(self, target: Path) -> None:
         """Copy the run's preprocess.json, byte for byte, to `target` (a bundle's)."""

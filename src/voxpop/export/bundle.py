@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from voxpop.data import INPUT_DTYPES
 from voxpop.data.atomic import atomic_path, write_text
 from voxpop.data.errors import VoxpopError
 from voxpop.data.rundir import Checkpoint, Run, read_run
+from voxpop.data.sentence import EMBEDDING_INPUT
 from voxpop.ensemble import Ensemble
 from voxpop.ensemble.bundle import MANIFEST, write_manifest
 from voxpop.ensemble.manifest import (
@@ -135,13 +137,14 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
     ids = [f"m{i + 1}" for i in range(len(choice.members))]
     val_inputs = run.encode(run.rows("val"))
     parity_inputs = {name: array[:PARITY_ROWS] for name, array in val_inputs.items()}
+    encoder = _SentenceEncoder(run, parity_inputs, options.opset)
     members = []
     for done, (member_id, checkpoint, weight) in enumerate(
         zip(ids, choice.members, choice.weights), start=1
     ):
         members.append(_export_member(
             tmp, member_id=member_id, checkpoint=checkpoint, weight=weight,
-            parity_inputs=parity_inputs, options=options,
+            parity_inputs=parity_inputs, options=options, encoder=encoder,
         ))
         on_member(done, len(ids), member_id)
     fused = _fuse(tmp, members, parity_inputs) if options.fuse else None
@@ -163,9 +166,40 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
     loaded.close()
 
 
+class _SentenceEncoder:
+    """The run's pooled sentence encoder (if it has one), loaded when a member first needs it:
+    each sentence head becomes one member with it in front, and the parity rows' embeddings
+    are computed once, by the same graph, for the Keras side of every head's parity check."""
+
+    def __init__(self, run: Run, parity_inputs: dict, opset: int):
+        self.run = run
+        self.parity_inputs = parity_inputs
+        self.opset = opset
+
+    @cached_property
+    def pooled(self) -> onnx.ModelProto:
+        path = self.run.sentence_encoder_path
+        if path is None:
+            raise VoxpopError(f"{self.run.path}: a sentence member was selected, but the run has "
+                              "no sentence encoder (was it tuned with --sentence-encoder?)")
+        return onnx.load_model(path)
+
+    @cached_property
+    def parity_embeddings(self) -> dict:
+        from voxpop.models.sentence import Embedder
+
+        return {EMBEDDING_INPUT: Embedder(self.pooled).embed_inputs(self.parity_inputs)}
+
+    def head_opset(self) -> int:
+        """The head converts at the encoder's opset, so the member has one."""
+        from voxpop.models.sentence import default_opset
+
+        return min(max(default_opset(self.pooled), MIN_OPSET), MAX_OPSET)
+
+
 def _export_member(
     tmp: Path, *, member_id: str, checkpoint: Checkpoint, weight: float, parity_inputs: dict,
-    options: ExportOptions,
+    options: ExportOptions, encoder: _SentenceEncoder,
 ) -> Member:
     """Convert one checkpoint, prove it (graph check, parity) and write members/<id>.onnx."""
     from voxpop.export.checks import parity, rnn_fusion
@@ -174,12 +208,20 @@ def _export_member(
 
     label = f"member {member_id} ({checkpoint.name}, {checkpoint.family})"
     model = load_model(checkpoint.model_path)
-    onnx_model = to_onnx(model, opset=options.opset)
+    reads_sentence = [t.name for t in model.inputs] == [EMBEDDING_INPUT]
+    if reads_sentence:  # the encoder in front of the head: parity of the whole against the
+        # Keras head on the same graph's embeddings of the same rows
+        from voxpop.models.sentence import with_head
+
+        onnx_model = with_head(encoder.pooled, to_onnx(model, opset=encoder.head_opset()))
+        inputs = {**parity_inputs, **encoder.parity_embeddings}
+    else:
+        onnx_model = to_onnx(model, opset=options.opset)
+        inputs = {t.name: parity_inputs[t.name] for t in model.inputs}
     try:
         graph = rnn_fusion(onnx_model)
     except VoxpopError as err:
         raise VoxpopError(f"{label}: {err}") from None
-    inputs = {t.name: parity_inputs[t.name] for t in model.inputs}
     proof = parity(model, onnx_model, inputs)
     _check_parity(label, proof, options.parity_tol)
     relative = f"members/{member_id}.onnx"
@@ -313,6 +355,6 @@ def _manifest(run, choice, options, members: list[Member], fused: Fused | None,
 def _input_spec(members: list[Member], run: Run) -> list[InputSpec]:
     names = list(dict.fromkeys(name for m in members for name in m.inputs))
     second_axis = {"tokens": "seq", "features": run.preprocessor.n_features, "grams": "grams",
-                   "gram_weights": "grams"}
+                   "gram_weights": "grams", "input_ids": "pieces", "attention_mask": "pieces"}
     return [InputSpec(name=name, dtype=INPUT_DTYPES[name], shape=["batch", second_axis[name]])
             for name in names]

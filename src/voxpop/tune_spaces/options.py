@@ -45,6 +45,9 @@ class TuneOptions:
     max_len: int | None = None
     max_tokens: int = MAX_TOKENS  # vocabulary size, PAD and OOV included
     min_freq: int = MIN_FREQ  # training occurrences a token needs
+    # a pretrained sentence encoder (voxpop.data.sentence): a folder, an ONNX file or a name
+    sentence_encoder: str | None = None
+    sentence_tokenizer: Path | None = None  # its tokenizer.json, when not beside the ONNX file
 
     @property
     def run_dir(self) -> Path:

@@ -18,7 +18,9 @@ import pandas as pd
 
 from voxpop.data import Preprocessor, read_table, split_rows
 from voxpop.data.options import LABEL_COL, TEXT_COL
+from voxpop.data.errors import VoxpopError
 from voxpop.data.rundir import SPLITS, TrialData, data_rows, row_features, write_prepared
+from voxpop.data.sentence import TOKEN_INPUTS, SentenceModel, SentenceTokenizer
 from voxpop.tune_spaces.options import TEST_SIZE, VAL_SIZE
 VERSIONED_PACKAGES = ("voxpop", "ray", "tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas")
 
@@ -37,25 +39,57 @@ class TableSource:
 
 
 def prepare_run_data(source: TableSource, *, seed: int, run_dir: Path, job: dict,
-                     preprocessor_options: dict | None = None) -> TrialData:
+                     preprocessor_options: dict | None = None,
+                     sentence_model: SentenceModel | None = None,
+                     threads: int | None = None) -> TrialData:
     """Read, split, fit the Preprocessor on train, encode, and write the run's prepared data.
 
     `preprocessor_options` are `Preprocessor` keywords (max_len, max_tokens, min_freq, ...).
-    Returns the trial data (see `trainable.train_trial`).
+    With `sentence_model`, its tokenizer joins the Preprocessor and its pooled encoder embeds
+    every training and validation text once here (ONNX Runtime, `threads`), for the heads of
+    the `sentence` family. Returns the trial data (see `trainable.train_trial`).
     """
     rows = _labelled_rows(source, seed=seed)
     features = row_features(rows)
     train = (rows["split"] == "train").to_numpy()
-    preprocessor = Preprocessor(**(preprocessor_options or {})).fit(
+    encoder = sentence_encoder(sentence_model) if sentence_model else None
+    preprocessor = Preprocessor(**(preprocessor_options or {}),
+                                sentence_tokenizer=encoder and encoder[0]).fit(
         rows["text"][train].tolist(), rows["label"][train].to_numpy(),
         features=None if features is None else features[train],
         feature_names=source.feature_cols,
     )
-    data = TrialData.encode(preprocessor, rows)
+    embed = None
+    if encoder:
+        from voxpop.models.sentence import Embedder
+
+        embedder = Embedder(encoder[1], threads=threads)
+        embed = lambda texts: embedder.embed(  # noqa: E731
+            texts, lambda part: preprocessor.encode(part, inputs=list(TOKEN_INPUTS)))
+    data = TrialData.encode(preprocessor, rows, embed=embed)
     write_prepared(run_dir, preprocessor=preprocessor, rows=rows, data=data,
                    job={**job, "versions": _versions(),
-                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                   sentence_encoder=encoder[1].SerializeToString() if encoder else None)
     return data
+
+
+def sentence_encoder(model: SentenceModel):
+    """(tokenizer, pooled ONNX encoder) of `model`, checked: a VoxpopError names the file that
+    is not what a sentence encoder needs."""
+    import onnx
+
+    from voxpop.models.sentence import pooled_encoder
+
+    tokenizer = SentenceTokenizer.from_file(model.tokenizer)
+    try:
+        graph = onnx.load_model(model.onnx)
+    except Exception as err:  # protobuf's and onnx's own errors: one line naming the file
+        raise VoxpopError(f"{model.onnx}: not an ONNX model ({str(err).splitlines()[0]})") from None
+    try:
+        return tokenizer, pooled_encoder(graph)
+    except (ValueError, onnx.checker.ValidationError) as err:
+        raise VoxpopError(f"{model.onnx}: {str(err).splitlines()[0]}") from None
 
 
 def _labelled_rows(source: TableSource, *, seed: int) -> pd.DataFrame:

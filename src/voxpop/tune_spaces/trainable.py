@@ -161,7 +161,8 @@ def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int,
     else:
         model, done = build(params["family"], _with_vocabulary(params, data),
                             n_tokens=data.n_tokens, n_classes=len(data.labels),
-                            n_features=data.n_features, n_buckets=data.n_buckets), 0
+                            n_features=data.n_features, n_buckets=data.n_buckets,
+                            sentence_dim=data.sentence_dim), 0
     if done >= max_epochs:
         return
     reporter = EpochReporter(model=model, space_name=space_name, params=params,
