@@ -17,7 +17,7 @@ import yaml
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from voxpop.data.sentence import TOKENIZER_FILE, find_sentence_model, SentenceTokenizer
+from voxpop.data.sentence import TOKENIZER_FILE, SentenceTokenizer, find_sentence_model
 from voxpop.serving_cli.app import app
 
 runner = CliRunner()
@@ -178,3 +178,28 @@ def test_predict_equals_the_keras_head_on_the_encoder_embeddings(pipeline, minil
     assert len(predictions) == len(texts)
     assert np.abs(got - expected).max() < 1e-4
     assert predictions["label"].tolist() == [labels[i] for i in expected.argmax(axis=1)]
+
+
+def test_preprocess_json_carries_the_tokenizer_and_refuses_a_broken_one(tmp_path, minilm,
+                                                                        tweets_sample):
+    from voxpop.data import Preprocessor
+    from voxpop.data.errors import VoxpopError
+
+    texts = tweets_sample["text"].tolist()[:200]
+    pre = Preprocessor(sentence_tokenizer=SentenceTokenizer.from_file(minilm.tokenizer)).fit(
+        texts, tweets_sample["label"].to_numpy()[:200])
+    assert pre.input_names[-2:] == ["input_ids", "attention_mask"]
+    pre.to_json(tmp_path / "preprocess.json")
+    loaded = Preprocessor.from_json(tmp_path / "preprocess.json")
+    before, after = pre.encode(texts[:50]), loaded.encode(texts[:50])
+    assert before.keys() == after.keys()
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
+    ids = after["input_ids"]
+    assert ids.dtype == np.int64 and ids[:, 0].tolist() == [101] * 50  # [CLS] first
+    assert after["attention_mask"].sum(axis=1).max() == ids.shape[1]  # padded to the longest
+    data = json.loads((tmp_path / "preprocess.json").read_text())
+    data["sentence_tokenizer"]["tokenizer"]["model"] = {"type": "NoSuchModel"}
+    (tmp_path / "broken.json").write_text(json.dumps(data))
+    with pytest.raises(VoxpopError, match="sentence_tokenizer: not a Hugging Face tokenizer.json"):
+        Preprocessor.from_json(tmp_path / "broken.json")
