@@ -43,6 +43,9 @@ from voxpop.ensemble.voting import VOTERS, check_weights, vote
 # and 2 threads on an int8 LSTM member (bench_predict's), so int8 bundles get INT8_TOLERANCE.
 CHECK_TOLERANCE = {"cpu": 1e-3, "cuda": 2e-2}
 INT8_TOLERANCE = 5e-2
+# Rows per ONNX Runtime call of a graph that holds a sentence encoder (reads `input_ids`): its
+# attention over a 2,048-row chunk of 128 word pieces would hold gigabytes at once.
+SENTENCE_ROWS_PER_RUN = 256
 
 
 @dataclass(frozen=True)
@@ -316,7 +319,13 @@ class Ensemble:
                     f"does not make (it makes {', '.join(inputs)})"
                 )
             feeds[graph_input.name] = inputs[graph_input.name]
-        return session.run(["probs"], feeds)[0]
+        if "input_ids" not in feeds:
+            return session.run(["probs"], feeds)[0]
+        rows = len(feeds["input_ids"])
+        return np.concatenate([
+            session.run(["probs"], {name: array[start:start + SENTENCE_ROWS_PER_RUN]
+                                    for name, array in feeds.items()})[0]
+            for start in range(0, max(rows, 1), SENTENCE_ROWS_PER_RUN)])
 
     def _prediction(self, probs: np.ndarray, label_ids: np.ndarray, member_probs=None) -> Prediction:
         label_ids = np.asarray(label_ids, dtype=np.int64)

@@ -186,9 +186,15 @@ class _SentenceEncoder:
 
     @cached_property
     def parity_embeddings(self) -> dict:
+        from voxpop.export.quantize import SCORING_BATCH
         from voxpop.models.sentence import Embedder
 
-        return {EMBEDDING_INPUT: Embedder(self.pooled).embed_inputs(self.parity_inputs)}
+        embedder = Embedder(self.pooled)
+        rows = len(self.parity_inputs["input_ids"])
+        return {EMBEDDING_INPUT: np.concatenate([
+            embedder.embed_inputs({name: array[start:start + SCORING_BATCH]
+                                   for name, array in self.parity_inputs.items()})
+            for start in range(0, rows, SCORING_BATCH)])}
 
     def head_opset(self) -> int:
         """The head converts at the encoder's opset, so the member has one."""

@@ -19,9 +19,11 @@ def parity(model, onnx_model, inputs: dict, *, batch_size: int = 256) -> dict:
     """
     import onnxruntime as ort
 
+    from voxpop.export.quantize import probs_in_batches
+
     session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
-    feed = {arg.name: inputs[arg.name] for arg in session.get_inputs()}
-    onnx_probs = session.run(["probs"], feed)[0]
+    onnx_probs = probs_in_batches(session, {arg.name: inputs[arg.name]
+                                            for arg in session.get_inputs()})
     keras_feed = {tensor.name: inputs[tensor.name] for tensor in model.inputs}
     keras_probs = np.asarray(model.predict(keras_feed, batch_size=batch_size, verbose=0))
     return {

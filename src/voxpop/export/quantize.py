@@ -6,6 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+# Rows per ONNX Runtime call of a graph that holds a sentence encoder (reads `input_ids`): its
+# attention over 2,000 validation rows of 128 word pieces at once would hold gigabytes. Other
+# graphs score all rows in one call (int8 graphs quantize their activations per call).
+SCORING_BATCH = 256
+
 
 def quantize_int8(source: Path, target: Path) -> None:
     """Write `source` with its weights dynamically quantized to int8 (LSTM -> DynamicQuantizeLSTM)."""
@@ -23,5 +28,16 @@ def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int 
     session = ort.InferenceSession(
         str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
     )
-    feed = {i.name: inputs[i.name] for i in session.get_inputs()}
-    return session.run(["probs"], feed)[0]
+    return probs_in_batches(session, {i.name: inputs[i.name] for i in session.get_inputs()})
+
+
+def probs_in_batches(session, feed: dict[str, np.ndarray]) -> np.ndarray:
+    """The session's `probs` for the rows of `feed`: SCORING_BATCH rows per call for a graph
+    that reads `input_ids`, else one call."""
+    if "input_ids" not in feed:
+        return session.run(["probs"], feed)[0]
+    rows = len(feed["input_ids"])
+    return np.concatenate([
+        session.run(["probs"], {name: array[start:start + SCORING_BATCH]
+                                for name, array in feed.items()})[0]
+        for start in range(0, max(rows, 1), SCORING_BATCH)])

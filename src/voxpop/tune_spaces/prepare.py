@@ -52,26 +52,31 @@ def prepare_run_data(source: TableSource, *, seed: int, run_dir: Path, job: dict
     rows = _labelled_rows(source, seed=seed)
     features = row_features(rows)
     train = (rows["split"] == "train").to_numpy()
-    encoder = sentence_encoder(sentence_model) if sentence_model else None
-    preprocessor = Preprocessor(**(preprocessor_options or {}),
-                                sentence_tokenizer=encoder and encoder[0]).fit(
+    tokenizer, pooled = sentence_encoder(sentence_model) if sentence_model else (None, None)
+    preprocessor = Preprocessor(**(preprocessor_options or {}), sentence_tokenizer=tokenizer).fit(
         rows["text"][train].tolist(), rows["label"][train].to_numpy(),
         features=None if features is None else features[train],
         feature_names=source.feature_cols,
     )
-    embed = None
-    if encoder:
-        from voxpop.models.sentence import Embedder
-
-        embedder = Embedder(encoder[1], threads=threads)
-        embed = lambda texts: embedder.embed(  # noqa: E731
-            texts, lambda part: preprocessor.encode(part, inputs=list(TOKEN_INPUTS)))
-    data = TrialData.encode(preprocessor, rows, embed=embed)
+    data = TrialData.encode(preprocessor, rows,
+                            embed=_embedding(pooled, preprocessor, threads) if pooled else None)
     write_prepared(run_dir, preprocessor=preprocessor, rows=rows, data=data,
                    job={**job, "versions": _versions(),
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-                   sentence_encoder=encoder[1].SerializeToString() if encoder else None)
+                   sentence_encoder=pooled.SerializeToString() if pooled else None)
     return data
+
+
+def _embedding(pooled, preprocessor: Preprocessor, threads: int | None):
+    """texts -> their pooled embeddings, the word pieces made by the run's preprocessor."""
+    from voxpop.models.sentence import Embedder
+
+    embedder = Embedder(pooled, threads=threads)
+
+    def word_pieces(texts: list[str]) -> dict:
+        return preprocessor.encode(texts, inputs=list(TOKEN_INPUTS))
+
+    return lambda texts: embedder.embed(texts, word_pieces)
 
 
 def sentence_encoder(model: SentenceModel):

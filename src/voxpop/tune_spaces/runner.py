@@ -96,13 +96,13 @@ def validate(options: TuneOptions) -> dict[str, dict]:
 def _check_sentence_encoder(options: TuneOptions, spaces: dict[str, dict]) -> None:
     """A space that samples the `sentence` family needs --sentence-encoder; the model it names
     is found and its graph checked now, before Ray starts."""
+    if options.resume:  # the run holds its embeddings and encoder already
+        return
     from voxpop.models import FAMILIES
     from voxpop.tune_spaces.space_check import families_of
 
     readers = sorted(name for name, space in spaces.items()
                      if any(FAMILIES[f].reads == "sentence" for f in families_of(space)))
-    if options.resume:
-        return
     if readers and options.sentence_encoder is None:
         raise VoxpopError(f"--space {', '.join(readers)}: the sentence family needs "
                           "--sentence-encoder (a Hugging Face model folder with an ONNX export, "
