@@ -151,6 +151,14 @@ def with_head(pooled: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto
     pooled.ir_version = head.ir_version = ir_version
     member = onnx.compose.merge_models(pooled, head, io_map=[(EMBEDDING, EMBEDDING)],
                                        outputs=[value.name for value in head.graph.output])
+    # merge_models lists the default domain once per model; ONNX Runtime's quantizer (export
+    # --quantize int8) refuses a model that names it twice
+    versions: dict[str, int] = {}
+    for opset in member.opset_import:
+        domain = "" if opset.domain == "ai.onnx" else opset.domain
+        versions[domain] = max(versions.get(domain, 0), opset.version)
+    del member.opset_import[:]
+    member.opset_import.extend(helper.make_opsetid(d, v) for d, v in versions.items())
     onnx.checker.check_model(member)
     return member
 
