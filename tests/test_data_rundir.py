@@ -3,6 +3,8 @@ back, on the built-in tweets, without Ray (a run of `voxpop tune` is tested in t
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from voxpop.data import Preprocessor, split_rows
 from voxpop.data.builtin import load_tweets
 from voxpop.data.errors import VoxpopError
 from voxpop.data.rundir import (
+    Run,
     add_checkpoint,
     new_run_dir,
     read_checkpoint,
@@ -17,7 +20,9 @@ from voxpop.data.rundir import (
     read_run,
     read_trial_data,
     write_fixture_run,
+    write_prepared,
 )
+from voxpop.data.vectors import match_vectors
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +43,28 @@ def test_the_trial_data_reads_back_as_written_and_holds_no_test_rows(prepared):
     assert not any("test" in key for key in stored.arrays())
     for key, array in data.arrays().items():
         np.testing.assert_array_equal(stored.arrays()[key], array)
-    assert (stored.labels, stored.n_tokens, stored.vocabulary) == (
-        data.labels, data.n_tokens, data.vocabulary)
+    assert (stored.labels, stored.n_tokens, stored.vectors) == (data.labels, data.n_tokens, {})
     assert len(stored.y_train) == len(split.train) and len(stored.y_val) == len(split.val)
     assert read_job(run_dir)["command"].startswith("written without Ray")
+
+
+def test_matched_word_vectors_are_kept_beside_the_trial_data_and_read_back(prepared, tmp_path):
+    source, _, _, data = prepared
+    run = Run(path=source, checkpoints=[])  # the prepared part, read as export reads it
+    tokens = run.preprocessor.vocabulary.tokens
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("".join(f"{token} {i} {-i}\n" for i, token in enumerate(tokens[:10])))
+    matched = match_vectors(str(vectors), tokens, seed=1)
+    (tmp_path / "run").mkdir()
+    write_prepared(tmp_path / "run", preprocessor=run.preprocessor, rows=run.data,
+                   data=dataclasses.replace(data, vectors={matched.source: matched}), job={})
+    (stored,) = read_trial_data(tmp_path / "run").vectors.values()
+    np.testing.assert_array_equal(stored.matrix, matched.matrix)
+    assert stored.record() == matched.record()
+    assert (stored.covered, stored.tokens) == (10, len(tokens))
+    # a plain .npy (read without pickle) beside a JSON record of the coverage
+    assert sorted(p.name for p in (tmp_path / "run" / "voxpop").glob("embeddings*")) == [
+        "embeddings.json", "embeddings_0.npy"]
 
 
 def test_a_run_reads_its_rows_in_split_order_and_its_checkpoints(prepared, tmp_path):

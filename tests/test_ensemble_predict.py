@@ -101,7 +101,7 @@ def test_vote_of_given_member_probabilities_equals_predicting_with_those_members
         ({"members": ["m9"]}, r"--members: m9 must be distinct ids of this bundle \(choose from m1, m2, m3\)"),
         ({"members": ["m1", "m1"]}, "must be distinct"),
         ({"voting": "median"},
-         r"--voting: unknown voting 'median' \(choose from soft, hard, weighted\)"),
+         r"--voting: unknown voting 'median' \(choose from soft, hard, weighted, stack\)"),
         ({"weights": [1, 2]}, "--weights: got 2 weights for 3 members"),
     ],
 )

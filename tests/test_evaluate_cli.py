@@ -135,7 +135,7 @@ def test_label_map_and_several_inputs_write_a_summary(tmp_path, bundle, external
 
 @pytest.mark.parametrize("args, message", [
     (["--voting", "soft,majority"],
-     "error: --voting: majority not valid (choose from soft, hard, weighted, comma-separated)"),
+     "error: --voting: majority not valid (choose from soft, hard, weighted, stack, comma-separated)"),
     (["--label-map", "irrelevant=spam"],
      "error: --label-map: target label(s) 'spam' are not in the bundle (bundle labels: "
      "negative, neutral, positive)"),

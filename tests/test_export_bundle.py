@@ -294,6 +294,9 @@ def test_parity_failure_names_the_member(bundle, manifest, run_dir, tmp_path):
         (["--select", "best"], "--select: unknown method 'best' (choose from top, greedy, diverse)"),
         (["--metric", "f2"], "--metric: unknown metric 'f2' (choose from val_macro_f1"),
         (["--opset", "19"], "--opset: 19 is not supported (valid: 7 to 18)"),
+        (["--combine", "blend"], "--combine: unknown value 'blend' (choose from vote, stack)"),
+        (["--max-ms-per-row", "0"], "--max-ms-per-row: must be > 0, got 0"),
+        (["--max-ms-per-row", "1e-6"], "--max-ms-per-row 1e-06: no candidate fits; the cheapest, "),
     ],
 )
 def test_bad_options_are_one_line_errors(run_dir, tmp_path, args, message):
@@ -356,3 +359,55 @@ def test_a_bad_signing_key_fails_before_any_conversion(run_dir, tmp_path):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {tmp_path / 'key.pem'}: not an unencrypted PEM private key")
     assert not (tmp_path / "b").exists()
+
+
+def test_combine_stack_under_a_cost_budget(run_dir, run, tmp_path):
+    """--combine stack: the stacker in the manifest and the fused graph; --max-ms-per-row: the
+    measured costs in the manifest and the report (a budget everything fits, so that the test
+    does not hang on the machine's load; the budget's effect is test_export_cost's)."""
+    from voxpop.ensemble import Ensemble
+    from voxpop.ensemble.voting import stack_probs
+
+    out = tmp_path / "stacked"
+    result = invoke("export", run_dir, "--out", out, "--size", 3, "--combine", "stack",
+                    "--max-ms-per-row", 1000)
+    assert result.exit_code == 0, result.output
+    assert "cross-validated macro-F1 stack" in result.stdout
+    assert "ms per row (budget 1000)" in result.stdout
+    ensemble = Ensemble.load(out, device="cpu", threads=1, fused=False)
+    manifest = ensemble.manifest
+    stacker = manifest.stacker
+    n_members = len(manifest.members)
+    assert stacker.fit_on == "validation" and stacker.rows == len(run.y_val)
+    assert np.asarray(stacker.coef).shape == (3, 3 * n_members)
+    assert manifest.fused.stack_max_abs_diff <= 1e-5
+    wins = stacker.cv_macro_f1["stack"] > stacker.cv_macro_f1["weighted"]
+    assert manifest.voting.default == ("stack" if wins else "weighted")
+    cost = manifest.selection.cost
+    assert cost.max_ms_per_row == 1000 and cost.rows == min(512, len(run.y_val))
+    assert sorted(cost.members_ms) == manifest.member_ids
+    assert cost.total_ms == pytest.approx(cost.encode_ms + sum(cost.members_ms.values()))
+    assert 0 < cost.total_ms <= 1000
+    report = (out / "export_report.md").read_text()
+    assert "## Cost per row (--max-ms-per-row)" in report and "ms/row alone" in report
+    assert f"- total: {cost.total_ms:.3f} ms per row" in report
+    assert "## Stacking (--combine stack)" in report
+    assert f"- stack: {stacker.cv_macro_f1['stack']:.4f}" in report
+    # the fused graph's stack output equals the stacker applied with numpy to the members
+    texts = run.rows("test")["text"].astype(str).tolist()
+    separate = ensemble.predict(texts, voting="stack")
+    numpy_probs = stack_probs(list(separate.member_probs.values()), stacker)
+    fused = Ensemble.load(out, device="cpu", threads=1).predict(texts, voting="stack")
+    assert np.abs(fused.probs - numpy_probs).max() < 1e-5
+    ensemble.close()
+    # evaluate scores the stacker beside the votes, by default
+    table = tmp_path / "test.csv"
+    run.rows("test")[["text", "label"]].to_csv(table, index=False)
+    evaluated = invoke("evaluate", out, table, "--out", tmp_path / "report", "--no-baseline",
+                       "--report-format", "json")
+    assert evaluated.exit_code == 0, evaluated.output
+    votes = json.loads((tmp_path / "report" / "report.json").read_text())["votes"]
+    assert set(votes) == {"soft", "hard", "weighted", "stack"}
+    y_test = run.preprocessor.encode_labels(run.rows("test")["label"].astype(str).to_numpy())
+    assert votes["stack"]["macro_f1"] == pytest.approx(
+        macro_f1(y_test, numpy_probs.argmax(axis=1), 3), abs=1e-9)

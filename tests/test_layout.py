@@ -20,6 +20,7 @@ ALLOWED = {
     "reports": {"ensemble", "data"},
     "tune_spaces": {"models", "data"},
     "export": {"models", "data", "ensemble"},
+    "batch": {"data", "ensemble", "reports", "tune_spaces"},
 }
 # Third-party modules a package must never import, not even inside a function.
 FORBIDDEN_THIRD_PARTY = {

@@ -169,34 +169,43 @@ def test_position_embedding_accepts_any_length_up_to_its_maximum():
     np.testing.assert_allclose(np.asarray(layer(zeros[:, :6])), full[:, :6])
 
 
-def _glove(tmp_path, lines):
-    path = tmp_path / "vectors.txt"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+def _trained_embedding(family: str, *, freeze: bool, vectors: np.ndarray) -> np.ndarray:
+    """The token embedding of a model started from `vectors` after one epoch on random rows."""
+    from voxpop.models import training
 
-
-def test_load_pretrained_fills_covered_rows_and_counts_them(tmp_path, caplog):
-    path = _glove(tmp_path, ["3 2", "good 0.5 -1.0", "bad 2.0 3.0", "unused 9 9"])
-    vocabulary = ["<pad>", "<oov>", "good", "bad", "meh"]
-    with caplog.at_level("INFO"):
-        matrix, covered = vm.load_pretrained(path, vocabulary, 2)
-    assert covered == 2 and "2 of 5" in caplog.text
-    assert matrix.shape == (5, 2) and matrix.dtype == np.float32
-    np.testing.assert_array_equal(matrix[2:4], [[0.5, -1.0], [2.0, 3.0]])
-    np.testing.assert_array_equal(matrix[0], [0.0, 0.0])
-    assert np.abs(matrix[4]).sum() > 0  # random, not zeros
-    with pytest.raises(ValueError, match="line 2 has 2 values, expected embed_dim=3"):
-        vm.load_pretrained(path, vocabulary, 3)
-
-
-def test_build_with_frozen_pretrained_vectors(tmp_path):
-    path = _glove(tmp_path, ["good 0.5 -1.0", "bad 2.0 3.0"])
-    vocabulary = ["<pad>", "<oov>", "good", "bad"]
-    config = {**TINY, "embed_dim": 2, "embeddings_file": str(path), "vocabulary": vocabulary,
-              "embeddings_trainable": False}
-    model = vm.build("lstm", config, n_tokens=4, n_classes=2)
+    rng = np.random.default_rng(0)
+    config = {**TINY, "embed_dim": vectors.shape[1], "embeddings": "vectors.txt",
+              "freeze_embeddings": freeze, "batch_size": 16, "learning_rate": 0.05}
+    model = vm.build(family, config, n_tokens=len(vectors), n_classes=2, embeddings=vectors)
     embedding = model.get_layer("embedding")
-    np.testing.assert_array_equal(embedding.get_weights()[0][2:], [[0.5, -1.0], [2.0, 3.0]])
-    assert not embedding.trainable_weights
-    with pytest.raises(ValueError, match="needs 'vocabulary'"):
-        vm.build("lstm", {**config, "vocabulary": None}, n_tokens=4, n_classes=2)
+    np.testing.assert_array_equal(embedding.get_weights()[0], vectors)
+    assert bool(embedding.trainable_weights) is not freeze
+    rows = {"tokens": rng.integers(1, len(vectors), (64, 6)).astype("int32")}
+    labels = (rows["tokens"][:, 0] % 2).astype("int64")
+    training.fit(model, train=rows, y_train=labels, val=rows, y_val=labels, config=config,
+                 epochs=1)
+    return embedding.get_weights()[0]
+
+
+def test_pretrained_vectors_start_the_embedding_frozen_or_fine_tuned():
+    vectors = np.random.default_rng(1).normal(0, 0.5, (12, 6)).astype("float32")
+    vectors[0] = 0.0
+    np.testing.assert_array_equal(_trained_embedding("cnn", freeze=True, vectors=vectors),
+                                  vectors)
+    tuned = _trained_embedding("cnn", freeze=False, vectors=vectors)
+    assert np.abs(tuned - vectors).max() > 1e-4
+
+
+def test_build_refuses_vectors_that_do_not_fit_the_embedding():
+    vectors = np.zeros((4, 3), dtype="float32")
+    config = {**TINY, "embed_dim": 3, "embeddings": "glove-6b-50d"}
+    with pytest.raises(ValueError, match="build got no matrix"):
+        vm.build("lstm", config, n_tokens=4, n_classes=2)
+    with pytest.raises(ValueError, match="build got a matrix"):
+        vm.build("lstm", {**config, "embeddings": None}, n_tokens=4, n_classes=2,
+                 embeddings=vectors)
+    with pytest.raises(ValueError, match="are 4 x 3, but the embedding is n_tokens=5 x "
+                                         "embed_dim=3"):
+        vm.build("lstm", config, n_tokens=5, n_classes=2, embeddings=vectors)
+    # a family that reads n-grams has no token embedding: vectors change nothing
+    vm.build("tfidf", config, n_tokens=4, n_classes=2, n_buckets=64)

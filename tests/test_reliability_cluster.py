@@ -21,7 +21,7 @@ def _nodes_with_checkpoints(run_dir: Path) -> set[str]:
 
 
 def test_trials_of_a_stopped_worker_node_are_retried_on_the_head(cluster, tweets_df, tmp_path):
-    head, worker, address, head_temp = cluster
+    head, worker, address, head_temp, _ = cluster
     run_dir = tmp_path / "runs" / "lossy"
     data = sample_table(tweets_df, tmp_path)
     space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)

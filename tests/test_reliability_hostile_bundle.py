@@ -246,7 +246,7 @@ def test_changed_vote_weights_without_the_fused_graph_are_refused(bundle):
     (lambda m: m["members"][0].update(weight=-1.0), "members[0].weight: Input should be greater than or equal to 0"),
     (lambda m: m["members"][2].pop("parity"), "members[2].parity: Field required"),
     (lambda m: m["members"][0].update(inputs=["pixels"]), "members[0].inputs[0]: unknown model input 'pixels'"),
-    (lambda m: m["voting"].update(default="loudest"), "voting.default: Input should be 'soft', 'hard' or 'weighted'"),
+    (lambda m: m["voting"].update(default="loudest"), "voting.default: Input should be 'soft', 'hard', 'weighted' or 'stack'"),
     (lambda m: m["voting"].update(weights=[1.0, 2.0]), "voting.weights: 2 weights for 3 members"),
     (lambda m: m["voting"].update(weights=[1.0, HUGE, 1.0]), "not valid JSON (number 1e400 is too large"),
     (lambda m: m["check_rows"]["probs"]["m2"].pop(), "check_rows.probs.m2: must be 32 rows of 3"),
@@ -257,6 +257,15 @@ def test_changed_vote_weights_without_the_fused_graph_are_refused(bundle):
     (lambda m: m["files"].update({"x\x1b[2J": "0" * 64}), "files['x\\x1b[2J']: file path 'x\\x1b[2J' is not a plain"),
     (lambda m: m.update(extra={"a": 1}), "extra: Extra inputs are not permitted"),
     (lambda m: m["selection"].update(picks=["m9"]), "selection.picks: 'm9' is not a member id"),
+    (lambda m: m["voting"].update(default="stack"), "voting.default: stack needs a stacker"),
+    (lambda m: m.update(stacker={"fit_on": "validation", "rows": 9, "folds": 5, "C": 1.0,
+                                 "clip": 1e-7, "coef": [[0.0] * 9] * 2 + [[0.0] * 8],
+                                 "intercept": [0.0] * 3,
+                                 "cv_macro_f1": {"stack": 0.5, "weighted": 0.5}}),
+     "stacker: coef must be 3 rows of 9 numbers"),
+    (lambda m: m["selection"].update(cost={"max_ms_per_row": 1.0, "rows": 9, "encode_ms": 0.1,
+                                           "members_ms": {"m1": 0.1}, "total_ms": 0.2}),
+     "selection.cost.members_ms: must hold one cost per member id"),
 ])
 def test_a_malformed_manifest_field_is_one_line_naming_it(bundle, change, message):
     path = bundle / "ensemble.json"

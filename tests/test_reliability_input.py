@@ -252,3 +252,16 @@ def test_a_run_whose_every_trial_failed_frees_its_name_for_the_fixed_command(ray
     fixed = invoke(*command)
     assert fixed.exit_code == 0, fixed.output
     assert any((storage / "again").glob("*/checkpoint_*/metrics.json"))
+
+
+def test_tune_refuses_a_malformed_vector_file_and_leaves_no_run_behind(ray_local, tmp_path,
+                                                                       tweet_rows):
+    data = tmp_path / "data.parquet"
+    _labelled(tweet_rows, {"negative": 40, "neutral": 40, "positive": 40}).to_parquet(data)
+    vectors = tmp_path / "vectors.txt"  # fine header, first line and sniffing; line 3 is short
+    vectors.write_text("the 0.1 0.2 0.3\nflight 0.1 0.2 0.3\nto 0.1 0.2\n")
+    storage = tmp_path / "runs"
+    result = invoke("tune", data, "--storage", storage, "--name", "bad", "--samples", "1",
+                    "--space", "cnn", "--embeddings", vectors)
+    assert_one_line_error(result, f"{vectors}: line 3 has 2 values, expected 3 (as on line 1)")
+    assert list(storage.iterdir()) == []

@@ -132,3 +132,14 @@ def test_cli_spaces_show_unknown_name_exits_2_with_valid_names():
     assert result.exit_code == 2
     assert "error: unknown search space 'nope'" in result.output
     assert "mixed" in result.output
+
+
+def test_cli_spaces_show_checks_a_space_file_as_tune_does(tmp_path):
+    """A float sampler for an integer key is refused by `show` with tune's own message."""
+    path = tmp_path / "space.yaml"
+    path.write_text("family: bilstm\nunits: {uniform: [16, 64]}\n")
+    result = runner.invoke(app, ["spaces", "show", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and "units is an integer" in result.output
+    path.write_text("family: bilstm\nunits: {randint: [16, 64]}\n")
+    assert runner.invoke(app, ["spaces", "show", str(path)]).exit_code == 0

@@ -1,5 +1,12 @@
-"""A real two-node Ray cluster, each node in its own network namespace made by this test, and
-`voxpop tune --address` placing trials on both (DESIGN.md, "Ray networking")."""
+"""A real two-node Ray cluster, each node in its own network namespace made by this test:
+`voxpop predict --address` (Ray Data) and `voxpop tune --address` use both nodes (DESIGN.md, "Ray
+networking").
+
+Needs root (skipped, as needs_netns allows, without it); CI runs as root, so the predict test is
+in the default run (about 40 s). Reliability: the cluster fixture waits until the head counts both
+nodes alive before a test starts (a second node registers after its `ray start` returns: a run
+that began sooner could place everything on the head), and each node's environment says that
+Ray may form a cluster, whatever an embedded Ray earlier in the same pytest process left set."""
 
 from __future__ import annotations
 
@@ -12,14 +19,20 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401
 from test_tune_support import checkpoints, metrics, sample_table, space_file
 
-pytestmark = [pytest.mark.slow, pytest.mark.needs_netns]  # netns: root and iproute2
+from voxpop.ensemble import Ensemble
+
+pytestmark = [pytest.mark.needs_netns]  # netns: root and iproute2
 
 BIN = Path(sys.executable).parent
 SUBNET = "10.213.77"  # the test's own private addresses, on its own veth pair
 PORT = 6391
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # voxpop.tune_spaces.cluster's
 
 
 def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -65,15 +78,32 @@ def _stop_namespace_processes(namespace: str) -> None:
 
 
 def _in(namespace: str, *command: str, temp: Path) -> list[str]:
-    # Token auth stays on everywhere else; these private namespaces are the test's own.
-    return ["ip", "netns", "exec", namespace, "env", "RAY_AUTH_MODE=disabled",
-            f"RAY_TMPDIR={temp}", *command]
+    # Token auth stays on everywhere else; these private namespaces are the test's own. A
+    # multi-node cluster must be allowed (voxpop's embedded Ray sets "0" while it runs).
+    return ["ip", "netns", "exec", namespace, "env", "-u", "RAY_ADDRESS", "RAY_AUTH_MODE=disabled",
+            f"RAY_TMPDIR={temp}", f"{LOOPBACK_ONLY_ENV}=1", *command]
+
+
+def _wait_for_nodes(namespace: str, address: str, temp: Path, count: int,
+                    timeout: float = 120) -> None:
+    """Until the cluster at `address` has `count` nodes alive."""
+    probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
+             "print(sum(node['Alive'] for node in ray.nodes()))")
+    deadline = time.monotonic() + timeout
+    while True:
+        done = _run(*_in(namespace, sys.executable, "-c", probe, address, temp=temp), check=False)
+        alive = int(done.stdout.split()[-1]) if done.stdout.split() else 0
+        if alive >= count:
+            return
+        assert time.monotonic() < deadline, f"{alive} of {count} nodes alive: {done.stderr[-2000:]}"
+        time.sleep(1)
 
 
 @pytest.fixture
 def cluster(namespaces):
     """`ray start --head` in the head namespace and a second node joining it from the worker
-    namespace. Yields (head namespace, worker namespace, head address, head's Ray temp dir)."""
+    namespace, once the head counts both alive. Yields (head namespace, worker namespace, head
+    address, head's Ray temp dir, worker's Ray temp dir)."""
     head, worker = namespaces
     address = f"{SUBNET}.1:{PORT}"
     short = f"/tmp/vx{uuid.uuid4().hex[:6]}"  # Ray's socket paths must stay short
@@ -85,14 +115,42 @@ def cluster(namespaces):
         _run(*_in(worker, str(BIN / "ray"), "start", f"--address={address}",
                   f"--node-ip-address={SUBNET}.2", "--num-cpus=1", f"--temp-dir={worker_temp}",
                   temp=worker_temp))
-        yield head, worker, address, head_temp
+        _wait_for_nodes(head, address, head_temp, 2)
+        yield head, worker, address, head_temp, worker_temp
     finally:
         for temp in (head_temp, worker_temp):
             shutil.rmtree(temp, ignore_errors=True)
 
 
+def test_predict_with_ray_data_uses_both_nodes(cluster, bundle_dir, held_out_texts, tmp_path):
+    """Two predictor actors of one core each on two nodes of one core: one on each. The labels are
+    the Python API's for the bundle's default (weighted) vote."""
+    head, _, address, head_temp, worker_temp = cluster
+    rows = pd.DataFrame({"text": [text.replace("\r", " ") for text in held_out_texts[:80]]})
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    rows[:50].to_parquet(inputs / "a.parquet", index=False)
+    rows[50:].to_csv(inputs / "b.csv", index=False)
+    out = tmp_path / "cluster.csv"
+    predict = _run(*_in(head, str(BIN / "voxpop"), "predict", str(bundle_dir), str(inputs),
+                        "--address", address, "--workers", "2", "--batch-size", "16",
+                        "--probs", "--out", str(out), temp=head_temp), check=False)
+    assert predict.returncode == 0, predict.stdout[-3000:] + predict.stderr[-3000:]
+    assert "must be at the same path on every node" in predict.stderr
+    got = pd.read_csv(out, keep_default_na=False)
+    expected = Ensemble.load(bundle_dir, device="cpu").predict(rows["text"].tolist(),
+                                                               voting="weighted")
+    assert got["label"].tolist() == list(expected.labels)
+    np.testing.assert_allclose(got["confidence"], expected.confidence, rtol=1e-5)
+    # each node's worker logs name the actors it ran
+    for temp in (head_temp, worker_temp):
+        logs = list(temp.glob("session_*/logs/worker-*.out"))
+        assert any("_Predictor" in log.read_text(errors="replace") for log in logs), temp
+
+
+@pytest.mark.slow  # 43-150 s on 2 shared cores: two TensorFlow trials after the cluster starts
 def test_trials_run_on_both_nodes(cluster, tweets_df, tmp_path):
-    head, _, address, head_temp = cluster
+    head, _, address, head_temp, _ = cluster
     data = sample_table(tweets_df, tmp_path)
     space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)
     tune = _run(*_in(head, str(BIN / "voxpop"), "tune", str(data), "--space", space,

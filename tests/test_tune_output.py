@@ -4,6 +4,7 @@ through CliRunner, with the interpreter's own stdout and stderr watched too."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -35,8 +36,10 @@ def test_tune_prints_progress_lines_and_sends_ray_and_tensorflow_output_to_the_r
         "print('exit code', result.exit_code)\n"
         "print('driver imported', [m for m in ('tensorflow', 'keras') if m in sys.modules])\n"
     )
+    # as from a user's shell: an earlier embedded Ray in this pytest process set RAY_AUTH_MODE
+    env = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=900)
+                         timeout=900, env=env)
     shown = run.stdout + run.stderr  # the CLI's output and anything that escaped it
     assert "exit code 0" in run.stdout, shown
     assert "driver imported []" in run.stdout  # TensorFlow runs in the trials only

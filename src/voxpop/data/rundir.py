@@ -15,6 +15,9 @@ with voxpop's files beside Ray's own:
                                       its pooling (`voxpop.models.sentence.pooled_encoder`), what
                                       export composes with each head
     RUN/voxpop/job.json               the command's options, package versions, creation time
+    RUN/voxpop/embeddings.json        with pretrained word vectors (--embeddings, space key
+    RUN/voxpop/embeddings_N.npy       `embeddings`): each source's coverage, and its vectors
+                                      matched to the vocabulary (float32 [n_tokens, dim])
     RUN/TRIAL/checkpoint_N/           each reported checkpoint: model.keras, metrics.json and
                                       val_probs.npy (validation probabilities in split order)
 
@@ -23,16 +26,26 @@ This is the only module that names those files or reads and writes them: the tun
 scripts build runs without Ray through `write_fixture_run` and `add_checkpoint`. It imports neither
 Keras nor Ray: a model is saved through its own `.save(path)`, and whoever loads one gets its path
 (`Checkpoint.model_path`).
+
+RUN may be a local folder or on a pyarrow file system (`--storage s3://bucket/runs`, for clusters;
+`voxpop.data.storage`). There `write_prepared` uploads `RUN/voxpop/` file by file, preprocess.json
+last (every reader needs it, so a run whose upload broke off reads as unprepared), and `read_run`
+copies what export reads into a local temporary folder: the prepared files and each checkpoint's
+metrics and validation probabilities, and a checkpoint's model when it is first asked for.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -43,6 +56,8 @@ from voxpop.data.options import METRICS
 from voxpop.data.preprocess import Preprocessor
 from voxpop.data.sentence import EMBEDDING_INPUT, TOKEN_INPUTS
 from voxpop.data.split import Split
+from voxpop.data.storage import Location, locate
+from voxpop.data.vectors import MatchedVectors
 
 VOXPOP_DIR = "voxpop"
 PREPROCESS_FILE = "preprocess.json"
@@ -50,6 +65,8 @@ SPLIT_FILE = "split.json"
 DATA_FILE = "data.parquet"
 ARRAYS_FILE = "arrays.npz"
 JOB_FILE = "job.json"
+EMBEDDINGS_FILE = "embeddings.json"
+EMBEDDINGS_MATRIX = "embeddings_{}.npy"  # one per source, numbered in embeddings.json's order
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 VAL_PROBS_FILE = "val_probs.npy"
@@ -57,9 +74,10 @@ LOG_FILE = "tune.log"  # RUN/tune.log: Ray's and the trials' own output (TensorF
 SENTENCE_ENCODER_FILE = "sentence_encoder.onnx"
 # Ray Tune's name for a trial's reported checkpoints: RUN/TRIAL/checkpoint_000000, ...
 CHECKPOINT_PREFIX = "checkpoint_"
-FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, MODEL_FILE,
-              METRICS_FILE, VAL_PROBS_FILE, LOG_FILE, SENTENCE_ENCODER_FILE)
+FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, EMBEDDINGS_FILE,
+              MODEL_FILE, METRICS_FILE, VAL_PROBS_FILE, LOG_FILE, SENTENCE_ENCODER_FILE)
 PREPARED_FILES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE)  # what export reads of RUN/voxpop/
+PREPARED_UPLOAD_ORDER = (JOB_FILE, ARRAYS_FILE, DATA_FILE, SPLIT_FILE, PREPROCESS_FILE)
 CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
 
 DATA_COLUMNS = ("id", "text", "label", "split")  # then the user's feature columns
@@ -102,8 +120,9 @@ class TrialData:
     n_tokens: int
     n_features: int
     n_buckets: int
-    # The token of each id, for spaces that load pretrained word vectors (`embeddings_file`).
-    vocabulary: list[str]
+    # Pretrained word vectors matched to the vocabulary once, by source (the `embeddings` key's
+    # canonical value: a name or an absolute path); a trial starts its embedding from one.
+    vectors: dict[str, MatchedVectors] = field(default_factory=dict)
     sentence_dim: int = 0  # width of the `sentence_embedding` input; 0 without a sentence encoder
 
     @classmethod
@@ -131,7 +150,8 @@ class TrialData:
         return cls._of(preprocessor, arrays)
 
     @classmethod
-    def _of(cls, preprocessor: Preprocessor, arrays: dict[str, np.ndarray]) -> TrialData:
+    def _of(cls, preprocessor: Preprocessor, arrays: dict[str, np.ndarray],
+            vectors: dict[str, MatchedVectors] | None = None) -> TrialData:
         names = _trained_inputs(preprocessor)
         if f"train_{EMBEDDING_INPUT}" in arrays:
             names.append(EMBEDDING_INPUT)
@@ -141,8 +161,7 @@ class TrialData:
             train=inputs["train"], val=inputs["val"], y_train=arrays["y_train"],
             y_val=arrays["y_val"], labels=list(preprocessor.labels),
             n_tokens=int(preprocessor.n_tokens), n_features=int(preprocessor.n_features),
-            n_buckets=int(preprocessor.n_buckets),
-            vocabulary=["<pad>", "<oov>", *preprocessor.vocabulary.tokens],
+            n_buckets=int(preprocessor.n_buckets), vectors=vectors or {},
             sentence_dim=int(inputs["train"][EMBEDDING_INPUT].shape[1])
             if EMBEDDING_INPUT in inputs["train"] else 0,
         )
@@ -164,31 +183,71 @@ def _trained_inputs(preprocessor: Preprocessor) -> list[str]:
 
 # --------------------------------------------------------------------------- writing
 @contextlib.contextmanager
-def new_run_dir(run_dir: Path) -> Iterator[Path]:
+def new_run_dir(run_dir: str | Path | Location) -> Iterator[Location]:
     """Create the directory of a new run; if what runs inside fails before anything is written
     into it, remove it again, so that the same name can be used once the cause is fixed."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True)
+    location = locate(run_dir)
+    if location.local is None:
+        location.make_dirs()
+    else:
+        location.local.mkdir(parents=True)
     try:
-        yield run_dir
+        yield location
     except BaseException:
-        run_dir.rmdir()
+        if location.local is None:
+            location.remove_tree()
+        else:
+            location.local.rmdir()
         raise
 
 
-def write_prepared(run_dir: Path, *, preprocessor: Preprocessor, rows: pd.DataFrame,
-                   data: TrialData, job: dict, sentence_encoder: bytes | None = None) -> None:
-    """Write `RUN/voxpop/` (atomically: it appears complete or not at all); `sentence_encoder`:
-    the serialized ONNX graph that made the rows' sentence embeddings."""
-    with atomic_path(Path(run_dir) / VOXPOP_DIR) as tmp:
-        tmp.mkdir(parents=True)
-        if sentence_encoder is not None:
-            (tmp / SENTENCE_ENCODER_FILE).write_bytes(sentence_encoder)
-        preprocessor.to_json(tmp / PREPROCESS_FILE)
-        write_json(tmp / SPLIT_FILE, _split_json(rows))
-        rows.to_parquet(tmp / DATA_FILE, index=False)
-        np.savez(tmp / ARRAYS_FILE, **data.arrays())
-        write_json(tmp / JOB_FILE, job)
+def write_prepared(run_dir: str | Path | Location, *, preprocessor: Preprocessor,
+                   rows: pd.DataFrame, data: TrialData, job: dict,
+                   sentence_encoder: bytes | None = None) -> None:
+    """Write `RUN/voxpop/`: locally atomically (it appears complete or not at all); on a remote
+    file system file by file, preprocess.json last. `sentence_encoder`: the serialized ONNX graph
+    that made the rows' sentence embeddings."""
+    location = locate(run_dir)
+    if location.local is not None:
+        with atomic_path(location.local / VOXPOP_DIR) as tmp:
+            tmp.mkdir(parents=True)
+            _write_prepared_files(tmp, preprocessor=preprocessor, rows=rows, data=data, job=job,
+                                  sentence_encoder=sentence_encoder)
+        return
+    with tempfile.TemporaryDirectory(prefix="voxpop-prepared-") as tmp:
+        written = _write_prepared_files(Path(tmp), preprocessor=preprocessor, rows=rows, data=data,
+                                        job=job, sentence_encoder=sentence_encoder)
+        for name in [*written, *PREPARED_UPLOAD_ORDER]:
+            location.child(VOXPOP_DIR, name).upload(Path(tmp) / name)
+
+
+def _write_prepared_files(folder: Path, *, preprocessor: Preprocessor, rows: pd.DataFrame,
+                          data: TrialData, job: dict,
+                          sentence_encoder: bytes | None = None) -> list[str]:
+    """Write the prepared files into `folder`; returns the names of the optional ones (the
+    vectors, the sentence encoder), which an upload sends before PREPARED_UPLOAD_ORDER's."""
+    optional = []
+    if sentence_encoder is not None:
+        (folder / SENTENCE_ENCODER_FILE).write_bytes(sentence_encoder)
+        optional.append(SENTENCE_ENCODER_FILE)
+    preprocessor.to_json(folder / PREPROCESS_FILE)
+    write_json(folder / SPLIT_FILE, _split_json(rows))
+    rows.to_parquet(folder / DATA_FILE, index=False)
+    np.savez(folder / ARRAYS_FILE, **data.arrays())
+    write_json(folder / JOB_FILE, job)
+    if data.vectors:
+        optional += _write_vectors(folder, data.vectors)
+    return optional
+
+
+def _write_vectors(folder: Path, vectors: dict[str, MatchedVectors]) -> list[str]:
+    records = []
+    for number, matched in enumerate(vectors.values()):
+        name = EMBEDDINGS_MATRIX.format(number)
+        np.save(folder / name, matched.matrix, allow_pickle=False)
+        records.append({"file": name, **matched.record()})
+    write_json(folder / EMBEDDINGS_FILE, {"embeddings": records})
+    return [record["file"] for record in records] + [EMBEDDINGS_FILE]
 
 
 def _split_json(rows: pd.DataFrame) -> dict:
@@ -215,8 +274,9 @@ def write_checkpoint(directory: Path, *, metrics: dict, val_probs: np.ndarray,
 class Checkpoint:
     """One reported checkpoint of one trial, with its metrics.json read."""
 
-    path: Path
+    path: Path  # a local folder (of a remote run: a local copy, see `remote`)
     metrics: dict
+    remote: Location | None = None  # where the checkpoint is, when its run is on remote storage
 
     @property
     def trial_id(self) -> str:
@@ -237,8 +297,12 @@ class Checkpoint:
 
     @property
     def model_path(self) -> Path:
-        """The saved Keras model (load it with `voxpop.models.load_model`)."""
-        return self.path / MODEL_FILE
+        """The saved Keras model as a local file (load it with `voxpop.models.load_model`); of a
+        run on remote storage, copied into the local copy when first asked for."""
+        path = self.path / MODEL_FILE
+        if self.remote is not None and not path.is_file():
+            self.remote.child(MODEL_FILE).download(path)
+        return path
 
     def score(self, metric: str) -> float:
         """The metric signed so that higher is better."""
@@ -252,8 +316,9 @@ class Checkpoint:
 class Run:
     """A tuning run directory: its checkpoints and the data its trials were trained on."""
 
-    path: Path
+    path: Path  # a local folder (of a run on remote storage: a temporary local copy)
     checkpoints: list[Checkpoint]
+    source: str  # where the run is: an absolute local path or a URI (s3://bucket/runs/NAME)
 
     @property
     def voxpop_dir(self) -> Path:
@@ -309,37 +374,124 @@ class Run:
         Path(target).write_bytes(self.preprocess_path.read_bytes())
 
 
-def read_run(run_dir: str | Path) -> Run:
-    """The run at `run_dir`; a VoxpopError names what is missing."""
-    path = Path(run_dir)
+def read_run(run_dir: str | Path | Location) -> Run:
+    """The run at `run_dir` (a local path or a URI); a VoxpopError names what is missing."""
+    location = locate(run_dir)
+    if location.local is None:
+        return _read_remote_run(location)
+    path = Path(run_dir) if isinstance(run_dir, str | Path) else location.local
     if not path.is_dir():
         raise VoxpopError(f"{path}: run directory not found")
     for name in PREPARED_FILES:
         if not (path / VOXPOP_DIR / name).is_file():
-            raise VoxpopError(
-                f"{path}: {VOXPOP_DIR}/{name} missing (not a run written by `voxpop tune`?)"
-            )
+            raise _unprepared(path, name)
     checkpoints = [read_checkpoint(p) for p in checkpoint_paths(path)]
     if not checkpoints:
-        raise VoxpopError(
-            f"{path}: no checkpoints found (*/{CHECKPOINT_PREFIX}*/{METRICS_FILE})"
-        )
-    return Run(path=path, checkpoints=checkpoints)
+        raise _no_checkpoints(path)
+    return Run(path=path, checkpoints=checkpoints, source=str(path.resolve()))
 
 
-def log_path(run_dir: str | Path) -> Path:
-    """The run's log file (see LOG_FILE)."""
-    return Path(run_dir) / LOG_FILE
+def _read_remote_run(location: Location) -> Run:
+    """A run on remote storage, read through a local copy of what export reads (model files
+    follow on demand, `Checkpoint.model_path`); the copy is removed with the Run."""
+    if not location.is_dir():
+        raise VoxpopError(f"{location}: run directory not found")
+    files = set(location.files())
+    for name in PREPARED_FILES:
+        if f"{VOXPOP_DIR}/{name}" not in files:
+            raise _unprepared(location, name)
+    directories = _checkpoint_dirs(files)
+    if not directories:
+        raise _no_checkpoints(location)
+    cache = Path(tempfile.mkdtemp(prefix="voxpop-run-"))
+    try:
+        for name in PREPARED_FILES:
+            location.child(VOXPOP_DIR, name).download(cache / VOXPOP_DIR / name)
+        if f"{VOXPOP_DIR}/{SENTENCE_ENCODER_FILE}" in files:  # export composes it with each head
+            location.child(VOXPOP_DIR, SENTENCE_ENCODER_FILE).download(
+                cache / VOXPOP_DIR / SENTENCE_ENCODER_FILE)
+        checkpoints = []
+        for directory in directories:
+            remote = location.child(directory)
+            missing = [name for name in CHECKPOINT_FILES if f"{directory}/{name}" not in files]
+            if missing:
+                raise VoxpopError(f"{remote}: checkpoint lacks {', '.join(missing)}")
+            for name in (METRICS_FILE, VAL_PROBS_FILE):
+                remote.child(name).download(cache / directory / name)
+            checkpoints.append(Checkpoint(path=cache / directory,
+                                          metrics=read_metrics(cache / directory), remote=remote))
+    except BaseException:
+        shutil.rmtree(cache, ignore_errors=True)
+        raise
+    run = Run(path=cache, checkpoints=checkpoints, source=location.uri)
+    weakref.finalize(run, shutil.rmtree, cache, ignore_errors=True)
+    return run
+
+
+def _unprepared(where, name: str) -> VoxpopError:
+    return VoxpopError(f"{where}: {VOXPOP_DIR}/{name} missing (not a run written by `voxpop tune`?)")
+
+
+def _no_checkpoints(where) -> VoxpopError:
+    return VoxpopError(f"{where}: no checkpoints found (*/{CHECKPOINT_PREFIX}*/{METRICS_FILE})")
+
+
+def log_path(run_dir: str | Path | Location) -> Path:
+    """The run's log file (see LOG_FILE), a file on this machine: trial processes append to it.
+    A remote run's is kept in the temporary folder, under the run's name and a hash of its URI,
+    until `upload_log` copies it into the run."""
+    location = locate(run_dir)
+    if location.local is not None:
+        return location.local / LOG_FILE
+    digest = hashlib.sha256(location.uri.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "voxpop-logs" / f"{location.name}-{digest}" / LOG_FILE
+
+
+def upload_log(run_dir: str | Path | Location) -> None:
+    """Copy a remote run's log file (`log_path`) to RUN/tune.log; a local run's is there already,
+    and a run that was removed (nothing to resume) gets none."""
+    location = locate(run_dir)
+    local_log = log_path(location)
+    if location.local is None and local_log.is_file() and location.is_dir():
+        location.child(LOG_FILE).upload(local_log)
 
 
 def checkpoint_paths(run_dir: Path) -> list[Path]:
-    """Every reported checkpoint directory of the run's trials, sorted."""
+    """Every reported checkpoint directory of the local run's trials, sorted."""
     pattern = f"*/{CHECKPOINT_PREFIX}*/{METRICS_FILE}"
     return [metrics.parent for metrics in sorted(Path(run_dir).glob(pattern))]
 
 
+def _checkpoint_dirs(files: set[str]) -> list[str]:
+    """`TRIAL/checkpoint_N` of every checkpoint among a run's files (paths relative to it)."""
+    parts = (PurePosixPath(name).parts for name in files)
+    return sorted(f"{trial}/{checkpoint}" for trial, checkpoint, name in
+                  (p for p in parts if len(p) == 3)
+                  if checkpoint.startswith(CHECKPOINT_PREFIX) and name == METRICS_FILE)
+
+
+def run_exists(run_dir: str | Path | Location) -> bool:
+    return locate(run_dir).exists()
+
+
+def remove_if_no_checkpoints(run_dir: str | Path | Location) -> bool:
+    """Remove a run directory in which no trial left a checkpoint (a run that failed to start,
+    or whose every trial failed), so that its name can be used again; True when removed."""
+    location = locate(run_dir)
+    if location.local is not None:
+        if checkpoint_paths(location.local):
+            return False
+        shutil.rmtree(location.local, ignore_errors=True)
+        return True
+    if _checkpoint_dirs(set(location.files())):
+        return False
+    location.remove_tree()
+    return True
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """The checkpoint in directory `path`; a VoxpopError names a missing or unreadable file."""
+    """The checkpoint in local directory `path`; a VoxpopError names a missing or unreadable
+    file."""
     path = Path(path)
     missing = [name for name in CHECKPOINT_FILES if not (path / name).is_file()]
     if missing:
@@ -348,34 +500,57 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def read_metrics(path: str | Path) -> dict:
-    """metrics.json of the checkpoint in directory `path` (while Ray may still be copying its
-    other files)."""
+    """metrics.json of the checkpoint in local directory `path` (while Ray may still be copying
+    its other files)."""
     try:
         return json.loads((Path(path) / METRICS_FILE).read_text())
     except json.JSONDecodeError as err:
         raise VoxpopError(f"{Path(path) / METRICS_FILE}: not valid JSON ({err})") from None
 
 
-def read_trial_data(run_dir: Path) -> TrialData:
+def read_trial_data(run_dir: str | Path | Location) -> TrialData:
     """The trial data of a prepared run (to resume it): its preprocessor and arrays."""
-    prepared = Path(run_dir) / VOXPOP_DIR
-    if not (prepared / ARRAYS_FILE).is_file():
+    prepared = locate(run_dir).child(VOXPOP_DIR)
+    if not prepared.child(ARRAYS_FILE).is_file():
         raise VoxpopError(f"{prepared}: no {ARRAYS_FILE}; is this a voxpop tuning run directory?")
-    return TrialData._of(Preprocessor.from_json(prepared / PREPROCESS_FILE), read_arrays(run_dir))
+    preprocess = prepared.child(PREPROCESS_FILE)
+    preprocessor = (Preprocessor.from_json(preprocess.local) if preprocess.local is not None else
+                    Preprocessor.from_json_bytes(preprocess.read_bytes(), source=str(preprocess)))
+    vectors = read_vectors(run_dir)
+    for matched in vectors.values():
+        if matched.matrix.shape[0] != preprocessor.n_tokens:
+            raise VoxpopError(f"{prepared}: the vectors of {matched.source} have "
+                              f"{matched.matrix.shape[0]} rows for {preprocessor.n_tokens} tokens")
+    return TrialData._of(preprocessor, read_arrays(run_dir), vectors)
 
 
-def read_arrays(run_dir: Path) -> dict[str, np.ndarray]:
+def read_vectors(run_dir: str | Path | Location) -> dict[str, MatchedVectors]:
+    """The run's pretrained word vectors by source, as matched when it was prepared (none: {})."""
+    prepared = locate(run_dir).child(VOXPOP_DIR)
+    if not prepared.child(EMBEDDINGS_FILE).is_file():
+        return {}
+    records = json.loads(prepared.child(EMBEDDINGS_FILE).read_bytes())["embeddings"]
+    vectors = {}
+    for number, record in enumerate(records):
+        with prepared.child(EMBEDDINGS_MATRIX.format(number)).open() as handle:
+            vectors[record["source"]] = MatchedVectors.from_record(
+                record, np.load(handle, allow_pickle=False))
+    return vectors
+
+
+def read_arrays(run_dir: str | Path | Location) -> dict[str, np.ndarray]:
     """arrays.npz of a prepared run, by name (see `TrialData.arrays`)."""
-    with np.load(Path(run_dir) / VOXPOP_DIR / ARRAYS_FILE, allow_pickle=False) as stored:
+    location = locate(run_dir).child(VOXPOP_DIR, ARRAYS_FILE)
+    with location.open() as handle, np.load(handle, allow_pickle=False) as stored:
         return {key: stored[key] for key in stored.files}
 
 
-def read_job(run_dir: Path) -> dict:
+def read_job(run_dir: str | Path | Location) -> dict:
     """job.json of a run: the command, its options, the package versions."""
-    path = Path(run_dir) / VOXPOP_DIR / JOB_FILE
-    if not path.is_file():
-        raise VoxpopError(f"{path} not found; is {run_dir} a voxpop tuning run?")
-    return json.loads(path.read_text())
+    location = locate(run_dir).child(VOXPOP_DIR, JOB_FILE)
+    if not location.is_file():
+        raise VoxpopError(f"{location} not found; is {run_dir} a voxpop tuning run?")
+    return json.loads(location.read_bytes())
 
 
 # --------------------------------------------------------------------------- fixtures

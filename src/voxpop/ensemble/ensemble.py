@@ -1,15 +1,15 @@
 """`Ensemble`: a verified bundle's preprocessor and ONNX members, predicting with a vote.
 
 predict = encode (the bundle's Preprocessor) -> forward (ONNX Runtime) -> vote (voting.py).
-The fused graph (all members and the weighted soft vote in one session) runs whenever it computes
-exactly the vote asked for; otherwise each member runs in its own session, the sessions side by
+The fused graph (all members and the weighted soft vote in one session, and the stacker's output
+beside it when the bundle has one) runs whenever it computes exactly the vote asked for; otherwise each member runs in its own session, the sessions side by
 side with the cores split between them. Loaded with `pipeline=True`, one of the cores is kept for
 encoding the next chunk while the sessions run this one (stream.predict_chunks).
 
 Every session opens from the bundle's verified bytes and is checked before use: its output
 `probs` must be one column per label, and on the bundle's check rows it must give the stored
 probabilities (a member) or the weighted vote of the stored member probabilities (the fused
-graph), within CHECK_TOLERANCE. Only the sessions a command opens are checked, so predict's
+graph, and the stacker applied to them for its stack output), within CHECK_TOLERANCE. Only the sessions a command opens are checked, so predict's
 start-up pays for one check run of CHECK_ROWS texts; `verify_all` checks every graph.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 from voxpop.data import Preprocessor
 from voxpop.data.errors import VoxpopError, first_line
 from voxpop.ensemble.bundle import MANIFEST, Bundle, open_bundle
-from voxpop.ensemble.manifest import Manifest
+from voxpop.ensemble.manifest import STACK_OUTPUT, Manifest
 from voxpop.ensemble.options import DEFAULT_DEVICE
 from voxpop.ensemble.sessions import (
     available_cores,
@@ -34,7 +34,7 @@ from voxpop.ensemble.sessions import (
     session_device,
     split_threads,
 )
-from voxpop.ensemble.voting import VOTERS, check_weights, vote
+from voxpop.ensemble.voting import VOTERS, check_weights, stack_probs, vote
 
 # Largest |probability - stored probability| on the check rows. fp32 graphs on a CPU agree with
 # export to ~1e-7; a swapped graph or changed weights differ by far more. CUDA's TF32 matmuls
@@ -128,6 +128,11 @@ class Ensemble:
         return len(self.member_ids) + (self.manifest.fused is not None)
 
     @property
+    def votings(self) -> list[str]:
+        """The voting rules this bundle can run (stack only with a stacker), in VOTERS order."""
+        return [rule for rule in VOTERS if rule != "stack" or self.manifest.stacker is not None]
+
+    @property
     def device(self) -> str:
         """The device that really runs the sessions ('cpu' or 'cuda')."""
         session = self._fused_session or next(iter(self._member_sessions.values()), None)
@@ -164,10 +169,12 @@ class Ensemble:
         """`predict` for inputs already made by `encode`."""
         chosen, weights, fused = self._plan(voting, weights, members)
         if fused:
-            probs = self._run(self._fused_session, inputs)
+            output = STACK_OUTPUT if voting == "stack" else "probs"
+            probs = self._run(self._fused_session, inputs, output=output)
             return self._prediction(probs, probs.argmax(axis=1))
         member_probs = self._forward_members(chosen, inputs)
-        probs, label_ids = vote(list(member_probs.values()), voting=voting, weights=weights)
+        probs, label_ids = vote(list(member_probs.values()), voting=voting, weights=weights,
+                                stacker=self.manifest.stacker)
         return self._prediction(probs, label_ids, member_probs)
 
     def vote_of(self, member_probs: dict[str, np.ndarray], *, voting: str = "soft"):
@@ -175,7 +182,8 @@ class Ensemble:
         subset of this bundle's members, by id), with the weights `predict` would give them; the
         vote without one member, for instance, without running any model again."""
         chosen, weights, _ = self._plan(voting, None, list(member_probs))
-        return vote([member_probs[m] for m in chosen], voting=voting, weights=weights)
+        return vote([member_probs[m] for m in chosen], voting=voting, weights=weights,
+                    stacker=self.manifest.stacker)
 
     def close(self) -> None:
         """Stop the worker threads of separate sessions (also done at interpreter exit)."""
@@ -192,6 +200,10 @@ class Ensemble:
         """(chosen member ids, weights or None, whether the fused graph computes this vote)."""
         chosen = self._choose_members(members)
         weights = self._weights(voting, weights, chosen)
+        if voting == "stack" and chosen != self.member_ids:
+            raise VoxpopError("--voting stack: the stacker reads every member; drop --members")
+        if voting == "stack" and weights is not None:
+            raise VoxpopError("--voting stack: takes no --weights (the stacker has its own)")
         if weights is not None:
             weights = check_weights(weights, len(chosen))
         return chosen, weights, self._fused_computes(voting, weights, chosen)
@@ -211,6 +223,9 @@ class Ensemble:
     def _weights(self, voting: str, weights, chosen: list[str]) -> np.ndarray | None:
         if voting not in VOTERS:
             raise VoxpopError(f"--voting: unknown voting {voting!r} (choose from {', '.join(VOTERS)})")
+        if voting == "stack" and self.manifest.stacker is None:
+            raise VoxpopError(f"--voting stack: {self.bundle} has no stacker (export it with "
+                              "--combine stack)")
         if weights is not None:
             return np.asarray(weights, dtype=np.float64)
         if voting != "weighted":
@@ -224,6 +239,8 @@ class Ensemble:
         """True when the fused graph's weighted soft vote is exactly the vote asked for."""
         if self._fused_session is None or voting == "hard" or chosen != self.member_ids:
             return False
+        if voting == "stack":
+            return self._fused_spec.stack_max_abs_diff is not None
         asked = np.ones(len(chosen)) if weights is None else np.asarray(weights, dtype=np.float64)
         fused = np.asarray(self._fused_spec.weights, dtype=np.float64)
         if asked.shape != fused.shape or asked.sum() <= 0:
@@ -269,9 +286,13 @@ class Ensemble:
         if isinstance(width, int) and width != len(self.labels):
             raise VoxpopError(f"{source}: its output probs has {width} columns, but the bundle has "
                               f"{len(self.labels)} labels")
-        what, expected = self._expected_check_probs(relative)
+        for output, (what, expected) in self._expected_check_probs(relative).items():
+            self._check_output(session, output, what, expected, source)
+
+    def _check_output(self, session, output: str, what: str, expected: np.ndarray,
+                      source: str) -> None:
         try:
-            got = np.asarray(self._run(session, self._encoded_check_rows()))
+            got = np.asarray(self._run(session, self._encoded_check_rows(), output=output))
         except VoxpopError:
             raise
         except Exception as err:  # onnxruntime's own errors: wrong input types, a bad graph
@@ -289,15 +310,22 @@ class Ensemble:
                               f"from {what} by {diff:.2g} (allowed {tolerance:g}): the graph, the "
                               "preprocessor or the weights changed after export")
 
-    def _expected_check_probs(self, relative: str) -> tuple[str, np.ndarray]:
-        """(what the graph at `relative` must reproduce, those probabilities on the check rows)."""
+    def _expected_check_probs(self, relative: str) -> dict[str, tuple[str, np.ndarray]]:
+        """Output name -> (what the graph at `relative` must reproduce there, those
+        probabilities on the check rows)."""
         stored = self.manifest.check_rows.probs
-        if self.manifest.fused is not None and relative == self.manifest.fused.file:
+        fused = self.manifest.fused
+        if fused is not None and relative == fused.file:
             members = np.stack([np.asarray(stored[m]) for m in self.member_ids])
-            return ("the weighted vote of the members' stored check probabilities",
-                    np.average(members, axis=0, weights=self.manifest.fused.weights))
+            expected = {"probs": ("the weighted vote of the members' stored check probabilities",
+                                  np.average(members, axis=0, weights=fused.weights))}
+            if fused.stack_max_abs_diff is not None:
+                expected[STACK_OUTPUT] = ("the stacker on the members' stored check probabilities",
+                                          stack_probs(members, self.manifest.stacker))
+            return expected
         member = next(m for m in self.manifest.members if m.file == relative)
-        return f"member {member.id}'s stored check probabilities", np.asarray(stored[member.id])
+        return {"probs": (f"member {member.id}'s stored check probabilities",
+                          np.asarray(stored[member.id]))}
 
     def _encoded_check_rows(self) -> dict[str, np.ndarray]:
         if self._check_inputs is None:
@@ -310,7 +338,7 @@ class Ensemble:
             self._check_inputs = self.preprocessor.encode(check.texts, features, inputs=needed)
         return self._check_inputs
 
-    def _run(self, session, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    def _run(self, session, inputs: dict[str, np.ndarray], *, output: str = "probs") -> np.ndarray:
         feeds = {}
         for graph_input in session.get_inputs():
             if graph_input.name not in inputs:
@@ -320,11 +348,11 @@ class Ensemble:
                 )
             feeds[graph_input.name] = inputs[graph_input.name]
         if "input_ids" not in feeds:
-            return session.run(["probs"], feeds)[0]
+            return session.run([output], feeds)[0]
         rows = len(feeds["input_ids"])
         return np.concatenate([
-            session.run(["probs"], {name: array[start:start + SENTENCE_ROWS_PER_RUN]
-                                    for name, array in feeds.items()})[0]
+            session.run([output], {name: array[start:start + SENTENCE_ROWS_PER_RUN]
+                                   for name, array in feeds.items()})[0]
             for start in range(0, max(rows, 1), SENTENCE_ROWS_PER_RUN)])
 
     def _prediction(self, probs: np.ndarray, label_ids: np.ndarray, member_probs=None) -> Prediction:

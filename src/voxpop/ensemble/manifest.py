@@ -37,7 +37,9 @@ MAX_FILES = 1000
 CHECK_ROWS = 32
 CHECK_TEXT_CHARS = 2000
 CHECK_VALUES = 200_000
-VOTINGS = ("soft", "hard", "weighted")
+VOTINGS = ("soft", "hard", "weighted", "stack")
+# The fused graph's second output, beside `probs`, when the bundle has a stacker.
+STACK_OUTPUT = "stack_probs"
 
 
 _PATH_CHARACTERS = re.compile(r"[A-Za-z0-9_.+@=/-]+")
@@ -133,8 +135,20 @@ class Member(Record):
 class Voting(Record):
     """The vote `voxpop predict` uses by default, and the weights of the weighted vote."""
 
-    default: Literal["soft", "hard", "weighted"]
+    default: Literal["soft", "hard", "weighted", "stack"]
     weights: Weights
+
+
+class CostCheck(Record):
+    """`--max-ms-per-row`: the budget, and the measured milliseconds per row (ONNX Runtime on one
+    thread, on `rows` validation texts, before any quantization) of the kept members' graphs
+    and of encoding their inputs once for all of them; `total_ms` is what the budget bounds."""
+
+    max_ms_per_row: NonNegative
+    rows: Count
+    encode_ms: NonNegative
+    members_ms: Annotated[dict[Identifier, NonNegative], Field(max_length=MAX_MEMBERS)]
+    total_ms: NonNegative
 
 
 class Selection(Record):
@@ -145,6 +159,7 @@ class Selection(Record):
     size: Annotated[int, Field(ge=1, le=MAX_MEMBERS)] | None = None
     picks: Annotated[list[Identifier], Field(max_length=10_000)] = []
     val_scores: dict[Literal["soft", "hard", "weighted"], FiniteFloat] = {}
+    cost: CostCheck | None = None
 
 
 class Fused(Record):
@@ -153,6 +168,27 @@ class Fused(Record):
     file: BundlePath
     weights: Weights
     max_abs_diff: NonNegative | None = None
+    # Set when the graph also outputs STACK_OUTPUT, the stacker's probabilities: its largest
+    # difference from the stacker applied with numpy at export.
+    stack_max_abs_diff: NonNegative | None = None
+
+
+class Stacker(Record):
+    """A multinomial logistic regression over the members' log-probabilities (`voxpop export
+    --combine stack`), stored as numbers so that predicting needs numpy only:
+    probs = softmax(x @ coef.T + intercept), x = the members' log(max(p, clip)) side by side
+    (member order, then label order). `cv_macro_f1` scores it and the weighted vote on the same
+    cross-validated held-out rows (`folds` folds of `rows` rows of `fit_on`)."""
+
+    fit_on: Literal["validation", "out_of_fold"]
+    rows: Count
+    folds: Annotated[int, Field(ge=2, le=100)]
+    C: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    clip: Annotated[float, Field(gt=0.0, lt=1.0)]
+    coef: Annotated[list[Annotated[list[FiniteFloat], Field(max_length=MAX_MEMBERS * MAX_LABELS)]],
+                    Field(min_length=2, max_length=MAX_LABELS)]
+    intercept: Annotated[list[FiniteFloat], Field(min_length=2, max_length=MAX_LABELS)]
+    cv_macro_f1: dict[Literal["stack", "weighted"], FiniteFloat]
 
 
 class QuantizationCheck(Record):
@@ -190,6 +226,7 @@ class Manifest(Record):
     voting: Voting
     selection: Selection
     fused: Fused | None = None
+    stacker: Stacker | None = None
     quantization: Literal["none", "int8"] = "none"
     quantization_check: QuantizationCheck | None = None
     opset: Annotated[int, Field(ge=1, le=100)] | None = None
@@ -223,6 +260,9 @@ class Manifest(Record):
         _check_weights("voting.weights", self.voting.weights, len(ids))
         if self.fused:
             _check_weights("fused.weights", self.fused.weights, len(ids))
+        cost = self.selection.cost
+        if cost is not None and sorted(cost.members_ms) != sorted(ids):
+            raise ValueError("selection.cost.members_ms: must hold one cost per member id")
         unknown = sorted(set(self.selection.picks) - set(ids))
         if unknown:
             raise ValueError(f"selection.picks: {quoted(unknown[0])} is not a member id")
@@ -232,7 +272,22 @@ class Manifest(Record):
                 raise ValueError(f"members: {member.id} reads inputs the manifest's `inputs` "
                                  "do not list")
         self._check_rows_shape()
+        self._check_stacker()
         return self
+
+    def _check_stacker(self) -> None:
+        n_labels, stacker = len(self.labels), self.stacker
+        if stacker is None:
+            if self.voting.default == "stack":
+                raise ValueError("voting.default: stack needs a stacker")
+            if self.fused and self.fused.stack_max_abs_diff is not None:
+                raise ValueError("fused.stack_max_abs_diff: set without a stacker")
+            return
+        width = n_labels * len(self.members)
+        if (len(stacker.coef) != n_labels or any(len(row) != width for row in stacker.coef)
+                or len(stacker.intercept) != n_labels):
+            raise ValueError(f"stacker: coef must be {n_labels} rows of {width} numbers (one per "
+                             f"member and label) and intercept {n_labels} numbers")
 
     def _check_rows_shape(self) -> None:
         rows, width = len(self.check_rows.texts), len(self.labels)

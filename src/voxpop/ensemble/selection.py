@@ -10,10 +10,13 @@ Tie rule (deterministic): among candidates with the same score, a member already
 wins (it keeps the ensemble small), then the lowest candidate index. Among prefixes with the same
 score, the shortest is kept. Callers pass candidates ranked best first, so the lowest index is
 also the better single member.
+
+With `fits` (a cost budget), a candidate is added only if the ensemble with it still fits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,12 +38,15 @@ class Selection:
 
 
 def greedy_selection(
-    val_probs: list[np.ndarray], y_val, *, max_members: int = 5, max_picks: int = 25
+    val_probs: list[np.ndarray], y_val, *, max_members: int = 5, max_picks: int = 25,
+    fits: Callable[[set[int]], bool] | None = None,
 ) -> Selection:
     """Select members by greedy forward selection with replacement, maximising val macro-F1.
 
     `val_probs[i]` is candidate i's [n_val, n_classes] probabilities; `y_val` the class indices.
     At most `max_members` distinct members and `max_picks` picks; see the module doc for ties.
+    `fits(distinct candidate indices)`: whether such an ensemble is within budget (some single
+    candidate must fit).
     """
     if not val_probs:
         raise ValueError("greedy_selection needs at least one candidate")
@@ -56,6 +62,10 @@ def greedy_selection(
     history: list[dict] = []
     for _ in range(max_picks):
         allowed = _allowed_candidates(picks, len(stacked), max_members)
+        if fits is not None:
+            allowed = [i for i in allowed if fits(set(picks) | {i})]
+        if not allowed:
+            raise ValueError("greedy_selection: no candidate fits the budget")
         scored = [(score_of(total + stacked[i]), i in picks, -i) for i in allowed]
         score, _, neg_index = max(scored)
         picks.append(-neg_index)

@@ -3,7 +3,8 @@
 `member_probs` is a sequence of M arrays [n, C] (or one array [M, n, C]); `weights` has M entries
 (None = all 1). Every voter returns `(probs, label_ids)`: for soft/weighted `probs` is the weighted
 mean of the member probabilities; for hard it is each class's weighted vote share, so the
-confidence (probs at the label) is the winning vote share.
+confidence (probs at the label) is the winning vote share. "stack" is no vote of weights but a
+stacker's multinomial logistic regression over the member log-probabilities (`stack_probs`).
 """
 
 from __future__ import annotations
@@ -69,19 +70,52 @@ def _hard(member_probs, weights) -> tuple[np.ndarray, np.ndarray]:
     return (votes / w.sum()).astype(np.float32), label_ids.astype(np.int64)
 
 
-def _soft_voter(member_probs, weights) -> tuple[np.ndarray, np.ndarray]:
+def stack_features(member_probs, clip: float) -> np.ndarray:
+    """The stacker's inputs float64 [n, M * C]: each member's log(max(p, clip)), side by side in
+    member order."""
+    stacked = _stack(member_probs).astype(np.float64)
+    logs = np.log(np.maximum(stacked, clip))
+    return logs.transpose(1, 0, 2).reshape(stacked.shape[1], -1)
+
+
+def stack_probs(member_probs, stacker) -> np.ndarray:
+    """softmax(features @ coef.T + intercept), float32 [n, C]; `stacker` has `coef` [C, M * C],
+    `intercept` [C] and `clip` (a manifest `Stacker`, or export's fitted one)."""
+    logits = (stack_features(member_probs, stacker.clip) @ np.asarray(stacker.coef, np.float64).T
+              + np.asarray(stacker.intercept, np.float64))
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _soft_voter(member_probs, weights, stacker=None) -> tuple[np.ndarray, np.ndarray]:
     probs = soft_vote(member_probs, weights)
     return probs, probs.argmax(axis=1).astype(np.int64)
 
 
-# name -> (member_probs, weights) -> (probs, label_ids): the voting rules, in the order every
-# list of them shows. "weighted" is soft voting whose weights the caller fills in (the user's,
-# else the bundle's greedy-selection weights).
-VOTERS: dict[str, Callable] = {"soft": _soft_voter, "hard": _hard, "weighted": _soft_voter}
+def _hard_voter(member_probs, weights, stacker=None) -> tuple[np.ndarray, np.ndarray]:
+    return _hard(member_probs, weights)
 
 
-def vote(member_probs, *, voting: str, weights: Sequence[float] | None = None):
+def _stack_voter(member_probs, weights, stacker=None) -> tuple[np.ndarray, np.ndarray]:
+    if stacker is None:
+        raise VoxpopError("--voting stack: this bundle has no stacker (export it with "
+                          "--combine stack)")
+    if weights is not None:
+        raise VoxpopError("--voting stack: takes no --weights (the stacker has its own)")
+    probs = stack_probs(member_probs, stacker)
+    return probs, probs.argmax(axis=1).astype(np.int64)
+
+
+# name -> (member_probs, weights, stacker) -> (probs, label_ids): the voting rules, in the order
+# every list of them shows. "weighted" is soft voting whose weights the caller fills in (the
+# user's, else the bundle's greedy-selection weights); "stack" needs the bundle's stacker.
+VOTERS: dict[str, Callable] = {"soft": _soft_voter, "hard": _hard_voter,
+                               "weighted": _soft_voter, "stack": _stack_voter}
+
+
+def vote(member_probs, *, voting: str, weights: Sequence[float] | None = None, stacker=None):
     """(probs float32 [n, C], label_ids int64 [n]) for the voting named `voting`."""
     if voting not in VOTERS:
         raise VoxpopError(f"--voting: unknown voting {voting!r} (choose from {', '.join(VOTERS)})")
-    return VOTERS[voting](member_probs, weights)
+    return VOTERS[voting](member_probs, weights, stacker)

@@ -1,7 +1,8 @@
 """`export_bundle`: a tuning run directory -> a proven ONNX ensemble bundle (DESIGN.md section 4).
 
 Members are chosen on validation data, converted, proven (parity with Keras, fused recurrent ops),
-optionally fused into one graph and quantized; the first validation rows are stored as check rows
+optionally stacked (a logistic regression over the members, `export.stack`), fused into one
+graph and quantized; the first validation rows are stored as check rows
 with each final member's probabilities; the manifest is built as the typed records of
 `voxpop.ensemble.manifest` and written (and optionally signed) by the bundle's owner. The whole
 bundle is written to a temporary sibling directory that is renamed into place only when complete
@@ -33,7 +34,9 @@ from voxpop.ensemble.manifest import (
     CHECK_VALUES,
     MAX_MEMBERS,
     SCHEMA_VERSION,
+    STACK_OUTPUT,
     CheckRows,
+    CostCheck,
     Fused,
     GraphOps,
     InputSpec,
@@ -42,13 +45,15 @@ from voxpop.ensemble.manifest import (
     Parity,
     QuantizationCheck,
     Selection,
+    Stacker,
     ValMetrics,
     Voting,
 )
 from voxpop.ensemble.metrics import macro_f1
-from voxpop.ensemble.voting import vote
+from voxpop.ensemble.voting import stack_probs, vote
 from voxpop.export.fuse import fuse_members
 from voxpop.export.options import (
+    COMBINES,
     DEFAULTS,
     MAX_F1_DROP,
     MAX_OPSET,
@@ -59,7 +64,9 @@ from voxpop.export.options import (
 )
 from voxpop.export.quantize import onnx_probs, quantize_int8
 from voxpop.export.report import render_report
-from voxpop.export.select import Choice, select_members
+from voxpop.export.cost import Budget, measure_costs
+from voxpop.export.select import Choice, candidates_of, check_selection, select_members
+from voxpop.export.stack import fit_stacker, stack_wins, stacking_rows
 
 FUSED_TOLERANCE = 1e-5
 VAL_METRIC_KEYS = ("val_macro_f1", "val_accuracy", "val_loss")
@@ -82,26 +89,70 @@ def export_bundle(
     force: bool = False,
     on_member: MemberProgress | None = None,
     sign: str | Path | None = None,
+    combine: str = DEFAULTS.combine,
+    max_ms_per_row: float | None = DEFAULTS.max_ms_per_row,
 ) -> Path:
     """Export the best checkpoints of the run at `run_dir` as an ensemble bundle at `out`.
 
     sign: an Ed25519 private key (PEM) to sign the manifest with (ensemble.sig).
+    combine: vote, or stack (also fit a stacker; the default voting when it scores higher).
+    max_ms_per_row: keep the best ensemble whose measured cost per row fits (every candidate is
+    converted first, to be measured); VoxpopError when no candidate fits alone.
     Raises VoxpopError when `out` exists (unless `force`), for an invalid option or key, or when
     a member fails its parity or graph check (naming the member). Returns `out`.
     """
     options = ExportOptions(
         size=size, select=select, metric=metric, opset=opset, fuse=fuse, quantize=quantize,
-        parity_tol=parity_tol, sign=None if sign is None else Path(sign),
+        parity_tol=parity_tol, sign=None if sign is None else Path(sign), combine=combine,
+        max_ms_per_row=max_ms_per_row,
     )
     out = Path(out)
     _check_options(out, options, force=force)
     signing_key = _signing_key(options.sign)  # a bad key fails now, not after the conversions
     run = read_run(run_dir)
-    choice = select_members(run.checkpoints, run.y_val, method=select, size=size, metric=metric)
+    check_selection(method=select, size=size, metric=metric)
+    encoder = _SentenceEncoder(run)
+    converted, budget = {}, None
+    if options.max_ms_per_row is not None:
+        converted, budget = _measured_budget(run, options, encoder)
+    choice = select_members(run.checkpoints, run.y_val, method=select, size=size, metric=metric,
+                            budget=budget)
+    stacker = None
+    if options.combine == "stack":  # before the conversions: a stacker that cannot fit fails now
+        stacker = fit_stacker(stacking_rows(run, choice.members),
+                              n_classes=len(run.preprocessor.labels))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
-        _write_bundle(tmp, run, choice, options, on_member or (lambda *_: None), signing_key)
+        _write_bundle(tmp, run, choice, options, on_member or (lambda *_: None), signing_key,
+                      stacker, converted, encoder)
     return out
+
+
+def _measured_budget(run: Run, options: ExportOptions,
+                     encoder: _SentenceEncoder) -> tuple[dict, Budget]:
+    """Every candidate converted to ONNX (candidate name -> ModelProto, reused for the members)
+    and the budget with their measured costs on the validation texts."""
+    from voxpop.models import load_model
+
+    candidates, _ = candidates_of(run.checkpoints, run.y_val, metric=options.metric)
+    converted = {c.name: _convert(load_model(c.model_path), options, encoder) for c in candidates}
+    val = run.rows("val")
+    features = val[run.feature_cols].to_numpy(np.float64) if run.feature_cols else None
+    costs = measure_costs(converted, run.preprocessor, val["text"].astype(str).tolist(), features)
+    return converted, Budget(options.max_ms_per_row, costs)
+
+
+def _cost_check(choice: Choice, members: list[Member]) -> CostCheck | None:
+    budget = choice.budget
+    if budget is None:
+        return None
+    names = [c.name for c in choice.members]
+    costs = budget.costs
+    inputs = frozenset().union(*(costs.inputs[name] for name in names))
+    return CostCheck(max_ms_per_row=budget.max_ms_per_row, rows=costs.rows,
+                     encode_ms=costs.encode_ms(inputs),
+                     members_ms={m.id: costs.graph_ms[name] for m, name in zip(members, names)},
+                     total_ms=costs.of(names))
 
 
 def _signing_key(path: Path | None):
@@ -113,6 +164,12 @@ def _signing_key(path: Path | None):
 
 
 def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
+    if options.combine not in COMBINES:
+        raise VoxpopError(
+            f"--combine: unknown value {options.combine!r} (choose from {', '.join(COMBINES)})"
+        )
+    if options.max_ms_per_row is not None and not options.max_ms_per_row > 0:
+        raise VoxpopError(f"--max-ms-per-row: must be > 0, got {options.max_ms_per_row:g}")
     if options.quantize not in QUANTIZATIONS:
         raise VoxpopError(
             f"--quantize: unknown value {options.quantize!r} (choose from {', '.join(QUANTIZATIONS)})"
@@ -132,12 +189,12 @@ def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
 
 
 def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, on_member,
-                  signing_key) -> None:
+                  signing_key, stacker: Stacker | None, converted: dict,
+                  encoder: _SentenceEncoder) -> None:
     (tmp / "members").mkdir(parents=True)
     ids = [f"m{i + 1}" for i in range(len(choice.members))]
     val_inputs = run.encode(run.rows("val"))
     parity_inputs = {name: array[:PARITY_ROWS] for name, array in val_inputs.items()}
-    encoder = _SentenceEncoder(run, parity_inputs, options.opset)
     members = []
     for done, (member_id, checkpoint, weight) in enumerate(
         zip(ids, choice.members, choice.weights), start=1
@@ -145,9 +202,10 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
         members.append(_export_member(
             tmp, member_id=member_id, checkpoint=checkpoint, weight=weight,
             parity_inputs=parity_inputs, options=options, encoder=encoder,
+            onnx_model=converted.get(checkpoint.name),
         ))
         on_member(done, len(ids), member_id)
-    fused = _fuse(tmp, members, parity_inputs) if options.fuse else None
+    fused = _fuse(tmp, members, parity_inputs, stacker) if options.fuse else None
     quantization = None
     if options.quantize == "int8":
         quantization = _quantize(tmp, members, fused, val_inputs, run.y_val)
@@ -157,7 +215,8 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
         tmp / "baseline_train.csv", index=False, quoting=csv.QUOTE_ALL
     )
     check_rows = _check_rows(tmp, run, members)
-    manifest = _manifest(run, choice, options, members, fused, quantization, check_rows)
+    manifest = _manifest(run, choice, options, members, fused, quantization, check_rows,
+                         stacker)
     write_text(tmp / "export_report.md", render_report(manifest, run, choice))
     write_manifest(tmp, manifest, sign_with=signing_key)
     # The ensemble's own reader must accept what we wrote, every graph on the check rows.
@@ -171,10 +230,9 @@ class _SentenceEncoder:
     each sentence head becomes one member with it in front, and the parity rows' embeddings
     are computed once, by the same graph, for the Keras side of every head's parity check."""
 
-    def __init__(self, run: Run, parity_inputs: dict, opset: int):
+    def __init__(self, run: Run):
         self.run = run
-        self.parity_inputs = parity_inputs
-        self.opset = opset
+        self._parity_embeddings = None
 
     @cached_property
     def pooled(self) -> onnx.ModelProto:
@@ -184,17 +242,19 @@ class _SentenceEncoder:
                               "no sentence encoder (was it tuned with --sentence-encoder?)")
         return onnx.load_model(path)
 
-    @cached_property
-    def parity_embeddings(self) -> dict:
-        from voxpop.export.quantize import SCORING_BATCH
-        from voxpop.models.sentence import Embedder
+    def parity_embeddings(self, parity_inputs: dict) -> dict:
+        """The embeddings of the parity rows (the same rows for every member of one export)."""
+        if self._parity_embeddings is None:
+            from voxpop.export.quantize import SCORING_BATCH
+            from voxpop.models.sentence import Embedder
 
-        embedder = Embedder(self.pooled)
-        rows = len(self.parity_inputs["input_ids"])
-        return {EMBEDDING_INPUT: np.concatenate([
-            embedder.embed_inputs({name: array[start:start + SCORING_BATCH]
-                                   for name, array in self.parity_inputs.items()})
-            for start in range(0, rows, SCORING_BATCH)])}
+            embedder = Embedder(self.pooled)
+            rows = len(parity_inputs["input_ids"])
+            self._parity_embeddings = {EMBEDDING_INPUT: np.concatenate([
+                embedder.embed_inputs({name: array[start:start + SCORING_BATCH]
+                                       for name, array in parity_inputs.items()})
+                for start in range(0, rows, SCORING_BATCH)])}
+        return self._parity_embeddings
 
     def head_opset(self) -> int:
         """The head converts at the encoder's opset, so the member has one."""
@@ -203,26 +263,39 @@ class _SentenceEncoder:
         return min(max(default_opset(self.pooled), MIN_OPSET), MAX_OPSET)
 
 
+def _reads_sentence(model) -> bool:
+    return [t.name for t in model.inputs] == [EMBEDDING_INPUT]
+
+
+def _convert(model, options: ExportOptions, encoder: _SentenceEncoder) -> onnx.ModelProto:
+    """The member graph of a Keras model: a sentence head with the run's encoder in front (what
+    the bundle runs, and what --max-ms-per-row must measure), else the model alone."""
+    from voxpop.export.convert import to_onnx
+
+    if _reads_sentence(model):
+        from voxpop.models.sentence import with_head
+
+        return with_head(encoder.pooled, to_onnx(model, opset=encoder.head_opset()))
+    return to_onnx(model, opset=options.opset)
+
+
 def _export_member(
     tmp: Path, *, member_id: str, checkpoint: Checkpoint, weight: float, parity_inputs: dict,
-    options: ExportOptions, encoder: _SentenceEncoder,
+    options: ExportOptions, encoder: _SentenceEncoder, onnx_model=None,
 ) -> Member:
-    """Convert one checkpoint, prove it (graph check, parity) and write members/<id>.onnx."""
+    """Convert one checkpoint (unless `onnx_model` is its conversion already), prove it (graph
+    check, parity) and write members/<id>.onnx."""
     from voxpop.export.checks import parity, rnn_fusion
-    from voxpop.export.convert import to_onnx
     from voxpop.models import load_model
 
     label = f"member {member_id} ({checkpoint.name}, {checkpoint.family})"
     model = load_model(checkpoint.model_path)
-    reads_sentence = [t.name for t in model.inputs] == [EMBEDDING_INPUT]
-    if reads_sentence:  # the encoder in front of the head: parity of the whole against the
-        # Keras head on the same graph's embeddings of the same rows
-        from voxpop.models.sentence import with_head
-
-        onnx_model = with_head(encoder.pooled, to_onnx(model, opset=encoder.head_opset()))
-        inputs = {**parity_inputs, **encoder.parity_embeddings}
+    if onnx_model is None:
+        onnx_model = _convert(model, options, encoder)
+    if _reads_sentence(model):  # the encoder in front of the head: parity of the whole against
+        # the Keras head on the same graph's embeddings of the same rows
+        inputs = {**parity_inputs, **encoder.parity_embeddings(parity_inputs)}
     else:
-        onnx_model = to_onnx(model, opset=options.opset)
         inputs = {t.name: parity_inputs[t.name] for t in model.inputs}
     try:
         graph = rnn_fusion(onnx_model)
@@ -264,19 +337,30 @@ def _check_parity(label: str, proof: dict, tolerance: float) -> None:
         )
 
 
-def _fuse(tmp: Path, members: list[Member], inputs: dict) -> Fused:
-    """Write fused.onnx and prove it equals the Python-side weighted soft vote of the members."""
+def _fuse(tmp: Path, members: list[Member], inputs: dict, stacker: Stacker | None) -> Fused:
+    """Write fused.onnx and prove it equals the Python-side weighted soft vote of the members
+    (and its stack output the stacker applied with numpy)."""
     models = {m.id: onnx.load_model(tmp / m.file) for m in members}
     weights = [m.weight for m in members]
-    onnx.save_model(fuse_members(models, weights), tmp / "fused.onnx")
-    expected = vote([onnx_probs(tmp / m.file, inputs) for m in members], voting="soft", weights=weights)[0]
-    diff = float(np.abs(onnx_probs(tmp / "fused.onnx", inputs) - expected).max())
-    if diff > FUSED_TOLERANCE:
-        raise VoxpopError(
-            f"fused.onnx differs from the weighted vote of its members by {diff:.2e} "
-            f"(limit {FUSED_TOLERANCE:g}); export with --no-fuse"
-        )
-    return Fused(file="fused.onnx", weights=weights, max_abs_diff=diff)
+    onnx.save_model(fuse_members(models, weights, stacker=stacker), tmp / "fused.onnx")
+    member_probs = [onnx_probs(tmp / m.file, inputs) for m in members]
+    diffs = {"the weighted vote": _fused_diff(tmp, inputs, "probs",
+                                              vote(member_probs, voting="soft", weights=weights)[0])}
+    if stacker is not None:
+        diffs["the stacker"] = _fused_diff(tmp, inputs, STACK_OUTPUT,
+                                           stack_probs(member_probs, stacker))
+    for what, diff in diffs.items():
+        if diff > FUSED_TOLERANCE:
+            raise VoxpopError(
+                f"fused.onnx differs from {what} of its members by {diff:.2e} "
+                f"(limit {FUSED_TOLERANCE:g}); export with --no-fuse"
+            )
+    return Fused(file="fused.onnx", weights=weights, max_abs_diff=diffs["the weighted vote"],
+                 stack_max_abs_diff=diffs.get("the stacker"))
+
+
+def _fused_diff(tmp: Path, inputs: dict, output: str, expected: np.ndarray) -> float:
+    return float(np.abs(onnx_probs(tmp / "fused.onnx", inputs, output=output) - expected).max())
 
 
 def _quantize(tmp: Path, members: list[Member], fused: Fused | None, inputs: dict,
@@ -326,7 +410,8 @@ def _vote_f1(paths: list[Path], weights: list[float], inputs: dict, y_val) -> fl
 
 
 def _manifest(run, choice, options, members: list[Member], fused: Fused | None,
-              quantization: QuantizationCheck | None, check_rows: CheckRows) -> Manifest:
+              quantization: QuantizationCheck | None, check_rows: CheckRows,
+              stacker: Stacker | None) -> Manifest:
     weights = [m.weight for m in members]
     stored = [c.val_probs() for c in choice.members]
     n_classes = stored[0].shape[1]
@@ -342,20 +427,28 @@ def _manifest(run, choice, options, members: list[Member], fused: Fused | None,
         inputs=_input_spec(members, run),
         preprocess="preprocess.json",
         members=members,
-        voting=Voting(default="weighted" if options.select == "greedy" else "soft", weights=weights),
+        voting=Voting(default=_default_voting(options, stacker), weights=weights),
         selection=Selection(method=options.select, metric=options.metric, size=options.size,
                             picks=[members[i].id for i in choice.picks],
-                            val_scores={k: float(v) for k, v in val_scores.items()}),
+                            val_scores={k: float(v) for k, v in val_scores.items()},
+                            cost=_cost_check(choice, members)),
         fused=fused,
+        stacker=stacker,
         quantization="int8" if quantization and quantization.kept else "none",
         quantization_check=quantization,
         opset=options.opset,
         parity_tol=options.parity_tol,
-        source_run=str(run.path.resolve()),
+        source_run=run.source,
         baseline_train="baseline_train.csv",
         check_rows=check_rows,
         files={},  # filled by write_manifest
     )
+
+
+def _default_voting(options: ExportOptions, stacker: Stacker | None) -> str:
+    if stacker is not None and stack_wins(stacker):
+        return "stack"
+    return "weighted" if options.select == "greedy" else "soft"
 
 
 def _input_spec(members: list[Member], run: Run) -> list[InputSpec]:

@@ -9,6 +9,9 @@ from pathlib import Path
 MIN_OPSET, MAX_OPSET = 7, 18  # tf2onnx 1.17 refuses opset 19 and above
 DEFAULT_OPSET = 17
 QUANTIZATIONS = ("none", "int8")
+# vote: the weighted vote only; stack: also a stacker (logistic regression over the members'
+# log-probabilities), the default voting when it scores higher in cross-validation.
+COMBINES = ("vote", "stack")
 PARITY_ROWS = 2000  # validation rows on which each member's ONNX graph must match Keras
 # int8 is kept only when the validation macro-F1 of the vote drops by at most this much.
 MAX_F1_DROP = 0.005
@@ -26,6 +29,8 @@ class ExportOptions:
     quantize: str = "none"
     parity_tol: float = 1e-5
     sign: Path | None = None  # Ed25519 private key (PEM) to sign the manifest with
+    combine: str = "vote"
+    max_ms_per_row: float | None = None  # keep the best ensemble whose measured cost fits
 
 
 DEFAULTS = ExportOptions()

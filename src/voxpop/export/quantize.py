@@ -19,8 +19,9 @@ def quantize_int8(source: Path, target: Path) -> None:
     quantize_dynamic(model_input=source, model_output=target, weight_type=QuantType.QInt8)
 
 
-def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int = 1) -> np.ndarray:
-    """The model's `probs` for `inputs` (fed by name: only the inputs the graph declares)."""
+def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int = 1,
+               output: str = "probs") -> np.ndarray:
+    """The model's `output` for `inputs` (fed by name: only the inputs the graph declares)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -28,16 +29,17 @@ def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int 
     session = ort.InferenceSession(
         str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
     )
-    return probs_in_batches(session, {i.name: inputs[i.name] for i in session.get_inputs()})
+    return probs_in_batches(session, {i.name: inputs[i.name] for i in session.get_inputs()},
+                            output=output)
 
 
-def probs_in_batches(session, feed: dict[str, np.ndarray]) -> np.ndarray:
-    """The session's `probs` for the rows of `feed`: SCORING_BATCH rows per call for a graph
+def probs_in_batches(session, feed: dict[str, np.ndarray], *, output: str = "probs") -> np.ndarray:
+    """The session's `output` for the rows of `feed`: SCORING_BATCH rows per call for a graph
     that reads `input_ids`, else one call."""
     if "input_ids" not in feed:
-        return session.run(["probs"], feed)[0]
+        return session.run([output], feed)[0]
     rows = len(feed["input_ids"])
     return np.concatenate([
-        session.run(["probs"], {name: array[start:start + SCORING_BATCH]
-                                for name, array in feed.items()})[0]
+        session.run([output], {name: array[start:start + SCORING_BATCH]
+                               for name, array in feed.items()})[0]
         for start in range(0, max(rows, 1), SCORING_BATCH)])

@@ -11,6 +11,8 @@ def render_report(manifest: Manifest, run, choice) -> str:
         _header(manifest),
         _candidates(manifest, run, choice),
         _votes(manifest),
+        _stacking(manifest),
+        _cost(manifest),
         _members(manifest),
         _fused(manifest),
         _quantization(manifest),
@@ -42,14 +44,19 @@ def _table(title: str, header: list[str], rows: list[list]) -> str:
 def _candidates(manifest: Manifest, run, choice) -> str:
     member_of = {m.checkpoint: m for m in manifest.members}
     metric = manifest.selection.metric
+    costs = choice.budget.costs if choice.budget else None
     rows = []
     for checkpoint in sorted(run.checkpoints, key=lambda c: (-c.score(metric), c.name)):
         member = member_of.get(checkpoint.name)
-        rows.append([checkpoint.name, checkpoint.family, checkpoint.metrics.get("epoch", ""),
-                     f"{checkpoint.metrics['val_macro_f1']:.4f}", member.id if member else "-",
-                     member.weight if member else "-", choice.reasons.get(checkpoint.name, "")])
-    return _table("Candidates", ["checkpoint", "family", "epoch", "val macro-F1", "member",
-                                 "weight", "why"], rows)
+        row = [checkpoint.name, checkpoint.family, checkpoint.metrics.get("epoch", ""),
+               f"{checkpoint.metrics['val_macro_f1']:.4f}", member.id if member else "-",
+               member.weight if member else "-"]
+        if costs:  # alone: its graph and the encoding of its inputs
+            row.append(f"{costs.of([checkpoint.name]):.3f}" if checkpoint.name in costs.graph_ms
+                       else "-")
+        rows.append(row + [choice.reasons.get(checkpoint.name, "")])
+    header = ["checkpoint", "family", "epoch", "val macro-F1", "member", "weight"]
+    return _table("Candidates", header + (["ms/row alone"] if costs else []) + ["why"], rows)
 
 
 def _votes(manifest: Manifest) -> str:
@@ -59,6 +66,47 @@ def _votes(manifest: Manifest) -> str:
         "## Validation macro-F1 of the votes (stored checkpoint probabilities)\n\n"
         + "\n".join(f"- {voting}: {score:.4f}" for voting, score in scores.items())
         + f"\n\nPicks in order: {picks}; weights {manifest.voting.weights}"
+    )
+
+
+def _stacking(manifest: Manifest) -> str:
+    stacker = manifest.stacker
+    if stacker is None:
+        return ""
+    scores = stacker.cv_macro_f1
+    chosen = ("the stacker is the default voting" if manifest.voting.default == "stack"
+              else f"the stacker does not score higher, so {manifest.voting.default} stays the "
+                   "default (`--voting stack` still runs it)")
+    fused = manifest.fused
+    in_graph = (f"fused.onnx outputs it as `stack_probs`, within {fused.stack_max_abs_diff:.2e} "
+                "of numpy" if fused and fused.stack_max_abs_diff is not None
+                else "applied with numpy from the manifest's numbers (no fused graph)")
+    return (
+        "## Stacking (--combine stack)\n\n"
+        f"Multinomial logistic regression (C={stacker.C:g}) over the members' log-probabilities, "
+        f"fitted on {stacker.rows} {stacker.fit_on.replace('_', '-')} rows. The same rows chose "
+        f"the members, so both combinations are scored by {stacker.folds}-fold cross-validation "
+        "over them (each fold predicted by a combination fitted on the others):\n\n"
+        f"- stack: {scores['stack']:.4f}\n"
+        f"- greedy weighted vote: {scores['weighted']:.4f}\n\n"
+        f"Chosen: {chosen}; {in_graph}."
+    )
+
+
+def _cost(manifest: Manifest) -> str:
+    cost = manifest.selection.cost
+    if cost is None:
+        return ""
+    members = ", ".join(f"{member_id} {ms:.3f}" for member_id, ms in cost.members_ms.items())
+    return (
+        "## Cost per row (--max-ms-per-row)\n\n"
+        f"Measured at export with ONNX Runtime on one thread over {cost.rows} validation texts "
+        "(best of 3, before any quantization); an ensemble costs the encoding of its members' "
+        "inputs (once, shared) plus each member's graph.\n\n"
+        f"- budget: {cost.max_ms_per_row:g} ms per row\n"
+        f"- encoding: {cost.encode_ms:.3f} ms per row\n"
+        f"- member graphs: {members}\n"
+        f"- total: {cost.total_ms:.3f} ms per row"
     )
 
 

@@ -3,6 +3,8 @@
 Candidates are the best checkpoint of each trial (by `metric`), ranked best first, if its
 validation macro-F1 gets at least halfway from the majority-class baseline to the best candidate's.
 Every checkpoint gets a one-line reason for being selected or not, for the export report.
+With a cost budget (`export.cost.Budget`, from --max-ms-per-row), every method keeps only
+ensembles whose measured cost per row fits.
 """
 
 from __future__ import annotations
@@ -39,24 +41,64 @@ class Choice:
     weights: list[float]
     picks: list[int]
     reasons: dict[str, str] = field(default_factory=dict)
+    budget: object = None  # export.cost.Budget when --max-ms-per-row chose under a budget
 
 
-def select_members(
-    checkpoints: list[Checkpoint], y_val, *, method: str, size: int, metric: str
-) -> Choice:
-    """Select up to `size` members by `method` (a key of SELECTORS)."""
+def check_selection(*, method: str, size: int, metric: str) -> None:
+    """VoxpopError for an unknown method or metric, or a size below 1."""
     if method not in SELECTORS:
         raise VoxpopError(f"--select: unknown method {method!r} (choose from {', '.join(SELECTORS)})")
     if metric not in METRICS:
         raise VoxpopError(f"--metric: unknown metric {metric!r} (choose from {', '.join(METRICS)})")
     if size < 1:
         raise VoxpopError(f"--size: must be at least 1, got {size}")
+
+
+def candidates_of(checkpoints: list[Checkpoint], y_val, *, metric: str):
+    """(the candidates: each trial's best checkpoint above the floor, best first; the reasons of
+    the checkpoints left out)."""
     candidates, reasons = _best_per_trial(checkpoints, metric)
     candidates, weak = _without_weak(candidates, np.asarray(y_val))
-    reasons.update(weak)
-    choice = SELECTORS[method](candidates, np.asarray(y_val), size=size, metric=metric)
+    return candidates, {**reasons, **weak}
+
+
+def select_members(
+    checkpoints: list[Checkpoint], y_val, *, method: str, size: int, metric: str, budget=None
+) -> Choice:
+    """Select up to `size` members by `method` (a key of SELECTORS); with `budget` (an
+    `export.cost.Budget` measured on the candidates), only ensembles that fit it."""
+    check_selection(method=method, size=size, metric=metric)
+    candidates, reasons = candidates_of(checkpoints, y_val, metric=metric)
+    if budget is not None:
+        budget.check_any_fits([c.name for c in candidates])
+    choice = SELECTORS[method](candidates, np.asarray(y_val), size=size, metric=metric,
+                               budget=budget)
     choice.reasons = {**reasons, **choice.reasons}
+    choice.budget = budget
     return choice
+
+
+def _over_reason(budget, names: list[str]) -> str | None:
+    """Why the ensemble of `names` is refused by the budget, or None when it fits."""
+    if budget is None or budget.fits(names):
+        return None
+    return (f"not selected: with it the ensemble would cost {budget.costs.of(names):.3f} ms per "
+            f"row, over --max-ms-per-row {budget.max_ms_per_row:g}")
+
+
+def _within_budget(candidates, budget, *, size: int):
+    """Up to `size` candidates in order, each kept if it fits the budget beside those kept:
+    (kept, {name: reason for those the budget skipped})."""
+    members, reasons = [], {}
+    for c in candidates:
+        if len(members) == size:
+            break
+        over = _over_reason(budget, [m.name for m in members] + [c.name])
+        if over:
+            reasons[c.name] = over
+        else:
+            members.append(c)
+    return members, reasons
 
 
 def _best_per_trial(checkpoints: list[Checkpoint], metric: str):
@@ -84,17 +126,22 @@ def _without_weak(candidates: list[Checkpoint], y_val: np.ndarray):
     return [c for c in candidates if c.name not in reasons], reasons
 
 
-def _top(candidates, y_val, *, size, metric) -> Choice:
-    members = candidates[:size]
-    reasons = {c.name: f"selected: rank {i + 1} by {metric}" for i, c in enumerate(members)}
-    for i, c in enumerate(candidates[size:], start=size + 1):
-        reasons[c.name] = f"not selected: rank {i} by {metric}, beyond --size {size}"
+def _top(candidates, y_val, *, size, metric, budget=None) -> Choice:
+    members, over = _within_budget(candidates, budget, size=size)
+    rank = {c.name: i for i, c in enumerate(candidates, start=1)}
+    reasons = {c.name: f"selected: rank {rank[c.name]} by {metric}" for c in members}
+    for c in candidates:
+        reasons.setdefault(c.name, over.get(
+            c.name, f"not selected: rank {rank[c.name]} by {metric}, beyond --size {size}"))
     return Choice(members, [1.0] * len(members), list(range(len(members))), reasons)
 
 
-def _greedy(candidates, y_val, *, size, metric) -> Choice:
+def _greedy(candidates, y_val, *, size, metric, budget=None) -> Choice:
+    fits = None if budget is None else (
+        lambda indices: budget.fits([candidates[i].name for i in indices]))
     selection = greedy_selection(
-        [c.val_probs() for c in candidates], y_val, max_members=size, max_picks=MAX_PICKS
+        [c.val_probs() for c in candidates], y_val, max_members=size, max_picks=MAX_PICKS,
+        fits=fits,
     )
     members = [candidates[i] for i in selection.order]
     position = {candidate_index: k for k, candidate_index in enumerate(selection.order)}
@@ -107,15 +154,24 @@ def _greedy(candidates, y_val, *, size, metric) -> Choice:
             )
         else:
             reasons[c.name] = "not selected: adding it never gave the best val macro-F1 of the vote"
+    kept = [c.name for c in members]
+    for c in candidates:
+        over = None if c in members else _over_reason(budget, kept + [c.name])
+        if over:  # the budget, not the score, kept it out
+            reasons[c.name] = over
     picks = [position[i] for i in selection.picks]
     return Choice(members, selection.weights, picks, reasons)
 
 
-def _diverse(candidates, y_val, *, size, metric) -> Choice:
+def _diverse(candidates, y_val, *, size, metric, budget=None) -> Choice:
     predictions = {c.name: c.val_probs().argmax(axis=1) for c in candidates}
     members: list[Checkpoint] = []
     reasons = {}
     for c in candidates:
+        over = _over_reason(budget, [m.name for m in members] + [c.name])
+        if over and len(members) < size:
+            reasons[c.name] = over
+            continue
         if len(members) == size:
             reasons[c.name] = f"not selected: --size {size} members already chosen"
             continue

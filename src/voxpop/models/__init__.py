@@ -11,9 +11,7 @@ from voxpop.models.families import (
     build,
     default_config,
     load_model,
-    load_pretrained,
     uses_features,
 )
 
-__all__ = ["FAMILIES", "build", "default_config", "load_model", "load_pretrained",
-           "uses_features"]
+__all__ = ["FAMILIES", "build", "default_config", "load_model", "uses_features"]

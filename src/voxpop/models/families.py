@@ -10,15 +10,12 @@ defaults, its inputs, its closed-form solver if any and its default search space
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from voxpop import deferred
 from voxpop.models.registry import FAMILIES, GRAM_EMBEDDING, OUTPUT, READS, Family, family
 from voxpop.models.training import TRAINING_DEFAULTS
 
-log = logging.getLogger(__name__)
 # Keras (and with it TensorFlow) is imported when a model is built or loaded, not when the
 # registry is read: `voxpop spaces` and the tune driver read the families without it.
 keras = deferred("keras")
@@ -28,9 +25,10 @@ vl = deferred("voxpop.models.layers")  # voxpop's custom layers (registers them 
 COMMON_DEFAULTS = {
     "embed_dim": 64,
     "embed_dropout": 0.1,
-    "embeddings_file": None,  # GloVe/word2vec text file; needs `vocabulary` (token per id)
-    "vocabulary": None,
-    "embeddings_trainable": True,
+    # Pretrained word vectors (a name or a file, matched to the vocabulary by the tune driver;
+    # `build` gets the matrix): they set the token embedding's start and its width (embed_dim).
+    "embeddings": None,
+    "freeze_embeddings": False,  # keep the token embedding as it starts (pretrained vectors)
     "head_units": [64],
     "head_dropout": 0.3,
     "layer_norm": False,
@@ -310,19 +308,26 @@ def uses_features(family_name: str, config: dict | None = None) -> bool:
 
 
 def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_classes: int,
-          n_features: int = 0, n_buckets: int = 0, sentence_dim: int = 0) -> keras.Model:
+          n_features: int = 0, n_buckets: int = 0,
+          embeddings: np.ndarray | None = None, sentence_dim: int = 0) -> keras.Model:
     """A fresh (untrained) Keras model of `family_name`.
 
     Inputs: `tokens` int32 [batch, seq] (PAD=0), or for a family that reads n-grams `grams` int32
     [batch, width] (ids < n_buckets, 0 = padding) and `gram_weights` float32 [batch, width], or
     for a family that reads a sentence encoder's output `sentence_embedding` float32 [batch,
-    sentence_dim]; and, when `uses_features`, `features` float32 [batch, n_features]. Output `probs` (softmax [batch,
-    n_classes]); batch and sequence axes dynamic. `config` overrides `default_config(family_name)`;
-    training keys and other families' keys are ignored, a key no family knows is refused
-    (ValueError naming it).
+    sentence_dim]; and, when `uses_features`, `features` float32 [batch, n_features]. Output
+    `probs` (softmax [batch, n_classes]); batch and sequence axes dynamic. `config` overrides
+    `default_config(family_name)`; training keys and other families' keys are ignored, a key no
+    family knows is refused (ValueError naming it).
+
+    `embeddings` (float32 [n_tokens, embed_dim]) starts the token embedding from pretrained
+    vectors (the config key `embeddings` names their source; a family that reads n-grams has
+    no token embedding and ignores them); `freeze_embeddings` keeps it fixed in training.
     """
     config = _resolve(family_name, config or {})
     spec = FAMILIES[family_name]
+    if spec.reads == "tokens":
+        _check_vectors(config, embeddings, n_tokens=n_tokens)
     inputs, x, embedding = _READERS[spec.reads](spec, config, n_tokens=n_tokens,
                                                 n_classes=n_classes, n_buckets=n_buckets,
                                                 sentence_dim=sentence_dim)
@@ -335,9 +340,22 @@ def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_clas
     x = _head(x, config)
     probs = keras.layers.Dense(n_classes, activation="softmax", name=OUTPUT)(x)
     model = keras.Model(inputs, probs, name=family_name)
-    if config["embeddings_file"] and embedding is not None:
-        _set_pretrained(embedding, config)
+    if embeddings is not None and embedding is not None:
+        # set after building, not as a Constant initializer, which would copy the whole matrix
+        # into the saved model's config
+        embedding.set_weights([np.asarray(embeddings, dtype="float32")])
     return model
+
+
+def _check_vectors(config: dict, embeddings: np.ndarray | None, *, n_tokens: int) -> None:
+    named = config["embeddings"] not in (None, "none")  # "none": a space's way to say None
+    if named != (embeddings is not None):
+        raise ValueError(f"model config 'embeddings' is {config['embeddings']!r}, but build got "
+                         f"{'no' if named else 'a'} matrix of vectors")
+    if embeddings is not None and embeddings.shape != (n_tokens, config["embed_dim"]):
+        raise ValueError(f"the pretrained vectors are {embeddings.shape[0]} x "
+                         f"{embeddings.shape[1]}, but the embedding is n_tokens={n_tokens} x "
+                         f"embed_dim={config['embed_dim']} (embed_dim follows the vectors)")
 
 
 def load_model(path) -> keras.Model:
@@ -354,7 +372,7 @@ def _read_tokens(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     mask = vl.PaddingMask(name="padding_mask")(tokens)
     embedding = keras.layers.Embedding(n_tokens, config["embed_dim"], name="embedding",
-                                       trainable=config["embeddings_trainable"])
+                                       trainable=not config["freeze_embeddings"])
     embedded = keras.layers.Dropout(config["embed_dropout"])(embedding(tokens))
     return [tokens], spec.encoder(tokens, mask, embedded, config), embedding
 
@@ -417,44 +435,3 @@ def _resolve(family_name: str, config: dict) -> dict:
         raise ValueError(f"model config for {family_name!r}: unknown key(s) {', '.join(unknown)} "
                          f"(valid: {', '.join(sorted(defaults))})")
     return {**defaults, **{k: v for k, v in config.items() if k in defaults}}
-
-
-# ----------------------------------------------------------------------------- pretrained vectors
-def load_pretrained(path, vocabulary: list[str], dim: int, *, seed: int = 0) -> tuple[np.ndarray, int]:
-    """Embedding matrix [len(vocabulary), dim] from a GloVe/word2vec text file, and how many
-    vocabulary tokens it covered. Uncovered rows are random (normal, std 0.1); row 0 (PAD) is 0.
-
-    The file has one `word v1 ... v_dim` per line; a word2vec header line (`count dim`) is skipped.
-    """
-    index = {token: i for i, token in enumerate(vocabulary)}
-    matrix = np.random.default_rng(seed).normal(0.0, 0.1, (len(vocabulary), dim)).astype("float32")
-    matrix[0] = 0.0
-    covered = np.zeros(len(vocabulary), dtype=bool)
-    with open(path, encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, start=1):
-            parts = line.rstrip().split(" ")
-            if number == 1 and len(parts) == 2:
-                continue
-            if parts[0] not in index:
-                continue
-            if len(parts) != dim + 1:
-                raise ValueError(f"{path}: line {number} has {len(parts) - 1} values, "
-                                 f"expected embed_dim={dim}")
-            row = index[parts[0]]
-            matrix[row] = np.asarray(parts[1:], dtype="float32")
-            covered[row] = True
-    n_covered = int(covered.sum())
-    log.info("%s: %d of %d vocabulary tokens covered (%.1f%%)", path, n_covered, len(vocabulary),
-             100.0 * n_covered / max(len(vocabulary), 1))
-    return matrix, n_covered
-
-
-def _set_pretrained(embedding, config: dict) -> None:
-    vocabulary = config["vocabulary"]
-    if not vocabulary:
-        raise ValueError("model config 'embeddings_file' needs 'vocabulary' (the token of each id)")
-    if len(vocabulary) != embedding.input_dim:
-        raise ValueError(f"model config 'vocabulary' has {len(vocabulary)} tokens, "
-                         f"but n_tokens={embedding.input_dim}")
-    matrix, _ = load_pretrained(config["embeddings_file"], vocabulary, config["embed_dim"])
-    embedding.set_weights([matrix])

@@ -120,8 +120,8 @@ def predict_all(ensemble, texts: list[str], *, votings: list[str],
 def vote_without_each_member(ensemble, members: dict[str, ModelOutput], *,
                              voting: str) -> dict[str, ModelOutput]:
     """The vote `voting` with each member left out in turn: member id -> that vote's outputs
-    (empty for a one-member bundle)."""
-    if len(members) < 2:
+    (empty for a one-member bundle, and for the stacker, which reads every member)."""
+    if len(members) < 2 or voting == "stack":
         return {}
     result = {}
     for left_out in members:
@@ -134,13 +134,16 @@ def vote_without_each_member(ensemble, members: dict[str, ModelOutput], *,
 def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, str] | None = None,
                    baselines: Baselines | None = None, hardest: int = HARDEST,
                    primary: str | None = None,
-                   on_rows: Callable[[int], None] | None = None) -> dict:
+                   on_rows: Callable[[int], None] | None = None,
+                   predict: Callable = predict_all) -> dict:
     """The report dict for one labelled table (`voxpop.data.Table` with labels).
 
     Rows whose label maps onto no bundle label are counted and listed in `report["data"]` and
     left out of the metrics. Without `baselines`, the majority class is taken from the
     evaluated rows themselves and there is no TF-IDF baseline.
     `primary` (default the first of `votings`) is the vote whose hardest examples are listed.
+    `predict`: computes the outputs, with `predict_all`'s signature (`voxpop evaluate --address`
+    passes `voxpop.batch.raydata.predict_all`).
     """
     labels = list(ensemble.labels)
     mapping = map_labels(table.labels, labels, label_map=label_map, rows=table.rows)
@@ -154,8 +157,8 @@ def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, 
     y_true = mapping.y_true[keep]
     texts = [text for text, kept in zip(table.texts, keep) if kept]
     features = None if table.features is None else table.features[keep]
-    votes, members, oov = predict_all(ensemble, texts, votings=votings, features=features,
-                                      on_rows=on_rows)
+    votes, members, oov = predict(ensemble, texts, votings=votings, features=features,
+                                  on_rows=on_rows)
     primary = primary or votings[0]
     if baselines is not None:
         baseline_outputs = baselines.outputs(texts, n_classes=len(labels))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 
 import typer
@@ -83,9 +84,10 @@ def evaluate(
              "`external=bundle` lines) or inline `a=b,c=d`. Other labels match by name, ignoring "
              "case; rows that match nothing are counted and listed, not scored."),
     voting: str = typer.Option(
-        ",".join(VOTINGS), "--voting",
-        help=f"Voting rules to score, comma-separated ({', '.join(VOTINGS)}). The bundle's default "
-             "rule, if listed, is the one whose confusion matrix and hardest examples are shown."),
+        None, "--voting", show_default=False,
+        help=f"Voting rules to score, comma-separated ({', '.join(VOTINGS)}; default: every rule "
+             "the bundle has, stack only with a stacker). The bundle's default rule, if listed, "
+             "is the one whose confusion matrix and hardest examples are shown."),
     baseline: bool = typer.Option(
         True, "--baseline/--no-baseline",
         help="Also fit TF-IDF + logistic regression on the bundle's training split (or "
@@ -102,6 +104,14 @@ def evaluate(
         HARDEST, "--hardest", min=0,
         help="How many confidently wrong examples to list."),
     trust: Path = typer.Option(None, "--trust", help=TRUST_HELP),
+    address: str = typer.Option(
+        None, "--address", show_default=False,
+        help="Predict on a Ray cluster with Ray Data: local (an embedded Ray on this machine), "
+             "auto, HOST:PORT or ray://HOST:PORT; the tables are read and the reports made here, "
+             "and BUNDLE must be at the same path on every node. Default: no Ray."),
+    workers: int = typer.Option(
+        None, "--workers", min=1, show_default=False,
+        help="With --address: predictor actors, one core each (default: the cluster's CPUs)."),
 ) -> None:
     """Evaluate an ensemble bundle on labelled external data: every member, each voting rule and
     the baselines, with warnings, plots and hardest examples.
@@ -119,12 +129,15 @@ def evaluate(
         write_summary,
     )
 
-    rules = parse_votings(voting)
+    if workers is not None and address is None:
+        raise VoxpopError("--workers: only with --address (Ray)")
+    rules = None if voting is None else parse_votings(voting)
     chosen_formats = parse_formats(report_formats)
     destinations = output_dirs(inputs, out)
     for folder in {out, *destinations.values()}:
         check_report_folder(folder)
     ensemble = load_ensemble(bundle, trust=trust)
+    rules = rules or ensemble.votings
     default_rule = ensemble.manifest.voting.default
     primary = default_rule if default_rule in rules else rules[0]
     mapping = parse_label_map(label_map, bundle_labels=list(ensemble.labels))
@@ -136,23 +149,41 @@ def evaluate(
     fitted_baselines = (_fit_baselines(ensemble, baseline_train, text_col=text_col,
                                        label_col=label_col, table_format=table_format)
                         if baseline else None)
-    reports, written = {}, []
-    for path, destination in destinations.items():
-        table = tables[path]
-        with _progress(f"evaluating {path.name}", total=len(table)) as advance:
-            report = evaluate_table(ensemble, table, votings=rules, label_map=mapping,
-                                    baselines=fitted_baselines, hardest=hardest, primary=primary,
-                                    on_rows=advance)
-        written += write_report(report, destination, formats=chosen_formats,
-                                title=f"Evaluation of {path.name}")
-        print_main_table(report, title=f"{path.name} ({report['data']['n_evaluated']} rows)")
-        typer.echo(f"wrote {destination}")
-        reports[path.stem] = report
+    with _predictions(address, workers, trust=trust) as predict:
+        reports, written = {}, []
+        for path, destination in destinations.items():
+            table = tables[path]
+            with _progress(f"evaluating {path.name}", total=len(table)) as advance:
+                report = evaluate_table(ensemble, table, votings=rules, label_map=mapping,
+                                        baselines=fitted_baselines, hardest=hardest,
+                                        primary=primary, on_rows=advance, predict=predict)
+            written += write_report(report, destination, formats=chosen_formats,
+                                    title=f"Evaluation of {path.name}")
+            print_main_table(report, title=f"{path.name} ({report['data']['n_evaluated']} rows)")
+            typer.echo(f"wrote {destination}")
+            reports[path.stem] = report
     if len(reports) > 1:
         written += write_summary(reports, out)
         typer.echo(f"wrote {out / 'summary.md'}")
     # A rerun into the same folder leaves only this run's reports there.
     remove_stale(out, written)
+
+
+@contextlib.contextmanager
+def _predictions(address: str | None, workers: int | None, *, trust: Path | None):
+    """Yields the function that computes a table's predictions: this process's
+    (`bundle_eval.predict_all`), or with `address` Ray Data's on that cluster."""
+    from voxpop.reports.bundle_eval import predict_all
+
+    if address is None:
+        yield predict_all
+        return
+    from voxpop.batch.raydata import predict_all as predict_on_ray
+    from voxpop.batch.raydata import ray_workers
+
+    with ray_workers(address, workers) as n_workers:
+        typer.echo(f"voxpop evaluate: Ray Data, {n_workers} worker(s) on cpu", err=True)
+        yield functools.partial(predict_on_ray, workers=n_workers, trust=trust and str(trust))
 
 
 def _fit_baselines(ensemble, override: Path | None, *, text_col: str, label_col: str,

@@ -35,6 +35,7 @@ def info(
         f"bundle: {bundle} (schema {manifest.schema_version}, voxpop {manifest.voxpop_version})",
         f"labels: {', '.join(manifest.labels)}",
         f"voting: default {voting.default}, weights {voting.weights}",
+        _stacker_line(manifest.stacker),
         "inputs: " + "; ".join(f"{i.name} {i.dtype} {i.shape}" for i in manifest.inputs),
         f"quantization: {manifest.quantization}; "
         f"fused: {manifest.fused.file if manifest.fused else 'no'}",
@@ -50,6 +51,15 @@ def info(
                  f"{len(manifest.check_rows.texts)} texts")
     lines.append(f"signature: {_signature(ensemble.signer, trust)}")
     typer.echo(printable("\n".join(lines), keep="\n"))  # the bundle's names are data: escaped
+
+
+def _stacker_line(stacker) -> str:
+    if stacker is None:
+        return "stacker: no (export --combine stack)"
+    scores = stacker.cv_macro_f1
+    return (f"stacker: logistic regression on {stacker.rows} {stacker.fit_on} rows, "
+            f"{stacker.folds}-fold cross-validated macro-F1 {scores['stack']:.4f} "
+            f"(weighted vote {scores['weighted']:.4f})")
 
 
 def _signature(signer: str | None, trust: Path | None) -> str:

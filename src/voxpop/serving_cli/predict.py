@@ -30,7 +30,9 @@ def predict(
     id_col: str = typer.Option(None, "--id-col", help="Column copied to the output as `id` (default: none)."),
     feature_cols: str = feature_cols_option(),
     voting: str = typer.Option(
-        None, "--voting", help="soft | hard | weighted. Default: the bundle's default voting."
+        None, "--voting",
+        help="soft | hard | weighted | stack (a bundle exported with --combine stack). Default: "
+             "the bundle's default voting."
     ),
     weights: str = typer.Option(
         None, "--weights", help="Comma-separated member weights (one per member used), e.g. 3,1,1."
@@ -53,6 +55,18 @@ def predict(
         False, "--no-fused", help="Run members in separate sessions even where the fused graph would do."
     ),
     trust: Path = typer.Option(None, "--trust", help=TRUST_HELP),
+    address: str = typer.Option(
+        None, "--address", show_default=False,
+        help="Predict on a Ray cluster with Ray Data: local (an embedded Ray on this machine), "
+             "auto, HOST:PORT or ray://HOST:PORT. INPUT may then also be a folder of table files "
+             "or a glob; BUNDLE and INPUT must be at the same path on every node. Default: no "
+             "Ray, this process predicts.",
+    ),
+    workers: int = typer.Option(
+        None, "--workers", min=1, show_default=False,
+        help="With --address: predictor actors, one core each (default: the cluster's CPUs; "
+             "with local, also the CPUs the embedded Ray offers).",
+    ),
 ) -> None:
     """Predict labels for every row of INPUT, in input order, one output row per input row.
 
@@ -66,19 +80,31 @@ def predict(
     CSV on stdout: on a terminal, control characters in ids and labels are shown escaped (\\x1b);
     to a pipe or a file the data is written as it is.
 
+    With --address, each input file is read by a Ray Data task and its chunks predicted by a pool
+    of --workers actors; the output is the same rows in the same order (files sorted by name).
+
     Example: voxpop predict bundle/ new_tweets.csv --id-col tweet_id --top-k 2 --out preds.parquet
     """
     from voxpop.data import iter_table_chunks
     from voxpop.ensemble import Ensemble
-    from voxpop.ensemble.stream import OutputColumns, output_format
+    from voxpop.ensemble.stream import OutputColumns, output_format, predict_chunks
 
     from voxpop.data.atomic import check_target
 
     if batch_size < 1:
         raise VoxpopError(f"--batch-size: must be >= 1, got {batch_size}")
+    if workers is not None and address is None:
+        raise VoxpopError("--workers: only with --address (Ray); without it, see --threads")
     fmt = output_format(out)
+    files = [input]
+    if address is not None:
+        from voxpop.batch.raydata import input_files
+
+        if input == "-":
+            raise VoxpopError("--address: INPUT must be files (stdin is read by this process only)")
+        files = input_files(input)
     if out is not None:  # before any work: never the input itself, never half a run for nothing
-        check_target(out, reads=[bundle] if input == "-" else [input, bundle])
+        check_target(out, reads=[bundle] if input == "-" else [*files, bundle])
     ensemble = Ensemble.load(bundle, device=device, threads=threads,
                              fused=not (no_fused or per_member), pipeline=True, trust=trust)
     voting = voting or ensemble.manifest.voting.default
@@ -87,23 +113,46 @@ def predict(
     fused = ensemble.runs_fused(voting=voting, weights=weight_list, members=member_list)
     if not 0 <= top_k <= len(ensemble.labels):
         raise VoxpopError(f"--top-k: must be between 0 and {len(ensemble.labels)} (the number of labels)")
-    chunks = iter_table_chunks(input, chunk_rows=batch_size, text_col=text_col, id_col=id_col,
-                               feature_cols=feature_columns(ensemble, feature_cols),
-                               format=table_format)
-    chunks = itertools.chain([next(chunks)], chunks)  # input errors (e.g. a missing column) first
-    found = {"replaced_bytes": 0, "empty_texts": 0}
-    chunks = _tallied(chunks, found)
-    how = "fused graph" if fused else "separate sessions"
-    typer.echo(f"voxpop predict: device {ensemble.device}, {voting} voting, {how}", err=True)
     columns = OutputColumns(with_ids=id_col is not None, top_k=top_k, probs=probs, per_member=per_member)
-    _write(ensemble, chunks, fmt=fmt, out=out, columns=columns,
-           vote_options={"voting": voting, "weights": weight_list, "members": member_list})
+    vote_options = {"voting": voting, "weights": weight_list, "members": member_list}
+    found = {"replaced_bytes": 0, "empty_texts": 0}
+    how = "fused graph" if fused else "separate sessions"
+    if address is None:
+        chunks = iter_table_chunks(input, chunk_rows=batch_size, text_col=text_col, id_col=id_col,
+                                   feature_cols=feature_columns(ensemble, feature_cols),
+                                   format=table_format)
+        chunks = itertools.chain([next(chunks)], chunks)  # input errors (e.g. a missing column) first
+        typer.echo(f"voxpop predict: device {ensemble.device}, {voting} voting, {how}", err=True)
+        frames = predict_chunks(ensemble, _tallied(chunks, found), columns=columns, **vote_options)
+        _write(frames, fmt=fmt, out=out)
+    else:
+        from voxpop.batch.raydata import PredictSpec, ReadSpec
+
+        read = ReadSpec(text_col=text_col, id_col=id_col, format=table_format, chunk_rows=batch_size,
+                        feature_cols=feature_columns(ensemble, feature_cols))
+        spec = PredictSpec(bundle=str(Path(bundle).resolve()), trust=trust and str(trust),
+                           fused=not (no_fused or per_member), vote_options=vote_options,
+                           columns=columns)
+        _predict_on_ray(files, read=read, predict=spec, address=address, workers=workers,
+                        found=found, fmt=fmt, out=out, how=how)
     if found["replaced_bytes"]:
         typer.echo(f"voxpop predict: warning: {input}: {found['replaced_bytes']} byte(s) that were "
                    "not UTF-8 replaced by U+FFFD", err=True)
     if found["empty_texts"]:
         typer.echo(f"voxpop predict: warning: {input}: {found['empty_texts']} empty or null "
                    "text(s), predicted and flagged in column empty_text", err=True)
+
+
+def _predict_on_ray(files, *, read, predict, address: str, workers: int | None, found: dict,
+                    fmt: str, out: Path | None, how: str) -> None:
+    """Start or join Ray, predict `files` with Ray Data (voxpop.batch.raydata) and write."""
+    from voxpop.batch.raydata import predict_frames, ray_workers
+
+    with ray_workers(address, workers) as n_workers:
+        typer.echo(f"voxpop predict: Ray Data, {len(files)} file(s), {n_workers} worker(s) on "
+                   f"cpu, {predict.vote_options['voting']} voting, {how}", err=True)
+        _write(predict_frames(files, read=read, predict=predict, workers=n_workers, found=found),
+               fmt=fmt, out=out)
 
 
 def _tallied(chunks, found: dict):
@@ -114,15 +163,16 @@ def _tallied(chunks, found: dict):
         yield table
 
 
-def _write(ensemble, chunks, *, fmt: str, out: Path | None, columns, vote_options: dict) -> None:
+def _write(frames, *, fmt: str, out: Path | None) -> None:
+    """Write the prediction frames as they come, to `out` (whole or not at all) or stdout."""
     from voxpop.data.atomic import atomic_path
-    from voxpop.ensemble.stream import open_writer, predict_chunks
+    from voxpop.ensemble.stream import open_writer
 
     target = contextlib.nullcontext(None) if out is None else atomic_path(out)
     with target as path, _progress() as advance:
         writer = open_writer(fmt, path)
         try:
-            for frame in predict_chunks(ensemble, chunks, columns=columns, **vote_options):
+            for frame in frames:
                 writer.write(frame)
                 advance(len(frame))
         finally:

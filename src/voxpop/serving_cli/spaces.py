@@ -46,15 +46,18 @@ def show(
 ) -> None:
     """Print one space's keys with their sampler kind and range, in the space-file syntax
     (YAML), so the output can be saved, edited and passed back with `voxpop tune --space FILE`.
+    A space file is checked as `voxpop tune` checks it: a value no trial could use is an error.
 
     Example: voxpop spaces show bilstm
     """
     import yaml
 
     from voxpop.tune_spaces import resolve_space
+    from voxpop.tune_spaces.space_check import check_space
     from voxpop.tune_spaces.space_file import space_to_spec
 
     space_name, space = resolve_space(name)
+    check_space(space_name, space)
     typer.echo(f"# space {space_name}: keys, then a constant or {{sampler: arguments}}")
     for key, value in space_to_spec(space).items():
         flow = yaml.safe_dump(value, default_flow_style=True, width=200).strip()

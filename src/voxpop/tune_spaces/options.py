@@ -33,7 +33,7 @@ class TuneOptions:
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
     address: str | None = None
-    storage: Path = Path("runs")
+    storage: str | Path = "runs"  # a local folder or a pyarrow file-system URI (s3://bucket/runs)
     name: str = "tune"
     resume: bool = False
     max_failures: int = 0
@@ -45,13 +45,12 @@ class TuneOptions:
     max_len: int | None = None
     max_tokens: int = MAX_TOKENS  # vocabulary size, PAD and OOV included
     min_freq: int = MIN_FREQ  # training occurrences a token needs
+    # pretrained word vectors (a file or a name) for the spaces of token families that name none
+    embeddings: str | None = None
+    freeze_embeddings: bool = False  # those vectors stay fixed in training
     # a pretrained sentence encoder (voxpop.data.sentence): a folder, an ONNX file or a name
     sentence_encoder: str | None = None
     sentence_tokenizer: Path | None = None  # its tokenizer.json, when not beside the ONNX file
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.storage).expanduser().resolve() / self.name
 
     def to_json(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v

@@ -6,6 +6,7 @@ row, the encoded train and val arrays, the job record) belongs to `voxpop.data.r
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import platform
 import sys
@@ -21,7 +22,10 @@ from voxpop.data.options import LABEL_COL, TEXT_COL
 from voxpop.data.errors import VoxpopError
 from voxpop.data.rundir import SPLITS, TrialData, data_rows, row_features, write_prepared
 from voxpop.data.sentence import TOKEN_INPUTS, SentenceModel, SentenceTokenizer
+from voxpop.data.storage import Location
+from voxpop.data.vectors import match_vectors
 from voxpop.tune_spaces.options import TEST_SIZE, VAL_SIZE
+
 VERSIONED_PACKAGES = ("voxpop", "ray", "tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas")
 
 
@@ -38,11 +42,14 @@ class TableSource:
     format: str | None = None  # of every file; None: by each file's extension
 
 
-def prepare_run_data(source: TableSource, *, seed: int, run_dir: Path, job: dict,
+def prepare_run_data(source: TableSource, *, seed: int, run_dir: Location, job: dict,
                      preprocessor_options: dict | None = None,
+                     vector_sources: list[str] = (),
                      sentence_model: SentenceModel | None = None,
                      threads: int | None = None) -> TrialData:
-    """Read, split, fit the Preprocessor on train, encode, and write the run's prepared data.
+    """Read, split, fit the Preprocessor on train, encode, match the pretrained word vectors
+    `vector_sources` (resolved names or files) to the vocabulary, and write the run's prepared
+    data.
 
     `preprocessor_options` are `Preprocessor` keywords (max_len, max_tokens, min_freq, ...).
     With `sentence_model`, its tokenizer joins the Preprocessor and its pooled encoder embeds
@@ -60,6 +67,13 @@ def prepare_run_data(source: TableSource, *, seed: int, run_dir: Path, job: dict
     )
     data = TrialData.encode(preprocessor, rows,
                             embed=_embedding(pooled, preprocessor, threads) if pooled else None)
+    if vector_sources:
+        # training occurrences per token id, for the coverage the run records
+        counts = np.bincount(data.train["tokens"].ravel(), minlength=preprocessor.n_tokens)
+        data = dataclasses.replace(data, vectors={
+            vector_source: match_vectors(vector_source, preprocessor.vocabulary.tokens,
+                                         counts=counts, seed=seed)
+            for vector_source in vector_sources})
     write_prepared(run_dir, preprocessor=preprocessor, rows=rows, data=data,
                    job={**job, "versions": _versions(),
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},

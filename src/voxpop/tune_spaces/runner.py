@@ -11,17 +11,17 @@ import dataclasses
 import math
 import os
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voxpop.data import rundir
-from voxpop.data.atomic import check_writable
 from voxpop.data.errors import VoxpopError
 from voxpop.data.options import FORMATS
 from voxpop.data.rundir import TrialData
+from voxpop.data.storage import Location, check_writable, locate
+from voxpop.tune_spaces.embeddings import sources, with_embeddings
 from voxpop.tune_spaces.logs import RunLog
 from voxpop.tune_spaces.options import TuneOptions
 from voxpop.tune_spaces.prepare import TableSource, prepare_run_data, sentence_encoder
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 class TuneOutcome:
     """What a run produced: its directory, the leaderboard (best first), and the trial errors."""
 
-    run_dir: Path
+    run_dir: Location  # prints as the local path or the URI
     leaderboard: list[dict]
     errors: list[str] = field(default_factory=list)
 
@@ -90,7 +90,9 @@ def validate(options: TuneOptions) -> dict[str, dict]:
     for ref, space in zip(options.spaces, spaces.values()):
         check_space(ref, space)
     _check_sentence_encoder(options, spaces)
-    return spaces
+    if options.resume:  # the restored trials keep their spaces; their vectors are in the run
+        return spaces
+    return with_embeddings(spaces, default=options.embeddings, freeze=options.freeze_embeddings)
 
 
 def _check_sentence_encoder(options: TuneOptions, spaces: dict[str, dict]) -> None:
@@ -133,7 +135,7 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
     module-level function, stored with the run for --resume).
     """
     check_run_name(options.name)
-    run_dir = options.run_dir
+    run_dir = locate(options.storage).child(options.name)
     _check_run_dir(options, run_dir)
     if options.resume:
         options = _with_stored_trial_options(options, run_dir)
@@ -148,12 +150,14 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
         try:
             resources = check_resources(cpus_per_trial=options.cpus_per_trial,
                                         gpus_per_trial=options.gpus_per_trial)
-            data = _data_for(options, run_dir)
+            data = _data_for(options, run_dir, vector_sources=sources(spaces))
             log.open(rundir.log_path(run_dir))
             if on_ready:
                 on_ready(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} "
                          f"GPUs; run directory {run_dir}\nRay's and TensorFlow's own output: "
                          f"{log.path}")
+                for matched in data.vectors.values():
+                    on_ready(matched.summary())
             try:
                 grid = _tuner(options, spaces, data, run_dir, log_file=log.path,
                               on_progress=on_progress).fit()
@@ -163,6 +167,7 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
         finally:
             if started:
                 stop_ray()
+    rundir.upload_log(run_dir)
     outcome = TuneOutcome(run_dir=run_dir,
                           leaderboard=leaderboard(grid, max_epochs=options.max_epochs),
                           errors=[_first_line(e) for e in grid.errors])
@@ -183,7 +188,7 @@ def check_run_name(name: str) -> None:
                           "directory is STORAGE/NAME")
 
 
-def _check_run_dir(options: TuneOptions, run_dir: Path) -> None:
+def _check_run_dir(options: TuneOptions, run_dir: Location) -> None:
     if options.resume and not run_dir.is_dir():
         raise VoxpopError(f"--resume: {run_dir} does not exist (check --storage and --name)")
     if not options.resume and run_dir.exists():
@@ -192,21 +197,19 @@ def _check_run_dir(options: TuneOptions, run_dir: Path) -> None:
     check_writable(run_dir.parent, what=f"--storage {options.storage}")
 
 
-def _remove_if_untouched(options: TuneOptions, run_dir: Path) -> None:
+def _remove_if_untouched(options: TuneOptions, run_dir: Location) -> None:
     """After Tune failed to start or run, or every trial failed, remove the run directory this
     call made if no trial left a checkpoint in it, so the same --name works again. A run with
     checkpoints is kept for --resume."""
-    if options.resume or not run_dir.is_dir():
-        return
-    if not rundir.checkpoint_paths(run_dir):
-        shutil.rmtree(run_dir, ignore_errors=True)
+    if not options.resume and run_dir.is_dir():
+        rundir.remove_if_no_checkpoints(run_dir)
 
 
 # What each trial was started with; a resumed run keeps these whatever the command line says.
 STORED_ON_RESUME = ("max_epochs", "cpus_per_trial", "gpus_per_trial")
 
 
-def _with_stored_trial_options(options: TuneOptions, run_dir: Path) -> TuneOptions:
+def _with_stored_trial_options(options: TuneOptions, run_dir: Location) -> TuneOptions:
     try:
         stored = rundir.read_job(run_dir)["options"]
     except VoxpopError as err:
@@ -214,7 +217,7 @@ def _with_stored_trial_options(options: TuneOptions, run_dir: Path) -> TuneOptio
     return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME})
 
 
-def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
+def _data_for(options: TuneOptions, run_dir: Location, *, vector_sources: list[str]) -> TrialData:
     if options.resume:
         return rundir.read_trial_data(run_dir)
     source = TableSource(data=Path(options.data), val=options.val_file, test=options.test_file,
@@ -224,6 +227,7 @@ def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
     # continue and that blocks the same --name.
     with rundir.new_run_dir(run_dir):
         return prepare_run_data(source, seed=options.seed, run_dir=run_dir,
+                                vector_sources=vector_sources,
                                 job={"command": "voxpop tune", "options": options.to_json()},
                                 preprocessor_options={"max_len": options.max_len,
                                                       "max_tokens": options.max_tokens,
@@ -232,8 +236,8 @@ def _data_for(options: TuneOptions, run_dir: Path) -> TrialData:
                                 threads=options.num_cpus)
 
 
-def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_dir: Path, *,
-           log_file: Path, on_progress: Callable[[Progress], None] | None):
+def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData,
+           run_dir: Location, *, log_file: Path, on_progress: Callable[[Progress], None] | None):
     from ray import tune
 
     from voxpop.tune_spaces.progress import ProgressLines
@@ -247,10 +251,13 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_d
     )
     # Ray's new console output ignores the run's progress reporter: switch it off.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    # A remote run's file system goes to Ray as it is, so the trials reach the same endpoint.
+    filesystem = None if run_dir.local else run_dir.filesystem
     if options.resume:
-        if not tune.Tuner.can_restore(str(run_dir)):
+        if not tune.Tuner.can_restore(run_dir.path, storage_filesystem=filesystem):
             raise VoxpopError(f"--resume: {run_dir} holds no Ray Tune experiment state to resume")
-        return tune.Tuner.restore(str(run_dir), trainable=trainable, resume_errored=True)
+        return tune.Tuner.restore(run_dir.path, trainable=trainable, resume_errored=True,
+                                  storage_filesystem=filesystem)
     param_space, search_alg, num_samples = SEARCHES[options.search](spaces, options)
     return tune.Tuner(
         trainable,
@@ -263,7 +270,7 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData, run_d
         ),
         run_config=tune.RunConfig(
             name=options.name,
-            storage_path=str(run_dir.parent),
+            storage_path=run_dir.parent.path, storage_filesystem=filesystem,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=options.keep_checkpoints, checkpoint_score_attribute=METRIC,
                 checkpoint_score_order=MODE),

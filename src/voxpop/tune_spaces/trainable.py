@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from voxpop.data.rundir import TrialData, read_checkpoint, write_checkpoint
+from voxpop.data.vectors import is_source
+from voxpop.tune_spaces.embeddings import KEY as EMBEDDINGS_KEY
 
 # Test hook, set only by test space files: raise once, right after the first reported epoch of a
 # trial that was not restored from a checkpoint, so a retry has a checkpoint to restore from.
@@ -117,16 +119,24 @@ def _restore(checkpoint):
         return load_model(stored.model_path), stored.metrics["epoch"]
 
 
-def _with_vocabulary(params: dict, data: TrialData) -> dict:
-    """Pretrained vectors need the token of each id; it goes to `build` only, not into the
-    trial's recorded config (a vocabulary is far too large for a checkpoint's metrics)."""
-    path = params.get("embeddings_file")
-    if not path:
-        return params
-    if not Path(path).is_absolute() or not Path(path).is_file():
-        raise ValueError(f"embeddings_file {path!r} is not an existing absolute path (trials run "
-                         "in their own directories)")
-    return {**params, "vocabulary": data.vocabulary}
+def _pretrained(params: dict, data: TrialData) -> np.ndarray | None:
+    """The vectors the trial's `embeddings` names, as the driver matched them (None: none). The
+    params are made to say what the model is: its embed_dim is the vectors' width, and a family
+    that reads n-grams has no token embedding to start from them."""
+    from voxpop.models import FAMILIES
+
+    source = params.get(EMBEDDINGS_KEY)
+    if not is_source(source):
+        return None
+    if FAMILIES[params["family"]].reads != "tokens":
+        params[EMBEDDINGS_KEY] = None
+        return None
+    if source not in data.vectors:
+        raise ValueError(f"embeddings {source!r} were not matched to the vocabulary by the "
+                         f"driver (matched: {', '.join(data.vectors) or 'none'})")
+    matched = data.vectors[source]
+    params["embed_dim"] = matched.dim
+    return matched.matrix
 
 
 def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int,
@@ -155,13 +165,14 @@ def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int,
     keras.backend.clear_session()  # a reused worker still holds the previous trial's graph
 
     fail_once = bool(params.pop(FAULT_KEY, False))
+    vectors = _pretrained(params, data)  # also on restore: it settles the recorded params
     checkpoint = ray.tune.get_checkpoint()
     if checkpoint is not None:
         model, done = _restore(checkpoint)
     else:
-        model, done = build(params["family"], _with_vocabulary(params, data),
-                            n_tokens=data.n_tokens, n_classes=len(data.labels),
-                            n_features=data.n_features, n_buckets=data.n_buckets,
+        model, done = build(params["family"], params, n_tokens=data.n_tokens,
+                            n_classes=len(data.labels), n_features=data.n_features,
+                            n_buckets=data.n_buckets, embeddings=vectors,
                             sentence_dim=data.sentence_dim), 0
     if done >= max_epochs:
         return
