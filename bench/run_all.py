@@ -25,6 +25,8 @@ SCRIPTS = [
     ["bench_quality.py"],
     ["bench_selection.py"],
     ["bench_inference.py", "--demo-dir", QUALITY_DEMO],
+    ["bench_graph.py", "--demo-dir", QUALITY_DEMO],
+    ["bench_speed_goals.py", "--demo-dir", QUALITY_DEMO],
 ]
 
 if __name__ == "__main__":

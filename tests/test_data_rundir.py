@@ -50,7 +50,7 @@ def test_the_trial_data_reads_back_as_written_and_holds_no_test_rows(prepared):
 
 def test_matched_word_vectors_are_kept_beside_the_trial_data_and_read_back(prepared, tmp_path):
     source, _, _, data = prepared
-    run = Run(path=source, checkpoints=[])  # the prepared part, read as export reads it
+    run = Run(path=source, checkpoints=[], source=str(source))  # the prepared part, read as export reads it
     tokens = run.preprocessor.vocabulary.tokens
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("".join(f"{token} {i} {-i}\n" for i, token in enumerate(tokens[:10])))

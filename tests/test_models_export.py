@@ -137,3 +137,123 @@ def test_rnn_fusion_refuses_a_graph_with_loop():
     graph = helper.make_graph([loop], "member", [helper.make_tensor_value_info("n", TensorProto.INT64, [])], [])
     with pytest.raises(VoxpopError, match="1 Loop op"):
         rnn_fusion(helper.make_model(graph))
+
+
+# -- the exact rewrites of voxpop.export.optimize, proven per family against Keras ---------------
+def _padded(inputs: dict, extra: int) -> dict:
+    """The rows with `extra` more columns of pre-padding in `tokens` (if they have tokens)."""
+    out = dict(inputs)
+    if "tokens" in out:
+        out["tokens"] = np.pad(inputs["tokens"], ((0, 0), (extra, 0)))
+    return out
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_family_claims_padding_invariance_exactly_when_it_holds(case, exported, encoded):
+    """A family's `padding_invariant` is what its Keras model does: the same probabilities with 12
+    more columns of padding (within 1e-5), or clearly different ones. The padding token's
+    embedding is set large first (an untrained recurrent layer forgets small inputs), which a
+    family that masks padding must ignore all the same."""
+    family, overrides = CASES[case]
+    model, _ = exported[case]
+    if "tokens" not in [t.name for t in model.inputs]:  # n-gram families: nothing to trim
+        assert not vm.padding_invariant(family)
+        return
+    model = keras.models.clone_model(model)
+    model.set_weights(exported[case][0].get_weights())
+    table = model.get_layer("embedding")
+    weights = table.get_weights()[0]
+    weights[0] = 2.0
+    table.set_weights([weights])
+    feed = {t.name: encoded[1][t.name] for t in model.inputs}
+    diff = np.abs(model.predict(_padded(feed, 12), verbose=0) - model.predict(feed, verbose=0)).max()
+    assert (diff <= 1e-5) == vm.padding_invariant(family, {**TINY, **overrides}), diff
+    assert diff <= 1e-5 or diff > 1e-4  # ten times the tolerance at least
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_optimized_graph_matches_keras_on_real_rows(case, exported, encoded):
+    """optimize_member (index guards dropped; token padding trimmed where the family allows) keeps
+    the probabilities within 1e-5 on real rows run by length, with extra padding to trim."""
+    import copy
+
+    from voxpop.ensemble.sessions import length_key, run_by_length
+    from voxpop.export.optimize import optimize_member
+
+    family, overrides = CASES[case]
+    model, onnx_model = exported[case]
+    optimized = copy.deepcopy(onnx_model)
+    trims = optimize_member(optimized, padding_invariant=vm.padding_invariant(family, {**TINY, **overrides}))
+    assert trims == (vm.padding_invariant(family, {**TINY, **overrides}))
+    assert not any(node.op_type == "Less" for node in optimized.graph.node)  # guards gone
+    feed = _padded({t.name: encoded[1][t.name] for t in model.inputs}, 12)
+    session = ort.InferenceSession(optimized.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = run_by_length(session, feed, key=length_key(feed, trims_tokens=trims), rows_per_run=32)
+    np.testing.assert_allclose(got, model.predict(feed, verbose=0), atol=1e-5, rtol=0)
+
+
+def test_trimmed_graph_reads_only_the_columns_of_the_longest_row(exported, encoded):
+    import copy
+
+    from onnx import helper
+
+    from voxpop.export.optimize import trim_token_padding
+
+    _, onnx_model = exported["cnn"]
+    trimmed = copy.deepcopy(onnx_model)
+    assert trim_token_padding(trimmed)
+    trimmed.graph.output.append(helper.make_empty_tensor_value_info("tokens/trimmed"))
+    session = ort.InferenceSession(trimmed.SerializeToString(), providers=["CPUExecutionProvider"])
+    tokens = encoded[1]["tokens"][:50]
+    lengths = (tokens != 0).sum(axis=1)
+    shorter = np.pad(tokens, ((0, 0), (5, 0)))
+    seen = session.run(["tokens/trimmed"], {"tokens": shorter})[0]
+    assert seen.shape == (50, lengths.max())
+    np.testing.assert_array_equal(seen, tokens[:, tokens.shape[1] - lengths.max():])
+    empty = np.zeros((3, 40), np.int32)  # no real token anywhere: every column is kept
+    assert session.run(["tokens/trimmed"], {"tokens": empty})[0].shape == (3, 40)
+
+
+def test_merged_gram_lookups_give_the_fused_graph_s_probabilities(exported, encoded):
+    """The three n-gram families fused, their lookups merged into one Gather: same vote."""
+    import copy
+
+    from voxpop.export.fuse import fuse_members
+    from voxpop.export.optimize import merge_gram_lookups, optimize_member
+
+    members = {case: copy.deepcopy(exported[case][1]) for case in ("tfidf", "tfidf_fusion", "tfidf_nb")}
+    for member in members.values():
+        optimize_member(member, padding_invariant=False)
+    fused = fuse_members(members, [3.0, 2.0, 1.0])
+    merged = copy.deepcopy(fused)
+    assert merge_gram_lookups(merged) == 3
+    gathers = [n for n in merged.graph.node if n.op_type == "Gather" and n.input[1] == "grams"]
+    assert len(gathers) == 1
+    feed = {name: encoded[1][name] for name in ("grams", "gram_weights", "features")}
+
+    def probs(model):
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(["probs"], {i.name: feed[i.name] for i in session.get_inputs()})[0]
+
+    np.testing.assert_allclose(probs(merged), probs(fused), atol=1e-6, rtol=0)
+
+
+def test_int8_is_offered_for_recurrent_members_only_and_never_quantizes_a_convolution(
+        exported, encoded, tmp_path):
+    """Dynamic int8 pays for recurrent cells (a weight used at every step), not for convolutions
+    or n-gram lookups (bench/RESULTS.md, graph): `int8_pays` offers it exactly to the families with
+    an LSTM or GRU op, and `quantize_int8` leaves a convolution in float."""
+    import onnx
+
+    from voxpop.export.quantize import int8_pays, onnx_probs, quantize_int8
+
+    assert {case for case, (_, model) in exported.items() if int8_pays(model)} == set(RECURRENT)
+    for case in ("bilstm", "cnn"):
+        source, target = tmp_path / f"{case}.onnx", tmp_path / f"{case}.int8.onnx"
+        onnx.save_model(exported[case][1], source)
+        quantize_int8(source, target)
+        ops = {node.op_type for node in onnx.load_model(target).graph.node}
+        assert "ConvInteger" not in ops
+        assert ("DynamicQuantizeLSTM" in ops) == (case == "bilstm")
+        feed = {name: encoded[1][name] for name in ("tokens",)}
+        np.testing.assert_allclose(onnx_probs(target, feed), onnx_probs(source, feed), atol=0.05)

@@ -182,6 +182,23 @@ def test_predict_equals_the_keras_head_on_the_encoder_embeddings(pipeline, minil
     assert predictions["label"].tolist() == [labels[i] for i in expected.argmax(axis=1)]
 
 
+def test_max_ms_per_row_measures_a_sentence_member_with_its_encoder(pipeline):
+    # --max-ms-per-row converts every candidate before selecting: a sentence head must be
+    # measured as the member the bundle runs (encoder in front), not as the head alone.
+    out = pipeline["work"] / "budget-bundle"
+    invoke("export", pipeline["run"], "--out", out, "--size", 2, "--select", "top",
+           "--max-ms-per-row", 1000, "--no-fuse")
+    manifest = json.loads((out / "ensemble.json").read_text())
+    family = {m["id"]: m["family"] for m in manifest["members"]}
+    sentence = next(i for i, f in family.items() if f == "sentence")
+    tfidf = next(i for i, f in family.items() if f == "tfidf")
+    member = next(m for m in manifest["members"] if m["id"] == sentence)
+    assert member["inputs"] == ["input_ids", "attention_mask"]
+    assert member["parity"]["max_abs_diff"] < 1e-5
+    costs = manifest["selection"]["cost"]["members_ms"]
+    assert costs[sentence] > 10 * costs[tfidf]  # six transformer layers against one lookup
+
+
 def test_preprocess_json_carries_the_tokenizer_and_refuses_a_broken_one(tmp_path, minilm,
                                                                         tweets_sample):
     from voxpop.data import Preprocessor

@@ -35,8 +35,11 @@ def s3(tmp_path_factory):
 
 @pytest.fixture
 def s3_env(s3, monkeypatch, tmp_path):
-    """This test's environment reaches the server with valid credentials (and no ~/.aws)."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    """This test's environment reaches the server with valid credentials (and no ~/.aws). Not
+    by moving HOME: Ray keeps its auth token there, and a token made in a temporary HOME would
+    stay cached in this process for the next embedded Ray, whose processes read the real one."""
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     for name, value in s3.env().items():
         monkeypatch.setenv(name, value)
     return s3

@@ -11,6 +11,10 @@ Every session opens from the bundle's verified bytes and is checked before use: 
 probabilities (a member) or the weighted vote of the stored member probabilities (the fused
 graph, and the stacker applied to them for its stack output), within CHECK_TOLERANCE. Only the sessions a command opens are checked, so predict's
 start-up pays for one check run of CHECK_ROWS texts; `verify_all` checks every graph.
+
+A graph runs on rows of about one length at a time (sessions.run_by_length): n-gram columns past
+a run's longest row are dropped, and a graph that trims its token padding (Member.trims_padding)
+sees short rows together.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from voxpop.ensemble.options import DEFAULT_DEVICE
 from voxpop.ensemble.sessions import (
     available_cores,
     check_device,
+    length_key,
     open_session,
+    run_by_length,
     session_device,
     split_threads,
 )
@@ -43,9 +49,6 @@ from voxpop.ensemble.voting import VOTERS, check_weights, stack_probs, vote
 # and 2 threads on an int8 LSTM member (bench_predict's), so int8 bundles get INT8_TOLERANCE.
 CHECK_TOLERANCE = {"cpu": 1e-3, "cuda": 2e-2}
 INT8_TOLERANCE = 5e-2
-# Rows per ONNX Runtime call of a graph that holds a sentence encoder (reads `input_ids`): its
-# attention over a 2,048-row chunk of 128 word pieces would hold gigabytes at once.
-SENTENCE_ROWS_PER_RUN = 256
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Ensemble:
         self._fused_spec = self.manifest.fused if fused else None
         self._fused_session = None
         self._member_sessions: dict[str, object] = {}
+        self._trims_padding: dict[int, bool] = {}  # id(session) -> whether its graph trims padding
         self._check_inputs: dict[str, np.ndarray] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -275,6 +279,9 @@ class Ensemble:
         source = str(self.bundle / relative)
         session = open_session(self._files.read(relative), source=source,
                                device=self.requested_device, intra_op_threads=intra_op_threads)
+        fused = self.manifest.fused is not None and relative == self.manifest.fused.file
+        self._trims_padding[id(session)] = any(
+            m.trims_padding for m in self.manifest.members if fused or m.file == relative)
         self._check_session(session, relative, source)
         return session
 
@@ -347,13 +354,8 @@ class Ensemble:
                     f"does not make (it makes {', '.join(inputs)})"
                 )
             feeds[graph_input.name] = inputs[graph_input.name]
-        if "input_ids" not in feeds:
-            return session.run([output], feeds)[0]
-        rows = len(feeds["input_ids"])
-        return np.concatenate([
-            session.run([output], {name: array[start:start + SENTENCE_ROWS_PER_RUN]
-                                   for name, array in feeds.items()})[0]
-            for start in range(0, max(rows, 1), SENTENCE_ROWS_PER_RUN)])
+        key = length_key(feeds, trims_tokens=self._trims_padding.get(id(session), False))
+        return run_by_length(session, feeds, key=key, output=output)
 
     def _prediction(self, probs: np.ndarray, label_ids: np.ndarray, member_probs=None) -> Prediction:
         label_ids = np.asarray(label_ids, dtype=np.int64)

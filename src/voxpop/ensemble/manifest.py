@@ -130,6 +130,9 @@ class Member(Record):
     weight: NonNegative
     parity: Parity
     graph: GraphOps | None = None
+    # Its graph reads `tokens` cut to the batch's longest row (voxpop.export.optimize; its family
+    # does not depend on padding): the ensemble runs such graphs on rows sorted by length.
+    trims_padding: bool = False
 
 
 class Voting(Record):
@@ -192,13 +195,16 @@ class Stacker(Record):
 
 
 class QuantizationCheck(Record):
-    """Export's dynamic int8 trial: the vote's val macro-F1 and the bytes, fp32 against int8."""
+    """Export's dynamic int8 trial: the vote's val macro-F1 and the bytes, fp32 against int8 (the
+    members where int8 pays quantized, the others fp32)."""
 
     requested: Literal["int8"]
     kept: bool
     val_macro_f1: dict[Literal["fp32", "int8"], FiniteFloat]
     bytes: dict[Literal["fp32", "int8"], Count]
     max_f1_drop: FiniteFloat
+    # The members int8 is offered for (voxpop.export.quantize.int8_pays); the others stay fp32.
+    members: list[str] = []
 
 
 class CheckRows(Record):

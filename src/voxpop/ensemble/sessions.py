@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from voxpop.data.errors import VoxpopError, first_line
 from voxpop.data.records import quoted
 
@@ -125,6 +127,62 @@ def _attribute_tensors(node) -> list:
         sparse = [attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []
         tensors += [t for s in [*sparse, *attribute.sparse_tensors] for t in (s.values, s.indices)]
     return tensors
+
+
+# Rows per session run when rows are run by length: small enough that a run's n-gram gathers
+# stay in the cache, large enough that a run's matrix products stay efficient (measured on the
+# demo bundle: bench/RESULTS.md, graph).
+RUN_ROWS = 256
+SENTENCE_KEY = "attention_mask"  # a sentence encoder's input (voxpop.data.sentence.TOKEN_INPUTS)
+
+
+def length_key(inputs: dict[str, np.ndarray], *, trims_tokens: bool) -> str | None:
+    """The input whose row lengths a graph's cost follows: `tokens` for a graph that trims its
+    token padding, else `gram_weights` when it reads n-grams, else `attention_mask` when it holds
+    a sentence encoder, else None (one run of all rows)."""
+    if trims_tokens and "tokens" in inputs:
+        return "tokens"
+    if "gram_weights" in inputs:
+        return "gram_weights"
+    # A sentence encoder's attention over all rows at once would hold gigabytes (2,000 rows of
+    # 128 word pieces): its graph runs RUN_ROWS rows at a time, ordered by word-piece count.
+    return SENTENCE_KEY if SENTENCE_KEY in inputs else None
+
+
+def run_by_length(session, feeds: dict[str, np.ndarray], *, key: str | None,
+                  rows_per_run: int = RUN_ROWS, output: str = "probs") -> np.ndarray:
+    """`session`'s `output` for `feeds`, in row order, computed on runs of `rows_per_run` rows of
+    about one length: the rows sorted by the number of non-zero values of `feeds[key]` (None: one
+    run of all rows). Every run's n-gram columns past its longest row are dropped: padding (id 0,
+    weight 0) that a weighted n-gram sum adds as nothing, and the encoder already pads each batch
+    only to its own longest row. Each row's output depends on that row alone, so the order of
+    the runs changes no result."""
+    n_rows = len(next(iter(feeds.values())))
+    if key is None or n_rows <= 1:
+        return session.run([output], feeds)[0]
+    order = np.argsort(np.count_nonzero(feeds[key], axis=1), kind="stable")
+    gram_rows = _row_widths(feeds["gram_weights"]) if "gram_weights" in feeds else None
+    out = None
+    for start in range(0, n_rows, rows_per_run):
+        rows = order[start:start + rows_per_run]
+        part = {name: array[rows] for name, array in feeds.items()}
+        if gram_rows is not None:
+            width = max(1, int(gram_rows[rows].max()))
+            for name in ("grams", "gram_weights"):
+                if name in part:
+                    part[name] = part[name][:, :width]
+        result = session.run([output], part)[0]
+        if out is None:
+            out = np.empty((n_rows, *result.shape[1:]), dtype=result.dtype)
+        out[rows] = result
+    return out
+
+
+def _row_widths(array: np.ndarray) -> np.ndarray:
+    """Per row, 1 + the column of its last non-zero value (0 for a row of zeros)."""
+    nonzero = array != 0
+    last = array.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
+    return np.where(nonzero.any(axis=1), last, 0)
 
 
 def session_device(session) -> str:

@@ -52,6 +52,7 @@ from voxpop.ensemble.manifest import (
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import stack_probs, vote
 from voxpop.export.fuse import fuse_members
+from voxpop.export.optimize import optimize_fused, optimize_member
 from voxpop.export.options import (
     COMBINES,
     DEFAULTS,
@@ -62,7 +63,7 @@ from voxpop.export.options import (
     QUANTIZATIONS,
     ExportOptions,
 )
-from voxpop.export.quantize import onnx_probs, quantize_int8
+from voxpop.export.quantize import INT8_OPS, int8_pays, onnx_probs, quantize_int8
 from voxpop.export.report import render_report
 from voxpop.export.cost import Budget, measure_costs
 from voxpop.export.select import Choice, candidates_of, check_selection, select_members
@@ -245,15 +246,15 @@ class _SentenceEncoder:
     def parity_embeddings(self, parity_inputs: dict) -> dict:
         """The embeddings of the parity rows (the same rows for every member of one export)."""
         if self._parity_embeddings is None:
-            from voxpop.export.quantize import SCORING_BATCH
+            from voxpop.ensemble.sessions import RUN_ROWS
             from voxpop.models.sentence import Embedder
 
             embedder = Embedder(self.pooled)
             rows = len(parity_inputs["input_ids"])
             self._parity_embeddings = {EMBEDDING_INPUT: np.concatenate([
-                embedder.embed_inputs({name: array[start:start + SCORING_BATCH]
+                embedder.embed_inputs({name: array[start:start + RUN_ROWS]
                                        for name, array in parity_inputs.items()})
-                for start in range(0, rows, SCORING_BATCH)])}
+                for start in range(0, rows, RUN_ROWS)])}
         return self._parity_embeddings
 
     def head_opset(self) -> int:
@@ -283,10 +284,11 @@ def _export_member(
     tmp: Path, *, member_id: str, checkpoint: Checkpoint, weight: float, parity_inputs: dict,
     options: ExportOptions, encoder: _SentenceEncoder, onnx_model=None,
 ) -> Member:
-    """Convert one checkpoint (unless `onnx_model` is its conversion already), prove it (graph
-    check, parity) and write members/<id>.onnx."""
+    """Convert one checkpoint (unless `onnx_model` is its conversion already), rewrite it
+    (voxpop.export.optimize), prove the final graph (graph check, parity with Keras) and write
+    members/<id>.onnx."""
     from voxpop.export.checks import parity, rnn_fusion
-    from voxpop.models import load_model
+    from voxpop.models import load_model, padding_invariant
 
     label = f"member {member_id} ({checkpoint.name}, {checkpoint.family})"
     model = load_model(checkpoint.model_path)
@@ -301,7 +303,9 @@ def _export_member(
         graph = rnn_fusion(onnx_model)
     except VoxpopError as err:
         raise VoxpopError(f"{label}: {err}") from None
-    proof = parity(model, onnx_model, inputs)
+    trims = optimize_member(onnx_model, padding_invariant=padding_invariant(
+        checkpoint.family, checkpoint.config))
+    proof = parity(model, onnx_model, inputs, trims_padding=trims)
     _check_parity(label, proof, options.parity_tol)
     relative = f"members/{member_id}.onnx"
     onnx.save_model(onnx_model, tmp / relative)
@@ -320,6 +324,7 @@ def _export_member(
         parity=Parity(max_abs_diff=float(proof["max_abs_diff"]),
                       argmax_agreement=float(proof["argmax_agreement"]), rows=int(proof["rows"])),
         graph=GraphOps(**{k: int(v) for k, v in graph.items()}),
+        trims_padding=trims,
     )
 
 
@@ -342,12 +347,15 @@ def _fuse(tmp: Path, members: list[Member], inputs: dict, stacker: Stacker | Non
     (and its stack output the stacker applied with numpy)."""
     models = {m.id: onnx.load_model(tmp / m.file) for m in members}
     weights = [m.weight for m in members]
-    onnx.save_model(fuse_members(models, weights, stacker=stacker), tmp / "fused.onnx")
-    member_probs = [onnx_probs(tmp / m.file, inputs) for m in members]
-    diffs = {"the weighted vote": _fused_diff(tmp, inputs, "probs",
+    fused = fuse_members(models, weights, stacker=stacker)
+    optimize_fused(fused)
+    onnx.save_model(fused, tmp / "fused.onnx")
+    member_probs = [_member_probs(tmp, m, inputs) for m in members]
+    trims = any(m.trims_padding for m in members)
+    diffs = {"the weighted vote": _fused_diff(tmp, inputs, "probs", trims,
                                               vote(member_probs, voting="soft", weights=weights)[0])}
     if stacker is not None:
-        diffs["the stacker"] = _fused_diff(tmp, inputs, STACK_OUTPUT,
+        diffs["the stacker"] = _fused_diff(tmp, inputs, STACK_OUTPUT, trims,
                                            stack_probs(member_probs, stacker))
     for what, diff in diffs.items():
         if diff > FUSED_TOLERANCE:
@@ -359,34 +367,45 @@ def _fuse(tmp: Path, members: list[Member], inputs: dict, stacker: Stacker | Non
                  stack_max_abs_diff=diffs.get("the stacker"))
 
 
-def _fused_diff(tmp: Path, inputs: dict, output: str, expected: np.ndarray) -> float:
-    return float(np.abs(onnx_probs(tmp / "fused.onnx", inputs, output=output) - expected).max())
+def _fused_diff(tmp: Path, inputs: dict, output: str, trims_padding: bool,
+                expected: np.ndarray) -> float:
+    got = onnx_probs(tmp / "fused.onnx", inputs, output=output, trims_padding=trims_padding)
+    return float(np.abs(got - expected).max())
 
 
 def _quantize(tmp: Path, members: list[Member], fused: Fused | None, inputs: dict,
               y_val) -> QuantizationCheck:
-    """Quantize every member (and the fused graph); keep int8 only if val macro-F1 holds up."""
-    files = [m.file for m in members] + ([fused.file] if fused else [])
-    int8 = {name: tmp / f"{name}.int8" for name in files}
-    for name, target in int8.items():
-        quantize_int8(tmp / name, target)
+    """Quantize the members where int8 pays (`int8_pays`: a recurrent op), and their part of the
+    fused graph; keep int8 only if some member is quantized and val macro-F1 holds up."""
+    offered = [m for m in members if int8_pays(onnx.load_model(tmp / m.file))]
+    int8 = {m.file: tmp / f"{m.file}.int8" for m in offered}
+    for member in offered:
+        quantize_int8(tmp / member.file, int8[member.file])
+    if fused and offered:
+        prefixes = tuple(f"{m.id}/" for m in offered)
+        nodes = [node.name for node in onnx.load_model(tmp / fused.file).graph.node
+                 if node.op_type in INT8_OPS and node.name.startswith(prefixes)]
+        int8[fused.file] = tmp / f"{fused.file}.int8"
+        quantize_int8(tmp / fused.file, int8[fused.file], nodes=nodes)
     weights = [m.weight for m in members]
     scores = {
-        "fp32": _vote_f1([tmp / m.file for m in members], weights, inputs, y_val),
-        "int8": _vote_f1([int8[m.file] for m in members], weights, inputs, y_val),
+        "fp32": _vote_f1(tmp, members, [tmp / m.file for m in members], weights, inputs, y_val),
+        "int8": _vote_f1(tmp, members, [int8.get(m.file, tmp / m.file) for m in members], weights,
+                         inputs, y_val),
     }
+    files = [m.file for m in members] + ([fused.file] if fused else [])
     sizes = {
         "fp32": sum((tmp / n).stat().st_size for n in files),
-        "int8": sum(p.stat().st_size for p in int8.values()),
+        "int8": sum(int8.get(n, tmp / n).stat().st_size for n in files),
     }
-    kept = scores["fp32"] - scores["int8"] <= MAX_F1_DROP
+    kept = bool(offered) and scores["fp32"] - scores["int8"] <= MAX_F1_DROP
     for name, path in int8.items():
         if kept:
             path.replace(tmp / name)
         else:
             path.unlink()
     return QuantizationCheck(requested="int8", kept=kept, val_macro_f1=scores, bytes=sizes,
-                             max_f1_drop=MAX_F1_DROP)
+                             max_f1_drop=MAX_F1_DROP, members=[m.id for m in offered])
 
 
 def _check_rows(tmp: Path, run: Run, members: list[Member]) -> CheckRows:
@@ -398,14 +417,20 @@ def _check_rows(tmp: Path, run: Run, members: list[Member]) -> CheckRows:
     texts = [str(text)[:CHECK_TEXT_CHARS] for text in rows["text"]]
     features = rows[run.feature_cols].to_numpy(np.float64) if run.feature_cols else None
     inputs = run.preprocessor.encode(texts, features=features)
-    probs = {m.id: np.asarray(onnx_probs(tmp / m.file, inputs), np.float64).round(7).tolist()
+    probs = {m.id: np.asarray(_member_probs(tmp, m, inputs), np.float64).round(7).tolist()
              for m in members}
     return CheckRows(texts=texts, probs=probs,
                      features=None if features is None else features.tolist())
 
 
-def _vote_f1(paths: list[Path], weights: list[float], inputs: dict, y_val) -> float:
-    probs = [onnx_probs(path, inputs) for path in paths]
+def _member_probs(tmp: Path, member: Member, inputs: dict, *, file: Path | None = None):
+    """The member's probabilities as the ensemble computes them (from `file`, default its own)."""
+    return onnx_probs(file or tmp / member.file, inputs, trims_padding=member.trims_padding)
+
+
+def _vote_f1(tmp: Path, members: list[Member], files: list[Path], weights: list[float],
+             inputs: dict, y_val) -> float:
+    probs = [_member_probs(tmp, m, inputs, file=f) for m, f in zip(members, files)]
     return macro_f1(y_val, vote(probs, voting="soft", weights=weights)[1], probs[0].shape[1])
 
 

@@ -11,19 +11,22 @@ from voxpop.data.errors import VoxpopError
 _RECURRENT_OPS = {"lstm": "LSTM", "gru": "GRU", "loop": "Loop"}
 
 
-def parity(model, onnx_model, inputs: dict, *, batch_size: int = 256) -> dict:
-    """Run the Keras model and the ONNX model (ONNX Runtime, CPU) on the same encoded rows.
+def parity(model, onnx_model, inputs: dict, *, batch_size: int = 256,
+           trims_padding: bool = False) -> dict:
+    """Run the Keras model and the ONNX model (ONNX Runtime, CPU) on the same encoded rows, the
+    ONNX model as the ensemble runs it (rows by length: `voxpop.ensemble.sessions.run_by_length`,
+    so a graph that trims its padding is proven trimmed).
 
     `inputs` is a dict from `Preprocessor.encode`; keys a model does not take are ignored.
     Returns {max_abs_diff, argmax_agreement, rows}.
     """
     import onnxruntime as ort
 
-    from voxpop.export.quantize import probs_in_batches
+    from voxpop.ensemble.sessions import length_key, run_by_length
 
     session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
-    onnx_probs = probs_in_batches(session, {arg.name: inputs[arg.name]
-                                            for arg in session.get_inputs()})
+    feed = {arg.name: inputs[arg.name] for arg in session.get_inputs()}
+    onnx_probs = run_by_length(session, feed, key=length_key(feed, trims_tokens=trims_padding))
     keras_feed = {tensor.name: inputs[tensor.name] for tensor in model.inputs}
     keras_probs = np.asarray(model.predict(keras_feed, batch_size=batch_size, verbose=0))
     return {

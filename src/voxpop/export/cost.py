@@ -70,7 +70,7 @@ def measure_costs(models: dict, preprocessor, texts: list[str],
     feature columns)."""
     import onnxruntime as ort
 
-    from voxpop.export.quantize import probs_in_batches
+    from voxpop.ensemble.sessions import SENTENCE_KEY, run_by_length
 
     texts, features = texts[:COST_ROWS], None if features is None else features[:COST_ROWS]
     rows = len(texts)
@@ -85,9 +85,10 @@ def measure_costs(models: dict, preprocessor, texts: list[str],
         session = ort.InferenceSession(model.SerializeToString(), sess_options=options,
                                        providers=["CPUExecutionProvider"])
         feed = {i.name: encoded[i.name] for i in session.get_inputs()}
-        # in calls of the rows the ensemble makes (a sentence encoder's graph: 256 rows per call)
-        probs_in_batches(session, feed)  # the first run allocates; not what a row costs
-        graph_ms[name] = _best_ms(lambda: probs_in_batches(session, feed)) / rows
+        # a sentence encoder's graph in the runs of rows the ensemble makes; others in one run
+        key = SENTENCE_KEY if SENTENCE_KEY in feed else None
+        run_by_length(session, feed, key=key)  # the first run allocates; not what a row costs
+        graph_ms[name] = _best_ms(lambda: run_by_length(session, feed, key=key)) / rows
 
     def encode_ms(wanted: frozenset[str]) -> float:
         return _best_ms(lambda: preprocessor.encode(texts, features, inputs=sorted(wanted))) / rows

@@ -15,6 +15,9 @@ COMBINES = ("vote", "stack")
 PARITY_ROWS = 2000  # validation rows on which each member's ONNX graph must match Keras
 # int8 is kept only when the validation macro-F1 of the vote drops by at most this much.
 MAX_F1_DROP = 0.005
+# `voxpop distill`'s student families, fastest first (voxpop.export.distill): tfidf reads the
+# n-grams only; tfidf_fusion also the engineered features, which cost more to encode.
+STUDENT_FAMILIES = ("tfidf", "tfidf_fusion")
 
 
 @dataclass(frozen=True)

@@ -139,8 +139,14 @@ def _quantization(manifest: Manifest) -> str:
         return ""
     scores, sizes = check.val_macro_f1, check.bytes
     verdict = "kept" if check.kept else "discarded (fp32 files kept)"
+    offered = ", ".join(f"{m.id} ({m.family})" for m in manifest.members if m.id in check.members)
+    fp32 = ", ".join(f"{m.id} ({m.family})" for m in manifest.members if m.id not in check.members)
     return (
         "## Dynamic int8 quantization\n\n"
+        "Only members with a recurrent op are quantized (their LSTM/GRU ops, matrix products and "
+        "lookups): elsewhere int8 loses or gains nothing (convolutions, n-gram members; "
+        "bench/RESULTS.md, graph).\n\n"
+        f"- int8 offered for: {offered or 'no member'}; fp32 always: {fp32 or 'no member'}\n"
         f"- val macro-F1 of the weighted vote: fp32 {scores['fp32']:.4f}, int8 {scores['int8']:.4f} "
         f"(allowed drop {check.max_f1_drop:.3f})\n"
         f"- bytes: fp32 {sizes['fp32']:,}, int8 {sizes['int8']:,}\n"

@@ -11,7 +11,9 @@ from voxpop.models.families import (
     build,
     default_config,
     load_model,
+    padding_invariant,
     uses_features,
 )
 
-__all__ = ["FAMILIES", "build", "default_config", "load_model", "uses_features"]
+__all__ = ["FAMILIES", "build", "default_config", "load_model", "padding_invariant",
+           "uses_features"]

@@ -138,7 +138,7 @@ def attention(tokens, mask, embedded, config):
 
 # ----------------------------------------------------------------------------- convolutional
 @family("cnn", summary="Parallel Conv1D filters of several kernel sizes with global max pooling.",
-        space=_token_space(filters={"choice": [32, 64, 128]}), mixed=True,
+        space=_token_space(filters={"choice": [32, 64, 128]}), mixed=True, padding_invariant=True,
         filters=64, kernel_sizes=[2, 3, 4])
 def cnn(tokens, mask, embedded, config):
     # Padded steps are zeroed before the convolution, so with 'same' padding every window near the
@@ -158,7 +158,7 @@ def cnn(tokens, mask, embedded, config):
 # ----------------------------------------------------------------------------- bag of n-grams
 @family("bigram", summary="fastText-style mean of word and hashed-bigram embeddings: number of "
         "bigram buckets.", space=_token_space(buckets={"choice": [16384, 65536]}), mixed=True,
-        buckets=65536)
+        padding_invariant=True, buckets=65536)
 def bigram(tokens, mask, embedded, config):
     """fastText-style: the mean word embedding beside the mean embedding of hashed word bigrams.
 
@@ -300,6 +300,16 @@ def _text_encoder(name: str) -> Family:
         valid = ", ".join(n for n, f in FAMILIES.items() if usable(f))
         raise ValueError(f"model config 'encoder': {name!r} is not valid (valid: {valid})")
     return FAMILIES[name]
+
+
+def padding_invariant(family_name: str, config: dict | None = None) -> bool:
+    """Whether a model of the family gives the same output whatever padding its rows have
+    (`Family.padding_invariant`; `fusion` as its text encoder). tests/test_models_export.py
+    checks the claim of every family on real rows."""
+    spec = _family(family_name)
+    if "encoder" in spec.defaults:
+        return _text_encoder((config or {}).get("encoder", spec.defaults["encoder"])).padding_invariant
+    return spec.padding_invariant
 
 
 def uses_features(family_name: str, config: dict | None = None) -> bool:

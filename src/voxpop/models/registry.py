@@ -29,6 +29,9 @@ class Family:
     - `space`: its default search space in the space-file syntax (`voxpop.tune_spaces.space_file`,
       `{"choice": [...]}`, ...), without `family`; `summary`: one line on it for `voxpop spaces`.
     - `mixed`: whether the `mixed` space samples this family.
+    - `padding_invariant`: whether its output is the same whatever padding a row has (masked
+      steps only; no recurrence or position over the padding): export then lets its graph read
+      the tokens cut to the batch's longest row (`voxpop.export.optimize.trim_token_padding`).
     """
 
     encoder: Callable
@@ -39,6 +42,7 @@ class Family:
     reads: str = "tokens"
     solver: str | None = None
     mixed: bool = False
+    padding_invariant: bool = False
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -51,7 +55,7 @@ FAMILIES: dict[str, Family] = {}
 
 def family(name: str, *, summary: str, space: dict, uses_features: bool = False,
            reads: str = "tokens", solver: str | None = None, mixed: bool = False,
-           **defaults) -> Callable:
+           padding_invariant: bool = False, **defaults) -> Callable:
     """Register an encoder function as model family `name` with its own config defaults (the
     other keywords: see `Family`)."""
     if reads not in READS:
@@ -61,7 +65,7 @@ def family(name: str, *, summary: str, space: dict, uses_features: bool = False,
     def register(encoder: Callable) -> Callable:
         FAMILIES[name] = Family(encoder=encoder, defaults=defaults, summary=summary, space=space,
                                 uses_features=uses_features, reads=reads, solver=solver,
-                                mixed=mixed)
+                                mixed=mixed, padding_invariant=padding_invariant)
         return encoder
 
     return register

@@ -301,8 +301,44 @@ def _linear_gram_layers(model):
     return layers
 
 
+def fit_distilled(model, *, train: dict, soft_targets: np.ndarray, val: dict, y_val,
+                  config: dict) -> FitResult:
+    """Fit a linear n-gram model (a family with the lbfgs solver: tfidf, tfidf_fusion, no head) to
+    a teacher's probabilities `soft_targets` [n, classes] on the rows `train`, in closed form:
+    scikit-learn's LogisticRegression on every row repeated once per class, weighted by the
+    teacher's probability of that class, which minimises the cross-entropy to the soft targets
+    exactly. Validation is scored against the true labels `y_val`, as `fit` does."""
+    config = training_config(config)
+    linear = _linear_gram_layers(model)
+    if linear is None or FAMILIES[model.name].solver != "lbfgs":
+        families = [name for name, spec in FAMILIES.items() if spec.solver == "lbfgs"]
+        raise ValueError(f"a distilled student is a linear n-gram model (family "
+                         f"{' or '.join(families)}, no head); model {model.name!r} is not one")
+    soft = np.asarray(soft_targets, dtype=np.float64)
+    return _fit_linear(model, linear, lambda x, _, cfg: _soft_logistic_regression(x, soft, cfg),
+                       train=train, y_train=soft.argmax(axis=1), val=val, y_val=y_val,
+                       config=config, on_epoch=None, every_class=False)
+
+
+def _soft_logistic_regression(x_train, soft: np.ndarray, config: dict):
+    """(coef, intercept, training probabilities) of LogisticRegression (lbfgs, L2 with `C`) fitted
+    to soft targets: row i appears once per class c, weighted soft[i, c] (weights of a row sum to
+    1, so C means what it means for hard labels)."""
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+
+    n_rows, n_classes = soft.shape
+    rows = sparse.vstack([x_train] * n_classes, format="csr")
+    classes = np.repeat(np.arange(n_classes), n_rows)
+    weights = soft.T.reshape(-1)
+    used = weights > 0
+    regression = LogisticRegression(C=float(config["C"]), max_iter=1000).fit(
+        rows[used], classes[used], sample_weight=weights[used])
+    return regression.coef_, regression.intercept_, regression.predict_proba(x_train)
+
+
 def _fit_linear(model, layers, solve: Callable, *, train, y_train, val, y_val, config,
-                on_epoch) -> FitResult:
+                on_epoch, every_class: bool = True) -> FitResult:
     """Fit a linear classifier in closed form on the sparse TF-IDF rows (and the scaled features
     beside them, if the model takes them) and write it into the model: E[:, :C] = n-gram coef.T,
     W2 = [I; 0; feature coef.T], b = intercept, so the model's probabilities are the solver's."""
@@ -313,7 +349,7 @@ def _fit_linear(model, layers, solve: Callable, *, train, y_train, val, y_val, c
         raise ValueError(f"a closed-form solver needs embed_dim >= {n_classes} classes (got {dim})")
     y_train = np.asarray(y_train, dtype=np.int64)
     present = np.unique(y_train)
-    if len(present) != n_classes:
+    if every_class and len(present) != n_classes:
         raise ValueError(f"the training rows hold {len(present)} of the {n_classes} classes")
     x_train = _regression_rows(model, train, n_buckets)
     coef, intercept, train_probs = solve(x_train, y_train, config)

@@ -7,7 +7,18 @@ import os
 import typer
 
 from voxpop import __version__
-from voxpop.serving_cli import bench, demo, evaluate, export, info, keys, predict, spaces, tune
+from voxpop.serving_cli import (
+    bench,
+    demo,
+    distill,
+    evaluate,
+    export,
+    info,
+    keys,
+    predict,
+    spaces,
+    tune,
+)
 from voxpop.serving_cli.errors import flush_stdout, os_error_exit_code, user_errors
 
 # Quiet TensorFlow's C++ start-up chatter and Tune's checkpoint-frequency advice, here and in the
@@ -48,6 +59,7 @@ def _root(
 for _name, _command in {
     "tune": tune.tune,
     "export": export.export,
+    "distill": distill.distill,
     "predict": predict.predict,
     "evaluate": evaluate.evaluate,
     "info": info.info,
