@@ -12,6 +12,9 @@ from voxpop.tune_spaces.runner import TuneOptions, run_tuning
 
 LEARNS, STALLS = 1e-2, 1e-7  # learning rates: one learns in an epoch, the other cannot
 TINY_CNN = {"family": "cnn", "filters": 8}
+# Rungs count training rows: below one epoch's 1,400 rows, so that rungs fall at every epoch as
+# they did when they counted epochs (tests/test_tune_budget.py tests a grace of several epochs).
+ONE_EPOCH_GRACE = 1000
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ def test_asha_stops_the_trial_that_trails_at_the_first_rung(ray_local, data, tmp
         data=data, scheduler="asha", samples=1, max_epochs=3, max_concurrent=1,
         spaces=(space_file(tmp_path, "learns", **TINY_CNN, learning_rate=LEARNS),
                 space_file(tmp_path, "stalls", **TINY_CNN, learning_rate=STALLS)),
-        keep_checkpoints=3, storage=tmp_path / "runs", name="asha")
+        keep_checkpoints=3, grace_rows=ONE_EPOCH_GRACE, storage=tmp_path / "runs", name="asha")
     board = {row["space"]: row for row in run_tuning(options).leaderboard}
     assert (board["learns"]["state"], board["learns"]["epochs_run"]) == ("finished", 3)
     assert (board["stalls"]["state"], board["stalls"]["epochs_run"]) == ("stopped", 1)
@@ -56,8 +59,8 @@ def test_pbt_replaces_the_trailing_trial_by_a_mutated_copy_of_the_leader(ray_loc
     # and whichever goes first, the stalled one meets the leader's score by its second epoch.
     space = space_file(tmp_path, "cnn_lr", **TINY_CNN, learning_rate={"choice": [LEARNS, STALLS]})
     options = TuneOptions(data=data, scheduler="pbt", samples=2, max_epochs=3, cpus_per_trial=2,
-                          spaces=(space,), keep_checkpoints=3, storage=tmp_path / "runs",
-                          name="pbt", seed=1)
+                          spaces=(space,), keep_checkpoints=3, grace_rows=ONE_EPOCH_GRACE,
+                          storage=tmp_path / "runs", name="pbt", seed=1)
     board = run_tuning(options).leaderboard
     assert [row["error"] for row in board] == [None, None]
     histories = [_epochs(row) for row in board]

@@ -21,6 +21,25 @@ with voxpop's files beside Ray's own:
     RUN/TRIAL/checkpoint_N/           each reported checkpoint: model.keras, metrics.json and
                                       val_probs.npy (validation probabilities in split order)
 
+With k-fold bagging (`voxpop tune --folds K`), the "out-of-fold rows" are every train row, then
+every val row, each in split order; each sampled configuration (`config_id`, e.g. `c003`) is
+trained as K trials, fold F's on the out-of-fold rows outside fold F, scored (and stopped early)
+on those inside it, whose probabilities are its checkpoints' val_probs.npy (in out-of-fold row
+order); its metrics.json holds `config_id`, `fold` and `folds`. After tuning:
+
+    RUN/voxpop/folds.parquet          the out-of-fold rows, in order: row (position in
+                                      data.parquet), id, label, fold (0..K-1, stratified, seeded)
+    RUN/voxpop/bags.json              {"folds": K, "rows": n, "labels": [...], "bags": [{config_id,
+                                      space, family, config, oof: "oof/ID.npy", checkpoints:
+                                      [each fold's best checkpoint by val macro-F1, relative to
+                                      RUN, in fold order]}], "incomplete": [config ids lacking a
+                                      fold's checkpoint]}
+    RUN/voxpop/oof/CONFIG_ID.npy      float32 [n, classes]: each row's probabilities by the fold
+                                      model that did not train on it (out-of-fold rows' order)
+
+A bagged member is the mean of its K fold models' probabilities; `Run.bags` and
+`Run.out_of_fold(config_id)` read them, `Run.y_oof` holds the out-of-fold rows' class ids.
+
 This is the only module that names those files or reads and writes them: the tuner writes through
 `write_prepared` and `write_checkpoint`, export reads through `read_run`, and tests and bench
 scripts build runs without Ray through `write_fixture_run` and `add_checkpoint`. It imports neither
@@ -55,7 +74,7 @@ from voxpop.data.errors import VoxpopError
 from voxpop.data.options import METRICS
 from voxpop.data.preprocess import Preprocessor
 from voxpop.data.sentence import EMBEDDING_INPUT, TOKEN_INPUTS
-from voxpop.data.split import Split
+from voxpop.data.split import Split, fold_ids
 from voxpop.data.storage import Location, locate
 from voxpop.data.vectors import MatchedVectors
 
@@ -70,12 +89,16 @@ EMBEDDINGS_MATRIX = "embeddings_{}.npy"  # one per source, numbered in embedding
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 VAL_PROBS_FILE = "val_probs.npy"
+FOLDS_FILE = "folds.parquet"
+BAGS_FILE = "bags.json"
+OOF_DIR = "oof"
 LOG_FILE = "tune.log"  # RUN/tune.log: Ray's and the trials' own output (TensorFlow, Keras)
 SENTENCE_ENCODER_FILE = "sentence_encoder.onnx"
 # Ray Tune's name for a trial's reported checkpoints: RUN/TRIAL/checkpoint_000000, ...
 CHECKPOINT_PREFIX = "checkpoint_"
 FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, EMBEDDINGS_FILE,
-              MODEL_FILE, METRICS_FILE, VAL_PROBS_FILE, LOG_FILE, SENTENCE_ENCODER_FILE)
+              MODEL_FILE, METRICS_FILE, VAL_PROBS_FILE, FOLDS_FILE, BAGS_FILE, LOG_FILE,
+              SENTENCE_ENCODER_FILE)
 PREPARED_FILES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE)  # what export reads of RUN/voxpop/
 PREPARED_UPLOAD_ORDER = (JOB_FILE, ARRAYS_FILE, DATA_FILE, SPLIT_FILE, PREPROCESS_FILE)
 CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
@@ -124,11 +147,37 @@ class TrialData:
     # canonical value: a name or an absolute path); a trial starts its embedding from one.
     vectors: dict[str, MatchedVectors] = field(default_factory=dict)
     sentence_dim: int = 0  # width of the `sentence_embedding` input; 0 without a sentence encoder
+    # k-fold bagging: the fold of each out-of-fold row (train rows, then val rows); None: no bag
+    folds: np.ndarray | None = None
+
+    @property
+    def n_folds(self) -> int:
+        return 0 if self.folds is None else int(self.folds.max()) + 1
+
+    def for_fold(self, fold: int | None) -> tuple[dict, np.ndarray, dict, np.ndarray]:
+        """`(train inputs, y_train, val inputs, y_val)` of a trial: the train and val splits, or
+        for fold `fold` of a bagged run the out-of-fold rows outside the fold and inside it."""
+        if fold is None:
+            return self.train, self.y_train, self.val, self.y_val
+        if not 0 <= fold < self.n_folds:
+            raise ValueError(f"fold {fold} is not one of this run's {self.n_folds} folds")
+        pooled = {key: np.concatenate([self.train[key], self.val[key]]) for key in self.train}
+        y_pooled = np.concatenate([self.y_train, self.y_val])
+        inside = self.folds == fold
+        return ({key: array[~inside] for key, array in pooled.items()}, y_pooled[~inside],
+                {key: array[inside] for key, array in pooled.items()}, y_pooled[inside])
+
+    def rows_per_epoch(self, *, bagged: bool) -> int:
+        """Training rows of one epoch of a trial (of the smallest fold's trial, when bagged)."""
+        if not bagged:
+            return len(self.y_train)
+        return len(self.folds) - int(np.bincount(self.folds).max())
 
     @classmethod
-    def encode(cls, preprocessor: Preprocessor, rows: pd.DataFrame, *,
-               embed=None) -> TrialData:
-        """Encode the train and val rows of `rows` (the data.parquet form) with `preprocessor`.
+    def encode(cls, preprocessor: Preprocessor, rows: pd.DataFrame, *, folds: int = 0,
+               seed: int = 42, embed=None) -> TrialData:
+        """Encode the train and val rows of `rows` (the data.parquet form) with `preprocessor`;
+        with `folds` (k-fold bagging) assign the out-of-fold rows to stratified folds.
 
         With a sentence encoder, `embed(texts) -> float32 [n, dim]` gives each row's pooled
         embedding (`sentence_embedding`), which the heads train on instead of the word pieces.
@@ -147,11 +196,16 @@ class TrialData:
                 encoded[EMBEDDING_INPUT] = np.asarray(embed(texts), dtype=np.float32)
             arrays.update({f"{name}_{key}": array for key, array in encoded.items()})
             arrays[f"y_{name}"] = preprocessor.encode_labels(rows["label"][part].to_numpy())
-        return cls._of(preprocessor, arrays)
+        assigned = None
+        if folds:
+            pooled = np.concatenate([arrays["y_train"], arrays["y_val"]])
+            assigned = fold_ids(np.asarray(preprocessor.labels)[pooled], folds=folds, seed=seed)
+        return cls._of(preprocessor, arrays, folds=assigned)
 
     @classmethod
     def _of(cls, preprocessor: Preprocessor, arrays: dict[str, np.ndarray],
-            vectors: dict[str, MatchedVectors] | None = None) -> TrialData:
+            vectors: dict[str, MatchedVectors] | None = None, *,
+            folds: np.ndarray | None = None) -> TrialData:
         names = _trained_inputs(preprocessor)
         if f"train_{EMBEDDING_INPUT}" in arrays:
             names.append(EMBEDDING_INPUT)
@@ -161,7 +215,7 @@ class TrialData:
             train=inputs["train"], val=inputs["val"], y_train=arrays["y_train"],
             y_val=arrays["y_val"], labels=list(preprocessor.labels),
             n_tokens=int(preprocessor.n_tokens), n_features=int(preprocessor.n_features),
-            n_buckets=int(preprocessor.n_buckets), vectors=vectors or {},
+            n_buckets=int(preprocessor.n_buckets), vectors=vectors or {}, folds=folds,
             sentence_dim=int(inputs["train"][EMBEDDING_INPUT].shape[1])
             if EMBEDDING_INPUT in inputs["train"] else 0,
         )
@@ -225,7 +279,8 @@ def _write_prepared_files(folder: Path, *, preprocessor: Preprocessor, rows: pd.
                           data: TrialData, job: dict,
                           sentence_encoder: bytes | None = None) -> list[str]:
     """Write the prepared files into `folder`; returns the names of the optional ones (the
-    vectors, the sentence encoder), which an upload sends before PREPARED_UPLOAD_ORDER's."""
+    folds of a bagged run, the vectors, the sentence encoder), which an upload sends before
+    PREPARED_UPLOAD_ORDER's."""
     optional = []
     if sentence_encoder is not None:
         (folder / SENTENCE_ENCODER_FILE).write_bytes(sentence_encoder)
@@ -235,9 +290,10 @@ def _write_prepared_files(folder: Path, *, preprocessor: Preprocessor, rows: pd.
     rows.to_parquet(folder / DATA_FILE, index=False)
     np.savez(folder / ARRAYS_FILE, **data.arrays())
     write_json(folder / JOB_FILE, job)
-    if data.vectors:
-        optional += _write_vectors(folder, data.vectors)
-    return optional
+    if data.folds is not None:
+        _fold_rows(rows, data.folds).to_parquet(folder / FOLDS_FILE, index=False)
+        optional.append(FOLDS_FILE)
+    return optional + (_write_vectors(folder, data.vectors) if data.vectors else [])
 
 
 def _write_vectors(folder: Path, vectors: dict[str, MatchedVectors]) -> list[str]:
@@ -248,6 +304,15 @@ def _write_vectors(folder: Path, vectors: dict[str, MatchedVectors]) -> list[str
         records.append({"file": name, **matched.record()})
     write_json(folder / EMBEDDINGS_FILE, {"embeddings": records})
     return [record["file"] for record in records] + [EMBEDDINGS_FILE]
+
+
+def _fold_rows(rows: pd.DataFrame, folds: np.ndarray) -> pd.DataFrame:
+    """folds.parquet: the out-of-fold rows (train, then val, in split order) and their folds."""
+    positions = np.concatenate([np.flatnonzero(rows["split"].to_numpy() == name)
+                                for name in TRAINED_SPLITS])
+    return pd.DataFrame({"row": positions, "id": rows["id"].to_numpy()[positions].astype(str),
+                         "label": rows["label"].to_numpy()[positions].astype(str),
+                         "fold": folds.astype(np.int8)})
 
 
 def _split_json(rows: pd.DataFrame) -> dict:
@@ -313,6 +378,23 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class Bag:
+    """One sampled configuration of a bagged run (`--folds K`): its K fold models' checkpoints
+    (each fold's best by val macro-F1, in fold order) and its out-of-fold probabilities."""
+
+    config_id: str
+    space: str
+    family: str
+    config: dict
+    checkpoints: list[Checkpoint]
+    oof_path: Path
+
+    def out_of_fold(self) -> np.ndarray:
+        """float32 [out-of-fold rows, classes], in folds.parquet's row order."""
+        return np.load(self.oof_path, allow_pickle=False)
+
+
+@dataclass(frozen=True)
 class Run:
     """A tuning run directory: its checkpoints and the data its trials were trained on."""
 
@@ -368,6 +450,48 @@ class Run:
         """The run's pooled sentence encoder (ONNX), or None when it has none."""
         path = self.voxpop_dir / SENTENCE_ENCODER_FILE
         return path if path.is_file() else None
+
+    @property
+    def bagged(self) -> bool:
+        """Tuned with --folds: its trials are fold models of bags (see `bags`)."""
+        return (self.voxpop_dir / FOLDS_FILE).is_file()
+
+    @cached_property
+    def fold_rows(self) -> pd.DataFrame:
+        """The out-of-fold rows of a bagged run, in order: row, id, label, fold."""
+        if not self.bagged:
+            raise VoxpopError(f"{self.path}: not a bagged run (tune it with --folds K)")
+        return pd.read_parquet(self.voxpop_dir / FOLDS_FILE)
+
+    @cached_property
+    def y_oof(self) -> np.ndarray:
+        """Class ids of the out-of-fold rows (the labels `out_of_fold` is scored against)."""
+        return self.preprocessor.encode_labels(self.fold_rows["label"].astype(str).to_numpy())
+
+    @cached_property
+    def bags(self) -> list[Bag]:
+        """The configurations whose every fold has a checkpoint, by config id (bags.json)."""
+        path = self.voxpop_dir / BAGS_FILE
+        if not path.is_file():
+            raise VoxpopError(f"{self.path}: no {VOXPOP_DIR}/{BAGS_FILE} (not a bagged run, or "
+                              "its tuning did not finish: `voxpop tune --resume` writes it)")
+        index = json.loads(path.read_text())
+        return [Bag(config_id=bag["config_id"], space=bag["space"], family=bag["family"],
+                    config=bag["config"], oof_path=self.voxpop_dir / bag["oof"],
+                    checkpoints=[read_checkpoint(self.path / c) for c in bag["checkpoints"]])
+                for bag in index["bags"]]
+
+    def bag(self, config_id: str) -> Bag:
+        for bag in self.bags:
+            if bag.config_id == config_id:
+                return bag
+        raise VoxpopError(f"{self.path}: no complete bag {config_id!r} (bags: "
+                          f"{', '.join(b.config_id for b in self.bags) or 'none'})")
+
+    def out_of_fold(self, config_id: str) -> np.ndarray:
+        """Configuration `config_id`'s out-of-fold probabilities: float32 [rows, classes], each
+        row by the fold model that did not train on it, in `fold_rows` order."""
+        return self.bag(config_id).out_of_fold()
 
     def copy_preprocess(self, target: Path) -> None:
         """Copy the run's preprocess.json, byte for byte, to `target` (a bundle's)."""
@@ -521,7 +645,53 @@ def read_trial_data(run_dir: str | Path | Location) -> TrialData:
         if matched.matrix.shape[0] != preprocessor.n_tokens:
             raise VoxpopError(f"{prepared}: the vectors of {matched.source} have "
                               f"{matched.matrix.shape[0]} rows for {preprocessor.n_tokens} tokens")
-    return TrialData._of(preprocessor, read_arrays(run_dir), vectors)
+    folds = None
+    if prepared.child(FOLDS_FILE).is_file():
+        with prepared.child(FOLDS_FILE).open() as handle:
+            folds = pd.read_parquet(handle)["fold"].to_numpy(np.int8)
+    return TrialData._of(preprocessor, read_arrays(run_dir), vectors, folds=folds)
+
+
+def write_bags(run_dir: Path) -> list[str]:
+    """After a bagged run's trials: assemble each configuration's out-of-fold probabilities from
+    its folds' best checkpoints into `oof/CONFIG_ID.npy` and index them in bags.json (replacing
+    what an earlier, interrupted call wrote). Returns the complete bags' config ids."""
+    run = read_run(run_dir)
+    folds = run.fold_rows["fold"].to_numpy()
+    n_folds = int(folds.max()) + 1
+    best: dict[str, dict[int, Checkpoint]] = {}
+    for checkpoint in run.checkpoints:
+        if "config_id" not in checkpoint.metrics:
+            continue
+        fold_best = best.setdefault(checkpoint.metrics["config_id"], {})
+        fold = int(checkpoint.metrics["fold"])
+        if fold not in fold_best or checkpoint.score("val_macro_f1") > \
+                fold_best[fold].score("val_macro_f1"):
+            fold_best[fold] = checkpoint
+    complete = sorted(c for c, by_fold in best.items() if len(by_fold) == n_folds)
+    bags = []
+    oof_dir = run.voxpop_dir / OOF_DIR
+    oof_dir.mkdir(exist_ok=True)
+    for config_id in complete:
+        by_fold = [best[config_id][fold] for fold in range(n_folds)]
+        parts = [checkpoint.val_probs() for checkpoint in by_fold]
+        oof = np.zeros((len(folds), parts[0].shape[1]), dtype=np.float32)
+        for fold, probs in enumerate(parts):
+            if len(probs) != int((folds == fold).sum()):
+                raise VoxpopError(f"{by_fold[fold].path}: {len(probs)} probability rows, but "
+                                  f"fold {fold} has {int((folds == fold).sum())} rows")
+            oof[folds == fold] = probs
+        with atomic_path(oof_dir / f"{config_id}.npy") as tmp, open(tmp, "wb") as file:
+            np.save(file, oof)  # a file object: np.save would add .npy to the temporary's name
+        first = by_fold[0]
+        bags.append({"config_id": config_id, "space": first.metrics["space"],
+                     "family": first.family, "config": first.config,
+                     "oof": f"{OOF_DIR}/{config_id}.npy",
+                     "checkpoints": [str(c.path.relative_to(run.path)) for c in by_fold]})
+    write_json(run.voxpop_dir / BAGS_FILE, {
+        "folds": n_folds, "rows": len(folds), "labels": list(run.preprocessor.labels),
+        "bags": bags, "incomplete": sorted(set(best) - set(complete))})
+    return complete
 
 
 def read_vectors(run_dir: str | Path | Location) -> dict[str, MatchedVectors]:
@@ -555,10 +725,11 @@ def read_job(run_dir: str | Path | Location) -> dict:
 
 # --------------------------------------------------------------------------- fixtures
 def write_fixture_run(run_dir: Path, *, texts, labels, split: Split,
-                      preprocessor: Preprocessor) -> TrialData:
+                      preprocessor: Preprocessor, folds: int = 0) -> TrialData:
     """The prepared part of a run as `voxpop tune` writes it, without Ray, for tests and bench
     scripts: `preprocessor` (unfitted) is fitted on the training rows of `split`; add the
-    checkpoints with `add_checkpoint`. Returns the trial data to train models on."""
+    checkpoints with `add_checkpoint` (and with `folds`, a bagged run's, then `write_bags`).
+    Returns the trial data to train models on."""
     labels = np.asarray(labels, dtype=object)
     splits = np.empty(len(labels), dtype=object)
     for name in SPLITS:
@@ -567,7 +738,7 @@ def write_fixture_run(run_dir: Path, *, texts, labels, split: Split,
                      splits=splits)
     train = rows.iloc[split.train]
     preprocessor.fit(train["text"].tolist(), train["label"].to_numpy())
-    data = TrialData.encode(preprocessor, rows)
+    data = TrialData.encode(preprocessor, rows, folds=folds)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     write_prepared(run_dir, preprocessor=preprocessor, rows=rows, data=data,
                    job={"command": "written without Ray (a test or bench fixture)"})

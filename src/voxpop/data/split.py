@@ -75,3 +75,22 @@ def _class_sizes(cls: str, n: int, val_size: float, test_size: float) -> tuple[i
         raise VoxpopError(f"class '{cls}' has only {n} row(s); val_size={val_size:g} and "
                           f"test_size={test_size:g} need at least {n_val + n_test + 1}")
     return n_val, n_test
+
+
+def fold_ids(labels, *, folds: int, seed: int = 42) -> np.ndarray:
+    """Stratified k-fold assignment: the fold (0..folds-1, int8) of each row, each class's rows
+    shuffled (seeded) and dealt to the folds in turn, so every fold keeps the class proportions.
+    Every class needs at least `folds` rows (each fold's training rows must hold every class)."""
+    labels = np.asarray(labels).astype(str)
+    if folds < 2:
+        raise VoxpopError(f"--folds must be at least 2 (got {folds})")
+    rng = np.random.default_rng(seed)
+    assigned = np.empty(len(labels), dtype=np.int8)
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        if len(members) < folds:
+            raise VoxpopError(f"class '{cls}' has only {len(members)} training and validation "
+                              f"row(s); --folds {folds} needs at least {folds}")
+        start = rng.integers(folds)  # which fold takes a class's remainder varies by class
+        assigned[rng.permutation(members)] = (start + np.arange(len(members))) % folds
+    return assigned

@@ -111,6 +111,10 @@ def export_bundle(
     _check_options(out, options, force=force)
     signing_key = _signing_key(options.sign)  # a bad key fails now, not after the conversions
     run = read_run(run_dir)
+    if run.bagged:  # its checkpoints' probabilities are of fold rows, not of the val split
+        raise VoxpopError(f"{run.path}: a bagged run (--folds): its members are bags of fold "
+                          "models (voxpop.export.bagged), which voxpop export does not write "
+                          "yet; tune without --folds to export")
     check_selection(method=select, size=size, metric=metric)
     encoder = _SentenceEncoder(run)
     converted, budget = {}, None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -221,14 +222,19 @@ def training_config(config: dict) -> dict:
 
 # ----------------------------------------------------------------------------- fit
 def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: int,
-        on_epoch: Callable | None = None) -> FitResult:
-    """Train `model` for `epochs` epochs; return the best epoch by validation macro-F1.
+        on_epoch: Callable | None = None, patience: int = 0,
+        deadline: float | None = None) -> FitResult:
+    """Train `model` for up to `epochs` epochs; return the best epoch by validation macro-F1.
 
     `train`/`val` are dicts of encoded inputs (`tokens`, `features`; keys the model does not take
     are ignored); `y_*` are class ids. After each epoch the whole validation set is predicted and
     `on_epoch(epoch, metrics, val_probs)` is called with metrics = {epoch, loss, val_loss,
-    val_accuracy, val_macro_f1, val_per_class_f1}. On return the model holds the best epoch's
-    weights. Oversampling and class weights touch the training rows only.
+    val_accuracy, val_macro_f1, val_per_class_f1, stop_reason}.
+    Training ends early (early stopping) after `patience` epochs (0: never) without a better
+    validation macro-F1, or when the next epoch, as long as the last, would end after `deadline`
+    (a `time.time()`); `stop_reason` of the last epoch says why (`STOP_REASONS`), None before it.
+    On return the model holds the best epoch's weights. Oversampling and class weights touch the
+    training rows only.
     """
     config = training_config(config)
     linear = _linear_gram_layers(model)
@@ -268,6 +274,7 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
     one_hot = np.eye(n_classes, dtype="float32")[y_train]
     history, best, best_weights = [], None, None
     for epoch in range(1, epochs + 1):
+        started = time.time()
         trained = model.fit(x_train, one_hot, sample_weight=sample_weight,
                             batch_size=config["batch_size"], epochs=epoch, initial_epoch=epoch - 1,
                             shuffle=True, verbose=0)
@@ -279,11 +286,32 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
             best, best_weights = metrics, model.get_weights()
         if plateau:
             plateau.step(metrics["val_macro_f1"])
+        metrics["stop_reason"] = _stop_reason(
+            epoch=epoch, epochs=epochs, epochs_since_best=epoch - best["epoch"],
+            patience=patience, deadline=deadline, epoch_seconds=time.time() - started)
         if on_epoch:
             on_epoch(epoch, metrics, val_probs)
+        if metrics["stop_reason"]:
+            break
     if best_weights is not None:
         model.set_weights(best_weights)
     return FitResult(best_epoch=best["epoch"] if best else 0, best_metrics=best or {}, history=history)
+
+
+# Why `fit` ended after an epoch: its last epoch, no better score for `patience` epochs, or no
+# time left before the deadline for another epoch as long as the last.
+STOP_REASONS = ("max_epochs", "patience", "deadline")
+
+
+def _stop_reason(*, epoch: int, epochs: int, epochs_since_best: int, patience: int,
+                 deadline: float | None, epoch_seconds: float) -> str | None:
+    if epoch >= epochs:
+        return "max_epochs"
+    if patience and epochs_since_best >= patience:
+        return "patience"
+    if deadline is not None and time.time() + epoch_seconds > deadline:
+        return "deadline"
+    return None
 
 
 # ----------------------------------------------------------------------------- closed-form fit
@@ -368,7 +396,8 @@ def _fit_linear(model, layers, solve: Callable, *, train, y_train, val, y_val, c
 
     val_probs = np.asarray(model.predict(_model_inputs(model, val), batch_size=512, verbose=0))
     loss = float(-np.mean(np.log(np.clip(train_probs[np.arange(len(y_train)), y_train], 1e-12, 1))))
-    metrics = {"epoch": 1, "loss": loss, **validation_metrics(val_probs, y_val)}
+    metrics = {"epoch": 1, "loss": loss, **validation_metrics(val_probs, y_val),
+               "stop_reason": "max_epochs"}  # the solve is complete: nothing more to train
     if on_epoch:
         on_epoch(1, metrics, val_probs)
     return FitResult(best_epoch=1, best_metrics=metrics, history=[metrics])

@@ -10,7 +10,8 @@ from voxpop.data.errors import VoxpopError
 from voxpop.data.options import MAX_LEN, MAX_LEN_PERCENTILE, NAMED_EMBEDDINGS, NO_EMBEDDINGS
 from voxpop.serving_cli.options import format_option, names, one_of
 from voxpop.tune_spaces.options import DEFAULTS as TUNE
-from voxpop.tune_spaces.options import TEST_SIZE, VAL_SIZE, TuneOptions
+from voxpop.tune_spaces.options import (MAX_EPOCHS, MIN_EPOCHS, ROWS_PER_TRIAL, TEST_SIZE,
+                                        VAL_SIZE, TuneOptions)
 from voxpop.tune_spaces.schedulers import SCHEDULERS, SEARCHES
 
 PARAMS_SHOWN = 4  # sampled params per leaderboard row; the rest are in the trial's checkpoint
@@ -32,8 +33,26 @@ def tune(
                                     "`voxpop spaces`) or a .yaml/.json space file; repeat for "
                                     "several."),
     samples: int = typer.Option(TUNE.samples, help="Trials per space."),
-    max_epochs: int = typer.Option(TUNE.max_epochs, help="Epochs per trial at most "
-                                   "(schedulers stop some earlier)."),
+    max_epochs: int = typer.Option(TUNE.max_epochs, help="Epochs per trial at most (early "
+                                   "stopping and schedulers end most earlier). Default: "
+                                   f"follows the data, enough to see {ROWS_PER_TRIAL:,} training "
+                                   f"rows, within {MIN_EPOCHS}-{MAX_EPOCHS}.",
+                                   show_default=False),
+    patience: int = typer.Option(TUNE.patience, help="Early stopping: a trial ends after this "
+                                 "many epochs without a better val macro-F1, keeping its best "
+                                 "epoch's checkpoint; 0: never."),
+    grace_rows: int = typer.Option(TUNE.grace_rows, help="Training rows a trial sees before "
+                                   "asha may stop it or pbt replace it (rungs count rows, not "
+                                   "epochs)."),
+    time_budget: float = typer.Option(TUNE.time_budget, help="Seconds for the whole job: each "
+                                      "trial gets its share (the budget x the trials that fit "
+                                      "at once / the trials) and stops before an epoch that "
+                                      "would overrun it; Tune ends the job at the budget.",
+                                      show_default=False),
+    folds: int = typer.Option(TUNE.folds, help="k-fold bagging: each sampled configuration is "
+                              "trained as K trials, each on K-1 folds of the train+val rows, "
+                              "giving out-of-fold probabilities for every row (0: off; needs "
+                              "--search random, no pbt)."),
     scheduler: str = typer.Option(TUNE.scheduler, help="Trial scheduler: "
                                   f"{one_of(SCHEDULERS)}."),
     search: str = typer.Option(TUNE.search, help=f"Search algorithm: {one_of(SEARCHES)} "
@@ -56,8 +75,8 @@ def tune(
                              "plain folder name: letters, digits, _ . - + =)."),
     resume: bool = typer.Option(TUNE.resume, "--resume", help="Continue the interrupted run "
                                 "STORAGE/NAME; finished trials are not run again. Its "
-                                "--max-epochs, per-trial CPUs/GPUs and word vectors are "
-                                "kept."),
+                                 "--max-epochs, --patience, --grace-rows, --folds, "
+                                 "per-trial CPUs/GPUs and word vectors are kept."),
     max_failures: int = typer.Option(TUNE.max_failures, help="Retries of a crashed trial, "
                                      "from its last checkpoint."),
     keep_checkpoints: int = typer.Option(TUNE.keep_checkpoints, help="Best checkpoints kept "
@@ -108,7 +127,14 @@ def tune(
     TensorFlow's own output goes to STORAGE/NAME/tune.log. At the end a leaderboard is printed
     with the `voxpop export` command to run next.
 
-    Example: voxpop tune tweets.csv --space bilstm --space cnn --samples 8 --max-epochs 4
+    Budgets follow the data: without --max-epochs a trial may train for as many epochs as it
+    takes to see a fixed number of training rows (see --max-epochs), early stopping
+    (--patience) ends it once val macro-F1 stops rising, asha judges it only after
+    --grace-rows rows, and --time-budget caps the whole job. With --folds K every
+    configuration is a bag of K fold models whose out-of-fold probabilities land in
+    STORAGE/NAME/voxpop/oof/.
+
+    Example: voxpop tune tweets.csv --space bilstm --space cnn --samples 8 --time-budget 600
     --storage runs --name tweets
     """
     if data is None and not resume:
@@ -119,7 +145,8 @@ def tune(
         data=data, text_col=text_col, label_col=label_col,
         feature_cols=tuple(names(feature_cols) or ()), val_file=val, test_file=test,
         format=table_format, spaces=tuple(space), samples=samples,
-        max_epochs=max_epochs, scheduler=scheduler, search=search,
+        max_epochs=max_epochs, patience=patience, grace_rows=grace_rows,
+        time_budget=time_budget, folds=folds, scheduler=scheduler, search=search,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         max_concurrent=max_concurrent, address=address, storage=storage, name=name,
         resume=resume, max_failures=max_failures, keep_checkpoints=keep_checkpoints, seed=seed,
@@ -160,7 +187,10 @@ def _print_leaderboard(rows: list[dict]) -> None:
         first = list(row["params"].items())[:PARAMS_SHOWN]
         params = ", ".join(f"{key}={_short(value)}" for key, value in first)
         score = "-" if row["val_macro_f1"] is None else f"{row['val_macro_f1']:.4f}"
-        table.add_row(str(rank), shown(row["trial_id"]), shown(row["family"]), shown(params),
+        trial = shown(row["trial_id"])
+        if "config_id" in row:
+            trial += f" ({row['config_id']} fold {row['fold']})"
+        table.add_row(str(rank), trial, shown(row["family"]), shown(params),
                       str(row["epoch"] or "-"), score, _status(row))
     Console(width=160).print(table)
 
@@ -171,7 +201,9 @@ def _status(row: dict) -> str:
     retried = f" after {row['restarts']} restart(s)" if row["restarts"] else ""
     if row["error"]:
         return f"[red]FAILED[/red]{retried}: {shown(row['error'][:80])}"
-    return {"finished": "ok", "stopped": f"stopped at epoch {row['epochs_run']}"}.get(
+    return {"finished": "ok", "stopped": f"stopped at epoch {row['epochs_run']}",
+            "converged": f"early-stopped at epoch {row['epochs_run']}",
+            "out of time": f"out of time at epoch {row['epochs_run']}"}.get(
         row["state"], shown(row["state"])) + retried
 
 

@@ -44,14 +44,15 @@ class TableSource:
 
 def prepare_run_data(source: TableSource, *, seed: int, run_dir: Location, job: dict,
                      preprocessor_options: dict | None = None,
-                     vector_sources: list[str] = (),
+                     vector_sources: list[str] = (), folds: int = 0,
                      sentence_model: SentenceModel | None = None,
                      threads: int | None = None) -> TrialData:
-    """Read, split, fit the Preprocessor on train, encode, match the pretrained word vectors
-    `vector_sources` (resolved names or files) to the vocabulary, and write the run's prepared
-    data.
+    """Read, split, fit the Preprocessor on train, encode (with `folds` folds of train+val for a
+    bagged run), match the pretrained word vectors `vector_sources` (resolved names or files) to
+    the vocabulary, and write the run's prepared data.
 
-    `preprocessor_options` are `Preprocessor` keywords (max_len, max_tokens, min_freq, ...).
+    `preprocessor_options` are `Preprocessor` keywords (max_len, max_tokens, min_freq, ...);
+    `folds` (k-fold bagging) assigns the train and val rows to that many stratified folds.
     With `sentence_model`, its tokenizer joins the Preprocessor and its pooled encoder embeds
     every training and validation text once here (ONNX Runtime, `threads`), for the heads of
     the `sentence` family. Returns the trial data (see `trainable.train_trial`).
@@ -65,7 +66,7 @@ def prepare_run_data(source: TableSource, *, seed: int, run_dir: Location, job: 
         features=None if features is None else features[train],
         feature_names=source.feature_cols,
     )
-    data = TrialData.encode(preprocessor, rows,
+    data = TrialData.encode(preprocessor, rows, folds=folds, seed=seed,
                             embed=_embedding(pooled, preprocessor, threads) if pooled else None)
     if vector_sources:
         # training occurrences per token id, for the coverage the run records

@@ -8,6 +8,8 @@ score, change, and once a minute while they do not (for the time left).
 from __future__ import annotations
 
 import time
+
+import numpy as np
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,9 +56,11 @@ class ProgressLines(ProgressReporter):
     the same way: pass a module-level function.
     """
 
-    def __init__(self, *, metric: str, max_epochs: int, on_progress: Callable[[Progress], None]):
+    def __init__(self, *, metric: str, max_epochs: int, on_progress: Callable[[Progress], None],
+                 time_budget: float | None = None):
         self.metric = metric
         self.max_epochs = max_epochs
+        self.time_budget = time_budget
         self.on_progress = on_progress
         self._start = time.time()
         self._total = 0
@@ -89,6 +93,8 @@ class ProgressLines(ProgressReporter):
         left = None
         if not done and 0 < epochs < planned:
             left = elapsed * (planned - epochs) / epochs
+        if not done and self.time_budget:  # Tune ends the job at the budget
+            left = max(0.0, min(left if left is not None else np.inf, self.time_budget - elapsed))
         return Progress(done=count[Trial.TERMINATED], running=count[Trial.RUNNING],
                         failed=count[Trial.ERROR], total=total, best=self._best(trials),
                         elapsed_s=elapsed, left_s=left)

@@ -11,6 +11,8 @@ import dataclasses
 import math
 import os
 import re
+import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +25,9 @@ from voxpop.data.rundir import TrialData
 from voxpop.data.storage import Location, check_writable, locate
 from voxpop.tune_spaces.embeddings import sources, with_embeddings
 from voxpop.tune_spaces.logs import RunLog
-from voxpop.tune_spaces.options import TuneOptions
+from voxpop.tune_spaces.options import TuneOptions, epochs_for
 from voxpop.tune_spaces.prepare import TableSource, prepare_run_data, sentence_encoder
-from voxpop.tune_spaces.schedulers import METRIC, MODE, SCHEDULERS, SEARCHES
+from voxpop.tune_spaces.schedulers import METRIC, MODE, SCHEDULERS, SEARCHES, bagged_search
 from voxpop.tune_spaces.space_check import check_space
 from voxpop.tune_spaces.spaces import resolve_space
 
@@ -63,14 +65,23 @@ def validate(options: TuneOptions) -> dict[str, dict]:
     for flag, (value, registry) in choices.items():
         if value not in registry:
             raise VoxpopError(f"{flag} {value!r} is not valid (valid: {', '.join(registry)})")
-    positive = {"--samples": options.samples, "--max-epochs": options.max_epochs,
+    positive = {"--samples": options.samples,
+                "--max-epochs": 1 if options.max_epochs is None else options.max_epochs,
                 "--cpus-per-trial": options.cpus_per_trial,
-                "--keep-checkpoints": options.keep_checkpoints}
+                "--keep-checkpoints": options.keep_checkpoints,
+                "--grace-rows": options.grace_rows,
+                "--time-budget": 1 if options.time_budget is None else options.time_budget}
     for flag, value in positive.items():
         if not value > 0:
             raise VoxpopError(f"{flag} must be positive (got {value})")
-    if options.gpus_per_trial < 0 or options.max_failures < 0:
-        raise VoxpopError("--gpus-per-trial and --max-failures must not be negative")
+    if options.gpus_per_trial < 0 or options.max_failures < 0 or options.patience < 0:
+        raise VoxpopError("--gpus-per-trial, --max-failures and --patience must not be negative")
+    if options.folds == 1 or options.folds < 0:
+        raise VoxpopError(f"--folds must be 0 (no bagging) or at least 2 (got {options.folds})")
+    if options.folds and (options.scheduler == "pbt" or options.search != "random"):
+        # PBT would copy one fold's weights into another's trial (trained on its held-out
+        # rows); Optuna draws each trial's configuration, where a bag's folds must share one.
+        raise VoxpopError("--folds needs --search random and a scheduler other than pbt")
     if options.num_cpus is not None and options.num_cpus < 1:
         raise VoxpopError(f"--num-cpus must be at least 1 (got {options.num_cpus})")
     if options.num_gpus is not None and options.num_gpus < 0:
@@ -136,6 +147,9 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
     """
     check_run_name(options.name)
     run_dir = locate(options.storage).child(options.name)
+    if options.folds and run_dir.local is None:  # the bags are assembled in the run's folder
+        raise VoxpopError("--folds: a bagged run needs a local --storage (or a mounted shared "
+                          f"folder), not {run_dir.uri}")
     _check_run_dir(options, run_dir)
     if options.resume:
         options = _with_stored_trial_options(options, run_dir)
@@ -151,6 +165,9 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
             resources = check_resources(cpus_per_trial=options.cpus_per_trial,
                                         gpus_per_trial=options.gpus_per_trial)
             data = _data_for(options, run_dir, vector_sources=sources(spaces))
+            rows_per_epoch = data.rows_per_epoch(bagged=bool(options.folds))
+            options = dataclasses.replace(
+                options, max_epochs=options.max_epochs or epochs_for(rows_per_epoch))
             log.open(rundir.log_path(run_dir))
             if on_ready:
                 on_ready(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} "
@@ -160,13 +177,15 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
                     on_ready(matched.summary())
             try:
                 grid = _tuner(options, spaces, data, run_dir, log_file=log.path,
-                              on_progress=on_progress).fit()
+                              on_progress=on_progress, slots=_slots(options, resources)).fit()
             except BaseException:
                 _remove_if_untouched(options, run_dir)
                 raise
         finally:
             if started:
                 stop_ray()
+    if options.folds and rundir.checkpoint_paths(run_dir.local):
+        rundir.write_bags(run_dir.local)
     rundir.upload_log(run_dir)
     outcome = TuneOutcome(run_dir=run_dir,
                           leaderboard=leaderboard(grid, max_epochs=options.max_epochs),
@@ -205,8 +224,10 @@ def _remove_if_untouched(options: TuneOptions, run_dir: Location) -> None:
         rundir.remove_if_no_checkpoints(run_dir)
 
 
-# What each trial was started with; a resumed run keeps these whatever the command line says.
-STORED_ON_RESUME = ("max_epochs", "cpus_per_trial", "gpus_per_trial")
+# What each trial was started with; a resumed run keeps these whatever the command line says
+# (a run from before an option existed keeps the option's default).
+STORED_ON_RESUME = ("max_epochs", "cpus_per_trial", "gpus_per_trial", "patience", "grace_rows",
+                    "folds")
 
 
 def _with_stored_trial_options(options: TuneOptions, run_dir: Location) -> TuneOptions:
@@ -214,7 +235,28 @@ def _with_stored_trial_options(options: TuneOptions, run_dir: Location) -> TuneO
         stored = rundir.read_job(run_dir)["options"]
     except VoxpopError as err:
         raise VoxpopError(f"--resume: {err}") from None
-    return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME})
+    return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME
+                                           if key in stored})
+
+
+def _slots(options: TuneOptions, resources: dict) -> int:
+    """How many trials can run at once on the cluster's resources (and --max-concurrent)."""
+    slots = resources.get("CPU", 1) // options.cpus_per_trial
+    if options.gpus_per_trial:
+        slots = min(slots, resources.get("GPU", 0) // options.gpus_per_trial)
+    return max(1, min(int(slots), options.max_concurrent or int(slots)))
+
+
+def trial_seconds(options: TuneOptions, *, slots: int, trials: int) -> float | None:
+    """A trial's share of --time-budget: the budget times the slots over the trials, so that the
+    trials fit in the budget side by side (the whole budget when they all run at once)."""
+    if not options.time_budget:
+        return None
+    return options.time_budget * min(1.0, slots / max(trials, 1))
+
+
+def planned_trials(options: TuneOptions) -> int:
+    return options.samples * len(options.spaces) * max(options.folds, 1)
 
 
 def _data_for(options: TuneOptions, run_dir: Location, *, vector_sources: list[str]) -> TrialData:
@@ -227,7 +269,7 @@ def _data_for(options: TuneOptions, run_dir: Location, *, vector_sources: list[s
     # continue and that blocks the same --name.
     with rundir.new_run_dir(run_dir):
         return prepare_run_data(source, seed=options.seed, run_dir=run_dir,
-                                vector_sources=vector_sources,
+                                vector_sources=vector_sources, folds=options.folds,
                                 job={"command": "voxpop tune", "options": options.to_json()},
                                 preprocessor_options={"max_len": options.max_len,
                                                       "max_tokens": options.max_tokens,
@@ -237,7 +279,8 @@ def _data_for(options: TuneOptions, run_dir: Location, *, vector_sources: list[s
 
 
 def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData,
-           run_dir: Location, *, log_file: Path, on_progress: Callable[[Progress], None] | None):
+           run_dir: Location, *, log_file: Path, on_progress: Callable[[Progress], None] | None,
+           slots: int):
     from ray import tune
 
     from voxpop.tune_spaces.progress import ProgressLines
@@ -245,8 +288,11 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData,
 
     threads = max(1, math.floor(options.cpus_per_trial))
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, data=data, max_epochs=options.max_epochs,
-                             threads=threads, log_file=str(log_file)),
+        tune.with_parameters(
+            train_trial, data=data, max_epochs=options.max_epochs, threads=threads,
+            log_file=str(log_file), patience=options.patience,
+            trial_seconds=trial_seconds(options, slots=slots, trials=planned_trials(options)),
+            job_deadline=time.time() + options.time_budget if options.time_budget else None),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
     # Ray's new console output ignores the run's progress reporter: switch it off.
@@ -258,13 +304,16 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData,
             raise VoxpopError(f"--resume: {run_dir} holds no Ray Tune experiment state to resume")
         return tune.Tuner.restore(run_dir.path, trainable=trainable, resume_errored=True,
                                   storage_filesystem=filesystem)
-    param_space, search_alg, num_samples = SEARCHES[options.search](spaces, options)
+    search = bagged_search if options.folds else SEARCHES[options.search]
+    param_space, search_alg, num_samples = search(spaces, options)
+    rows_per_epoch = data.rows_per_epoch(bagged=bool(options.folds))
     return tune.Tuner(
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=METRIC, mode=MODE, search_alg=search_alg,
-            scheduler=SCHEDULERS[options.scheduler](options), num_samples=num_samples,
+            scheduler=SCHEDULERS[options.scheduler](options, rows_per_epoch=rows_per_epoch),
+            num_samples=num_samples, time_budget_s=options.time_budget,
             # A new trial in a finished trial's worker skips the ~10-30 s TensorFlow start-up.
             reuse_actors=True,
         ),
@@ -276,6 +325,7 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData,
                 checkpoint_score_order=MODE),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
             progress_reporter=ProgressLines(metric=METRIC, max_epochs=options.max_epochs,
+                                            time_budget=options.time_budget,
                                             on_progress=on_progress or _no_progress),
             verbose=1,
         ),
@@ -294,9 +344,10 @@ def leaderboard(grid, *, max_epochs: int) -> list[dict]:
 
 
 def _row(result, *, max_epochs: int) -> dict:
-    from voxpop.tune_spaces.trainable import FAULT_KEY, trial_params
+    from voxpop.tune_spaces.trainable import FAULT_KEY, trial_bag, trial_params
 
-    space_name, params = trial_params(result.config)
+    # Tune gives no config for a trial it never started (--time-budget ended the job first).
+    space_name, params = trial_params(result.config) if result.config else (None, {})
     history = result.metrics_dataframe
     scored = history is not None and METRIC in history and history[METRIC].notna().any()
     best = history.loc[history[METRIC].idxmax()] if scored else None
@@ -307,16 +358,26 @@ def _row(result, *, max_epochs: int) -> dict:
     return {
         "trial_id": _trial_id(result, history),
         "trial_dir": str(result.path),
+        **trial_bag(result.config or {}),
         "space": space_name,
         "family": params.get("family"),
         "params": {k: v for k, v in params.items() if k not in ("family", "seed", FAULT_KEY)},
         "epoch": int(best["epoch"]) if best is not None else None,
         "epochs_run": epochs_run,
+        "rows_seen": int(history["rows_seen"].max()) if scored and "rows_seen" in history else 0,
         "val_macro_f1": float(best[METRIC]) if best is not None else None,
         "restarts": restarts,
         "error": _first_line(result.error) if result.error else None,
-        "state": _state(result, epochs_run=epochs_run, max_epochs=max_epochs),
+        "state": _state(result, epochs_run=epochs_run, max_epochs=max_epochs,
+                        stop_reason=_last(history, "stop_reason") if scored else None),
     }
+
+
+def _last(history, column: str):
+    """The column's last non-empty value in a trial's history (None if it has none)."""
+    if column not in history or not history[column].notna().any():
+        return None
+    return history[column].dropna().iloc[-1]
 
 
 def _trial_id(result, history) -> str:
@@ -332,12 +393,19 @@ def _trial_id(result, history) -> str:
     return (result.metrics or {}).get("trial_id") or Path(result.path).name
 
 
-def _state(result, *, epochs_run: int, max_epochs: int) -> str:
-    """finished | failed | stopped (by the scheduler, or an interrupt) | not started."""
+# A trial's own reason to end (`training.STOP_REASONS`) -> its state on the leaderboard.
+STOP_STATES = {"max_epochs": "finished", "patience": "converged", "deadline": "out of time"}
+
+
+def _state(result, *, epochs_run: int, max_epochs: int, stop_reason: str | None) -> str:
+    """finished | converged (early stopping) | out of time (its share of --time-budget) |
+    failed | stopped (by the scheduler, --time-budget's end, or an interrupt) | not started."""
     if result.error:
         return "failed"
     if not epochs_run:
         return "not started"
+    if stop_reason in STOP_STATES:
+        return STOP_STATES[stop_reason]
     return "finished" if epochs_run >= max_epochs else "stopped"
 
 
