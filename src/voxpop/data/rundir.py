@@ -7,7 +7,13 @@ with voxpop's files beside Ray's own:
     RUN/voxpop/split.json             row positions into data.parquet (and their ids) per split
     RUN/voxpop/data.parquet           every input row in file order: id, text, label, split, then
                                       the feature columns
-    RUN/voxpop/arrays.npz             the encoded train and val rows the trials train on (not test)
+    RUN/voxpop/arrays.npz             the encoded train and val rows the trials train on (not test);
+                                      with a sentence encoder also their pooled embeddings
+                                      (`train_sentence_embedding`, `val_sentence_embedding`),
+                                      computed once by the driver
+    RUN/voxpop/sentence_encoder.onnx  with `--sentence-encoder`: the encoder's ONNX graph with
+                                      its pooling (`voxpop.models.sentence.pooled_encoder`), what
+                                      export composes with each head
     RUN/voxpop/job.json               the command's options, package versions, creation time
     RUN/voxpop/embeddings.json        with pretrained word vectors (--embeddings, space key
     RUN/voxpop/embeddings_N.npy       `embeddings`): each source's coverage, and its vectors
@@ -67,6 +73,7 @@ from voxpop.data.atomic import atomic_path, write_json
 from voxpop.data.errors import VoxpopError
 from voxpop.data.options import METRICS
 from voxpop.data.preprocess import Preprocessor
+from voxpop.data.sentence import EMBEDDING_INPUT, TOKEN_INPUTS
 from voxpop.data.split import Split, fold_ids
 from voxpop.data.storage import Location, locate
 from voxpop.data.vectors import MatchedVectors
@@ -86,10 +93,12 @@ FOLDS_FILE = "folds.parquet"
 BAGS_FILE = "bags.json"
 OOF_DIR = "oof"
 LOG_FILE = "tune.log"  # RUN/tune.log: Ray's and the trials' own output (TensorFlow, Keras)
+SENTENCE_ENCODER_FILE = "sentence_encoder.onnx"
 # Ray Tune's name for a trial's reported checkpoints: RUN/TRIAL/checkpoint_000000, ...
 CHECKPOINT_PREFIX = "checkpoint_"
 FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, EMBEDDINGS_FILE,
-              MODEL_FILE, METRICS_FILE, VAL_PROBS_FILE, FOLDS_FILE, BAGS_FILE, LOG_FILE)
+              MODEL_FILE, METRICS_FILE, VAL_PROBS_FILE, FOLDS_FILE, BAGS_FILE, LOG_FILE,
+              SENTENCE_ENCODER_FILE)
 PREPARED_FILES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE)  # what export reads of RUN/voxpop/
 PREPARED_UPLOAD_ORDER = (JOB_FILE, ARRAYS_FILE, DATA_FILE, SPLIT_FILE, PREPROCESS_FILE)
 CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
@@ -137,6 +146,7 @@ class TrialData:
     # Pretrained word vectors matched to the vocabulary once, by source (the `embeddings` key's
     # canonical value: a name or an absolute path); a trial starts its embedding from one.
     vectors: dict[str, MatchedVectors] = field(default_factory=dict)
+    sentence_dim: int = 0  # width of the `sentence_embedding` input; 0 without a sentence encoder
     # k-fold bagging: the fold of each out-of-fold row (train rows, then val rows); None: no bag
     folds: np.ndarray | None = None
 
@@ -165,17 +175,25 @@ class TrialData:
 
     @classmethod
     def encode(cls, preprocessor: Preprocessor, rows: pd.DataFrame, *, folds: int = 0,
-               seed: int = 42) -> TrialData:
+               seed: int = 42, embed=None) -> TrialData:
         """Encode the train and val rows of `rows` (the data.parquet form) with `preprocessor`;
-        with `folds` (k-fold bagging) assign the out-of-fold rows to stratified folds."""
+        with `folds` (k-fold bagging) assign the out-of-fold rows to stratified folds.
+
+        With a sentence encoder, `embed(texts) -> float32 [n, dim]` gives each row's pooled
+        embedding (`sentence_embedding`), which the heads train on instead of the word pieces.
+        """
         arrays = {}
         features = row_features(rows)
+        inputs = _trained_inputs(preprocessor)
         for name in TRAINED_SPLITS:
             part = (rows["split"] == name).to_numpy()
             if not part.any():
                 raise VoxpopError(f"the {name} split has no rows (DATA has {len(rows)} rows)")
-            encoded = preprocessor.encode(rows["text"][part].tolist(),
-                                          None if features is None else features[part])
+            texts = rows["text"][part].tolist()
+            encoded = preprocessor.encode(texts, None if features is None else features[part],
+                                          inputs=inputs)
+            if embed is not None:
+                encoded[EMBEDDING_INPUT] = np.asarray(embed(texts), dtype=np.float32)
             arrays.update({f"{name}_{key}": array for key, array in encoded.items()})
             arrays[f"y_{name}"] = preprocessor.encode_labels(rows["label"][part].to_numpy())
         assigned = None
@@ -188,13 +206,18 @@ class TrialData:
     def _of(cls, preprocessor: Preprocessor, arrays: dict[str, np.ndarray],
             vectors: dict[str, MatchedVectors] | None = None, *,
             folds: np.ndarray | None = None) -> TrialData:
-        inputs = {name: {key: arrays[f"{name}_{key}"] for key in preprocessor.input_names}
+        names = _trained_inputs(preprocessor)
+        if f"train_{EMBEDDING_INPUT}" in arrays:
+            names.append(EMBEDDING_INPUT)
+        inputs = {name: {key: arrays[f"{name}_{key}"] for key in names}
                   for name in TRAINED_SPLITS}
         return cls(
             train=inputs["train"], val=inputs["val"], y_train=arrays["y_train"],
             y_val=arrays["y_val"], labels=list(preprocessor.labels),
             n_tokens=int(preprocessor.n_tokens), n_features=int(preprocessor.n_features),
             n_buckets=int(preprocessor.n_buckets), vectors=vectors or {}, folds=folds,
+            sentence_dim=int(inputs["train"][EMBEDDING_INPUT].shape[1])
+            if EMBEDDING_INPUT in inputs["train"] else 0,
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -204,6 +227,12 @@ class TrialData:
             arrays.update({f"{name}_{key}": array for key, array in getattr(self, name).items()})
             arrays[f"y_{name}"] = getattr(self, f"y_{name}")
         return arrays
+
+
+def _trained_inputs(preprocessor: Preprocessor) -> list[str]:
+    """The preprocessor's inputs a trial trains on: not the sentence encoder's word pieces (the
+    heads read the embeddings computed from them once)."""
+    return [name for name in preprocessor.input_names if name not in TOKEN_INPUTS]
 
 
 # --------------------------------------------------------------------------- writing
@@ -227,32 +256,40 @@ def new_run_dir(run_dir: str | Path | Location) -> Iterator[Location]:
 
 
 def write_prepared(run_dir: str | Path | Location, *, preprocessor: Preprocessor,
-                   rows: pd.DataFrame, data: TrialData, job: dict) -> None:
+                   rows: pd.DataFrame, data: TrialData, job: dict,
+                   sentence_encoder: bytes | None = None) -> None:
     """Write `RUN/voxpop/`: locally atomically (it appears complete or not at all); on a remote
-    file system file by file, preprocess.json last."""
+    file system file by file, preprocess.json last. `sentence_encoder`: the serialized ONNX graph
+    that made the rows' sentence embeddings."""
     location = locate(run_dir)
     if location.local is not None:
         with atomic_path(location.local / VOXPOP_DIR) as tmp:
             tmp.mkdir(parents=True)
-            _write_prepared_files(tmp, preprocessor=preprocessor, rows=rows, data=data, job=job)
+            _write_prepared_files(tmp, preprocessor=preprocessor, rows=rows, data=data, job=job,
+                                  sentence_encoder=sentence_encoder)
         return
     with tempfile.TemporaryDirectory(prefix="voxpop-prepared-") as tmp:
         written = _write_prepared_files(Path(tmp), preprocessor=preprocessor, rows=rows, data=data,
-                                        job=job)
+                                        job=job, sentence_encoder=sentence_encoder)
         for name in [*written, *PREPARED_UPLOAD_ORDER]:
             location.child(VOXPOP_DIR, name).upload(Path(tmp) / name)
 
 
 def _write_prepared_files(folder: Path, *, preprocessor: Preprocessor, rows: pd.DataFrame,
-                          data: TrialData, job: dict) -> list[str]:
+                          data: TrialData, job: dict,
+                          sentence_encoder: bytes | None = None) -> list[str]:
     """Write the prepared files into `folder`; returns the names of the optional ones (the
-    folds of a bagged run, the vectors), which an upload sends before PREPARED_UPLOAD_ORDER's."""
+    folds of a bagged run, the vectors, the sentence encoder), which an upload sends before
+    PREPARED_UPLOAD_ORDER's."""
+    optional = []
+    if sentence_encoder is not None:
+        (folder / SENTENCE_ENCODER_FILE).write_bytes(sentence_encoder)
+        optional.append(SENTENCE_ENCODER_FILE)
     preprocessor.to_json(folder / PREPROCESS_FILE)
     write_json(folder / SPLIT_FILE, _split_json(rows))
     rows.to_parquet(folder / DATA_FILE, index=False)
     np.savez(folder / ARRAYS_FILE, **data.arrays())
     write_json(folder / JOB_FILE, job)
-    optional = []
     if data.folds is not None:
         _fold_rows(rows, data.folds).to_parquet(folder / FOLDS_FILE, index=False)
         optional.append(FOLDS_FILE)
@@ -409,6 +446,12 @@ class Run:
         return self.preprocessor.encode_labels(self.rows("val")["label"].astype(str).to_numpy())
 
     @property
+    def sentence_encoder_path(self) -> Path | None:
+        """The run's pooled sentence encoder (ONNX), or None when it has none."""
+        path = self.voxpop_dir / SENTENCE_ENCODER_FILE
+        return path if path.is_file() else None
+
+    @property
     def bagged(self) -> bool:
         """Tuned with --folds: its trials are fold models of bags (see `bags`)."""
         return (self.voxpop_dir / FOLDS_FILE).is_file()
@@ -488,6 +531,9 @@ def _read_remote_run(location: Location) -> Run:
     try:
         for name in PREPARED_FILES:
             location.child(VOXPOP_DIR, name).download(cache / VOXPOP_DIR / name)
+        if f"{VOXPOP_DIR}/{SENTENCE_ENCODER_FILE}" in files:  # export composes it with each head
+            location.child(VOXPOP_DIR, SENTENCE_ENCODER_FILE).download(
+                cache / VOXPOP_DIR / SENTENCE_ENCODER_FILE)
         checkpoints = []
         for directory in directories:
             remote = location.child(directory)

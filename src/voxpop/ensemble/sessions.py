@@ -133,14 +133,20 @@ def _attribute_tensors(node) -> list:
 # stay in the cache, large enough that a run's matrix products stay efficient (measured on the
 # demo bundle: bench/RESULTS.md, graph).
 RUN_ROWS = 256
+SENTENCE_KEY = "attention_mask"  # a sentence encoder's input (voxpop.data.sentence.TOKEN_INPUTS)
 
 
 def length_key(inputs: dict[str, np.ndarray], *, trims_tokens: bool) -> str | None:
     """The input whose row lengths a graph's cost follows: `tokens` for a graph that trims its
-    token padding, else `gram_weights` when it reads n-grams, else None (no order pays)."""
+    token padding, else `gram_weights` when it reads n-grams, else `attention_mask` when it holds
+    a sentence encoder, else None (one run of all rows)."""
     if trims_tokens and "tokens" in inputs:
         return "tokens"
-    return "gram_weights" if "gram_weights" in inputs else None
+    if "gram_weights" in inputs:
+        return "gram_weights"
+    # A sentence encoder's attention over all rows at once would hold gigabytes (2,000 rows of
+    # 128 word pieces): its graph runs RUN_ROWS rows at a time, ordered by word-piece count.
+    return SENTENCE_KEY if SENTENCE_KEY in inputs else None
 
 
 def run_by_length(session, feeds: dict[str, np.ndarray], *, key: str | None,

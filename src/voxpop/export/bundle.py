@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import datetime
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from voxpop.data import INPUT_DTYPES
 from voxpop.data.atomic import atomic_path, write_text
 from voxpop.data.errors import VoxpopError
 from voxpop.data.rundir import Checkpoint, Run, read_run
+from voxpop.data.sentence import EMBEDDING_INPUT
 from voxpop.ensemble import Ensemble
 from voxpop.ensemble.bundle import MANIFEST, write_manifest
 from voxpop.ensemble.manifest import (
@@ -114,9 +116,10 @@ def export_bundle(
                           "models (voxpop.export.bagged), which voxpop export does not write "
                           "yet; tune without --folds to export")
     check_selection(method=select, size=size, metric=metric)
+    encoder = _SentenceEncoder(run)
     converted, budget = {}, None
     if options.max_ms_per_row is not None:
-        converted, budget = _measured_budget(run, options)
+        converted, budget = _measured_budget(run, options, encoder)
     choice = select_members(run.checkpoints, run.y_val, method=select, size=size, metric=metric,
                             budget=budget)
     stacker = None
@@ -126,18 +129,18 @@ def export_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         _write_bundle(tmp, run, choice, options, on_member or (lambda *_: None), signing_key,
-                      stacker, converted)
+                      stacker, converted, encoder)
     return out
 
 
-def _measured_budget(run: Run, options: ExportOptions) -> tuple[dict, Budget]:
+def _measured_budget(run: Run, options: ExportOptions,
+                     encoder: _SentenceEncoder) -> tuple[dict, Budget]:
     """Every candidate converted to ONNX (candidate name -> ModelProto, reused for the members)
     and the budget with their measured costs on the validation texts."""
-    from voxpop.export.convert import to_onnx
     from voxpop.models import load_model
 
     candidates, _ = candidates_of(run.checkpoints, run.y_val, metric=options.metric)
-    converted = {c.name: to_onnx(load_model(c.model_path), opset=options.opset) for c in candidates}
+    converted = {c.name: _convert(load_model(c.model_path), options, encoder) for c in candidates}
     val = run.rows("val")
     features = val[run.feature_cols].to_numpy(np.float64) if run.feature_cols else None
     costs = measure_costs(converted, run.preprocessor, val["text"].astype(str).tolist(), features)
@@ -191,7 +194,8 @@ def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
 
 
 def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, on_member,
-                  signing_key, stacker: Stacker | None, converted: dict) -> None:
+                  signing_key, stacker: Stacker | None, converted: dict,
+                  encoder: _SentenceEncoder) -> None:
     (tmp / "members").mkdir(parents=True)
     ids = [f"m{i + 1}" for i in range(len(choice.members))]
     val_inputs = run.encode(run.rows("val"))
@@ -202,7 +206,8 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
     ):
         members.append(_export_member(
             tmp, member_id=member_id, checkpoint=checkpoint, weight=weight,
-            parity_inputs=parity_inputs, options=options, onnx_model=converted.get(checkpoint.name),
+            parity_inputs=parity_inputs, options=options, encoder=encoder,
+            onnx_model=converted.get(checkpoint.name),
         ))
         on_member(done, len(ids), member_id)
     fused = _fuse(tmp, members, parity_inputs, stacker) if options.fuse else None
@@ -225,28 +230,85 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
     loaded.close()
 
 
+class _SentenceEncoder:
+    """The run's pooled sentence encoder (if it has one), loaded when a member first needs it:
+    each sentence head becomes one member with it in front, and the parity rows' embeddings
+    are computed once, by the same graph, for the Keras side of every head's parity check."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self._parity_embeddings = None
+
+    @cached_property
+    def pooled(self) -> onnx.ModelProto:
+        path = self.run.sentence_encoder_path
+        if path is None:
+            raise VoxpopError(f"{self.run.path}: a sentence member was selected, but the run has "
+                              "no sentence encoder (was it tuned with --sentence-encoder?)")
+        return onnx.load_model(path)
+
+    def parity_embeddings(self, parity_inputs: dict) -> dict:
+        """The embeddings of the parity rows (the same rows for every member of one export)."""
+        if self._parity_embeddings is None:
+            from voxpop.ensemble.sessions import RUN_ROWS
+            from voxpop.models.sentence import Embedder
+
+            embedder = Embedder(self.pooled)
+            rows = len(parity_inputs["input_ids"])
+            self._parity_embeddings = {EMBEDDING_INPUT: np.concatenate([
+                embedder.embed_inputs({name: array[start:start + RUN_ROWS]
+                                       for name, array in parity_inputs.items()})
+                for start in range(0, rows, RUN_ROWS)])}
+        return self._parity_embeddings
+
+    def head_opset(self) -> int:
+        """The head converts at the encoder's opset, so the member has one."""
+        from voxpop.models.sentence import default_opset
+
+        return min(max(default_opset(self.pooled), MIN_OPSET), MAX_OPSET)
+
+
+def _reads_sentence(model) -> bool:
+    return [t.name for t in model.inputs] == [EMBEDDING_INPUT]
+
+
+def _convert(model, options: ExportOptions, encoder: _SentenceEncoder) -> onnx.ModelProto:
+    """The member graph of a Keras model: a sentence head with the run's encoder in front (what
+    the bundle runs, and what --max-ms-per-row must measure), else the model alone."""
+    from voxpop.export.convert import to_onnx
+
+    if _reads_sentence(model):
+        from voxpop.models.sentence import with_head
+
+        return with_head(encoder.pooled, to_onnx(model, opset=encoder.head_opset()))
+    return to_onnx(model, opset=options.opset)
+
+
 def _export_member(
     tmp: Path, *, member_id: str, checkpoint: Checkpoint, weight: float, parity_inputs: dict,
-    options: ExportOptions, onnx_model=None,
+    options: ExportOptions, encoder: _SentenceEncoder, onnx_model=None,
 ) -> Member:
     """Convert one checkpoint (unless `onnx_model` is its conversion already), rewrite it
     (voxpop.export.optimize), prove the final graph (graph check, parity with Keras) and write
     members/<id>.onnx."""
     from voxpop.export.checks import parity, rnn_fusion
-    from voxpop.export.convert import to_onnx
     from voxpop.models import load_model, padding_invariant
 
     label = f"member {member_id} ({checkpoint.name}, {checkpoint.family})"
     model = load_model(checkpoint.model_path)
     if onnx_model is None:
-        onnx_model = to_onnx(model, opset=options.opset)
+        onnx_model = _convert(model, options, encoder)
+    if _reads_sentence(model):  # the encoder in front of the head: parity of the whole against
+        # the Keras head on the same graph's embeddings of the same rows
+        inputs = {**parity_inputs, **encoder.parity_embeddings(parity_inputs)}
+    else:
+        inputs = {t.name: parity_inputs[t.name] for t in model.inputs}
     try:
         graph = rnn_fusion(onnx_model)
     except VoxpopError as err:
         raise VoxpopError(f"{label}: {err}") from None
     trims = optimize_member(onnx_model, padding_invariant=padding_invariant(
         checkpoint.family, checkpoint.config))
-    inputs = {t.name: parity_inputs[t.name] for t in model.inputs}
     proof = parity(model, onnx_model, inputs, trims_padding=trims)
     _check_parity(label, proof, options.parity_tol)
     relative = f"members/{member_id}.onnx"
@@ -421,6 +483,6 @@ def _default_voting(options: ExportOptions, stacker: Stacker | None) -> str:
 def _input_spec(members: list[Member], run: Run) -> list[InputSpec]:
     names = list(dict.fromkeys(name for m in members for name in m.inputs))
     second_axis = {"tokens": "seq", "features": run.preprocessor.n_features, "grams": "grams",
-                   "gram_weights": "grams"}
+                   "gram_weights": "grams", "input_ids": "pieces", "attention_mask": "pieces"}
     return [InputSpec(name=name, dtype=INPUT_DTYPES[name], shape=["batch", second_axis[name]])
             for name in names]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from voxpop.data import INPUT_DTYPES
 from voxpop.data.errors import VoxpopError
+from voxpop.data.sentence import EMBEDDING_INPUT
 from voxpop.export.options import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
 
@@ -11,7 +12,8 @@ def to_onnx(model, *, opset: int = DEFAULT_OPSET):
     """Convert a voxpop Keras model to an `onnx.ModelProto`.
 
     Inputs keep the names and dtypes of `voxpop.data.INPUT_DTYPES` (`tokens`, `features`,
-    `grams`, `gram_weights`: whichever the model takes); the output is `probs`; batch and sequence axes stay dynamic. LSTM layers
+    `grams`, `gram_weights`: whichever the model takes; a sentence head's `sentence_embedding`,
+    float32); the output is `probs`; batch and sequence axes stay dynamic. LSTM layers
     become fused ONNX `LSTM` ops; GRU layers are fused by `voxpop.export.gru.fuse_gru_loops`.
     """
     import tensorflow as tf
@@ -35,6 +37,7 @@ def to_onnx(model, *, opset: int = DEFAULT_OPSET):
 
 def _input_spec(tf, tensor):
     name = tensor.name
-    if name not in INPUT_DTYPES:
-        raise VoxpopError(f"model input {name!r} is not valid (valid: {', '.join(INPUT_DTYPES)})")
-    return tf.TensorSpec([None, *tensor.shape[1:]], INPUT_DTYPES[name], name=name)
+    dtypes = {**INPUT_DTYPES, EMBEDDING_INPUT: "float32"}
+    if name not in dtypes:
+        raise VoxpopError(f"model input {name!r} is not valid (valid: {', '.join(dtypes)})")
+    return tf.TensorSpec([None, *tensor.shape[1:]], dtypes[name], name=name)

@@ -256,6 +256,19 @@ def transformer(tokens, mask, embedded, config):
     return vl.MaskedMeanPooling()([x, mask])
 
 
+# ----------------------------------------------------------------------------- sentence encoder
+@family("sentence", summary="A small head on a frozen pretrained sentence encoder's embeddings "
+        "(needs `voxpop tune --sentence-encoder`): head units, dropout, learning rate.",
+        space={"head_units": {"choice": [[], [128]]}, "head_dropout": {"uniform": [0.0, 0.3]},
+               "learning_rate": {"loguniform": [1e-3, 1e-2]},
+               "imbalance": {"choice": ["none", "balanced"]}, "batch_size": {"choice": [32, 64]}},
+        reads="sentence", head_units=[], head_dropout=0.1, embed_dim=None, embed_dropout=0.0)
+def sentence(embedding, config):
+    """The encoder ran once per run (its embeddings are the input); with no head units the head
+    is a logistic regression on them, as the model card's probes use it."""
+    return embedding
+
+
 # ----------------------------------------------------------------------------- fusion
 @family("fusion", summary="A CNN or BiLSTM text branch beside the dense engineered-feature branch, "
         "joined before the head.",
@@ -306,15 +319,16 @@ def uses_features(family_name: str, config: dict | None = None) -> bool:
 
 def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_classes: int,
           n_features: int = 0, n_buckets: int = 0,
-          embeddings: np.ndarray | None = None) -> keras.Model:
+          embeddings: np.ndarray | None = None, sentence_dim: int = 0) -> keras.Model:
     """A fresh (untrained) Keras model of `family_name`.
 
     Inputs: `tokens` int32 [batch, seq] (PAD=0), or for a family that reads n-grams `grams` int32
-    [batch, width] (ids < n_buckets, 0 = padding) and `gram_weights` float32 [batch, width]; and,
-    when `uses_features`, `features` float32 [batch, n_features]. Output `probs` (softmax [batch,
-    n_classes]); batch and sequence axes dynamic. `config` overrides `default_config(family_name)`;
-    training keys and other families' keys are ignored, a key no family knows is refused
-    (ValueError naming it).
+    [batch, width] (ids < n_buckets, 0 = padding) and `gram_weights` float32 [batch, width], or
+    for a family that reads a sentence encoder's output `sentence_embedding` float32 [batch,
+    sentence_dim]; and, when `uses_features`, `features` float32 [batch, n_features]. Output
+    `probs` (softmax [batch, n_classes]); batch and sequence axes dynamic. `config` overrides
+    `default_config(family_name)`; training keys and other families' keys are ignored, a key no
+    family knows is refused (ValueError naming it).
 
     `embeddings` (float32 [n_tokens, embed_dim]) starts the token embedding from pretrained
     vectors (the config key `embeddings` names their source; a family that reads n-grams has
@@ -325,7 +339,8 @@ def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_clas
     if spec.reads == "tokens":
         _check_vectors(config, embeddings, n_tokens=n_tokens)
     inputs, x, embedding = _READERS[spec.reads](spec, config, n_tokens=n_tokens,
-                                                n_classes=n_classes, n_buckets=n_buckets)
+                                                n_classes=n_classes, n_buckets=n_buckets,
+                                                sentence_dim=sentence_dim)
     if uses_features(family_name, config):
         if n_features < 1:
             raise ValueError(f"family {family_name!r} needs dense features, but n_features=0")
@@ -361,7 +376,8 @@ def load_model(path) -> keras.Model:
     return keras.models.load_model(path, safe_mode=True)
 
 
-def _read_tokens(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int):
+def _read_tokens(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int,
+                 sentence_dim: int):
     """(inputs, encoded rows, token embedding) of a family that reads `tokens`."""
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     mask = vl.PaddingMask(name="padding_mask")(tokens)
@@ -371,7 +387,8 @@ def _read_tokens(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n
     return [tokens], spec.encoder(tokens, mask, embedded, config), embedding
 
 
-def _read_grams(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int):
+def _read_grams(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int,
+                sentence_dim: int):
     """(inputs, encoded rows, None) of a family that reads the hashed n-grams."""
     if n_buckets < 2:
         raise ValueError(f"this family reads hashed n-grams, but n_buckets={n_buckets} (the "
@@ -382,7 +399,17 @@ def _read_grams(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_
             None)
 
 
-_READERS = {"tokens": _read_tokens, "grams": _read_grams}
+def _read_sentence(spec: Family, config: dict, *, n_tokens: int, n_classes: int,
+                   n_buckets: int, sentence_dim: int):
+    """(inputs, encoded rows, None) of a family on a sentence encoder's pooled embeddings."""
+    if sentence_dim < 1:
+        raise ValueError("this family reads a pretrained sentence encoder's embeddings, but the "
+                         "run has none (tune with --sentence-encoder)")
+    embedding = keras.Input(shape=(sentence_dim,), dtype="float32", name=READS["sentence"][0])
+    return [embedding], spec.encoder(embedding, config), None
+
+
+_READERS = {"tokens": _read_tokens, "grams": _read_grams, "sentence": _read_sentence}
 
 
 def _feature_branch(features, config):

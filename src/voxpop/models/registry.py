@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 # Layer names `build` gives and `fit` looks up in a linear model on the hashed n-grams.
 GRAM_EMBEDDING, OUTPUT = "gram_embedding", "probs"
-READS = {"tokens": ("tokens",), "grams": ("grams", "gram_weights")}
+READS = {"tokens": ("tokens",), "grams": ("grams", "gram_weights"),
+         # a frozen pretrained encoder's pooled embedding (voxpop.models.sentence)
+         "sentence": ("sentence_embedding",)}
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,8 @@ class Family:
     """One model family: its encoder and everything the other stages need to know about it.
 
     - `encoder`: for reads="tokens", (tokens, mask, embedded, config) -> [batch, dim]; for
-      reads="grams", (grams, gram_weights, config, n_buckets, n_classes) -> [batch, dim].
+      reads="grams", (grams, gram_weights, config, n_buckets, n_classes) -> [batch, dim]; for
+      reads="sentence", (sentence_embedding, config) -> [batch, dim].
     - `defaults`: its own config keys and their defaults (beside the common ones).
     - `solver`: the closed-form solver that training key `solver: auto` fits a linear model of the
       family with (lbfgs, complement_nb), None for the epoch loop only.

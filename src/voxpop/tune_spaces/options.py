@@ -66,6 +66,9 @@ class TuneOptions:
     # pretrained word vectors (a file or a name) for the spaces of token families that name none
     embeddings: str | None = None
     freeze_embeddings: bool = False  # those vectors stay fixed in training
+    # a pretrained sentence encoder (voxpop.data.sentence): a folder, an ONNX file or a name
+    sentence_encoder: str | None = None
+    sentence_tokenizer: Path | None = None  # its tokenizer.json, when not beside the ONNX file
 
     def to_json(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v

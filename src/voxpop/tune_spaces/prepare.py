@@ -19,7 +19,9 @@ import pandas as pd
 
 from voxpop.data import Preprocessor, read_table, split_rows
 from voxpop.data.options import LABEL_COL, TEXT_COL
+from voxpop.data.errors import VoxpopError
 from voxpop.data.rundir import SPLITS, TrialData, data_rows, row_features, write_prepared
+from voxpop.data.sentence import TOKEN_INPUTS, SentenceModel, SentenceTokenizer
 from voxpop.data.storage import Location
 from voxpop.data.vectors import match_vectors
 from voxpop.tune_spaces.options import TEST_SIZE, VAL_SIZE
@@ -42,24 +44,30 @@ class TableSource:
 
 def prepare_run_data(source: TableSource, *, seed: int, run_dir: Location, job: dict,
                      preprocessor_options: dict | None = None,
-                     vector_sources: list[str] = (), folds: int = 0) -> TrialData:
+                     vector_sources: list[str] = (), folds: int = 0,
+                     sentence_model: SentenceModel | None = None,
+                     threads: int | None = None) -> TrialData:
     """Read, split, fit the Preprocessor on train, encode (with `folds` folds of train+val for a
     bagged run), match the pretrained word vectors `vector_sources` (resolved names or files) to
     the vocabulary, and write the run's prepared data.
 
     `preprocessor_options` are `Preprocessor` keywords (max_len, max_tokens, min_freq, ...);
     `folds` (k-fold bagging) assigns the train and val rows to that many stratified folds.
-    Returns the trial data (see `trainable.train_trial`).
+    With `sentence_model`, its tokenizer joins the Preprocessor and its pooled encoder embeds
+    every training and validation text once here (ONNX Runtime, `threads`), for the heads of
+    the `sentence` family. Returns the trial data (see `trainable.train_trial`).
     """
     rows = _labelled_rows(source, seed=seed)
     features = row_features(rows)
     train = (rows["split"] == "train").to_numpy()
-    preprocessor = Preprocessor(**(preprocessor_options or {})).fit(
+    tokenizer, pooled = sentence_encoder(sentence_model) if sentence_model else (None, None)
+    preprocessor = Preprocessor(**(preprocessor_options or {}), sentence_tokenizer=tokenizer).fit(
         rows["text"][train].tolist(), rows["label"][train].to_numpy(),
         features=None if features is None else features[train],
         feature_names=source.feature_cols,
     )
-    data = TrialData.encode(preprocessor, rows, folds=folds, seed=seed)
+    data = TrialData.encode(preprocessor, rows, folds=folds, seed=seed,
+                            embed=_embedding(pooled, preprocessor, threads) if pooled else None)
     if vector_sources:
         # training occurrences per token id, for the coverage the run records
         counts = np.bincount(data.train["tokens"].ravel(), minlength=preprocessor.n_tokens)
@@ -69,8 +77,39 @@ def prepare_run_data(source: TableSource, *, seed: int, run_dir: Location, job: 
             for vector_source in vector_sources})
     write_prepared(run_dir, preprocessor=preprocessor, rows=rows, data=data,
                    job={**job, "versions": _versions(),
-                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                   sentence_encoder=pooled.SerializeToString() if pooled else None)
     return data
+
+
+def _embedding(pooled, preprocessor: Preprocessor, threads: int | None):
+    """texts -> their pooled embeddings, the word pieces made by the run's preprocessor."""
+    from voxpop.models.sentence import Embedder
+
+    embedder = Embedder(pooled, threads=threads)
+
+    def word_pieces(texts: list[str]) -> dict:
+        return preprocessor.encode(texts, inputs=list(TOKEN_INPUTS))
+
+    return lambda texts: embedder.embed(texts, word_pieces)
+
+
+def sentence_encoder(model: SentenceModel):
+    """(tokenizer, pooled ONNX encoder) of `model`, checked: a VoxpopError names the file that
+    is not what a sentence encoder needs."""
+    import onnx
+
+    from voxpop.models.sentence import pooled_encoder
+
+    tokenizer = SentenceTokenizer.from_file(model.tokenizer)
+    try:
+        graph = onnx.load_model(model.onnx)
+    except Exception as err:  # protobuf's and onnx's own errors: one line naming the file
+        raise VoxpopError(f"{model.onnx}: not an ONNX model ({str(err).splitlines()[0]})") from None
+    try:
+        return tokenizer, pooled_encoder(graph)
+    except (ValueError, onnx.checker.ValidationError) as err:
+        raise VoxpopError(f"{model.onnx}: {str(err).splitlines()[0]}") from None
 
 
 def _labelled_rows(source: TableSource, *, seed: int) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from voxpop.data.storage import Location, check_writable, locate
 from voxpop.tune_spaces.embeddings import sources, with_embeddings
 from voxpop.tune_spaces.logs import RunLog
 from voxpop.tune_spaces.options import TuneOptions, epochs_for
-from voxpop.tune_spaces.prepare import TableSource, prepare_run_data
+from voxpop.tune_spaces.prepare import TableSource, prepare_run_data, sentence_encoder
 from voxpop.tune_spaces.schedulers import METRIC, MODE, SCHEDULERS, SEARCHES, bagged_search
 from voxpop.tune_spaces.space_check import check_space
 from voxpop.tune_spaces.spaces import resolve_space
@@ -100,9 +100,39 @@ def validate(options: TuneOptions) -> dict[str, dict]:
         raise VoxpopError(f"--space: a space is named twice ({', '.join(options.spaces)})")
     for ref, space in zip(options.spaces, spaces.values()):
         check_space(ref, space)
+    _check_sentence_encoder(options, spaces)
     if options.resume:  # the restored trials keep their spaces; their vectors are in the run
         return spaces
     return with_embeddings(spaces, default=options.embeddings, freeze=options.freeze_embeddings)
+
+
+def _check_sentence_encoder(options: TuneOptions, spaces: dict[str, dict]) -> None:
+    """A space that samples the `sentence` family needs --sentence-encoder; the model it names
+    is found and its graph checked now, before Ray starts."""
+    if options.resume:  # the run holds its embeddings and encoder already
+        return
+    from voxpop.models import FAMILIES
+    from voxpop.tune_spaces.space_check import families_of
+
+    readers = sorted(name for name, space in spaces.items()
+                     if any(FAMILIES[f].reads == "sentence" for f in families_of(space)))
+    if readers and options.sentence_encoder is None:
+        raise VoxpopError(f"--space {', '.join(readers)}: the sentence family needs "
+                          "--sentence-encoder (a Hugging Face model folder with an ONNX export, "
+                          "an ONNX file with its tokenizer.json, or all-MiniLM-L6-v2)")
+    if options.sentence_tokenizer is not None and options.sentence_encoder is None:
+        raise VoxpopError("--sentence-tokenizer is the tokenizer of --sentence-encoder; give both")
+    if options.sentence_encoder is not None:
+        sentence_encoder(sentence_model(options))
+
+
+def sentence_model(options: TuneOptions):
+    """The files of --sentence-encoder (None without it)."""
+    if options.sentence_encoder is None:
+        return None
+    from voxpop.data.sentence import find_sentence_model
+
+    return find_sentence_model(options.sentence_encoder, options.sentence_tokenizer)
 
 
 # --------------------------------------------------------------------------- running
@@ -243,7 +273,9 @@ def _data_for(options: TuneOptions, run_dir: Location, *, vector_sources: list[s
                                 job={"command": "voxpop tune", "options": options.to_json()},
                                 preprocessor_options={"max_len": options.max_len,
                                                       "max_tokens": options.max_tokens,
-                                                      "min_freq": options.min_freq})
+                                                      "min_freq": options.min_freq},
+                                sentence_model=sentence_model(options),
+                                threads=options.num_cpus)
 
 
 def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData,

@@ -34,6 +34,11 @@ def check_space(name: str, space: dict) -> None:
             _check_key(name, key, value, configs)
 
 
+def families_of(space: dict) -> list:
+    """The model families a (checked) space can sample."""
+    return _values(space.get("family"))
+
+
 def _values(value) -> list:
     """The values a constant or a choice can give (ranges are checked by their type)."""
     from ray.tune.search import sample

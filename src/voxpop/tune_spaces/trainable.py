@@ -204,7 +204,8 @@ def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int,
     else:
         model, done = build(params["family"], params, n_tokens=data.n_tokens,
                             n_classes=len(data.labels), n_features=data.n_features,
-                            n_buckets=data.n_buckets, embeddings=vectors), 0
+                            n_buckets=data.n_buckets, embeddings=vectors,
+                            sentence_dim=data.sentence_dim), 0
     if done >= max_epochs:
         return
     bag = trial_bag(config)
