@@ -26,6 +26,8 @@ demo-quick: $(STAMP)
 	$(BIN)/voxpop demo --quick
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m pytest
 
 test-slow: $(STAMP)

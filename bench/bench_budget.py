@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import DATASETS, RESULTS, record
 
+from common import DATASETS, RESULTS, record
 from voxpop.data.rundir import read_checkpoint, read_run
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.tune_spaces.cluster import start_ray, stop_ray
@@ -66,9 +66,13 @@ def _best_neural(run_dir: Path, board: list[dict]) -> dict:
     probs = model.predict({t.name: inputs[t.name] for t in model.inputs}, verbose=0)
     y_test = run.preprocessor.encode_labels(test["label"].astype(str).to_numpy())
     n_classes = len(run.preprocessor.labels)
-    return {"family": best["family"], "epoch": best["epoch"], "epochs_run": best["epochs_run"],
-            "val_macro_f1": round(best["val_macro_f1"], 4),
-            "test_macro_f1": round(macro_f1(y_test, probs.argmax(1), n_classes), 4)}
+    return {
+        "family": best["family"],
+        "epoch": best["epoch"],
+        "epochs_run": best["epochs_run"],
+        "val_macro_f1": round(best["val_macro_f1"], 4),
+        "test_macro_f1": round(macro_f1(y_test, probs.argmax(1), n_classes), 4),
+    }
 
 
 def _tfidf(run_dir: Path) -> float:
@@ -77,17 +81,27 @@ def _tfidf(run_dir: Path) -> float:
     run = read_run(run_dir)
     train, test = run.rows("train"), run.rows("test")
     labels = run.preprocessor
-    model = fit_tfidf(train["text"].tolist(),
-                      labels.encode_labels(train["label"].astype(str).to_numpy()))
+    model = fit_tfidf(
+        train["text"].tolist(), labels.encode_labels(train["label"].astype(str).to_numpy())
+    )
     y_test = labels.encode_labels(test["label"].astype(str).to_numpy())
     return round(macro_f1(y_test, model.predict(test["text"].tolist()), len(labels.labels)), 4)
 
 
 def _tune(data: Path, work: Path, name: str, **options) -> tuple[dict, Path]:
     started = time.monotonic()
-    outcome = run_tuning(TuneOptions(data=data, spaces=SPACES, samples=SAMPLES, seed=7,
-                                     scheduler="asha", storage=work / "runs", name=name,
-                                     **options))
+    outcome = run_tuning(
+        TuneOptions(
+            data=data,
+            spaces=SPACES,
+            samples=SAMPLES,
+            seed=7,
+            scheduler="asha",
+            storage=work / "runs",
+            name=name,
+            **options,
+        )
+    )
     wall = time.monotonic() - started
     board = outcome.leaderboard
     states: dict[str, int] = {}
@@ -96,46 +110,54 @@ def _tune(data: Path, work: Path, name: str, **options) -> tuple[dict, Path]:
     per_family = {}
     for row in board:
         if row["val_macro_f1"] is not None:
-            per_family[row["family"]] = max(per_family.get(row["family"], 0),
-                                            round(row["val_macro_f1"], 4))
-    return {"wall_s": round(wall, 1), "trials": len(board), "states": states,
-            "epochs_trained": sum(row["epochs_run"] for row in board),
-            "best_val_macro_f1_by_family": per_family,
-            "best_neural": _best_neural(outcome.run_dir, board)}, outcome.run_dir
+            per_family[row["family"]] = max(
+                per_family.get(row["family"], 0), round(row["val_macro_f1"], 4)
+            )
+    return {
+        "wall_s": round(wall, 1),
+        "trials": len(board),
+        "states": states,
+        "epochs_trained": sum(row["epochs_run"] for row in board),
+        "best_val_macro_f1_by_family": per_family,
+        "best_neural": _best_neural(outcome.run_dir, board),
+    }, outcome.run_dir
 
 
 def bench_set(name: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-budget-") as tmp:
         work = Path(tmp)
         data = _sample(name, work)
-        old, run_dir = _tune(data, work, "old", max_epochs=4, patience=0,
-                             grace_rows=OLD_GRACE_ROWS)
+        old, run_dir = _tune(data, work, "old", max_epochs=4, patience=0, grace_rows=OLD_GRACE_ROWS)
         new, _ = _tune(data, work, "new", time_budget=NEW_BUDGET_S)
         tfidf = _tfidf(run_dir)
         train_rows = len(read_run(run_dir).rows("train"))
     for result in (old, new):
         result["gap_to_tfidf"] = round(result["best_neural"]["test_macro_f1"] - tfidf, 4)
-    return {"train_rows": train_rows, "tfidf_test_macro_f1": tfidf,
-            "old": old, "new": new}
+    return {"train_rows": train_rows, "tfidf_test_macro_f1": tfidf, "old": old, "new": new}
 
 
 def _summary(results: dict) -> str:
-    lines = ["Training budgets on 4,000 training rows (one seed; test macro-F1 of the best "
-             "neural trial by val, and TF-IDF + LR on the same rows). old: --max-epochs 4, ASHA "
-             "rung at one epoch, no early stopping; new: --patience 3, ASHA grace 50,000 rows, "
-             f"epochs from the rows, --time-budget {NEW_BUDGET_S:g}.", "",
-             "| set | budget | wall s | trials: states | epochs | best neural (family, epoch) | "
-             "val F1 | test F1 | TF-IDF test F1 | gap |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "Training budgets on 4,000 training rows (one seed; test macro-F1 of the best "
+        "neural trial by val, and TF-IDF + LR on the same rows). old: --max-epochs 4, ASHA "
+        "rung at one epoch, no early stopping; new: --patience 3, ASHA grace 50,000 rows, "
+        f"epochs from the rows, --time-budget {NEW_BUDGET_S:g}.",
+        "",
+        "| set | budget | wall s | trials: states | epochs | best neural (family, epoch) | "
+        "val F1 | test F1 | TF-IDF test F1 | gap |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, result in results.items():
         for budget in ("old", "new"):
             r = result[budget]
             best = r["best_neural"]
             states = ", ".join(f"{n} {s}" for s, n in sorted(r["states"].items()))
-            lines.append(f"| {name} | {budget} | {r['wall_s']:.0f} | {states} | "
-                         f"{r['epochs_trained']} | {best['family']} ({best['epoch']}) | "
-                         f"{best['val_macro_f1']:.3f} | {best['test_macro_f1']:.3f} | "
-                         f"{result['tfidf_test_macro_f1']:.3f} | {r['gap_to_tfidf']:+.3f} |")
+            lines.append(
+                f"| {name} | {budget} | {r['wall_s']:.0f} | {states} | "
+                f"{r['epochs_trained']} | {best['family']} ({best['epoch']}) | "
+                f"{best['val_macro_f1']:.3f} | {best['test_macro_f1']:.3f} | "
+                f"{result['tfidf_test_macro_f1']:.3f} | {r['gap_to_tfidf']:+.3f} |"
+            )
     return "\n".join(lines)
 
 
@@ -151,8 +173,12 @@ def main() -> None:
     try:
         for name in names:
             results[name] = bench_set(name)
-            record("budget", results, summary_md=_summary(results),
-                   command="python bench/bench_budget.py " + " ".join(names))
+            record(
+                "budget",
+                results,
+                summary_md=_summary(results),
+                command="python bench/bench_budget.py " + " ".join(names),
+            )
             print(_summary(results), flush=True)
     finally:
         stop_ray()

@@ -43,14 +43,26 @@ def bye() -> None:
 
 app()
 '''
-HEAVY = ("numpy", "pandas", "onnx", "onnxruntime", "pydantic", "tensorflow", "keras", "ray",
-         "sklearn", "pyarrow", "tf2onnx")
+HEAVY = (
+    "numpy",
+    "pandas",
+    "onnx",
+    "onnxruntime",
+    "pydantic",
+    "tensorflow",
+    "keras",
+    "ray",
+    "sklearn",
+    "pyarrow",
+    "tf2onnx",
+)
 
 
 def wall_seconds(command: list[str], env: dict) -> float:
     start = time.perf_counter()
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
@@ -59,14 +71,17 @@ def spread(values: list[float]) -> dict:
 
 
 def heavy_modules_of_help(env: dict) -> list[str]:
-    probe = ("import sys, contextlib, io\n"
-             "from voxpop.serving_cli import main\n"
-             "sys.argv = ['voxpop', '--help']\n"
-             "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
-             "    main()\n"
-             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
-                         check=True)
+    probe = (
+        "import sys, contextlib, io\n"
+        "from voxpop.serving_cli import main\n"
+        "sys.argv = ['voxpop', '--help']\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main()\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
     return [name for name in out.stdout.strip().split(",") if name]
 
 
@@ -90,27 +105,35 @@ def main() -> None:
                 seconds = wall_seconds(command, env)
                 if round_:  # round 0 warms the file cache
                     times[name].append(seconds)
-    ratios = [cli / bare for cli, bare in zip(times["voxpop --help"],
-                                             times["bare Typer app --help"])]
+    ratios = [
+        cli / bare for cli, bare in zip(times["voxpop --help"], times["bare Typer app --help"])
+    ]
     results = {name: spread(values) for name, values in times.items()}
     results["ratio voxpop/bare (--help)"] = spread(ratios)
     results["heavy modules imported by voxpop --help"] = heavy_modules_of_help(env)
     results["runs"] = args.runs
     rows = ["| command | wall s min | median | max |", "| --- | --- | --- | --- |"]
-    rows += [f"| `{name}` | {r['min']:.3f} | {r['median']:.3f} | {r['max']:.3f} |"
-             for name, r in results.items() if isinstance(r, dict) and name in commands]
+    rows += [
+        f"| `{name}` | {r['min']:.3f} | {r['median']:.3f} | {r['max']:.3f} |"
+        for name, r in results.items()
+        if isinstance(r, dict) and name in commands
+    ]
     ratio = results["ratio voxpop/bare (--help)"]
-    summary = "\n".join([
-        f"Start-up of the command line, {args.runs} runs each in turn after one warm-up round "
-        "(a new process per run):", "", *rows, "",
-        f"`voxpop --help` / a bare Typer app's `--help`, round by round: median "
-        f"{ratio['median']:.2f}x (min {ratio['min']:.2f}, max {ratio['max']:.2f}). Heavy "
-        f"modules `voxpop --help` imports: "
-        f"{', '.join(results['heavy modules imported by voxpop --help']) or 'none'} (of "
-        f"{', '.join(HEAVY)}).",
-    ])
-    record("cli", results, summary_md=summary, command="bench/bench_cli.py "
-           f"--runs {args.runs}")
+    summary = "\n".join(
+        [
+            f"Start-up of the command line, {args.runs} runs each in turn after one warm-up round "
+            "(a new process per run):",
+            "",
+            *rows,
+            "",
+            f"`voxpop --help` / a bare Typer app's `--help`, round by round: median "
+            f"{ratio['median']:.2f}x (min {ratio['min']:.2f}, max {ratio['max']:.2f}). Heavy "
+            f"modules `voxpop --help` imports: "
+            f"{', '.join(results['heavy modules imported by voxpop --help']) or 'none'} (of "
+            f"{', '.join(HEAVY)}).",
+        ]
+    )
+    record("cli", results, summary_md=summary, command=f"bench/bench_cli.py --runs {args.runs}")
     print(summary)
 
 

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import BENCH, record
 
+from common import BENCH, record
 from voxpop.data import Preprocessor
 from voxpop.data.builtin import load_tweets
 
@@ -41,8 +41,11 @@ def timed(fn):
 def rate(rows: int, seconds: tuple[float, float]) -> dict:
     # On a shared machine wall time includes waiting for a core; CPU time does not.
     wall, cpu = seconds
-    return {"seconds": round(wall, 3), "rows_per_s": round(rows / wall),
-            "cpu_seconds": round(cpu, 3)}
+    return {
+        "seconds": round(wall, 3),
+        "rows_per_s": round(rows / wall),
+        "cpu_seconds": round(cpu, 3),
+    }
 
 
 def bench_voxpop(texts, labels, inputs=None, **options) -> dict:
@@ -54,14 +57,23 @@ def bench_voxpop(texts, labels, inputs=None, **options) -> dict:
     _, legacy_fit_s = timed(lambda: legacy_encoders.fitted_state(pre, texts))
     legacy, legacy_encode_s = timed(lambda: legacy_encoders.encode(pre, texts, inputs=inputs))
     same = sorted(arrays) == sorted(legacy) and all(
-        np.array_equal(arrays[name], legacy[name]) for name in arrays)
-    return {"options": options, "inputs": list(arrays), "fit": rate(len(texts), fit_s),
-            "encode": rate(len(texts), encode_s), "max_len": pre.max_len,
-            "before": {"fit": rate(len(texts), legacy_fit_s), "encode": rate(len(texts), legacy_encode_s)},
-            "encode_speedup_cpu": round(legacy_encode_s[1] / encode_s[1], 2),
-            "fit_speedup_cpu": round(legacy_fit_s[1] / fit_s[1], 2),
-            "arrays_equal_to_before": same,
-            "output": " + ".join(f"{name} {list(array.shape)}" for name, array in arrays.items())}
+        np.array_equal(arrays[name], legacy[name]) for name in arrays
+    )
+    return {
+        "options": options,
+        "inputs": list(arrays),
+        "fit": rate(len(texts), fit_s),
+        "encode": rate(len(texts), encode_s),
+        "max_len": pre.max_len,
+        "before": {
+            "fit": rate(len(texts), legacy_fit_s),
+            "encode": rate(len(texts), legacy_encode_s),
+        },
+        "encode_speedup_cpu": round(legacy_encode_s[1] / encode_s[1], 2),
+        "fit_speedup_cpu": round(legacy_fit_s[1] / fit_s[1], 2),
+        "arrays_equal_to_before": same,
+        "output": " + ".join(f"{name} {list(array.shape)}" for name, array in arrays.items()),
+    }
 
 
 LONG_TEXT_SCRIPT = textwrap.dedent("""
@@ -99,11 +111,24 @@ def bench_long_text(pre: Preprocessor, tmp: Path) -> dict:
     pre.to_json(path)
     out = {}
     for which, length in (("voxpop", 30_000_000), ("legacy", 3_000_000)):
-        done = subprocess.run([sys.executable, "-c", LONG_TEXT_SCRIPT, str(path), which,
-                               str(BENCH.parent / "tests"), str(length)],
-                              capture_output=True, text=True, timeout=1800,
-                              env={**os.environ, "PYTHONPATH": str(BENCH.parent / "src")})
-        out[which] = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-300:]}
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                LONG_TEXT_SCRIPT,
+                str(path),
+                which,
+                str(BENCH.parent / "tests"),
+                str(length),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env={**os.environ, "PYTHONPATH": str(BENCH.parent / "src")},
+        )
+        out[which] = (
+            json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-300:]}
+        )
     return out
 
 
@@ -113,8 +138,12 @@ def bench_count_vectorizer(texts) -> dict:
     vectorizer = CountVectorizer(max_features=30000, min_df=2)
     _, fit_s = timed(lambda: vectorizer.fit(texts))
     matrix, transform_s = timed(lambda: vectorizer.transform(texts))
-    return {"fit": rate(len(texts), fit_s), "encode": rate(len(texts), transform_s),
-            "output": f"sparse counts {matrix.shape}", "version": _version("sklearn")}
+    return {
+        "fit": rate(len(texts), fit_s),
+        "encode": rate(len(texts), transform_s),
+        "output": f"sparse counts {matrix.shape}",
+        "version": _version("sklearn"),
+    }
 
 
 def bench_tfidf_union(texts) -> dict:
@@ -123,12 +152,16 @@ def bench_tfidf_union(texts) -> dict:
 
     union = make_union(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
+    )
     _, fit_s = timed(lambda: union.fit(texts))
     matrix, transform_s = timed(lambda: union.transform(texts))
-    return {"fit": rate(len(texts), fit_s), "encode": rate(len(texts), transform_s),
-            "output": f"sparse TF-IDF word 1-2 + char_wb 2-5 {matrix.shape}",
-            "version": _version("sklearn")}
+    return {
+        "fit": rate(len(texts), fit_s),
+        "encode": rate(len(texts), transform_s),
+        "output": f"sparse TF-IDF word 1-2 + char_wb 2-5 {matrix.shape}",
+        "version": _version("sklearn"),
+    }
 
 
 def bench_text_vectorization(texts, max_len: int) -> dict:
@@ -139,9 +172,12 @@ def bench_text_vectorization(texts, max_len: int) -> dict:
     data = tf.constant(texts)
     _, fit_s = timed(lambda: layer.adapt(data, batch_size=4096))
     out, encode_s = timed(lambda: layer(data).numpy())
-    return {"fit": rate(len(texts), fit_s), "encode": rate(len(texts), encode_s),
-            "output": f"int sequences {out.shape} (lowercase + strip punctuation, no features)",
-            "version": tf.__version__}
+    return {
+        "fit": rate(len(texts), fit_s),
+        "encode": rate(len(texts), encode_s),
+        "output": f"int sequences {out.shape} (lowercase + strip punctuation, no features)",
+        "version": tf.__version__,
+    }
 
 
 def _version(module: str) -> str:
@@ -166,38 +202,53 @@ def main() -> None:
         "sklearn_CountVectorizer": bench_count_vectorizer(texts),
         "sklearn_TfidfVectorizer_union": bench_tfidf_union(texts),
     }
-    results["keras_TextVectorization"] = bench_text_vectorization(texts, results["voxpop"]["max_len"])
+    results["keras_TextVectorization"] = bench_text_vectorization(
+        texts, results["voxpop"]["max_len"]
+    )
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         small = Preprocessor().fit(texts[::20], labels[::20])  # 5,000 rows of every class
         results["long_text_30mb"] = bench_long_text(small, Path(tmp))
-    lines = [f"{results['data']}; wall seconds (CPU seconds of the process). \"before\": today's "
-             "encoders before issue 20 (tests/legacy_encoders.py, commit 8459b39) on the same rows in "
-             "the same run; speedups are of CPU time; the arrays are compared.\n",
-             "| encoder | fit rows/s | encode rows/s | encode s (CPU s) | before: fit / encode rows/s "
-             "| encode speedup | same arrays | output |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f'{results["data"]}; wall seconds (CPU seconds of the process). "before": today\'s '
+        "encoders before issue 20 (tests/legacy_encoders.py, commit 8459b39) on the same rows in "
+        "the same run; speedups are of CPU time; the arrays are compared.\n",
+        "| encoder | fit rows/s | encode rows/s | encode s (CPU s) | before: fit / encode rows/s "
+        "| encode speedup | same arrays | output |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, result in results.items():
         if isinstance(result, dict) and "fit" in result:
             before = result.get("before")
-            then = (f"{before['fit']['rows_per_s']:,} / {before['encode']['rows_per_s']:,}"
-                    if before else "")
-            lines.append(f"| {name} | {result['fit']['rows_per_s']:,} | {result['encode']['rows_per_s']:,} | "
-                         f"{result['encode']['seconds']} ({result['encode']['cpu_seconds']}) | {then} | "
-                         f"{str(result['encode_speedup_cpu']) + 'x' if before else ''} | "
-                         f"{result.get('arrays_equal_to_before', '')} | {result['output']} |")
+            then = (
+                f"{before['fit']['rows_per_s']:,} / {before['encode']['rows_per_s']:,}"
+                if before
+                else ""
+            )
+            lines.append(
+                f"| {name} | {result['fit']['rows_per_s']:,} | {result['encode']['rows_per_s']:,} | "
+                f"{result['encode']['seconds']} ({result['encode']['cpu_seconds']}) | {then} | "
+                f"{str(result['encode_speedup_cpu']) + 'x' if before else ''} | "
+                f"{result.get('arrays_equal_to_before', '')} | {result['output']} |"
+            )
     long_text = results["long_text_30mb"]
     if "voxpop" in long_text:
         now, then = long_text["voxpop"], long_text["legacy"]
-        lines.append(f"\nOne long text (\"s\" + \"o\" * n) encoded in a fresh process, peak RSS growth: "
-                     f"voxpop {now['peak_rss_growth_mb']} MB for {now['characters']:,} characters "
-                     f"({now['seconds']} s); before, {then['peak_rss_growth_mb']} MB for a tenth of "
-                     f"it, {then['characters']:,} characters ({then['seconds']} s). Each encoder now "
-                     "reads the first MAX_TEXT_CHARS = 100,000 characters of a text.")
+        lines.append(
+            f'\nOne long text ("s" + "o" * n) encoded in a fresh process, peak RSS growth: '
+            f"voxpop {now['peak_rss_growth_mb']} MB for {now['characters']:,} characters "
+            f"({now['seconds']} s); before, {then['peak_rss_growth_mb']} MB for a tenth of "
+            f"it, {then['characters']:,} characters ({then['seconds']} s). Each encoder now "
+            "reads the first MAX_TEXT_CHARS = 100,000 characters of a text."
+        )
     print("\n".join(lines))
-    record("encode", results, summary_md="\n".join(lines),
-           command=f"bench/bench_encode.py --rows {args.rows}")
+    record(
+        "encode",
+        results,
+        summary_md="\n".join(lines),
+        command=f"bench/bench_encode.py --rows {args.rows}",
+    )
 
 
 if __name__ == "__main__":

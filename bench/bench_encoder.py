@@ -27,16 +27,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from bench_quality import figures, run, write_csv
 from common import Timer, record
-
 from voxpop.serving_cli.demo import DEMO_SPACES, PLANS
 
 WORK = Path("/tmp/voxpop-bench-encoder")
-SENTENCE_SPACE = {"family": "sentence", "head_units": {"choice": [[], [128]]},
-                  "head_dropout": {"uniform": [0.0, 0.3]},
-                  "learning_rate": {"loguniform": [1e-3, 5e-3]}, "batch_size": 64,
-                  "imbalance": "balanced"}
+SENTENCE_SPACE = {
+    "family": "sentence",
+    "head_units": {"choice": [[], [128]]},
+    "head_dropout": {"uniform": [0.0, 0.3]},
+    "learning_rate": {"loguniform": [1e-3, 5e-3]},
+    "batch_size": 64,
+    "imbalance": "balanced",
+}
 
 
 def prepare(work: Path, airline_rows: int, train_rows: int) -> tuple[Path, Path, list[Path]]:
@@ -49,9 +53,11 @@ def prepare(work: Path, airline_rows: int, train_rows: int) -> tuple[Path, Path,
     data.mkdir(parents=True, exist_ok=True)
     # stratified samples, as the quick demo draws its training rows
     train = train.groupby("label", group_keys=False).sample(
-        frac=min(1.0, train_rows / len(train)), random_state=0)
+        frac=min(1.0, train_rows / len(train)), random_state=0
+    )
     airline = airline.groupby("label", group_keys=False).sample(
-        frac=min(1.0, airline_rows / len(airline)), random_state=0)
+        frac=min(1.0, airline_rows / len(airline)), random_state=0
+    )
     train_csv = write_csv(train[["id", "text", "label"]], data / "tweets_train.csv")
     airline_csv = write_csv(airline[["id", "text", "label"]], data / "airline_tweets.csv")
     spaces = {name: DEMO_SPACES[name] for name in (*PLANS["quick"].spaces, "tfidf")}
@@ -71,11 +77,33 @@ def quality(work: Path, seed: int, airline_rows: int, train_rows: int, reuse: bo
     run_dir, bundle = work / "runs" / "tweets", work / "bundle"
     if not (reuse and run_dir.is_dir()):
         with Timer() as timer:
-            commands.append(run(["tune", train_csv, *[w for p in spaces for w in ("--space", p)],
-                                 "--samples", 1, "--max-epochs", 2, "--scheduler", "fifo",
-                                 "--keep-checkpoints", 1, "--seed", seed, "--num-cpus", 2,
-                                 "--sentence-encoder", "all-MiniLM-L6-v2", "--storage",
-                                 work / "runs", "--name", "tweets"]))
+            commands.append(
+                run(
+                    [
+                        "tune",
+                        train_csv,
+                        *[w for p in spaces for w in ("--space", p)],
+                        "--samples",
+                        1,
+                        "--max-epochs",
+                        2,
+                        "--scheduler",
+                        "fifo",
+                        "--keep-checkpoints",
+                        1,
+                        "--seed",
+                        seed,
+                        "--num-cpus",
+                        2,
+                        "--sentence-encoder",
+                        "all-MiniLM-L6-v2",
+                        "--storage",
+                        work / "runs",
+                        "--name",
+                        "tweets",
+                    ]
+                )
+            )
         seconds["tune"] = round(timer.seconds)
     if not (reuse and (bundle / "ensemble.json").exists()):
         with Timer() as timer:
@@ -83,17 +111,22 @@ def quality(work: Path, seed: int, airline_rows: int, train_rows: int, reuse: bo
         seconds["export"] = round(timer.seconds)
     from voxpop.data.rundir import read_run
 
-    test_csv = write_csv(read_run(run_dir).rows("test")[["text", "label"]],
-                         work / "data" / "test_split.csv")
+    test_csv = write_csv(
+        read_run(run_dir).rows("test")[["text", "label"]], work / "data" / "test_split.csv"
+    )
     with Timer() as timer:
-        commands.append(run(["evaluate", bundle, test_csv, airline_csv, "--out",
-                             work / "reports"]))
+        commands.append(run(["evaluate", bundle, test_csv, airline_csv, "--out", work / "reports"]))
     seconds["evaluate"] = round(timer.seconds)
-    return {"commands": commands, "seconds": seconds,
-            "evaluated": {"test split (in domain)":
-                          figures(work / "reports" / "test_split" / "report.json"),
-                          "airline tweets (out of domain)":
-                          figures(work / "reports" / "airline_tweets" / "report.json")}}
+    return {
+        "commands": commands,
+        "seconds": seconds,
+        "evaluated": {
+            "test split (in domain)": figures(work / "reports" / "test_split" / "report.json"),
+            "airline tweets (out of domain)": figures(
+                work / "reports" / "airline_tweets" / "report.json"
+            ),
+        },
+    }
 
 
 def best_rate(step, rows: int, repeats: int) -> float:
@@ -119,36 +152,45 @@ def speed(work: Path, rows: int, repeats: int) -> dict:
     rates = {}
     for member in ensemble.member_ids:
         rates[f"{member} ({families[member]}) alone"] = best_rate(
-            lambda m=member: ensemble.predict(texts, members=[m]), len(texts), repeats)
+            lambda m=member: ensemble.predict(texts, members=[m]), len(texts), repeats
+        )
     rates["soft vote, every member"] = best_rate(
-        lambda: ensemble.predict(texts, voting="soft"), len(texts), repeats)
+        lambda: ensemble.predict(texts, voting="soft"), len(texts), repeats
+    )
     if sentence and others:
         rates["soft vote, without the sentence member"] = best_rate(
-            lambda: ensemble.predict(texts, voting="soft", members=others), len(texts), repeats)
+            lambda: ensemble.predict(texts, voting="soft", members=others), len(texts), repeats
+        )
         with_it = ensemble.predict(texts, voting="soft").probs
         without = ensemble.predict(texts, voting="soft", members=others).probs
         changed = float(np.mean(with_it.argmax(1) != without.argmax(1)))
     else:
         changed = None
     ensemble.close()
-    return {"rows": len(texts), "threads": 2, "repeats": repeats, "families": families,
-            "rows_per_s": {k: round(v, 1) for k, v in rates.items()},
-            "labels_changed_by_the_sentence_member": changed}
+    return {
+        "rows": len(texts),
+        "threads": 2,
+        "repeats": repeats,
+        "families": families,
+        "rows_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "labels_changed_by_the_sentence_member": changed,
+    }
 
 
 def summary(results: dict) -> str:
     q, s = results["quality"], results["speed"]
-    lines = [f"Seed {results['seed']}: the quick demo's spaces + tfidf + `sentence` "
-             "(all-MiniLM-L6-v2 int8, frozen, mean-pooled; a tuned head), one sample each, "
-             f"2 epochs, on {results['train_rows']:,} non-airline tweets (stratified; 70/15/15 "
-             "split); greedy export of up to 6. Macro-F1 "
-             "from `voxpop evaluate`; gaps with paired-bootstrap 95% intervals.\n",
-             "| evaluated on | rows | weighted vote | soft vote | best member | sentence member | "
-             "TF-IDF+LR | weighted - TF-IDF | what the sentence member adds to the weighted vote |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"Seed {results['seed']}: the quick demo's spaces + tfidf + `sentence` "
+        "(all-MiniLM-L6-v2 int8, frozen, mean-pooled; a tuned head), one sample each, "
+        f"2 epochs, on {results['train_rows']:,} non-airline tweets (stratified; 70/15/15 "
+        "split); greedy export of up to 6. Macro-F1 "
+        "from `voxpop evaluate`; gaps with paired-bootstrap 95% intervals.\n",
+        "| evaluated on | rows | weighted vote | soft vote | best member | sentence member | "
+        "TF-IDF+LR | weighted - TF-IDF | what the sentence member adds to the weighted vote |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for where, f in q["evaluated"].items():
-        sentence = {m: v for m, v in f["members"].items()
-                    if f"{m} (sentence)" in f["member_adds"]}
+        sentence = {m: v for m, v in f["members"].items() if f"{m} (sentence)" in f["member_adds"]}
         adds = {m: a for m, a in f["member_adds"].items() if m.endswith("(sentence)")}
         best = f["best_member"]
         lines.append(
@@ -157,16 +199,23 @@ def summary(results: dict) -> str:
             f"{', '.join(f'{v}' for v in sentence.values()) or 'not selected'} | "
             f"{f['baselines'].get('tfidf_logreg', '-')} | "
             f"{_gap(f, 'weighted vs baseline')} | "
-            f"{', '.join(f'{a:+.4f}' for a in adds.values()) or '-'} |")
-    lines += ["", f"Cost at predict, {s['rows']:,} airline tweets, {s['threads']} threads, "
-              f"encoding included (best of {s['repeats']}):", "",
-              "| what runs | rows/s |", "| --- | --- |"]
+            f"{', '.join(f'{a:+.4f}' for a in adds.values()) or '-'} |"
+        )
+    lines += [
+        "",
+        f"Cost at predict, {s['rows']:,} airline tweets, {s['threads']} threads, "
+        f"encoding included (best of {s['repeats']}):",
+        "",
+        "| what runs | rows/s |",
+        "| --- | --- |",
+    ]
     lines += [f"| {k} | {v:,} |" for k, v in s["rows_per_s"].items()]
     if s["labels_changed_by_the_sentence_member"] is not None:
-        lines.append(f"\nThe sentence member changes the soft vote's label of "
-                     f"{s['labels_changed_by_the_sentence_member']:.1%} of these rows.")
-    lines.append("\n" + "; ".join(f"`{c}`" for c in q["commands"])
-                 + f" (seconds: {q['seconds']})")
+        lines.append(
+            f"\nThe sentence member changes the soft vote's label of "
+            f"{s['labels_changed_by_the_sentence_member']:.1%} of these rows."
+        )
+    lines.append("\n" + "; ".join(f"`{c}`" for c in q["commands"]) + f" (seconds: {q['seconds']})")
     return "\n".join(lines)
 
 
@@ -184,17 +233,26 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=PLANS["quick"].train_rows)
     parser.add_argument("--speed-rows", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep an existing run and bundle; evaluate and time them again")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep an existing run and bundle; evaluate and time them again",
+    )
     args = parser.parse_args()
     work = WORK / f"seed{args.seed}"
-    results = {"seed": args.seed, "train_rows": args.train_rows,
-               "quality": quality(work, args.seed, args.airline_rows, args.train_rows,
-                                  args.reuse)}
+    results = {
+        "seed": args.seed,
+        "train_rows": args.train_rows,
+        "quality": quality(work, args.seed, args.airline_rows, args.train_rows, args.reuse),
+    }
     results["speed"] = speed(work, args.speed_rows, args.repeats)
     print(json.dumps(results, indent=1), flush=True)
-    record("encoder", results, summary_md=summary(results),
-           command="python bench/bench_encoder.py " + " ".join(sys.argv[1:]))
+    record(
+        "encoder",
+        results,
+        summary_md=summary(results),
+        command="python bench/bench_encoder.py " + " ".join(sys.argv[1:]),
+    )
 
 
 if __name__ == "__main__":

@@ -33,11 +33,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from common import Timer, record
 
 BATCHES = (1, 64, 1024)
@@ -57,7 +57,8 @@ def best_of(work, repeats: int = 3) -> float:
 def in_batches(run_batch, inputs: dict, batch: int, rows: int):
     def work():
         for start in range(0, rows, batch):
-            run_batch({k: v[start:start + batch] for k, v in inputs.items()})
+            run_batch({k: v[start : start + batch] for k, v in inputs.items()})
+
     return work
 
 
@@ -107,16 +108,21 @@ def keras_members(run_dir: Path, manifest):
     from voxpop.data.rundir import read_checkpoint
     from voxpop.models import load_model
 
-    return [load_model(read_checkpoint(run_dir / m.checkpoint).model_path)
-            for m in manifest.members]
+    return [
+        load_model(read_checkpoint(run_dir / m.checkpoint).model_path) for m in manifest.members
+    ]
 
 
 def cli_predict_seconds(bundle: Path, source: Path, out: Path, src: Path | None = None) -> float:
     """Wall seconds of `voxpop predict BUNDLE SOURCE --out OUT` in a subprocess (from `src`)."""
     env = {**os.environ, "PYTHONPATH": str(src)} if src else None
     with Timer() as cli:
-        subprocess.run([VOXPOP, "predict", str(bundle), str(source), "--out", str(out)],
-                       check=True, capture_output=True, env=env)
+        subprocess.run(
+            [VOXPOP, "predict", str(bundle), str(source), "--out", str(out)],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
     return cli.seconds
 
 
@@ -125,7 +131,6 @@ def encoding_only(args, bundle: Path, manifest: dict, texts: list[str]) -> None:
     and `voxpop predict` end to end (now and from --baseline-src), in one run."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     import legacy_encoders
-
     from voxpop.ensemble import Ensemble
 
     fused = Ensemble.load(bundle, fused=True)
@@ -133,16 +138,27 @@ def encoding_only(args, bundle: Path, manifest: dict, texts: list[str]) -> None:
     fused.encode(texts[:100])  # warm up: lazy tables, imports
     encode_s = min(best_of(lambda: fused.encode(texts), repeats=1) for _ in range(2))
     encoded = fused.encode(texts)
-    before_s = best_of(lambda: legacy_encoders.encode(fused.preprocessor, texts, inputs=needed), repeats=2)
+    before_s = best_of(
+        lambda: legacy_encoders.encode(fused.preprocessor, texts, inputs=needed), repeats=2
+    )
     before = legacy_encoders.encode(fused.preprocessor, texts, inputs=needed)
     same = all(np.array_equal(encoded[k], before[k]) for k in encoded)
-    graph_s = best_of(in_batches(lambda b: fused.predict_encoded(b, voting="weighted"), encoded,
-                                 2048, len(texts)), repeats=2)
-    results = {"rows": len(texts), "members": [m["family"] for m in manifest["members"]],
-               "inputs": needed, "encode_rows_per_s": round(len(texts) / encode_s),
-               "encode_rows_per_s_before": round(len(texts) / before_s),
-               "encode_speedup": round(before_s / encode_s, 2), "arrays_equal_to_before": same,
-               "fused_graph_rows_per_s_batch_2048": round(len(texts) / graph_s)}
+    graph_s = best_of(
+        in_batches(
+            lambda b: fused.predict_encoded(b, voting="weighted"), encoded, 2048, len(texts)
+        ),
+        repeats=2,
+    )
+    results = {
+        "rows": len(texts),
+        "members": [m["family"] for m in manifest["members"]],
+        "inputs": needed,
+        "encode_rows_per_s": round(len(texts) / encode_s),
+        "encode_rows_per_s_before": round(len(texts) / before_s),
+        "encode_speedup": round(before_s / encode_s, 2),
+        "arrays_equal_to_before": same,
+        "fused_graph_rows_per_s_batch_2048": round(len(texts) / graph_s),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "texts.csv"
         pd.DataFrame({"text": texts}).to_csv(source, index=False, quoting=1)
@@ -150,36 +166,60 @@ def encoding_only(args, bundle: Path, manifest: dict, texts: list[str]) -> None:
         seconds = {name: [] for name, src in runs.items() if name == "now" or src}
         for _ in range(3):  # alternately, best of 3: the machine is shared
             for name in seconds:
-                seconds[name].append(cli_predict_seconds(bundle, source, Path(tmp) / "p.csv", runs[name]))
+                seconds[name].append(
+                    cli_predict_seconds(bundle, source, Path(tmp) / "p.csv", runs[name])
+                )
     for name, values in seconds.items():
         suffix = "" if name == "now" else "_before"
         results[f"cli_predict_rows_per_s{suffix}"] = round(len(texts) / min(values), 1)
         results[f"encoding_share_of_cli{suffix}"] = round(
-            (encode_s if name == "now" else before_s) / min(values), 3)
+            (encode_s if name == "now" else before_s) / min(values), 3
+        )
     print(json.dumps(results, indent=1))
-    lines = [f"{len(texts):,} airline tweets, bundle of {len(manifest['members'])} members "
-             f"({', '.join(results['members'])}; inputs {', '.join(needed)}), one encode call; "
-             "before: today's encoders before issue 20 (tests/legacy_encoders.py) in the same run"
-             + (f", and `voxpop predict` from {args.baseline_src} (commit 8459b39)" if args.baseline_src else "")
-             + "; CLI best of 3, alternating.\n",
-             "| measure | before | now |", "| --- | --- | --- |",
-             f"| encoding, rows/s | {results['encode_rows_per_s_before']:,} | {results['encode_rows_per_s']:,} "
-             f"({results['encode_speedup']}x; arrays equal: {same}) |",
-             f"| fused graph alone, rows/s (batch 2048) | | {results['fused_graph_rows_per_s_batch_2048']:,} |"]
+    lines = [
+        f"{len(texts):,} airline tweets, bundle of {len(manifest['members'])} members "
+        f"({', '.join(results['members'])}; inputs {', '.join(needed)}), one encode call; "
+        "before: today's encoders before issue 20 (tests/legacy_encoders.py) in the same run"
+        + (
+            f", and `voxpop predict` from {args.baseline_src} (commit 8459b39)"
+            if args.baseline_src
+            else ""
+        )
+        + "; CLI best of 3, alternating.\n",
+        "| measure | before | now |",
+        "| --- | --- | --- |",
+        f"| encoding, rows/s | {results['encode_rows_per_s_before']:,} | {results['encode_rows_per_s']:,} "
+        f"({results['encode_speedup']}x; arrays equal: {same}) |",
+        f"| fused graph alone, rows/s (batch 2048) | | {results['fused_graph_rows_per_s_batch_2048']:,} |",
+    ]
     if "cli_predict_rows_per_s_before" in results:
-        lines.append(f"| `voxpop predict` CSV to CSV, rows/s | {results['cli_predict_rows_per_s_before']:,} | "
-                     f"{results['cli_predict_rows_per_s']:,} |")
-        lines.append(f"| encoding time / CLI time | {100 * results['encoding_share_of_cli_before']:.0f}% | "
-                     f"{100 * results['encoding_share_of_cli']:.0f}% |")
+        lines.append(
+            f"| `voxpop predict` CSV to CSV, rows/s | {results['cli_predict_rows_per_s_before']:,} | "
+            f"{results['cli_predict_rows_per_s']:,} |"
+        )
+        lines.append(
+            f"| encoding time / CLI time | {100 * results['encoding_share_of_cli_before']:.0f}% | "
+            f"{100 * results['encoding_share_of_cli']:.0f}% |"
+        )
     else:
-        lines.append(f"| `voxpop predict` CSV to CSV, rows/s | | {results['cli_predict_rows_per_s']:,} |")
-        lines.append(f"| encoding time / CLI time | | {100 * results['encoding_share_of_cli']:.0f}% |")
-    lines.append("\nNow `voxpop predict` encodes the next chunk while the graph runs this one (one "
-                 "of the threads encodes, the session gets the others), so the encoding share is "
-                 "the encoding's time over the whole run's, not time added to it.")
-    record("inference_encoding", results, summary_md="\n".join(lines),
-           command=f"bench/bench_inference.py --encoding-only --demo-dir {args.demo_dir} --rows {args.rows}"
-           + (f" --baseline-src {args.baseline_src}" if args.baseline_src else ""))
+        lines.append(
+            f"| `voxpop predict` CSV to CSV, rows/s | | {results['cli_predict_rows_per_s']:,} |"
+        )
+        lines.append(
+            f"| encoding time / CLI time | | {100 * results['encoding_share_of_cli']:.0f}% |"
+        )
+    lines.append(
+        "\nNow `voxpop predict` encodes the next chunk while the graph runs this one (one "
+        "of the threads encodes, the session gets the others), so the encoding share is "
+        "the encoding's time over the whole run's, not time added to it."
+    )
+    record(
+        "inference_encoding",
+        results,
+        summary_md="\n".join(lines),
+        command=f"bench/bench_inference.py --encoding-only --demo-dir {args.demo_dir} --rows {args.rows}"
+        + (f" --baseline-src {args.baseline_src}" if args.baseline_src else ""),
+    )
 
 
 def main() -> None:
@@ -195,7 +235,7 @@ def main() -> None:
     manifest = read_manifest(bundle)
     weights = np.asarray([m.weight for m in manifest.members], dtype=np.float64)
     texts = pd.read_csv(args.demo_dir / "data" / "airline_tweets.csv")["text"].astype(str).tolist()
-    texts = (texts * (args.rows // len(texts) + 1))[:args.rows]
+    texts = (texts * (args.rows // len(texts) + 1))[: args.rows]
     if args.encoding_only:
         return encoding_only(args, bundle, manifest, texts)
 
@@ -206,9 +246,12 @@ def main() -> None:
     separate = Ensemble.load(bundle, fused=False)
     with Timer() as tokenize:
         encoded = fused.encode(texts)
-    results = {"rows": len(texts), "members": [m.family for m in manifest.members],
-               "seq_len": int(encoded["tokens"].shape[1]),
-               "tokenization_rows_per_s": round(len(texts) / tokenize.seconds)}
+    results = {
+        "rows": len(texts),
+        "members": [m.family for m in manifest.members],
+        "seq_len": int(encoded["tokens"].shape[1]),
+        "tokenization_rows_per_s": round(len(texts) / tokenize.seconds),
+    }
 
     import onnxruntime as ort
 
@@ -224,8 +267,10 @@ def main() -> None:
 
     def keras_vote(batch_inputs):
         rows = len(next(iter(batch_inputs.values())))
-        probs = [m.predict({t.name: batch_inputs[t.name] for t in m.inputs}, verbose=0,
-                           batch_size=rows) for m in models]
+        probs = [
+            m.predict({t.name: batch_inputs[t.name] for t in m.inputs}, verbose=0, batch_size=rows)
+            for m in models
+        ]
         return np.average(np.stack(probs), axis=0, weights=weights)
 
     from voxpop.data import INPUT_DTYPES
@@ -233,15 +278,21 @@ def main() -> None:
     compiled = []
     for m in models:
         names = [t.name for t in m.inputs]
-        signature = [tf.TensorSpec([None, *t.shape[1:]], INPUT_DTYPES[t.name], name=t.name)
-                     for t in m.inputs]
-        compiled.append(tf.function(lambda *xs, m=m, names=names: m(dict(zip(names, xs)),
-                                                                      training=False),
-                                    input_signature=signature, reduce_retracing=True))
+        signature = [
+            tf.TensorSpec([None, *t.shape[1:]], INPUT_DTYPES[t.name], name=t.name) for t in m.inputs
+        ]
+        compiled.append(
+            tf.function(
+                lambda *xs, m=m, names=names: m(dict(zip(names, xs)), training=False),
+                input_signature=signature,
+                reduce_retracing=True,
+            )
+        )
 
     def tf_function_vote(batch_inputs):
-        probs = [fn(*[batch_inputs[t.name] for t in m.inputs]).numpy()
-                 for m, fn in zip(models, compiled)]
+        probs = [
+            fn(*[batch_inputs[t.name] for t in m.inputs]).numpy() for m, fn in zip(models, compiled)
+        ]
         return np.average(np.stack(probs), axis=0, weights=weights)
 
     paths = {
@@ -258,48 +309,73 @@ def main() -> None:
             work = in_batches(run_batch, encoded, batch, rows)
             in_batches(run_batch, encoded, batch, min(rows, 2 * batch))()  # warm-up
             seconds = best_of(work, repeats=1 if batch == 1 else 2)
-            speed[f"{name} @ batch {batch}"] = {"rows": rows, "rows_per_s": round(rows / seconds, 1),
-                                                "ms_per_row": round(1000 * seconds / rows, 4)}
+            speed[f"{name} @ batch {batch}"] = {
+                "rows": rows,
+                "rows_per_s": round(rows / seconds, 1),
+                "ms_per_row": round(1000 * seconds / rows, 4),
+            }
             print(name, batch, speed[f"{name} @ batch {batch}"], flush=True)
     results["speed"] = speed
 
     # Parity of the two sides on the first 1,000 rows (they must compute the same vote).
     part = {k: v[:1000] for k, v in encoded.items()}
-    results["max_abs_diff_voxpop_vs_keras"] = float(np.abs(
-        fused.predict_encoded(part, voting="weighted").probs - keras_vote(part)).max())
+    results["max_abs_diff_voxpop_vs_keras"] = float(
+        np.abs(fused.predict_encoded(part, voting="weighted").probs - keras_vote(part)).max()
+    )
 
-    flops = graph_flops(bundle / "fused.onnx",
-                        input_shapes={name: (1024, array.shape[1]) for name, array in encoded.items()})
+    flops = graph_flops(
+        bundle / "fused.onnx",
+        input_shapes={name: (1024, array.shape[1]) for name, array in encoded.items()},
+    )
     fused_rate = speed["voxpop fused fp32 @ batch 1024"]["rows_per_s"]
     results["fused_gflop_per_1024_rows"] = round(flops / 1e9, 3)
     results["fused_achieved_gflops"] = round(flops / 1024 * fused_rate / 1e9, 2)
     results["numpy_gemm_peak_gflops"] = round(gemm_peak_gflops(), 1)
-    results["fraction_of_peak"] = round(results["fused_achieved_gflops"] / results["numpy_gemm_peak_gflops"], 3)
+    results["fraction_of_peak"] = round(
+        results["fused_achieved_gflops"] / results["numpy_gemm_peak_gflops"], 3
+    )
 
     # The CLI end to end, and cold starts.
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "texts.csv"
         pd.DataFrame({"text": texts}).to_csv(source, index=False, quoting=1)
         with Timer() as cli:
-            subprocess.run([VOXPOP, "predict", str(bundle), str(source), "--out", f"{tmp}/p.csv"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [VOXPOP, "predict", str(bundle), str(source), "--out", f"{tmp}/p.csv"],
+                check=True,
+                capture_output=True,
+            )
     results["cli_predict_rows_per_s"] = round(len(texts) / cli.seconds, 1)
     results["tokenization_share_of_cli"] = round(tokenize.seconds / cli.seconds, 3)
-    results["cold_start_help_s"] = round(best_of(lambda: subprocess.run(
-        [VOXPOP, "--help"], check=True, capture_output=True)), 2)
-    results["cold_start_predict_one_line_s"] = round(best_of(lambda: subprocess.run(
-        [VOXPOP, "predict", str(bundle), "-"], input=b"my flight was delayed again\n",
-        check=True, capture_output=True)), 2)
+    results["cold_start_help_s"] = round(
+        best_of(lambda: subprocess.run([VOXPOP, "--help"], check=True, capture_output=True)), 2
+    )
+    results["cold_start_predict_one_line_s"] = round(
+        best_of(
+            lambda: subprocess.run(
+                [VOXPOP, "predict", str(bundle), "-"],
+                input=b"my flight was delayed again\n",
+                check=True,
+                capture_output=True,
+            )
+        ),
+        2,
+    )
     print(json.dumps({k: v for k, v in results.items() if k != "speed"}, indent=1))
 
-    lines = [f"{len(texts):,} airline tweets (batch 1: first {BATCH1_ROWS}), bundle of "
-             f"{len(models)} members ({', '.join(results['members'])}), sequence length "
-             f"{results['seq_len']}; rows/s, best of 2 passes after a warm-up.\n",
-             "| path | " + " | ".join(f"batch {b}" for b in BATCHES) + " |",
-             "| --- |" + " --- |" * len(BATCHES)]
+    lines = [
+        f"{len(texts):,} airline tweets (batch 1: first {BATCH1_ROWS}), bundle of "
+        f"{len(models)} members ({', '.join(results['members'])}), sequence length "
+        f"{results['seq_len']}; rows/s, best of 2 passes after a warm-up.\n",
+        "| path | " + " | ".join(f"batch {b}" for b in BATCHES) + " |",
+        "| --- |" + " --- |" * len(BATCHES),
+    ]
     for name in paths:
-        lines.append(f"| {name} | " + " | ".join(
-            f"{speed[f'{name} @ batch {b}']['rows_per_s']:,.0f}" for b in BATCHES) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{speed[f'{name} @ batch {b}']['rows_per_s']:,.0f}" for b in BATCHES)
+            + " |"
+        )
     lines += [
         "",
         f"- voxpop vs Keras vote: max |diff| {results['max_abs_diff_voxpop_vs_keras']:.1e} on 1,000 rows.",
@@ -312,8 +388,12 @@ def main() -> None:
         f"- cold start: `voxpop --help` {results['cold_start_help_s']} s; one line on stdin "
         f"through `voxpop predict` {results['cold_start_predict_one_line_s']} s.",
     ]
-    record("inference", results, summary_md="\n".join(lines),
-           command=f"bench/bench_inference.py --demo-dir {args.demo_dir} --rows {args.rows}")
+    record(
+        "inference",
+        results,
+        summary_md="\n".join(lines),
+        command=f"bench/bench_inference.py --demo-dir {args.demo_dir} --rows {args.rows}",
+    )
 
 
 if __name__ == "__main__":

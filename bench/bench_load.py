@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psutil
+
 from common import BENCH, DATASETS, record
 
 sys.path.insert(0, str(BENCH.parent / "tests"))
 from bundle_factory import write_bundle  # noqa: E402
-
 from voxpop.data import Preprocessor  # noqa: E402
 
 VOXPOP = str(Path(sys.executable).with_name("voxpop"))
@@ -54,7 +54,8 @@ def bundle() -> Path:
     if not path.exists():
         tweets = pd.read_csv(DATASETS / "tweet_sentiment.csv").sample(n=1500, random_state=1)
         preprocessor = Preprocessor(max_tokens=3000, max_len=32).fit(
-            tweets["text"].astype(str).tolist(), tweets["label"].astype(str).tolist())
+            tweets["text"].astype(str).tolist(), tweets["label"].astype(str).tolist()
+        )
         write_bundle(path, preprocessor)
     return path
 
@@ -81,8 +82,20 @@ def _count_lines(path: Path | None, offset: int, lines: int) -> tuple[int, int]:
 def run_predict(source: Path, target: Path, *, batch_size: int) -> dict:
     """Run predict, polling RSS and output rows; return the samples and the exit status."""
     target.unlink(missing_ok=True)
-    command = [VOXPOP, "predict", str(bundle()), str(source), "--id-col", "id",
-               "--out", str(target), "--batch-size", str(batch_size), "--device", "cpu"]
+    command = [
+        VOXPOP,
+        "predict",
+        str(bundle()),
+        str(source),
+        "--id-col",
+        "id",
+        "--out",
+        str(target),
+        "--batch-size",
+        str(batch_size),
+        "--device",
+        "cpu",
+    ]
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     watched = psutil.Process(process.pid)
@@ -95,14 +108,25 @@ def run_predict(source: Path, target: Path, *, batch_size: int) -> dict:
             break
         current = _output_file(target) or current  # after the rename: the same bytes, renamed
         offset, lines = _count_lines(current, offset, lines)
-        samples.append((time.monotonic() - started, rss, max(lines - 1, 0),  # minus the header
-                        times.user + times.system))
+        samples.append(
+            (
+                time.monotonic() - started,
+                rss,
+                max(lines - 1, 0),  # minus the header
+                times.user + times.system,
+            )
+        )
         time.sleep(POLL_SECONDS)
     offset, lines = _count_lines(target, offset, lines)  # the rows written after the last poll
     samples.append((time.monotonic() - started, samples[-1][1], max(lines - 1, 0), samples[-1][3]))
     stderr = process.stderr.read().decode()
-    return {"returncode": process.returncode, "seconds": time.monotonic() - started,
-            "samples": samples, "stderr_tail": stderr.strip().splitlines()[-2:], "command": command}
+    return {
+        "returncode": process.returncode,
+        "seconds": time.monotonic() - started,
+        "samples": samples,
+        "stderr_tail": stderr.strip().splitlines()[-2:],
+        "command": command,
+    }
 
 
 def rate_between(samples: list[tuple], low: int, high: int, *, clock: int = 0) -> float:
@@ -138,8 +162,10 @@ def summarise(run: dict, *, n_rows: int) -> dict:
         "rss_mib_after_first_chunk": round(after_first_chunk / mib, 1),
         "peak_rss_mib": round(peak / mib, 1),
         "peak_vs_first_chunk": round(peak / after_first_chunk, 3),
-        "rss_mib_by_decile": [round(max((s[1] for s in samples if s[2] <= n_rows * d / 10),
-                                        default=0) / mib, 1) for d in range(1, 11)],
+        "rss_mib_by_decile": [
+            round(max((s[1] for s in samples if s[2] <= n_rows * d / 10), default=0) / mib, 1)
+            for d in range(1, 11)
+        ],
     }
 
 
@@ -152,10 +178,16 @@ FAULTS = [
     "finished trials kept",
 ]
 INPUTS = [
-    "missing / directory / empty / header-only file", "missing text or label column",
-    "';'-separated file read as CSV", "one-class labels and a class too small for the split",
-    "non-UTF-8 bytes", "null texts", "a 1 MB text", "Parquet text column of type double",
-    "unknown --space/--voting/--select and family", "--out in a missing directory or under a file",
+    "missing / directory / empty / header-only file",
+    "missing text or label column",
+    "';'-separated file read as CSV",
+    "one-class labels and a class too small for the split",
+    "non-UTF-8 bytes",
+    "null texts",
+    "a 1 MB text",
+    "Parquet text column of type double",
+    "unknown --space/--voting/--select and family",
+    "--out in a missing directory or under a file",
     "not-a-bundle, newer schema_version, swapped and truncated member, oversized preprocess.json",
 ]
 
@@ -174,13 +206,22 @@ def main() -> None:
         raise SystemExit(f"predict failed ({run['returncode']}): {run['stderr_tail']}")
     written = sum(1 for _ in open(target, "rb")) - 1
     assert written == args.rows, f"{written} rows written for {args.rows}"
-    results = {"rows": args.rows, "batch_size": args.batch_size,
-               "input_mib": round(source.stat().st_size / 2**20, 1),
-               "bundle": "3 members (embedding 8 mean -> dense) + fused graph, max_len 32",
-               "load_average_at_start": [round(x, 2) for x in load_average],
-               **summarise(run, n_rows=args.rows), "inputs_tried": INPUTS, "faults_injected": FAULTS}
-    record("load", results, summary_md=summary(results),
-           command="nice .venv/bin/python bench/bench_load.py " + " ".join(sys.argv[1:]))
+    results = {
+        "rows": args.rows,
+        "batch_size": args.batch_size,
+        "input_mib": round(source.stat().st_size / 2**20, 1),
+        "bundle": "3 members (embedding 8 mean -> dense) + fused graph, max_len 32",
+        "load_average_at_start": [round(x, 2) for x in load_average],
+        **summarise(run, n_rows=args.rows),
+        "inputs_tried": INPUTS,
+        "faults_injected": FAULTS,
+    }
+    record(
+        "load",
+        results,
+        summary_md=summary(results),
+        command="nice .venv/bin/python bench/bench_load.py " + " ".join(sys.argv[1:]),
+    )
     print(summary(results))
 
 
@@ -192,7 +233,8 @@ def summary(r: dict) -> str:
         f"`voxpop predict` (subprocess, --batch-size {r['batch_size']}) on {r['rows']:,} real-tweet "
         f"rows ({r['input_mib']} MiB CSV), bundle: {r['bundle']}; load average at start "
         f"{r['load_average_at_start'][0]} on a shared machine.\n",
-        "| measure | value |", "|---|---|",
+        "| measure | value |",
+        "|---|---|",
         f"| wall time | {r['seconds']} s ({r['rows_per_s_overall']:,} rows/s) |",
         f"| rows/s, first 10% of rows | {r['rows_per_s_first_10pct']:,} |",
         f"| rows/s, last 10% of rows | {r['rows_per_s_last_10pct']:,} |",
@@ -207,7 +249,9 @@ def summary(r: dict) -> str:
         "Bad inputs tried (tests/test_reliability_input.py, each a one-line `error:` and exit 2 "
         "or, for bytes/nulls/1 MB text, a normal result): " + "; ".join(r["inputs_tried"]) + ".",
         "",
-        "Faults injected (tests/test_reliability_faults.py): " + "; ".join(r["faults_injected"]) + ".",
+        "Faults injected (tests/test_reliability_faults.py): "
+        + "; ".join(r["faults_injected"])
+        + ".",
     ]
     return "\n".join(lines)
 

@@ -18,16 +18,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from common import BENCH, DATASETS, Timer, record
 
 sys.path.insert(0, str(BENCH.parent / "tests"))
 from bundle_factory import onnx_probs, write_bundle  # noqa: E402
-
 from voxpop.data import Preprocessor  # noqa: E402
 from voxpop.ensemble import Ensemble  # noqa: E402
 from voxpop.ensemble.bundle import read_manifest, write_manifest  # noqa: E402
@@ -48,7 +47,9 @@ def quantized_copy(bundle: Path, out: Path) -> Path:
     inputs = Preprocessor.from_json(out / manifest.preprocess).encode(manifest.check_rows.texts)
     probs = {m.id: onnx_probs(out / m.file, inputs) for m in manifest.members}
     check_rows = manifest.check_rows.model_copy(update={"probs": probs})
-    write_manifest(out, manifest.model_copy(update={"quantization": "int8", "check_rows": check_rows}))
+    write_manifest(
+        out, manifest.model_copy(update={"quantization": "int8", "check_rows": check_rows})
+    )
     return out
 
 
@@ -88,7 +89,14 @@ def bucketing_max_diff(ensemble: Ensemble, encoded: list[dict], member: str) -> 
 
 
 def time_cli(bundle: Path, source: Path, target: Path) -> float:
-    command = [str(REPO / ".venv" / "bin" / "voxpop"), "predict", str(bundle), str(source), "--out", str(target)]
+    command = [
+        str(REPO / ".venv" / "bin" / "voxpop"),
+        "predict",
+        str(bundle),
+        str(source),
+        "--out",
+        str(target),
+    ]
     with Timer() as timer:
         subprocess.run(command, check=True, capture_output=True)
     return timer.seconds
@@ -105,8 +113,11 @@ def time_one_line_stdin(bundle: Path, repeats: int = 3) -> float:
 
 
 def rates(seconds: float, n_rows: int) -> dict:
-    return {"seconds": round(seconds, 3), "rows_per_s": round(n_rows / seconds, 1),
-            "ms_per_row": round(1000 * seconds / n_rows, 4)}
+    return {
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(n_rows / seconds, 1),
+        "ms_per_row": round(1000 * seconds / n_rows, 4),
+    }
 
 
 def main() -> None:
@@ -118,16 +129,26 @@ def main() -> None:
     args = parser.parse_args()
 
     tweets = pd.read_csv(DATASETS / "tweet_sentiment.csv").sample(frac=1.0, random_state=0)
-    fit_rows, bench_rows = tweets.iloc[: len(tweets) - args.rows], tweets.iloc[-args.rows:]
+    fit_rows, bench_rows = tweets.iloc[: len(tweets) - args.rows], tweets.iloc[-args.rows :]
     texts = bench_rows["text"].astype(str).tolist()
     work = Path(tempfile.mkdtemp(prefix="voxpop-bench-"))
     try:
-        preprocessor = Preprocessor().fit(fit_rows["text"].astype(str).tolist(), fit_rows["label"].astype(str).tolist())
-        fp32 = write_bundle(work / "fp32", preprocessor, n_members=args.members, encoder="lstm", dim=args.dim)
+        preprocessor = Preprocessor().fit(
+            fit_rows["text"].astype(str).tolist(), fit_rows["label"].astype(str).tolist()
+        )
+        fp32 = write_bundle(
+            work / "fp32", preprocessor, n_members=args.members, encoder="lstm", dim=args.dim
+        )
         int8 = quantized_copy(fp32, work / "int8")
-        results = {"rows": args.rows, "members": args.members, "member": f"embedding {args.dim} -> ONNX LSTM {args.dim} -> dense",
-                   "max_len": preprocessor.max_len, "vocabulary": preprocessor.n_tokens,
-                   "batch_size": args.batch_size, "load_average_at_start": os.getloadavg()}
+        results = {
+            "rows": args.rows,
+            "members": args.members,
+            "member": f"embedding {args.dim} -> ONNX LSTM {args.dim} -> dense",
+            "max_len": preprocessor.max_len,
+            "vocabulary": preprocessor.n_tokens,
+            "batch_size": args.batch_size,
+            "load_average_at_start": os.getloadavg(),
+        }
         fused = Ensemble.load(fp32, device="cpu")
         encoded, encode_seconds = time_encode(fused, texts, args.batch_size)
         results["tokenization"] = rates(encode_seconds, args.rows)
@@ -136,12 +157,17 @@ def main() -> None:
                 ensemble = Ensemble.load(bundle, device="cpu", fused=use_fused)
                 seconds = time_forward(ensemble, encoded, voting="weighted")
                 results[f"{mode}_{name}"] = rates(seconds, args.rows)
-                results[f"{mode}_{name}"]["with_tokenization"] = rates(seconds + encode_seconds, args.rows)
+                results[f"{mode}_{name}"]["with_tokenization"] = rates(
+                    seconds + encode_seconds, args.rows
+                )
                 ensemble.close()
         results["tokenization_fraction_fused_fp32"] = round(
-            encode_seconds / (encode_seconds + results["fused_fp32"]["seconds"]), 3)
-        results["file_mb"] = {name: round(sum(p.stat().st_size for p in (b / "members").glob("*.onnx")) / 1e6, 2)
-                              for name, b in {"fp32": fp32, "int8": int8}.items()}
+            encode_seconds / (encode_seconds + results["fused_fp32"]["seconds"]), 3
+        )
+        results["file_mb"] = {
+            name: round(sum(p.stat().st_size for p in (b / "members").glob("*.onnx")) / 1e6, 2)
+            for name, b in {"fp32": fp32, "int8": int8}.items()
+        }
         separate = Ensemble.load(fp32, device="cpu", fused=False)
         results["bucketing_max_abs_diff_lstm_member"] = bucketing_max_diff(separate, encoded, "m1")
         source = work / "tweets.csv"
@@ -152,22 +178,34 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results, indent=2))
-    record("predict", results, summary_md=summary(results),
-           command="nice .venv/bin/python bench/bench_predict.py " + " ".join(sys.argv[1:]))
+    record(
+        "predict",
+        results,
+        summary_md=summary(results),
+        command="nice .venv/bin/python bench/bench_predict.py " + " ".join(sys.argv[1:]),
+    )
 
 
 def summary(r: dict) -> str:
-    lines = [f"{r['rows']:,} real tweets, {r['members']} members ({r['member']}), max_len {r['max_len']}, "
-             f"batch {r['batch_size']}, load average at start {r['load_average_at_start'][0]:.1f}.\n",
-             "| path | rows/s | ms/row | rows/s incl. tokenization |", "| --- | --- | --- | --- |"]
+    lines = [
+        f"{r['rows']:,} real tweets, {r['members']} members ({r['member']}), max_len {r['max_len']}, "
+        f"batch {r['batch_size']}, load average at start {r['load_average_at_start'][0]:.1f}.\n",
+        "| path | rows/s | ms/row | rows/s incl. tokenization |",
+        "| --- | --- | --- | --- |",
+    ]
     for key in ["fused_fp32", "separate_fp32", "fused_int8", "separate_int8"]:
-        lines.append(f"| {key} | {r[key]['rows_per_s']:,.0f} | {r[key]['ms_per_row']} | "
-                     f"{r[key]['with_tokenization']['rows_per_s']:,.0f} |")
-    lines += ["", f"Tokenization: {r['tokenization']['rows_per_s']:,.0f} rows/s, "
-              f"{r['tokenization_fraction_fused_fp32']:.0%} of fused fp32 time. "
-              f"CLI end to end (CSV in, CSV out): {r['cli_end_to_end']['rows_per_s']:,.0f} rows/s. "
-              f"One-line stdin predict: {r['cli_one_line_stdin_seconds']} s. "
-              f"Length bucketing max |Δp| on an LSTM member: {r['bucketing_max_abs_diff_lstm_member']:.2e}."]
+        lines.append(
+            f"| {key} | {r[key]['rows_per_s']:,.0f} | {r[key]['ms_per_row']} | "
+            f"{r[key]['with_tokenization']['rows_per_s']:,.0f} |"
+        )
+    lines += [
+        "",
+        f"Tokenization: {r['tokenization']['rows_per_s']:,.0f} rows/s, "
+        f"{r['tokenization_fraction_fused_fp32']:.0%} of fused fp32 time. "
+        f"CLI end to end (CSV in, CSV out): {r['cli_end_to_end']['rows_per_s']:,.0f} rows/s. "
+        f"One-line stdin predict: {r['cli_one_line_stdin_seconds']} s. "
+        f"Length bucketing max |Δp| on an LSTM member: {r['bucketing_max_abs_diff_lstm_member']:.2e}.",
+    ]
     return "\n".join(lines)
 
 

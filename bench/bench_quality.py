@@ -34,8 +34,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from common import DATASETS, RESULTS, Timer, record
 
+from common import DATASETS, RESULTS, Timer, record
 from voxpop.serving_cli.demo import PLANS
 
 VOXPOP = str(Path(sys.executable).parent / "voxpop")
@@ -60,36 +60,65 @@ def figures(report_json: Path) -> dict:
     return {
         "rows": report["data"]["n_evaluated"],
         "votes": {name: round(v["macro_f1"], 4) for name, v in report["votes"].items()},
-        "best_member": {"id": best_member, "family": report["data"]["member_families"][best_member],
-                        "macro_f1": round(members[best_member], 4)},
+        "best_member": {
+            "id": best_member,
+            "family": report["data"]["member_families"][best_member],
+            "macro_f1": round(members[best_member], 4),
+        },
         "members": {name: round(f1, 4) for name, f1 in members.items()},
         "baselines": {name: round(b["macro_f1"], 4) for name, b in report["baselines"].items()},
-        "comparisons": {f"{c['vote']} vs {c['against'].split()[0]}":
-                        {"difference": round(c["difference"], 4),
-                         "ci95": [round(x, 4) for x in c["ci95"]], "verdict": c["verdict"]}
-                        for c in report["comparisons"]},
-        "member_adds": {f"{m} ({report['data']['member_families'][m]})": round(c["adds"], 4)
-                        for m, c in report["member_contributions"].items()},
+        "comparisons": {
+            f"{c['vote']} vs {c['against'].split()[0]}": {
+                "difference": round(c["difference"], 4),
+                "ci95": [round(x, 4) for x in c["ci95"]],
+                "verdict": c["verdict"],
+            }
+            for c in report["comparisons"]
+        },
+        "member_adds": {
+            f"{m} ({report['data']['member_families'][m]})": round(c["adds"], 4)
+            for m, c in report["member_contributions"].items()
+        },
     }
 
 
-def tune_and_export(work: Path, name: str, data: Path, tune_options: list, *, size: int,
-                    reuse: bool) -> tuple[list[str], bool]:
+def tune_and_export(
+    work: Path, name: str, data: Path, tune_options: list, *, size: int, reuse: bool
+) -> tuple[list[str], bool]:
     """(the tune and export commands of a task, whether the tuning ran now); with `reuse`, a step
     whose output is on disk (the run, the bundle) is not run again."""
     tune = ["tune", data, *tune_options, "--storage", work / "runs", "--name", name]
     export = ["export", work / "runs" / name, "--out", work / "bundle", "--size", size, "--force"]
-    skip = {"tune": reuse and (work / "runs" / name).is_dir(),
-            "export": reuse and (work / "bundle" / "ensemble.json").exists()}
-    commands = [shlex.join(["voxpop", *map(str, words)]) if skip[words[0]] else run(words)
-                for words in (tune, export)]
+    skip = {
+        "tune": reuse and (work / "runs" / name).is_dir(),
+        "export": reuse and (work / "bundle" / "ensemble.json").exists(),
+    }
+    commands = [
+        shlex.join(["voxpop", *map(str, words)]) if skip[words[0]] else run(words)
+        for words in (tune, export)
+    ]
     return commands, not skip["tune"]
 
 
 # The documented `voxpop tune` settings of the newsgroups and rotten tasks.
-TUNE_OPTIONS = ["--space", "cnn", "--space", "bigram", "--space", "tfidf", "--space",
-                "tfidf_fusion", "--space", "tfidf_nb", "--samples", 2, "--max-epochs", 4,
-                "--scheduler", "asha"]
+TUNE_OPTIONS = [
+    "--space",
+    "cnn",
+    "--space",
+    "bigram",
+    "--space",
+    "tfidf",
+    "--space",
+    "tfidf_fusion",
+    "--space",
+    "tfidf_nb",
+    "--samples",
+    2,
+    "--max-epochs",
+    4,
+    "--scheduler",
+    "asha",
+]
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -118,10 +147,21 @@ def tweets(demo_dir: Path | None, reuse: bool) -> dict:
         demo_dir = demo_dir or WORK / "demo"
         data = demo_dir / "data"
         commands.append(f"voxpop demo --out {demo_dir}")
-        run(["evaluate", demo_dir / "bundle", data / "test_split.csv", data / "airline_tweets.csv",
-             "--out", demo_dir / "reports"])
-    return {"commands": commands, "seconds": seconds,
-            "evaluated": tweet_figures(demo_dir / "reports")}
+        run(
+            [
+                "evaluate",
+                demo_dir / "bundle",
+                data / "test_split.csv",
+                data / "airline_tweets.csv",
+                "--out",
+                demo_dir / "reports",
+            ]
+        )
+    return {
+        "commands": commands,
+        "seconds": seconds,
+        "evaluated": tweet_figures(demo_dir / "reports"),
+    }
 
 
 def tweets_with_seed(demo_dir: Path, seed: int, reuse: bool) -> dict:
@@ -129,22 +169,56 @@ def tweets_with_seed(demo_dir: Path, seed: int, reuse: bool) -> dict:
     space files and plan, as `voxpop tune` / `export` / `evaluate` commands."""
     work = WORK / f"tweets-seed{seed}"
     plan = PLANS["full"]
-    options = [*[item for path in sorted((demo_dir / "spaces").glob("*.yaml"))
-                 for item in ("--space", path)],
-               "--samples", plan.samples, "--max-epochs", plan.max_epochs, "--scheduler",
-               plan.scheduler, "--keep-checkpoints", 1, "--seed", seed]
+    options = [
+        *[
+            item
+            for path in sorted((demo_dir / "spaces").glob("*.yaml"))
+            for item in ("--space", path)
+        ],
+        "--samples",
+        plan.samples,
+        "--max-epochs",
+        plan.max_epochs,
+        "--scheduler",
+        plan.scheduler,
+        "--keep-checkpoints",
+        1,
+        "--seed",
+        seed,
+    ]
     with Timer() as timer:
-        commands, tuned = tune_and_export(work, "demo", demo_dir / "data" / "tweets_train.csv",
-                                          options, size=plan.size, reuse=reuse)
-        commands.append(run(["evaluate", work / "bundle", test_split_csv(work, "demo"),
-                             demo_dir / "data" / "airline_tweets.csv", "--out", work / "reports"]))
-    return {"commands": commands, "seconds": round(timer.seconds) if tuned else None,
-            "evaluated": tweet_figures(work / "reports")}
+        commands, tuned = tune_and_export(
+            work,
+            "demo",
+            demo_dir / "data" / "tweets_train.csv",
+            options,
+            size=plan.size,
+            reuse=reuse,
+        )
+        commands.append(
+            run(
+                [
+                    "evaluate",
+                    work / "bundle",
+                    test_split_csv(work, "demo"),
+                    demo_dir / "data" / "airline_tweets.csv",
+                    "--out",
+                    work / "reports",
+                ]
+            )
+        )
+    return {
+        "commands": commands,
+        "seconds": round(timer.seconds) if tuned else None,
+        "evaluated": tweet_figures(work / "reports"),
+    }
 
 
 def tweet_figures(reports: Path) -> dict:
-    return {"test split (in domain)": figures(reports / "test_split" / "report.json"),
-            "airline tweets (out of domain)": figures(reports / "airline_tweets" / "report.json")}
+    return {
+        "test split (in domain)": figures(reports / "test_split" / "report.json"),
+        "airline tweets (out of domain)": figures(reports / "airline_tweets" / "report.json"),
+    }
 
 
 def newsgroups(reuse: bool) -> dict:
@@ -155,11 +229,15 @@ def newsgroups(reuse: bool) -> dict:
     train = write_csv(rows.drop(test.index), work / "train.csv")
     test_csv = write_csv(test, work / "test.csv")
     with Timer() as timer:
-        commands, tuned = tune_and_export(work, "ng", train, ["--test", test_csv, *TUNE_OPTIONS],
-                                          size=4, reuse=reuse)
+        commands, tuned = tune_and_export(
+            work, "ng", train, ["--test", test_csv, *TUNE_OPTIONS], size=4, reuse=reuse
+        )
         commands.append(run(["evaluate", work / "bundle", test_csv, "--out", work / "report"]))
-    return {"commands": commands, "seconds": round(timer.seconds) if tuned else None,
-            "evaluated": {"20% held out": figures(work / "report" / "report.json")}}
+    return {
+        "commands": commands,
+        "seconds": round(timer.seconds) if tuned else None,
+        "evaluated": {"20% held out": figures(work / "report" / "report.json")},
+    }
 
 
 def rotten_to_uci(seed: int, reuse: bool) -> dict:
@@ -168,15 +246,41 @@ def rotten_to_uci(seed: int, reuse: bool) -> dict:
     uci = pd.read_csv(DATASETS / "uci_sentences.csv")
     uci_csv = write_csv(uci[["text", "label"]], work / "uci_sentences.csv")
     with Timer() as timer:
-        commands, tuned = tune_and_export(work, "rt", DATASETS / "rotten_tomatoes.csv",
-                                          [*TUNE_OPTIONS, "--seed", seed], size=4, reuse=reuse)
+        commands, tuned = tune_and_export(
+            work,
+            "rt",
+            DATASETS / "rotten_tomatoes.csv",
+            [*TUNE_OPTIONS, "--seed", seed],
+            size=4,
+            reuse=reuse,
+        )
         test_csv = test_split_csv(work, "rt")
-        commands.append(run(["evaluate", work / "bundle", test_csv, uci_csv, "--out", work / "report",
-                             "--label-map", "positive=fresh,negative=rotten"]))
-    return {"commands": commands, "seconds": round(timer.seconds) if tuned else None,
-            "evaluated": {"rotten test split (in domain)": figures(work / "report" / "test_split" / "report.json"),
-                          "uci sentences (imdb/amazon/yelp)":
-                              figures(work / "report" / "uci_sentences" / "report.json")}}
+        commands.append(
+            run(
+                [
+                    "evaluate",
+                    work / "bundle",
+                    test_csv,
+                    uci_csv,
+                    "--out",
+                    work / "report",
+                    "--label-map",
+                    "positive=fresh,negative=rotten",
+                ]
+            )
+        )
+    return {
+        "commands": commands,
+        "seconds": round(timer.seconds) if tuned else None,
+        "evaluated": {
+            "rotten test split (in domain)": figures(
+                work / "report" / "test_split" / "report.json"
+            ),
+            "uci sentences (imdb/amazon/yelp)": figures(
+                work / "report" / "uci_sentences" / "report.json"
+            ),
+        },
+    }
 
 
 def _gap(f: dict, key: str) -> str:
@@ -188,13 +292,15 @@ def _gap(f: dict, key: str) -> str:
 
 
 def summary(results: dict) -> str:
-    lines = ["Macro-F1 from `voxpop evaluate` reports; TF-IDF + LR (word 1-2 + char_wb 2-5, sublinear, "
-             "C=4, balanced) fitted on the same training rows as the members. Gaps carry the "
-             "report's paired-bootstrap 95% interval and its verdict (better / worse when the "
-             "interval excludes zero, else within noise).\n",
-             "| task | evaluated on | rows | weighted vote | soft vote | hard vote | best member | "
-             "TF-IDF+LR | majority | weighted - best member | weighted - TF-IDF | soft - TF-IDF |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "Macro-F1 from `voxpop evaluate` reports; TF-IDF + LR (word 1-2 + char_wb 2-5, sublinear, "
+        "C=4, balanced) fitted on the same training rows as the members. Gaps carry the "
+        "report's paired-bootstrap 95% interval and its verdict (better / worse when the "
+        "interval excludes zero, else within noise).\n",
+        "| task | evaluated on | rows | weighted vote | soft vote | hard vote | best member | "
+        "TF-IDF+LR | majority | weighted - best member | weighted - TF-IDF | soft - TF-IDF |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     gaps: dict[str, list] = {}
     for task, result in results.items():
         for where, f in result["evaluated"].items():
@@ -205,21 +311,35 @@ def summary(results: dict) -> str:
                 f"{best['macro_f1']} ({best['id']}, {best['family']}) | "
                 f"{base.get('tfidf_logreg', '-')} | {base.get('majority', '-')} | "
                 f"{_gap(f, 'weighted vs best')} | {_gap(f, 'weighted vs baseline')} | "
-                f"{_gap(f, 'soft vs baseline')} |")
+                f"{_gap(f, 'soft vs baseline')} |"
+            )
             gaps.setdefault(f"{task.split(' (')[0]}: {where}", []).append(
-                [votes["weighted"] - best["macro_f1"], votes["weighted"] - base["tfidf_logreg"],
-                 votes["soft"] - base["tfidf_logreg"]])
+                [
+                    votes["weighted"] - best["macro_f1"],
+                    votes["weighted"] - base["tfidf_logreg"],
+                    votes["soft"] - base["tfidf_logreg"],
+                ]
+            )
     repeated = {where: rows for where, rows in gaps.items() if len(rows) > 1}
     if repeated:
-        lines += ["", "Mean gap over the seeds (each seed: its own split and search):", "",
-                  "| evaluated on | seeds | weighted - best member | weighted - TF-IDF | soft - TF-IDF |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "Mean gap over the seeds (each seed: its own split and search):",
+            "",
+            "| evaluated on | seeds | weighted - best member | weighted - TF-IDF | soft - TF-IDF |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for where, rows in repeated.items():
             means = [sum(column) / len(column) for column in zip(*rows)]
-            lines.append(f"| {where} | {len(rows)} | "
-                         + " | ".join(f"{m:+.4f}" for m in means) + " |")
-    lines += ["", "What each member adds to the weighted vote (its macro-F1 minus the vote's without "
-              "that member, same rows):", ""]
+            lines.append(
+                f"| {where} | {len(rows)} | " + " | ".join(f"{m:+.4f}" for m in means) + " |"
+            )
+    lines += [
+        "",
+        "What each member adds to the weighted vote (its macro-F1 minus the vote's without "
+        "that member, same rows):",
+        "",
+    ]
     for task, result in results.items():
         for where, f in result["evaluated"].items():
             adds = ", ".join(f"{m} {a:+.4f}" for m, a in f.get("member_adds", {}).items())
@@ -236,22 +356,34 @@ def main() -> None:
     parser.add_argument("--tasks", default="tweets,newsgroups,rotten")
     parser.add_argument("--demo-dir", type=Path, default=None)
     parser.add_argument("--rotten-seeds", default="42,43,44")
-    parser.add_argument("--tweets-seeds", default="42,43,44",
-                        help="42 is `voxpop demo` itself; others rerun its tuning with that seed")
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep existing bundles; run only the evaluation again")
+    parser.add_argument(
+        "--tweets-seeds",
+        default="42,43,44",
+        help="42 is `voxpop demo` itself; others rerun its tuning with that seed",
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep existing bundles; run only the evaluation again"
+    )
     args = parser.parse_args()
     # Tasks run separately add up: keep the figures of tasks not rerun this time.
     previous = RESULTS / "quality.json"
     results = json.loads(previous.read_text())["results"] if previous.exists() else {}
     demo_dir = args.demo_dir or WORK / "demo"
-    runs = {"tweets": lambda: {"tweets (seed 42)": tweets(args.demo_dir, args.reuse),
-                               **{f"tweets (seed {seed})": tweets_with_seed(demo_dir, int(seed),
-                                                                            args.reuse)
-                                  for seed in args.tweets_seeds.split(",") if seed != "42"}},
-            "newsgroups": lambda: {"newsgroups": newsgroups(args.reuse)},
-            "rotten": lambda: {f"rotten (seed {seed})": rotten_to_uci(int(seed), args.reuse)
-                               for seed in args.rotten_seeds.split(",")}}
+    runs = {
+        "tweets": lambda: {
+            "tweets (seed 42)": tweets(args.demo_dir, args.reuse),
+            **{
+                f"tweets (seed {seed})": tweets_with_seed(demo_dir, int(seed), args.reuse)
+                for seed in args.tweets_seeds.split(",")
+                if seed != "42"
+            },
+        },
+        "newsgroups": lambda: {"newsgroups": newsgroups(args.reuse)},
+        "rotten": lambda: {
+            f"rotten (seed {seed})": rotten_to_uci(int(seed), args.reuse)
+            for seed in args.rotten_seeds.split(",")
+        },
+    }
     for task in args.tasks.split(","):
         # A task run again replaces all its earlier entries (e.g. other seeds).
         results = {name: r for name, r in results.items() if name.split(" (")[0] != task}

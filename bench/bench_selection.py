@@ -22,16 +22,22 @@ import os
 from pathlib import Path
 
 import numpy as np
-from common import record
 from scipy.optimize import minimize
 
+from common import record
 from voxpop.data.rundir import read_run
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.export.select import select_members
 
-RUNS = ["demo/runs/demo", "tweets-seed43/runs/demo", "tweets-seed44/runs/demo",
-        "rotten-seed42/runs/rt", "rotten-seed43/runs/rt", "rotten-seed44/runs/rt",
-        "newsgroups/runs/ng"]
+RUNS = [
+    "demo/runs/demo",
+    "tweets-seed43/runs/demo",
+    "tweets-seed44/runs/demo",
+    "rotten-seed42/runs/rt",
+    "rotten-seed43/runs/rt",
+    "rotten-seed44/runs/rt",
+    "newsgroups/runs/ng",
+]
 SIZE = {"demo": 6, "rt": 4, "ng": 4}  # bench_quality.py's --size per task
 
 
@@ -51,10 +57,12 @@ def log_loss_weights(val_probs: list[np.ndarray], y_val: np.ndarray) -> np.ndarr
 
 def strategies(run, size: int) -> dict[str, dict]:
     """Strategy name -> {checkpoint name: weight}, all chosen on validation rows."""
-    greedy = select_members(run.checkpoints, run.y_val, method="greedy", size=size,
-                            metric="val_macro_f1")
-    candidates = select_members(run.checkpoints, run.y_val, method="top", size=len(run.checkpoints),
-                                metric="val_macro_f1").members
+    greedy = select_members(
+        run.checkpoints, run.y_val, method="greedy", size=size, metric="val_macro_f1"
+    )
+    candidates = select_members(
+        run.checkpoints, run.y_val, method="top", size=len(run.checkpoints), metric="val_macro_f1"
+    ).members
     weights = log_loss_weights([c.val_probs() for c in candidates], run.y_val)
     return {
         "greedy weighted": {c.name: w for c, w in zip(greedy.members, greedy.weights)},
@@ -76,8 +84,9 @@ def test_scores(run, size: int) -> dict[str, float]:
     probs = {}
     for name in sorted({n for weights in chosen.values() for n in weights}):
         model = load_model(by_name[name].model_path)
-        probs[name] = model.predict({i.name: inputs[i.name] for i in model.inputs}, verbose=0,
-                                    batch_size=512)
+        probs[name] = model.predict(
+            {i.name: inputs[i.name] for i in model.inputs}, verbose=0, batch_size=512
+        )
     n_classes = len(run.preprocessor.labels)
     scores = {}
     for strategy, weights in chosen.items():
@@ -89,18 +98,27 @@ def test_scores(run, size: int) -> dict[str, float]:
 
 def summary(results: dict) -> str:
     names = list(next(iter(results.values())))
-    lines = ["Test macro-F1 of each strategy, all chosen on validation rows among the same "
-             "candidates; the runs of `bench_quality.py`.\n",
-             "| run | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
+    lines = [
+        "Test macro-F1 of each strategy, all chosen on validation rows among the same "
+        "candidates; the runs of `bench_quality.py`.\n",
+        "| run | " + " | ".join(names) + " |",
+        "|" + " --- |" * (len(names) + 1),
+    ]
     for run, scores in results.items():
         best = max(scores.values())
-        lines.append(f"| {run} | " + " | ".join(
-            f"**{scores[n]}**" if scores[n] == best else str(scores[n]) for n in names) + " |")
+        lines.append(
+            f"| {run} | "
+            + " | ".join(f"**{scores[n]}**" if scores[n] == best else str(scores[n]) for n in names)
+            + " |"
+        )
     means = {n: np.mean([scores[n] for scores in results.values()]) for n in names}
     default = means["greedy weighted"]
     lines.append("| mean | " + " | ".join(f"{m:.4f}" for m in means.values()) + " |")
-    lines.append("| mean - greedy weighted | " + " | ".join(f"{m - default:+.4f}"
-                                                          for m in means.values()) + " |")
+    lines.append(
+        "| mean - greedy weighted | "
+        + " | ".join(f"{m - default:+.4f}" for m in means.values())
+        + " |"
+    )
     return "\n".join(lines)
 
 

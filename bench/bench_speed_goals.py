@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from common import Timer, record
 
 VOXPOP = [sys.executable, "-m", "voxpop"]
@@ -38,8 +39,12 @@ def best_seconds(work, repeats: int = 2) -> float:
 
 
 def cli_predict(bundle: Path, source: Path, out: Path) -> None:
-    subprocess.run([*VOXPOP, "predict", str(bundle), str(source), "--out", str(out)], check=True,
-                   capture_output=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    subprocess.run(
+        [*VOXPOP, "predict", str(bundle), str(source), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+    )
 
 
 def sklearn_pipeline(train: pd.DataFrame):
@@ -49,10 +54,12 @@ def sklearn_pipeline(train: pd.DataFrame):
     from sklearn.pipeline import make_pipeline, make_union
 
     pipeline = make_pipeline(
-        make_union(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-                   TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2,
-                                   sublinear_tf=True)),
-        LogisticRegression(C=4.0, max_iter=1000, class_weight="balanced"))
+        make_union(
+            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True),
+        ),
+        LogisticRegression(C=4.0, max_iter=1000, class_weight="balanced"),
+    )
     return pipeline.fit(train["text"].astype(str).tolist(), train["label"].astype(str).to_numpy())
 
 
@@ -73,8 +80,9 @@ def macro_f1(bundle: Path, table: pd.DataFrame) -> float:
     labels = list(ensemble.labels)
     known = table["label"].astype(str).isin(labels).to_numpy()
     rows = table[known]
-    predicted = ensemble.predict(rows["text"].astype(str).tolist(),
-                                 voting=ensemble.manifest.voting.default).label_ids
+    predicted = ensemble.predict(
+        rows["text"].astype(str).tolist(), voting=ensemble.manifest.voting.default
+    ).label_ids
     truth = np.array([labels.index(label) for label in rows["label"].astype(str)])
     return float(score(truth, predicted, len(labels)))
 
@@ -83,8 +91,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo-dir", type=Path, default=Path("voxpop-demo"))
     parser.add_argument("--rows", type=int, default=20000)
-    parser.add_argument("--work", type=Path, default=None, help="Where the student goes "
-                        "(default: a temporary directory).")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="Where the student goes (default: a temporary directory).",
+    )
     args = parser.parse_args()
     from voxpop.data.rundir import read_run
     from voxpop.ensemble import Ensemble
@@ -97,7 +109,7 @@ def main() -> None:
     run = read_run(args.demo_dir / "runs" / "demo")
     train, test = run.rows("train"), run.rows("test")
     texts = airline["text"].astype(str).tolist()
-    texts = (texts * (args.rows // len(texts) + 1))[:args.rows]
+    texts = (texts * (args.rows // len(texts) + 1))[: args.rows]
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-goals-"))
     work.mkdir(parents=True, exist_ok=True)
     train_csv = work / "train.csv"
@@ -107,15 +119,28 @@ def main() -> None:
 
     student = work / "student"
     with Timer() as distill_timer:
-        subprocess.run([*VOXPOP, "distill", str(bundle), "--data",
-                        str(train_csv), "--out", str(student),
-                        "--force"], check=True, env={**os.environ, "PYTHONPATH": str(
-                            Path(__file__).resolve().parents[1] / "src")})
+        subprocess.run(
+            [
+                *VOXPOP,
+                "distill",
+                str(bundle),
+                "--data",
+                str(train_csv),
+                "--out",
+                str(student),
+                "--force",
+            ],
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+        )
     pipeline = sklearn_pipeline(train)
 
     # In turn, best of 2 each: the machine is shared, so the ratios come from one run.
-    seconds = {"voxpop predict, ensemble": [], "voxpop predict, student": [],
-               "scikit-learn TF-IDF + LR, CSV to CSV": []}
+    seconds = {
+        "voxpop predict, ensemble": [],
+        "voxpop predict, student": [],
+        "scikit-learn TF-IDF + LR, CSV to CSV": [],
+    }
     for _ in range(2):
         for name in seconds:
             with Timer() as timer:
@@ -141,13 +166,16 @@ def main() -> None:
         "ensemble": {"test": macro_f1(bundle, test), "airline": macro_f1(bundle, airline)},
         "student": {"test": macro_f1(student, test), "airline": macro_f1(student, airline)},
     }
-    sk_pred = {"test": pipeline.predict(test["text"].astype(str).tolist()),
-               "airline": pipeline.predict(airline["text"].astype(str).tolist())}
+    sk_pred = {
+        "test": pipeline.predict(test["text"].astype(str).tolist()),
+        "airline": pipeline.predict(airline["text"].astype(str).tolist()),
+    }
     from sklearn.metrics import f1_score
 
     scores["scikit-learn TF-IDF + LR"] = {
         part: float(f1_score(table["label"].astype(str), sk_pred[part], average="macro"))
-        for part, table in (("test", test), ("airline", airline))}
+        for part, table in (("test", test), ("airline", airline))
+    }
     import json
 
     student_manifest = json.loads((student / "ensemble.json").read_text())
@@ -156,17 +184,24 @@ def main() -> None:
     ens, stu = rates["voxpop predict, ensemble"], rates["voxpop predict, student"]
     skl = rates["scikit-learn TF-IDF + LR, CSV to CSV"]
     results = {
-        "rows": len(texts), "ensemble_members": ensemble_members,
+        "rows": len(texts),
+        "ensemble_members": ensemble_members,
         "student_family": student_manifest["members"][0]["family"],
         "distill_seconds": round(distill_timer.seconds, 1),
-        "cli_rows_per_s": rates, "cli_seconds": seconds,
-        "in_process": {"encode_s": round(encode_s, 3), "graph_s": round(graph_s, 3),
-                       "encoding_share": round(encode_s / (encode_s + graph_s), 3),
-                       "sklearn_predict_proba_s": round(sklearn_s, 3)},
+        "cli_rows_per_s": rates,
+        "cli_seconds": seconds,
+        "in_process": {
+            "encode_s": round(encode_s, 3),
+            "graph_s": round(graph_s, 3),
+            "encoding_share": round(encode_s / (encode_s + graph_s), 3),
+            "sklearn_predict_proba_s": round(sklearn_s, 3),
+        },
         "macro_f1": {k: {p: round(v, 4) for p, v in s.items()} for k, s in scores.items()},
-        "ratios": {"ensemble_vs_sklearn": round(ens / skl, 2),
-                   "student_vs_ensemble": round(stu / ens, 2),
-                   "student_vs_sklearn": round(stu / skl, 2)},
+        "ratios": {
+            "ensemble_vs_sklearn": round(ens / skl, 2),
+            "student_vs_ensemble": round(stu / ens, 2),
+            "student_vs_sklearn": round(stu / skl, 2),
+        },
         "loadavg_start": [round(v, 2) for v in load_start],
         "loadavg_end": [round(v, 2) for v in load_end],
         "cores": os.cpu_count(),
@@ -175,15 +210,31 @@ def main() -> None:
     share = results["in_process"]["encoding_share"]
     gap = scores["student"]["test"] - scores["ensemble"]["test"]
     goals = [
-        ("`voxpop predict` >= 4x the issue's 1.7k rows/s (about 7k)", f"{ens:,.0f} rows/s", ens >= 7000),
-        ("`voxpop predict` >= 3x scikit-learn TF-IDF + LR on the same rows",
-         f"{results['ratios']['ensemble_vs_sklearn']}x", ens >= 3 * skl),
-        ("encoding <= 25% of the time", f"{100 * share:.0f}% (in process, encode / (encode + graph))",
-         share <= 0.25),
-        ("student >= 10x the ensemble's end-to-end rows/s",
-         f"{results['ratios']['student_vs_ensemble']}x", stu >= 10 * ens),
-        ("student within 1 point of the ensemble's macro-F1 in domain (test split)",
-         f"{100 * gap:+.1f} points", gap >= -0.01),
+        (
+            "`voxpop predict` >= 4x the issue's 1.7k rows/s (about 7k)",
+            f"{ens:,.0f} rows/s",
+            ens >= 7000,
+        ),
+        (
+            "`voxpop predict` >= 3x scikit-learn TF-IDF + LR on the same rows",
+            f"{results['ratios']['ensemble_vs_sklearn']}x",
+            ens >= 3 * skl,
+        ),
+        (
+            "encoding <= 25% of the time",
+            f"{100 * share:.0f}% (in process, encode / (encode + graph))",
+            share <= 0.25,
+        ),
+        (
+            "student >= 10x the ensemble's end-to-end rows/s",
+            f"{results['ratios']['student_vs_ensemble']}x",
+            stu >= 10 * ens,
+        ),
+        (
+            "student within 1 point of the ensemble's macro-F1 in domain (test split)",
+            f"{100 * gap:+.1f} points",
+            gap >= -0.01,
+        ),
     ]
     lines = [
         f"{len(texts):,} airline tweets CSV to CSV (subprocess, best of 2, in turn), demo bundle "
@@ -195,17 +246,31 @@ def main() -> None:
         "| path | rows/s end to end | macro-F1 test split | macro-F1 airline (external) |",
         "| --- | --- | --- | --- |",
     ]
-    for name, key in (("voxpop predict, ensemble", "ensemble"), ("voxpop predict, student", "student"),
-                      ("scikit-learn TF-IDF + LR, CSV to CSV", "scikit-learn TF-IDF + LR")):
-        lines.append(f"| {name} | {rates[name]:,.0f} | {scores[key]['test']:.4f} | "
-                     f"{scores[key]['airline']:.4f} |")
-    lines += ["", f"In process on the same rows: encoding {encode_s:.2f} s, graph {graph_s:.2f} s "
-              f"(encoding {100 * share:.0f}%); scikit-learn's predict_proba {sklearn_s:.2f} s.", "",
-              "| goal (issue 20) | measured | met |", "| --- | --- | --- |"]
+    for name, key in (
+        ("voxpop predict, ensemble", "ensemble"),
+        ("voxpop predict, student", "student"),
+        ("scikit-learn TF-IDF + LR, CSV to CSV", "scikit-learn TF-IDF + LR"),
+    ):
+        lines.append(
+            f"| {name} | {rates[name]:,.0f} | {scores[key]['test']:.4f} | "
+            f"{scores[key]['airline']:.4f} |"
+        )
+    lines += [
+        "",
+        f"In process on the same rows: encoding {encode_s:.2f} s, graph {graph_s:.2f} s "
+        f"(encoding {100 * share:.0f}%); scikit-learn's predict_proba {sklearn_s:.2f} s.",
+        "",
+        "| goal (issue 20) | measured | met |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {goal} | {value} | {'yes' if met else 'no'} |" for goal, value, met in goals]
     print("\n".join(lines))
-    record("speed_goals", results, summary_md="\n".join(lines),
-           command=f"bench/bench_speed_goals.py --demo-dir {args.demo_dir} --rows {args.rows}")
+    record(
+        "speed_goals",
+        results,
+        summary_md="\n".join(lines),
+        command=f"bench/bench_speed_goals.py --demo-dir {args.demo_dir} --rows {args.rows}",
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,13 @@ def machine() -> dict:
 
 def record(name: str, results: dict, *, summary_md: str, command: str) -> Path:
     """Write results/<name>.json (with machine facts) and rebuild RESULTS.md."""
-    payload = {"name": name, "command": command, "machine": machine(), "results": results,
-               "summary_md": summary_md}
+    payload = {
+        "name": name,
+        "command": command,
+        "machine": machine(),
+        "results": results,
+        "summary_md": summary_md,
+    }
     path = RESULTS / f"{name}.json"
     RESULTS.mkdir(exist_ok=True)
     write_json(path, payload)
@@ -62,17 +67,21 @@ def record(name: str, results: dict, *, summary_md: str, command: str) -> Path:
 
 
 def rebuild_results_md() -> None:
-    parts = ["# Benchmark results\n",
-             "Rebuilt by `bench/common.py` from `bench/results/*.json`; each section says the "
-             "command that produced it and the machine it ran on.\n"]
+    parts = [
+        "# Benchmark results\n",
+        "Rebuilt by `bench/common.py` from `bench/results/*.json`; each section says the "
+        "command that produced it and the machine it ran on.\n",
+    ]
     for path in sorted(RESULTS.glob("*.json")):
         data = json.loads(path.read_text())
         if "summary_md" not in data:
             continue
         m = data["machine"]
         parts.append(f"## {data['name']}\n")
-        parts.append(f"`{data['command']}` — {m['cores']} cores, {m['cpu_model']}, "
-                     f"{m['memory_gib']} GiB, Python {m['python']}, commit {m['commit']}, {m['date']}\n")
+        parts.append(
+            f"`{data['command']}` — {m['cores']} cores, {m['cpu_model']}, "
+            f"{m['memory_gib']} GiB, Python {m['python']}, commit {m['commit']}, {m['date']}\n"
+        )
         parts.append(data["summary_md"].rstrip() + "\n")
     write_text(BENCH / "RESULTS.md", "\n".join(parts))
 

@@ -43,8 +43,12 @@ def _lstm_encoder(p: str, rng, n_tokens: int, dim: int):
     nodes = [
         helper.make_node("Gather", [f"{p}embedding", "tokens"], [f"{p}embedded"], axis=0),
         helper.make_node("Transpose", [f"{p}embedded"], [f"{p}time_major"], perm=[1, 0, 2]),
-        helper.make_node("LSTM", [f"{p}time_major", f"{p}lstm_w", f"{p}lstm_r", f"{p}lstm_b"],
-                         ["", f"{p}last_hidden"], hidden_size=dim),
+        helper.make_node(
+            "LSTM",
+            [f"{p}time_major", f"{p}lstm_w", f"{p}lstm_r", f"{p}lstm_b"],
+            ["", f"{p}last_hidden"],
+            hidden_size=dim,
+        ),
         helper.make_node("Squeeze", [f"{p}last_hidden", f"{p}axis0"], [f"{p}encoded"]),
     ]
     return nodes, init
@@ -54,8 +58,18 @@ def _lstm_encoder(p: str, rng, n_tokens: int, dim: int):
 ENCODERS = {"mean": _mean_encoder, "lstm": _lstm_encoder}
 
 
-def member_nodes(prefix: str, *, n_tokens: int, n_classes: int, n_features: int, seed: int,
-                 use_features: bool, output: str, encoder: str = "mean", dim: int = EMBED_DIM):
+def member_nodes(
+    prefix: str,
+    *,
+    n_tokens: int,
+    n_classes: int,
+    n_features: int,
+    seed: int,
+    use_features: bool,
+    output: str,
+    encoder: str = "mean",
+    dim: int = EMBED_DIM,
+):
     """Nodes and initializers of one member reading graph inputs `tokens` (and `features`)."""
     rng = np.random.default_rng(seed)
     p = prefix
@@ -82,7 +96,9 @@ def member_nodes(prefix: str, *, n_tokens: int, n_classes: int, n_features: int,
 def _inputs(n_features: int, use_features: bool):
     inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT32, ["batch", "seq"])]
     if use_features:
-        inputs.append(helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", n_features]))
+        inputs.append(
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", n_features])
+        )
     return inputs
 
 
@@ -96,27 +112,53 @@ def _model(nodes, initializers, inputs, n_classes: int) -> onnx.ModelProto:
     return model
 
 
-def member_model(*, n_tokens, n_classes, n_features, seed, use_features, encoder="mean",
-                 dim=EMBED_DIM) -> onnx.ModelProto:
+def member_model(
+    *, n_tokens, n_classes, n_features, seed, use_features, encoder="mean", dim=EMBED_DIM
+) -> onnx.ModelProto:
     """One member as an ONNX model with output `probs`."""
-    nodes, inits = member_nodes("", n_tokens=n_tokens, n_classes=n_classes, n_features=n_features,
-                                seed=seed, use_features=use_features, output="probs",
-                                encoder=encoder, dim=dim)
+    nodes, inits = member_nodes(
+        "",
+        n_tokens=n_tokens,
+        n_classes=n_classes,
+        n_features=n_features,
+        seed=seed,
+        use_features=use_features,
+        output="probs",
+        encoder=encoder,
+        dim=dim,
+    )
     return _model(nodes, inits, _inputs(n_features, use_features), n_classes)
 
 
-def fused_model(specs: list[dict], weights: list[float], *, n_tokens, n_classes, n_features,
-                encoder="mean", dim=EMBED_DIM) -> onnx.ModelProto:
+def fused_model(
+    specs: list[dict],
+    weights: list[float],
+    *,
+    n_tokens,
+    n_classes,
+    n_features,
+    encoder="mean",
+    dim=EMBED_DIM,
+) -> onnx.ModelProto:
     """All members on shared inputs and probs = sum_i w_i probs_i / sum_i w_i."""
     nodes, inits, weighted = [], [], []
     for spec, weight in zip(specs, weights):
         p = f"{spec['id']}/"
-        member, member_inits = member_nodes(p, n_tokens=n_tokens, n_classes=n_classes,
-                                            n_features=n_features, seed=spec["seed"],
-                                            use_features=spec["use_features"], output=f"{p}probs",
-                                            encoder=encoder, dim=dim)
+        member, member_inits = member_nodes(
+            p,
+            n_tokens=n_tokens,
+            n_classes=n_classes,
+            n_features=n_features,
+            seed=spec["seed"],
+            use_features=spec["use_features"],
+            output=f"{p}probs",
+            encoder=encoder,
+            dim=dim,
+        )
         nodes += member + [helper.make_node("Mul", [f"{p}probs", f"{p}w"], [f"{p}weighted"])]
-        inits += member_inits + [numpy_helper.from_array(np.array(weight / sum(weights), np.float32), f"{p}w")]
+        inits += member_inits + [
+            numpy_helper.from_array(np.array(weight / sum(weights), np.float32), f"{p}w")
+        ]
         weighted.append(f"{p}weighted")
     nodes.append(helper.make_node("Sum", weighted, ["probs"]))
     any_features = any(spec["use_features"] for spec in specs)
@@ -124,8 +166,14 @@ def fused_model(specs: list[dict], weights: list[float], *, n_tokens, n_classes,
 
 
 # Texts of the check rows when a test gives none (real tweets give the fixtures' bundles theirs).
-CHECK_TEXTS = ["the flight was great, thank you!", "worst service ever @united #fail",
-               "is the 8:15 to boston on time?", "", "loved it 😍😍", "meh... ok i guess"]
+CHECK_TEXTS = [
+    "the flight was great, thank you!",
+    "worst service ever @united #fail",
+    "is the 8:15 to boston on time?",
+    "",
+    "loved it 😍😍",
+    "meh... ok i guess",
+]
 
 
 def onnx_probs(path: Path, inputs: dict) -> list[list[float]]:
@@ -137,9 +185,19 @@ def onnx_probs(path: Path, inputs: dict) -> list[list[float]]:
     return np.asarray(probs, dtype=np.float64).round(7).tolist()
 
 
-def write_bundle(out: Path, preprocessor, *, n_members: int = 3, weights=None, fused: bool = True,
-                 feature_member: bool = True, encoder: str = "mean", dim: int = EMBED_DIM,
-                 check_texts=None, sign_with=None) -> Path:
+def write_bundle(
+    out: Path,
+    preprocessor,
+    *,
+    n_members: int = 3,
+    weights=None,
+    fused: bool = True,
+    feature_member: bool = True,
+    encoder: str = "mean",
+    dim: int = EMBED_DIM,
+    check_texts=None,
+    sign_with=None,
+) -> Path:
     """Write a complete bundle directory at `out` and return it.
 
     Member i has id m{i+1} and seed i; the last member reads `features` when feature_member.
@@ -148,8 +206,17 @@ def write_bundle(out: Path, preprocessor, *, n_members: int = 3, weights=None, f
     its check rows are `check_texts` (default CHECK_TEXTS) with each member's real probabilities.
     """
     from voxpop.ensemble.bundle import write_manifest
-    from voxpop.ensemble.manifest import (CheckRows, Fused, InputSpec, Manifest, Member, Parity,
-                                          Selection, ValMetrics, Voting)
+    from voxpop.ensemble.manifest import (
+        CheckRows,
+        Fused,
+        InputSpec,
+        Manifest,
+        Member,
+        Parity,
+        Selection,
+        ValMetrics,
+        Voting,
+    )
 
     out = Path(out)
     (out / "members").mkdir(parents=True)
@@ -166,32 +233,62 @@ def write_bundle(out: Path, preprocessor, *, n_members: int = 3, weights=None, f
     members, check_probs = [], {}
     for spec, weight in zip(specs, weights):
         relative = f"members/{spec['id']}.onnx"
-        model = member_model(n_tokens=n_tokens, n_classes=n_classes, n_features=n_features,
-                             seed=spec["seed"], use_features=spec["use_features"], encoder=encoder, dim=dim)
+        model = member_model(
+            n_tokens=n_tokens,
+            n_classes=n_classes,
+            n_features=n_features,
+            seed=spec["seed"],
+            use_features=spec["use_features"],
+            encoder=encoder,
+            dim=dim,
+        )
         onnx.save(model, out / relative)
         check_probs[spec["id"]] = onnx_probs(out / relative, check_inputs)
-        members.append(Member(
-            id=spec["id"], file=relative, family=f"test_{encoder}", config={"seed": spec["seed"]},
-            trial_id=f"trial_{spec['id']}", epoch=1,
-            inputs=["tokens", "features"] if spec["use_features"] else ["tokens"],
-            val_metrics=ValMetrics(val_macro_f1=0.5, val_accuracy=0.5, val_loss=1.0),
-            weight=weight, parity=Parity(max_abs_diff=0.0, argmax_agreement=1.0, rows=0),
-        ))
+        members.append(
+            Member(
+                id=spec["id"],
+                file=relative,
+                family=f"test_{encoder}",
+                config={"seed": spec["seed"]},
+                trial_id=f"trial_{spec['id']}",
+                epoch=1,
+                inputs=["tokens", "features"] if spec["use_features"] else ["tokens"],
+                val_metrics=ValMetrics(val_macro_f1=0.5, val_accuracy=0.5, val_loss=1.0),
+                weight=weight,
+                parity=Parity(max_abs_diff=0.0, argmax_agreement=1.0, rows=0),
+            )
+        )
     fused_entry = None
     if fused:
-        onnx.save(fused_model(specs, weights, n_tokens=n_tokens, n_classes=n_classes,
-                              n_features=n_features, encoder=encoder, dim=dim),
-                  out / "fused.onnx")
+        onnx.save(
+            fused_model(
+                specs,
+                weights,
+                n_tokens=n_tokens,
+                n_classes=n_classes,
+                n_features=n_features,
+                encoder=encoder,
+                dim=dim,
+            ),
+            out / "fused.onnx",
+        )
         fused_entry = Fused(file="fused.onnx", weights=weights)
     manifest = Manifest(
-        schema_version=2, voxpop_version="0.1.0", created="2026-01-01T00:00:00Z",
+        schema_version=2,
+        voxpop_version="0.1.0",
+        created="2026-01-01T00:00:00Z",
         labels=list(preprocessor.labels),
-        inputs=[InputSpec(name="tokens", dtype="int32", shape=["batch", "seq"]),
-                InputSpec(name="features", dtype="float32", shape=["batch", n_features])],
-        preprocess="preprocess.json", members=members,
+        inputs=[
+            InputSpec(name="tokens", dtype="int32", shape=["batch", "seq"]),
+            InputSpec(name="features", dtype="float32", shape=["batch", n_features]),
+        ],
+        preprocess="preprocess.json",
+        members=members,
         voting=Voting(default="weighted", weights=weights),
         selection=Selection(method="test", metric="val_macro_f1"),
-        fused=fused_entry, check_rows=CheckRows(texts=texts, probs=check_probs), files={},
+        fused=fused_entry,
+        check_rows=CheckRows(texts=texts, probs=check_probs),
+        files={},
     )
     write_manifest(out, manifest, sign_with=sign_with)
     return out
@@ -235,15 +332,20 @@ def tweet_preprocessor(tweet_rows):
     from voxpop.data import Preprocessor
 
     train = tweet_rows.iloc[:1500]
-    return Preprocessor(max_tokens=3000, max_len=32).fit(train["text"].tolist(), train["label"].astype(str).tolist())
+    return Preprocessor(max_tokens=3000, max_len=32).fit(
+        train["text"].tolist(), train["label"].astype(str).tolist()
+    )
 
 
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory, tweet_preprocessor, tweet_rows) -> Path:
     """A 3-member bundle with a fused graph (weights 3, 2, 1; member m3 reads `features`).
     Session-scoped: tests must not modify it (copy it first)."""
-    return write_bundle(tmp_path_factory.mktemp("bundle") / "bundle", tweet_preprocessor,
-                        check_texts=tweet_rows["text"].iloc[1900:1932].astype(str).tolist())
+    return write_bundle(
+        tmp_path_factory.mktemp("bundle") / "bundle",
+        tweet_preprocessor,
+        check_texts=tweet_rows["text"].iloc[1900:1932].astype(str).tolist(),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -58,8 +58,9 @@ def onnxruntime_runs_cuda() -> bool:
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(model)
-    session = ort.InferenceSession(model.SerializeToString(),
-                                   providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     return session.get_providers()[0] == "CUDAExecutionProvider"
 
 

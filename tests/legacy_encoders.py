@@ -22,7 +22,6 @@ import pandas as pd
 
 from voxpop.data.errors import VoxpopError
 
-
 # --- text.py --------------------------------------------------------------------------------
 
 URL = r"(?:https?://|www\.)\S+"
@@ -31,17 +30,22 @@ URL = r"(?:https?://|www\.)\S+"
 MENTION = r"@(?<!\w@)\w+"
 HASHTAG = r"#(?<!\w#)(\w+)"
 NUMBER = r"\d(?<![\w.<]\d)\d*(?:[.,:]\d+)*(?!\w)"
-EMOTICON = (r"(?:[<>]?[:;=][\-o*']?[)\](\[dDpP/\\|}{@3oO]|[)\](\[dDpP/\\|}{@][\-o*']?[:;=][<>]?"
-            r"|</?3)(?![\w])")
+EMOTICON = (
+    r"(?:[<>]?[:;=][\-o*']?[)\](\[dDpP/\\|}{@3oO]|[)\](\[dDpP/\\|}{@][\-o*']?[:;=][<>]?"
+    r"|</?3)(?![\w])"
+)
 # Pictographs, dingbats, symbols, flags and skin-tone modifiers: one token per code point.
-EMOJI = ("[\U0001F000-\U0001FAFF\U0001FC00-\U0001FFFF\u2600-\u27BF\u2B00-\u2BFF\u2300-\u23FF"
-         "\u2190-\u21FF\u3030\u303D\u3297\u3299]")
+EMOJI = (
+    "[\U0001f000-\U0001faff\U0001fc00-\U0001ffff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff"
+    "\u2190-\u21ff\u3030\u303d\u3297\u3299]"
+)
 SPECIAL = r"<(?:url|user|num|hashtag)>"
 WORD = r"[^\W\d_]+(?:['’][^\W\d_]+)*"
 
 # The token pattern is stored in preprocess.json; alternatives are tried in this order.
-TOKEN_PATTERN = "|".join([SPECIAL, EMOTICON, URL, MENTION, r"#(?<!\w#)\w+", WORD,
-                          r"\d+(?:[.,:]\d+)*", EMOJI, r"[^\w\s]"])
+TOKEN_PATTERN = "|".join(
+    [SPECIAL, EMOTICON, URL, MENTION, r"#(?<!\w#)\w+", WORD, r"\d+(?:[.,:]\d+)*", EMOJI, r"[^\w\s]"]
+)
 
 _URL = re.compile(URL)
 _MENTION = re.compile(MENTION)
@@ -117,7 +121,9 @@ class TokenBatch:
     @classmethod
     def from_lists(cls, token_lists: list[list[str]]) -> TokenBatch:
         lengths = [0] + [len(tokens) for tokens in token_lists]
-        return cls([t for tokens in token_lists for t in tokens], np.cumsum(lengths, dtype=np.int64))
+        return cls(
+            [t for tokens in token_lists for t in tokens], np.cumsum(lengths, dtype=np.int64)
+        )
 
     def lists(self) -> list[list[str]]:
         """One token list per text."""
@@ -150,8 +156,11 @@ class Tokenizer:
 
     def _tokenize_one(self, text: str) -> list[str]:
         findall = self._regex.findall
-        return [token for chunk in clean(text, self.options).split()
-                for token in ((chunk,) if chunk.isalpha() else findall(chunk))]
+        return [
+            token
+            for chunk in clean(text, self.options).split()
+            for token in ((chunk,) if chunk.isalpha() else findall(chunk))
+        ]
 
     def _tokenize_joined(self, texts: list[str]) -> TokenBatch:
         joined = clean(f"\n{_SEPARATOR}\n".join(texts), self.options)
@@ -178,9 +187,32 @@ _ALLCAPS = re.compile(rf"[{_CAPITALS}](?<![^\W\d_][{_CAPITALS}])[{_CAPITALS}]+(?
 _WORD = re.compile(WORD)
 _EMOTICON = re.compile(EMOTICON)
 _EMOJI = re.compile(EMOJI)
-NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neither", "nor",
-                       "nowhere", "cannot", "without", "aint", "dont", "cant", "wont", "isnt",
-                       "wasnt", "didnt", "doesnt", "shouldnt", "wouldnt", "couldnt"})
+NEGATIONS = frozenset(
+    {
+        "not",
+        "no",
+        "never",
+        "none",
+        "nobody",
+        "nothing",
+        "neither",
+        "nor",
+        "nowhere",
+        "cannot",
+        "without",
+        "aint",
+        "dont",
+        "cant",
+        "wont",
+        "isnt",
+        "wasnt",
+        "didnt",
+        "doesnt",
+        "shouldnt",
+        "wouldnt",
+        "couldnt",
+    }
+)
 # VADER's normalisation constant: compound = s / sqrt(s^2 + alpha).
 VADER_ALPHA = 15.0
 # VADER's analyzer is written for sentences and its time grows with the square of a text's length
@@ -193,11 +225,35 @@ _SPECIAL_KINDS = {"<url>": "url", "<user>": "mention", "<hashtag>": "hashtag", "
 KINDS = ("word", "url", "mention", "hashtag", "number", "emoticon", "emoji", "punct")
 
 FEATURE_NAMES = (
-    "n_chars", "n_tokens", "n_words", "mean_word_len", "type_token_ratio", "upper_ratio",
-    "n_allcaps_words", "n_exclaim", "n_question", "n_ellipsis", "punct_density", "n_elongated",
-    "n_emoji", "n_emoticons", "n_hashtags", "n_mentions", "n_urls", "n_digits", "n_numbers",
-    "n_negations", "lex_pos_sum", "lex_neg_sum", "lex_compound", "lex_pos_ratio",
-    "lex_neg_ratio", "n_replacement_chars", "vader_compound", "vader_pos", "vader_neg",
+    "n_chars",
+    "n_tokens",
+    "n_words",
+    "mean_word_len",
+    "type_token_ratio",
+    "upper_ratio",
+    "n_allcaps_words",
+    "n_exclaim",
+    "n_question",
+    "n_ellipsis",
+    "punct_density",
+    "n_elongated",
+    "n_emoji",
+    "n_emoticons",
+    "n_hashtags",
+    "n_mentions",
+    "n_urls",
+    "n_digits",
+    "n_numbers",
+    "n_negations",
+    "lex_pos_sum",
+    "lex_neg_sum",
+    "lex_compound",
+    "lex_pos_ratio",
+    "lex_neg_ratio",
+    "n_replacement_chars",
+    "vader_compound",
+    "vader_pos",
+    "vader_neg",
 )
 
 
@@ -205,7 +261,9 @@ def vader_lexicon_path() -> Path:
     """`vader_lexicon.txt` inside the installed vaderSentiment package."""
     spec = importlib.util.find_spec("vaderSentiment")
     if spec is None or not spec.submodule_search_locations:
-        raise VoxpopError("the package vaderSentiment is not installed (pip install vaderSentiment)")
+        raise VoxpopError(
+            "the package vaderSentiment is not installed (pip install vaderSentiment)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
     if not path.is_file():
         raise VoxpopError(f"{path}: VADER lexicon file missing from the vaderSentiment package")
@@ -236,9 +294,13 @@ def _vader_scores(texts: list[str]) -> dict[str, np.ndarray]:
     Gilbert 2014). Its rules (negation within three words, "but", boosters, capitals, "!") are
     what the plain lexicon sums miss."""
     score = _vader_analyzer().polarity_scores
-    values = np.array([[s["compound"], s["pos"], s["neg"]]
-                       for s in (score(text[:VADER_MAX_CHARS]) for text in texts)],
-                      dtype=np.float64).reshape(len(texts), 3)
+    values = np.array(
+        [
+            [s["compound"], s["pos"], s["neg"]]
+            for s in (score(text[:VADER_MAX_CHARS]) for text in texts)
+        ],
+        dtype=np.float64,
+    ).reshape(len(texts), 3)
     return {"vader_compound": values[:, 0], "vader_pos": values[:, 1], "vader_neg": values[:, 2]}
 
 
@@ -259,23 +321,38 @@ def _token_features(batch: TokenBatch, lexicon: dict[str, float]) -> dict[str, n
     distinct = uniques.tolist()
     kinds = [_token_kind(t) for t in distinct]
     is_word = np.array([k == "word" for k in kinds], dtype=bool)
-    valence = np.array([lexicon.get(t, 0.0) if k in ("word", "emoticon") else 0.0
-                        for t, k in zip(distinct, kinds)], dtype=np.float64)
-    negation = np.array([k == "word" and (t in NEGATIONS or t.endswith(("n't", "n’t")))
-                         for t, k in zip(distinct, kinds)], dtype=np.float64)
+    valence = np.array(
+        [
+            lexicon.get(t, 0.0) if k in ("word", "emoticon") else 0.0
+            for t, k in zip(distinct, kinds)
+        ],
+        dtype=np.float64,
+    )
+    negation = np.array(
+        [
+            k == "word" and (t in NEGATIONS or t.endswith(("n't", "n’t")))
+            for t, k in zip(distinct, kinds)
+        ],
+        dtype=np.float64,
+    )
     owner = np.repeat(np.arange(n), batch.lengths)
 
     def per_text(values: np.ndarray) -> np.ndarray:
         return np.bincount(owner, weights=values[codes], minlength=n)
 
-    columns = {f"n_{kind}": per_text(np.array([k == kind for k in kinds], dtype=np.float64))
-               for kind in KINDS}
-    columns["n_letters"] = per_text(np.where(is_word, [len(t) for t in distinct], 0).astype(np.float64))
+    columns = {
+        f"n_{kind}": per_text(np.array([k == kind for k in kinds], dtype=np.float64))
+        for kind in KINDS
+    }
+    columns["n_letters"] = per_text(
+        np.where(is_word, [len(t) for t in distinct], 0).astype(np.float64)
+    )
     words = is_word[codes]
     pairs = np.sort(owner[words] * max(len(distinct), 1) + codes[words])  # (text, word) pairs
     first_seen = np.r_[True, pairs[1:] != pairs[:-1]] if len(pairs) else np.zeros(0, dtype=bool)
-    columns["n_distinct_words"] = np.bincount(pairs[first_seen] // max(len(distinct), 1),
-                                              minlength=n)
+    columns["n_distinct_words"] = np.bincount(
+        pairs[first_seen] // max(len(distinct), 1), minlength=n
+    )
     columns["lex_pos_sum"] = per_text(np.maximum(valence, 0.0))
     columns["lex_neg_sum"] = per_text(np.minimum(valence, 0.0))
     columns["n_lex_pos"] = per_text((valence > 0).astype(np.float64) * is_word)
@@ -297,8 +374,12 @@ def _elongation_starts(points: np.ndarray, letters: np.ndarray, owner: np.ndarra
     """bool per code point: the third letter of a run of one letter repeated 3+ times ("sooo")."""
     triple = np.zeros(len(points), dtype=bool)
     if len(points) >= 3:
-        triple[2:] = ((points[2:] == points[1:-1]) & (points[1:-1] == points[:-2])
-                      & letters[2:] & (owner[2:] == owner[:-2]))
+        triple[2:] = (
+            (points[2:] == points[1:-1])
+            & (points[1:-1] == points[:-2])
+            & letters[2:]
+            & (owner[2:] == owner[:-2])
+        )
     return triple & ~np.r_[False, triple[:-1]]
 
 
@@ -307,8 +388,10 @@ def _char_tables() -> tuple[np.ndarray, np.ndarray]:
     # str.isupper / str.isalpha for every code point of the Basic Multilingual Plane (letters
     # outside it are rare enough to ignore).
     chars = [chr(c) for c in range(0x10000)]
-    return (np.fromiter(map(str.isupper, chars), dtype=bool, count=len(chars)),
-            np.fromiter(map(str.isalpha, chars), dtype=bool, count=len(chars)))
+    return (
+        np.fromiter(map(str.isupper, chars), dtype=bool, count=len(chars)),
+        np.fromiter(map(str.isalpha, chars), dtype=bool, count=len(chars)),
+    )
 
 
 def _char_counts(texts: list[str]) -> dict[str, np.ndarray]:
@@ -351,22 +434,28 @@ def engineered_features(texts, analysis: TokenBatch | None = None) -> np.ndarray
     columns.update(_vader_scores(texts))
     per_word = np.maximum(columns["n_word"], 1)
     total = columns["lex_pos_sum"] + columns["lex_neg_sum"]
-    columns.update({
-        "n_words": columns["n_word"], "n_emoticons": columns["n_emoticon"],
-        "n_hashtags": columns["n_hashtag"], "n_mentions": columns["n_mention"],
-        "n_urls": columns["n_url"], "n_numbers": columns["n_number"],
-        "mean_word_len": columns["n_letters"] / per_word,
-        "type_token_ratio": columns["n_distinct_words"] / per_word,
-        "upper_ratio": columns["n_upper"] / np.maximum(columns["n_letters_raw"], 1),
-        "punct_density": columns["n_punct"] / np.maximum(columns["n_chars"], 1),
-        "n_ellipsis": np.array([t.count("...") for t in texts], dtype=np.float64),
-        "n_allcaps_words": _matches_per_text(_ALLCAPS, texts),
-        "lex_compound": total / np.sqrt(total * total + VADER_ALPHA),
-        "lex_pos_ratio": columns["n_lex_pos"] / per_word,
-        "lex_neg_ratio": columns["n_lex_neg"] / per_word,
-    })
+    columns.update(
+        {
+            "n_words": columns["n_word"],
+            "n_emoticons": columns["n_emoticon"],
+            "n_hashtags": columns["n_hashtag"],
+            "n_mentions": columns["n_mention"],
+            "n_urls": columns["n_url"],
+            "n_numbers": columns["n_number"],
+            "mean_word_len": columns["n_letters"] / per_word,
+            "type_token_ratio": columns["n_distinct_words"] / per_word,
+            "upper_ratio": columns["n_upper"] / np.maximum(columns["n_letters_raw"], 1),
+            "punct_density": columns["n_punct"] / np.maximum(columns["n_chars"], 1),
+            "n_ellipsis": np.array([t.count("...") for t in texts], dtype=np.float64),
+            "n_allcaps_words": _matches_per_text(_ALLCAPS, texts),
+            "lex_compound": total / np.sqrt(total * total + VADER_ALPHA),
+            "lex_pos_ratio": columns["n_lex_pos"] / per_word,
+            "lex_neg_ratio": columns["n_lex_neg"] / per_word,
+        }
+    )
     return np.column_stack([columns[name] for name in FEATURE_NAMES]).reshape(
-        len(texts), len(FEATURE_NAMES))
+        len(texts), len(FEATURE_NAMES)
+    )
 
 
 def text_features(text: str) -> dict[str, float]:
@@ -393,8 +482,16 @@ class HashedNgrams:
         ids, weights = grams.transform(texts)
     """
 
-    def __init__(self, *, buckets=2**18, word_ngrams=(1, 2), char_ngrams=(2, 5), min_df=2,
-                 max_grams=None, max_grams_percentile=99.0):
+    def __init__(
+        self,
+        *,
+        buckets=2**18,
+        word_ngrams=(1, 2),
+        char_ngrams=(2, 5),
+        min_df=2,
+        max_grams=None,
+        max_grams_percentile=99.0,
+    ):
         """`word_ngrams`/`char_ngrams`: (low, high) sizes, or None for no grams of that kind."""
         if buckets < 2:
             raise VoxpopError(f"ngram buckets must be >= 2 (got {buckets})")
@@ -481,8 +578,11 @@ class HashedNgrams:
         if self.word_ngrams:
             words, word_rows = _flatten([_NGRAM_WORD.findall(text) for text in lowered])
             distinct, positions = _distinct(words)
-            hashes = np.fromiter((zlib.crc32(word.encode("utf-8", "surrogatepass"))
-                                  for word in distinct), dtype=np.uint64, count=len(distinct))
+            hashes = np.fromiter(
+                (zlib.crc32(word.encode("utf-8", "surrogatepass")) for word in distinct),
+                dtype=np.uint64,
+                count=len(distinct),
+            )
             hashes = _mix(hashes)[positions]
             if self.word_ngrams[0] == 1:
                 add(word_rows, hashes, 0)
@@ -506,8 +606,9 @@ class HashedNgrams:
         """Per word, how many char_wb grams it has; and all their hashes, grouped by word."""
         padded = [f" {word} " for word in words]
         lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
-        codes = np.frombuffer("".join(padded).encode("utf-32-le", "surrogatepass"),
-                              dtype=np.uint32).astype(np.uint64)
+        codes = np.frombuffer(
+            "".join(padded).encode("utf-32-le", "surrogatepass"), dtype=np.uint32
+        ).astype(np.uint64)
         starts = np.cumsum(lengths) - lengths
         owner = np.repeat(np.arange(len(words)), lengths)
         offset = np.arange(len(codes)) - starts[owner]
@@ -524,6 +625,7 @@ class HashedNgrams:
         owners = np.concatenate(owners)
         order = np.argsort(owners, kind="stable")
         return np.bincount(owners, minlength=len(words)), np.concatenate(hashes)[order]
+
 
 def _sizes(option: str, sizes) -> tuple[int, int] | None:
     if sizes is None:
@@ -543,8 +645,9 @@ def _flatten(lists: list[list[str]]) -> tuple[list[str], np.ndarray]:
 def _distinct(items: list[str]) -> tuple[list[str], np.ndarray]:
     """The distinct items in first-seen order, and the position of each item among them."""
     index: dict[str, int] = {}
-    positions = np.fromiter((index.setdefault(item, len(index)) for item in items),
-                            dtype=np.int64, count=len(items))
+    positions = np.fromiter(
+        (index.setdefault(item, len(index)) for item in items), dtype=np.int64, count=len(items)
+    )
     return list(index), positions
 
 
@@ -578,6 +681,7 @@ def _mix(hashes: np.ndarray) -> np.ndarray:
 # --- preprocess.py's fit and encode (engineered features, no user columns), on the options and
 # fitted state of a voxpop Preprocessor ----------------------------------------------------------
 
+
 def fitted_state(pre, texts: list[str]) -> dict:
     """What Preprocessor.fit computed from these texts with `pre`'s options: vocabulary, max_len,
     scaler, n-gram idf and max_grams."""
@@ -585,25 +689,34 @@ def fitted_state(pre, texts: list[str]) -> dict:
 
     batch = Tokenizer(CleaningOptions(**pre.cleaning.to_json())).tokenize_batch(texts)
     counts = Counter(batch.tokens)
-    kept = sorted((t for t, n in counts.items() if n >= pre.min_freq), key=lambda t: (-counts[t], t))
+    kept = sorted(
+        (t for t, n in counts.items() if n >= pre.min_freq), key=lambda t: (-counts[t], t)
+    )
     if pre.max_len_option is not None:
         max_len = int(pre.max_len_option)
     else:
         max_len = max(1, math.ceil(np.percentile(batch.lengths, pre.max_len_percentile)))
-    raw = engineered_features(texts, batch) if pre.engineered_features else np.zeros((len(texts), 0))
+    raw = (
+        engineered_features(texts, batch) if pre.engineered_features else np.zeros((len(texts), 0))
+    )
     ordered = np.sort(raw, axis=0)
     means = ordered.mean(axis=0)
     stds = np.sqrt(np.sort((ordered - means) ** 2, axis=0).mean(axis=0))
-    state = {"vocabulary": kept[: pre.max_tokens - 2], "max_len": max_len, "means": means,
-             "stds": np.where(stds > 0, stds, 1.0)}
+    state = {
+        "vocabulary": kept[: pre.max_tokens - 2],
+        "max_len": max_len,
+        "means": means,
+        "stds": np.where(stds > 0, stds, 1.0),
+    }
     if pre.ngram_buckets is not None:
         grams = HashedNgrams(buckets=pre.ngram_buckets).fit(texts)
         state.update(idf=grams.idf, max_grams=grams.max_grams)
     return state
 
 
-def pad_sequences(ids: np.ndarray, offsets: np.ndarray, *, max_len: int, padding: str,
-                  truncating: str) -> np.ndarray:
+def pad_sequences(
+    ids: np.ndarray, offsets: np.ndarray, *, max_len: int, padding: str, truncating: str
+) -> np.ndarray:
     """vocab.py's pad_sequences."""
     lengths = np.diff(offsets)
     kept = np.minimum(lengths, max_len)
@@ -626,14 +739,23 @@ def encode(pre, texts: list[str], inputs=None) -> dict[str, np.ndarray]:
         index = pd.Index(pre.vocabulary.tokens, dtype=object)
         positions = index.get_indexer(np.asarray(batch.tokens, dtype=object))
         ids = np.where(positions < 0, 1, positions + 2).astype(np.int32)
-        encoded["tokens"] = pad_sequences(ids, batch.offsets, max_len=pre.max_len,
-                                          padding=pre.padding, truncating=pre.truncating)
+        encoded["tokens"] = pad_sequences(
+            ids, batch.offsets, max_len=pre.max_len, padding=pre.padding, truncating=pre.truncating
+        )
     if "features" in wanted:
-        raw = engineered_features(texts, batch) if pre.engineered_features else np.zeros((len(texts), 0))
+        raw = (
+            engineered_features(texts, batch)
+            if pre.engineered_features
+            else np.zeros((len(texts), 0))
+        )
         encoded["features"] = ((raw - pre.scaler.means) / pre.scaler.stds).astype(np.float32)
     if pre.ngrams is not None and ("grams" in wanted or "gram_weights" in wanted):
-        grams = HashedNgrams(buckets=pre.ngrams.buckets, word_ngrams=pre.ngrams.word_ngrams,
-                             char_ngrams=pre.ngrams.char_ngrams, min_df=pre.ngrams.min_df)
+        grams = HashedNgrams(
+            buckets=pre.ngrams.buckets,
+            word_ngrams=pre.ngrams.word_ngrams,
+            char_ngrams=pre.ngrams.char_ngrams,
+            min_df=pre.ngrams.min_df,
+        )
         grams.idf, grams.max_grams = pre.ngrams.idf, pre.ngrams.max_grams
         encoded["grams"], encoded["gram_weights"] = grams.transform(texts)
     return encoded

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REGION = "us-east-1"
-ALLOW_ALL = {"Version": "2012-10-17",
-             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+ALLOW_ALL = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
 
 
 def free_port() -> int:
@@ -39,20 +41,29 @@ class S3Server:
     def env(self) -> dict[str, str]:
         """What pyarrow (and boto3) need to reach this server with valid credentials. Instance
         metadata stays off: a test never reaches for an address other than loopback."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
-                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": REGION,
-                "AWS_EC2_METADATA_DISABLED": "true"}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
 
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id=self.access_key,
-                            aws_secret_access_key=self.secret_key)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket,
-                                                                         Prefix=prefix)
+        pages = (
+            self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        )
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
 
@@ -64,17 +75,26 @@ def s3_server(log: Path, *, buckets: tuple[str, ...] = ()) -> Iterator[S3Server]
     port = free_port()
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
     with open(log, "wb") as output:
-        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                    "-p", str(port)], env=env, stdout=output,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait_for(port, process)
         endpoint = f"http://127.0.0.1:{port}"
-        iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION,
-                           aws_access_key_id="setup", aws_secret_access_key="setup")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id="setup",
+            aws_secret_access_key="setup",
+        )
         iam.create_user(UserName="voxpop-test")
-        iam.put_user_policy(UserName="voxpop-test", PolicyName="all",
-                            PolicyDocument=json.dumps(ALLOW_ALL))
+        iam.put_user_policy(
+            UserName="voxpop-test", PolicyName="all", PolicyDocument=json.dumps(ALLOW_ALL)
+        )
         key = iam.create_access_key(UserName="voxpop-test")["AccessKey"]
         server = S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
         for bucket in buckets:

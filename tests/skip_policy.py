@@ -19,8 +19,9 @@ def _may_skip(node) -> bool:
 def _unmarked_skip(report, what: str) -> None:
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
     report.outcome = "failed"
-    report.longrepr = (f"{what} skipped, but only tests marked {', '.join(MAY_SKIP)} may skip: "
-                       f"{reason}")
+    report.longrepr = (
+        f"{what} skipped, but only tests marked {', '.join(MAY_SKIP)} may skip: {reason}"
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

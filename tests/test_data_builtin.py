@@ -20,8 +20,11 @@ def test_builtin_tweets_are_the_shared_data_set_row_for_row():
     at_rows = tweets.iloc[check["row"]]
     assert at_rows["text"].tolist() == check["text"].tolist()
     assert at_rows["label"].tolist() == check["label"].tolist()
-    assert tweets["label"].value_counts().to_dict() == {"negative": 16_186, "neutral": 15_018,
-                                                        "positive": 6_954}
+    assert tweets["label"].value_counts().to_dict() == {
+        "negative": 16_186,
+        "neutral": 15_018,
+        "positive": 6_954,
+    }
 
 
 def test_builtin_file_columns_and_its_undecodable_bytes():
@@ -32,8 +35,16 @@ def test_builtin_file_columns_and_its_undecodable_bytes():
 
 
 def test_airline_rule_is_a_case_insensitive_mention():
-    texts = ["@united thanks", "hey @JETBLUE!", "RT @VirginAmerica: yes", "@unitedway rocks",
-             "mail me@united.com", "united airlines", "#SouthwestAir", "@usairways."]
+    texts = [
+        "@united thanks",
+        "hey @JETBLUE!",
+        "RT @VirginAmerica: yes",
+        "@unitedway rocks",
+        "mail me@united.com",
+        "united airlines",
+        "#SouthwestAir",
+        "@usairways.",
+    ]
     assert is_airline_tweet(texts).tolist() == [True, True, True, False, False, False, False, True]
     assert len(AIRLINES) == 6
 
@@ -43,5 +54,6 @@ def test_demo_split_sizes_and_disjoint_ids():
     assert (len(train), len(external)) == (23_520, 14_638)
     assert is_airline_tweet(external["text"]).all() and not is_airline_tweet(train["text"]).any()
     assert not set(train["id"]) & set(external["id"])
-    assert np.array_equal(np.sort(np.r_[train["id"].astype(int), external["id"].astype(int)]),
-                          np.arange(38_158))
+    assert np.array_equal(
+        np.sort(np.r_[train["id"].astype(int), external["id"].astype(int)]), np.arange(38_158)
+    )

@@ -15,10 +15,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-import legacy_encoders as legacy
 import numpy as np
 import pytest
 
+import legacy_encoders as legacy
 from voxpop.data import Preprocessor
 from voxpop.data.builtin import load_tweets
 from voxpop.data.features import engineered_features
@@ -33,19 +33,39 @@ def hostile_texts() -> list[str]:
     """Texts a user or an attacker may send, beyond what real rows hold."""
     long_mix = "Great flight @united!!! #BestDay http://t.co/x 12.5 :) 😀 but NOT good... " * 3000
     return [
-        "", " ", "\t\n \r\n", "\u00a0\u3000\u2028\u2029", "   spaces   around   ",
-        "s" + "o" * 1_000_000 + " good", "!" * 300_000, "ha" * 200_000, long_mix,
-        "x" * (MAX_TEXT_CHARS - 1) + " boundary word", "😀" * 150_000,
-        SEPARATOR, f"a{SEPARATOR}b", f"\n{SEPARATOR}\n", f"good {SEPARATOR} bad", "\ue001\uf8ff",
+        "",
+        " ",
+        "\t\n \r\n",
+        "\u00a0\u3000\u2028\u2029",
+        "   spaces   around   ",
+        "s" + "o" * 1_000_000 + " good",
+        "!" * 300_000,
+        "ha" * 200_000,
+        long_mix,
+        "x" * (MAX_TEXT_CHARS - 1) + " boundary word",
+        "😀" * 150_000,
+        SEPARATOR,
+        f"a{SEPARATOR}b",
+        f"\n{SEPARATOR}\n",
+        f"good {SEPARATOR} bad",
+        "\ue001\uf8ff",
         "ctrl\x00chars\x01\x1b[31mred\x1b[0m\x7f\x85\x1c\x1d\x1e\x1f end",
-        "lone \ud800 surrogate \udfff here", "\udbff\udc00 pair of halves",
+        "lone \ud800 surrogate \udfff here",
+        "\udbff\udc00 pair of halves",
         "👨‍👩‍👧 family 👍🏽 🇫🇷🇩🇪 ❤️ ☺️ 🔛 🆙!! 🤷‍♀️",
-        "مرحبا بالعالم!!! هذا رائع", "שלום עולם :)", "\u202eevil\u202c override \u200f rtl mark",
-        "ΣΑΣ. ΟΔΟΣ İSTANBUL ǅemal ß ﬁ", "e\u0301 combining ñ n\u0303", "١٢٣ ４５６ ²³ ⅫⅣ 1,000.5",
-        "\ufeffBOM zero\u200bwidth", "<user> <url> <num> <hashtag> literally",
+        "مرحبا بالعالم!!! هذا رائع",
+        "שלום עולם :)",
+        "\u202eevil\u202c override \u200f rtl mark",
+        "ΣΑΣ. ΟΔΟΣ İSTANBUL ǅemal ß ﬁ",
+        "e\u0301 combining ñ n\u0303",
+        "١٢٣ ４５６ ²³ ⅫⅣ 1,000.5",
+        "\ufeffBOM zero\u200bwidth",
+        "<user> <url> <num> <hashtag> literally",
         "kind of good, sort of bad, not bad at all, the shit, yeah right, kiss of death",
         "I don't know but it's never so good without doubt, at least the least",
-        "VERY GOOD but very bad!!!??", "aaa 111 ___ ...", "#CamelCaseTag2020_x @user_name@x.com",
+        "VERY GOOD but very bad!!!??",
+        "aaa 111 ___ ...",
+        "#CamelCaseTag2020_x @user_name@x.com",
     ]
 
 
@@ -90,46 +110,64 @@ def test_encode_gives_todays_arrays(fitted, tweets, which):
     """Every input array, bit for bit: real tweets (in several encode blocks), hostile texts, and
     texts holding the separator the batch is joined with (which take the text-by-text path)."""
     pre, _ = fitted
-    texts = {"real": tweets[20000:23000],
-             "hostile": [t for t in comparable(hostile_texts()) if SEPARATOR not in t] + tweets[:50],
-             "hostile with separators": comparable(hostile_texts()) + tweets[50:100]}[which]
+    texts = {
+        "real": tweets[20000:23000],
+        "hostile": [t for t in comparable(hostile_texts()) if SEPARATOR not in t] + tweets[:50],
+        "hostile with separators": comparable(hostile_texts()) + tweets[50:100],
+    }[which]
     _equal(pre.encode(texts), legacy.encode(pre, [text[:MAX_TEXT_CHARS] for text in texts]))
 
 
-@pytest.mark.parametrize("options", [
-    {}, {"lowercase": False, "squeeze_repeats": False, "replace_urls": False},
-    {"keep_emoji": False, "split_hashtags": False, "replace_numbers": False},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"lowercase": False, "squeeze_repeats": False, "replace_urls": False},
+        {"keep_emoji": False, "split_hashtags": False, "replace_numbers": False},
+    ],
+)
 def test_tokenizer_equals_todays_for_every_cleaning_option(tweets, options):
     texts = tweets[:3000] + comparable(hostile_texts())
     new = Tokenizer(CleaningOptions(**options)).tokenize_batch(texts)
     old = legacy.Tokenizer(legacy.CleaningOptions(**options)).tokenize_batch(
-        [text[:MAX_TEXT_CHARS] for text in texts])
+        [text[:MAX_TEXT_CHARS] for text in texts]
+    )
     assert new.tokens.tolist() == old.tokens
     np.testing.assert_array_equal(new.offsets, old.offsets)
 
 
-@pytest.mark.parametrize("settings", [
-    {"buckets": 2**18, "char_ngrams": (3, 6), "word_ngrams": (2, 2)},
-    {"buckets": 2**16, "char_ngrams": (4, 5), "word_ngrams": None, "min_df": 3},
-    {"buckets": 997, "char_ngrams": None, "max_grams": 5},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"buckets": 2**18, "char_ngrams": (3, 6), "word_ngrams": (2, 2)},
+        {"buckets": 2**16, "char_ngrams": (4, 5), "word_ngrams": None, "min_df": 3},
+        {"buckets": 997, "char_ngrams": None, "max_grams": 5},
+    ],
+)
 def test_ngrams_equal_todays_for_other_settings(tweets, settings):
     """Other widths and bucket counts (grams shorter than the smallest width, rows cut to
     max_grams, a prime bucket count): the fitted idf and the arrays."""
-    fit_texts, texts = tweets[:2000] + hostile_texts()[:8], tweets[2000:2600] + comparable(hostile_texts())
-    new, old = HashedNgrams(**settings).fit(fit_texts), legacy.HashedNgrams(**settings).fit(
-        [text[:MAX_TEXT_CHARS] for text in fit_texts])
+    fit_texts, texts = (
+        tweets[:2000] + hostile_texts()[:8],
+        tweets[2000:2600] + comparable(hostile_texts()),
+    )
+    new, old = (
+        HashedNgrams(**settings).fit(fit_texts),
+        legacy.HashedNgrams(**settings).fit([text[:MAX_TEXT_CHARS] for text in fit_texts]),
+    )
     np.testing.assert_array_equal(new.idf, old.idf)
     assert new.max_grams == old.max_grams
-    for mine, theirs in zip(new.transform(texts), old.transform([t[:MAX_TEXT_CHARS] for t in texts])):
+    for mine, theirs in zip(
+        new.transform(texts), old.transform([t[:MAX_TEXT_CHARS] for t in texts])
+    ):
         np.testing.assert_array_equal(mine, theirs)
 
 
 def test_features_equal_todays(tweets):
     texts = tweets[5000:7000] + comparable(hostile_texts())
-    np.testing.assert_array_equal(engineered_features(texts),
-                                  legacy.engineered_features([t[:MAX_TEXT_CHARS] for t in texts]))
+    np.testing.assert_array_equal(
+        engineered_features(texts), legacy.engineered_features([t[:MAX_TEXT_CHARS] for t in texts])
+    )
 
 
 def test_lone_surrogates_encode_like_any_code_point(fitted):
@@ -153,12 +191,64 @@ def _rule_texts(rng: random.Random, n: int) -> list[str]:
     emoji (two descriptions hold "!"), words with punctuation around them."""
     from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SPECIAL_CASES
 
-    words = (["good", "bad", "great", "horrible", "love", "hate", "kind", "doubt", "no", "not",
-              "least", "at", "very", "never", "so", "this", "without", "or", "nor", "of", "but",
-              "BUT", "the", "shit", "bomb", "yeah", "right", "to", "die", "for", "ass", "death",
-              "kiss", "beating", "heart", "GOOD", "BAD", ":)", ":(", "😀", "🔛", "🆙", "💘",
-              "good!", "(bad)", "'great'", "ok", "a", "I", "lol", "sux"]
-             + list(BOOSTER_DICT) + NEGATE + list(SPECIAL_CASES))
+    words = (
+        [
+            "good",
+            "bad",
+            "great",
+            "horrible",
+            "love",
+            "hate",
+            "kind",
+            "doubt",
+            "no",
+            "not",
+            "least",
+            "at",
+            "very",
+            "never",
+            "so",
+            "this",
+            "without",
+            "or",
+            "nor",
+            "of",
+            "but",
+            "BUT",
+            "the",
+            "shit",
+            "bomb",
+            "yeah",
+            "right",
+            "to",
+            "die",
+            "for",
+            "ass",
+            "death",
+            "kiss",
+            "beating",
+            "heart",
+            "GOOD",
+            "BAD",
+            ":)",
+            ":(",
+            "😀",
+            "🔛",
+            "🆙",
+            "💘",
+            "good!",
+            "(bad)",
+            "'great'",
+            "ok",
+            "a",
+            "I",
+            "lol",
+            "sux",
+        ]
+        + list(BOOSTER_DICT)
+        + NEGATE
+        + list(SPECIAL_CASES)
+    )
     marks = ["", "", "", "!", "?", "!!", "??", "...", ","]
     texts = []
     for _ in range(n):
@@ -175,8 +265,12 @@ def test_vader_port_equals_the_analyzer(tweets):
 
     texts = tweets[10000:14000] + _rule_texts(random.Random(3), 4000) + hostile_texts()
     analyzer = SentimentIntensityAnalyzer()
-    expected = np.array([[s["compound"], s["pos"], s["neg"]] for s in
-                         (analyzer.polarity_scores(t[:VADER_MAX_CHARS]) for t in texts)])
+    expected = np.array(
+        [
+            [s["compound"], s["pos"], s["neg"]]
+            for s in (analyzer.polarity_scores(t[:VADER_MAX_CHARS]) for t in texts)
+        ]
+    )
     got = vader_scores(texts)
     mismatched = np.flatnonzero((got != expected).any(axis=1))
     assert not len(mismatched), [(texts[i][:80], got[i], expected[i]) for i in mismatched[:3]]
@@ -205,8 +299,12 @@ def test_vader_port_equals_the_analyzer_on_every_row_of_the_real_data_sets(name,
     frame = tweets_df if name == "tweets" else sample(name)
     texts = frame["text"].fillna("").astype(str).tolist()
     analyzer = SentimentIntensityAnalyzer()
-    expected = np.array([[s["compound"], s["pos"], s["neg"]] for s in
-                         (analyzer.polarity_scores(t[:VADER_MAX_CHARS]) for t in texts)])
+    expected = np.array(
+        [
+            [s["compound"], s["pos"], s["neg"]]
+            for s in (analyzer.polarity_scores(t[:VADER_MAX_CHARS]) for t in texts)
+        ]
+    )
     np.testing.assert_array_equal(vader_scores(texts), expected)
 
 
@@ -223,14 +321,18 @@ def test_python_round_rounds_as_python():
 
 def test_squeeze_repeats_equals_the_regex():
     rng = random.Random(1)
-    alphabet = "ao1١\U0001F600\ud800 \n!"
-    texts = ["".join(rng.choice(alphabet) * rng.randint(1, 5) for _ in range(30)) for _ in range(2000)]
-    texts += ["soooo", "1111", "١١١١", "aaa111aaa", "", "aa", "\U0001F600" * 4, "\ud800" * 3]
+    alphabet = "ao1١\U0001f600\ud800 \n!"
+    texts = [
+        "".join(rng.choice(alphabet) * rng.randint(1, 5) for _ in range(30)) for _ in range(2000)
+    ]
+    texts += ["soooo", "1111", "١١١١", "aaa111aaa", "", "aa", "\U0001f600" * 4, "\ud800" * 3]
     regex = re.compile(r"(\D)\1\1+")
     assert [squeeze_repeats(t) for t in texts] == [regex.sub(r"\1\1", t) for t in texts]
 
 
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset peak RSS")
+@pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset peak RSS"
+)
 def test_a_30mb_text_encodes_with_bounded_memory_as_its_opening(fitted, tmp_path):
     """Issue 16: a 30 MB text peaked at 2.85 GB (today's encoders: 9.7 GB, measured). Each encoder
     reads the first MAX_TEXT_CHARS characters, so the peak RSS growth of encoding it stays small
@@ -258,10 +360,17 @@ def test_a_30mb_text_encodes_with_bounded_memory_as_its_opening(fitted, tmp_path
             same = all(np.array_equal(encoded[k], opening[k]) for k in opening)
             print(len(text), growth, same)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
     for line in done.stdout.splitlines():
         length, growth_kb, same = line.split()
         assert int(length) >= 30_000_000 and same == "True"
-        assert int(growth_kb) < 100_000, f"encoding a {length}-character text grew RSS by {growth_kb} kB"
+        assert int(growth_kb) < 100_000, (
+            f"encoding a {length}-character text grew RSS by {growth_kb} kB"
+        )

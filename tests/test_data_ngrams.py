@@ -25,12 +25,16 @@ def reference_weights(fit_texts, texts, buckets: int) -> list[dict[tuple[int, in
     idf over documents with min_df=2, and an L2 norm per block."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    analyzers = [TfidfVectorizer(ngram_range=(1, 2)).build_analyzer(),
-                 TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5)).build_analyzer()]
+    analyzers = [
+        TfidfVectorizer(ngram_range=(1, 2)).build_analyzer(),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5)).build_analyzer(),
+    ]
 
     def bucket(block: int, gram: str) -> int:
         if block == 0:  # word unigram or "w1 w2" bigram
-            words = [_mix(np.array([zlib.crc32(w.encode())], dtype=np.uint64)) for w in gram.split(" ")]
+            words = [
+                _mix(np.array([zlib.crc32(w.encode())], dtype=np.uint64)) for w in gram.split(" ")
+            ]
             value = words[0] if len(words) == 1 else _mix((words[0] * _PAIR) ^ words[1])
         else:
             codes = np.array([ord(c) for c in gram], dtype=np.uint64)
@@ -38,17 +42,25 @@ def reference_weights(fit_texts, texts, buckets: int) -> list[dict[tuple[int, in
         return int(value[0] % np.uint64(buckets - 1)) + 1
 
     def counts(text: str) -> Counter:
-        return Counter((block, bucket(block, gram))
-                       for block, analyze in enumerate(analyzers) for gram in analyze(text))
+        return Counter(
+            (block, bucket(block, gram))
+            for block, analyze in enumerate(analyzers)
+            for gram in analyze(text)
+        )
 
     df = Counter(b for text in fit_texts for b in {b for _, b in counts(text)})
     idf = {b: math.log((1 + len(fit_texts)) / (1 + n)) + 1 for b, n in df.items() if n >= 2}
     rows = []
     for text in texts:
-        raw = {key: (1 + math.log(tf)) * idf[key[1]] for key, tf in counts(text).items()
-               if key[1] in idf}
-        norms = {block: math.sqrt(sum(w * w for (k, _), w in raw.items() if k == block))
-                 for block in (0, 1)}
+        raw = {
+            key: (1 + math.log(tf)) * idf[key[1]]
+            for key, tf in counts(text).items()
+            if key[1] in idf
+        }
+        norms = {
+            block: math.sqrt(sum(w * w for (k, _), w in raw.items() if k == block))
+            for block in (0, 1)
+        }
         rows.append({key: w / norms[key[0]] for key, w in raw.items()})
     return rows
 
@@ -65,8 +77,9 @@ def test_weights_are_tfidf_of_scikit_learns_word_and_char_wb_grams(tweets):
         kept = weights[row] > 0
         assert sorted(ids[row][kept].tolist()) == sorted(b for _, b in reference), f"row {row}"
         # idf is stored to 4 decimals
-        np.testing.assert_allclose(np.sort(weights[row][kept]), np.sort(list(reference.values())),
-                                   rtol=2e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            np.sort(weights[row][kept]), np.sort(list(reference.values())), rtol=2e-4, atol=1e-6
+        )
     assert ids.dtype == np.int32 and weights.dtype == np.float32
     assert (ids[~(weights > 0)] == 0).all()
 
@@ -78,12 +91,17 @@ def test_word_grams_alone_are_exactly_scikit_learns(tweets):
     fit_texts, texts = tweets[:300], tweets[300:]
     grams = HashedNgrams(buckets=2**26, char_ngrams=None, max_grams=10_000).fit(fit_texts)
     weights = grams.transform(texts)[1]
-    matrix = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2).fit(fit_texts) \
-        .transform(texts).tocsr()
+    matrix = (
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+        .fit(fit_texts)
+        .transform(texts)
+        .tocsr()
+    )
     assert int((grams.idf > 0).sum()) == matrix.shape[1]
     for row in range(len(texts)):
-        np.testing.assert_allclose(np.sort(weights[row][weights[row] > 0]),
-                                   np.sort(matrix[row].data), rtol=2e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            np.sort(weights[row][weights[row] > 0]), np.sort(matrix[row].data), rtol=2e-4, atol=1e-6
+        )
 
 
 def test_the_cut_keeps_each_rows_heaviest_grams_with_the_uncut_norm(tweets):
@@ -100,15 +118,24 @@ def test_the_cut_keeps_each_rows_heaviest_grams_with_the_uncut_norm(tweets):
 def test_max_grams_defaults_to_a_percentile_of_the_training_rows(tweets):
     grams = HashedNgrams(buckets=2**18, max_grams_percentile=50).fit(tweets)
     kept = (grams.transform(tweets)[1] > 0).sum(axis=1)
-    assert grams.max_grams == int(np.ceil(np.percentile(
-        (HashedNgrams(buckets=2**18, max_grams=10_000).fit(tweets).transform(tweets)[1] > 0).sum(1),
-        50)))
+    assert grams.max_grams == int(
+        np.ceil(
+            np.percentile(
+                (
+                    HashedNgrams(buckets=2**18, max_grams=10_000).fit(tweets).transform(tweets)[1]
+                    > 0
+                ).sum(1),
+                50,
+            )
+        )
+    )
     assert kept.max() == grams.max_grams
 
 
 def test_grams_seen_in_fewer_than_min_df_training_rows_get_no_weight():
     grams = HashedNgrams(buckets=2**20, char_ngrams=(3, 3), min_df=2).fit(
-        ["good flight", "good crew", "zzqx"])
+        ["good flight", "good crew", "zzqx"]
+    )
     ids, weights = grams.transform(["zzqx", "good"])
     assert (weights[0] == 0).all()  # every gram of "zzqx" was in one training row only
     assert (weights[1] > 0).sum() >= 4  # "good" and its char grams were in two
@@ -155,4 +182,6 @@ def test_a_preprocessor_file_from_before_ngrams_loads_and_makes_no_grams(tweets,
     path.write_text(json.dumps(data))
     old = Preprocessor.from_json(path)
     assert old.input_names == ["tokens", "features"]
-    np.testing.assert_array_equal(old.encode(tweets[:9])["tokens"], pre.encode(tweets[:9])["tokens"])
+    np.testing.assert_array_equal(
+        old.encode(tweets[:9])["tokens"], pre.encode(tweets[:9])["tokens"]
+    )

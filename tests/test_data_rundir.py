@@ -30,9 +30,13 @@ def prepared(tmp_path_factory):
     tweets = load_tweets().sample(300, random_state=0).reset_index(drop=True)
     split = split_rows(tweets["label"].to_numpy(), seed=0)
     run_dir = tmp_path_factory.mktemp("runs") / "fixture"
-    data = write_fixture_run(run_dir, texts=tweets["text"], labels=tweets["label"], split=split,
-                             preprocessor=Preprocessor(max_len=16, engineered_features=False,
-                                                       ngrams=False))
+    data = write_fixture_run(
+        run_dir,
+        texts=tweets["text"],
+        labels=tweets["label"],
+        split=split,
+        preprocessor=Preprocessor(max_len=16, engineered_features=False, ngrams=False),
+    )
     return run_dir, tweets, split, data
 
 
@@ -50,21 +54,30 @@ def test_the_trial_data_reads_back_as_written_and_holds_no_test_rows(prepared):
 
 def test_matched_word_vectors_are_kept_beside_the_trial_data_and_read_back(prepared, tmp_path):
     source, _, _, data = prepared
-    run = Run(path=source, checkpoints=[], source=str(source))  # the prepared part, read as export reads it
+    run = Run(
+        path=source, checkpoints=[], source=str(source)
+    )  # the prepared part, read as export reads it
     tokens = run.preprocessor.vocabulary.tokens
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("".join(f"{token} {i} {-i}\n" for i, token in enumerate(tokens[:10])))
     matched = match_vectors(str(vectors), tokens, seed=1)
     (tmp_path / "run").mkdir()
-    write_prepared(tmp_path / "run", preprocessor=run.preprocessor, rows=run.data,
-                   data=dataclasses.replace(data, vectors={matched.source: matched}), job={})
+    write_prepared(
+        tmp_path / "run",
+        preprocessor=run.preprocessor,
+        rows=run.data,
+        data=dataclasses.replace(data, vectors={matched.source: matched}),
+        job={},
+    )
     (stored,) = read_trial_data(tmp_path / "run").vectors.values()
     np.testing.assert_array_equal(stored.matrix, matched.matrix)
     assert stored.record() == matched.record()
     assert (stored.covered, stored.tokens) == (10, len(tokens))
     # a plain .npy (read without pickle) beside a JSON record of the coverage
     assert sorted(p.name for p in (tmp_path / "run" / "voxpop").glob("embeddings*")) == [
-        "embeddings.json", "embeddings_0.npy"]
+        "embeddings.json",
+        "embeddings_0.npy",
+    ]
 
 
 def test_a_run_reads_its_rows_in_split_order_and_its_checkpoints(prepared, tmp_path):
@@ -81,15 +94,22 @@ def test_a_run_reads_its_rows_in_split_order_and_its_checkpoints(prepared, tmp_p
 
     from voxpop.models import build, load_model
 
-    model = build("cnn", {"embed_dim": 4, "filters": 4, "head_units": []},
-                  n_tokens=data.n_tokens, n_classes=len(data.labels))
+    model = build(
+        "cnn",
+        {"embed_dim": 4, "filters": 4, "head_units": []},
+        n_tokens=data.n_tokens,
+        n_classes=len(data.labels),
+    )
     add_checkpoint(run_dir, trial_id="t2", index=3, metrics=metrics, val_probs=probs, model=model)
     shutil.rmtree(written.path.parent)
     run = read_run(run_dir)
     (checkpoint,) = run.checkpoints
     assert checkpoint == read_checkpoint(run_dir / "t2" / checkpoint.path.name)
     assert (checkpoint.name, checkpoint.trial_id, checkpoint.family) == (
-        "t2/checkpoint_000003", "t2", "cnn")
+        "t2/checkpoint_000003",
+        "t2",
+        "cnn",
+    )
     assert load_model(checkpoint.model_path).output_shape == (None, len(data.labels))
     np.testing.assert_array_equal(checkpoint.val_probs(), probs)
     test_rows = run.rows("test")

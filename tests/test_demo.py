@@ -28,7 +28,9 @@ def test_quick_demo_writes_run_bundle_and_both_reports(tmp_path):
     assert len(airline) == 14_638
     assert not set(run_rows["text"]) & set(airline["text"])
 
-    airline_report = json.loads((tmp_path / "reports" / "airline_tweets" / "report.json").read_text())
+    airline_report = json.loads(
+        (tmp_path / "reports" / "airline_tweets" / "report.json").read_text()
+    )
     assert airline_report["data"]["n_evaluated"] == 14_638
     test_report = json.loads((tmp_path / "reports" / "test_split" / "report.json").read_text())
     assert test_report["data"]["n_evaluated"] == int((run_rows["split"] == "test").sum())

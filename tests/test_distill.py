@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
-from bundle_factory import tweet_rows, write_bundle  # noqa: F401 (fixtures)
 from typer.testing import CliRunner
 
+from bundle_factory import tweet_rows, write_bundle  # noqa: F401 (fixtures)
 from voxpop.serving_cli.app import app
 
 runner = CliRunner()
@@ -28,9 +28,13 @@ def bundle_dir(tmp_path_factory, tweet_rows):
 
     train = tweet_rows.iloc[:1500]
     pre = Preprocessor(max_tokens=3000, max_len=32, ngram_buckets=2**12).fit(
-        train["text"].tolist(), train["label"].astype(str).tolist())
-    return write_bundle(tmp_path_factory.mktemp("teacher") / "bundle", pre,
-                        check_texts=tweet_rows["text"].iloc[1900:1932].astype(str).tolist())
+        train["text"].tolist(), train["label"].astype(str).tolist()
+    )
+    return write_bundle(
+        tmp_path_factory.mktemp("teacher") / "bundle",
+        pre,
+        check_texts=tweet_rows["text"].iloc[1900:1932].astype(str).tolist(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +51,16 @@ def tables(tmp_path_factory, tweet_rows):
 def student(bundle_dir, tables, tmp_path_factory):
     labelled, unlabelled = tables
     out = tmp_path_factory.mktemp("student") / "student"
-    result = invoke("distill", bundle_dir, "--data", labelled, "--unlabelled", unlabelled,
-                    "--out", out)
+    result = invoke(
+        "distill", bundle_dir, "--data", labelled, "--unlabelled", unlabelled, "--out", out
+    )
     assert result.exit_code == 0, result.output
     return out, result.output
 
 
-def test_student_is_a_proven_one_member_bundle_that_follows_its_teacher(bundle_dir, student,
-                                                                         tweet_rows):
+def test_student_is_a_proven_one_member_bundle_that_follows_its_teacher(
+    bundle_dir, student, tweet_rows
+):
     from voxpop.ensemble import Ensemble
 
     out, output = student
@@ -76,19 +82,27 @@ def test_student_is_a_proven_one_member_bundle_that_follows_its_teacher(bundle_d
 
 
 def test_unlabelled_texts_are_distilled_on_and_a_student_family_can_be_chosen(
-        bundle_dir, tables, tmp_path):
+    bundle_dir, tables, tmp_path
+):
     labelled, _ = tables
-    result = invoke("distill", bundle_dir, "--data", labelled, "--out", tmp_path / "s",
-                    "--family", "tfidf")
+    result = invoke(
+        "distill", bundle_dir, "--data", labelled, "--out", tmp_path / "s", "--family", "tfidf"
+    )
     assert result.exit_code == 0, result.output
     assert "student tfidf distilled on 960 texts" in result.output
     assert "(tried: tfidf " in result.output and "tfidf_fusion" not in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--family", "cnn"], "--family: 'cnn' cannot be distilled into (choose from tfidf, tfidf_fusion)"),
-    (["--text-col", "body"], "body"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--family", "cnn"],
+            "--family: 'cnn' cannot be distilled into (choose from tfidf, tfidf_fusion)",
+        ),
+        (["--text-col", "body"], "body"),
+    ],
+)
 def test_bad_options_are_one_error_line(bundle_dir, tables, tmp_path, args, message):
     labelled, _ = tables
     result = invoke("distill", bundle_dir, "--data", labelled, "--out", tmp_path / "s", *args)

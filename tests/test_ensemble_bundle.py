@@ -6,8 +6,8 @@ import json
 import shutil
 
 import pytest
-from bundle_factory import bundle_dir, rewrite_manifest, tweet_preprocessor, tweet_rows  # noqa: F401 (fixtures)
 
+from bundle_factory import bundle_dir, rewrite_manifest, tweet_preprocessor, tweet_rows  # noqa: F401 (fixtures)
 from voxpop.data.errors import VoxpopError
 from voxpop.ensemble.bundle import MANIFEST, SCHEMA_VERSION, read_manifest
 
@@ -34,13 +34,19 @@ def test_not_a_bundle(tmp_path):
 
 def test_newer_and_older_schemas_are_refused(bundle_copy):
     rewrite_manifest(bundle_copy, schema_version=SCHEMA_VERSION + 1)
-    with pytest.raises(VoxpopError, match=rf"schema_version {SCHEMA_VERSION + 1} is newer than "
-                                          rf"this voxpop reads \({SCHEMA_VERSION}\); upgrade"):
+    with pytest.raises(
+        VoxpopError,
+        match=rf"schema_version {SCHEMA_VERSION + 1} is newer than "
+        rf"this voxpop reads \({SCHEMA_VERSION}\); upgrade",
+    ):
         read_manifest(bundle_copy)
     # schema 1 had no check rows: accepting it would let a tampered bundle drop them
     rewrite_manifest(bundle_copy, schema_version=1)
-    with pytest.raises(VoxpopError, match=r"schema_version 1 is older than this voxpop reads "
-                                          r"\(2\); export the bundle again"):
+    with pytest.raises(
+        VoxpopError,
+        match=r"schema_version 1 is older than this voxpop reads "
+        r"\(2\); export the bundle again",
+    ):
         read_manifest(bundle_copy)
 
 

@@ -65,8 +65,10 @@ def test_macro_f1_of_label_rows_scores_each_row_like_sklearn_also_with_absent_cl
     pred = rng.integers(0, 4, size=(6, 40))
     y[0] = np.where(y[0] == 3, 0, y[0])  # class 3 absent from the truth of row 0 ...
     pred[1] = np.where(pred[1] == 2, 1, pred[1])  # ... and class 2 never predicted in row 1
-    expected = [skm.f1_score(y[i], pred[i], average="macro", labels=range(5), zero_division=0)
-                for i in range(6)]  # class 4 appears nowhere
+    expected = [
+        skm.f1_score(y[i], pred[i], average="macro", labels=range(5), zero_division=0)
+        for i in range(6)
+    ]  # class 4 appears nowhere
     np.testing.assert_allclose(macro_f1(y, pred, 5), expected, rtol=0, atol=1e-12)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401 (fixtures)
 from onnx import numpy_helper
 
+from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401 (fixtures)
 from voxpop.data.errors import VoxpopError
 from voxpop.ensemble import Ensemble
 from voxpop.ensemble.sessions import split_threads
@@ -61,7 +61,9 @@ def test_fused_graph_equals_separate_sessions_and_python_vote(fused, separate, h
     by_member = separate.predict(held_out_texts, voting="weighted")
     np.testing.assert_allclose(one_session.probs, by_member.probs, atol=1e-5)
     stacked = np.stack([by_member.member_probs[m] for m in ["m1", "m2", "m3"]])
-    np.testing.assert_allclose(by_member.probs, np.tensordot([0.5, 1 / 3, 1 / 6], stacked, axes=1), atol=1e-6)
+    np.testing.assert_allclose(
+        by_member.probs, np.tensordot([0.5, 1 / 3, 1 / 6], stacked, axes=1), atol=1e-6
+    )
     assert one_session.labels == by_member.labels
 
 
@@ -84,13 +86,15 @@ def test_encode_makes_only_the_inputs_of_the_chosen_members(separate, held_out_t
     assert set(separate.encode(held_out_texts[:5])) == {"tokens", "features"}
 
 
-def test_vote_of_given_member_probabilities_equals_predicting_with_those_members(separate,
-                                                                               held_out_texts):
+def test_vote_of_given_member_probabilities_equals_predicting_with_those_members(
+    separate, held_out_texts
+):
     every = separate.predict(held_out_texts, voting="weighted")
     for voting in ("weighted", "soft", "hard"):
         subset = separate.predict(held_out_texts, voting=voting, members=["m1", "m3"])
         probs, label_ids = separate.vote_of(
-            {m: every.member_probs[m] for m in ("m1", "m3")}, voting=voting)
+            {m: every.member_probs[m] for m in ("m1", "m3")}, voting=voting
+        )
         np.testing.assert_allclose(probs, subset.probs, atol=1e-6)
         assert label_ids.tolist() == subset.label_ids.tolist()
 
@@ -98,10 +102,15 @@ def test_vote_of_given_member_probabilities_equals_predicting_with_those_members
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"members": ["m9"]}, r"--members: m9 must be distinct ids of this bundle \(choose from m1, m2, m3\)"),
+        (
+            {"members": ["m9"]},
+            r"--members: m9 must be distinct ids of this bundle \(choose from m1, m2, m3\)",
+        ),
         ({"members": ["m1", "m1"]}, "must be distinct"),
-        ({"voting": "median"},
-         r"--voting: unknown voting 'median' \(choose from soft, hard, weighted, stack\)"),
+        (
+            {"voting": "median"},
+            r"--voting: unknown voting 'median' \(choose from soft, hard, weighted, stack\)",
+        ),
         ({"weights": [1, 2]}, "--weights: got 2 weights for 3 members"),
     ],
 )
@@ -112,14 +121,17 @@ def test_bad_options_are_user_errors(fused, options, message):
 
 def test_devices_say_where_onnx_runtime_really_runs(bundle_dir, fused, onnxruntime_runs_cuda):
     assert fused.device == "cpu"
-    assert Ensemble.load(bundle_dir, device="auto").device == ("cuda" if onnxruntime_runs_cuda
-                                                               else "cpu")
+    assert Ensemble.load(bundle_dir, device="auto").device == (
+        "cuda" if onnxruntime_runs_cuda else "cpu"
+    )
     if onnxruntime_runs_cuda:
         assert Ensemble.load(bundle_dir, device="cuda").device == "cuda"
     else:
         with pytest.raises(VoxpopError, match="--device cuda: no usable GPU"):
             Ensemble.load(bundle_dir, device="cuda")
-    with pytest.raises(VoxpopError, match=r"--device: unknown device 'tpu' \(choose from auto, cpu, cuda\)"):
+    with pytest.raises(
+        VoxpopError, match=r"--device: unknown device 'tpu' \(choose from auto, cpu, cuda\)"
+    ):
         Ensemble.load(bundle_dir, device="tpu")
 
 
@@ -127,12 +139,16 @@ def test_threads_are_split_across_member_sessions(bundle_dir):
     assert split_threads(8, 3) == 2 and split_threads(2, 5) == 1 and split_threads(4, 1) == 4
     ensemble = Ensemble.load(bundle_dir, device="cpu", threads=4, fused=False)
     ensemble.predict(["a tweet"], voting="soft")
-    per_session = [s.get_session_options().intra_op_num_threads for s in ensemble._member_sessions.values()]
+    per_session = [
+        s.get_session_options().intra_op_num_threads for s in ensemble._member_sessions.values()
+    ]
     ensemble.close()
     assert per_session == [1, 1, 1]  # 3 sessions side by side on 4 threads: 4 // 3
 
 
-def test_pipelined_chunks_equal_one_chunk_at_a_time_in_input_order(bundle_dir, held_out_texts, tmp_path):
+def test_pipelined_chunks_equal_one_chunk_at_a_time_in_input_order(
+    bundle_dir, held_out_texts, tmp_path
+):
     """predict_chunks with the encoding of the next chunk overlapping the graph of this one gives
     the frames the plain loop gives, in order; the sessions leave one thread to the encoder."""
     import pandas as pd
@@ -141,7 +157,9 @@ def test_pipelined_chunks_equal_one_chunk_at_a_time_in_input_order(bundle_dir, h
     from voxpop.ensemble.stream import OutputColumns, predict_chunks
 
     source = tmp_path / "texts.csv"
-    pd.DataFrame({"id": [f"row{i}" for i in range(95)], "text": held_out_texts[:95]}).to_csv(source, index=False)
+    pd.DataFrame({"id": [f"row{i}" for i in range(95)], "text": held_out_texts[:95]}).to_csv(
+        source, index=False
+    )
     columns = OutputColumns(with_ids=True, top_k=2, probs=True)
     plain = Ensemble.load(bundle_dir, device="cpu", threads=3)
     pipelined = Ensemble.load(bundle_dir, device="cpu", threads=3, pipeline=True)
@@ -150,7 +168,9 @@ def test_pipelined_chunks_equal_one_chunk_at_a_time_in_input_order(bundle_dir, h
     assert not Ensemble.load(bundle_dir, device="cpu", threads=1, pipeline=True).pipeline
     frames = {}
     for name, ensemble in (("plain", plain), ("pipelined", pipelined)):
-        chunks = iter_table_chunks(source, chunk_rows=10, text_col="text", id_col="id", feature_cols=())
+        chunks = iter_table_chunks(
+            source, chunk_rows=10, text_col="text", id_col="id", feature_cols=()
+        )
         frames[name] = list(predict_chunks(ensemble, chunks, columns=columns, voting="weighted"))
     assert len(frames["pipelined"]) == 10
     pd.testing.assert_frame_equal(pd.concat(frames["pipelined"]), pd.concat(frames["plain"]))

@@ -74,7 +74,7 @@ def test_hard_vote_agrees_with_sklearn_majority_when_no_ties():
     members = rng.dirichlet(np.ones(3), size=(5, 300)).astype(np.float32)
     labels, share = hard_vote(members)
     votes = np.stack([np.bincount(col, minlength=3) for col in members.argmax(axis=2).T])
-    clear = (np.sort(votes, axis=1)[:, -1] > np.sort(votes, axis=1)[:, -2])
+    clear = np.sort(votes, axis=1)[:, -1] > np.sort(votes, axis=1)[:, -2]
     assert clear.sum() > 100
     assert (labels[clear] == votes[clear].argmax(axis=1)).all()
     np.testing.assert_allclose(share, votes.max(axis=1) / 5, atol=1e-6)

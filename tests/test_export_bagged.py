@@ -25,23 +25,48 @@ def bagged_run(tmp_path_factory):
     tweets = load_tweets().sample(400, random_state=0).reset_index(drop=True)
     split = split_rows(tweets["label"].to_numpy(), seed=0)
     run_dir = tmp_path_factory.mktemp("runs") / "bagged"
-    data = write_fixture_run(run_dir, texts=tweets["text"], labels=tweets["label"], split=split,
-                             preprocessor=Preprocessor(max_len=16, engineered_features=False,
-                                                       ngrams=False), folds=FOLDS)
+    data = write_fixture_run(
+        run_dir,
+        texts=tweets["text"],
+        labels=tweets["label"],
+        split=split,
+        preprocessor=Preprocessor(max_len=16, engineered_features=False, ngrams=False),
+        folds=FOLDS,
+    )
     for config_id, rate in CONFIGS.items():
         config = {"family": "cnn", "filters": 8, "embed_dim": 8, "learning_rate": rate}
         for fold in range(FOLDS):
             train, y_train, held_out, y_held_out = data.for_fold(fold)
-            model = build("cnn", config, n_tokens=data.n_tokens, n_classes=len(data.labels),
-                          n_features=0)
-            fitted = training.fit(model, train=train, y_train=y_train, val=held_out,
-                                  y_val=y_held_out, config=config, epochs=3)
+            model = build(
+                "cnn", config, n_tokens=data.n_tokens, n_classes=len(data.labels), n_features=0
+            )
+            fitted = training.fit(
+                model,
+                train=train,
+                y_train=y_train,
+                val=held_out,
+                y_val=y_held_out,
+                config=config,
+                epochs=3,
+            )
             probs = model.predict({"tokens": held_out["tokens"]}, verbose=0)
-            add_checkpoint(run_dir, trial_id=f"{config_id}_f{fold}", index=0, model=model,
-                           val_probs=probs,
-                           metrics={"config_id": config_id, "fold": fold, "folds": FOLDS,
-                                    "space": "cnn", "family": "cnn", "config": config,
-                                    "epoch": fitted.best_epoch, **fitted.best_metrics})
+            add_checkpoint(
+                run_dir,
+                trial_id=f"{config_id}_f{fold}",
+                index=0,
+                model=model,
+                val_probs=probs,
+                metrics={
+                    "config_id": config_id,
+                    "fold": fold,
+                    "folds": FOLDS,
+                    "space": "cnn",
+                    "family": "cnn",
+                    "config": config,
+                    "epoch": fitted.best_epoch,
+                    **fitted.best_metrics,
+                },
+            )
     assert write_bags(run_dir) == list(CONFIGS)
     return read_run(run_dir)
 
@@ -56,8 +81,9 @@ def test_the_run_reads_back_its_bags_and_out_of_fold_rows(bagged_run):
         assert oof.shape == (n_rows, len(run.preprocessor.labels))
         for fold, checkpoint in enumerate(bag.checkpoints):
             assert checkpoint.metrics["fold"] == fold
-            np.testing.assert_array_equal(oof[run.fold_rows["fold"] == fold],
-                                          checkpoint.val_probs())
+            np.testing.assert_array_equal(
+                oof[run.fold_rows["fold"] == fold], checkpoint.val_probs()
+            )
     with pytest.raises(VoxpopError, match="no complete bag 'c009'"):
         run.out_of_fold("c009")
 

@@ -45,24 +45,53 @@ def run_dir(tmp_path_factory, tweets_df):
 
     configure(threads=2)
     # (conftest's tweets_sample loses its label column under pandas 3's groupby.apply)
-    df = (tweets_df.groupby("label").sample(frac=ROWS / len(tweets_df), random_state=0)
-          .sample(frac=1.0, random_state=0).reset_index(drop=True))
+    df = (
+        tweets_df.groupby("label")
+        .sample(frac=ROWS / len(tweets_df), random_state=0)
+        .sample(frac=1.0, random_state=0)
+        .reset_index(drop=True)
+    )
     split = split_rows(df["label"].to_numpy(), val_size=0.25, test_size=0.1, seed=0)
     run = tmp_path_factory.mktemp("runs") / "tiny"
-    data = write_fixture_run(run, texts=df["text"], labels=df["label"], split=split,
-                             preprocessor=Preprocessor(max_len=24, ngram_buckets=2**14))
+    data = write_fixture_run(
+        run,
+        texts=df["text"],
+        labels=df["label"],
+        split=split,
+        preprocessor=Preprocessor(max_len=24, ngram_buckets=2**14),
+    )
     for trial_id, (family, config, epochs) in TRIALS.items():
-        model = build(family, config, n_tokens=data.n_tokens, n_classes=len(data.labels),
-                      n_features=data.n_features, n_buckets=data.n_buckets)
+        model = build(
+            family,
+            config,
+            n_tokens=data.n_tokens,
+            n_classes=len(data.labels),
+            n_features=data.n_features,
+            n_buckets=data.n_buckets,
+        )
 
-        def write_checkpoint(epoch, metrics, val_probs, trial_id=trial_id, family=family,
-                             config=config, model=model):
-            add_checkpoint(run, trial_id=trial_id, index=epoch - 1, model=model,
-                           val_probs=val_probs, metrics={"family": family, "config": config,
-                                                         "node_id": "local", **metrics})
+        def write_checkpoint(
+            epoch, metrics, val_probs, trial_id=trial_id, family=family, config=config, model=model
+        ):
+            add_checkpoint(
+                run,
+                trial_id=trial_id,
+                index=epoch - 1,
+                model=model,
+                val_probs=val_probs,
+                metrics={"family": family, "config": config, "node_id": "local", **metrics},
+            )
 
-        fit(model, train=data.train, y_train=data.y_train, val=data.val, y_val=data.y_val,
-            config=config, epochs=epochs, on_epoch=write_checkpoint)
+        fit(
+            model,
+            train=data.train,
+            y_train=data.y_train,
+            val=data.val,
+            y_val=data.y_val,
+            config=config,
+            epochs=epochs,
+            on_epoch=write_checkpoint,
+        )
     return run
 
 
@@ -90,8 +119,12 @@ def onnx_probs(path, inputs):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # as export scores: int8 kernels round differently per thread count
-    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    options.intra_op_num_threads = (
+        1  # as export scores: int8 kernels round differently per thread count
+    )
+    session = ort.InferenceSession(
+        str(path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
     return session.run(["probs"], {i.name: inputs[i.name] for i in session.get_inputs()})[0]
 
 
@@ -103,7 +136,9 @@ def test_manifest_follows_the_architecture(bundle, manifest, run):
     assert 1 <= len(manifest["members"]) <= 3
     assert manifest["voting"]["default"] == "weighted"
     picks = manifest["selection"]["picks"]
-    assert manifest["voting"]["weights"] == [float(picks.count(m["id"])) for m in manifest["members"]]
+    assert manifest["voting"]["weights"] == [
+        float(picks.count(m["id"])) for m in manifest["members"]
+    ]
     assert set(manifest["files"]) == {
         str(p.relative_to(bundle).as_posix()) for p in bundle.rglob("*") if p.is_file()
     } - {"ensemble.json"}
@@ -161,8 +196,10 @@ def test_fused_graph_equals_weighted_vote(bundle, manifest, run):
 
 
 def test_vote_scores_and_report(bundle, manifest, run):
-    stored = [next(c for c in run.checkpoints if c.name == m["checkpoint"]).val_probs()
-              for m in manifest["members"]]
+    stored = [
+        next(c for c in run.checkpoints if c.name == m["checkpoint"]).val_probs()
+        for m in manifest["members"]
+    ]
     weighted = np.average(np.stack(stored), axis=0, weights=manifest["voting"]["weights"])
     scores = manifest["selection"]["val_scores"]
     assert scores["weighted"] == pytest.approx(macro_f1(run.y_val, weighted.argmax(1), 3))
@@ -206,8 +243,9 @@ def test_existing_bundle_needs_force_then_top_without_fuse(bundle, run_dir, run,
     shutil.copytree(bundle, out)
     refused = invoke("export", run_dir, "--out", out, "--select", "top", "--size", 2)
     assert refused.exit_code == 2 and "--force" in refused.stderr
-    result = invoke("export", run_dir, "--out", out, "--select", "top", "--size", 2, "--no-fuse",
-                    "--force")
+    result = invoke(
+        "export", run_dir, "--out", out, "--select", "top", "--size", 2, "--no-fuse", "--force"
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "ensemble.json").read_text())
     assert manifest["fused"] is None and not (out / "fused.onnx").exists()
@@ -219,9 +257,10 @@ def test_existing_bundle_needs_force_then_top_without_fuse(bundle, run_dir, run,
             best_per_trial[c.trial_id] = (c.metrics["val_macro_f1"], c.name)
     ranked = [name for _, name in sorted(best_per_trial.values(), reverse=True)]
     # The best trials first; fewer than 2 when the tiny models fall below the candidate floor.
-    assert 1 <= len(members) <= 2 and members == ranked[:len(members)]
-    floored = select_members(run.checkpoints, run.y_val, method="top", size=2,
-                             metric="val_macro_f1")
+    assert 1 <= len(members) <= 2 and members == ranked[: len(members)]
+    floored = select_members(
+        run.checkpoints, run.y_val, method="top", size=2, metric="val_macro_f1"
+    )
     assert members == [c.name for c in floored.members]
     assert not list(tmp_path.glob(".b.*"))  # no temporary sibling left behind
 
@@ -233,8 +272,9 @@ def test_int8_is_kept_only_when_the_val_macro_f1_holds_up(run_dir, run, tmp_path
     from voxpop.export import bundle as export_bundle
 
     def export(out):
-        result = invoke("export", run_dir, "--out", out, "--select", "top", "--size", 2,
-                        "--quantize", "int8")
+        result = invoke(
+            "export", run_dir, "--out", out, "--select", "top", "--size", 2, "--quantize", "int8"
+        )
         assert result.exit_code == 0, result.output
         return json.loads((out / "ensemble.json").read_text())
 
@@ -265,14 +305,17 @@ def test_int8_is_kept_only_when_the_val_macro_f1_holds_up(run_dir, run, tmp_path
             member_ops = {n.op_type for n in onnx.load(out / member["file"]).graph.node}
             recurrent = bool(member_ops & {"LSTM", "GRU", "DynamicQuantizeLSTM"})
             assert (member["id"] in manifest["quantization_check"]["members"]) == recurrent
-            assert bool(member_ops & {"DynamicQuantizeLSTM", "MatMulInteger"}) == (kept and recurrent)
+            assert bool(member_ops & {"DynamicQuantizeLSTM", "MatMulInteger"}) == (
+                kept and recurrent
+            )
         sizes = manifest["quantization_check"]["bytes"]
         assert sum((out / f).stat().st_size for f in files) == sizes[version]
         # The bundle's members, run by ONNX Runtime on all validation rows at once (int8
         # quantizes activations per batch), vote to the score the check recorded.
         probs = np.mean([onnx_probs(out / m["file"], inputs) for m in manifest["members"]], axis=0)
         assert macro_f1(run.y_val, probs.argmax(axis=1), probs.shape[1]) == pytest.approx(
-            scores[version], abs=1e-9)
+            scores[version], abs=1e-9
+        )
         report = (out / "export_report.md").read_text()
         assert f"fp32 {scores['fp32']:.4f}, int8 {scores['int8']:.4f}" in report
         assert ("- int8 kept" if kept else "- int8 discarded (fp32 files kept)") in report
@@ -284,13 +327,32 @@ def test_parity_failure_names_the_member(bundle, manifest, run_dir, tmp_path):
     from voxpop.export import export_bundle
 
     progress = []
-    export_bundle(run_dir, tmp_path / "t", select="top", size=1, fuse=False,
-                  on_member=lambda *call: progress.append(call))
+    export_bundle(
+        run_dir,
+        tmp_path / "t",
+        select="top",
+        size=1,
+        fuse=False,
+        on_member=lambda *call: progress.append(call),
+    )
     assert progress == [(1, 1, "m1")]  # what drives the CLI's progress bar
-    diff = json.loads((tmp_path / "t" / "ensemble.json").read_text())["members"][0]["parity"]["max_abs_diff"]
+    diff = json.loads((tmp_path / "t" / "ensemble.json").read_text())["members"][0]["parity"][
+        "max_abs_diff"
+    ]
     assert diff > 0
-    result = invoke("export", run_dir, "--out", tmp_path / "p", "--select", "top", "--size", 1,
-                    "--no-fuse", "--parity-tol", f"{diff / 2:g}")
+    result = invoke(
+        "export",
+        run_dir,
+        "--out",
+        tmp_path / "p",
+        "--select",
+        "top",
+        "--size",
+        1,
+        "--no-fuse",
+        "--parity-tol",
+        f"{diff / 2:g}",
+    )
     assert result.exit_code == 2
     assert result.stderr.startswith("error: member m1 (") and "--parity-tol" in result.stderr
     assert not (tmp_path / "p").exists()
@@ -300,7 +362,10 @@ def test_parity_failure_names_the_member(bundle, manifest, run_dir, tmp_path):
     ("args", "message"),
     [
         (["--quantize", "int4"], "--quantize: unknown value 'int4' (choose from none, int8)"),
-        (["--select", "best"], "--select: unknown method 'best' (choose from top, greedy, diverse)"),
+        (
+            ["--select", "best"],
+            "--select: unknown method 'best' (choose from top, greedy, diverse)",
+        ),
         (["--metric", "f2"], "--metric: unknown metric 'f2' (choose from val_macro_f1"),
         (["--opset", "19"], "--opset: 19 is not supported (valid: 7 to 18)"),
         (["--combine", "blend"], "--combine: unknown value 'blend' (choose from vote, stack)"),
@@ -336,8 +401,19 @@ def test_signed_export_is_trusted_and_a_rewritten_manifest_is_not(bundle, run_di
     assert made.exit_code == 0, made.output
     assert (keys / "alice.pem").stat().st_mode & 0o077 == 0  # the private key is the owner's only
     out = tmp_path / "signed"
-    result = invoke("export", run_dir, "--out", out, "--select", "top", "--size", 1, "--no-fuse",
-                    "--sign", keys / "alice.pem")
+    result = invoke(
+        "export",
+        run_dir,
+        "--out",
+        out,
+        "--select",
+        "top",
+        "--size",
+        1,
+        "--no-fuse",
+        "--sign",
+        keys / "alice.pem",
+    )
     assert result.exit_code == 0, result.output
     assert "signed" in result.stdout and (out / "ensemble.sig").is_file()
     trusted = invoke("predict", out, "-", "--trust", keys / "alice.pub.pem", input=TEXT)
@@ -357,8 +433,10 @@ def test_signed_export_is_trusted_and_a_rewritten_manifest_is_not(bundle, run_di
     assert invoke("predict", out, "-", input=TEXT).exit_code == 0  # no --trust: just a bundle
     rewritten = invoke("predict", out, "-", "--trust", keys / "alice.pub.pem", input=TEXT)
     assert rewritten.exit_code == 2
-    assert rewritten.stderr.startswith(f"error: {out / 'ensemble.sig'}: the signature does not "
-                                       "match the manifest under the trusted key")
+    assert rewritten.stderr.startswith(
+        f"error: {out / 'ensemble.sig'}: the signature does not "
+        "match the manifest under the trusted key"
+    )
     assert len(rewritten.stderr.splitlines()) == 1 and rewritten.stdout == ""
 
 
@@ -366,7 +444,9 @@ def test_a_bad_signing_key_fails_before_any_conversion(run_dir, tmp_path):
     (tmp_path / "key.pem").write_text("not a key")
     result = invoke("export", run_dir, "--out", tmp_path / "b", "--sign", tmp_path / "key.pem")
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {tmp_path / 'key.pem'}: not an unencrypted PEM private key")
+    assert result.stderr.startswith(
+        f"error: {tmp_path / 'key.pem'}: not an unencrypted PEM private key"
+    )
     assert not (tmp_path / "b").exists()
 
 
@@ -378,8 +458,9 @@ def test_combine_stack_under_a_cost_budget(run_dir, run, tmp_path):
     from voxpop.ensemble.voting import stack_probs
 
     out = tmp_path / "stacked"
-    result = invoke("export", run_dir, "--out", out, "--size", 3, "--combine", "stack",
-                    "--max-ms-per-row", 1000)
+    result = invoke(
+        "export", run_dir, "--out", out, "--size", 3, "--combine", "stack", "--max-ms-per-row", 1000
+    )
     assert result.exit_code == 0, result.output
     assert "cross-validated macro-F1 stack" in result.stdout
     assert "ms per row (budget 1000)" in result.stdout
@@ -412,11 +493,20 @@ def test_combine_stack_under_a_cost_budget(run_dir, run, tmp_path):
     # evaluate scores the stacker beside the votes, by default
     table = tmp_path / "test.csv"
     run.rows("test")[["text", "label"]].to_csv(table, index=False)
-    evaluated = invoke("evaluate", out, table, "--out", tmp_path / "report", "--no-baseline",
-                       "--report-format", "json")
+    evaluated = invoke(
+        "evaluate",
+        out,
+        table,
+        "--out",
+        tmp_path / "report",
+        "--no-baseline",
+        "--report-format",
+        "json",
+    )
     assert evaluated.exit_code == 0, evaluated.output
     votes = json.loads((tmp_path / "report" / "report.json").read_text())["votes"]
     assert set(votes) == {"soft", "hard", "weighted", "stack"}
     y_test = run.preprocessor.encode_labels(run.rows("test")["label"].astype(str).to_numpy())
     assert votes["stack"]["macro_f1"] == pytest.approx(
-        macro_f1(y_test, numpy_probs.argmax(axis=1), 3), abs=1e-9)
+        macro_f1(y_test, numpy_probs.argmax(axis=1), 3), abs=1e-9
+    )

@@ -145,7 +145,9 @@ def test_masked_gru_is_refused_with_the_reason(encoded):
 
 def test_unsupported_activation_is_refused_listing_valid_ones(encoded):
     _, n_tokens = encoded
-    model = _build(lambda embedded, tokens: layers.GRU(UNITS, activation="gelu")(embedded), n_tokens)
+    model = _build(
+        lambda embedded, tokens: layers.GRU(UNITS, activation="gelu")(embedded), n_tokens
+    )
 
     with pytest.raises(VoxpopError, match=r"activation 'gelu'.*valid: sigmoid, tanh, relu"):
         fuse_gru_loops(onnx.ModelProto(), model)

@@ -21,10 +21,20 @@ def one_hot(predictions, n_classes: int) -> np.ndarray:
 
 
 def checkpoint(tmp_path, trial, epoch, family, predictions, f1, n_classes=3) -> Checkpoint:
-    metrics = {"family": family, "epoch": epoch, "val_macro_f1": f1, "val_accuracy": f1,
-               "val_loss": 1 - f1}
-    return add_checkpoint(tmp_path, trial_id=trial, index=epoch, metrics=metrics,
-                          val_probs=one_hot(predictions, n_classes))
+    metrics = {
+        "family": family,
+        "epoch": epoch,
+        "val_macro_f1": f1,
+        "val_accuracy": f1,
+        "val_loss": 1 - f1,
+    }
+    return add_checkpoint(
+        tmp_path,
+        trial_id=trial,
+        index=epoch,
+        metrics=metrics,
+        val_probs=one_hot(predictions, n_classes),
+    )
 
 
 @pytest.fixture
@@ -66,14 +76,16 @@ def test_diverse_skips_a_same_family_lookalike(checkpoints):
 
 
 @pytest.mark.parametrize("method", ["top", "greedy", "diverse"])
-def test_a_trial_not_halfway_from_the_majority_class_to_the_best_is_no_candidate(checkpoints,
-                                                                                  method):
+def test_a_trial_not_halfway_from_the_majority_class_to_the_best_is_no_candidate(
+    checkpoints, method
+):
     # Y's majority class (0, 4 of 10 rows) scores macro-F1 0.190: the floor is 0.570.
     choice = select_members(checkpoints, Y, method=method, size=5, metric="val_macro_f1")
     assert "e/checkpoint_000000" not in [c.name for c in choice.members]
     assert choice.reasons["e/checkpoint_000000"] == (
         "not selected: val macro-F1 0.470 is not halfway from the majority class's (0.190) to "
-        "the best trial's (0.950)")
+        "the best trial's (0.950)"
+    )
     if method == "top":  # d, at 0.60, is still a candidate
         assert "d/checkpoint_000000" in [c.name for c in choice.members]
 
@@ -86,7 +98,8 @@ def test_on_two_classes_a_member_above_half_the_best_can_still_be_too_weak(tmp_p
     choice = select_members([strong, weak], y, method="greedy", size=2, metric="val_macro_f1")
     assert [c.name for c in choice.members] == ["s/checkpoint_000000"]
     assert choice.reasons["w/checkpoint_000000"].startswith(
-        "not selected: val macro-F1 0.490 is not halfway from the majority class's (0.375)")
+        "not selected: val macro-F1 0.490 is not halfway from the majority class's (0.375)"
+    )
 
 
 def test_greedy_reasons_and_picks(checkpoints):
@@ -94,7 +107,9 @@ def test_greedy_reasons_and_picks(checkpoints):
     # the perfect member alone is never beaten: one member, one pick
     assert [c.name for c in choice.members] == ["a/checkpoint_000001"]
     assert choice.picks == [0] and choice.weights == [1.0]
-    assert choice.reasons["a/checkpoint_000001"] == "selected: picked 1 of 1 times by greedy selection"
+    assert (
+        choice.reasons["a/checkpoint_000001"] == "selected: picked 1 of 1 times by greedy selection"
+    )
     assert choice.reasons["d/checkpoint_000000"].startswith("not selected")
 
 
@@ -102,7 +117,10 @@ def test_greedy_reasons_and_picks(checkpoints):
     ("options", "message"),
     [
         ({"method": "best"}, "--select: unknown method 'best' (choose from top, greedy, diverse)"),
-        ({"metric": "f2"}, "--metric: unknown metric 'f2' (choose from val_macro_f1, val_accuracy, val_loss)"),
+        (
+            {"metric": "f2"},
+            "--metric: unknown metric 'f2' (choose from val_macro_f1, val_accuracy, val_loss)",
+        ),
         ({"size": 0}, "--size: must be at least 1, got 0"),
     ],
 )

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import onnx
 import pytest
-from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401 (fixtures)
 from typer.testing import CliRunner
 
+from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401 (fixtures)
 from voxpop.data.errors import VoxpopError
 from voxpop.ensemble import Ensemble
 from voxpop.ensemble.bundle import read_manifest, write_manifest
@@ -34,8 +34,9 @@ def _anti_correlated(n=600, n_classes=3, seed=0) -> StackRows:
     y = rng.integers(0, n_classes, n)
     noisy = np.where(rng.random(n) < 0.6, y, rng.integers(0, n_classes, n))
     good = _softmax(2.0 * np.eye(n_classes)[noisy] + rng.normal(0, 0.3, (n, n_classes)))
-    wrong = _softmax(4.0 * np.eye(n_classes)[(y + 1) % n_classes]
-                     + rng.normal(0, 0.3, (n, n_classes)))
+    wrong = _softmax(
+        4.0 * np.eye(n_classes)[(y + 1) % n_classes] + rng.normal(0, 0.3, (n, n_classes))
+    )
     return StackRows(member_probs=[good, wrong], y=y, fit_on="validation")
 
 
@@ -113,8 +114,13 @@ def test_fused_stack_output_equals_numpy_and_separate_sessions(stacked_bundle, h
     assert np.abs(apart.probs - numpy_probs).max() == 0
     assert (in_graph.label_ids == apart.label_ids).all()
     # the weighted vote is still the graph's `probs`
-    assert np.abs(fused.predict(held_out_texts, voting="weighted").probs
-                  - separate.predict(held_out_texts, voting="weighted").probs).max() < 1e-5
+    assert (
+        np.abs(
+            fused.predict(held_out_texts, voting="weighted").probs
+            - separate.predict(held_out_texts, voting="weighted").probs
+        ).max()
+        < 1e-5
+    )
     assert fused.votings == ["soft", "hard", "weighted", "stack"]
     separate.close()
 
@@ -125,14 +131,22 @@ def test_manifest_round_trip_and_its_rules(stacked_bundle):
     assert again == manifest and again.stacker.coef == manifest.stacker.coef
     as_dict = manifest.model_dump(mode="json")
     with pytest.raises(VoxpopError, match="stacker: coef must be 3 rows of 9"):
-        Manifest.from_value({**as_dict, "stacker": {**as_dict["stacker"],
-                                                    "coef": [row[:-1] for row in as_dict["stacker"]["coef"]]}},
-                            source="ensemble.json")
+        Manifest.from_value(
+            {
+                **as_dict,
+                "stacker": {
+                    **as_dict["stacker"],
+                    "coef": [row[:-1] for row in as_dict["stacker"]["coef"]],
+                },
+            },
+            source="ensemble.json",
+        )
     without = {**as_dict, "stacker": None}
     with pytest.raises(VoxpopError, match="stack needs a stacker"):
-        Manifest.from_value({**without, "fused": None,
-                             "voting": {**as_dict["voting"], "default": "stack"}},
-                            source="ensemble.json")
+        Manifest.from_value(
+            {**without, "fused": None, "voting": {**as_dict["voting"], "default": "stack"}},
+            source="ensemble.json",
+        )
     with pytest.raises(VoxpopError, match="stack_max_abs_diff: set without a stacker"):
         Manifest.from_value(without, source="ensemble.json")
 
@@ -174,7 +188,10 @@ def test_stack_takes_neither_weights_nor_a_member_subset(stacked_bundle, held_ou
 def test_info_shows_the_stacker_after_checking_its_graph_output(stacked_bundle, bundle_dir):
     shown = CliRunner().invoke(app, ["info", str(stacked_bundle)])
     assert shown.exit_code == 0, shown.output
-    assert "stacker: logistic regression on 300 validation rows, 5-fold cross-validated" in shown.output
+    assert (
+        "stacker: logistic regression on 300 validation rows, 5-fold cross-validated"
+        in shown.output
+    )
     assert "check rows: 4 graphs give the stored probabilities" in shown.output
     old = CliRunner().invoke(app, ["info", str(bundle_dir)])
     assert "stacker: no (export --combine stack)" in old.output

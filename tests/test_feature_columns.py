@@ -10,9 +10,9 @@ import json
 
 import numpy as np
 import pytest
-from test_tune_support import sample_table
 from typer.testing import CliRunner
 
+from test_tune_support import sample_table
 from voxpop.serving_cli.app import app
 
 runner = CliRunner()
@@ -38,9 +38,24 @@ def tuned(tweets_df, tmp_path_factory):
     train = with_signal(pd.read_parquet(sample_table(tweets_df, work)), seed=0)
     train.to_csv(work / "train.csv", index=False)
     external = with_signal(tweets_df.sample(n=300, random_state=7), seed=1)
-    result = invoke("tune", work / "train.csv", "--space", "tfidf_fusion", "--feature-cols",
-                    "signal", "--samples", 1, "--max-epochs", 1, "--storage", work / "runs",
-                    "--name", "f", "--num-cpus", 2)
+    result = invoke(
+        "tune",
+        work / "train.csv",
+        "--space",
+        "tfidf_fusion",
+        "--feature-cols",
+        "signal",
+        "--samples",
+        1,
+        "--max-epochs",
+        1,
+        "--storage",
+        work / "runs",
+        "--name",
+        "f",
+        "--num-cpus",
+        2,
+    )
     assert result.exit_code == 0, result.output
     result = invoke("export", work / "runs" / "f", "--out", work / "bundle", "--size", 1)
     assert result.exit_code == 0, result.output
@@ -48,8 +63,19 @@ def tuned(tweets_df, tmp_path_factory):
 
 
 def evaluate(bundle, table, out, *options) -> dict:
-    result = invoke("evaluate", bundle, table, "--out", out, "--no-baseline", "--voting", "soft",
-                    "--report-format", "json", *options)
+    result = invoke(
+        "evaluate",
+        bundle,
+        table,
+        "--out",
+        out,
+        "--no-baseline",
+        "--voting",
+        "soft",
+        "--report-format",
+        "json",
+        *options,
+    )
     assert result.exit_code == 0, result.output
     return json.loads((out / "report.json").read_text())
 
@@ -71,11 +97,11 @@ def test_evaluate_reads_the_bundles_feature_column_by_name(tuned):
 def test_feature_cols_names_a_column_the_table_calls_otherwise(tuned):
     work, bundle, external = tuned
     # A TSV named .txt, read with --format: the options of every command that reads a table.
-    external.rename(columns={"signal": "score"}).to_csv(work / "renamed.txt", sep="\t",
-                                                        index=False)
+    external.rename(columns={"signal": "score"}).to_csv(work / "renamed.txt", sep="\t", index=False)
     external.to_csv(work / "external.csv", index=False)
-    renamed = evaluate(bundle, work / "renamed.txt", work / "renamed", "--feature-cols", "score",
-                       "--format", "tsv")
+    renamed = evaluate(
+        bundle, work / "renamed.txt", work / "renamed", "--feature-cols", "score", "--format", "tsv"
+    )
     default = evaluate(bundle, work / "external.csv", work / "default")
     assert renamed["votes"] == default["votes"]
 
@@ -94,17 +120,26 @@ def test_predict_and_bench_read_the_feature_column_too(tuned):
     assert "encoding" in result.output
 
 
-@pytest.mark.parametrize("options, message", [
-    ([], "error: {table}: column 'signal' not found (columns: text, label)"),
-    (["--feature-cols", "a,b"], "error: --feature-cols: 2 column(s) given (a, b), but the "
-                                "bundle was tuned with 1 (signal)"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ([], "error: {table}: column 'signal' not found (columns: text, label)"),
+        (
+            ["--feature-cols", "a,b"],
+            "error: --feature-cols: 2 column(s) given (a, b), but the "
+            "bundle was tuned with 1 (signal)",
+        ),
+    ],
+)
 def test_a_missing_feature_column_is_one_line_naming_it(tuned, options, message):
     work, bundle, external = tuned
     table = work / "no_signal.csv"
     external[["text", "label"]].to_csv(table, index=False)
-    for command in (["evaluate", bundle, table, "--out", work / "r", "--no-baseline"],
-                    ["predict", bundle, table], ["bench", bundle, table]):
+    for command in (
+        ["evaluate", bundle, table, "--out", work / "r", "--no-baseline"],
+        ["predict", bundle, table],
+        ["bench", bundle, table],
+    ):
         result = invoke(*command, *options)
         assert result.exit_code == 2, result.output
         assert result.stderr.strip() == message.format(table=table), command

@@ -56,14 +56,20 @@ def string_literals(path: Path) -> list[tuple[int, str]]:
     left out (they document a format; they do not spell it for the code)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     docstrings = {
-        id(node.body[0].value) for node in ast.walk(tree)
+        id(node.body[0].value)
+        for node in ast.walk(tree)
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-        and node.body and isinstance(node.body[0], ast.Expr)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
         and isinstance(node.body[0].value, ast.Constant)
     }
-    return [(node.lineno, node.value) for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str)
-            and id(node) not in docstrings]
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
 
 
 def test_only_a_formats_owner_spells_its_file_names():
@@ -76,8 +82,11 @@ def test_only_a_formats_owner_spells_its_file_names():
     for path in sorted(SRC.rglob("*.py")):
         module = path.relative_to(SRC).as_posix()
         for line, text in string_literals(path):
-            offences += [f"{module}:{line} spells {name!r} (owned by {', '.join(sorted(owned))})"
-                         for name, owned in owners.items() if name in text and module not in owned]
+            offences += [
+                f"{module}:{line} spells {name!r} (owned by {', '.join(sorted(owned))})"
+                for name, owned in owners.items()
+                if name in text and module not in owned
+            ]
     assert offences == []
 
 
@@ -106,18 +115,29 @@ def test_stage_imports_follow_design(package):
 
 # What `voxpop --help` must start without: the CLI reads its defaults from the stages' light
 # `options` modules and imports everything else inside the command functions.
-HEAVY = ("numpy", "pandas", "onnx", "onnxruntime", "pydantic", "tensorflow", "keras", "ray",
-         "sklearn", "pyarrow", "tf2onnx")
+HEAVY = (
+    "numpy",
+    "pandas",
+    "onnx",
+    "onnxruntime",
+    "pydantic",
+    "tensorflow",
+    "keras",
+    "ray",
+    "sklearn",
+    "pyarrow",
+    "tf2onnx",
+)
 TENSORFLOW = ("tensorflow", "keras")
 
 
 def modules_after(code: str) -> set[str]:
     """The top-level modules a fresh interpreter holds after running `code` (which must not
     print), of those this file watches."""
-    probe = (f"import sys\n{code}\n"
-             f"print('modules:', ','.join(m for m in {HEAVY!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         timeout=300)
+    probe = (
+        f"import sys\n{code}\nprint('modules:', ','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     listed = out.stdout.strip().splitlines()[-1].removeprefix("modules:").strip()
     return set(filter(None, listed.split(",")))
@@ -125,33 +145,40 @@ def modules_after(code: str) -> set[str]:
 
 def run_cli(*args: str) -> str:
     """Code that runs `voxpop ARGS` through its console entry point, output discarded."""
-    return ("import contextlib, io\n"
-            "from voxpop.serving_cli import main\n"
-            f"sys.argv = ['voxpop', *{list(args)!r}]\n"
-            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
-            "    main()")
+    return (
+        "import contextlib, io\n"
+        "from voxpop.serving_cli import main\n"
+        f"sys.argv = ['voxpop', *{list(args)!r}]\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main()"
+    )
 
 
 def test_help_imports_nothing_heavy():
     assert modules_after(run_cli("--help")) == set()
 
 
-@pytest.mark.parametrize("command", ["tune", "export", "predict", "evaluate", "bench", "info",
-                                     "demo", "spaces"])
+@pytest.mark.parametrize(
+    "command", ["tune", "export", "predict", "evaluate", "bench", "info", "demo", "spaces"]
+)
 def test_a_commands_help_imports_none_of_its_work(command):
     # Typer itself brings pydantic to check the options' Path defaults.
     assert modules_after(run_cli(command, "--help")) <= {"pydantic"}
 
 
 def test_the_family_registry_and_voxpop_spaces_load_no_tensorflow():
-    registry = ("from voxpop.models import FAMILIES, default_config\n"
-                "assert default_config('fusion')['encoder'] == 'bilstm' and 'tfidf' in FAMILIES")
+    registry = (
+        "from voxpop.models import FAMILIES, default_config\n"
+        "assert default_config('fusion')['encoder'] == 'bilstm' and 'tfidf' in FAMILIES"
+    )
     assert modules_after(registry) & set(TENSORFLOW) == set()
     assert modules_after(run_cli("spaces")) & set(TENSORFLOW) == set()
     # Checking space files against the registry, as the tune driver does before Ray starts.
-    check = ("from voxpop.tune_spaces.runner import validate\n"
-             "from voxpop.tune_spaces.options import TuneOptions\n"
-             "validate(TuneOptions(data=None, spaces=('mixed', 'fusion', 'tfidf_fusion')))")
+    check = (
+        "from voxpop.tune_spaces.runner import validate\n"
+        "from voxpop.tune_spaces.options import TuneOptions\n"
+        "validate(TuneOptions(data=None, spaces=('mixed', 'fusion', 'tfidf_fusion')))"
+    )
     assert modules_after(check) & set(TENSORFLOW) == set()
 
 

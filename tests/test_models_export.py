@@ -17,8 +17,15 @@ from voxpop.export.checks import parity, rnn_fusion
 from voxpop.export.convert import to_onnx
 from voxpop.models.runtime import configure
 
-TINY = {"embed_dim": 16, "units": 16, "head_units": [16], "attention_units": 16, "filters": 16,
-        "ff_dim": 32, "feature_units": 8}
+TINY = {
+    "embed_dim": 16,
+    "units": 16,
+    "head_units": [16],
+    "attention_units": 16,
+    "filters": 16,
+    "ff_dim": 32,
+    "feature_units": 8,
+}
 CASES = {  # case id -> (family, config overrides)
     "lstm": ("lstm", {}),
     "bilstm": ("bilstm", {}),
@@ -36,8 +43,16 @@ CASES = {  # case id -> (family, config overrides)
     "fusion": ("fusion", {"encoder": "bilstm"}),
 }
 # case id -> (ONNX LSTM ops the graph must hold, GRU layers it has); a bidirectional LSTM is one op
-RECURRENT = {"lstm": (1, 0), "bilstm": (1, 0), "stacked_bilstm": (2, 0), "attention": (1, 0),
-             "fusion": (1, 0), "gru": (0, 1), "bigru": (0, 1), "attention_gru": (0, 1)}
+RECURRENT = {
+    "lstm": (1, 0),
+    "bilstm": (1, 0),
+    "stacked_bilstm": (2, 0),
+    "attention": (1, 0),
+    "fusion": (1, 0),
+    "gru": (0, 1),
+    "bigru": (0, 1),
+    "attention_gru": (0, 1),
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +61,14 @@ def encoded(tweets_df):
     from voxpop.data import Preprocessor
 
     tweets = tweets_df
-    sample = tweets.groupby("label", group_keys=False).sample(frac=2256 / len(tweets), random_state=1)
+    sample = tweets.groupby("label", group_keys=False).sample(
+        frac=2256 / len(tweets), random_state=1
+    )
     sample = sample.sample(frac=1.0, random_state=1)
     fit_rows, test_rows = sample.iloc[256:], sample.iloc[:256]
-    pre = Preprocessor(max_len=40, ngram_buckets=2**14).fit(fit_rows.text.tolist(),
-                                                              fit_rows.label.tolist())
+    pre = Preprocessor(max_len=40, ngram_buckets=2**14).fit(
+        fit_rows.text.tolist(), fit_rows.label.tolist()
+    )
     return pre, pre.encode(test_rows.text.tolist())
 
 
@@ -61,8 +79,14 @@ def exported(encoded):
     configure(seed=0)
     out = {}
     for case, (family, overrides) in CASES.items():
-        model = vm.build(family, {**TINY, **overrides}, n_tokens=pre.n_tokens, n_classes=3,
-                         n_features=pre.n_features, n_buckets=pre.n_buckets)
+        model = vm.build(
+            family,
+            {**TINY, **overrides},
+            n_tokens=pre.n_tokens,
+            n_classes=3,
+            n_features=pre.n_features,
+            n_buckets=pre.n_buckets,
+        )
         out[case] = (model, to_onnx(model, opset=17))
     return out
 
@@ -94,7 +118,9 @@ def test_onnx_graph_has_named_dynamic_inputs_and_probs_output(case, exported, en
     assert all(isinstance(d, str) for d in dims), f"{sequence} axes must be dynamic, got {dims}"
     assert [o.name for o in onnx_model.graph.output] == ["probs"]
     # A different batch size and sequence length than the model was traced with.
-    session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     feed = {name: encoded[1][name][:7] for name in inputs}
     for name in ("tokens", "grams", "gram_weights"):
         if name in feed:
@@ -134,7 +160,9 @@ def test_rnn_fusion_refuses_a_graph_with_loop():
 
     body = helper.make_graph([], "body", [], [])
     loop = helper.make_node("Loop", ["n", ""], [], body=body)
-    graph = helper.make_graph([loop], "member", [helper.make_tensor_value_info("n", TensorProto.INT64, [])], [])
+    graph = helper.make_graph(
+        [loop], "member", [helper.make_tensor_value_info("n", TensorProto.INT64, [])], []
+    )
     with pytest.raises(VoxpopError, match="1 Loop op"):
         rnn_fusion(helper.make_model(graph))
 
@@ -166,7 +194,9 @@ def test_each_family_claims_padding_invariance_exactly_when_it_holds(case, expor
     weights[0] = 2.0
     table.set_weights([weights])
     feed = {t.name: encoded[1][t.name] for t in model.inputs}
-    diff = np.abs(model.predict(_padded(feed, 12), verbose=0) - model.predict(feed, verbose=0)).max()
+    diff = np.abs(
+        model.predict(_padded(feed, 12), verbose=0) - model.predict(feed, verbose=0)
+    ).max()
     assert (diff <= 1e-5) == vm.padding_invariant(family, {**TINY, **overrides}), diff
     assert diff <= 1e-5 or diff > 1e-4  # ten times the tolerance at least
 
@@ -183,11 +213,15 @@ def test_optimized_graph_matches_keras_on_real_rows(case, exported, encoded):
     family, overrides = CASES[case]
     model, onnx_model = exported[case]
     optimized = copy.deepcopy(onnx_model)
-    trims = optimize_member(optimized, padding_invariant=vm.padding_invariant(family, {**TINY, **overrides}))
+    trims = optimize_member(
+        optimized, padding_invariant=vm.padding_invariant(family, {**TINY, **overrides})
+    )
     assert trims == (vm.padding_invariant(family, {**TINY, **overrides}))
     assert not any(node.op_type == "Less" for node in optimized.graph.node)  # guards gone
     feed = _padded({t.name: encoded[1][t.name] for t in model.inputs}, 12)
-    session = ort.InferenceSession(optimized.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        optimized.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     got = run_by_length(session, feed, key=length_key(feed, trims_tokens=trims), rows_per_run=32)
     np.testing.assert_allclose(got, model.predict(feed, verbose=0), atol=1e-5, rtol=0)
 
@@ -209,7 +243,7 @@ def test_trimmed_graph_reads_only_the_columns_of_the_longest_row(exported, encod
     shorter = np.pad(tokens, ((0, 0), (5, 0)))
     seen = session.run(["tokens/trimmed"], {"tokens": shorter})[0]
     assert seen.shape == (50, lengths.max())
-    np.testing.assert_array_equal(seen, tokens[:, tokens.shape[1] - lengths.max():])
+    np.testing.assert_array_equal(seen, tokens[:, tokens.shape[1] - lengths.max() :])
     empty = np.zeros((3, 40), np.int32)  # no real token anywhere: every column is kept
     assert session.run(["tokens/trimmed"], {"tokens": empty})[0].shape == (3, 40)
 
@@ -221,7 +255,9 @@ def test_merged_gram_lookups_give_the_fused_graph_s_probabilities(exported, enco
     from voxpop.export.fuse import fuse_members
     from voxpop.export.optimize import merge_gram_lookups, optimize_member
 
-    members = {case: copy.deepcopy(exported[case][1]) for case in ("tfidf", "tfidf_fusion", "tfidf_nb")}
+    members = {
+        case: copy.deepcopy(exported[case][1]) for case in ("tfidf", "tfidf_fusion", "tfidf_nb")
+    }
     for member in members.values():
         optimize_member(member, padding_invariant=False)
     fused = fuse_members(members, [3.0, 2.0, 1.0])
@@ -232,14 +268,17 @@ def test_merged_gram_lookups_give_the_fused_graph_s_probabilities(exported, enco
     feed = {name: encoded[1][name] for name in ("grams", "gram_weights", "features")}
 
     def probs(model):
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
         return session.run(["probs"], {i.name: feed[i.name] for i in session.get_inputs()})[0]
 
     np.testing.assert_allclose(probs(merged), probs(fused), atol=1e-6, rtol=0)
 
 
 def test_int8_is_offered_for_recurrent_members_only_and_never_quantizes_a_convolution(
-        exported, encoded, tmp_path):
+    exported, encoded, tmp_path
+):
     """Dynamic int8 pays for recurrent cells (a weight used at every step), not for convolutions
     or n-gram lookups (bench/RESULTS.md, graph): `int8_pays` offers it exactly to the families with
     an LSTM or GRU op, and `quantize_int8` leaves a convolution in float."""

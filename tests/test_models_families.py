@@ -9,24 +9,49 @@ import pytest
 import voxpop.models as vm
 from voxpop.models import layers as vl
 
-TINY = {"embed_dim": 8, "units": 8, "head_units": [8], "filters": 8, "ff_dim": 16,
-        "attention_units": 8, "feature_units": 4}
+TINY = {
+    "embed_dim": 8,
+    "units": 8,
+    "head_units": [8],
+    "filters": 8,
+    "ff_dim": 16,
+    "attention_units": 8,
+    "feature_units": 4,
+}
 
 
 def test_registry_lists_every_family_and_each_builds_the_contract_interface():
-    assert set(vm.FAMILIES) == {"lstm", "bilstm", "stacked_bilstm", "gru", "bigru", "attention",
-                                "cnn", "bigram", "tfidf", "tfidf_fusion", "tfidf_nb", "transformer",
-                                "fusion", "sentence"}
+    assert set(vm.FAMILIES) == {
+        "lstm",
+        "bilstm",
+        "stacked_bilstm",
+        "gru",
+        "bigru",
+        "attention",
+        "cnn",
+        "bigram",
+        "tfidf",
+        "tfidf_fusion",
+        "tfidf_nb",
+        "transformer",
+        "fusion",
+        "sentence",
+    }
     for family in vm.FAMILIES:
-        model = vm.build(family, TINY, n_tokens=50, n_classes=4, n_features=3, n_buckets=64,
-                         sentence_dim=12)
+        model = vm.build(
+            family, TINY, n_tokens=50, n_classes=4, n_features=3, n_buckets=64, sentence_dim=12
+        )
         names = [t.name for t in model.inputs]
-        expected = {"tokens": ["tokens"], "grams": ["grams", "gram_weights"],
-                    "sentence": ["sentence_embedding"]}[vm.FAMILIES[family].reads]
+        expected = {
+            "tokens": ["tokens"],
+            "grams": ["grams", "gram_weights"],
+            "sentence": ["sentence_embedding"],
+        }[vm.FAMILIES[family].reads]
         assert names == expected + (["features"] if vm.uses_features(family) else [])
         # dynamic batch and sequence; a sentence embedding is one vector per row
-        assert model.inputs[0].shape == ((None, 12) if names == ["sentence_embedding"]
-                                         else (None, None))
+        assert model.inputs[0].shape == (
+            (None, 12) if names == ["sentence_embedding"] else (None, None)
+        )
         assert model.output_shape == (None, 4)
         assert model.layers[-1].name == "probs"
 
@@ -58,8 +83,13 @@ def test_tfidf_is_a_linear_model_of_the_weighted_grams():
     grams = rng.integers(1, 32, (5, 6)).astype("int32")
     weights = rng.random((5, 6)).astype("float32")
     probs = model.predict({"grams": grams, "gram_weights": weights}, verbose=0)
-    padded = model.predict({"grams": np.pad(grams, ((0, 0), (0, 3))),
-                            "gram_weights": np.pad(weights, ((0, 0), (0, 3)))}, verbose=0)
+    padded = model.predict(
+        {
+            "grams": np.pad(grams, ((0, 0), (0, 3))),
+            "gram_weights": np.pad(weights, ((0, 0), (0, 3))),
+        },
+        verbose=0,
+    )
     np.testing.assert_allclose(padded, probs, atol=1e-6)
     table = model.get_layer("gram_embedding").get_weights()[0]
     dense_w, dense_b = model.get_layer("probs").get_weights()
@@ -71,34 +101,46 @@ def test_tfidf_is_a_linear_model_of_the_weighted_grams():
 def test_tfidf_fusion_is_one_linear_model_of_the_weighted_grams_and_the_features():
     """feature_units 0: the features enter the output layer as they are, beside the n-gram sum,
     so the logits are W2 [sum_i w_i E[g_i], features] + b."""
-    model = vm.build("tfidf_fusion", {"embed_dim": 3}, n_tokens=2, n_classes=3, n_features=4,
-                     n_buckets=32)
+    model = vm.build(
+        "tfidf_fusion", {"embed_dim": 3}, n_tokens=2, n_classes=3, n_features=4, n_buckets=32
+    )
     rng = np.random.default_rng(1)
     grams = rng.integers(1, 32, (5, 6)).astype("int32")
     weights = rng.random((5, 6)).astype("float32")
     features = rng.normal(size=(5, 4)).astype("float32")
-    probs = model.predict({"grams": grams, "gram_weights": weights, "features": features}, verbose=0)
+    probs = model.predict(
+        {"grams": grams, "gram_weights": weights, "features": features}, verbose=0
+    )
     table = model.get_layer("gram_embedding").get_weights()[0]
     dense_w, dense_b = model.get_layer("probs").get_weights()
     assert dense_w.shape == (3 + 4, 3) and len(model.trainable_weights) == 3
-    logits = np.hstack([np.einsum("bn,bnd->bd", weights, table[grams]), features]) @ dense_w + dense_b
+    logits = (
+        np.hstack([np.einsum("bn,bnd->bd", weights, table[grams]), features]) @ dense_w + dense_b
+    )
     expected = np.exp(logits - logits.max(1, keepdims=True))
     np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), atol=1e-5)
-    hidden = vm.build("tfidf_fusion", {"feature_units": 5}, n_tokens=2, n_classes=3, n_features=4,
-                      n_buckets=32)
+    hidden = vm.build(
+        "tfidf_fusion", {"feature_units": 5}, n_tokens=2, n_classes=3, n_features=4, n_buckets=32
+    )
     assert hidden.get_layer("probs").get_weights()[0].shape == (3 + 5, 3)
 
 
 def test_training_keys_and_other_families_keys_are_ignored_by_build():
-    model = vm.build("cnn", {**TINY, "learning_rate": 0.1, "units": 99, "family": "cnn"},
-                     n_tokens=10, n_classes=2)
+    model = vm.build(
+        "cnn",
+        {**TINY, "learning_rate": 0.1, "units": 99, "family": "cnn"},
+        n_tokens=10,
+        n_classes=2,
+    )
     assert model.count_params() == vm.build("cnn", TINY, n_tokens=10, n_classes=2).count_params()
 
 
 def test_fusion_takes_the_keys_of_its_encoder():
     config = {**TINY, "encoder": "cnn", "kernel_sizes": [2], "filters": 5}
     model = vm.build("fusion", config, n_tokens=10, n_classes=2, n_features=3)
-    assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv1D)] == [5]
+    assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv1D)] == [
+        5
+    ]
     assert vm.default_config("fusion", encoder="cnn")["kernel_sizes"] == [2, 3, 4]
 
 
@@ -116,7 +158,7 @@ def test_cnn_output_does_not_depend_on_the_amount_of_padding():
     def pre_pad(max_len):
         out = np.zeros((len(texts), max_len), dtype="int32")
         for row, ids in enumerate(texts):
-            out[row, max_len - len(ids):] = ids
+            out[row, max_len - len(ids) :] = ids
         return out
 
     model = vm.build("cnn", TINY, n_tokens=50, n_classes=3)
@@ -141,8 +183,9 @@ def test_hashed_bigrams_match_a_direct_computation_and_skip_padding():
 def test_bigram_output_does_not_depend_on_the_amount_of_padding():
     tokens = np.array([[0, 0, 0, 5, 7, 9]], dtype="int32")
     model = vm.build("bigram", {**TINY, "buckets": 64}, n_tokens=50, n_classes=3)
-    np.testing.assert_allclose(model.predict(tokens, verbose=0),
-                               model.predict(tokens[:, 2:], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(tokens, verbose=0), model.predict(tokens[:, 2:], verbose=0), atol=1e-6
+    )
 
 
 def test_masked_poolings_use_only_real_steps():
@@ -174,24 +217,28 @@ def _trained_embedding(family: str, *, freeze: bool, vectors: np.ndarray) -> np.
     from voxpop.models import training
 
     rng = np.random.default_rng(0)
-    config = {**TINY, "embed_dim": vectors.shape[1], "embeddings": "vectors.txt",
-              "freeze_embeddings": freeze, "batch_size": 16, "learning_rate": 0.05}
+    config = {
+        **TINY,
+        "embed_dim": vectors.shape[1],
+        "embeddings": "vectors.txt",
+        "freeze_embeddings": freeze,
+        "batch_size": 16,
+        "learning_rate": 0.05,
+    }
     model = vm.build(family, config, n_tokens=len(vectors), n_classes=2, embeddings=vectors)
     embedding = model.get_layer("embedding")
     np.testing.assert_array_equal(embedding.get_weights()[0], vectors)
     assert bool(embedding.trainable_weights) is not freeze
     rows = {"tokens": rng.integers(1, len(vectors), (64, 6)).astype("int32")}
     labels = (rows["tokens"][:, 0] % 2).astype("int64")
-    training.fit(model, train=rows, y_train=labels, val=rows, y_val=labels, config=config,
-                 epochs=1)
+    training.fit(model, train=rows, y_train=labels, val=rows, y_val=labels, config=config, epochs=1)
     return embedding.get_weights()[0]
 
 
 def test_pretrained_vectors_start_the_embedding_frozen_or_fine_tuned():
     vectors = np.random.default_rng(1).normal(0, 0.5, (12, 6)).astype("float32")
     vectors[0] = 0.0
-    np.testing.assert_array_equal(_trained_embedding("cnn", freeze=True, vectors=vectors),
-                                  vectors)
+    np.testing.assert_array_equal(_trained_embedding("cnn", freeze=True, vectors=vectors), vectors)
     tuned = _trained_embedding("cnn", freeze=False, vectors=vectors)
     assert np.abs(tuned - vectors).max() > 1e-4
 
@@ -202,10 +249,12 @@ def test_build_refuses_vectors_that_do_not_fit_the_embedding():
     with pytest.raises(ValueError, match="build got no matrix"):
         vm.build("lstm", config, n_tokens=4, n_classes=2)
     with pytest.raises(ValueError, match="build got a matrix"):
-        vm.build("lstm", {**config, "embeddings": None}, n_tokens=4, n_classes=2,
-                 embeddings=vectors)
-    with pytest.raises(ValueError, match="are 4 x 3, but the embedding is n_tokens=5 x "
-                                         "embed_dim=3"):
+        vm.build(
+            "lstm", {**config, "embeddings": None}, n_tokens=4, n_classes=2, embeddings=vectors
+        )
+    with pytest.raises(
+        ValueError, match="are 4 x 3, but the embedding is n_tokens=5 x embed_dim=3"
+    ):
         vm.build("lstm", config, n_tokens=5, n_classes=2, embeddings=vectors)
     # a family that reads n-grams has no token embedding: vectors change nothing
     vm.build("tfidf", config, n_tokens=4, n_classes=2, n_buckets=64)

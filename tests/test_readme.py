@@ -28,8 +28,9 @@ def test_readme_has_a_runnable_quick_start():
 
 def command_table() -> dict[str, str]:
     """The README's command table: `voxpop COMMAND` -> the text of its row."""
-    rows = re.findall(r"^\| `voxpop ([a-z]+)[^|]*\| (.*) \|$", README.read_text(encoding="utf-8"),
-                      re.MULTILINE)
+    rows = re.findall(
+        r"^\| `voxpop ([a-z]+)[^|]*\| (.*) \|$", README.read_text(encoding="utf-8"), re.MULTILINE
+    )
     return {command: row for command, row in rows}
 
 
@@ -39,8 +40,17 @@ def test_every_option_the_command_table_names_is_in_the_commands_help():
     from voxpop.serving_cli import app
 
     table = command_table()
-    assert {"tune", "spaces", "export", "info", "predict", "evaluate", "keygen", "demo",
-            "bench"} <= set(table)
+    assert {
+        "tune",
+        "spaces",
+        "export",
+        "info",
+        "predict",
+        "evaluate",
+        "keygen",
+        "demo",
+        "bench",
+    } <= set(table)
     for command, row in table.items():
         help_text = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
         for option in set(re.findall(r"--[a-z][a-z-]*", row)):
@@ -52,8 +62,14 @@ def test_quick_start_runs_as_written(tmp_path, tweets_df):
     sample[["text", "label"]].to_csv(tmp_path / "my.csv", index=False, quoting=csv.QUOTE_ALL)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for block in runnable_blocks():
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     predictions = pd.read_csv(tmp_path / "predictions.csv")
     assert len(predictions) == len(sample)

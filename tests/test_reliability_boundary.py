@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows, write_bundle  # noqa: F401
 from test_reliability_input import assert_one_line_error, invoke
-
 from voxpop.data.terminal import printable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,12 +52,17 @@ def table(tmp_path, held_out_texts) -> Path:
 
 # -- data loss: an --out that is the input, under any name ----------------------------------------
 @pytest.mark.parametrize("spelling", ["same", "dot", "symlink", "hardlink"])
-def test_predict_refuses_an_out_that_is_its_input_before_any_work(tmp_path, bundle_dir, table,
-                                                                  spelling, monkeypatch):
+def test_predict_refuses_an_out_that_is_its_input_before_any_work(
+    tmp_path, bundle_dir, table, spelling, monkeypatch
+):
     before = table.read_bytes()
     monkeypatch.chdir(tmp_path)
-    out = {"same": table, "dot": Path("./in.csv"), "symlink": tmp_path / "link.csv",
-           "hardlink": tmp_path / "hard.csv"}[spelling]
+    out = {
+        "same": table,
+        "dot": Path("./in.csv"),
+        "symlink": tmp_path / "link.csv",
+        "hardlink": tmp_path / "hard.csv",
+    }[spelling]
     if spelling == "symlink":
         out.symlink_to(table)
     if spelling == "hardlink":
@@ -69,8 +74,11 @@ def test_predict_refuses_an_out_that_is_its_input_before_any_work(tmp_path, bund
 
 
 def test_predict_refuses_an_out_inside_the_bundle(tmp_path, bundle_dir, table):
-    assert_one_line_error(invoke("predict", bundle_dir, table, "--out", bundle_dir / "preds.csv"),
-                          "is inside", "which this command reads")
+    assert_one_line_error(
+        invoke("predict", bundle_dir, table, "--out", bundle_dir / "preds.csv"),
+        "is inside",
+        "which this command reads",
+    )
     assert not (bundle_dir / "preds.csv").exists()
 
 
@@ -82,10 +90,18 @@ def test_predict_out_naming_a_directory_is_one_line_before_any_work(tmp_path, bu
 
 
 # -- a full disk, a read-only folder, a closed pipe -----------------------------------------------
-@pytest.mark.parametrize("command", [
-    ["predict", "BUNDLE", "TABLE"], ["info", "BUNDLE"], ["spaces", "list"], ["spaces", "show", "cnn"],
-    ["--help"], ["predict", "--help"],
-], ids=lambda c: " ".join(c))
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["predict", "BUNDLE", "TABLE"],
+        ["info", "BUNDLE"],
+        ["spaces", "list"],
+        ["spaces", "show", "cnn"],
+        ["--help"],
+        ["predict", "--help"],
+    ],
+    ids=lambda c: " ".join(c),
+)
 def test_stdout_on_a_full_device_is_one_line(bundle_dir, table, command):
     words = [{"BUNDLE": bundle_dir, "TABLE": table}.get(word, word) for word in command]
     with open("/dev/full", "w") as full:
@@ -104,9 +120,21 @@ def _file_size_limit(n_bytes: int):
 def test_a_full_disk_mid_write_is_one_line_and_leaves_no_file(tmp_path, bundle_dir, table, suffix):
     target = tmp_path / "out" / f"preds{suffix}"
     target.parent.mkdir()
-    done = _voxpop("predict", bundle_dir, table, "--out", target, "--probs", "--top-k", "3",
-                   "--batch-size", "50", capture_output=True, text=True,
-                   preexec_fn=_file_size_limit(2048))
+    done = _voxpop(
+        "predict",
+        bundle_dir,
+        table,
+        "--out",
+        target,
+        "--probs",
+        "--top-k",
+        "3",
+        "--batch-size",
+        "50",
+        capture_output=True,
+        text=True,
+        preexec_fn=_file_size_limit(2048),
+    )
     assert done.returncode == 2, done.stderr
     _assert_one_error_line(done.stderr, f"{target}: ")
     assert list(target.parent.iterdir()) == []  # neither a partial output nor a temporary
@@ -121,8 +149,9 @@ def _read_only_folder(path: Path):
         yield path
         path.chmod(0o755)
         return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)],
-                             capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip("running as root without the right to mount a read-only file system")
     try:
@@ -148,13 +177,19 @@ def test_a_read_only_storage_is_one_line_before_ray_starts(tmp_path, table):
 def test_a_closed_pipe_ends_quietly(tmp_path, bundle_dir, held_out_texts):
     table = tmp_path / "many.csv"  # far more output than a pipe buffers
     pd.DataFrame({"text": held_out_texts * 40}).to_csv(table, index=False)
-    process = subprocess.Popen([VOXPOP, "predict", str(bundle_dir), str(table), "--probs"], env=ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [VOXPOP, "predict", str(bundle_dir), str(table), "--probs"],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert process.stdout.readline().startswith(b"label,")
     process.stdout.close()  # as `| head -1` does
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 1
-    assert "Traceback" not in stderr and "Exception ignored" not in stderr and "error:" not in stderr
+    assert (
+        "Traceback" not in stderr and "Exception ignored" not in stderr and "error:" not in stderr
+    )
 
 
 # -- confinement: a run name is one folder name inside --storage ----------------------------------
@@ -167,23 +202,41 @@ def test_a_run_name_that_is_a_path_is_refused(tmp_path, table, name):
 
 
 # -- space files: checked whole before Ray starts or anything is written --------------------------
-@pytest.mark.parametrize(("content", "fragments"), [
-    (b"family: bilstm\nunits: {randint: [16, 8]}\n", ["randint needs low <= high, got [16, 8]"]),
-    (b"family: bilstm\nunits: {qrandint: [16, 8, 4]}\n", ["qrandint needs low <= high"]),
-    (b"family: bilstm\nlearning_rate: {loguniform: [0.01, 0.001]}\n", ["loguniform needs low < high"]),
-    (b"family: bilstm\nunits: {uniform: [16, 64]}\n", ["key 'units'", "gives fractional numbers",
-                                                       "units is an integer"]),
-    (b"family: cnn\nfilters: {choice: [32, 48.5]}\n", ["key 'filters'", "48.5 is not an integer"]),
-    (b"family: bilstm\nloss: {choice: [crossentropy, hinge]}\n", ["'hinge' is not valid"]),
-    (b"family: bilstm\nunitz: 8\n", ["key 'unitz' is not a model or training key"]),
-    (b"family: cnn\nunits: 8\n", ["key 'units' is used by none of this space's families"]),
-    (b"family: bilstn\n", ["model family 'bilstn' is not valid"]),
-    (b"family: bilstm\n# caf\xe9\n", ["must be UTF-8 text", "line 2"]),
-    (b"family: bilstm\nunits: {randint: [8, .nan]}\n", ["randint takes finite numbers"]),
-    (b"family: bilstm\nlearning_rate: .inf\n", ["key 'learning_rate': inf is not a finite number"]),
-])
-def test_a_space_no_trial_could_use_is_one_line_before_ray_starts(tmp_path, table, content,
-                                                                  fragments):
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        (
+            b"family: bilstm\nunits: {randint: [16, 8]}\n",
+            ["randint needs low <= high, got [16, 8]"],
+        ),
+        (b"family: bilstm\nunits: {qrandint: [16, 8, 4]}\n", ["qrandint needs low <= high"]),
+        (
+            b"family: bilstm\nlearning_rate: {loguniform: [0.01, 0.001]}\n",
+            ["loguniform needs low < high"],
+        ),
+        (
+            b"family: bilstm\nunits: {uniform: [16, 64]}\n",
+            ["key 'units'", "gives fractional numbers", "units is an integer"],
+        ),
+        (
+            b"family: cnn\nfilters: {choice: [32, 48.5]}\n",
+            ["key 'filters'", "48.5 is not an integer"],
+        ),
+        (b"family: bilstm\nloss: {choice: [crossentropy, hinge]}\n", ["'hinge' is not valid"]),
+        (b"family: bilstm\nunitz: 8\n", ["key 'unitz' is not a model or training key"]),
+        (b"family: cnn\nunits: 8\n", ["key 'units' is used by none of this space's families"]),
+        (b"family: bilstn\n", ["model family 'bilstn' is not valid"]),
+        (b"family: bilstm\n# caf\xe9\n", ["must be UTF-8 text", "line 2"]),
+        (b"family: bilstm\nunits: {randint: [8, .nan]}\n", ["randint takes finite numbers"]),
+        (
+            b"family: bilstm\nlearning_rate: .inf\n",
+            ["key 'learning_rate': inf is not a finite number"],
+        ),
+    ],
+)
+def test_a_space_no_trial_could_use_is_one_line_before_ray_starts(
+    tmp_path, table, content, fragments
+):
     space = tmp_path / "space.yaml"
     space.write_bytes(content)
     storage = tmp_path / "runs"
@@ -205,8 +258,16 @@ def test_a_label_map_that_is_not_utf8_is_one_line(tmp_path, bundle_dir):
     pd.DataFrame({"text": ["good", "bad"], "label": ["pos", "neg"]}).to_csv(labelled, index=False)
     label_map = tmp_path / "map.txt"
     label_map.write_bytes(b"pos=positive\nn\xe9g=negative\n")
-    result = invoke("evaluate", bundle_dir, labelled, "--out", tmp_path / "report",
-                    "--label-map", label_map, "--no-baseline")
+    result = invoke(
+        "evaluate",
+        bundle_dir,
+        labelled,
+        "--out",
+        tmp_path / "report",
+        "--label-map",
+        label_map,
+        "--no-baseline",
+    )
     assert_one_line_error(result, "map.txt: a label map must be UTF-8 text; line 2")
     assert not (tmp_path / "report").exists()
 
@@ -249,8 +310,9 @@ def test_info_of_a_bundle_with_escapes_in_its_labels_shows_them_escaped(hostile_
 def _on_a_terminal(*args) -> str:
     """Run voxpop with stdout on a pseudo-terminal; what the terminal received."""
     leader, follower = pty.openpty()
-    process = subprocess.Popen([VOXPOP, *map(str, args)], env=ENV, stdout=follower,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [VOXPOP, *map(str, args)], env=ENV, stdout=follower, stderr=subprocess.DEVNULL
+    )
     os.close(follower)
     received = b""
     while True:
@@ -266,26 +328,44 @@ def _on_a_terminal(*args) -> str:
     return received.decode("utf-8", errors="replace")
 
 
-def test_stdout_csv_escapes_ids_and_labels_on_a_terminal_and_not_in_a_pipe(tmp_path, hostile_bundle,
-                                                                          tweet_rows):
+def test_stdout_csv_escapes_ids_and_labels_on_a_terminal_and_not_in_a_pipe(
+    tmp_path, hostile_bundle, tweet_rows
+):
     source = tmp_path / "in.csv"
     texts = tweet_rows["text"].iloc[300:340].tolist()
     pd.DataFrame({"id": [f"row{i}{ESCAPE}" for i in range(len(texts))], "text": texts}).to_csv(
-        source, index=False)
+        source, index=False
+    )
     shown = _on_a_terminal("predict", hostile_bundle, source, "--id-col", "id", "--probs")
     assert "row0\\x1b]0;pwned\\x07\\x1b[2J" in shown and "prob_negative\\x1b" in shown
     assert not _raw_controls(shown.replace("\r\n", "\n"))
-    piped = _voxpop("predict", hostile_bundle, source, "--id-col", "id", "--probs",
-                    capture_output=True, text=True)
+    piped = _voxpop(
+        "predict",
+        hostile_bundle,
+        source,
+        "--id-col",
+        "id",
+        "--probs",
+        capture_output=True,
+        text=True,
+    )
     assert piped.returncode == 0 and f"row0{ESCAPE}" in piped.stdout  # data as it is
 
 
 def test_the_leaderboard_shows_names_and_errors_from_files_as_literal_text(capsys):
     from voxpop.serving_cli.tune import _print_leaderboard
 
-    row = {"trial_id": f"t1{ESCAPE}", "family": "cnn", "params": {"loss": "[bold]focal"},
-           "epoch": None, "epochs_run": 0, "val_macro_f1": None, "restarts": 0, "state": "failed",
-           "error": f"ValueError: unknown label 'neg{ESCAPE}' [red]x[/red]"}
+    row = {
+        "trial_id": f"t1{ESCAPE}",
+        "family": "cnn",
+        "params": {"loss": "[bold]focal"},
+        "epoch": None,
+        "epochs_run": 0,
+        "val_macro_f1": None,
+        "restarts": 0,
+        "state": "failed",
+        "error": f"ValueError: unknown label 'neg{ESCAPE}' [red]x[/red]",
+    }
     _print_leaderboard([row])
     shown = capsys.readouterr().out
     assert not _raw_controls(shown)
@@ -300,12 +380,15 @@ def _closed_port() -> int:
         return probe.getsockname()[1]  # nothing listens there once the socket is closed
 
 
-@pytest.mark.parametrize(("options", "fragment"), [
-    (["--num-cpus", "0"], "--num-cpus must be at least 1"),
-    (["--num-cpus", "-1"], "--num-cpus must be at least 1"),
-    (["--num-gpus", "-1"], "--num-gpus must not be negative"),
-    (["--address", "ADDRESS"], "nothing answers there"),
-])
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        (["--num-cpus", "0"], "--num-cpus must be at least 1"),
+        (["--num-cpus", "-1"], "--num-cpus must be at least 1"),
+        (["--num-gpus", "-1"], "--num-gpus must not be negative"),
+        (["--address", "ADDRESS"], "nothing answers there"),
+    ],
+)
 def test_tune_options_ray_would_crash_or_hang_on_are_one_line(tmp_path, table, options, fragment):
     options = [f"127.0.0.1:{_closed_port()}" if word == "ADDRESS" else word for word in options]
     result = invoke("tune", table, "--storage", tmp_path / "runs", "--name", "x", *options)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from bundle_factory import bundle_dir, rehash, tweet_preprocessor, tweet_rows  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from bundle_factory import bundle_dir, rehash, tweet_preprocessor, tweet_rows  # noqa: F401
 from voxpop.serving_cli.app import app
 
 SECONDS_PER_CASE = 20
@@ -38,26 +38,62 @@ RAW = {
     "<nan>": "NaN",
     "<minus infinity>": "-Infinity",
 }
-HOSTILE = st.sampled_from([
-    *RAW, 10**30, 2**63, 2**31, -1, 0, 1, 1e308, -0.0, 0.5, True, False, None, "", "x" * 100_000,
-    "../../etc/passwd", "/etc/passwd", "\ud800", "\x1b[2J\x1b[31mred", "members/m1.onnx",
-    "fused.onnx", "voxpop-tweet-v1", r"(a+)+$", [], {}, [None], {"": None}, [[1, 2], [3]],
-])
+HOSTILE = st.sampled_from(
+    [
+        *RAW,
+        10**30,
+        2**63,
+        2**31,
+        -1,
+        0,
+        1,
+        1e308,
+        -0.0,
+        0.5,
+        True,
+        False,
+        None,
+        "",
+        "x" * 100_000,
+        "../../etc/passwd",
+        "/etc/passwd",
+        "\ud800",
+        "\x1b[2J\x1b[31mred",
+        "members/m1.onnx",
+        "fused.onnx",
+        "voxpop-tweet-v1",
+        r"(a+)+$",
+        [],
+        {},
+        [None],
+        {"": None},
+        [[1, 2], [3]],
+    ]
+)
 PLAIN = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children,
-                                                                        max_size=4),
-    max_leaves=8)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=8,
+)
 VALUES = HOSTILE | PLAIN
 
 
 def paths(value, prefix=()) -> list[tuple]:
     """The path (keys and indices) of every node below the top, lists sampled to a few items."""
     found = []
-    children = (value.items() if isinstance(value, dict)
-                else list(enumerate(value))[:3] + list(enumerate(value))[-2:]
-                if isinstance(value, list) else [])
+    children = (
+        value.items()
+        if isinstance(value, dict)
+        else list(enumerate(value))[:3] + list(enumerate(value))[-2:]
+        if isinstance(value, list)
+        else []
+    )
     for key, child in dict(children).items():
         found.append((*prefix, key))
         found += paths(child, (*prefix, key))
@@ -68,10 +104,14 @@ def paths(value, prefix=()) -> list[tuple]:
 def mutations(draw, document):
     """1-3 (path, operation, value) changes of `document`."""
     candidates = paths(document)
-    return [(draw(st.sampled_from(candidates)),
-             draw(st.sampled_from(["delete", "replace", "retype", "duplicate"])),
-             draw(VALUES))
-            for _ in range(draw(st.integers(1, 3)))]
+    return [
+        (
+            draw(st.sampled_from(candidates)),
+            draw(st.sampled_from(["delete", "replace", "retype", "duplicate"])),
+            draw(VALUES),
+        )
+        for _ in range(draw(st.integers(1, 3)))
+    ]
 
 
 def mutate(document, changes) -> str:
@@ -82,8 +122,13 @@ def mutate(document, changes) -> str:
         current = document
         for key in path:  # follow the path while it still leads through objects and arrays
             parent = current
-            if not (isinstance(parent, dict) and key in parent
-                    or isinstance(parent, list) and isinstance(key, int) and -len(parent) <= key < len(parent)):
+            if not (
+                isinstance(parent, dict)
+                and key in parent
+                or isinstance(parent, list)
+                and isinstance(key, int)
+                and -len(parent) <= key < len(parent)
+            ):
                 parent = None
                 break
             current = parent[key]
@@ -135,13 +180,17 @@ def time_limit(seconds: int):
 
 def predict_one_line(bundle: Path):
     with time_limit(SECONDS_PER_CASE):
-        return CliRunner().invoke(app, ["predict", str(bundle), "-", "--device", "cpu",
-                                        "--probs"], input="what a lovely crew :)\n")
+        return CliRunner().invoke(
+            app,
+            ["predict", str(bundle), "-", "--device", "cpu", "--probs"],
+            input="what a lovely crew :)\n",
+        )
 
 
 def assert_error_or_correct(result, labels: list[str]) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{type(result.exception).__name__}: {result.exception}")
+        f"{type(result.exception).__name__}: {result.exception}"
+    )
     assert result.exit_code in (0, 2), result.output
     if result.exit_code == 2:
         lines = result.stderr.strip().splitlines()
@@ -160,8 +209,10 @@ def work(bundle_dir, tmp_path_factory) -> Path:
 
 
 def _originals(bundle_dir: Path) -> dict[str, dict]:
-    return {name: json.loads((bundle_dir / name).read_text())
-            for name in ("ensemble.json", "preprocess.json")}
+    return {
+        name: json.loads((bundle_dir / name).read_text())
+        for name in ("ensemble.json", "preprocess.json")
+    }
 
 
 @pytest.mark.timeout(600)
@@ -172,8 +223,12 @@ def test_random_mutations_give_an_error_line_or_a_correct_run(bundle_dir, work, 
     raw = {n: (bundle_dir / n).read_bytes() for n in original}
     seen = {0: 0, 2: 0}
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(changes=mutations(original[name]))
     def case(changes):
         try:

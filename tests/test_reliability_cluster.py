@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from test_tune_cluster import BIN, _in, _stop_namespace_processes, cluster, namespaces  # noqa: F401
 from test_tune_support import checkpoints, metrics, sample_table, space_file
 
@@ -26,11 +27,35 @@ def test_trials_of_a_stopped_worker_node_are_retried_on_the_head(cluster, tweets
     data = sample_table(tweets_df, tmp_path)
     space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)
     tune = subprocess.Popen(
-        _in(head, str(BIN / "voxpop"), "tune", str(data), "--space", space, "--samples",
-            str(TRIALS), "--max-epochs", str(EPOCHS), "--scheduler", "fifo", "--max-failures",
-            "2", "--keep-checkpoints", str(EPOCHS), "--address", address, "--storage",
-            str(tmp_path / "runs"), "--name", "lossy", temp=head_temp),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        _in(
+            head,
+            str(BIN / "voxpop"),
+            "tune",
+            str(data),
+            "--space",
+            space,
+            "--samples",
+            str(TRIALS),
+            "--max-epochs",
+            str(EPOCHS),
+            "--scheduler",
+            "fifo",
+            "--max-failures",
+            "2",
+            "--keep-checkpoints",
+            str(EPOCHS),
+            "--address",
+            address,
+            "--storage",
+            str(tmp_path / "runs"),
+            "--name",
+            "lossy",
+            temp=head_temp,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 400
     while len(_nodes_with_checkpoints(run_dir)) < 2:  # both nodes are training
         assert tune.poll() is None, tune.stdout.read()[-3000:]

@@ -18,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from typer.testing import CliRunner
+
 from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401
 from test_export_bundle import run_dir  # noqa: F401  (a tiny real run: 4 small Keras models)
 from test_tune_support import checkpoints, metrics, sample_table, space_file
-from typer.testing import CliRunner
-
 from voxpop.data.atomic import atomic_path
 from voxpop.serving_cli.app import app
 
@@ -33,7 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 def _wait_for(condition, process: subprocess.Popen, *, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert process.poll() is None, f"the process ended (code {process.returncode}) before {what}"
+        assert process.poll() is None, (
+            f"the process ended (code {process.returncode}) before {what}"
+        )
         assert time.monotonic() < deadline, f"no {what} within {timeout} s"
         time.sleep(0.2)
 
@@ -64,21 +66,37 @@ def _temporaries(target: Path) -> list[Path]:
 
 # -- predict ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_predict_killed_mid_stream_leaves_no_output_and_a_rerun_completes(tmp_path, bundle_dir,
-                                                                          held_out_texts, sig):
+def test_predict_killed_mid_stream_leaves_no_output_and_a_rerun_completes(
+    tmp_path, bundle_dir, held_out_texts, sig
+):
     texts = [t.replace("\r", " ") for t in held_out_texts] * 120  # 60,000 real tweets
     source = tmp_path / "in.csv"
     pd.DataFrame({"text": texts}).to_csv(source, index=False)
     target = tmp_path / "out" / "preds.csv"
     target.parent.mkdir()
-    command = [VOXPOP, "predict", str(bundle_dir), str(source), "--out", str(target),
-               "--batch-size", "500", "--device", "cpu"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    command = [
+        VOXPOP,
+        "predict",
+        str(bundle_dir),
+        str(source),
+        "--out",
+        str(target),
+        "--batch-size",
+        "500",
+        "--device",
+        "cpu",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         # killed once some chunks are written to the temporary file, long before the end
-        _wait_for(lambda: any(p.stat().st_size > 10_000 for p in _temporaries(target)), process,
-                  timeout=60, what="partial output")
+        _wait_for(
+            lambda: any(p.stat().st_size > 10_000 for p in _temporaries(target)),
+            process,
+            timeout=60,
+            what="partial output",
+        )
     finally:
         _kill_tree(process, sig)
     assert process.returncode == -sig
@@ -94,8 +112,9 @@ def test_predict_killed_mid_stream_leaves_no_output_and_a_rerun_completes(tmp_pa
 
 def _killed_at(command: list[str], delay: float) -> int:
     """Start `command`, SIGKILL it (and its children) after `delay` seconds; its return code."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         process.wait(timeout=delay)
     except subprocess.TimeoutExpired:
@@ -110,8 +129,9 @@ KILL_DELAYS_S = (0.3, 1.5, 3.0)  # from start-up to mid-write; and a seeded rand
 RANDOM_KILLS = 1
 
 
-def test_predict_killed_at_any_moment_keeps_the_old_output_or_writes_the_new(tmp_path, bundle_dir,
-                                                                            held_out_texts):
+def test_predict_killed_at_any_moment_keeps_the_old_output_or_writes_the_new(
+    tmp_path, bundle_dir, held_out_texts
+):
     import random
 
     texts = [t.replace("\r", " ") for t in held_out_texts] * 20  # 10,000 real tweets
@@ -120,8 +140,18 @@ def test_predict_killed_at_any_moment_keeps_the_old_output_or_writes_the_new(tmp
     target = tmp_path / "preds.csv"
     old = b"label,confidence,empty_text\nold,1.0,False\n"
     target.write_bytes(old)
-    command = [VOXPOP, "predict", str(bundle_dir), str(source), "--out", str(target),
-               "--batch-size", "500", "--device", "cpu"]
+    command = [
+        VOXPOP,
+        "predict",
+        str(bundle_dir),
+        str(source),
+        "--out",
+        str(target),
+        "--batch-size",
+        "500",
+        "--device",
+        "cpu",
+    ]
     delays = [*KILL_DELAYS_S, *(random.Random(16).uniform(0.2, 4.0) for _ in range(RANDOM_KILLS))]
     outcomes = []
     for delay in delays:
@@ -163,8 +193,9 @@ def test_a_directory_replaced_in_a_loop_and_killed_at_random_is_always_whole(tmp
     command = [sys.executable, "-c", _SWAP_LOOP, str(target)]
     rng = random.Random(6)
     for _ in range(6):
-        process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, env={**os.environ, "PYTHONPATH": str(REPO / "src")}, start_new_session=True
+        )
         _wait_for(target.is_dir, process, timeout=30, what="first generation")
         time.sleep(rng.uniform(0.0, 0.5))
         _kill_tree(process, signal.SIGKILL)
@@ -181,11 +212,16 @@ def test_a_directory_replaced_in_a_loop_and_killed_at_random_is_always_whole(tmp
 def test_export_killed_during_conversion_leaves_no_bundle_and_a_rerun_succeeds(tmp_path, run_dir):
     target = tmp_path / "bundle"
     command = [VOXPOP, "export", str(run_dir), "--out", str(target), "--size", "3"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:  # the first member converted: conversion of the next ones is under way
-        _wait_for(lambda: any(p.glob("members/*.onnx") for p in _temporaries(target)), process,
-                  timeout=300, what="member converted")
+        _wait_for(
+            lambda: any(p.glob("members/*.onnx") for p in _temporaries(target)),
+            process,
+            timeout=300,
+            what="member converted",
+        )
     finally:
         _kill_tree(process, signal.SIGKILL)
     assert process.returncode == -signal.SIGKILL
@@ -208,11 +244,16 @@ def test_export_killed_while_replacing_a_bundle_keeps_the_old_one_whole(tmp_path
     assert first.exit_code == 0, first.output
     old_manifest = (target / "ensemble.json").read_text()
     command = [VOXPOP, "export", str(run_dir), "--out", str(target), "--size", "3", "--force"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:  # the first member of the new bundle converted: the old one is still the target
-        _wait_for(lambda: any(p.glob("members/*.onnx") for p in _temporaries(target)), process,
-                  timeout=300, what="member converted")
+        _wait_for(
+            lambda: any(p.glob("members/*.onnx") for p in _temporaries(target)),
+            process,
+            timeout=300,
+            what="member converted",
+        )
     finally:
         _kill_tree(process, signal.SIGKILL)
     assert (target / "ensemble.json").read_text() == old_manifest
@@ -248,20 +289,46 @@ def test_tune_killed_mid_run_resumes_keeping_finished_trials(tweets_df, tmp_path
     storage, name = tmp_path / "runs", "killed"
     run_dir = storage / name
     process = subprocess.Popen(
-        [VOXPOP, "tune", str(data), "--space", space, "--samples", str(TRIALS), "--max-epochs", "1",
-         "--scheduler", "fifo", "--max-concurrent", "1", "--num-cpus", "2",
-         "--storage", str(storage), "--name", name],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            VOXPOP,
+            "tune",
+            str(data),
+            "--space",
+            space,
+            "--samples",
+            str(TRIALS),
+            "--max-epochs",
+            "1",
+            "--scheduler",
+            "fifo",
+            "--max-concurrent",
+            "1",
+            "--num-cpus",
+            "2",
+            "--storage",
+            str(storage),
+            "--name",
+            name,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:  # killed once a finished trial is in Tune's saved state, before all trials are done
-        _wait_for(lambda: _recorded_as_finished(run_dir), process, timeout=400,
-                  what="finished trial recorded by Tune")
+        _wait_for(
+            lambda: _recorded_as_finished(run_dir),
+            process,
+            timeout=400,
+            what="finished trial recorded by Tune",
+        )
     finally:
         _kill_tree(process, sig)
     finished = _recorded_as_finished(run_dir)
     assert 1 <= len(finished) < TRIALS
 
-    outcome = run_tuning(TuneOptions(data=None, storage=storage, name=name, resume=True,
-                                     spaces=(space,), num_cpus=2))
+    outcome = run_tuning(
+        TuneOptions(data=None, storage=storage, name=name, resume=True, spaces=(space,), num_cpus=2)
+    )
 
     assert len(outcome.leaderboard) == TRIALS
     assert [row["error"] for row in outcome.leaderboard] == [None] * TRIALS

@@ -10,7 +10,6 @@ the dashboard off and token authentication on.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -18,9 +17,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from bundle_factory import bundle_dir, tweet_preprocessor, tweet_rows  # noqa: F401
 from typer.testing import CliRunner
 
+from bundle_factory import bundle_dir, tweet_preprocessor, tweet_rows  # noqa: F401
 from voxpop.data.errors import VoxpopError
 from voxpop.ensemble import Ensemble
 from voxpop.serving_cli.app import app
@@ -45,7 +44,8 @@ def test_a_swapped_or_truncated_member_is_refused_by_predict(bundle_copy, damage
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {bundle_copy}: sha256 of 'members/m1.onnx' does not match ensemble.json "
-        "(the file was changed or corrupted; re-export the bundle)"]
+        "(the file was changed or corrupted; re-export the bundle)"
+    ]
     assert result.stdout == ""
 
 
@@ -55,8 +55,11 @@ def test_an_oversized_preprocess_json_is_refused_before_parsing(bundle_copy, mon
     size = (bundle_copy / "preprocess.json").stat().st_size
     Ensemble.load(bundle_copy)  # loads under the real limit
     monkeypatch.setattr(preprocess, "MAX_JSON_BYTES", size - 1)
-    with pytest.raises(VoxpopError, match=rf"preprocess.json: {size} bytes is larger than a "
-                                          rf"preprocessor file may be \({size - 1}\)"):
+    with pytest.raises(
+        VoxpopError,
+        match=rf"preprocess.json: {size} bytes is larger than a "
+        rf"preprocessor file may be \({size - 1}\)",
+    ):
         Ensemble.load(bundle_copy)
 
 
@@ -82,17 +85,26 @@ def _sources() -> list[Path]:
 @pytest.mark.parametrize("name", list(UNSAFE))
 def test_no_unsafe_deserialisation_in_src(name):
     pattern = re.compile(UNSAFE[name], re.MULTILINE)
-    hits = [f"{path.relative_to(SRC)}:{text[:match.start()].count(chr(10)) + 1}"
-            for path in _sources() for text in [path.read_text()] for match in pattern.finditer(text)]
+    hits = [
+        f"{path.relative_to(SRC)}:{text[: match.start()].count(chr(10)) + 1}"
+        for path in _sources()
+        for text in [path.read_text()]
+        for match in pattern.finditer(text)
+    ]
     assert hits == [], f"{name} in {hits}"
 
 
 def test_the_unsafe_patterns_do_catch_what_they_look_for():
-    samples = {"import pickle": "import pickle\n", "joblib": "x = joblib.load(p)",
-               "eval(": "y = eval(text)", "exec(": "exec(code)",
-               "allow_pickle=True": "np.load(p, allow_pickle=True)",
-               "safe_mode=False": "load_model(p, safe_mode=False)", "yaml.load(": "yaml.load(t)",
-               "torch.load(": "torch.load(p)"}
+    samples = {
+        "import pickle": "import pickle\n",
+        "joblib": "x = joblib.load(p)",
+        "eval(": "y = eval(text)",
+        "exec(": "exec(code)",
+        "allow_pickle=True": "np.load(p, allow_pickle=True)",
+        "safe_mode=False": "load_model(p, safe_mode=False)",
+        "yaml.load(": "yaml.load(t)",
+        "torch.load(": "torch.load(p)",
+    }
     for name, sample in samples.items():
         assert re.search(UNSAFE[name], sample, re.MULTILINE), name
     assert not re.search(UNSAFE["eval("], "model.evaluate(x); literal_eval(s)")
@@ -109,7 +121,9 @@ def test_every_keras_load_model_call_passes_safe_mode_true():
     unsafe = [(str(path), args) for path, args in keras_loads if "safe_mode=True" not in args]
     assert unsafe == []
     # and nothing imports load_model bare, where the grep above would not see it
-    assert not [p for p in _sources() if re.search(r"from keras\S* import .*load_model", p.read_text())]
+    assert not [
+        p for p in _sources() if re.search(r"from keras\S* import .*load_model", p.read_text())
+    ]
 
 
 # -- the embedded Ray --------------------------------------------------------------------------
@@ -122,8 +136,12 @@ def test_embedded_ray_has_no_dashboard_and_keeps_token_authentication():
     assert start_ray(num_cpus=1)
     try:
         processes = psutil.Process().children(recursive=True)
-        listening = {conn.laddr.port for proc in processes for conn in _connections(proc)
-                     if conn.status == psutil.CONN_LISTEN}
+        listening = {
+            conn.laddr.port
+            for proc in processes
+            for conn in _connections(proc)
+            if conn.status == psutil.CONN_LISTEN
+        }
         assert listening and 8265 not in listening  # Ray's dashboard port
         # Ray still runs its head process for usage stats, without the web frontend (and
         # `--minimal` too where ray[default]'s packages are absent)

@@ -17,8 +17,16 @@ from voxpop.reports.render import write_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_root]  # root installs chromium if absent
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--enable-logging=stderr", "--v=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 # Runs first in <head>: records every error event (scripts and failed resources), then on load
 # writes what it saw, and the confusion-matrix image's decoded size, onto <body>.
 PROBE = """<script>
@@ -38,9 +46,15 @@ def chromium() -> str:
     if found:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("chromium is not installed and this test may only install it as root with apt-get")
-    result = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-                            capture_output=True, text=True, timeout=900)
+        pytest.skip(
+            "chromium is not installed and this test may only install it as root with apt-get"
+        )
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if result.returncode != 0 or not shutil.which("chromium"):
         pytest.skip(f"could not install chromium with apt-get: {result.stderr.strip()[-300:]}")
     return shutil.which("chromium")
@@ -53,10 +67,15 @@ def small_report() -> dict:
     logits[np.arange(90), y] += 1.5
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     return build_report(
-        y_true=y, labels=["negative", "neutral", "positive"], votes={"soft": ModelOutput(probs)},
+        y_true=y,
+        labels=["negative", "neutral", "positive"],
+        votes={"soft": ModelOutput(probs)},
         members={"m1": ModelOutput(probs)},
         baselines={"majority": majority_baseline(y, n_rows=90, n_classes=3)},
-        texts=[f"text {i}" for i in range(90)], ids=[str(i) for i in range(90)], primary="soft")
+        texts=[f"text {i}" for i in range(90)],
+        ids=[str(i) for i in range(90)],
+        primary="soft",
+    )
 
 
 def test_report_html_renders_in_headless_chromium(tmp_path):
@@ -68,7 +87,10 @@ def test_report_html_renders_in_headless_chromium(tmp_path):
     page.write_text(html.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
     result = subprocess.run(
         [browser, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     body = re.search(r"<body[^>]*>", result.stdout).group(0)
     assert 'data-errors="0"' in body

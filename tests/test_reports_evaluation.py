@@ -24,41 +24,62 @@ def noisy_probs(rng, y, strength):
 def case():
     rng = np.random.default_rng(7)
     y = rng.choice(3, size=300, p=[0.5, 0.35, 0.15])
-    members = {"m1": ModelOutput(noisy_probs(rng, y, 2.0)),
-               "m2": ModelOutput(noisy_probs(rng, y, 1.0)),
-               "m3": ModelOutput(noisy_probs(rng, y, 0.5))}
+    members = {
+        "m1": ModelOutput(noisy_probs(rng, y, 2.0)),
+        "m2": ModelOutput(noisy_probs(rng, y, 1.0)),
+        "m3": ModelOutput(noisy_probs(rng, y, 0.5)),
+    }
     soft = np.mean([m.probs for m in members.values()], axis=0)
-    hard_pred = np.array([np.bincount(col, minlength=3).argmax()
-                          for col in np.stack([m.predicted() for m in members.values()], 1)])
+    hard_pred = np.array(
+        [
+            np.bincount(col, minlength=3).argmax()
+            for col in np.stack([m.predicted() for m in members.values()], 1)
+        ]
+    )
     votes = {"soft": ModelOutput(soft), "hard": ModelOutput(soft, pred=hard_pred)}
     baselines = {"majority": majority_baseline(y, n_rows=len(y), n_classes=3)}
     texts = [f"text {i}" for i in range(len(y))]
-    report = build_report(y_true=y, labels=LABELS, votes=votes, members=members,
-                          baselines=baselines, texts=texts, ids=[f"id{i}" for i in range(len(y))],
-                          primary="soft", hardest=5)
+    report = build_report(
+        y_true=y,
+        labels=LABELS,
+        votes=votes,
+        members=members,
+        baselines=baselines,
+        texts=texts,
+        ids=[f"id{i}" for i in range(len(y))],
+        primary="soft",
+        hardest=5,
+    )
     return y, members, votes, report
 
 
-@pytest.mark.parametrize("section, name", [("votes", "soft"), ("votes", "hard"),
-                                           ("members", "m2"), ("baselines", "majority")])
+@pytest.mark.parametrize(
+    "section, name",
+    [("votes", "soft"), ("votes", "hard"), ("members", "m2"), ("baselines", "majority")],
+)
 def test_metrics_equal_scikit_learn(case, section, name):
     y, members, votes, report = case
     output = {**members, **votes}.get(name) or majority_baseline(y, n_rows=len(y), n_classes=3)
     pred, probs = output.predicted(), output.probs
     got = report[section][name]
     assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
-    assert got["macro_f1"] == pytest.approx(skm.f1_score(y, pred, average="macro", labels=[0, 1, 2]))
+    assert got["macro_f1"] == pytest.approx(
+        skm.f1_score(y, pred, average="macro", labels=[0, 1, 2])
+    )
     assert got["weighted_f1"] == pytest.approx(skm.f1_score(y, pred, average="weighted"))
     assert got["log_loss"] == pytest.approx(skm.log_loss(y, probs, labels=[0, 1, 2]), rel=1e-6)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
-        y, pred, labels=[0, 1, 2], zero_division=0)
+        y, pred, labels=[0, 1, 2], zero_division=0
+    )
     for i, label in enumerate(LABELS):
         assert got["per_class"][label] == pytest.approx(
-            {"precision": precision[i], "recall": recall[i], "f1": f1[i], "support": support[i]})
+            {"precision": precision[i], "recall": recall[i], "f1": f1[i], "support": support[i]}
+        )
     matrix = skm.confusion_matrix(y, pred, labels=[0, 1, 2])
     assert got["confusion_matrix"] == matrix.tolist()
-    assert np.allclose(got["confusion_matrix_normalized"],
-                       matrix / matrix.sum(axis=1, keepdims=True))
+    assert np.allclose(
+        got["confusion_matrix_normalized"], matrix / matrix.sum(axis=1, keepdims=True)
+    )
 
 
 def test_hard_vote_uses_its_own_prediction_not_the_probability_argmax(case):
@@ -107,7 +128,9 @@ def test_majority_baseline_uses_training_priors():
     assert output.probs[0].tolist() == [0.0, 0.25, 0.75]
 
 
-@pytest.mark.parametrize("data, rows, n_classes", [("tweets_df", 1200, 3), ("newsgroups_df", 600, 20)])
+@pytest.mark.parametrize(
+    "data, rows, n_classes", [("tweets_df", 1200, 3), ("newsgroups_df", 600, 20)]
+)
 def test_tfidf_baseline_beats_majority_on_real_texts(request, data, rows, n_classes):
     # 3 classes of short tweets, and 20 of long newsgroup posts; the last quarter is the test part
     sample = request.getfixturevalue(data).sample(n=rows, random_state=0)

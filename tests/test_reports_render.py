@@ -17,8 +17,21 @@ from voxpop.reports.evaluation import ModelOutput, build_report
 from voxpop.reports.render import parse_formats, write_report, write_summary
 
 LABELS = ["negative", "neutral", "positive"]
-TOP_KEYS = ["schema_version", "labels", "data", "primary", "votes", "members", "baselines",
-            "agreement", "comparisons", "member_contributions", "oov", "hardest", "warnings"]
+TOP_KEYS = [
+    "schema_version",
+    "labels",
+    "data",
+    "primary",
+    "votes",
+    "members",
+    "baselines",
+    "agreement",
+    "comparisons",
+    "member_contributions",
+    "oov",
+    "hardest",
+    "warnings",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +46,39 @@ def report():
     soft = (members["m1"].probs + members["m2"].probs) / 2
     texts = [f"tweet <b>{i}</b> | pipe" for i in range(120)]
     return build_report(
-        y_true=y, labels=LABELS, votes={"soft": ModelOutput(soft)}, members=members,
-        baselines={"majority": majority_baseline(y, n_rows=120, n_classes=3)}, texts=texts,
-        ids=[f"r{i}" for i in range(120)], primary="soft", oov_rates=np.full(120, 0.9), hardest=4,
-        data={"n_rows": 125, "n_evaluated": 120, "n_unmapped": 5,
-              "unmapped_labels": {"meh": 5}, "unmapped_rows": [1, 2, 3, 4, 5],
-              "absent_classes": []})
+        y_true=y,
+        labels=LABELS,
+        votes={"soft": ModelOutput(soft)},
+        members=members,
+        baselines={"majority": majority_baseline(y, n_rows=120, n_classes=3)},
+        texts=texts,
+        ids=[f"r{i}" for i in range(120)],
+        primary="soft",
+        oov_rates=np.full(120, 0.9),
+        hardest=4,
+        data={
+            "n_rows": 125,
+            "n_evaluated": 120,
+            "n_unmapped": 5,
+            "unmapped_labels": {"meh": 5},
+            "unmapped_rows": [1, 2, 3, 4, 5],
+            "absent_classes": [],
+        },
+    )
 
 
 def test_writes_every_format_and_plot_and_json_round_trips(tmp_path, report):
     written = write_report(report, tmp_path, formats=["json", "md", "html"], title="t")
     assert sorted(p.name for p in written) == sorted(
-        ["confusion_matrix.png", "per_class_f1.png", "reliability.png", "report.json",
-         "report.md", "report.html"])
+        [
+            "confusion_matrix.png",
+            "per_class_f1.png",
+            "reliability.png",
+            "report.json",
+            "report.md",
+            "report.html",
+        ]
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
     loaded = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert list(loaded) == TOP_KEYS
@@ -57,15 +90,18 @@ def test_writes_every_format_and_plot_and_json_round_trips(tmp_path, report):
 def test_html_embeds_the_confusion_matrix_image(tmp_path, report):
     write_report(report, tmp_path, formats=["html"], title="t")
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
-    match = re.search(r'<img id="confusion_matrix" alt="confusion matrix" '
-                      r'src="data:image/png;base64,([A-Za-z0-9+/=]+)">', html)
+    match = re.search(
+        r'<img id="confusion_matrix" alt="confusion matrix" '
+        r'src="data:image/png;base64,([A-Za-z0-9+/=]+)">',
+        html,
+    )
     assert match
     png = base64.b64decode(match.group(1))
     assert png == (tmp_path / "confusion_matrix.png").read_bytes()
     height, width, _ = imread(io.BytesIO(png)).shape
     assert height > 100 and width > 100
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 3
-    assert "src=\"http" not in html and "<script" not in html
+    assert 'src="http' not in html and "<script" not in html
     assert "tweet &lt;b&gt;" in html and "tweet <b>" not in html  # texts are escaped
     overrule = report["agreement"]["vote_overrules_best_member"]["soft"]
     assert "<h2>Member agreement</h2>" in html
@@ -96,5 +132,7 @@ def test_summary_lists_each_input(tmp_path, report):
 
 def test_formats_are_validated():
     assert parse_formats("MD, json") == ["md", "json"]
-    with pytest.raises(VoxpopError, match=r"--report-format: pdf not valid \(choose from md, html, json"):
+    with pytest.raises(
+        VoxpopError, match=r"--report-format: pdf not valid \(choose from md, html, json"
+    ):
         parse_formats("md,pdf")

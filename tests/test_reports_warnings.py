@@ -34,9 +34,16 @@ def report_for(member_preds, vote_pred, *, oov_rates=None, tfidf_pred=None):
     if tfidf_pred is not None:
         baselines["tfidf_logreg"] = ModelOutput(one_hot_probs(tfidf_pred))
     return build_report(
-        y_true=y, labels=LABELS, members=members,
-        votes={"soft": ModelOutput(one_hot_probs(vote_pred))}, baselines=baselines,
-        texts=[""] * N, ids=[str(i) for i in range(N)], primary="soft", oov_rates=oov_rates)
+        y_true=y,
+        labels=LABELS,
+        members=members,
+        votes={"soft": ModelOutput(one_hot_probs(vote_pred))},
+        baselines=baselines,
+        texts=[""] * N,
+        ids=[str(i) for i in range(N)],
+        primary="soft",
+        oov_rates=oov_rates,
+    )
 
 
 def checks(report):
@@ -49,8 +56,9 @@ def y():
 
 
 def test_healthy_ensemble_has_no_warnings(y):
-    report = report_for([corrupt(y, 0.3, 1), corrupt(y, 0.35, 2)], corrupt(y, 0.2, 3),
-                        oov_rates=np.full(N, 0.1))
+    report = report_for(
+        [corrupt(y, 0.3, 1), corrupt(y, 0.35, 2)], corrupt(y, 0.2, 3), oov_rates=np.full(N, 0.1)
+    )
     assert report["warnings"] == []
 
 
@@ -68,8 +76,10 @@ def test_macro_f1_within_five_points_of_majority(y):
     report = report_for([y, corrupt(y, 0.9, 4)], y)
     near = [w["message"] for w in report["warnings"] if w["check"] == "near_majority"]
     assert report["members"]["m1"]["macro_f1"] < majority_f1 + 0.05
-    assert near == [f"member m1 macro-F1 {report['members']['m1']['macro_f1']:.3f} is within 0.05 "
-                    f"of the majority-class baseline ({majority_f1:.3f})"]
+    assert near == [
+        f"member m1 macro-F1 {report['members']['m1']['macro_f1']:.3f} is within 0.05 "
+        f"of the majority-class baseline ({majority_f1:.3f})"
+    ]
 
 
 def test_vote_worse_than_best_member(y):
@@ -78,7 +88,8 @@ def test_vote_worse_than_best_member(y):
     vote_f1, best_f1 = report["votes"]["soft"]["macro_f1"], report["members"]["m0"]["macro_f1"]
     assert vote_f1 < best_f1
     assert report["warnings"][0]["message"] == (
-        f"soft vote macro-F1 {vote_f1:.3f} is below its best member m0 ({best_f1:.3f})")
+        f"soft vote macro-F1 {vote_f1:.3f} is below its best member m0 ({best_f1:.3f})"
+    )
 
 
 def test_vote_beaten_by_the_tfidf_baseline_beyond_the_noise(y):
@@ -91,7 +102,8 @@ def test_vote_beaten_by_the_tfidf_baseline_beyond_the_noise(y):
     assert gap["ci95"][1] < 0
     assert report["warnings"][0]["message"] == (
         f"soft vote scores below baseline tfidf_logreg beyond the noise: {gap['difference']:+.3f} "
-        f"macro-F1 (95% interval [{gap['ci95'][0]:+.3f}, {gap['ci95'][1]:+.3f}])")
+        f"macro-F1 (95% interval [{gap['ci95'][0]:+.3f}, {gap['ci95'][1]:+.3f}])"
+    )
 
 
 def test_many_texts_mostly_out_of_vocabulary(y):

@@ -80,4 +80,3 @@ def test_three_classes_weights_are_pick_counts():
         soft_f1([members[i] for i in selection.order], weights, y)
     )
     assert selection.score == max(step["score"] for step in selection.history)
-

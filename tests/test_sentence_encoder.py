@@ -52,8 +52,12 @@ def test_pooled_encoder_gives_unit_vectors_that_do_not_depend_on_the_batch(minil
     assert embedding_dim(pooled) == 384
     tokenizer = SentenceTokenizer.from_file(minilm.tokenizer)
     embedder = Embedder(pooled, threads=1)
-    texts = ["great flight, thanks!", "my bag is lost again and nobody answers the phone",
-             "ok", "the worst delay ever"]
+    texts = [
+        "great flight, thanks!",
+        "my bag is lost again and nobody answers the phone",
+        "ok",
+        "the worst delay ever",
+    ]
     together = embedder.embed(texts, tokenizer.encode, batch_size=4)
     alone = np.vstack([embedder.embed_inputs(tokenizer.encode([text])) for text in texts])
     np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
@@ -68,32 +72,49 @@ def _bad_encoder(path: Path) -> Path:
     ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"])
     mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", "s"])
     out = helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["b", "s"])
-    graph = helper.make_graph([helper.make_node("Cast", ["input_ids"], ["pooled"],
-                                                to=TensorProto.FLOAT)], "bad", [ids, mask], [out])
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["input_ids"], ["pooled"], to=TensorProto.FLOAT)],
+        "bad",
+        [ids, mask],
+        [out],
+    )
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
 
-def test_bad_sentence_encoders_are_refused_with_one_line_before_ray_starts(tmp_path, minilm,
-                                                                          tweets_sample):
+def test_bad_sentence_encoders_are_refused_with_one_line_before_ray_starts(
+    tmp_path, minilm, tweets_sample
+):
     data = tmp_path / "tweets.csv"
     tweets_sample.iloc[:60].to_csv(data, index=False)
     common = [data, "--space", "sentence", "--storage", tmp_path / "runs", "--name", "bad"]
     assert "--sentence-encoder" in refused("tune", *common)
-    assert "no such file or folder" in refused("tune", *common, "--sentence-encoder",
-                                               tmp_path / "absent")
+    assert "no such file or folder" in refused(
+        "tune", *common, "--sentence-encoder", tmp_path / "absent"
+    )
     folder = tmp_path / "no_onnx"
     folder.mkdir()
     assert "no ONNX export" in refused("tune", *common, "--sentence-encoder", folder)
     (folder / "model.onnx").write_bytes(minilm.onnx.read_bytes())  # a folder without tokenizer
     assert TOKENIZER_FILE in refused("tune", *common, "--sentence-encoder", folder)
-    message = refused("tune", *common, "--sentence-encoder", _bad_encoder(tmp_path / "bad.onnx"),
-                      "--sentence-tokenizer", minilm.tokenizer)
+    message = refused(
+        "tune",
+        *common,
+        "--sentence-encoder",
+        _bad_encoder(tmp_path / "bad.onnx"),
+        "--sentence-tokenizer",
+        minilm.tokenizer,
+    )
     assert "no float output of shape [batch, seq, dim]" in message
-    (tmp_path / "junk.json").write_text("{\"model\": 3}")
+    (tmp_path / "junk.json").write_text('{"model": 3}')
     assert "not a Hugging Face tokenizer.json" in refused(
-        "tune", *common, "--sentence-encoder", minilm.onnx, "--sentence-tokenizer",
-        tmp_path / "junk.json")
+        "tune",
+        *common,
+        "--sentence-encoder",
+        minilm.onnx,
+        "--sentence-tokenizer",
+        tmp_path / "junk.json",
+    )
     assert not (tmp_path / "runs" / "bad").exists()
 
 
@@ -107,18 +128,55 @@ def pipeline(tweets_df, tmp_path_factory) -> dict:
     train.to_csv(work / "train.csv", index=False)
     new.to_csv(work / "new.csv", index=False)
     space = work / "head.yaml"
-    space.write_text(yaml.safe_dump({"family": "sentence", "head_units": [],
-                                     "learning_rate": 0.01, "batch_size": 32}))
-    tune_output = invoke("tune", work / "train.csv", "--space", space, "--space", "tfidf",
-                         "--samples", 1, "--max-epochs", 2, "--keep-checkpoints", 1,
-                         "--scheduler", "fifo", "--storage", work / "runs", "--name", "s",
-                         "--num-cpus", 2, "--sentence-encoder", MODEL)
-    invoke("export", work / "runs" / "s", "--out", work / "bundle", "--size", 2,
-           "--select", "top")
-    invoke("predict", work / "bundle", work / "new.csv", "--probs", "--voting", "soft",
-           "--members", "m1,m2", "--out", work / "predictions.csv")
-    return {"work": work, "run": work / "runs" / "s", "bundle": work / "bundle",
-            "new": new, "tune_output": tune_output}
+    space.write_text(
+        yaml.safe_dump(
+            {"family": "sentence", "head_units": [], "learning_rate": 0.01, "batch_size": 32}
+        )
+    )
+    tune_output = invoke(
+        "tune",
+        work / "train.csv",
+        "--space",
+        space,
+        "--space",
+        "tfidf",
+        "--samples",
+        1,
+        "--max-epochs",
+        2,
+        "--keep-checkpoints",
+        1,
+        "--scheduler",
+        "fifo",
+        "--storage",
+        work / "runs",
+        "--name",
+        "s",
+        "--num-cpus",
+        2,
+        "--sentence-encoder",
+        MODEL,
+    )
+    invoke("export", work / "runs" / "s", "--out", work / "bundle", "--size", 2, "--select", "top")
+    invoke(
+        "predict",
+        work / "bundle",
+        work / "new.csv",
+        "--probs",
+        "--voting",
+        "soft",
+        "--members",
+        "m1,m2",
+        "--out",
+        work / "predictions.csv",
+    )
+    return {
+        "work": work,
+        "run": work / "runs" / "s",
+        "bundle": work / "bundle",
+        "new": new,
+        "tune_output": tune_output,
+    }
 
 
 def test_the_run_embeds_every_train_and_val_text_once(pipeline):
@@ -170,8 +228,11 @@ def test_predict_equals_the_keras_head_on_the_encoder_embeddings(pipeline, minil
         if member["family"] == "sentence":
             inputs = {"sentence_embedding": embedder.embed(texts, tokenize)}
         else:
-            inputs = {name: array for name, array in run.preprocessor.encode(texts).items()
-                      if name in member["inputs"]}
+            inputs = {
+                name: array
+                for name, array in run.preprocessor.encode(texts).items()
+                if name in member["inputs"]
+            }
         member_probs.append(model.predict(inputs, verbose=0))
     expected = np.mean(member_probs, axis=0)
     predictions = pd.read_csv(pipeline["work"] / "predictions.csv")
@@ -186,8 +247,19 @@ def test_max_ms_per_row_measures_a_sentence_member_with_its_encoder(pipeline):
     # --max-ms-per-row converts every candidate before selecting: a sentence head must be
     # measured as the member the bundle runs (encoder in front), not as the head alone.
     out = pipeline["work"] / "budget-bundle"
-    invoke("export", pipeline["run"], "--out", out, "--size", 2, "--select", "top",
-           "--max-ms-per-row", 1000, "--no-fuse")
+    invoke(
+        "export",
+        pipeline["run"],
+        "--out",
+        out,
+        "--size",
+        2,
+        "--select",
+        "top",
+        "--max-ms-per-row",
+        1000,
+        "--no-fuse",
+    )
     manifest = json.loads((out / "ensemble.json").read_text())
     family = {m["id"]: m["family"] for m in manifest["members"]}
     sentence = next(i for i, f in family.items() if f == "sentence")
@@ -199,14 +271,16 @@ def test_max_ms_per_row_measures_a_sentence_member_with_its_encoder(pipeline):
     assert costs[sentence] > 10 * costs[tfidf]  # six transformer layers against one lookup
 
 
-def test_preprocess_json_carries_the_tokenizer_and_refuses_a_broken_one(tmp_path, minilm,
-                                                                        tweets_sample):
+def test_preprocess_json_carries_the_tokenizer_and_refuses_a_broken_one(
+    tmp_path, minilm, tweets_sample
+):
     from voxpop.data import Preprocessor
     from voxpop.data.errors import VoxpopError
 
     texts = tweets_sample["text"].tolist()[:200]
     pre = Preprocessor(sentence_tokenizer=SentenceTokenizer.from_file(minilm.tokenizer)).fit(
-        texts, tweets_sample["label"].to_numpy()[:200])
+        texts, tweets_sample["label"].to_numpy()[:200]
+    )
     assert pre.input_names[-2:] == ["input_ids", "attention_mask"]
     pre.to_json(tmp_path / "preprocess.json")
     loaded = Preprocessor.from_json(tmp_path / "preprocess.json")

@@ -82,14 +82,20 @@ def test_space_file_json_is_read(tmp_path):
     assert {c["embed_dim"] for c in configs} == {32}
 
 
-@pytest.mark.parametrize("text, message", [
-    ("units: 3\n", "key 'family' is required"),
-    ("family: cnn\nfilters: {gaussian: [1, 2]}\n", "key 'filters'.*choice, uniform, loguniform"),
-    ("family: cnn\nlearning_rate: {loguniform: [0, 1]}\n", "positive lower bound"),
-    ("family: cnn\nfilters: {randint: [1]}\n", "randint takes a list of 2 numbers"),
-    ("family: [unclosed\n", "not valid YAML"),
-    ("- a list\n", "non-empty mapping"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("units: 3\n", "key 'family' is required"),
+        (
+            "family: cnn\nfilters: {gaussian: [1, 2]}\n",
+            "key 'filters'.*choice, uniform, loguniform",
+        ),
+        ("family: cnn\nlearning_rate: {loguniform: [0, 1]}\n", "positive lower bound"),
+        ("family: cnn\nfilters: {randint: [1]}\n", "randint takes a list of 2 numbers"),
+        ("family: [unclosed\n", "not valid YAML"),
+        ("- a list\n", "non-empty mapping"),
+    ],
+)
 def test_bad_space_files_name_the_file_and_problem(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_tune_support import sample_table, space_file
 
+from test_tune_support import sample_table, space_file
 from voxpop.data.errors import VoxpopError
 from voxpop.data.rundir import read_run
 from voxpop.tune_spaces.cluster import start_ray, stop_ray
@@ -23,8 +23,15 @@ def bagged_run(tweets_df, tmp_path_factory):
     work = tmp_path_factory.mktemp("bagging")
     # C is sampled: the folds of one bag must share the draw.
     space = space_file(work, "lr", family="tfidf", C={"loguniform": [0.5, 8.0]})
-    options = TuneOptions(data=sample_table(tweets_df, work), spaces=(space,), samples=1,
-                          folds=FOLDS, scheduler="fifo", storage=work / "runs", name="bagged")
+    options = TuneOptions(
+        data=sample_table(tweets_df, work),
+        spaces=(space,),
+        samples=1,
+        folds=FOLDS,
+        scheduler="fifo",
+        storage=work / "runs",
+        name="bagged",
+    )
     assert start_ray(num_cpus=2)
     try:
         outcome = run_tuning(options)
@@ -93,15 +100,20 @@ def test_a_fold_model_predicts_its_held_out_rows_as_stored(bagged_run):
     np.testing.assert_allclose(probs, checkpoint.val_probs(), atol=1e-5)
     training = run.encode(run.data.iloc[run.fold_rows["row"].to_numpy()[~held_out]])
     fitted = model.predict({t.name: training[t.name] for t in model.inputs}, verbose=0)
-    assert np.mean(fitted.argmax(1) == run.y_oof[~held_out]) > \
-        np.mean(probs.argmax(1) == run.y_oof[held_out]) + 0.05  # it trained on those, not these
+    assert (
+        np.mean(fitted.argmax(1) == run.y_oof[~held_out])
+        > np.mean(probs.argmax(1) == run.y_oof[held_out]) + 0.05
+    )  # it trained on those, not these
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"folds": 1}, "--folds must be 0"),
-    ({"folds": 3, "scheduler": "pbt"}, "--folds needs --search random"),
-    ({"folds": 3, "search": "optuna"}, "--folds needs --search random"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"folds": 1}, "--folds must be 0"),
+        ({"folds": 3, "scheduler": "pbt"}, "--folds needs --search random"),
+        ({"folds": 3, "search": "optuna"}, "--folds needs --search random"),
+    ],
+)
 def test_folds_refused_where_a_bag_cannot_be_made(options, message):
     with pytest.raises(VoxpopError, match=message):
         validate(TuneOptions(data=None, spaces=("cnn",), **options))

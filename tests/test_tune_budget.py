@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from test_tune_support import (  # noqa: F401 (fixtures)
     LEARNS,
     STALLS,
@@ -17,7 +18,6 @@ from test_tune_support import (  # noqa: F401 (fixtures)
     space_file,
     trial_epochs,
 )
-
 from voxpop.data.split import fold_ids
 from voxpop.tune_spaces.options import MAX_EPOCHS, MIN_EPOCHS, epochs_for
 from voxpop.tune_spaces.runner import TuneOptions, run_tuning, trial_seconds

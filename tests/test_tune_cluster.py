@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401
 from test_tune_support import checkpoints, metrics, sample_table, space_file
-
 from voxpop.ensemble import Ensemble
 
 pytestmark = [pytest.mark.needs_netns]  # netns: root and iproute2
@@ -48,11 +48,24 @@ def namespaces():
     tag = uuid.uuid4().hex[:6]
     head, worker = f"vxh{tag}", f"vxw{tag}"
     try:
-        for i, name in enumerate((head, worker), start=1):
+        for name in (head, worker):
             _run("ip", "netns", "add", name)
             _run("ip", "-n", name, "link", "set", "lo", "up")
-        _run("ip", "link", "add", f"vh{tag}", "netns", head, "type", "veth", "peer", "name",
-             f"vw{tag}", "netns", worker)
+        _run(
+            "ip",
+            "link",
+            "add",
+            f"vh{tag}",
+            "netns",
+            head,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            f"vw{tag}",
+            "netns",
+            worker,
+        )
         for name, dev, host in ((head, f"vh{tag}", 1), (worker, f"vw{tag}", 2)):
             _run("ip", "-n", name, "addr", "add", f"{SUBNET}.{host}/24", "dev", dev)
             _run("ip", "-n", name, "link", "set", dev, "up")
@@ -80,15 +93,29 @@ def _stop_namespace_processes(namespace: str) -> None:
 def _in(namespace: str, *command: str, temp: Path) -> list[str]:
     # Token auth stays on everywhere else; these private namespaces are the test's own. A
     # multi-node cluster must be allowed (voxpop's embedded Ray sets "0" while it runs).
-    return ["ip", "netns", "exec", namespace, "env", "-u", "RAY_ADDRESS", "RAY_AUTH_MODE=disabled",
-            f"RAY_TMPDIR={temp}", f"{LOOPBACK_ONLY_ENV}=1", *command]
+    return [
+        "ip",
+        "netns",
+        "exec",
+        namespace,
+        "env",
+        "-u",
+        "RAY_ADDRESS",
+        "RAY_AUTH_MODE=disabled",
+        f"RAY_TMPDIR={temp}",
+        f"{LOOPBACK_ONLY_ENV}=1",
+        *command,
+    ]
 
 
-def _wait_for_nodes(namespace: str, address: str, temp: Path, count: int,
-                    timeout: float = 120) -> None:
+def _wait_for_nodes(
+    namespace: str, address: str, temp: Path, count: int, timeout: float = 120
+) -> None:
     """Until the cluster at `address` has `count` nodes alive."""
-    probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
-             "print(sum(node['Alive'] for node in ray.nodes()))")
+    probe = (
+        "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
+        "print(sum(node['Alive'] for node in ray.nodes()))"
+    )
     deadline = time.monotonic() + timeout
     while True:
         done = _run(*_in(namespace, sys.executable, "-c", probe, address, temp=temp), check=False)
@@ -109,12 +136,32 @@ def cluster(namespaces):
     short = f"/tmp/vx{uuid.uuid4().hex[:6]}"  # Ray's socket paths must stay short
     head_temp, worker_temp = Path(f"{short}h"), Path(f"{short}w")
     try:
-        _run(*_in(head, str(BIN / "ray"), "start", "--head", f"--node-ip-address={SUBNET}.1",
-                  f"--port={PORT}", "--num-cpus=1", "--include-dashboard=false",
-                  f"--temp-dir={head_temp}", temp=head_temp))
-        _run(*_in(worker, str(BIN / "ray"), "start", f"--address={address}",
-                  f"--node-ip-address={SUBNET}.2", "--num-cpus=1", f"--temp-dir={worker_temp}",
-                  temp=worker_temp))
+        _run(
+            *_in(
+                head,
+                str(BIN / "ray"),
+                "start",
+                "--head",
+                f"--node-ip-address={SUBNET}.1",
+                f"--port={PORT}",
+                "--num-cpus=1",
+                "--include-dashboard=false",
+                f"--temp-dir={head_temp}",
+                temp=head_temp,
+            )
+        )
+        _run(
+            *_in(
+                worker,
+                str(BIN / "ray"),
+                "start",
+                f"--address={address}",
+                f"--node-ip-address={SUBNET}.2",
+                "--num-cpus=1",
+                f"--temp-dir={worker_temp}",
+                temp=worker_temp,
+            )
+        )
         _wait_for_nodes(head, address, head_temp, 2)
         yield head, worker, address, head_temp, worker_temp
     finally:
@@ -132,14 +179,32 @@ def test_predict_with_ray_data_uses_both_nodes(cluster, bundle_dir, held_out_tex
     rows[:50].to_parquet(inputs / "a.parquet", index=False)
     rows[50:].to_csv(inputs / "b.csv", index=False)
     out = tmp_path / "cluster.csv"
-    predict = _run(*_in(head, str(BIN / "voxpop"), "predict", str(bundle_dir), str(inputs),
-                        "--address", address, "--workers", "2", "--batch-size", "16",
-                        "--probs", "--out", str(out), temp=head_temp), check=False)
+    predict = _run(
+        *_in(
+            head,
+            str(BIN / "voxpop"),
+            "predict",
+            str(bundle_dir),
+            str(inputs),
+            "--address",
+            address,
+            "--workers",
+            "2",
+            "--batch-size",
+            "16",
+            "--probs",
+            "--out",
+            str(out),
+            temp=head_temp,
+        ),
+        check=False,
+    )
     assert predict.returncode == 0, predict.stdout[-3000:] + predict.stderr[-3000:]
     assert "must be at the same path on every node" in predict.stderr
     got = pd.read_csv(out, keep_default_na=False)
-    expected = Ensemble.load(bundle_dir, device="cpu").predict(rows["text"].tolist(),
-                                                               voting="weighted")
+    expected = Ensemble.load(bundle_dir, device="cpu").predict(
+        rows["text"].tolist(), voting="weighted"
+    )
     assert got["label"].tolist() == list(expected.labels)
     np.testing.assert_allclose(got["confidence"], expected.confidence, rtol=1e-5)
     # each node's worker logs name the actors it ran
@@ -153,10 +218,30 @@ def test_trials_run_on_both_nodes(cluster, tweets_df, tmp_path):
     head, _, address, head_temp, _ = cluster
     data = sample_table(tweets_df, tmp_path)
     space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)
-    tune = _run(*_in(head, str(BIN / "voxpop"), "tune", str(data), "--space", space,
-                     "--samples", "2", "--max-epochs", "1", "--scheduler", "fifo",
-                     "--address", address, "--storage", str(tmp_path / "runs"),
-                     "--name", "cluster", temp=head_temp), check=False)
+    tune = _run(
+        *_in(
+            head,
+            str(BIN / "voxpop"),
+            "tune",
+            str(data),
+            "--space",
+            space,
+            "--samples",
+            "2",
+            "--max-epochs",
+            "1",
+            "--scheduler",
+            "fifo",
+            "--address",
+            address,
+            "--storage",
+            str(tmp_path / "runs"),
+            "--name",
+            "cluster",
+            temp=head_temp,
+        ),
+        check=False,
+    )
     assert tune.returncode == 0, tune.stdout[-3000:] + tune.stderr[-3000:]
     assert "must be on storage every node sees" in tune.stderr
     nodes = {metrics(c)["node_id"] for c in checkpoints(tmp_path / "runs" / "cluster")}

@@ -19,12 +19,19 @@ def _vectors(path, dim: int):
 
 
 def test_a_choice_of_vectors_lets_trials_differ_and_the_default_fills_the_other_spaces(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     _vectors(tmp_path / "small.txt", 8)
     _vectors(tmp_path / "other.vec", 6)
-    choice = spec_to_space({"family": "bigram", "embed_dim": {"choice": [16, 32]},
-                            "embeddings": {"choice": ["none", "small.txt"]}}, source="choice")
+    choice = spec_to_space(
+        {
+            "family": "bigram",
+            "embed_dim": {"choice": [16, 32]},
+            "embeddings": {"choice": ["none", "small.txt"]},
+        },
+        source="choice",
+    )
     spaces = {"choice": choice, "cnn": get_space("cnn"), "tfidf": get_space("tfidf")}
 
     settled = with_embeddings(spaces, default="other.vec", freeze=True)
@@ -48,8 +55,9 @@ def test_spaces_whose_vectors_cannot_be_used_are_refused(tmp_path):
         with_embeddings({"f": fixed}, default=None, freeze=False)
     matching = spec_to_space({"family": "cnn", "embed_dim": 50, "embeddings": fifty}, source="m")
     assert with_embeddings({"m": matching}, default=None, freeze=False)["m"]["embed_dim"] == 50
-    missing = spec_to_space({"family": "cnn", "embeddings": {"choice": ["none", "absent.txt"]}},
-                            source="x")
+    missing = spec_to_space(
+        {"family": "cnn", "embeddings": {"choice": ["none", "absent.txt"]}}, source="x"
+    )
     with pytest.raises(VoxpopError, match="space x: key 'embeddings': absent.txt: no such file"):
         with_embeddings({"x": missing}, default=None, freeze=False)
     sampled = spec_to_space({"family": "cnn", "embeddings": {"uniform": [0, 1]}}, source="u")

@@ -5,9 +5,9 @@ reason instead of training on the CPU unnoticed."""
 from __future__ import annotations
 
 import pytest
-from test_tune_support import checkpoints, metrics, sample_table, space_file
 from typer.testing import CliRunner
 
+from test_tune_support import checkpoints, metrics, sample_table, space_file
 from voxpop.serving_cli.app import app
 from voxpop.tune_spaces.cluster import start_ray, stop_ray
 from voxpop.tune_spaces.runner import TuneOptions, run_tuning
@@ -26,10 +26,29 @@ def test_gpu_trials_train_only_where_tensorflow_sees_the_gpu(ray_one_gpu, tweets
     import tensorflow as tf
 
     space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)
-    result = CliRunner().invoke(app, [
-        "tune", str(sample_table(tweets_df, tmp_path)), "--space", space, "--samples", "2",
-        "--max-epochs", "1", "--scheduler", "fifo", "--cpus-per-trial", "1",
-        "--gpus-per-trial", "0.5", "--storage", str(tmp_path / "runs"), "--name", "gpus"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "tune",
+            str(sample_table(tweets_df, tmp_path)),
+            "--space",
+            space,
+            "--samples",
+            "2",
+            "--max-epochs",
+            "1",
+            "--scheduler",
+            "fifo",
+            "--cpus-per-trial",
+            "1",
+            "--gpus-per-trial",
+            "0.5",
+            "--storage",
+            str(tmp_path / "runs"),
+            "--name",
+            "gpus",
+        ],
+    )
     run_dir = tmp_path / "runs" / "gpus"
     if tf.config.list_physical_devices("GPU"):
         # A GPU machine: both trials trained on GPU 0, at the same time (half a GPU each).
@@ -43,9 +62,11 @@ def test_gpu_trials_train_only_where_tensorflow_sees_the_gpu(ray_one_gpu, tweets
         error = [line for line in result.output.splitlines() if line.startswith("error:")]
         assert len(error) == 1, result.output
         assert error[0].startswith("error: every trial failed (2); first error: ")
-        assert ("Ray gave this trial GPU 0 (--gpus-per-trial) but TensorFlow sees no GPU here; "
-                "install voxpop[gpu] (tensorflow[and-cuda]) on the GPU nodes, or use "
-                "--gpus-per-trial 0") in error[0]
+        assert (
+            "Ray gave this trial GPU 0 (--gpus-per-trial) but TensorFlow sees no GPU here; "
+            "install voxpop[gpu] (tensorflow[and-cuda]) on the GPU nodes, or use "
+            "--gpus-per-trial 0"
+        ) in error[0]
         assert checkpoints(run_dir) == []
 
 

@@ -10,9 +10,9 @@ import onnx.numpy_helper
 import pandas as pd
 import pytest
 import yaml
-from test_tune_support import checkpoints, sample_table
 from typer.testing import CliRunner
 
+from test_tune_support import checkpoints, sample_table
 from voxpop.data import rundir
 from voxpop.ensemble.bundle import read_manifest
 from voxpop.models import load_model
@@ -29,20 +29,47 @@ def _invoke(*args):
 
 
 def test_preprocessing_flags_and_frozen_pretrained_vectors_reach_the_trials_and_the_bundle(
-        tweets_df, tmp_path):
+    tweets_df, tmp_path
+):
     data = sample_table(tweets_df, tmp_path)
     rng = np.random.default_rng(0)
     vectors = {word: rng.normal(size=DIM).round(4) for word in WORDS}
     glove = tmp_path / "vectors.txt"
     glove.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()))
     space = tmp_path / "cnn.yaml"  # a sampled embed_dim: the vectors' width replaces it
-    space.write_text(yaml.safe_dump({"family": "cnn", "filters": 8, "batch_size": 64,
-                                     "embed_dim": {"choice": [16, 32]}}))
+    space.write_text(
+        yaml.safe_dump(
+            {"family": "cnn", "filters": 8, "batch_size": 64, "embed_dim": {"choice": [16, 32]}}
+        )
+    )
 
-    output = _invoke("tune", data, "--space", space, "--samples", 1, "--max-epochs", 1,
-                     "--scheduler", "fifo", "--storage", tmp_path / "runs", "--name", "glove",
-                     "--num-cpus", 2, "--max-len", 20, "--min-freq", 3, "--max-tokens", 500,
-                     "--embeddings", glove, "--freeze-embeddings")
+    output = _invoke(
+        "tune",
+        data,
+        "--space",
+        space,
+        "--samples",
+        1,
+        "--max-epochs",
+        1,
+        "--scheduler",
+        "fifo",
+        "--storage",
+        tmp_path / "runs",
+        "--name",
+        "glove",
+        "--num-cpus",
+        2,
+        "--max-len",
+        20,
+        "--min-freq",
+        3,
+        "--max-tokens",
+        500,
+        "--embeddings",
+        glove,
+        "--freeze-embeddings",
+    )
 
     run = tmp_path / "runs" / "glove"
     pre = rundir.read_run(run).preprocessor
@@ -57,7 +84,10 @@ def test_preprocessing_flags_and_frozen_pretrained_vectors_reach_the_trials_and_
     (checkpoint,) = [rundir.read_checkpoint(path) for path in checkpoints(run)]
     recorded = checkpoint.metrics["config"]
     assert (recorded["embeddings"], recorded["freeze_embeddings"], recorded["embed_dim"]) == (
-        str(glove), True, DIM)
+        str(glove),
+        True,
+        DIM,
+    )
     table = load_model(checkpoint.model_path).get_layer("embedding").get_weights()[0]
     np.testing.assert_array_equal(table, stored.matrix)  # frozen: as matched, after training
     for word in covered:
@@ -70,11 +100,13 @@ def test_preprocessing_flags_and_frozen_pretrained_vectors_reach_the_trials_and_
     (member,) = read_manifest(bundle).members
     graph = onnx.load(bundle / member.file).graph
     initializers = [onnx.numpy_helper.to_array(t) for t in graph.initializer]
-    assert any(array.shape == table.shape and np.array_equal(array, table)
-               for array in initializers)
+    assert any(
+        array.shape == table.shape and np.array_equal(array, table) for array in initializers
+    )
     texts = tmp_path / "texts.csv"
-    pd.DataFrame({"text": ["the flight was delayed", "great car, love it"]}).to_csv(texts,
-                                                                                   index=False)
+    pd.DataFrame({"text": ["the flight was delayed", "great car, love it"]}).to_csv(
+        texts, index=False
+    )
     _invoke("predict", bundle, texts, "--out", tmp_path / "predictions.csv")
     predicted = pd.read_csv(tmp_path / "predictions.csv")
     assert len(predicted) == 2 and set(predicted["label"]) <= set(pre.labels)
@@ -95,8 +127,18 @@ def test_bad_embeddings_options_are_one_error_line_before_ray_starts(tweets_df, 
         (fifty, ("--space", "tfidf")): "no family of the spaces tfidf has a token embedding",
     }
     for (vectors, extra), message in cases.items():
-        result = CliRunner().invoke(app, ["tune", str(data), "--embeddings", str(vectors),
-                                          *map(str, extra), "--storage", str(tmp_path / "runs")])
+        result = CliRunner().invoke(
+            app,
+            [
+                "tune",
+                str(data),
+                "--embeddings",
+                str(vectors),
+                *map(str, extra),
+                "--storage",
+                str(tmp_path / "runs"),
+            ],
+        )
         assert result.exit_code == 2, result.output
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
@@ -108,9 +150,27 @@ def test_bad_embeddings_options_are_one_error_line_before_ray_starts(tweets_df, 
 @pytest.mark.slow  # reads GloVe's 400,000 words (the glove extra) and starts Ray: 1-4 min
 def test_tune_with_the_named_glove_vectors(tweets_df, tmp_path):
     data = sample_table(tweets_df, tmp_path)
-    output = _invoke("tune", data, "--space", "cnn", "--samples", 1, "--max-epochs", 1,
-                     "--scheduler", "fifo", "--storage", tmp_path / "runs", "--name", "g",
-                     "--num-cpus", 2, "--embeddings", "glove-6b-50d", "--freeze-embeddings")
+    output = _invoke(
+        "tune",
+        data,
+        "--space",
+        "cnn",
+        "--samples",
+        1,
+        "--max-epochs",
+        1,
+        "--scheduler",
+        "fifo",
+        "--storage",
+        tmp_path / "runs",
+        "--name",
+        "g",
+        "--num-cpus",
+        2,
+        "--embeddings",
+        "glove-6b-50d",
+        "--freeze-embeddings",
+    )
     assert "embeddings glove-6b-50d: 50-dim vectors for" in output
     run = tmp_path / "runs" / "g"
     (stored,) = rundir.read_vectors(run).values()

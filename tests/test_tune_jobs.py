@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from s3_server import free_port
 from test_tune_support import checkpoints, metrics, sample_table, space_file
 
@@ -47,8 +48,11 @@ print(json.dumps({"status": str(info.status), "driver_node_id": info.driver_node
 def _stop_cluster(temp: Path) -> None:
     """End this cluster's processes, found by its own temp dir (`ray stop` would end every Ray
     on the machine); its workers and agents end with its raylet."""
-    ours = [p for p in psutil.process_iter(["cmdline"])
-            if any(str(temp) in part for part in p.info["cmdline"] or [])]
+    ours = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if any(str(temp) in part for part in p.info["cmdline"] or [])
+    ]
     for process in ours:
         process.send_signal(signal.SIGTERM)
     _, alive = psutil.wait_procs(ours, timeout=10)
@@ -74,20 +78,39 @@ def head(tmp_path):
     """A one-node cluster on loopback with a token of its own: (Jobs API URL, environment that
     holds the token)."""
     token = secrets.token_hex(16)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(REPO / "src")}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": token,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "PYTHONPATH": str(REPO / "src"),
+    }
     env.pop("RAY_ADDRESS", None)
     temp = Path(f"/tmp/vxj{secrets.token_hex(3)}")  # Ray's socket paths must stay short
     dashboard = free_port()
     try:
         subprocess.run(
-            [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1",
-             f"--port={free_port()}", f"--num-cpus={HEAD_CPUS}", "--num-gpus=0",
-             "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-             f"--dashboard-port={dashboard}", f"--ray-client-server-port={free_port()}",
-             f"--dashboard-agent-listen-port={free_port()}", f"--temp-dir={temp}",
-             "--disable-usage-stats"],
-            env=env, check=True, capture_output=True, timeout=300)
+            [
+                str(BIN / "ray"),
+                "start",
+                "--head",
+                "--node-ip-address=127.0.0.1",
+                f"--port={free_port()}",
+                f"--num-cpus={HEAD_CPUS}",
+                "--num-gpus=0",
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard}",
+                f"--ray-client-server-port={free_port()}",
+                f"--dashboard-agent-listen-port={free_port()}",
+                f"--temp-dir={temp}",
+                "--disable-usage-stats",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         url = f"http://127.0.0.1:{dashboard}"
         _wait_for_dashboard(url)
         yield url, env
@@ -100,10 +123,17 @@ def test_a_submitted_tune_job_runs_its_trials_on_the_cluster(head, tweets_df, tm
     url, env = head
     data = sample_table(tweets_df, tmp_path)
     space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)
-    entrypoint = (f"{BIN / 'voxpop'} tune {data} --space {space} --samples 2 --max-epochs 1 "
-                  f"--scheduler fifo --storage {tmp_path / 'runs'} --name job")
-    submitted = subprocess.run([sys.executable, "-c", SUBMIT, url, entrypoint, "500"], env=env,
-                               capture_output=True, text=True, timeout=600)
+    entrypoint = (
+        f"{BIN / 'voxpop'} tune {data} --space {space} --samples 2 --max-epochs 1 "
+        f"--scheduler fifo --storage {tmp_path / 'runs'} --name job"
+    )
+    submitted = subprocess.run(
+        [sys.executable, "-c", SUBMIT, url, entrypoint, "500"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert submitted.returncode == 0, submitted.stderr[-3000:]
     job = json.loads(submitted.stdout.strip().splitlines()[-1])
     assert job["status"] == "SUCCEEDED", job["logs"][-3000:]

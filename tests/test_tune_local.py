@@ -10,9 +10,9 @@ import pandas as pd
 import psutil
 import pytest
 from sklearn.metrics import f1_score
-from test_tune_support import METRICS_KEYS, checkpoints, metrics, sample_table, space_file
 from typer.testing import CliRunner
 
+from test_tune_support import METRICS_KEYS, checkpoints, metrics, sample_table, space_file
 from voxpop.data import rundir
 from voxpop.models import load_model
 from voxpop.serving_cli.app import app
@@ -49,12 +49,33 @@ def local_run(ray_local, data_file, tmp_path_factory):
     work = tmp_path_factory.mktemp("local")
     flaky_cnn = space_file(work, "tiny_cnn", family="cnn", filters=16, fail_on_first_attempt=True)
     lstm = space_file(work, "tiny_lstm", family="lstm", units=16)
-    result = runner.invoke(app, [
-        "tune", str(data_file), "--space", flaky_cnn, "--space", lstm, "--samples", "2",
-        "--max-epochs", str(MAX_EPOCHS), "--scheduler", "fifo", "--cpus-per-trial", "1",
-        "--max-failures", "1", "--keep-checkpoints", "2", "--storage", str(work / "runs"),
-        "--name", "local",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "tune",
+            str(data_file),
+            "--space",
+            flaky_cnn,
+            "--space",
+            lstm,
+            "--samples",
+            "2",
+            "--max-epochs",
+            str(MAX_EPOCHS),
+            "--scheduler",
+            "fifo",
+            "--cpus-per-trial",
+            "1",
+            "--max-failures",
+            "1",
+            "--keep-checkpoints",
+            "2",
+            "--storage",
+            str(work / "runs"),
+            "--name",
+            "local",
+        ],
+    )
     assert result.exit_code == 0, result.output
     run_dir = work / "runs" / "local"
     # Ray's own tools read the run directory too: the leaderboard again, from Tuner.restore.
@@ -95,8 +116,9 @@ def test_leaderboard_has_every_trial_sorted_by_val_macro_f1(local_run):
     assert scores == sorted(scores, reverse=True)
     assert all(row["error"] is None and 1 <= row["epoch"] <= MAX_EPOCHS for row in board)
     assert [row["state"] for row in board] == ["finished"] * 4
-    printed_ids = [line.split("│")[2].strip() for line in output.splitlines()
-                   if line.startswith("│")]
+    printed_ids = [
+        line.split("│")[2].strip() for line in output.splitlines() if line.startswith("│")
+    ]
     assert printed_ids == [row["trial_id"] for row in board]  # the printed table, same order
     assert f"Next: voxpop export {run_dir}" in output
 
@@ -107,8 +129,10 @@ def test_failed_first_attempts_are_retried_from_their_checkpoint(local_run):
     assert [row["restarts"] for row in retried] == [1, 1]
     assert output.count("ok after 1 restart(s)") == 2
     for row in retried:
-        records = sorted((metrics(c) for c in checkpoints(run_dir)
-                          if c.parent == Path(row["trial_dir"])), key=lambda r: r["epoch"])
+        records = sorted(
+            (metrics(c) for c in checkpoints(run_dir) if c.parent == Path(row["trial_dir"])),
+            key=lambda r: r["epoch"],
+        )
         assert [(r["epoch"], r["restored_from"]) for r in records] == [(1, 0), (2, 1)]
 
 
@@ -165,10 +189,23 @@ def _connections(proc: psutil.Process):
 def test_every_trial_failing_exits_non_zero_with_the_first_error(ray_local, data_file, tmp_path):
     # a value only Keras refuses (an unknown loss is refused before Ray starts: test_reliability_boundary)
     broken = space_file(tmp_path, "broken", family="cnn", head_units=[-5])
-    result = runner.invoke(app, [
-        "tune", str(data_file), "--space", broken, "--samples", "1", "--max-epochs", "1",
-        "--storage", str(tmp_path / "runs"), "--name", "broken",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "tune",
+            str(data_file),
+            "--space",
+            broken,
+            "--samples",
+            "1",
+            "--max-epochs",
+            "1",
+            "--storage",
+            str(tmp_path / "runs"),
+            "--name",
+            "broken",
+        ],
+    )
     assert result.exit_code == 2
     assert "error: every trial failed (1); first error:" in result.output
     assert "expected a positive integer" in result.output
@@ -176,21 +213,41 @@ def test_every_trial_failing_exits_non_zero_with_the_first_error(ray_local, data
 
 
 def test_gpus_per_trial_refused_when_the_cluster_has_no_gpus(ray_local, data_file, tmp_path):
-    result = runner.invoke(app, ["tune", str(data_file), "--gpus-per-trial", "0.5",
-                                 "--storage", str(tmp_path), "--name", "g"])
+    result = runner.invoke(
+        app,
+        [
+            "tune",
+            str(data_file),
+            "--gpus-per-trial",
+            "0.5",
+            "--storage",
+            str(tmp_path),
+            "--name",
+            "g",
+        ],
+    )
     assert result.exit_code == 2
     assert "--gpus-per-trial 0.5: the Ray cluster advertises no GPUs" in result.output
     assert not (tmp_path / "g").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--space", "nope"], "unknown search space 'nope' (valid: lstm, bilstm,"),
-    (["--scheduler", "median"], "--scheduler 'median' is not valid (valid: asha, hyperband, pbt, fifo)"),
-    (["--search", "grid"], "--search 'grid' is not valid (valid: random, optuna)"),
-    (["--samples", "0"], "--samples must be positive"),
-    (["--format", "xlsx"], "--format 'xlsx' is not a table format (choose from csv, tsv, "),
-    (["--scheduler", "pbt", "--space", "cnn", "--space", "lstm"], "pbt needs exactly one --space"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--space", "nope"], "unknown search space 'nope' (valid: lstm, bilstm,"),
+        (
+            ["--scheduler", "median"],
+            "--scheduler 'median' is not valid (valid: asha, hyperband, pbt, fifo)",
+        ),
+        (["--search", "grid"], "--search 'grid' is not valid (valid: random, optuna)"),
+        (["--samples", "0"], "--samples must be positive"),
+        (["--format", "xlsx"], "--format 'xlsx' is not a table format (choose from csv, tsv, "),
+        (
+            ["--scheduler", "pbt", "--space", "cnn", "--space", "lstm"],
+            "pbt needs exactly one --space",
+        ),
+    ],
+)
 def test_bad_options_exit_2_naming_the_option(tmp_path, args, message):
     result = runner.invoke(app, ["tune", "data.csv", "--storage", str(tmp_path), *args])
     assert result.exit_code == 2
@@ -199,7 +256,9 @@ def test_bad_options_exit_2_naming_the_option(tmp_path, args, message):
 
 def test_resume_of_a_missing_run_and_a_reused_name_are_refused(tmp_path):
     result = runner.invoke(app, ["tune", "--resume", "--storage", str(tmp_path), "--name", "x"])
-    assert result.exit_code == 2 and "--resume:" in result.output and "does not exist" in result.output
+    assert (
+        result.exit_code == 2 and "--resume:" in result.output and "does not exist" in result.output
+    )
     (tmp_path / "x").mkdir()
     result = runner.invoke(app, ["tune", "d.csv", "--storage", str(tmp_path), "--name", "x"])
     assert result.exit_code == 2 and "already exists: use --resume" in result.output

@@ -10,23 +10,42 @@ import subprocess
 import sys
 
 import pandas as pd
-from test_tune_support import sample_table, space_file
 
+from test_tune_support import sample_table, space_file
 from voxpop.data import rundir
 
-PROGRESS = re.compile(r"^tune: (\d)/2 trials done, (\d) running, (\d) failed; best val macro-F1 "
-                      r"(-|0\.\d{4}); \S+ elapsed(, about \S+ left)?$", re.MULTILINE)
+PROGRESS = re.compile(
+    r"^tune: (\d)/2 trials done, (\d) running, (\d) failed; best val macro-F1 "
+    r"(-|0\.\d{4}); \S+ elapsed(, about \S+ left)?$",
+    re.MULTILINE,
+)
 
 
 def test_tune_prints_progress_lines_and_sends_ray_and_tensorflow_output_to_the_run_log(
-        tweets_df, tmp_path):
+    tweets_df, tmp_path
+):
     # a CSV named .txt, read with --format (as every command that reads a table can)
     data = tmp_path / "tweets.txt"
     pd.read_parquet(sample_table(tweets_df, tmp_path)).to_csv(data, index=False)
     space = space_file(tmp_path, "tiny", family="cnn", filters=8)
-    args = ["tune", str(data), "--format", "csv", "--space", space, "--samples", "2",
-            "--max-epochs", "2", "--scheduler", "fifo", "--storage", str(tmp_path / "runs"),
-            "--name", "tiny"]
+    args = [
+        "tune",
+        str(data),
+        "--format",
+        "csv",
+        "--space",
+        space,
+        "--samples",
+        "2",
+        "--max-epochs",
+        "2",
+        "--scheduler",
+        "fifo",
+        "--storage",
+        str(tmp_path / "runs"),
+        "--name",
+        "tiny",
+    ]
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
@@ -38,8 +57,9 @@ def test_tune_prints_progress_lines_and_sends_ray_and_tensorflow_output_to_the_r
     )
     # as from a user's shell: an earlier embedded Ray in this pytest process set RAY_AUTH_MODE
     env = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"}
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=900, env=env)
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env
+    )
     shown = run.stdout + run.stderr  # the CLI's output and anything that escaped it
     assert "exit code 0" in run.stdout, shown
     assert "driver imported []" in run.stdout  # TensorFlow runs in the trials only
@@ -51,8 +71,16 @@ def test_tune_prints_progress_lines_and_sends_ray_and_tensorflow_output_to_the_r
     assert progress[-1][:4] == ("2", "0", "0", progress[-1][3]) and progress[-1][3] != "-"
     assert "Leaderboard (best validation macro-F1 first)" in shown
     # Neither Ray's status table nor its forwarded worker lines, nor TensorFlow's logs...
-    for noise in ("== Status ==", "Trial name", "(train_trial pid=", "Checkpoint successfully",
-                  "absl", "oneDNN", "retracing", "Token authentication"):
+    for noise in (
+        "== Status ==",
+        "Trial name",
+        "(train_trial pid=",
+        "Checkpoint successfully",
+        "absl",
+        "oneDNN",
+        "retracing",
+        "Token authentication",
+    ):
         assert noise not in shown, noise
     # ... which are in the run's log instead: the driver's Ray records and each trial's output.
     text = log.read_text()

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import psutil
-from test_tune_support import checkpoints, metrics, sample_table, space_file
 
+from test_tune_support import checkpoints, metrics, sample_table, space_file
 from voxpop.tune_spaces.runner import TuneOptions, run_tuning
 
 VOXPOP = str(Path(sys.executable).with_name("voxpop"))
@@ -23,8 +23,9 @@ TRIALS = 6
 def _interrupt_after_first_trial(command: list[str], run_dir: Path, timeout: float = 300) -> None:
     """Run `command` (one trial at a time); once a second trial has a checkpoint, so the first
     one is certainly finished and recorded, press Ctrl-C."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + timeout
     try:
         while len(checkpoints(run_dir)) < 2 and process.poll() is None:
@@ -55,9 +56,25 @@ def test_resume_runs_only_the_unfinished_trials(tweets_df, tmp_path):
     storage, name = tmp_path / "runs", "resumed"
     run_dir = storage / name
     _interrupt_after_first_trial(
-        [VOXPOP, "tune", str(data), "--space", space, "--samples", str(TRIALS), "--max-epochs",
-         "1", "--scheduler", "fifo", "--max-concurrent", "1",
-         "--storage", str(storage), "--name", name],
+        [
+            VOXPOP,
+            "tune",
+            str(data),
+            "--space",
+            space,
+            "--samples",
+            str(TRIALS),
+            "--max-epochs",
+            "1",
+            "--scheduler",
+            "fifo",
+            "--max-concurrent",
+            "1",
+            "--storage",
+            str(storage),
+            "--name",
+            name,
+        ],
         run_dir,
     )
     before = sorted((metrics(c) for c in checkpoints(run_dir)), key=lambda r: r["ended"])
@@ -65,8 +82,11 @@ def test_resume_runs_only_the_unfinished_trials(tweets_df, tmp_path):
     # The last one reported, but Tune may not have recorded it as finished before Ctrl-C.
     finished = {r["trial_id"]: r["ended"] for r in before[:-1]}
 
-    outcome = run_tuning(TuneOptions(data=None, storage=storage, name=name, resume=True,
-                                     spaces=(space,), max_epochs=5))  # the run's 1 is kept
+    outcome = run_tuning(
+        TuneOptions(
+            data=None, storage=storage, name=name, resume=True, spaces=(space,), max_epochs=5
+        )
+    )  # the run's 1 is kept
 
     assert len(outcome.leaderboard) == TRIALS
     assert [row["error"] for row in outcome.leaderboard] == [None] * TRIALS

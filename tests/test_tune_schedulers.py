@@ -13,7 +13,6 @@ from test_tune_support import (  # noqa: F401 (fixtures)
     space_file,
     trial_epochs,
 )
-
 from voxpop.tune_spaces.runner import TuneOptions, run_tuning
 
 # Rungs count training rows: below one epoch's 1,400 rows, so that rungs fall at every epoch as

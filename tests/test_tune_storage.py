@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+
 from s3_server import free_port, s3_server
 from test_reliability_input import assert_one_line_error, invoke
 from test_tune_resume import _kill_leftovers
 from test_tune_support import sample_table, space_file
-
 from voxpop.data import rundir
 from voxpop.ensemble.bundle import read_manifest
 from voxpop.tune_spaces.runner import TuneOptions, run_tuning
@@ -55,11 +55,32 @@ def test_tune_interrupted_resumed_and_exported_on_s3(s3_env, tweets_df, tmp_path
     space = space_file(tmp_path, "tiny_cnn", family="cnn", filters=8)
     storage, name = f"s3://{BUCKET}/team", "s3run"
     process = subprocess.Popen(
-        [VOXPOP, "tune", str(data), "--space", space, "--samples", str(TRIALS), "--max-epochs",
-         "1", "--scheduler", "fifo", "--max-concurrent", "1", "--num-cpus", "1",
-         "--storage", storage, "--name", name],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            VOXPOP,
+            "tune",
+            str(data),
+            "--space",
+            space,
+            "--samples",
+            str(TRIALS),
+            "--max-epochs",
+            "1",
+            "--scheduler",
+            "fifo",
+            "--max-concurrent",
+            "1",
+            "--num-cpus",
+            "1",
+            "--storage",
+            storage,
+            "--name",
+            name,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:  # once a second trial has a checkpoint on S3, the first is certainly finished: Ctrl-C
         deadline = time.monotonic() + 300
         while len(_metrics_keys(s3, f"team/{name}/")) < 2 and process.poll() is None:
@@ -74,8 +95,9 @@ def test_tune_interrupted_resumed_and_exported_on_s3(s3_env, tweets_df, tmp_path
     assert 2 <= len(_metrics_keys(s3, f"team/{name}/")) < TRIALS
     assert not any("s3:" in p.name for p in tmp_path.iterdir())  # never a local ./s3:/ folder
 
-    outcome = run_tuning(TuneOptions(data=None, storage=storage, name=name, resume=True,
-                                     spaces=(space,), num_cpus=1))
+    outcome = run_tuning(
+        TuneOptions(data=None, storage=storage, name=name, resume=True, spaces=(space,), num_cpus=1)
+    )
     assert str(outcome.run_dir) == f"{storage}/{name}"
     assert [row["error"] for row in outcome.leaderboard] == [None] * TRIALS
     assert len(_metrics_keys(s3, f"team/{name}/")) == TRIALS
@@ -85,8 +107,10 @@ def test_tune_interrupted_resumed_and_exported_on_s3(s3_env, tweets_df, tmp_path
     assert result.exit_code == 0, result.output
     manifest = read_manifest(bundle)
     assert manifest.source_run == f"{storage}/{name}"
-    trial_ids = {json.loads(s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read())
-                 ["trial_id"] for key in _metrics_keys(s3, f"team/{name}/")}
+    trial_ids = {
+        json.loads(s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read())["trial_id"]
+        for key in _metrics_keys(s3, f"team/{name}/")
+    }
     assert {member.trial_id for member in manifest.members} <= trial_ids
 
 
@@ -97,12 +121,21 @@ def test_a_run_read_from_s3_is_the_run_written_there(s3_env, tweets_df, tmp_path
     local = tmp_path / "runs" / "fixture"
     rows = tweets_df.sample(300, random_state=0)
     texts, labels = rows["text"].tolist(), rows["label"].to_numpy()
-    data = rundir.write_fixture_run(local, texts=texts, labels=labels,
-                                    split=split_rows(labels, seed=0), preprocessor=Preprocessor())
+    data = rundir.write_fixture_run(
+        local,
+        texts=texts,
+        labels=labels,
+        split=split_rows(labels, seed=0),
+        preprocessor=Preprocessor(),
+    )
     probs = [[1 / 3] * 3] * len(data.y_val)
-    rundir.add_checkpoint(local, trial_id="t1", index=0, metrics={"val_macro_f1": 0.5,
-                                                                  "family": "cnn"},
-                          val_probs=probs)
+    rundir.add_checkpoint(
+        local,
+        trial_id="t1",
+        index=0,
+        metrics={"val_macro_f1": 0.5, "family": "cnn"},
+        val_probs=probs,
+    )
     (local / "t1" / "checkpoint_000000" / "model.keras").write_bytes(b"a saved model")
     client = s3_env.client()
     for path in local.rglob("*"):
@@ -129,22 +162,30 @@ def _tune(data: Path, storage: str):
 def test_an_endpoint_nothing_answers_on_is_one_line(s3_env, monkeypatch, tweets_df, tmp_path):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     data = sample_table(tweets_df, tmp_path)
-    assert_one_line_error(_tune(data, f"s3://{BUCKET}/runs"), f"s3://{BUCKET}/runs",
-                          "cannot reach the storage endpoint", "127.0.0.1")
-    assert_one_line_error(invoke("export", f"s3://{BUCKET}/runs/x", "--out", tmp_path / "b"),
-                          "cannot reach the storage endpoint")
+    assert_one_line_error(
+        _tune(data, f"s3://{BUCKET}/runs"),
+        f"s3://{BUCKET}/runs",
+        "cannot reach the storage endpoint",
+        "127.0.0.1",
+    )
+    assert_one_line_error(
+        invoke("export", f"s3://{BUCKET}/runs/x", "--out", tmp_path / "b"),
+        "cannot reach the storage endpoint",
+    )
 
 
 def test_a_missing_bucket_is_one_line(s3_env, tweets_df, tmp_path):
     data = sample_table(tweets_df, tmp_path)
-    assert_one_line_error(_tune(data, "s3://no-such-bucket/runs"),
-                          "bucket 'no-such-bucket' does not exist")
+    assert_one_line_error(
+        _tune(data, "s3://no-such-bucket/runs"), "bucket 'no-such-bucket' does not exist"
+    )
     assert s3_env.keys(BUCKET, "runs/") == []
 
 
 @pytest.mark.parametrize("credentials", ["none", "wrong"])
-def test_missing_or_wrong_credentials_are_one_line(s3_env, monkeypatch, tweets_df, tmp_path,
-                                                   credentials):
+def test_missing_or_wrong_credentials_are_one_line(
+    s3_env, monkeypatch, tweets_df, tmp_path, credentials
+):
     if credentials == "none":
         monkeypatch.delenv("AWS_ACCESS_KEY_ID")
         monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -154,6 +195,7 @@ def test_missing_or_wrong_credentials_are_one_line(s3_env, monkeypatch, tweets_d
         expected = "access denied with the configured AWS credentials"
     data = sample_table(tweets_df, tmp_path)
     assert_one_line_error(_tune(data, f"s3://{BUCKET}/runs"), expected)
-    assert_one_line_error(invoke("export", f"s3://{BUCKET}/runs/x", "--out", tmp_path / "b"),
-                          expected)
+    assert_one_line_error(
+        invoke("export", f"s3://{BUCKET}/runs/x", "--out", tmp_path / "b"), expected
+    )
     assert not os.path.exists(tmp_path / "b")

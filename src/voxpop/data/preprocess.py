@@ -44,8 +44,13 @@ MAX_LABELS = 10_000
 MAX_USER_FEATURES = 10_000
 SIDES = ("pre", "post")
 # Every model input the Preprocessor makes, with its ONNX/numpy dtype.
-INPUT_DTYPES = {"tokens": "int32", "features": "float32", "grams": "int32",
-                "gram_weights": "float32", **TOKEN_INPUTS}
+INPUT_DTYPES = {
+    "tokens": "int32",
+    "features": "float32",
+    "grams": "int32",
+    "gram_weights": "float32",
+    **TOKEN_INPUTS,
+}
 # The largest tokenizer.json a preprocessor may carry (all-MiniLM-L6-v2's is 0.5 MB).
 MAX_SENTENCE_TOKENIZER_BYTES = 64 * 1024 * 1024
 
@@ -66,16 +71,36 @@ class Preprocessor:
         pre.to_json("preprocess.json")
     """
 
-    def __init__(self, *, lowercase=True, replace_urls=True, replace_mentions=True,
-                 replace_numbers=True, split_hashtags=True, squeeze_repeats=True, keep_emoji=True,
-                 max_tokens=MAX_TOKENS, min_freq=MIN_FREQ, max_len=None,
-                 max_len_percentile=MAX_LEN_PERCENTILE,
-                 padding="pre", truncating="post", engineered_features=True, ngrams=True,
-                 ngram_buckets=2**20, sentence_tokenizer: SentenceTokenizer | None = None):
+    def __init__(
+        self,
+        *,
+        lowercase=True,
+        replace_urls=True,
+        replace_mentions=True,
+        replace_numbers=True,
+        split_hashtags=True,
+        squeeze_repeats=True,
+        keep_emoji=True,
+        max_tokens=MAX_TOKENS,
+        min_freq=MIN_FREQ,
+        max_len=None,
+        max_len_percentile=MAX_LEN_PERCENTILE,
+        padding="pre",
+        truncating="post",
+        engineered_features=True,
+        ngrams=True,
+        ngram_buckets=2**20,
+        sentence_tokenizer: SentenceTokenizer | None = None,
+    ):
         self.cleaning = CleaningOptions(
-            lowercase=lowercase, replace_urls=replace_urls, replace_mentions=replace_mentions,
-            replace_numbers=replace_numbers, split_hashtags=split_hashtags,
-            squeeze_repeats=squeeze_repeats, keep_emoji=keep_emoji)
+            lowercase=lowercase,
+            replace_urls=replace_urls,
+            replace_mentions=replace_mentions,
+            replace_numbers=replace_numbers,
+            split_hashtags=split_hashtags,
+            squeeze_repeats=squeeze_repeats,
+            keep_emoji=keep_emoji,
+        )
         self.max_tokens = max_tokens
         self.min_freq = min_freq
         self.max_len_option = max_len
@@ -104,24 +129,38 @@ class Preprocessor:
         _check_lengths(texts, labels, features, feature_names)
         self.labels = sorted(set(labels.tolist()))
         if len(self.labels) < 2:
-            raise VoxpopError(f"training labels have {len(self.labels)} class(es) "
-                              f"({', '.join(self.labels)}); a classifier needs at least 2")
+            raise VoxpopError(
+                f"training labels have {len(self.labels)} class(es) "
+                f"({', '.join(self.labels)}); a classifier needs at least 2"
+            )
         if len(self.labels) > MAX_LABELS:
-            raise VoxpopError(f"training labels have {len(self.labels)} classes; voxpop handles at "
-                              f"most {MAX_LABELS}")
+            raise VoxpopError(
+                f"training labels have {len(self.labels)} classes; voxpop handles at "
+                f"most {MAX_LABELS}"
+            )
         if self.max_tokens > MAX_VOCABULARY:
             raise VoxpopError(f"max_tokens must be <= {MAX_VOCABULARY} (got {self.max_tokens})")
         row_blocks = blocks(texts)
         batches = [self.tokenizer.tokenize_batch(texts[rows]) for rows in row_blocks]
-        self.vocabulary = Vocabulary.build(itertools.chain.from_iterable(b.tokens for b in batches),
-                                           max_tokens=self.max_tokens, min_freq=self.min_freq)
+        self.vocabulary = Vocabulary.build(
+            itertools.chain.from_iterable(b.tokens for b in batches),
+            max_tokens=self.max_tokens,
+            min_freq=self.min_freq,
+        )
         self.max_len = self._fit_max_len(np.concatenate([b.lengths for b in batches]))
         self.user_feature_names = [str(n) for n in feature_names]
         if features is not None:
             features = np.asarray(features, dtype=np.float64).reshape(len(texts), -1)
-        self.scaler.fit(np.vstack([
-            self._raw_features(texts[rows], None if features is None else features[rows], batch)
-            for rows, batch in zip(row_blocks, batches)]))
+        self.scaler.fit(
+            np.vstack(
+                [
+                    self._raw_features(
+                        texts[rows], None if features is None else features[rows], batch
+                    )
+                    for rows, batch in zip(row_blocks, batches)
+                ]
+            )
+        )
         if self.ngram_buckets is not None:
             self.ngrams = HashedNgrams(buckets=self.ngram_buckets).fit(texts)
         self.fingerprint = training_fingerprint(texts, labels)
@@ -130,11 +169,14 @@ class Preprocessor:
     def _fit_max_len(self, lengths: list[int]) -> int:
         if self.max_len_option is not None:
             if not 1 <= int(self.max_len_option) <= MAX_LEN:
-                raise VoxpopError(f"max_len must be between 1 and {MAX_LEN} "
-                                  f"(got {self.max_len_option})")
+                raise VoxpopError(
+                    f"max_len must be between 1 and {MAX_LEN} (got {self.max_len_option})"
+                )
             return int(self.max_len_option)
         if not 0 < self.max_len_percentile <= 100:
-            raise VoxpopError(f"max_len_percentile must be in (0, 100] (got {self.max_len_percentile})")
+            raise VoxpopError(
+                f"max_len_percentile must be in (0, 100] (got {self.max_len_percentile})"
+            )
         return min(MAX_LEN, max(1, math.ceil(np.percentile(lengths, self.max_len_percentile))))
 
     # --- encoding --------------------------------------------------------------------------------
@@ -147,8 +189,10 @@ class Preprocessor:
         wanted = self.input_names if inputs is None else list(inputs)
         unknown = sorted(set(wanted) - set(self.input_names))
         if unknown:
-            raise VoxpopError(f"input(s) {', '.join(unknown)} are not made by this preprocessor "
-                              f"(it makes {', '.join(self.input_names)})")
+            raise VoxpopError(
+                f"input(s) {', '.join(unknown)} are not made by this preprocessor "
+                f"(it makes {', '.join(self.input_names)})"
+            )
         texts = _as_texts(texts)
         if features is not None or self.user_feature_names:
             _check_lengths(texts, None, features, self.user_feature_names)
@@ -160,14 +204,20 @@ class Preprocessor:
             encoded["gram_weights"] = np.zeros((n, self.ngrams.max_grams), dtype=np.float32)
         width = 1
         for rows in blocks(texts):
-            part = self._encode_block(texts[rows], None if features is None else features[rows], wanted)
+            part = self._encode_block(
+                texts[rows], None if features is None else features[rows], wanted
+            )
             for name, block in part.items():
                 if name not in encoded:
                     encoded[name] = np.empty((n, block.shape[1]), dtype=block.dtype)
                 encoded[name][rows] = block
             if "grams" in encoded:
-                width = max(width, self.ngrams.transform_into(
-                    texts[rows], encoded["grams"][rows], encoded["gram_weights"][rows]))
+                width = max(
+                    width,
+                    self.ngrams.transform_into(
+                        texts[rows], encoded["grams"][rows], encoded["gram_weights"][rows]
+                    ),
+                )
         if "grams" in encoded and width < self.ngrams.max_grams:  # as wide as the longest row
             encoded["grams"] = encoded["grams"][:, :width].copy()
             encoded["gram_weights"] = encoded["gram_weights"][:, :width].copy()
@@ -182,9 +232,13 @@ class Preprocessor:
             batch = self.tokenizer.tokenize_batch(texts)
         if "tokens" in wanted:
             ids = self.vocabulary.ids(batch.uniques)[batch.codes]
-            encoded["tokens"] = pad_sequences(ids, batch.offsets,
-                                              max_len=self.max_len, padding=self.padding,
-                                              truncating=self.truncating)
+            encoded["tokens"] = pad_sequences(
+                ids,
+                batch.offsets,
+                max_len=self.max_len,
+                padding=self.padding,
+                truncating=self.truncating,
+            )
         if "features" in wanted:
             encoded["features"] = self.scaler.transform(self._raw_features(texts, features, batch))
         return encoded
@@ -192,8 +246,11 @@ class Preprocessor:
     def _raw_features(self, texts: list[str], features, batch: TokenBatch) -> np.ndarray:
         # The features read texts through the default tokenizer: reuse our tokens when we are it.
         same = self.cleaning == ANALYSIS.options and self.tokenizer.pattern == ANALYSIS.pattern
-        parts = [engineered_features(texts, batch if same else None)] \
-            if self.engineered_features else []
+        parts = (
+            [engineered_features(texts, batch if same else None)]
+            if self.engineered_features
+            else []
+        )
         if self.user_feature_names:
             parts.append(np.asarray(features, dtype=np.float64).reshape(len(texts), -1))
         return np.hstack(parts) if parts else np.zeros((len(texts), 0))
@@ -205,8 +262,10 @@ class Preprocessor:
         values = np.asarray(labels).astype(str)
         unknown = sorted(set(values.tolist()) - index.keys())
         if unknown:
-            raise VoxpopError(f"unknown label(s) {', '.join(map(repr, unknown[:5]))} "
-                              f"(this model knows: {', '.join(self.labels)})")
+            raise VoxpopError(
+                f"unknown label(s) {', '.join(map(repr, unknown[:5]))} "
+                f"(this model knows: {', '.join(self.labels)})"
+            )
         return np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
 
     # --- fitted facts ----------------------------------------------------------------------------
@@ -235,13 +294,18 @@ class Preprocessor:
     @property
     def input_names(self) -> list[str]:
         """The model inputs `encode` makes."""
-        return [name for name in INPUT_DTYPES
-                if (self.ngrams is not None or name not in ("grams", "gram_weights"))
-                and (self.sentence_tokenizer is not None or name not in TOKEN_INPUTS)]
+        return [
+            name
+            for name in INPUT_DTYPES
+            if (self.ngrams is not None or name not in ("grams", "gram_weights"))
+            and (self.sentence_tokenizer is not None or name not in TOKEN_INPUTS)
+        ]
 
     def _check_fitted(self) -> None:
         if self.vocabulary is None:
-            raise VoxpopError("the Preprocessor is not fitted: call fit() or load it with from_json()")
+            raise VoxpopError(
+                "the Preprocessor is not fitted: call fit() or load it with from_json()"
+            )
 
     # --- JSON ------------------------------------------------------------------------------------
 
@@ -252,19 +316,30 @@ class Preprocessor:
             "format_version": FORMAT_VERSION,
             "cleaning": self.cleaning.to_json(),
             "tokenizer": self.tokenizer.name,
-            "max_tokens": self.max_tokens, "min_freq": self.min_freq,
-            "max_len_option": self.max_len_option, "max_len_percentile": self.max_len_percentile,
-            "max_len": self.max_len, "padding": self.padding, "truncating": self.truncating,
-            "pad_id": 0, "oov_id": 1, "vocabulary": self.vocabulary.tokens,
+            "max_tokens": self.max_tokens,
+            "min_freq": self.min_freq,
+            "max_len_option": self.max_len_option,
+            "max_len_percentile": self.max_len_percentile,
+            "max_len": self.max_len,
+            "padding": self.padding,
+            "truncating": self.truncating,
+            "pad_id": 0,
+            "oov_id": 1,
+            "vocabulary": self.vocabulary.tokens,
             "labels": self.labels,
             "engineered_features": self.engineered_features,
-            "feature_names": self.feature_names, "user_feature_names": self.user_feature_names,
-            "feature_means": self.scaler.means.tolist(), "feature_stds": self.scaler.stds.tolist(),
+            "feature_names": self.feature_names,
+            "user_feature_names": self.user_feature_names,
+            "feature_means": self.scaler.means.tolist(),
+            "feature_stds": self.scaler.stds.tolist(),
             "ngrams": self.ngrams.to_dict() if self.ngrams is not None else None,
             "fingerprint": self.fingerprint,
             # only when set, so files without one stay as earlier voxpops wrote them
-            **({"sentence_tokenizer": self.sentence_tokenizer.to_dict()}
-               if self.sentence_tokenizer is not None else {}),
+            **(
+                {"sentence_tokenizer": self.sentence_tokenizer.to_dict()}
+                if self.sentence_tokenizer is not None
+                else {}
+            ),
         }
 
     def to_json(self, path) -> None:
@@ -279,15 +354,23 @@ class Preprocessor:
             raise VoxpopError(f"{source}: expected a JSON object at the top level")
         version = data.get("format_version")
         if version not in READABLE_VERSIONS or isinstance(version, bool):
-            raise VoxpopError(f"{source}: format_version {version!r} is not supported (this voxpop "
-                              f"reads {' and '.join(map(str, READABLE_VERSIONS))})")
+            raise VoxpopError(
+                f"{source}: format_version {version!r} is not supported (this voxpop "
+                f"reads {' and '.join(map(str, READABLE_VERSIONS))})"
+            )
         record = PreprocessRecord.from_value(data, source=source)
-        pre = cls(**record.cleaning.model_dump(), max_tokens=record.max_tokens,
-                  min_freq=record.min_freq, max_len=record.max_len_option,
-                  max_len_percentile=record.max_len_percentile, padding=record.padding,
-                  truncating=record.truncating, engineered_features=record.engineered_features,
-                  ngrams=record.ngrams is not None,
-                  ngram_buckets=record.ngrams.buckets if record.ngrams else 2**20)
+        pre = cls(
+            **record.cleaning.model_dump(),
+            max_tokens=record.max_tokens,
+            min_freq=record.min_freq,
+            max_len=record.max_len_option,
+            max_len_percentile=record.max_len_percentile,
+            padding=record.padding,
+            truncating=record.truncating,
+            engineered_features=record.engineered_features,
+            ngrams=record.ngrams is not None,
+            ngram_buckets=record.ngrams.buckets if record.ngrams else 2**20,
+        )
         pre.tokenizer = Tokenizer(pre.cleaning, record.tokenizer_name)
         pre.vocabulary = Vocabulary(record.vocabulary)
         pre.max_len = record.max_len
@@ -300,16 +383,20 @@ class Preprocessor:
             pre.ngrams = HashedNgrams.from_dict(record.ngrams, source=source)
         if record.sentence_tokenizer is not None:
             pre.sentence_tokenizer = SentenceTokenizer(
-                record.sentence_tokenizer.tokenizer, max_length=record.sentence_tokenizer.max_length,
-                source=f"{source}: sentence_tokenizer")
+                record.sentence_tokenizer.tokenizer,
+                max_length=record.sentence_tokenizer.max_length,
+                source=f"{source}: sentence_tokenizer",
+            )
         return pre
 
     @classmethod
     def from_json_bytes(cls, data: bytes, *, source: str) -> Preprocessor:
         """`from_json` for the file's bytes already read (e.g. verified against a checksum)."""
         if len(data) > MAX_JSON_BYTES:
-            raise VoxpopError(f"{source}: {len(data)} bytes is larger than a preprocessor file may "
-                              f"be ({MAX_JSON_BYTES})")
+            raise VoxpopError(
+                f"{source}: {len(data)} bytes is larger than a preprocessor file may "
+                f"be ({MAX_JSON_BYTES})"
+            )
         return cls.from_dict(load_json(data, source=source), source=source)
 
     @classmethod
@@ -319,8 +406,10 @@ class Preprocessor:
         try:
             size = path.stat().st_size
             if size > MAX_JSON_BYTES:
-                raise VoxpopError(f"{path}: {size} bytes is larger than a preprocessor file may be "
-                                  f"({MAX_JSON_BYTES})")
+                raise VoxpopError(
+                    f"{path}: {size} bytes is larger than a preprocessor file may be "
+                    f"({MAX_JSON_BYTES})"
+                )
             data = path.read_bytes()
         except FileNotFoundError:
             raise VoxpopError(f"{path}: file not found") from None
@@ -382,8 +471,10 @@ class PreprocessRecord(Record):
     feature_names: Names
     user_feature_names: Annotated[list[Name], Field(max_length=MAX_USER_FEATURES)]
     feature_means: Numbers
-    feature_stds: Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]],
-                            Field(max_length=len(FEATURE_NAMES) + MAX_USER_FEATURES)]
+    feature_stds: Annotated[
+        list[Annotated[float, Field(gt=0, allow_inf_nan=False)]],
+        Field(max_length=len(FEATURE_NAMES) + MAX_USER_FEATURES),
+    ]
     ngrams: NgramsRecord | None = None  # absent in files written before n-grams existed
     fingerprint: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] | None
     sentence_tokenizer: SentenceTokenizerRecord | None = None  # a sentence encoder's, if any
@@ -401,23 +492,34 @@ class PreprocessRecord(Record):
         try:  # one call for the whole vocabulary: a validator per token costs 5 ms per 30,000
             "".join(self.vocabulary).encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError("vocabulary: a token holds a lone surrogate (not valid Unicode)") from None
+            raise ValueError(
+                "vocabulary: a token holds a lone surrogate (not valid Unicode)"
+            ) from None
         if len(self.vocabulary) > self.max_tokens - 2:
-            raise ValueError(f"vocabulary: {len(self.vocabulary)} tokens, more than max_tokens "
-                             f"{self.max_tokens} allows (PAD and OOV count)")
-        for name, values in (("vocabulary", self.vocabulary), ("labels", self.labels),
-                             ("feature_names", self.feature_names)):
+            raise ValueError(
+                f"vocabulary: {len(self.vocabulary)} tokens, more than max_tokens "
+                f"{self.max_tokens} allows (PAD and OOV count)"
+            )
+        for name, values in (
+            ("vocabulary", self.vocabulary),
+            ("labels", self.labels),
+            ("feature_names", self.feature_names),
+        ):
             if len(set(values)) != len(values):
                 raise ValueError(f"{name}: an entry appears twice")
         if self.labels != sorted(self.labels):
             raise ValueError("labels: not sorted (voxpop stores them sorted)")
-        if self.feature_names[len(self.feature_names) - len(self.user_feature_names):] \
-                != self.user_feature_names:
+        if (
+            self.feature_names[len(self.feature_names) - len(self.user_feature_names) :]
+            != self.user_feature_names
+        ):
             raise ValueError("feature_names: must end with user_feature_names")
         for name in ("feature_means", "feature_stds"):
             if len(getattr(self, name)) != len(self.feature_names):
-                raise ValueError(f"{name}: {len(getattr(self, name))} values for "
-                                 f"{len(self.feature_names)} feature_names")
+                raise ValueError(
+                    f"{name}: {len(getattr(self, name))} values for "
+                    f"{len(self.feature_names)} feature_names"
+                )
         return self
 
     def _check_tokenizer(self) -> None:
@@ -425,15 +527,19 @@ class PreprocessRecord(Record):
             if self.tokenizer_pattern is not None or self.tokenizer is None:
                 raise ValueError("tokenizer: format 2 names its tokenizer (no tokenizer_pattern)")
             if self.tokenizer not in TOKENIZERS:
-                raise ValueError(f"tokenizer: unknown tokenizer {self.tokenizer[:100]!r} (this "
-                                 f"voxpop has {', '.join(TOKENIZERS)})")
+                raise ValueError(
+                    f"tokenizer: unknown tokenizer {self.tokenizer[:100]!r} (this "
+                    f"voxpop has {', '.join(TOKENIZERS)})"
+                )
             return
         if self.tokenizer is not None or self.tokenizer_pattern is None:
             raise ValueError("tokenizer_pattern: format 1 stores its tokenizer's pattern")
         if _pattern_sha256(self.tokenizer_pattern) not in LEGACY_PATTERNS:
-            raise ValueError("tokenizer_pattern: not a pattern voxpop wrote; a bundle may not "
-                             "carry its own regular expression (tokenizers are named: "
-                             f"{', '.join(TOKENIZERS)})")
+            raise ValueError(
+                "tokenizer_pattern: not a pattern voxpop wrote; a bundle may not "
+                "carry its own regular expression (tokenizers are named: "
+                f"{', '.join(TOKENIZERS)})"
+            )
 
 
 def _pattern_sha256(pattern: str) -> str:
@@ -445,8 +551,10 @@ def training_fingerprint(texts, labels) -> str:
     digest = hashlib.sha256()
     for text, label in zip(texts, labels):
         # surrogatepass: a lone surrogate (JSON can carry one) is hashed, not an error
-        digest.update(json.dumps([text, str(label)], ensure_ascii=False).encode("utf-8", "surrogatepass")
-                      + b"\n")
+        digest.update(
+            json.dumps([text, str(label)], ensure_ascii=False).encode("utf-8", "surrogatepass")
+            + b"\n"
+        )
     return digest.hexdigest()
 
 
@@ -467,9 +575,11 @@ def _check_engineered_names(pre: Preprocessor, saved: list[str], source: str) ->
     if list(saved) == pre.feature_names:
         return
     differing = sorted(set(pre.feature_names) ^ set(saved))
-    raise VoxpopError(f"{source}: its models were trained on {len(saved)} features, but this voxpop "
-                      f"computes {pre.n_features} ({', '.join(differing) or 'in another order'}); "
-                      "tune again with this voxpop, or use the voxpop that made the file")
+    raise VoxpopError(
+        f"{source}: its models were trained on {len(saved)} features, but this voxpop "
+        f"computes {pre.n_features} ({', '.join(differing) or 'in another order'}); "
+        "tune again with this voxpop, or use the voxpop that made the file"
+    )
 
 
 def _check_lengths(texts, labels, features, feature_names) -> None:
@@ -477,14 +587,20 @@ def _check_lengths(texts, labels, features, feature_names) -> None:
     if labels is not None and len(labels) != n:
         raise VoxpopError(f"{len(labels)} labels for {n} texts: they must be aligned row by row")
     if feature_names and features is None:
-        raise VoxpopError(f"feature columns {', '.join(feature_names)} expected but no features given")
+        raise VoxpopError(
+            f"feature columns {', '.join(feature_names)} expected but no features given"
+        )
     if features is not None:
         shape = np.shape(features)
         if len(shape) != 2 or shape[0] != n or shape[1] != len(feature_names):
-            raise VoxpopError(f"features have shape {shape}; expected ({n}, {len(feature_names)}) "
-                              f"for columns {', '.join(feature_names) or '(none given)'}")
+            raise VoxpopError(
+                f"features have shape {shape}; expected ({n}, {len(feature_names)}) "
+                f"for columns {', '.join(feature_names) or '(none given)'}"
+            )
         finite = np.isfinite(np.asarray(features, dtype=np.float64))
         if not finite.all():
             row, col = np.argwhere(~finite)[0]
-            raise VoxpopError(f"row {row + 1}, feature column '{feature_names[col]}': value is not "
-                              "a finite number")
+            raise VoxpopError(
+                f"row {row + 1}, feature column '{feature_names[col]}': value is not "
+                "a finite number"
+            )

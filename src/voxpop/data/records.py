@@ -14,7 +14,14 @@ import json
 import math
 from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from voxpop.data.errors import VoxpopError, first_line
 
@@ -34,8 +41,9 @@ def _unicode(text: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_unicode)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS),
-                 AfterValidator(_unicode)]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_unicode)
+]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]

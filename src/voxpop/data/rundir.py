@@ -96,9 +96,21 @@ LOG_FILE = "tune.log"  # RUN/tune.log: Ray's and the trials' own output (TensorF
 SENTENCE_ENCODER_FILE = "sentence_encoder.onnx"
 # Ray Tune's name for a trial's reported checkpoints: RUN/TRIAL/checkpoint_000000, ...
 CHECKPOINT_PREFIX = "checkpoint_"
-FILE_NAMES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE, ARRAYS_FILE, JOB_FILE, EMBEDDINGS_FILE,
-              MODEL_FILE, METRICS_FILE, VAL_PROBS_FILE, FOLDS_FILE, BAGS_FILE, LOG_FILE,
-              SENTENCE_ENCODER_FILE)
+FILE_NAMES = (
+    PREPROCESS_FILE,
+    SPLIT_FILE,
+    DATA_FILE,
+    ARRAYS_FILE,
+    JOB_FILE,
+    EMBEDDINGS_FILE,
+    MODEL_FILE,
+    METRICS_FILE,
+    VAL_PROBS_FILE,
+    FOLDS_FILE,
+    BAGS_FILE,
+    LOG_FILE,
+    SENTENCE_ENCODER_FILE,
+)
 PREPARED_FILES = (PREPROCESS_FILE, SPLIT_FILE, DATA_FILE)  # what export reads of RUN/voxpop/
 PREPARED_UPLOAD_ORDER = (JOB_FILE, ARRAYS_FILE, DATA_FILE, SPLIT_FILE, PREPROCESS_FILE)
 CHECKPOINT_FILES = (METRICS_FILE, MODEL_FILE, VAL_PROBS_FILE)
@@ -110,8 +122,15 @@ TRAINED_SPLITS = ("train", "val")  # encoded into arrays.npz; test rows never re
 
 
 # --------------------------------------------------------------------------- the rows
-def data_rows(*, ids, texts, labels, splits, features: np.ndarray | None = None,
-              feature_cols: tuple[str, ...] = ()) -> pd.DataFrame:
+def data_rows(
+    *,
+    ids,
+    texts,
+    labels,
+    splits,
+    features: np.ndarray | None = None,
+    feature_cols: tuple[str, ...] = (),
+) -> pd.DataFrame:
     """Rows in the form of data.parquet: `id, text, label, split`, then one column per feature."""
     frame = pd.DataFrame({"id": ids, "text": texts, "label": labels, "split": splits})
     for i, column in enumerate(feature_cols):
@@ -164,8 +183,12 @@ class TrialData:
         pooled = {key: np.concatenate([self.train[key], self.val[key]]) for key in self.train}
         y_pooled = np.concatenate([self.y_train, self.y_val])
         inside = self.folds == fold
-        return ({key: array[~inside] for key, array in pooled.items()}, y_pooled[~inside],
-                {key: array[inside] for key, array in pooled.items()}, y_pooled[inside])
+        return (
+            {key: array[~inside] for key, array in pooled.items()},
+            y_pooled[~inside],
+            {key: array[inside] for key, array in pooled.items()},
+            y_pooled[inside],
+        )
 
     def rows_per_epoch(self, *, bagged: bool) -> int:
         """Training rows of one epoch of a trial (of the smallest fold's trial, when bagged)."""
@@ -174,8 +197,15 @@ class TrialData:
         return len(self.folds) - int(np.bincount(self.folds).max())
 
     @classmethod
-    def encode(cls, preprocessor: Preprocessor, rows: pd.DataFrame, *, folds: int = 0,
-               seed: int = 42, embed=None) -> TrialData:
+    def encode(
+        cls,
+        preprocessor: Preprocessor,
+        rows: pd.DataFrame,
+        *,
+        folds: int = 0,
+        seed: int = 42,
+        embed=None,
+    ) -> TrialData:
         """Encode the train and val rows of `rows` (the data.parquet form) with `preprocessor`;
         with `folds` (k-fold bagging) assign the out-of-fold rows to stratified folds.
 
@@ -190,8 +220,9 @@ class TrialData:
             if not part.any():
                 raise VoxpopError(f"the {name} split has no rows (DATA has {len(rows)} rows)")
             texts = rows["text"][part].tolist()
-            encoded = preprocessor.encode(texts, None if features is None else features[part],
-                                          inputs=inputs)
+            encoded = preprocessor.encode(
+                texts, None if features is None else features[part], inputs=inputs
+            )
             if embed is not None:
                 encoded[EMBEDDING_INPUT] = np.asarray(embed(texts), dtype=np.float32)
             arrays.update({f"{name}_{key}": array for key, array in encoded.items()})
@@ -203,21 +234,32 @@ class TrialData:
         return cls._of(preprocessor, arrays, folds=assigned)
 
     @classmethod
-    def _of(cls, preprocessor: Preprocessor, arrays: dict[str, np.ndarray],
-            vectors: dict[str, MatchedVectors] | None = None, *,
-            folds: np.ndarray | None = None) -> TrialData:
+    def _of(
+        cls,
+        preprocessor: Preprocessor,
+        arrays: dict[str, np.ndarray],
+        vectors: dict[str, MatchedVectors] | None = None,
+        *,
+        folds: np.ndarray | None = None,
+    ) -> TrialData:
         names = _trained_inputs(preprocessor)
         if f"train_{EMBEDDING_INPUT}" in arrays:
             names.append(EMBEDDING_INPUT)
-        inputs = {name: {key: arrays[f"{name}_{key}"] for key in names}
-                  for name in TRAINED_SPLITS}
+        inputs = {name: {key: arrays[f"{name}_{key}"] for key in names} for name in TRAINED_SPLITS}
         return cls(
-            train=inputs["train"], val=inputs["val"], y_train=arrays["y_train"],
-            y_val=arrays["y_val"], labels=list(preprocessor.labels),
-            n_tokens=int(preprocessor.n_tokens), n_features=int(preprocessor.n_features),
-            n_buckets=int(preprocessor.n_buckets), vectors=vectors or {}, folds=folds,
+            train=inputs["train"],
+            val=inputs["val"],
+            y_train=arrays["y_train"],
+            y_val=arrays["y_val"],
+            labels=list(preprocessor.labels),
+            n_tokens=int(preprocessor.n_tokens),
+            n_features=int(preprocessor.n_features),
+            n_buckets=int(preprocessor.n_buckets),
+            vectors=vectors or {},
+            folds=folds,
             sentence_dim=int(inputs["train"][EMBEDDING_INPUT].shape[1])
-            if EMBEDDING_INPUT in inputs["train"] else 0,
+            if EMBEDDING_INPUT in inputs["train"]
+            else 0,
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -255,9 +297,15 @@ def new_run_dir(run_dir: str | Path | Location) -> Iterator[Location]:
         raise
 
 
-def write_prepared(run_dir: str | Path | Location, *, preprocessor: Preprocessor,
-                   rows: pd.DataFrame, data: TrialData, job: dict,
-                   sentence_encoder: bytes | None = None) -> None:
+def write_prepared(
+    run_dir: str | Path | Location,
+    *,
+    preprocessor: Preprocessor,
+    rows: pd.DataFrame,
+    data: TrialData,
+    job: dict,
+    sentence_encoder: bytes | None = None,
+) -> None:
     """Write `RUN/voxpop/`: locally atomically (it appears complete or not at all); on a remote
     file system file by file, preprocess.json last. `sentence_encoder`: the serialized ONNX graph
     that made the rows' sentence embeddings."""
@@ -265,19 +313,37 @@ def write_prepared(run_dir: str | Path | Location, *, preprocessor: Preprocessor
     if location.local is not None:
         with atomic_path(location.local / VOXPOP_DIR) as tmp:
             tmp.mkdir(parents=True)
-            _write_prepared_files(tmp, preprocessor=preprocessor, rows=rows, data=data, job=job,
-                                  sentence_encoder=sentence_encoder)
+            _write_prepared_files(
+                tmp,
+                preprocessor=preprocessor,
+                rows=rows,
+                data=data,
+                job=job,
+                sentence_encoder=sentence_encoder,
+            )
         return
     with tempfile.TemporaryDirectory(prefix="voxpop-prepared-") as tmp:
-        written = _write_prepared_files(Path(tmp), preprocessor=preprocessor, rows=rows, data=data,
-                                        job=job, sentence_encoder=sentence_encoder)
+        written = _write_prepared_files(
+            Path(tmp),
+            preprocessor=preprocessor,
+            rows=rows,
+            data=data,
+            job=job,
+            sentence_encoder=sentence_encoder,
+        )
         for name in [*written, *PREPARED_UPLOAD_ORDER]:
             location.child(VOXPOP_DIR, name).upload(Path(tmp) / name)
 
 
-def _write_prepared_files(folder: Path, *, preprocessor: Preprocessor, rows: pd.DataFrame,
-                          data: TrialData, job: dict,
-                          sentence_encoder: bytes | None = None) -> list[str]:
+def _write_prepared_files(
+    folder: Path,
+    *,
+    preprocessor: Preprocessor,
+    rows: pd.DataFrame,
+    data: TrialData,
+    job: dict,
+    sentence_encoder: bytes | None = None,
+) -> list[str]:
     """Write the prepared files into `folder`; returns the names of the optional ones (the
     folds of a bagged run, the vectors, the sentence encoder), which an upload sends before
     PREPARED_UPLOAD_ORDER's."""
@@ -308,23 +374,32 @@ def _write_vectors(folder: Path, vectors: dict[str, MatchedVectors]) -> list[str
 
 def _fold_rows(rows: pd.DataFrame, folds: np.ndarray) -> pd.DataFrame:
     """folds.parquet: the out-of-fold rows (train, then val, in split order) and their folds."""
-    positions = np.concatenate([np.flatnonzero(rows["split"].to_numpy() == name)
-                                for name in TRAINED_SPLITS])
-    return pd.DataFrame({"row": positions, "id": rows["id"].to_numpy()[positions].astype(str),
-                         "label": rows["label"].to_numpy()[positions].astype(str),
-                         "fold": folds.astype(np.int8)})
+    positions = np.concatenate(
+        [np.flatnonzero(rows["split"].to_numpy() == name) for name in TRAINED_SPLITS]
+    )
+    return pd.DataFrame(
+        {
+            "row": positions,
+            "id": rows["id"].to_numpy()[positions].astype(str),
+            "label": rows["label"].to_numpy()[positions].astype(str),
+            "fold": folds.astype(np.int8),
+        }
+    )
 
 
 def _split_json(rows: pd.DataFrame) -> dict:
     """Row positions into data.parquet per split, and the same rows' ids."""
     positions = {name: np.flatnonzero(rows["split"].to_numpy() == name) for name in SPLITS}
-    return {**{name: part.tolist() for name, part in positions.items()},
-            "ids": {name: rows["id"].to_numpy()[part].astype(str).tolist()
-                    for name, part in positions.items()}}
+    return {
+        **{name: part.tolist() for name, part in positions.items()},
+        "ids": {
+            name: rows["id"].to_numpy()[part].astype(str).tolist()
+            for name, part in positions.items()
+        },
+    }
 
 
-def write_checkpoint(directory: Path, *, metrics: dict, val_probs: np.ndarray,
-                     model=None) -> None:
+def write_checkpoint(directory: Path, *, metrics: dict, val_probs: np.ndarray, model=None) -> None:
     """One checkpoint's files in `directory` (which must exist). `model` is anything with Keras'
     `.save(path)`; a test fixture may leave it out where only selection reads the checkpoint."""
     directory = Path(directory)
@@ -473,20 +548,31 @@ class Run:
         """The configurations whose every fold has a checkpoint, by config id (bags.json)."""
         path = self.voxpop_dir / BAGS_FILE
         if not path.is_file():
-            raise VoxpopError(f"{self.path}: no {VOXPOP_DIR}/{BAGS_FILE} (not a bagged run, or "
-                              "its tuning did not finish: `voxpop tune --resume` writes it)")
+            raise VoxpopError(
+                f"{self.path}: no {VOXPOP_DIR}/{BAGS_FILE} (not a bagged run, or "
+                "its tuning did not finish: `voxpop tune --resume` writes it)"
+            )
         index = json.loads(path.read_text())
-        return [Bag(config_id=bag["config_id"], space=bag["space"], family=bag["family"],
-                    config=bag["config"], oof_path=self.voxpop_dir / bag["oof"],
-                    checkpoints=[read_checkpoint(self.path / c) for c in bag["checkpoints"]])
-                for bag in index["bags"]]
+        return [
+            Bag(
+                config_id=bag["config_id"],
+                space=bag["space"],
+                family=bag["family"],
+                config=bag["config"],
+                oof_path=self.voxpop_dir / bag["oof"],
+                checkpoints=[read_checkpoint(self.path / c) for c in bag["checkpoints"]],
+            )
+            for bag in index["bags"]
+        ]
 
     def bag(self, config_id: str) -> Bag:
         for bag in self.bags:
             if bag.config_id == config_id:
                 return bag
-        raise VoxpopError(f"{self.path}: no complete bag {config_id!r} (bags: "
-                          f"{', '.join(b.config_id for b in self.bags) or 'none'})")
+        raise VoxpopError(
+            f"{self.path}: no complete bag {config_id!r} (bags: "
+            f"{', '.join(b.config_id for b in self.bags) or 'none'})"
+        )
 
     def out_of_fold(self, config_id: str) -> np.ndarray:
         """Configuration `config_id`'s out-of-fold probabilities: float32 [rows, classes], each
@@ -533,7 +619,8 @@ def _read_remote_run(location: Location) -> Run:
             location.child(VOXPOP_DIR, name).download(cache / VOXPOP_DIR / name)
         if f"{VOXPOP_DIR}/{SENTENCE_ENCODER_FILE}" in files:  # export composes it with each head
             location.child(VOXPOP_DIR, SENTENCE_ENCODER_FILE).download(
-                cache / VOXPOP_DIR / SENTENCE_ENCODER_FILE)
+                cache / VOXPOP_DIR / SENTENCE_ENCODER_FILE
+            )
         checkpoints = []
         for directory in directories:
             remote = location.child(directory)
@@ -542,8 +629,11 @@ def _read_remote_run(location: Location) -> Run:
                 raise VoxpopError(f"{remote}: checkpoint lacks {', '.join(missing)}")
             for name in (METRICS_FILE, VAL_PROBS_FILE):
                 remote.child(name).download(cache / directory / name)
-            checkpoints.append(Checkpoint(path=cache / directory,
-                                          metrics=read_metrics(cache / directory), remote=remote))
+            checkpoints.append(
+                Checkpoint(
+                    path=cache / directory, metrics=read_metrics(cache / directory), remote=remote
+                )
+            )
     except BaseException:
         shutil.rmtree(cache, ignore_errors=True)
         raise
@@ -553,7 +643,9 @@ def _read_remote_run(location: Location) -> Run:
 
 
 def _unprepared(where, name: str) -> VoxpopError:
-    return VoxpopError(f"{where}: {VOXPOP_DIR}/{name} missing (not a run written by `voxpop tune`?)")
+    return VoxpopError(
+        f"{where}: {VOXPOP_DIR}/{name} missing (not a run written by `voxpop tune`?)"
+    )
 
 
 def _no_checkpoints(where) -> VoxpopError:
@@ -589,9 +681,11 @@ def checkpoint_paths(run_dir: Path) -> list[Path]:
 def _checkpoint_dirs(files: set[str]) -> list[str]:
     """`TRIAL/checkpoint_N` of every checkpoint among a run's files (paths relative to it)."""
     parts = (PurePosixPath(name).parts for name in files)
-    return sorted(f"{trial}/{checkpoint}" for trial, checkpoint, name in
-                  (p for p in parts if len(p) == 3)
-                  if checkpoint.startswith(CHECKPOINT_PREFIX) and name == METRICS_FILE)
+    return sorted(
+        f"{trial}/{checkpoint}"
+        for trial, checkpoint, name in (p for p in parts if len(p) == 3)
+        if checkpoint.startswith(CHECKPOINT_PREFIX) and name == METRICS_FILE
+    )
 
 
 def run_exists(run_dir: str | Path | Location) -> bool:
@@ -638,13 +732,18 @@ def read_trial_data(run_dir: str | Path | Location) -> TrialData:
     if not prepared.child(ARRAYS_FILE).is_file():
         raise VoxpopError(f"{prepared}: no {ARRAYS_FILE}; is this a voxpop tuning run directory?")
     preprocess = prepared.child(PREPROCESS_FILE)
-    preprocessor = (Preprocessor.from_json(preprocess.local) if preprocess.local is not None else
-                    Preprocessor.from_json_bytes(preprocess.read_bytes(), source=str(preprocess)))
+    preprocessor = (
+        Preprocessor.from_json(preprocess.local)
+        if preprocess.local is not None
+        else Preprocessor.from_json_bytes(preprocess.read_bytes(), source=str(preprocess))
+    )
     vectors = read_vectors(run_dir)
     for matched in vectors.values():
         if matched.matrix.shape[0] != preprocessor.n_tokens:
-            raise VoxpopError(f"{prepared}: the vectors of {matched.source} have "
-                              f"{matched.matrix.shape[0]} rows for {preprocessor.n_tokens} tokens")
+            raise VoxpopError(
+                f"{prepared}: the vectors of {matched.source} have "
+                f"{matched.matrix.shape[0]} rows for {preprocessor.n_tokens} tokens"
+            )
     folds = None
     if prepared.child(FOLDS_FILE).is_file():
         with prepared.child(FOLDS_FILE).open() as handle:
@@ -665,8 +764,9 @@ def write_bags(run_dir: Path) -> list[str]:
             continue
         fold_best = best.setdefault(checkpoint.metrics["config_id"], {})
         fold = int(checkpoint.metrics["fold"])
-        if fold not in fold_best or checkpoint.score("val_macro_f1") > \
-                fold_best[fold].score("val_macro_f1"):
+        if fold not in fold_best or checkpoint.score("val_macro_f1") > fold_best[fold].score(
+            "val_macro_f1"
+        ):
             fold_best[fold] = checkpoint
     complete = sorted(c for c, by_fold in best.items() if len(by_fold) == n_folds)
     bags = []
@@ -678,19 +778,34 @@ def write_bags(run_dir: Path) -> list[str]:
         oof = np.zeros((len(folds), parts[0].shape[1]), dtype=np.float32)
         for fold, probs in enumerate(parts):
             if len(probs) != int((folds == fold).sum()):
-                raise VoxpopError(f"{by_fold[fold].path}: {len(probs)} probability rows, but "
-                                  f"fold {fold} has {int((folds == fold).sum())} rows")
+                raise VoxpopError(
+                    f"{by_fold[fold].path}: {len(probs)} probability rows, but "
+                    f"fold {fold} has {int((folds == fold).sum())} rows"
+                )
             oof[folds == fold] = probs
         with atomic_path(oof_dir / f"{config_id}.npy") as tmp, open(tmp, "wb") as file:
             np.save(file, oof)  # a file object: np.save would add .npy to the temporary's name
         first = by_fold[0]
-        bags.append({"config_id": config_id, "space": first.metrics["space"],
-                     "family": first.family, "config": first.config,
-                     "oof": f"{OOF_DIR}/{config_id}.npy",
-                     "checkpoints": [str(c.path.relative_to(run.path)) for c in by_fold]})
-    write_json(run.voxpop_dir / BAGS_FILE, {
-        "folds": n_folds, "rows": len(folds), "labels": list(run.preprocessor.labels),
-        "bags": bags, "incomplete": sorted(set(best) - set(complete))})
+        bags.append(
+            {
+                "config_id": config_id,
+                "space": first.metrics["space"],
+                "family": first.family,
+                "config": first.config,
+                "oof": f"{OOF_DIR}/{config_id}.npy",
+                "checkpoints": [str(c.path.relative_to(run.path)) for c in by_fold],
+            }
+        )
+    write_json(
+        run.voxpop_dir / BAGS_FILE,
+        {
+            "folds": n_folds,
+            "rows": len(folds),
+            "labels": list(run.preprocessor.labels),
+            "bags": bags,
+            "incomplete": sorted(set(best) - set(complete)),
+        },
+    )
     return complete
 
 
@@ -704,7 +819,8 @@ def read_vectors(run_dir: str | Path | Location) -> dict[str, MatchedVectors]:
     for number, record in enumerate(records):
         with prepared.child(EMBEDDINGS_MATRIX.format(number)).open() as handle:
             vectors[record["source"]] = MatchedVectors.from_record(
-                record, np.load(handle, allow_pickle=False))
+                record, np.load(handle, allow_pickle=False)
+            )
     return vectors
 
 
@@ -724,8 +840,9 @@ def read_job(run_dir: str | Path | Location) -> dict:
 
 
 # --------------------------------------------------------------------------- fixtures
-def write_fixture_run(run_dir: Path, *, texts, labels, split: Split,
-                      preprocessor: Preprocessor, folds: int = 0) -> TrialData:
+def write_fixture_run(
+    run_dir: Path, *, texts, labels, split: Split, preprocessor: Preprocessor, folds: int = 0
+) -> TrialData:
     """The prepared part of a run as `voxpop tune` writes it, without Ray, for tests and bench
     scripts: `preprocessor` (unfitted) is fitted on the training rows of `split`; add the
     checkpoints with `add_checkpoint` (and with `folds`, a bagged run's, then `write_bags`).
@@ -734,19 +851,26 @@ def write_fixture_run(run_dir: Path, *, texts, labels, split: Split,
     splits = np.empty(len(labels), dtype=object)
     for name in SPLITS:
         splits[getattr(split, name)] = name
-    rows = data_rows(ids=np.arange(len(labels)).astype(str), texts=list(texts), labels=labels,
-                     splits=splits)
+    rows = data_rows(
+        ids=np.arange(len(labels)).astype(str), texts=list(texts), labels=labels, splits=splits
+    )
     train = rows.iloc[split.train]
     preprocessor.fit(train["text"].tolist(), train["label"].to_numpy())
     data = TrialData.encode(preprocessor, rows, folds=folds)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    write_prepared(run_dir, preprocessor=preprocessor, rows=rows, data=data,
-                   job={"command": "written without Ray (a test or bench fixture)"})
+    write_prepared(
+        run_dir,
+        preprocessor=preprocessor,
+        rows=rows,
+        data=data,
+        job={"command": "written without Ray (a test or bench fixture)"},
+    )
     return data
 
 
-def add_checkpoint(run_dir: Path, *, trial_id: str, index: int, metrics: dict,
-                   val_probs: np.ndarray, model=None) -> Checkpoint:
+def add_checkpoint(
+    run_dir: Path, *, trial_id: str, index: int, metrics: dict, val_probs: np.ndarray, model=None
+) -> Checkpoint:
     """Write a checkpoint where Ray Tune puts trial `trial_id`'s `index`-th one (a fixture; see
     `write_checkpoint` for `model`)."""
     path = Path(run_dir) / trial_id / f"{CHECKPOINT_PREFIX}{index:06d}"

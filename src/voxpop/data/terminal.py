@@ -22,6 +22,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-
 def printable(text: str, *, keep: str = "") -> str:
     """`text` with every control character written as a visible escape, except those in `keep`
     (e.g. "\\n\\t"): `printable("a\\x1b[2Jb")` is `"a\\\\x1b[2Jb"`."""
+
     def escape(match: re.Match) -> str:
         char = match.group()
         if char in keep:

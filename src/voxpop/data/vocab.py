@@ -28,7 +28,9 @@ class Vocabulary:
         if min_freq < 1:
             raise VoxpopError(f"min_freq must be >= 1 (got {min_freq})")
         counts = Counter(tokens)
-        kept = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t)
+        )
         return cls(kept[: max_tokens - 2])
 
     def __len__(self) -> int:
@@ -43,8 +45,9 @@ class Vocabulary:
         return np.where(positions < 0, OOV, positions + 2).astype(np.int32)
 
 
-def pad_sequences(ids: np.ndarray, offsets: np.ndarray, *, max_len: int, padding: str,
-                  truncating: str) -> np.ndarray:
+def pad_sequences(
+    ids: np.ndarray, offsets: np.ndarray, *, max_len: int, padding: str, truncating: str
+) -> np.ndarray:
     """int32 [n, max_len] from flat ids where row i is ids[offsets[i]:offsets[i + 1]]:
     PAD on the `padding` side, tokens cut on the `truncating` side ("pre" or "post")."""
     lengths = np.diff(offsets)

@@ -41,8 +41,9 @@ class Bundle:
         """Absolute path of a file of the bundle, refused if it leads outside (e.g. a symlink)."""
         resolved = (self.path / PurePosixPath(relative)).resolve()
         if not resolved.is_relative_to(self.path.resolve()):
-            raise VoxpopError(f"{self.path / MANIFEST}: file path {quoted(relative)} points "
-                              "outside the bundle")
+            raise VoxpopError(
+                f"{self.path / MANIFEST}: file path {quoted(relative)} points outside the bundle"
+            )
         return resolved
 
     def read(self, relative: str) -> bytes:
@@ -50,8 +51,9 @@ class Bundle:
         these bytes on rather than opening the file again."""
         expected = self.manifest.files.get(relative)
         if expected is None:
-            raise VoxpopError(f"{self.path / MANIFEST}: {quoted(relative)} is used but not "
-                              "listed in 'files'")
+            raise VoxpopError(
+                f"{self.path / MANIFEST}: {quoted(relative)} is used but not listed in 'files'"
+            )
         path = self.file(relative)
         try:
             with open(path, "rb") as handle:
@@ -82,8 +84,9 @@ def open_bundle(path: str | Path, *, trust: str | Path | None = None) -> Bundle:
     checked = Bundle(path=bundle, manifest=manifest, signer=signer)
     for relative in manifest.used_files():
         if relative not in manifest.files:
-            raise VoxpopError(f"{manifest_path}: {quoted(relative)} is used but not listed in "
-                              "'files'")
+            raise VoxpopError(
+                f"{manifest_path}: {quoted(relative)} is used but not listed in 'files'"
+            )
     for relative, expected in manifest.files.items():
         file = checked.file(relative)
         if not file.is_file():
@@ -102,9 +105,11 @@ def write_manifest(directory: Path, manifest: Manifest, *, sign_with=None) -> Ma
     """Write `manifest` as `directory`/ensemble.json with `files` set to the sha256 of every file
     now in `directory`, and, with `sign_with` (an Ed25519 private key), ensemble.sig. Returns
     the manifest written."""
-    files = {p.relative_to(directory).as_posix(): sha256_of(p)
-             for p in sorted(directory.rglob("*"))
-             if p.is_file() and p.relative_to(directory).as_posix() not in (MANIFEST, SIGNATURE)}
+    files = {
+        p.relative_to(directory).as_posix(): sha256_of(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.relative_to(directory).as_posix() not in (MANIFEST, SIGNATURE)
+    }
     written = Manifest.model_validate({**manifest.model_dump(), "files": files})
     data = written.to_json().encode("utf-8")
     write_bytes(directory / MANIFEST, data)
@@ -132,8 +137,10 @@ def _read_manifest_bytes(bundle: Path, manifest_path: Path) -> bytes:
     with open(manifest_path, "rb") as handle:
         data = handle.read(MAX_MANIFEST_BYTES + 1)
     if len(data) > MAX_MANIFEST_BYTES:
-        raise VoxpopError(f"{manifest_path}: {manifest_path.stat().st_size} bytes is larger than "
-                          f"a manifest may be ({MAX_MANIFEST_BYTES})")
+        raise VoxpopError(
+            f"{manifest_path}: {manifest_path.stat().st_size} bytes is larger than "
+            f"a manifest may be ({MAX_MANIFEST_BYTES})"
+        )
     return data
 
 
@@ -143,8 +150,10 @@ def _check_signature(bundle: Path, data: bytes, trust: str | Path) -> str:
     key = load_public_key(trust)
     signature_path = bundle / SIGNATURE
     if not signature_path.is_file():
-        raise VoxpopError(f"{bundle}: not signed (no {SIGNATURE}), but --trust {trust} asks for a "
-                          f"bundle signed by key {fingerprint(key)[:16]}")
+        raise VoxpopError(
+            f"{bundle}: not signed (no {SIGNATURE}), but --trust {trust} asks for a "
+            f"bundle signed by key {fingerprint(key)[:16]}"
+        )
     with open(signature_path, "rb") as handle:
         signature = handle.read(MAX_SIGNATURE_BYTES + 1)
     if len(signature) > MAX_SIGNATURE_BYTES:
@@ -159,11 +168,15 @@ def _parse(data: bytes, *, source: str) -> Manifest:
     version = value.get("schema_version")
     if isinstance(version, int) and not isinstance(version, bool):
         if version > SCHEMA_VERSION:
-            raise VoxpopError(f"{source}: schema_version {version} is newer than this voxpop "
-                              f"reads ({SCHEMA_VERSION}); upgrade voxpop")
+            raise VoxpopError(
+                f"{source}: schema_version {version} is newer than this voxpop "
+                f"reads ({SCHEMA_VERSION}); upgrade voxpop"
+            )
         if version < SCHEMA_VERSION:
-            raise VoxpopError(f"{source}: schema_version {version} is older than this voxpop reads "
-                              f"({SCHEMA_VERSION}); export the bundle again with this voxpop")
+            raise VoxpopError(
+                f"{source}: schema_version {version} is older than this voxpop reads "
+                f"({SCHEMA_VERSION}); export the bundle again with this voxpop"
+            )
     return Manifest.from_value(value, source=source)
 
 
@@ -172,5 +185,7 @@ def _missing(bundle: Path, relative: str) -> VoxpopError:
 
 
 def _mismatch(bundle: Path, relative: str) -> VoxpopError:
-    return VoxpopError(f"{bundle}: sha256 of {quoted(relative)} does not match {MANIFEST} "
-                       "(the file was changed or corrupted; re-export the bundle)")
+    return VoxpopError(
+        f"{bundle}: sha256 of {quoted(relative)} does not match {MANIFEST} "
+        "(the file was changed or corrupted; re-export the bundle)"
+    )

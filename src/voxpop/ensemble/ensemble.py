@@ -65,8 +65,16 @@ class Prediction:
 class Ensemble:
     """A loaded bundle. Build it with `Ensemble.load(path)`."""
 
-    def __init__(self, *, bundle: Bundle, preprocessor, device: str, threads: int | None,
-                 fused: bool, pipeline: bool = False):
+    def __init__(
+        self,
+        *,
+        bundle: Bundle,
+        preprocessor,
+        device: str,
+        threads: int | None,
+        fused: bool,
+        pipeline: bool = False,
+    ):
         self.bundle: Path = bundle.path
         self.manifest: Manifest = bundle.manifest
         self.signer = bundle.signer
@@ -89,9 +97,16 @@ class Ensemble:
         self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = DEFAULT_DEVICE, threads: int | None = None,
-             fused: bool = True, pipeline: bool = False,
-             trust: str | Path | None = None) -> Ensemble:
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        device: str = DEFAULT_DEVICE,
+        threads: int | None = None,
+        fused: bool = True,
+        pipeline: bool = False,
+        trust: str | Path | None = None,
+    ) -> Ensemble:
         """Verify the bundle at `path` (signature with `trust`, schema, sha256s, paths) and load
         its preprocessor.
 
@@ -109,16 +124,25 @@ class Ensemble:
         bundle = open_bundle(path, trust=trust)
         manifest = bundle.manifest
         preprocessor = Preprocessor.from_json_bytes(
-            bundle.read(manifest.preprocess), source=str(bundle.path / manifest.preprocess))
+            bundle.read(manifest.preprocess), source=str(bundle.path / manifest.preprocess)
+        )
         if list(preprocessor.labels) != list(manifest.labels):
-            raise VoxpopError(f"{bundle.path}: labels in {manifest.preprocess} differ from "
-                              f"{MANIFEST}")
+            raise VoxpopError(
+                f"{bundle.path}: labels in {manifest.preprocess} differ from {MANIFEST}"
+            )
         _check_inputs_made(bundle.path, manifest, preprocessor)
-        ensemble = cls(bundle=bundle, preprocessor=preprocessor, device=device, threads=threads,
-                       fused=fused, pipeline=pipeline)
+        ensemble = cls(
+            bundle=bundle,
+            preprocessor=preprocessor,
+            device=device,
+            threads=threads,
+            fused=fused,
+            pipeline=pipeline,
+        )
         if ensemble._fused_spec:
-            ensemble._fused_session = ensemble._open(ensemble._fused_spec.file,
-                                                     intra_op_threads=ensemble.graph_threads)
+            ensemble._fused_session = ensemble._open(
+                ensemble._fused_spec.file, intra_op_threads=ensemble.graph_threads
+            )
         return ensemble
 
     def verify_all(self) -> int:
@@ -127,8 +151,9 @@ class Ensemble:
         for member_id in self.member_ids:
             self._member_session(member_id, n_running=len(self.member_ids))
         if self.manifest.fused and self._fused_session is None:
-            self._fused_session = self._open(self.manifest.fused.file,
-                                             intra_op_threads=self.graph_threads)
+            self._fused_session = self._open(
+                self.manifest.fused.file, intra_op_threads=self.graph_threads
+            )
         return len(self.member_ids) + (self.manifest.fused is not None)
 
     @property
@@ -144,8 +169,13 @@ class Ensemble:
             session = self._member_session(self.member_ids[0], n_running=len(self.member_ids))
         return session_device(session)
 
-    def encode(self, texts: Sequence[str], features: np.ndarray | None = None, *,
-               members: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    def encode(
+        self,
+        texts: Sequence[str],
+        features: np.ndarray | None = None,
+        *,
+        members: Sequence[str] | None = None,
+    ) -> dict[str, np.ndarray]:
         """The model inputs that `members` (default all) take (of "tokens", "features", "grams",
         "gram_weights"), for `texts` and the user's feature columns."""
         chosen = self._choose_members(members)
@@ -166,10 +196,16 @@ class Ensemble:
         weights: one per chosen member; default all 1 for soft/hard and the bundle's
         greedy-selection weights for weighted.
         """
-        return self.predict_encoded(self.encode(texts, features, members=members), voting=voting,
-                                    weights=weights, members=members)
+        return self.predict_encoded(
+            self.encode(texts, features, members=members),
+            voting=voting,
+            weights=weights,
+            members=members,
+        )
 
-    def predict_encoded(self, inputs: dict[str, np.ndarray], *, voting: str = "soft", weights=None, members=None) -> Prediction:
+    def predict_encoded(
+        self, inputs: dict[str, np.ndarray], *, voting: str = "soft", weights=None, members=None
+    ) -> Prediction:
         """`predict` for inputs already made by `encode`."""
         chosen, weights, fused = self._plan(voting, weights, members)
         if fused:
@@ -177,8 +213,12 @@ class Ensemble:
             probs = self._run(self._fused_session, inputs, output=output)
             return self._prediction(probs, probs.argmax(axis=1))
         member_probs = self._forward_members(chosen, inputs)
-        probs, label_ids = vote(list(member_probs.values()), voting=voting, weights=weights,
-                                stacker=self.manifest.stacker)
+        probs, label_ids = vote(
+            list(member_probs.values()),
+            voting=voting,
+            weights=weights,
+            stacker=self.manifest.stacker,
+        )
         return self._prediction(probs, label_ids, member_probs)
 
     def vote_of(self, member_probs: dict[str, np.ndarray], *, voting: str = "soft"):
@@ -186,8 +226,12 @@ class Ensemble:
         subset of this bundle's members, by id), with the weights `predict` would give them; the
         vote without one member, for instance, without running any model again."""
         chosen, weights, _ = self._plan(voting, None, list(member_probs))
-        return vote([member_probs[m] for m in chosen], voting=voting, weights=weights,
-                    stacker=self.manifest.stacker)
+        return vote(
+            [member_probs[m] for m in chosen],
+            voting=voting,
+            weights=weights,
+            stacker=self.manifest.stacker,
+        )
 
     def close(self) -> None:
         """Stop the worker threads of separate sessions (also done at interpreter exit)."""
@@ -226,10 +270,13 @@ class Ensemble:
 
     def _weights(self, voting: str, weights, chosen: list[str]) -> np.ndarray | None:
         if voting not in VOTERS:
-            raise VoxpopError(f"--voting: unknown voting {voting!r} (choose from {', '.join(VOTERS)})")
+            raise VoxpopError(
+                f"--voting: unknown voting {voting!r} (choose from {', '.join(VOTERS)})"
+            )
         if voting == "stack" and self.manifest.stacker is None:
-            raise VoxpopError(f"--voting stack: {self.bundle} has no stacker (export it with "
-                              "--combine stack)")
+            raise VoxpopError(
+                f"--voting stack: {self.bundle} has no stacker (export it with --combine stack)"
+            )
         if weights is not None:
             return np.asarray(weights, dtype=np.float64)
         if voting != "weighted":
@@ -252,7 +299,9 @@ class Ensemble:
         return bool(np.allclose(asked / asked.sum(), fused / fused.sum(), rtol=0, atol=1e-9))
 
     # -- forward ---------------------------------------------------------------------------
-    def _forward_members(self, chosen: list[str], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _forward_members(
+        self, chosen: list[str], inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
         sessions = [self._member_session(m, n_running=len(chosen)) for m in chosen]
         if len(sessions) == 1 or self.graph_threads == 1:
             outputs = [self._run(session, inputs) for session in sessions]
@@ -264,24 +313,32 @@ class Ensemble:
     def _member_session(self, member_id: str, *, n_running: int):
         if member_id not in self._member_sessions:
             threads = split_threads(self.graph_threads, min(n_running, self.graph_threads))
-            self._member_sessions[member_id] = self._open(self._members[member_id].file,
-                                                          intra_op_threads=threads)
+            self._member_sessions[member_id] = self._open(
+                self._members[member_id].file, intra_op_threads=threads
+            )
         return self._member_sessions[member_id]
 
     def _worker_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.graph_threads, thread_name_prefix="voxpop-member")
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.graph_threads, thread_name_prefix="voxpop-member"
+            )
         return self._pool
 
     def _open(self, relative: str, *, intra_op_threads: int):
         """A session for the bundle file `relative` (from its verified bytes), checked on the
         check rows against what the manifest says it computes."""
         source = str(self.bundle / relative)
-        session = open_session(self._files.read(relative), source=source,
-                               device=self.requested_device, intra_op_threads=intra_op_threads)
+        session = open_session(
+            self._files.read(relative),
+            source=source,
+            device=self.requested_device,
+            intra_op_threads=intra_op_threads,
+        )
         fused = self.manifest.fused is not None and relative == self.manifest.fused.file
         self._trims_padding[id(session)] = any(
-            m.trims_padding for m in self.manifest.members if fused or m.file == relative)
+            m.trims_padding for m in self.manifest.members if fused or m.file == relative
+        )
         self._check_session(session, relative, source)
         return session
 
@@ -291,31 +348,42 @@ class Ensemble:
             raise VoxpopError(f"{source}: has no output named probs")
         width = shapes["probs"][-1] if shapes["probs"] else None
         if isinstance(width, int) and width != len(self.labels):
-            raise VoxpopError(f"{source}: its output probs has {width} columns, but the bundle has "
-                              f"{len(self.labels)} labels")
+            raise VoxpopError(
+                f"{source}: its output probs has {width} columns, but the bundle has "
+                f"{len(self.labels)} labels"
+            )
         for output, (what, expected) in self._expected_check_probs(relative).items():
             self._check_output(session, output, what, expected, source)
 
-    def _check_output(self, session, output: str, what: str, expected: np.ndarray,
-                      source: str) -> None:
+    def _check_output(
+        self, session, output: str, what: str, expected: np.ndarray, source: str
+    ) -> None:
         try:
             got = np.asarray(self._run(session, self._encoded_check_rows(), output=output))
         except VoxpopError:
             raise
         except Exception as err:  # onnxruntime's own errors: wrong input types, a bad graph
-            raise VoxpopError(f"{source}: ONNX Runtime fails on the check rows "
-                              f"({first_line(err)})") from None
+            raise VoxpopError(
+                f"{source}: ONNX Runtime fails on the check rows ({first_line(err)})"
+            ) from None
         if got.shape != expected.shape or got.dtype.kind != "f":
-            raise VoxpopError(f"{source}: gives {got.dtype} values of shape {got.shape} on the "
-                              f"{len(expected)} check rows, expected floats of shape "
-                              f"{expected.shape} (one column per label)")
+            raise VoxpopError(
+                f"{source}: gives {got.dtype} values of shape {got.shape} on the "
+                f"{len(expected)} check rows, expected floats of shape "
+                f"{expected.shape} (one column per label)"
+            )
         diff = float(np.abs(got - expected).max())
-        tolerance = (INT8_TOLERANCE if self.manifest.quantization == "int8"
-                     else CHECK_TOLERANCE[session_device(session)])
+        tolerance = (
+            INT8_TOLERANCE
+            if self.manifest.quantization == "int8"
+            else CHECK_TOLERANCE[session_device(session)]
+        )
         if not diff <= tolerance:
-            raise VoxpopError(f"{source}: on the bundle's {len(expected)} check rows it differs "
-                              f"from {what} by {diff:.2g} (allowed {tolerance:g}): the graph, the "
-                              "preprocessor or the weights changed after export")
+            raise VoxpopError(
+                f"{source}: on the bundle's {len(expected)} check rows it differs "
+                f"from {what} by {diff:.2g} (allowed {tolerance:g}): the graph, the "
+                "preprocessor or the weights changed after export"
+            )
 
     def _expected_check_probs(self, relative: str) -> dict[str, tuple[str, np.ndarray]]:
         """Output name -> (what the graph at `relative` must reproduce there, those
@@ -324,23 +392,35 @@ class Ensemble:
         fused = self.manifest.fused
         if fused is not None and relative == fused.file:
             members = np.stack([np.asarray(stored[m]) for m in self.member_ids])
-            expected = {"probs": ("the weighted vote of the members' stored check probabilities",
-                                  np.average(members, axis=0, weights=fused.weights))}
+            expected = {
+                "probs": (
+                    "the weighted vote of the members' stored check probabilities",
+                    np.average(members, axis=0, weights=fused.weights),
+                )
+            }
             if fused.stack_max_abs_diff is not None:
-                expected[STACK_OUTPUT] = ("the stacker on the members' stored check probabilities",
-                                          stack_probs(members, self.manifest.stacker))
+                expected[STACK_OUTPUT] = (
+                    "the stacker on the members' stored check probabilities",
+                    stack_probs(members, self.manifest.stacker),
+                )
             return expected
         member = next(m for m in self.manifest.members if m.file == relative)
-        return {"probs": (f"member {member.id}'s stored check probabilities",
-                          np.asarray(stored[member.id]))}
+        return {
+            "probs": (
+                f"member {member.id}'s stored check probabilities",
+                np.asarray(stored[member.id]),
+            )
+        }
 
     def _encoded_check_rows(self) -> dict[str, np.ndarray]:
         if self._check_inputs is None:
             check = self.manifest.check_rows
             features = None if check.features is None else np.asarray(check.features, np.float64)
             if self.preprocessor.user_feature_names and features is None:
-                raise VoxpopError(f"{self.bundle / MANIFEST}: check_rows.features missing "
-                                  "(the preprocessor reads feature columns)")
+                raise VoxpopError(
+                    f"{self.bundle / MANIFEST}: check_rows.features missing "
+                    "(the preprocessor reads feature columns)"
+                )
             needed = list(dict.fromkeys(name for m in self.manifest.members for name in m.inputs))
             self._check_inputs = self.preprocessor.encode(check.texts, features, inputs=needed)
         return self._check_inputs
@@ -357,7 +437,9 @@ class Ensemble:
         key = length_key(feeds, trims_tokens=self._trims_padding.get(id(session), False))
         return run_by_length(session, feeds, key=key, output=output)
 
-    def _prediction(self, probs: np.ndarray, label_ids: np.ndarray, member_probs=None) -> Prediction:
+    def _prediction(
+        self, probs: np.ndarray, label_ids: np.ndarray, member_probs=None
+    ) -> Prediction:
         label_ids = np.asarray(label_ids, dtype=np.int64)
         return Prediction(
             labels=[self.labels[i] for i in label_ids],
@@ -373,6 +455,8 @@ def _check_inputs_made(bundle: Path, manifest: Manifest, preprocessor) -> None:
     for member in manifest.members:
         missing = [name for name in member.inputs if name not in preprocessor.input_names]
         if missing:
-            raise VoxpopError(f"{bundle / MANIFEST}: member {member.id} reads "
-                              f"{', '.join(missing)}, which {manifest.preprocess} does not make "
-                              f"(it makes {', '.join(preprocessor.input_names)})")
+            raise VoxpopError(
+                f"{bundle / MANIFEST}: member {member.id} reads "
+                f"{', '.join(missing)}, which {manifest.preprocess} does not make "
+                f"(it makes {', '.join(preprocessor.input_names)})"
+            )

@@ -50,17 +50,23 @@ def _bundle_path(relative: str) -> str:
     pure = PurePosixPath(relative)
     if pure.is_absolute() or ".." in pure.parts or "\\" in relative:
         raise ValueError(f"file path {quoted(relative)} points outside the bundle")
-    if (not _PATH_CHARACTERS.fullmatch(relative) or pure.as_posix() != relative
-            or "." in relative.split("/")):
-        raise ValueError(f"file path {quoted(relative)} is not a plain relative path (letters, "
-                         "digits, _.+@=- and /)")
+    if (
+        not _PATH_CHARACTERS.fullmatch(relative)
+        or pure.as_posix() != relative
+        or "." in relative.split("/")
+    ):
+        raise ValueError(
+            f"file path {quoted(relative)} is not a plain relative path (letters, "
+            "digits, _.+@=- and /)"
+        )
     return relative
 
 
 # Ids, families and method names: printable ASCII without spaces, as voxpop writes them.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:@+/=-]{0,199}$")]
-BundlePath = Annotated[str, StringConstraints(min_length=1, max_length=500),
-                       AfterValidator(_bundle_path)]
+BundlePath = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), AfterValidator(_bundle_path)
+]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Count = Annotated[int, Field(ge=0, le=2**53)]
 Weights = Annotated[list[NonNegative], Field(min_length=1, max_length=MAX_MEMBERS)]
@@ -68,8 +74,9 @@ Weights = Annotated[list[NonNegative], Field(min_length=1, max_length=MAX_MEMBER
 
 def _input_name(name: str) -> str:
     if name not in INPUT_DTYPES:
-        raise ValueError(f"unknown model input {quoted(name)} (voxpop makes "
-                         f"{', '.join(INPUT_DTYPES)})")
+        raise ValueError(
+            f"unknown model input {quoted(name)} (voxpop makes {', '.join(INPUT_DTYPES)})"
+        )
     return name
 
 
@@ -110,8 +117,9 @@ class InputSpec(Record):
     @model_validator(mode="after")
     def _dtype(self) -> InputSpec:
         if self.dtype != INPUT_DTYPES[self.name]:
-            raise ValueError(f"input {self.name} has dtype {INPUT_DTYPES[self.name]}, "
-                             f"not {quoted(self.dtype)}")
+            raise ValueError(
+                f"input {self.name} has dtype {INPUT_DTYPES[self.name]}, not {quoted(self.dtype)}"
+            )
         return self
 
 
@@ -188,8 +196,10 @@ class Stacker(Record):
     folds: Annotated[int, Field(ge=2, le=100)]
     C: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
     clip: Annotated[float, Field(gt=0.0, lt=1.0)]
-    coef: Annotated[list[Annotated[list[FiniteFloat], Field(max_length=MAX_MEMBERS * MAX_LABELS)]],
-                    Field(min_length=2, max_length=MAX_LABELS)]
+    coef: Annotated[
+        list[Annotated[list[FiniteFloat], Field(max_length=MAX_MEMBERS * MAX_LABELS)]],
+        Field(min_length=2, max_length=MAX_LABELS),
+    ]
     intercept: Annotated[list[FiniteFloat], Field(min_length=2, max_length=MAX_LABELS)]
     cv_macro_f1: dict[Literal["stack", "weighted"], FiniteFloat]
 
@@ -213,8 +223,10 @@ class CheckRows(Record):
     the stored member probabilities), so a graph, a vocabulary or a weight changed after export
     is refused even where the checksums were rewritten to match."""
 
-    texts: Annotated[list[Annotated[Text, Field(max_length=CHECK_TEXT_CHARS)]],
-                     Field(min_length=1, max_length=CHECK_ROWS)]
+    texts: Annotated[
+        list[Annotated[Text, Field(max_length=CHECK_TEXT_CHARS)]],
+        Field(min_length=1, max_length=CHECK_ROWS),
+    ]
     features: list[Annotated[list[FiniteFloat], Field(max_length=10_000)]] | None = None
     probs: Annotated[dict[Identifier, list[list[Probability]]], Field(max_length=MAX_MEMBERS)]
 
@@ -259,8 +271,12 @@ class Manifest(Record):
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
         ids = self.member_ids
-        for name, values in (("members: id", ids), ("members: file", [m.file for m in self.members]),
-                             ("labels", self.labels), ("inputs: name", [i.name for i in self.inputs])):
+        for name, values in (
+            ("members: id", ids),
+            ("members: file", [m.file for m in self.members]),
+            ("labels", self.labels),
+            ("inputs: name", [i.name for i in self.inputs]),
+        ):
             if len(set(values)) != len(values):
                 raise ValueError(f"{name}: an entry appears twice")
         _check_weights("voting.weights", self.voting.weights, len(ids))
@@ -275,8 +291,9 @@ class Manifest(Record):
         made = {spec.name for spec in self.inputs}
         for member in self.members:
             if not set(member.inputs) <= made:
-                raise ValueError(f"members: {member.id} reads inputs the manifest's `inputs` "
-                                 "do not list")
+                raise ValueError(
+                    f"members: {member.id} reads inputs the manifest's `inputs` do not list"
+                )
         self._check_rows_shape()
         self._check_stacker()
         return self
@@ -290,10 +307,15 @@ class Manifest(Record):
                 raise ValueError("fused.stack_max_abs_diff: set without a stacker")
             return
         width = n_labels * len(self.members)
-        if (len(stacker.coef) != n_labels or any(len(row) != width for row in stacker.coef)
-                or len(stacker.intercept) != n_labels):
-            raise ValueError(f"stacker: coef must be {n_labels} rows of {width} numbers (one per "
-                             f"member and label) and intercept {n_labels} numbers")
+        if (
+            len(stacker.coef) != n_labels
+            or any(len(row) != width for row in stacker.coef)
+            or len(stacker.intercept) != n_labels
+        ):
+            raise ValueError(
+                f"stacker: coef must be {n_labels} rows of {width} numbers (one per "
+                f"member and label) and intercept {n_labels} numbers"
+            )
 
     def _check_rows_shape(self) -> None:
         rows, width = len(self.check_rows.texts), len(self.labels)
@@ -301,11 +323,14 @@ class Manifest(Record):
             raise ValueError("check_rows.probs: must hold one table per member id")
         for member_id, table in self.check_rows.probs.items():
             if len(table) != rows or any(len(row) != width for row in table):
-                raise ValueError(f"check_rows.probs.{member_id}: must be {rows} rows of {width} "
-                                 "probabilities (one per check text, one per label)")
+                raise ValueError(
+                    f"check_rows.probs.{member_id}: must be {rows} rows of {width} "
+                    "probabilities (one per check text, one per label)"
+                )
         features = self.check_rows.features
-        if features is not None and (len(features) != rows
-                                     or len({len(row) for row in features}) > 1):
+        if features is not None and (
+            len(features) != rows or len({len(row) for row in features}) > 1
+        ):
             raise ValueError(f"check_rows.features: must be {rows} rows of equal width")
 
 

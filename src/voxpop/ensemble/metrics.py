@@ -43,8 +43,12 @@ def per_class_scores(y_true, y_pred, n_classes: int) -> dict[str, np.ndarray]:
     predicted = matrix.sum(axis=0)
     precision = _safe_divide(true_pos, predicted.astype(np.float64))
     recall = _safe_divide(true_pos, support.astype(np.float64))
-    return {"precision": precision, "recall": recall, "f1": _f1(true_pos, support, predicted),
-            "support": support}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": _f1(true_pos, support, predicted),
+        "support": support,
+    }
 
 
 def macro_f1(y_true, y_pred, n_classes: int):
@@ -95,9 +99,7 @@ def expected_calibration_error(y_true, probs, *, n_bins: int = ECE_BINS) -> floa
     return float(np.abs(gap_per_bin).sum() / max(len(probs), 1))
 
 
-def classification_metrics(
-    y_true, y_pred, probs=None, labels: Sequence[str] | None = None
-) -> dict:
+def classification_metrics(y_true, y_pred, probs=None, labels: Sequence[str] | None = None) -> dict:
     """Accuracy, macro/weighted F1, per-class scores, confusion matrix, and (given probs)
     log loss and ECE, as a JSON-ready dict.
 

@@ -4,4 +4,9 @@ and `Ensemble.load` takes its default from here."""
 
 DEFAULT_DEVICE = "auto"  # CUDA where ONNX Runtime really runs on it, else the CPU
 DEVICES = ("auto", "cpu", "cuda")  # the keys of sessions.DEVICE_PROVIDERS
-VOTINGS = ("soft", "hard", "weighted", "stack")  # the keys of voting.VOTERS, in the order lists show them
+VOTINGS = (
+    "soft",
+    "hard",
+    "weighted",
+    "stack",
+)  # the keys of voting.VOTERS, in the order lists show them

@@ -38,7 +38,11 @@ class Selection:
 
 
 def greedy_selection(
-    val_probs: list[np.ndarray], y_val, *, max_members: int = 5, max_picks: int = 25,
+    val_probs: list[np.ndarray],
+    y_val,
+    *,
+    max_members: int = 5,
+    max_picks: int = 25,
     fits: Callable[[set[int]], bool] | None = None,
 ) -> Selection:
     """Select members by greedy forward selection with replacement, maximising val macro-F1.

@@ -35,7 +35,9 @@ def split_threads(total: int | None, n_sessions: int) -> int:
 def check_device(device: str) -> None:
     """VoxpopError for a device name that is not one of DEVICE_PROVIDERS."""
     if device not in DEVICE_PROVIDERS:
-        raise VoxpopError(f"--device: unknown device {device!r} (choose from {', '.join(DEVICE_PROVIDERS)})")
+        raise VoxpopError(
+            f"--device: unknown device {device!r} (choose from {', '.join(DEVICE_PROVIDERS)})"
+        )
 
 
 def open_session(model: bytes, *, source: str, device: str = "auto", intra_op_threads: int = 1):
@@ -64,7 +66,9 @@ def open_session(model: bytes, *, source: str, device: str = "auto", intra_op_th
     try:
         session = ort.InferenceSession(model, sess_options=options, providers=wanted)
     except Exception as err:  # onnxruntime raises its own untyped errors for bad graphs
-        raise VoxpopError(f"{source}: ONNX Runtime cannot load this model ({first_line(err)})") from None
+        raise VoxpopError(
+            f"{source}: ONNX Runtime cannot load this model ({first_line(err)})"
+        ) from None
     if device == "cuda" and session.get_providers()[0] != CUDA:
         raise VoxpopError(_no_gpu_message(session.get_providers()))
     return session
@@ -89,14 +93,18 @@ def check_model_bytes(model: bytes, *, source: str) -> None:
     for tensors, nodes in _graph_parts(proto):
         for node in nodes:
             if node.op_type in REPEATING_OPS and node.domain in ("", "ai.onnx"):
-                raise VoxpopError(f"{source}: holds a {node.op_type} op; a bundle's models have "
-                                  "none (export refuses them)")
+                raise VoxpopError(
+                    f"{source}: holds a {node.op_type} op; a bundle's models have "
+                    "none (export refuses them)"
+                )
             tensors += _attribute_tensors(node)
         for tensor in tensors:
             if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
-                raise VoxpopError(f"{source}: tensor {quoted(tensor.name)} keeps its data in an "
-                                  "external file; a bundle's models must hold all their data "
-                                  "(every file a model reads must be checksummed)")
+                raise VoxpopError(
+                    f"{source}: tensor {quoted(tensor.name)} keeps its data in an "
+                    "external file; a bundle's models must hold all their data "
+                    "(every file a model reads must be checksummed)"
+                )
 
 
 def _graph_parts(model):
@@ -149,8 +157,14 @@ def length_key(inputs: dict[str, np.ndarray], *, trims_tokens: bool) -> str | No
     return SENTENCE_KEY if SENTENCE_KEY in inputs else None
 
 
-def run_by_length(session, feeds: dict[str, np.ndarray], *, key: str | None,
-                  rows_per_run: int = RUN_ROWS, output: str = "probs") -> np.ndarray:
+def run_by_length(
+    session,
+    feeds: dict[str, np.ndarray],
+    *,
+    key: str | None,
+    rows_per_run: int = RUN_ROWS,
+    output: str = "probs",
+) -> np.ndarray:
     """`session`'s `output` for `feeds`, in row order, computed on runs of `rows_per_run` rows of
     about one length: the rows sorted by the number of non-zero values of `feeds[key]` (None: one
     run of all rows). Every run's n-gram columns past its longest row are dropped: padding (id 0,
@@ -164,7 +178,7 @@ def run_by_length(session, feeds: dict[str, np.ndarray], *, key: str | None,
     gram_rows = _row_widths(feeds["gram_weights"]) if "gram_weights" in feeds else None
     out = None
     for start in range(0, n_rows, rows_per_run):
-        rows = order[start:start + rows_per_run]
+        rows = order[start : start + rows_per_run]
         part = {name: array[rows] for name, array in feeds.items()}
         if gram_rows is not None:
             width = max(1, int(gram_rows[rows].max()))

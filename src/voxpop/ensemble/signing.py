@@ -46,7 +46,9 @@ def load_private_key(path: str | Path):
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as err:
-        raise VoxpopError(f"{path}: not an unencrypted PEM private key ({first_line(err)})") from None
+        raise VoxpopError(
+            f"{path}: not an unencrypted PEM private key ({first_line(err)})"
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise VoxpopError(f"{path}: not an Ed25519 key (make one with `voxpop keygen`)")
     return key
@@ -79,8 +81,11 @@ def fingerprint(public_key) -> str:
 
 def sign(data: bytes, private_key) -> bytes:
     """The signature file's bytes for `data` (the manifest's exact bytes)."""
-    signature = Signature(algorithm="ed25519", key=fingerprint(private_key.public_key()),
-                          signature=base64.b64encode(private_key.sign(data)).decode("ascii"))
+    signature = Signature(
+        algorithm="ed25519",
+        key=fingerprint(private_key.public_key()),
+        signature=base64.b64encode(private_key.sign(data)).decode("ascii"),
+    )
     return signature.to_json().encode("utf-8")
 
 
@@ -94,10 +99,15 @@ def verify(data: bytes, signature_file: bytes, public_key, *, source: str) -> st
     try:
         public_key.verify(base64.b64decode(signature.signature, validate=True), data)
     except (InvalidSignature, binascii.Error):
-        why = ("the manifest was changed after it was signed" if signature.key == trusted
-               else f"signed by another key, {signature.key[:16]}")
-        raise VoxpopError(f"{source}: the signature does not match the manifest under the trusted "
-                          f"key {trusted[:16]} ({why})") from None
+        why = (
+            "the manifest was changed after it was signed"
+            if signature.key == trusted
+            else f"signed by another key, {signature.key[:16]}"
+        )
+        raise VoxpopError(
+            f"{source}: the signature does not match the manifest under the trusted "
+            f"key {trusted[:16]} ({why})"
+        ) from None
     return trusted
 
 
@@ -111,10 +121,12 @@ def write_key_pair(private_path: Path, public_path: Path) -> str:
         if path.exists():
             raise VoxpopError(f"{path}: already exists (keys are never overwritten)")
     key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     try:
         descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as handle:

@@ -33,8 +33,14 @@ class OutputColumns:
     per_member: bool = False
 
 
-def prediction_frame(prediction: Prediction, *, labels: Sequence[str], texts: Sequence[str],
-                     ids: np.ndarray | None, columns: OutputColumns) -> pd.DataFrame:
+def prediction_frame(
+    prediction: Prediction,
+    *,
+    labels: Sequence[str],
+    texts: Sequence[str],
+    ids: np.ndarray | None,
+    columns: OutputColumns,
+) -> pd.DataFrame:
     """Rows in input order: [id], label, confidence, [label_i, prob_i], [prob_<label>],
     [label_<member>], empty_text."""
     out: dict[str, object] = {}
@@ -50,7 +56,9 @@ def prediction_frame(prediction: Prediction, *, labels: Sequence[str], texts: Se
         label_array = np.asarray(labels, dtype=object)
         for rank in range(columns.top_k):
             out[f"label_{rank + 1}"] = label_array[order[:, rank]]
-            out[f"prob_{rank + 1}"] = np.take_along_axis(prediction.probs, order[:, rank : rank + 1], axis=1)[:, 0]
+            out[f"prob_{rank + 1}"] = np.take_along_axis(
+                prediction.probs, order[:, rank : rank + 1], axis=1
+            )[:, 0]
     if columns.probs:
         for i, label in enumerate(labels):
             out[f"prob_{label}"] = prediction.probs[:, i]
@@ -59,26 +67,38 @@ def prediction_frame(prediction: Prediction, *, labels: Sequence[str], texts: Se
         for member_id, member_probs in prediction.member_probs.items():
             out[f"label_{member_id}"] = label_array[member_probs.argmax(axis=1)]
     # not text.strip() without copying the text
-    out["empty_text"] = np.fromiter((not text or text.isspace() for text in texts), dtype=bool,
-                                    count=len(texts))
+    out["empty_text"] = np.fromiter(
+        (not text or text.isspace() for text in texts), dtype=bool, count=len(texts)
+    )
     return pd.DataFrame(out)
 
 
-def predict_chunks(ensemble: Ensemble, chunks: Iterable, *, columns: OutputColumns, voting: str,
-                   weights=None, members=None) -> Iterator[pd.DataFrame]:
+def predict_chunks(
+    ensemble: Ensemble,
+    chunks: Iterable,
+    *,
+    columns: OutputColumns,
+    voting: str,
+    weights=None,
+    members=None,
+) -> Iterator[pd.DataFrame]:
     """For each `voxpop.data.Table` chunk, its prediction frame, in input order.
 
     preprocess -> forward -> postprocess. With an ensemble loaded with `pipeline=True`, a worker
     thread encodes the next chunk while ONNX Runtime (which releases the GIL) runs this one, on
     the core the ensemble kept for it.
     """
+
     def encode(table) -> dict[str, np.ndarray]:
         return ensemble.encode(table.texts, table.features, members=members)
 
     def frame(table, inputs: dict[str, np.ndarray]) -> pd.DataFrame:
-        prediction = ensemble.predict_encoded(inputs, voting=voting, weights=weights, members=members)
-        return prediction_frame(prediction, labels=ensemble.labels, texts=table.texts, ids=table.ids,
-                                columns=columns)
+        prediction = ensemble.predict_encoded(
+            inputs, voting=voting, weights=weights, members=members
+        )
+        return prediction_frame(
+            prediction, labels=ensemble.labels, texts=table.texts, ids=table.ids, columns=columns
+        )
 
     if not ensemble.pipeline:
         for table in chunks:
@@ -102,8 +122,10 @@ def output_format(path: Path | None) -> str:
     # The extensions a table is read by are the ones predictions are written by.
     fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
-        raise VoxpopError(f"--out {path}: unknown extension '{path.suffix}' "
-                          f"(use one of {', '.join(FORMATS_BY_SUFFIX)})")
+        raise VoxpopError(
+            f"--out {path}: unknown extension '{path.suffix}' "
+            f"(use one of {', '.join(FORMATS_BY_SUFFIX)})"
+        )
     return fmt
 
 
@@ -127,7 +149,9 @@ class _TextWriter:
                 self.handle.write(frame.to_json(orient="records", lines=True, force_ascii=False))
             else:
                 sep = "\t" if self.fmt == "tsv" else ","
-                frame.to_csv(self.handle, sep=sep, index=False, header=self.first, lineterminator="\n")
+                frame.to_csv(
+                    self.handle, sep=sep, index=False, header=self.first, lineterminator="\n"
+                )
         except OSError as err:  # a full disk or a closed pipe: say which file
             err.filename = err.filename or (STDOUT if self.path is None else str(self.path))
             raise
@@ -154,13 +178,18 @@ def _isatty(stream) -> bool:
 
 
 def _printable_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    text_columns = [name for name in frame.columns
-                    if frame[name].dtype == object or pd.api.types.is_string_dtype(frame[name])]
+    text_columns = [
+        name
+        for name in frame.columns
+        if frame[name].dtype == object or pd.api.types.is_string_dtype(frame[name])
+    ]
     if not text_columns:
         return frame
     frame = frame.copy()
     for name in text_columns:
-        frame[name] = [printable(value) if isinstance(value, str) else value for value in frame[name]]
+        frame[name] = [
+            printable(value) if isinstance(value, str) else value for value in frame[name]
+        ]
     frame.columns = [printable(str(name)) for name in frame.columns]
     return frame
 
@@ -178,7 +207,9 @@ class _ParquetWriter:
         if self.writer is None:
             self.schema = pa.Schema.from_pandas(frame, preserve_index=False)
             self.writer = pq.ParquetWriter(self.path, self.schema)
-        self.writer.write_table(pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False))
+        self.writer.write_table(
+            pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
+        )
 
     def close(self) -> None:
         if self.writer is not None:

@@ -21,9 +21,13 @@ _TIE_TOLERANCE = 1e-9
 
 
 def _stack(member_probs) -> np.ndarray:
-    stacked = np.asarray(member_probs if isinstance(member_probs, np.ndarray) else list(member_probs))
+    stacked = np.asarray(
+        member_probs if isinstance(member_probs, np.ndarray) else list(member_probs)
+    )
     if stacked.ndim != 3 or stacked.shape[0] == 0:
-        raise ValueError(f"member_probs must be M arrays [n, C] with M >= 1, got shape {stacked.shape}")
+        raise ValueError(
+            f"member_probs must be M arrays [n, C] with M >= 1, got shape {stacked.shape}"
+        )
     return stacked
 
 
@@ -47,7 +51,9 @@ def soft_vote(member_probs, weights: Sequence[float] | None = None) -> np.ndarra
     return mean.astype(np.float32)
 
 
-def hard_vote(member_probs, weights: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def hard_vote(
+    member_probs, weights: Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Each member votes its argmax with its weight; returns (label_ids int64 [n], vote share [n]).
 
     A tie in weighted votes goes to the tied class with the highest weighted summed probability,
@@ -81,8 +87,9 @@ def stack_features(member_probs, clip: float) -> np.ndarray:
 def stack_probs(member_probs, stacker) -> np.ndarray:
     """softmax(features @ coef.T + intercept), float32 [n, C]; `stacker` has `coef` [C, M * C],
     `intercept` [C] and `clip` (a manifest `Stacker`, or export's fitted one)."""
-    logits = (stack_features(member_probs, stacker.clip) @ np.asarray(stacker.coef, np.float64).T
-              + np.asarray(stacker.intercept, np.float64))
+    logits = stack_features(member_probs, stacker.clip) @ np.asarray(
+        stacker.coef, np.float64
+    ).T + np.asarray(stacker.intercept, np.float64)
     logits -= logits.max(axis=1, keepdims=True)
     exp = np.exp(logits)
     return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -99,8 +106,9 @@ def _hard_voter(member_probs, weights, stacker=None) -> tuple[np.ndarray, np.nda
 
 def _stack_voter(member_probs, weights, stacker=None) -> tuple[np.ndarray, np.ndarray]:
     if stacker is None:
-        raise VoxpopError("--voting stack: this bundle has no stacker (export it with "
-                          "--combine stack)")
+        raise VoxpopError(
+            "--voting stack: this bundle has no stacker (export it with --combine stack)"
+        )
     if weights is not None:
         raise VoxpopError("--voting stack: takes no --weights (the stacker has its own)")
     probs = stack_probs(member_probs, stacker)
@@ -110,8 +118,12 @@ def _stack_voter(member_probs, weights, stacker=None) -> tuple[np.ndarray, np.nd
 # name -> (member_probs, weights, stacker) -> (probs, label_ids): the voting rules, in the order
 # every list of them shows. "weighted" is soft voting whose weights the caller fills in (the
 # user's, else the bundle's greedy-selection weights); "stack" needs the bundle's stacker.
-VOTERS: dict[str, Callable] = {"soft": _soft_voter, "hard": _hard_voter,
-                               "weighted": _soft_voter, "stack": _stack_voter}
+VOTERS: dict[str, Callable] = {
+    "soft": _soft_voter,
+    "hard": _hard_voter,
+    "weighted": _soft_voter,
+    "stack": _stack_voter,
+}
 
 
 def vote(member_probs, *, voting: str, weights: Sequence[float] | None = None, stacker=None):

@@ -39,8 +39,10 @@ def select_bags(run: Run, *, size: int, max_picks: int = 25) -> BagChoice:
         raise VoxpopError(f"{run.path}: no bag has a checkpoint for every fold")
     oof = [bag.out_of_fold() for bag in bags]
     n_classes = oof[0].shape[1]
-    scores = {bag.config_id: float(macro_f1(run.y_oof, probs.argmax(1), n_classes))
-              for bag, probs in zip(bags, oof)}
+    scores = {
+        bag.config_id: float(macro_f1(run.y_oof, probs.argmax(1), n_classes))
+        for bag, probs in zip(bags, oof)
+    }
     selection = greedy_selection(oof, run.y_oof, max_members=size, max_picks=max_picks)
     picked = dict(zip(selection.order, selection.weights))  # candidate index -> pick count
     chosen = sorted(picked, key=lambda i: -scores[bags[i].config_id])
@@ -48,8 +50,13 @@ def select_bags(run: Run, *, size: int, max_picks: int = 25) -> BagChoice:
     return BagChoice(bags=[bags[i] for i in chosen], weights=weights, oof_macro_f1=scores)
 
 
-def bagged_member(bag: Bag, *, parity_inputs: dict[str, np.ndarray],
-                  opset: int = DEFAULT_OPSET, parity_tol: float = 1e-5):
+def bagged_member(
+    bag: Bag,
+    *,
+    parity_inputs: dict[str, np.ndarray],
+    opset: int = DEFAULT_OPSET,
+    parity_tol: float = 1e-5,
+):
     """`(onnx model, parity)`: the bag's K fold models composed into one graph whose `probs`
     are their mean, and its parity with the mean of the Keras models on `parity_inputs`
     ({max_abs_diff, argmax_agreement, rows}). VoxpopError when it exceeds `parity_tol`."""
@@ -64,17 +71,25 @@ def bagged_member(bag: Bag, *, parity_inputs: dict[str, np.ndarray],
         rnn_fusion(graph)
     composed = fuse_members(folds, [1.0] * len(folds))
     composed.graph.name = f"voxpop_bag_{bag.config_id}"
-    keras_mean = np.mean([
-        model.predict({t.name: parity_inputs[t.name] for t in model.inputs}, verbose=0)
-        for model in models], axis=0)
+    keras_mean = np.mean(
+        [
+            model.predict({t.name: parity_inputs[t.name] for t in model.inputs}, verbose=0)
+            for model in models
+        ],
+        axis=0,
+    )
     probs = _onnx_probs(composed, parity_inputs)
-    proof = {"max_abs_diff": float(np.abs(probs - keras_mean).max()),
-             "argmax_agreement": float(np.mean(probs.argmax(1) == keras_mean.argmax(1))),
-             "rows": int(len(probs))}
+    proof = {
+        "max_abs_diff": float(np.abs(probs - keras_mean).max()),
+        "argmax_agreement": float(np.mean(probs.argmax(1) == keras_mean.argmax(1))),
+        "rows": int(len(probs)),
+    }
     if proof["max_abs_diff"] > parity_tol or proof["argmax_agreement"] < 1.0:
-        raise VoxpopError(f"bag {bag.config_id}: its composed graph differs from the mean of its "
-                          f"{len(models)} Keras fold models by {proof['max_abs_diff']:.2e} "
-                          f"(limit {parity_tol:g})")
+        raise VoxpopError(
+            f"bag {bag.config_id}: its composed graph differs from the mean of its "
+            f"{len(models)} Keras fold models by {proof['max_abs_diff']:.2e} "
+            f"(limit {parity_tol:g})"
+        )
     return composed, proof
 
 

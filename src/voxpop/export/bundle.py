@@ -51,6 +51,7 @@ from voxpop.ensemble.manifest import (
 )
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import stack_probs, vote
+from voxpop.export.cost import Budget, measure_costs
 from voxpop.export.fuse import fuse_members
 from voxpop.export.optimize import optimize_fused, optimize_member
 from voxpop.export.options import (
@@ -65,7 +66,6 @@ from voxpop.export.options import (
 )
 from voxpop.export.quantize import INT8_OPS, int8_pays, onnx_probs, quantize_int8
 from voxpop.export.report import render_report
-from voxpop.export.cost import Budget, measure_costs
 from voxpop.export.select import Choice, candidates_of, check_selection, select_members
 from voxpop.export.stack import fit_stacker, stack_wins, stacking_rows
 
@@ -103,8 +103,15 @@ def export_bundle(
     a member fails its parity or graph check (naming the member). Returns `out`.
     """
     options = ExportOptions(
-        size=size, select=select, metric=metric, opset=opset, fuse=fuse, quantize=quantize,
-        parity_tol=parity_tol, sign=None if sign is None else Path(sign), combine=combine,
+        size=size,
+        select=select,
+        metric=metric,
+        opset=opset,
+        fuse=fuse,
+        quantize=quantize,
+        parity_tol=parity_tol,
+        sign=None if sign is None else Path(sign),
+        combine=combine,
         max_ms_per_row=max_ms_per_row,
     )
     out = Path(out)
@@ -112,29 +119,43 @@ def export_bundle(
     signing_key = _signing_key(options.sign)  # a bad key fails now, not after the conversions
     run = read_run(run_dir)
     if run.bagged:  # its checkpoints' probabilities are of fold rows, not of the val split
-        raise VoxpopError(f"{run.path}: a bagged run (--folds): its members are bags of fold "
-                          "models (voxpop.export.bagged), which voxpop export does not write "
-                          "yet; tune without --folds to export")
+        raise VoxpopError(
+            f"{run.path}: a bagged run (--folds): its members are bags of fold "
+            "models (voxpop.export.bagged), which voxpop export does not write "
+            "yet; tune without --folds to export"
+        )
     check_selection(method=select, size=size, metric=metric)
     encoder = _SentenceEncoder(run)
     converted, budget = {}, None
     if options.max_ms_per_row is not None:
         converted, budget = _measured_budget(run, options, encoder)
-    choice = select_members(run.checkpoints, run.y_val, method=select, size=size, metric=metric,
-                            budget=budget)
+    choice = select_members(
+        run.checkpoints, run.y_val, method=select, size=size, metric=metric, budget=budget
+    )
     stacker = None
     if options.combine == "stack":  # before the conversions: a stacker that cannot fit fails now
-        stacker = fit_stacker(stacking_rows(run, choice.members),
-                              n_classes=len(run.preprocessor.labels))
+        stacker = fit_stacker(
+            stacking_rows(run, choice.members), n_classes=len(run.preprocessor.labels)
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
-        _write_bundle(tmp, run, choice, options, on_member or (lambda *_: None), signing_key,
-                      stacker, converted, encoder)
+        _write_bundle(
+            tmp,
+            run,
+            choice,
+            options,
+            on_member or (lambda *_: None),
+            signing_key,
+            stacker,
+            converted,
+            encoder,
+        )
     return out
 
 
-def _measured_budget(run: Run, options: ExportOptions,
-                     encoder: _SentenceEncoder) -> tuple[dict, Budget]:
+def _measured_budget(
+    run: Run, options: ExportOptions, encoder: _SentenceEncoder
+) -> tuple[dict, Budget]:
     """Every candidate converted to ONNX (candidate name -> ModelProto, reused for the members)
     and the budget with their measured costs on the validation texts."""
     from voxpop.models import load_model
@@ -154,10 +175,13 @@ def _cost_check(choice: Choice, members: list[Member]) -> CostCheck | None:
     names = [c.name for c in choice.members]
     costs = budget.costs
     inputs = frozenset().union(*(costs.inputs[name] for name in names))
-    return CostCheck(max_ms_per_row=budget.max_ms_per_row, rows=costs.rows,
-                     encode_ms=costs.encode_ms(inputs),
-                     members_ms={m.id: costs.graph_ms[name] for m, name in zip(members, names)},
-                     total_ms=costs.of(names))
+    return CostCheck(
+        max_ms_per_row=budget.max_ms_per_row,
+        rows=costs.rows,
+        encode_ms=costs.encode_ms(inputs),
+        members_ms={m.id: costs.graph_ms[name] for m, name in zip(members, names)},
+        total_ms=costs.of(names),
+    )
 
 
 def _signing_key(path: Path | None):
@@ -180,10 +204,13 @@ def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
             f"--quantize: unknown value {options.quantize!r} (choose from {', '.join(QUANTIZATIONS)})"
         )
     if not MIN_OPSET <= options.opset <= MAX_OPSET:
-        raise VoxpopError(f"--opset: {options.opset} is not supported "
-                          f"(valid: {MIN_OPSET} to {MAX_OPSET})")
+        raise VoxpopError(
+            f"--opset: {options.opset} is not supported (valid: {MIN_OPSET} to {MAX_OPSET})"
+        )
     if options.size > MAX_MEMBERS:
-        raise VoxpopError(f"--size: a bundle holds at most {MAX_MEMBERS} members, got {options.size}")
+        raise VoxpopError(
+            f"--size: a bundle holds at most {MAX_MEMBERS} members, got {options.size}"
+        )
     if not options.parity_tol > 0:
         raise VoxpopError(f"--parity-tol: must be > 0, got {options.parity_tol}")
     if out.exists() and not force:
@@ -193,9 +220,17 @@ def _check_options(out: Path, options: ExportOptions, *, force: bool) -> None:
         raise VoxpopError(f"{out}: exists and is not an ensemble bundle; refusing to replace it")
 
 
-def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, on_member,
-                  signing_key, stacker: Stacker | None, converted: dict,
-                  encoder: _SentenceEncoder) -> None:
+def _write_bundle(
+    tmp: Path,
+    run: Run,
+    choice: Choice,
+    options: ExportOptions,
+    on_member,
+    signing_key,
+    stacker: Stacker | None,
+    converted: dict,
+    encoder: _SentenceEncoder,
+) -> None:
     (tmp / "members").mkdir(parents=True)
     ids = [f"m{i + 1}" for i in range(len(choice.members))]
     val_inputs = run.encode(run.rows("val"))
@@ -204,11 +239,18 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
     for done, (member_id, checkpoint, weight) in enumerate(
         zip(ids, choice.members, choice.weights), start=1
     ):
-        members.append(_export_member(
-            tmp, member_id=member_id, checkpoint=checkpoint, weight=weight,
-            parity_inputs=parity_inputs, options=options, encoder=encoder,
-            onnx_model=converted.get(checkpoint.name),
-        ))
+        members.append(
+            _export_member(
+                tmp,
+                member_id=member_id,
+                checkpoint=checkpoint,
+                weight=weight,
+                parity_inputs=parity_inputs,
+                options=options,
+                encoder=encoder,
+                onnx_model=converted.get(checkpoint.name),
+            )
+        )
         on_member(done, len(ids), member_id)
     fused = _fuse(tmp, members, parity_inputs, stacker) if options.fuse else None
     quantization = None
@@ -220,8 +262,7 @@ def _write_bundle(tmp: Path, run: Run, choice: Choice, options: ExportOptions, o
         tmp / "baseline_train.csv", index=False, quoting=csv.QUOTE_ALL
     )
     check_rows = _check_rows(tmp, run, members)
-    manifest = _manifest(run, choice, options, members, fused, quantization, check_rows,
-                         stacker)
+    manifest = _manifest(run, choice, options, members, fused, quantization, check_rows, stacker)
     write_text(tmp / "export_report.md", render_report(manifest, run, choice))
     write_manifest(tmp, manifest, sign_with=signing_key)
     # The ensemble's own reader must accept what we wrote, every graph on the check rows.
@@ -243,8 +284,10 @@ class _SentenceEncoder:
     def pooled(self) -> onnx.ModelProto:
         path = self.run.sentence_encoder_path
         if path is None:
-            raise VoxpopError(f"{self.run.path}: a sentence member was selected, but the run has "
-                              "no sentence encoder (was it tuned with --sentence-encoder?)")
+            raise VoxpopError(
+                f"{self.run.path}: a sentence member was selected, but the run has "
+                "no sentence encoder (was it tuned with --sentence-encoder?)"
+            )
         return onnx.load_model(path)
 
     def parity_embeddings(self, parity_inputs: dict) -> dict:
@@ -255,10 +298,19 @@ class _SentenceEncoder:
 
             embedder = Embedder(self.pooled)
             rows = len(parity_inputs["input_ids"])
-            self._parity_embeddings = {EMBEDDING_INPUT: np.concatenate([
-                embedder.embed_inputs({name: array[start:start + RUN_ROWS]
-                                       for name, array in parity_inputs.items()})
-                for start in range(0, rows, RUN_ROWS)])}
+            self._parity_embeddings = {
+                EMBEDDING_INPUT: np.concatenate(
+                    [
+                        embedder.embed_inputs(
+                            {
+                                name: array[start : start + RUN_ROWS]
+                                for name, array in parity_inputs.items()
+                            }
+                        )
+                        for start in range(0, rows, RUN_ROWS)
+                    ]
+                )
+            }
         return self._parity_embeddings
 
     def head_opset(self) -> int:
@@ -285,8 +337,15 @@ def _convert(model, options: ExportOptions, encoder: _SentenceEncoder) -> onnx.M
 
 
 def _export_member(
-    tmp: Path, *, member_id: str, checkpoint: Checkpoint, weight: float, parity_inputs: dict,
-    options: ExportOptions, encoder: _SentenceEncoder, onnx_model=None,
+    tmp: Path,
+    *,
+    member_id: str,
+    checkpoint: Checkpoint,
+    weight: float,
+    parity_inputs: dict,
+    options: ExportOptions,
+    encoder: _SentenceEncoder,
+    onnx_model=None,
 ) -> Member:
     """Convert one checkpoint (unless `onnx_model` is its conversion already), rewrite it
     (voxpop.export.optimize), prove the final graph (graph check, parity with Keras) and write
@@ -307,8 +366,9 @@ def _export_member(
         graph = rnn_fusion(onnx_model)
     except VoxpopError as err:
         raise VoxpopError(f"{label}: {err}") from None
-    trims = optimize_member(onnx_model, padding_invariant=padding_invariant(
-        checkpoint.family, checkpoint.config))
+    trims = optimize_member(
+        onnx_model, padding_invariant=padding_invariant(checkpoint.family, checkpoint.config)
+    )
     proof = parity(model, onnx_model, inputs, trims_padding=trims)
     _check_parity(label, proof, options.parity_tol)
     relative = f"members/{member_id}.onnx"
@@ -325,8 +385,11 @@ def _export_member(
         inputs=[i.name for i in onnx_model.graph.input],
         val_metrics=ValMetrics(**metrics),
         weight=float(weight),
-        parity=Parity(max_abs_diff=float(proof["max_abs_diff"]),
-                      argmax_agreement=float(proof["argmax_agreement"]), rows=int(proof["rows"])),
+        parity=Parity(
+            max_abs_diff=float(proof["max_abs_diff"]),
+            argmax_agreement=float(proof["argmax_agreement"]),
+            rows=int(proof["rows"]),
+        ),
         graph=GraphOps(**{k: int(v) for k, v in graph.items()}),
         trims_padding=trims,
     )
@@ -356,29 +419,39 @@ def _fuse(tmp: Path, members: list[Member], inputs: dict, stacker: Stacker | Non
     onnx.save_model(fused, tmp / "fused.onnx")
     member_probs = [_member_probs(tmp, m, inputs) for m in members]
     trims = any(m.trims_padding for m in members)
-    diffs = {"the weighted vote": _fused_diff(tmp, inputs, "probs", trims,
-                                              vote(member_probs, voting="soft", weights=weights)[0])}
+    diffs = {
+        "the weighted vote": _fused_diff(
+            tmp, inputs, "probs", trims, vote(member_probs, voting="soft", weights=weights)[0]
+        )
+    }
     if stacker is not None:
-        diffs["the stacker"] = _fused_diff(tmp, inputs, STACK_OUTPUT, trims,
-                                           stack_probs(member_probs, stacker))
+        diffs["the stacker"] = _fused_diff(
+            tmp, inputs, STACK_OUTPUT, trims, stack_probs(member_probs, stacker)
+        )
     for what, diff in diffs.items():
         if diff > FUSED_TOLERANCE:
             raise VoxpopError(
                 f"fused.onnx differs from {what} of its members by {diff:.2e} "
                 f"(limit {FUSED_TOLERANCE:g}); export with --no-fuse"
             )
-    return Fused(file="fused.onnx", weights=weights, max_abs_diff=diffs["the weighted vote"],
-                 stack_max_abs_diff=diffs.get("the stacker"))
+    return Fused(
+        file="fused.onnx",
+        weights=weights,
+        max_abs_diff=diffs["the weighted vote"],
+        stack_max_abs_diff=diffs.get("the stacker"),
+    )
 
 
-def _fused_diff(tmp: Path, inputs: dict, output: str, trims_padding: bool,
-                expected: np.ndarray) -> float:
+def _fused_diff(
+    tmp: Path, inputs: dict, output: str, trims_padding: bool, expected: np.ndarray
+) -> float:
     got = onnx_probs(tmp / "fused.onnx", inputs, output=output, trims_padding=trims_padding)
     return float(np.abs(got - expected).max())
 
 
-def _quantize(tmp: Path, members: list[Member], fused: Fused | None, inputs: dict,
-              y_val) -> QuantizationCheck:
+def _quantize(
+    tmp: Path, members: list[Member], fused: Fused | None, inputs: dict, y_val
+) -> QuantizationCheck:
     """Quantize the members where int8 pays (`int8_pays`: a recurrent op), and their part of the
     fused graph; keep int8 only if some member is quantized and val macro-F1 holds up."""
     offered = [m for m in members if int8_pays(onnx.load_model(tmp / m.file))]
@@ -387,15 +460,19 @@ def _quantize(tmp: Path, members: list[Member], fused: Fused | None, inputs: dic
         quantize_int8(tmp / member.file, int8[member.file])
     if fused and offered:
         prefixes = tuple(f"{m.id}/" for m in offered)
-        nodes = [node.name for node in onnx.load_model(tmp / fused.file).graph.node
-                 if node.op_type in INT8_OPS and node.name.startswith(prefixes)]
+        nodes = [
+            node.name
+            for node in onnx.load_model(tmp / fused.file).graph.node
+            if node.op_type in INT8_OPS and node.name.startswith(prefixes)
+        ]
         int8[fused.file] = tmp / f"{fused.file}.int8"
         quantize_int8(tmp / fused.file, int8[fused.file], nodes=nodes)
     weights = [m.weight for m in members]
     scores = {
         "fp32": _vote_f1(tmp, members, [tmp / m.file for m in members], weights, inputs, y_val),
-        "int8": _vote_f1(tmp, members, [int8.get(m.file, tmp / m.file) for m in members], weights,
-                         inputs, y_val),
+        "int8": _vote_f1(
+            tmp, members, [int8.get(m.file, tmp / m.file) for m in members], weights, inputs, y_val
+        ),
     }
     files = [m.file for m in members] + ([fused.file] if fused else [])
     sizes = {
@@ -408,8 +485,14 @@ def _quantize(tmp: Path, members: list[Member], fused: Fused | None, inputs: dic
             path.replace(tmp / name)
         else:
             path.unlink()
-    return QuantizationCheck(requested="int8", kept=kept, val_macro_f1=scores, bytes=sizes,
-                             max_f1_drop=MAX_F1_DROP, members=[m.id for m in offered])
+    return QuantizationCheck(
+        requested="int8",
+        kept=kept,
+        val_macro_f1=scores,
+        bytes=sizes,
+        max_f1_drop=MAX_F1_DROP,
+        members=[m.id for m in offered],
+    )
 
 
 def _check_rows(tmp: Path, run: Run, members: list[Member]) -> CheckRows:
@@ -421,10 +504,13 @@ def _check_rows(tmp: Path, run: Run, members: list[Member]) -> CheckRows:
     texts = [str(text)[:CHECK_TEXT_CHARS] for text in rows["text"]]
     features = rows[run.feature_cols].to_numpy(np.float64) if run.feature_cols else None
     inputs = run.preprocessor.encode(texts, features=features)
-    probs = {m.id: np.asarray(_member_probs(tmp, m, inputs), np.float64).round(7).tolist()
-             for m in members}
-    return CheckRows(texts=texts, probs=probs,
-                     features=None if features is None else features.tolist())
+    probs = {
+        m.id: np.asarray(_member_probs(tmp, m, inputs), np.float64).round(7).tolist()
+        for m in members
+    }
+    return CheckRows(
+        texts=texts, probs=probs, features=None if features is None else features.tolist()
+    )
 
 
 def _member_probs(tmp: Path, member: Member, inputs: dict, *, file: Path | None = None):
@@ -432,15 +518,23 @@ def _member_probs(tmp: Path, member: Member, inputs: dict, *, file: Path | None 
     return onnx_probs(file or tmp / member.file, inputs, trims_padding=member.trims_padding)
 
 
-def _vote_f1(tmp: Path, members: list[Member], files: list[Path], weights: list[float],
-             inputs: dict, y_val) -> float:
+def _vote_f1(
+    tmp: Path, members: list[Member], files: list[Path], weights: list[float], inputs: dict, y_val
+) -> float:
     probs = [_member_probs(tmp, m, inputs, file=f) for m, f in zip(members, files)]
     return macro_f1(y_val, vote(probs, voting="soft", weights=weights)[1], probs[0].shape[1])
 
 
-def _manifest(run, choice, options, members: list[Member], fused: Fused | None,
-              quantization: QuantizationCheck | None, check_rows: CheckRows,
-              stacker: Stacker | None) -> Manifest:
+def _manifest(
+    run,
+    choice,
+    options,
+    members: list[Member],
+    fused: Fused | None,
+    quantization: QuantizationCheck | None,
+    check_rows: CheckRows,
+    stacker: Stacker | None,
+) -> Manifest:
     weights = [m.weight for m in members]
     stored = [c.val_probs() for c in choice.members]
     n_classes = stored[0].shape[1]
@@ -457,10 +551,14 @@ def _manifest(run, choice, options, members: list[Member], fused: Fused | None,
         preprocess="preprocess.json",
         members=members,
         voting=Voting(default=_default_voting(options, stacker), weights=weights),
-        selection=Selection(method=options.select, metric=options.metric, size=options.size,
-                            picks=[members[i].id for i in choice.picks],
-                            val_scores={k: float(v) for k, v in val_scores.items()},
-                            cost=_cost_check(choice, members)),
+        selection=Selection(
+            method=options.select,
+            metric=options.metric,
+            size=options.size,
+            picks=[members[i].id for i in choice.picks],
+            val_scores={k: float(v) for k, v in val_scores.items()},
+            cost=_cost_check(choice, members),
+        ),
         fused=fused,
         stacker=stacker,
         quantization="int8" if quantization and quantization.kept else "none",
@@ -482,7 +580,15 @@ def _default_voting(options: ExportOptions, stacker: Stacker | None) -> str:
 
 def _input_spec(members: list[Member], run: Run) -> list[InputSpec]:
     names = list(dict.fromkeys(name for m in members for name in m.inputs))
-    second_axis = {"tokens": "seq", "features": run.preprocessor.n_features, "grams": "grams",
-                   "gram_weights": "grams", "input_ids": "pieces", "attention_mask": "pieces"}
-    return [InputSpec(name=name, dtype=INPUT_DTYPES[name], shape=["batch", second_axis[name]])
-            for name in names]
+    second_axis = {
+        "tokens": "seq",
+        "features": run.preprocessor.n_features,
+        "grams": "grams",
+        "gram_weights": "grams",
+        "input_ids": "pieces",
+        "attention_mask": "pieces",
+    }
+    return [
+        InputSpec(name=name, dtype=INPUT_DTYPES[name], shape=["batch", second_axis[name]])
+        for name in names
+    ]

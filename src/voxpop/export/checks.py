@@ -11,8 +11,9 @@ from voxpop.data.errors import VoxpopError
 _RECURRENT_OPS = {"lstm": "LSTM", "gru": "GRU", "loop": "Loop"}
 
 
-def parity(model, onnx_model, inputs: dict, *, batch_size: int = 256,
-           trims_padding: bool = False) -> dict:
+def parity(
+    model, onnx_model, inputs: dict, *, batch_size: int = 256, trims_padding: bool = False
+) -> dict:
     """Run the Keras model and the ONNX model (ONNX Runtime, CPU) on the same encoded rows, the
     ONNX model as the ensemble runs it (rows by length: `voxpop.ensemble.sessions.run_by_length`,
     so a graph that trims its padding is proven trimmed).
@@ -24,7 +25,9 @@ def parity(model, onnx_model, inputs: dict, *, batch_size: int = 256,
 
     from voxpop.ensemble.sessions import length_key, run_by_length
 
-    session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     feed = {arg.name: inputs[arg.name] for arg in session.get_inputs()}
     onnx_probs = run_by_length(session, feed, key=length_key(feed, trims_tokens=trims_padding))
     keras_feed = {tensor.name: inputs[tensor.name] for tensor in model.inputs}

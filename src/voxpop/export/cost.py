@@ -64,8 +64,9 @@ class Budget:
         )
 
 
-def measure_costs(models: dict, preprocessor, texts: list[str],
-                  features: np.ndarray | None) -> Costs:
+def measure_costs(
+    models: dict, preprocessor, texts: list[str], features: np.ndarray | None
+) -> Costs:
     """Costs of the ONNX `models` (candidate name -> ModelProto) on `texts` (and their user
     feature columns)."""
     import onnxruntime as ort
@@ -75,20 +76,27 @@ def measure_costs(models: dict, preprocessor, texts: list[str],
     texts, features = texts[:COST_ROWS], None if features is None else features[:COST_ROWS]
     rows = len(texts)
     inputs = {name: frozenset(i.name for i in model.graph.input) for name, model in models.items()}
-    encoded = preprocessor.encode(texts, features,
-                                  inputs=sorted(frozenset().union(*inputs.values())))
+    encoded = preprocessor.encode(
+        texts, features, inputs=sorted(frozenset().union(*inputs.values()))
+    )
     graph_ms = {}
     for name, model in models.items():
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        session = ort.InferenceSession(model.SerializeToString(), sess_options=options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         feed = {i.name: encoded[i.name] for i in session.get_inputs()}
         # a sentence encoder's graph in the runs of rows the ensemble makes; others in one run
         key = SENTENCE_KEY if SENTENCE_KEY in feed else None
         run_by_length(session, feed, key=key)  # the first run allocates; not what a row costs
-        graph_ms[name] = _best_ms(lambda: run_by_length(session, feed, key=key)) / rows
+        graph_ms[name] = (
+            _best_ms(
+                lambda session=session, feed=feed, key=key: run_by_length(session, feed, key=key)
+            )
+            / rows
+        )
 
     def encode_ms(wanted: frozenset[str]) -> float:
         return _best_ms(lambda: preprocessor.encode(texts, features, inputs=sorted(wanted))) / rows

@@ -39,10 +39,20 @@ class Distilled:
     candidates: dict[str, float]  # family -> its val macro-F1, for every family tried
 
 
-def distill_bundle(teacher_dir, out, *, data, unlabelled=(), text_col: str = "text",
-                   label_col: str = "label", table_format: str | None = None,
-                   family: str | None = None, C: float = 4.0, force: bool = False,
-                   seed: int = 0) -> Distilled:
+def distill_bundle(
+    teacher_dir,
+    out,
+    *,
+    data,
+    unlabelled=(),
+    text_col: str = "text",
+    label_col: str = "label",
+    table_format: str | None = None,
+    family: str | None = None,
+    C: float = 4.0,
+    force: bool = False,
+    seed: int = 0,
+) -> Distilled:
     """Distil the bundle at `teacher_dir` into a one-member bundle at `out`.
 
     data: a labelled table (CSV, TSV, Parquet, JSON Lines; with the bundle's feature columns if
@@ -58,27 +68,42 @@ def distill_bundle(teacher_dir, out, *, data, unlabelled=(), text_col: str = "te
     from voxpop.export.bundle import export_bundle
 
     if family is not None and family not in STUDENT_FAMILIES:
-        raise VoxpopError(f"--family: {family!r} cannot be distilled into (choose from "
-                          f"{', '.join(STUDENT_FAMILIES)})")
+        raise VoxpopError(
+            f"--family: {family!r} cannot be distilled into (choose from "
+            f"{', '.join(STUDENT_FAMILIES)})"
+        )
     out = Path(out)
     if out.exists() and not force:
         raise VoxpopError(f"{out}: already exists (use --force to replace it)")
     teacher = Ensemble.load(teacher_dir, device="cpu")
     pre = teacher.preprocessor
     if not pre.n_buckets:
-        raise VoxpopError(f"{teacher_dir}: its preprocessor makes no n-grams, which every "
-                          f"student family ({', '.join(STUDENT_FAMILIES)}) reads")
+        raise VoxpopError(
+            f"{teacher_dir}: its preprocessor makes no n-grams, which every "
+            f"student family ({', '.join(STUDENT_FAMILIES)}) reads"
+        )
     columns = tuple(pre.user_feature_names)
-    table = read_table(data, text_col=text_col, label_col=label_col, feature_cols=columns,
-                       format=table_format, require_classes=2)
-    extra = [read_table(path, text_col=text_col, feature_cols=columns, format=table_format)
-             for path in unlabelled]
+    table = read_table(
+        data,
+        text_col=text_col,
+        label_col=label_col,
+        feature_cols=columns,
+        format=table_format,
+        require_classes=2,
+    )
+    extra = [
+        read_table(path, text_col=text_col, feature_cols=columns, format=table_format)
+        for path in unlabelled
+    ]
     texts, labels, features = table.texts, np.asarray(table.labels).astype(str), table.features
     y = pre.encode_labels(labels)
     split = split_rows(labels, val_size=VAL_SIZE, test_size=0.0, seed=seed)
     train_texts = [texts[i] for i in split.train] + [t for part in extra for t in part.texts]
-    train_features = None if features is None else np.vstack(
-        [features[split.train], *[part.features for part in extra]])
+    train_features = (
+        None
+        if features is None
+        else np.vstack([features[split.train], *[part.features for part in extra]])
+    )
     val_texts = [texts[i] for i in split.val]
     val_features = None if features is None else features[split.val]
     voting = teacher.manifest.voting.default  # what `voxpop predict` gives
@@ -90,22 +115,41 @@ def distill_bundle(teacher_dir, out, *, data, unlabelled=(), text_col: str = "te
     train = pre.encode(train_texts, train_features)
     val = pre.encode(val_texts, val_features)
 
-    fitted = {name: _fit_student(name, pre, train=train, soft=soft, val=val, y_val=y[split.val],
-                                 C=C, seed=seed)
-              for name in _candidates(family, pre, teacher_dir)}
+    fitted = {
+        name: _fit_student(
+            name, pre, train=train, soft=soft, val=val, y_val=y[split.val], C=C, seed=seed
+        )
+        for name in _candidates(family, pre, teacher_dir)
+    }
     scores = {name: result[2]["val_macro_f1"] for name, result in fitted.items()}
     close = [name for name in fitted if scores[name] >= teacher_f1 - MAX_F1_GAP]
     chosen = close[0] if close else max(scores, key=scores.get)
     model, config, metrics, val_probs = fitted[chosen]
     with tempfile.TemporaryDirectory(prefix="voxpop-distill-") as tmp:
         run_dir = Path(tmp) / "distilled"
-        _write_student_run(run_dir, pre, texts=texts, labels=labels, features=features,
-                           split=split, model=model, family=chosen, config=config,
-                           metrics=metrics, val_probs=val_probs)
+        _write_student_run(
+            run_dir,
+            pre,
+            texts=texts,
+            labels=labels,
+            features=features,
+            split=split,
+            model=model,
+            family=chosen,
+            config=config,
+            metrics=metrics,
+            val_probs=val_probs,
+        )
         export_bundle(run_dir, out, size=1, select="top", fuse=False, force=force)
-    return Distilled(bundle=out, family=chosen, val_rows=len(split.val),
-                     distilled_rows=len(train_texts), student_val_macro_f1=scores[chosen],
-                     teacher_val_macro_f1=float(teacher_f1), candidates=scores)
+    return Distilled(
+        bundle=out,
+        family=chosen,
+        val_rows=len(split.val),
+        distilled_rows=len(train_texts),
+        student_val_macro_f1=scores[chosen],
+        teacher_val_macro_f1=float(teacher_f1),
+        candidates=scores,
+    )
 
 
 def _candidates(family: str | None, pre, teacher_dir) -> list[str]:
@@ -113,8 +157,10 @@ def _candidates(family: str | None, pre, teacher_dir) -> list[str]:
     makes features (engineered or the user's)."""
     fits = [name for name in STUDENT_FAMILIES if name != "tfidf_fusion" or pre.n_features]
     if family is not None and family not in fits:
-        raise VoxpopError(f"--family {family}: {teacher_dir}'s preprocessor makes no features "
-                          "for it to read (choose tfidf)")
+        raise VoxpopError(
+            f"--family {family}: {teacher_dir}'s preprocessor makes no features "
+            "for it to read (choose tfidf)"
+        )
     return [family] if family else fits
 
 
@@ -126,17 +172,26 @@ def _fit_student(family: str, pre, *, train, soft, val, y_val, C: float, seed: i
 
     configure(seed=seed)
     config = {"C": C, "seed": seed}
-    model = build(family, config, n_tokens=pre.n_tokens, n_classes=len(pre.labels),
-                  n_features=pre.n_features, n_buckets=pre.n_buckets)
-    result = fit_distilled(model, train=train, soft_targets=soft, val=val, y_val=y_val,
-                           config=config)
-    val_probs = np.asarray(model.predict({t.name: val[t.name] for t in model.inputs},
-                                         batch_size=512, verbose=0))
+    model = build(
+        family,
+        config,
+        n_tokens=pre.n_tokens,
+        n_classes=len(pre.labels),
+        n_features=pre.n_features,
+        n_buckets=pre.n_buckets,
+    )
+    result = fit_distilled(
+        model, train=train, soft_targets=soft, val=val, y_val=y_val, config=config
+    )
+    val_probs = np.asarray(
+        model.predict({t.name: val[t.name] for t in model.inputs}, batch_size=512, verbose=0)
+    )
     return model, config, result.best_metrics, val_probs
 
 
-def _write_student_run(run_dir: Path, pre, *, texts, labels, features, split, model, family,
-                       config, metrics, val_probs) -> None:
+def _write_student_run(
+    run_dir: Path, pre, *, texts, labels, features, split, model, family, config, metrics, val_probs
+) -> None:
     """A run directory as `voxpop tune` writes it, with the student as its one checkpoint: the
     labelled rows (train and val as split), the teacher's preprocessor unchanged."""
     from voxpop.data.rundir import TrialData, add_checkpoint, data_rows, write_prepared
@@ -144,12 +199,26 @@ def _write_student_run(run_dir: Path, pre, *, texts, labels, features, split, mo
     run_dir.mkdir(parents=True)
     splits = np.empty(len(texts), dtype=object)
     splits[split.train], splits[split.val] = "train", "val"
-    rows = data_rows(ids=np.arange(len(texts)).astype(str), texts=list(texts),
-                     labels=np.asarray(labels).astype(str), splits=splits,
-                     features=None if features is None else np.asarray(features),
-                     feature_cols=tuple(pre.user_feature_names))
-    write_prepared(run_dir, preprocessor=pre, rows=rows, data=TrialData.encode(pre, rows),
-                   job={"command": "voxpop distill", "family": family})
-    add_checkpoint(run_dir, trial_id=f"student_{family}", index=0, model=model,
-                   val_probs=val_probs, metrics={"family": family, "config": config,
-                                                 "node_id": "local", **metrics})
+    rows = data_rows(
+        ids=np.arange(len(texts)).astype(str),
+        texts=list(texts),
+        labels=np.asarray(labels).astype(str),
+        splits=splits,
+        features=None if features is None else np.asarray(features),
+        feature_cols=tuple(pre.user_feature_names),
+    )
+    write_prepared(
+        run_dir,
+        preprocessor=pre,
+        rows=rows,
+        data=TrialData.encode(pre, rows),
+        job={"command": "voxpop distill", "family": family},
+    )
+    add_checkpoint(
+        run_dir,
+        trial_id=f"student_{family}",
+        index=0,
+        model=model,
+        val_probs=val_probs,
+        metrics={"family": family, "config": config, "node_id": "local", **metrics},
+    )

@@ -14,8 +14,9 @@ from voxpop.export.stack import stack_nodes
 OUTPUT = "probs"
 
 
-def fuse_members(members: dict[str, onnx.ModelProto], weights: list[float], *,
-                 stacker=None) -> onnx.ModelProto:
+def fuse_members(
+    members: dict[str, onnx.ModelProto], weights: list[float], *, stacker=None
+) -> onnx.ModelProto:
     """`members` maps member id -> model (inputs `tokens`/`features`, output `probs`). Returns one
     model with the union of the inputs and output `probs` = sum_i w_i * probs_i / sum_i w_i, and
     with a `stacker` (manifest `Stacker`) also its output `stack_probs`."""
@@ -26,7 +27,9 @@ def fuse_members(members: dict[str, onnx.ModelProto], weights: list[float], *,
         prefixed = onnx.compose.add_prefix(model, f"{member_id}/", rename_inputs=False)
         _append_graph(graph, prefixed.graph)
         weight_name = f"{member_id}/vote_weight"
-        graph.initializer.append(helper.make_tensor(weight_name, TensorProto.FLOAT, [], [weight / total]))
+        graph.initializer.append(
+            helper.make_tensor(weight_name, TensorProto.FLOAT, [], [weight / total])
+        )
         weighted = f"{member_id}/weighted_probs"
         member_probs = prefixed.graph.output[0].name
         member_outputs.append(member_probs)

@@ -218,8 +218,9 @@ def _replace_loop(graph, loop, gru: _GruParams, *, opset: int) -> None:
         ),
         # Y is [seq, 1, batch, units]: the Loop's stacked step outputs are [seq, batch, units].
         _axes_node("Squeeze", f"{prefix}/Y", step_outputs[0], axis=1, opset=opset, graph=graph),
-        _axes_node("Squeeze", f"{prefix}/Y_h", loop.output[state_index], axis=0, opset=opset,
-                   graph=graph),
+        _axes_node(
+            "Squeeze", f"{prefix}/Y_h", loop.output[state_index], axis=0, opset=opset, graph=graph
+        ),
     ]
     position = list(graph.node).index(loop)
     graph.node.remove(loop)

@@ -167,11 +167,13 @@ def trim_token_padding(model: onnx.ModelProto) -> bool:
     for node in graph.node:
         node.input[:] = [trimmed if name == TOKENS else name for name in node.input]
     p = f"{TOKENS}/trim/"
-    graph.initializer.extend([
-        numpy_helper.from_array(np.array(0, np.int32), f"{p}zero"),
-        numpy_helper.from_array(np.array([1], np.int64), f"{p}one"),
-        numpy_helper.from_array(np.array([1], np.int64), f"{p}axis"),
-    ])
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(0, np.int32), f"{p}zero"),
+            numpy_helper.from_array(np.array([1], np.int64), f"{p}one"),
+            numpy_helper.from_array(np.array([1], np.int64), f"{p}axis"),
+        ]
+    )
     nodes = [
         helper.make_node("Equal", [TOKENS, f"{p}zero"], [f"{p}is_pad"]),
         helper.make_node("Not", [f"{p}is_pad"], [f"{p}is_real"]),
@@ -179,8 +181,9 @@ def trim_token_padding(model: onnx.ModelProto) -> bool:
         # 1 for a column where some row has a real token
         _reduce_max_rows(model, f"{p}real", f"{p}used", f"{p}rows_axis"),
         helper.make_node("ArgMax", [f"{p}used"], [f"{p}start"], axis=0, keepdims=1),
-        helper.make_node("ArgMax", [f"{p}used"], [f"{p}last"], axis=0, keepdims=1,
-                         select_last_index=1),
+        helper.make_node(
+            "ArgMax", [f"{p}used"], [f"{p}last"], axis=0, keepdims=1, select_last_index=1
+        ),
         helper.make_node("Add", [f"{p}last", f"{p}one"], [f"{p}end"]),
         helper.make_node("Slice", [TOKENS, f"{p}start", f"{p}end", f"{p}axis"], [trimmed]),
     ]
@@ -217,11 +220,13 @@ def merge_gram_lookups(model: onnx.ModelProto) -> int:
         return 0
     p = "grams/merged/"
     graph = model.graph
-    graph.initializer.extend([
-        numpy_helper.from_array(np.concatenate(tables, axis=1), f"{p}table"),
-        numpy_helper.from_array(np.array([-1], np.int64), f"{p}last_axis"),
-        numpy_helper.from_array(np.array([1], np.int64), f"{p}sum_axis"),
-    ])
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.concatenate(tables, axis=1), f"{p}table"),
+            numpy_helper.from_array(np.array([-1], np.int64), f"{p}last_axis"),
+            numpy_helper.from_array(np.array([1], np.int64), f"{p}sum_axis"),
+        ]
+    )
     nodes = [
         helper.make_node("Gather", [f"{p}table", GRAMS], [f"{p}rows"], axis=0),
         helper.make_node("Unsqueeze", [GRAM_WEIGHTS, f"{p}last_axis"], [f"{p}weights"]),
@@ -231,18 +236,26 @@ def merge_gram_lookups(model: onnx.ModelProto) -> int:
     start = 0
     for (_, _, _, total), table in zip(lookups, tables):
         end = start + table.shape[1]
-        graph.initializer.extend([
-            numpy_helper.from_array(np.array([start], np.int64), f"{p}{total}/start"),
-            numpy_helper.from_array(np.array([end], np.int64), f"{p}{total}/end"),
-        ])
-        nodes.append(helper.make_node("Slice", [f"{p}sums", f"{p}{total}/start",
-                                                f"{p}{total}/end", f"{p}last_axis"], [total]))
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.array([start], np.int64), f"{p}{total}/start"),
+                numpy_helper.from_array(np.array([end], np.int64), f"{p}{total}/end"),
+            ]
+        )
+        nodes.append(
+            helper.make_node(
+                "Slice",
+                [f"{p}sums", f"{p}{total}/start", f"{p}{total}/end", f"{p}last_axis"],
+                [total],
+            )
+        )
         start = end
     replaced = {id(node) for _, gather, mul, _ in lookups for node in (gather, mul)}
     replaced |= {id(g.producer[total]) for *_, total in lookups}
     kept = [node for node in graph.node if id(node) not in replaced]
-    first_use = min(i for i, node in enumerate(kept)
-                    if any(total in node.input for *_, total in lookups))
+    first_use = min(
+        i for i, node in enumerate(kept) if any(total in node.input for *_, total in lookups)
+    )
     del graph.node[:]
     graph.node.extend(kept[:first_use] + nodes + kept[first_use:])
     _remove_dead_nodes(graph)
@@ -251,16 +264,24 @@ def merge_gram_lookups(model: onnx.ModelProto) -> int:
 
 def _gram_lookup(g: _Graph, gather: onnx.NodeProto):
     """(table, gather, mul, sum output) when `gather` starts a weighted n-gram sum, else None."""
-    if (gather.op_type != "Gather" or gather.input[1] != GRAMS or gather.input[0] not in
-            g.initializers or len(g.initializers[gather.input[0]].dims) != 2
-            or any(a.name == "axis" and a.i != 0 for a in gather.attribute)):
+    if (
+        gather.op_type != "Gather"
+        or gather.input[1] != GRAMS
+        or gather.input[0] not in g.initializers
+        or len(g.initializers[gather.input[0]].dims) != 2
+        or any(a.name == "axis" and a.i != 0 for a in gather.attribute)
+    ):
         return None
     mul = g.only_consumer(gather.output[0], "Mul")
     if mul is None:
         return None
     weights = [i for i in mul.input if i != gather.output[0]]
     unsqueeze = g.made_by(weights[0], "Unsqueeze") if len(weights) == 1 else None
-    if unsqueeze is None or unsqueeze.input[0] != GRAM_WEIGHTS or not _axes_are(g, unsqueeze, {2, -1}):
+    if (
+        unsqueeze is None
+        or unsqueeze.input[0] != GRAM_WEIGHTS
+        or not _axes_are(g, unsqueeze, {2, -1})
+    ):
         return None
     total = g.only_consumer(mul.output[0], "ReduceSum")
     if total is None or not _axes_are(g, total, {1}) or _keepdims(total):
@@ -280,7 +301,8 @@ def _axes_are(g: _Graph, node: onnx.NodeProto, allowed: set[int]) -> bool:
 
 def _keepdims(node: onnx.NodeProto) -> bool:
     return any(a.name == "keepdims" and a.i for a in node.attribute) or not any(
-        a.name == "keepdims" for a in node.attribute)
+        a.name == "keepdims" for a in node.attribute
+    )
 
 
 # ----------------------------------------------------------------------------- entry points

@@ -30,12 +30,23 @@ def quantize_int8(source: Path, target: Path, *, nodes: list[str] | None = None)
     DynamicQuantizeLSTM, MatMul -> MatMulInteger); `nodes`: only the nodes of these names."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(model_input=source, model_output=target, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=list(INT8_OPS), nodes_to_quantize=nodes)
+    quantize_dynamic(
+        model_input=source,
+        model_output=target,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=list(INT8_OPS),
+        nodes_to_quantize=nodes,
+    )
 
 
-def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int = 1,
-               output: str = "probs", trims_padding: bool = False) -> np.ndarray:
+def onnx_probs(
+    model_path: Path,
+    inputs: dict[str, np.ndarray],
+    *,
+    threads: int = 1,
+    output: str = "probs",
+    trims_padding: bool = False,
+) -> np.ndarray:
     """The model's `output` for `inputs` (fed by name: only the inputs the graph declares), run
     as the ensemble runs it (`voxpop.ensemble.sessions.run_by_length`)."""
     import onnxruntime as ort
@@ -48,5 +59,6 @@ def onnx_probs(model_path: Path, inputs: dict[str, np.ndarray], *, threads: int 
         str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
     )
     feed = {i.name: inputs[i.name] for i in session.get_inputs()}
-    return run_by_length(session, feed, key=length_key(feed, trims_tokens=trims_padding),
-                         output=output)
+    return run_by_length(
+        session, feed, key=length_key(feed, trims_tokens=trims_padding), output=output
+    )

@@ -48,12 +48,18 @@ def _candidates(manifest: Manifest, run, choice) -> str:
     rows = []
     for checkpoint in sorted(run.checkpoints, key=lambda c: (-c.score(metric), c.name)):
         member = member_of.get(checkpoint.name)
-        row = [checkpoint.name, checkpoint.family, checkpoint.metrics.get("epoch", ""),
-               f"{checkpoint.metrics['val_macro_f1']:.4f}", member.id if member else "-",
-               member.weight if member else "-"]
+        row = [
+            checkpoint.name,
+            checkpoint.family,
+            checkpoint.metrics.get("epoch", ""),
+            f"{checkpoint.metrics['val_macro_f1']:.4f}",
+            member.id if member else "-",
+            member.weight if member else "-",
+        ]
         if costs:  # alone: its graph and the encoding of its inputs
-            row.append(f"{costs.of([checkpoint.name]):.3f}" if checkpoint.name in costs.graph_ms
-                       else "-")
+            row.append(
+                f"{costs.of([checkpoint.name]):.3f}" if checkpoint.name in costs.graph_ms else "-"
+            )
         rows.append(row + [choice.reasons.get(checkpoint.name, "")])
     header = ["checkpoint", "family", "epoch", "val macro-F1", "member", "weight"]
     return _table("Candidates", header + (["ms/row alone"] if costs else []) + ["why"], rows)
@@ -74,13 +80,18 @@ def _stacking(manifest: Manifest) -> str:
     if stacker is None:
         return ""
     scores = stacker.cv_macro_f1
-    chosen = ("the stacker is the default voting" if manifest.voting.default == "stack"
-              else f"the stacker does not score higher, so {manifest.voting.default} stays the "
-                   "default (`--voting stack` still runs it)")
+    chosen = (
+        "the stacker is the default voting"
+        if manifest.voting.default == "stack"
+        else f"the stacker does not score higher, so {manifest.voting.default} stays the "
+        "default (`--voting stack` still runs it)"
+    )
     fused = manifest.fused
-    in_graph = (f"fused.onnx outputs it as `stack_probs`, within {fused.stack_max_abs_diff:.2e} "
-                "of numpy" if fused and fused.stack_max_abs_diff is not None
-                else "applied with numpy from the manifest's numbers (no fused graph)")
+    in_graph = (
+        f"fused.onnx outputs it as `stack_probs`, within {fused.stack_max_abs_diff:.2e} of numpy"
+        if fused and fused.stack_max_abs_diff is not None
+        else "applied with numpy from the manifest's numbers (no fused graph)"
+    )
     return (
         "## Stacking (--combine stack)\n\n"
         f"Multinomial logistic regression (C={stacker.C:g}) over the members' log-probabilities, "
@@ -115,11 +126,21 @@ def _members(manifest: Manifest) -> str:
     for m in manifest.members:
         graph = m.graph
         ops = [graph.lstm, graph.gru, graph.loop] if graph else ["-", "-", "-"]
-        rows.append([m.id, m.family, m.parity.rows, f"{m.parity.max_abs_diff:.2e}",
-                     f"{m.parity.argmax_agreement:.2%}", *ops])
-    return _table("Members: conversion proof (ONNX Runtime vs Keras on validation rows)",
-                  ["member", "family", "rows", "max abs diff", "argmax agreement", "LSTM", "GRU",
-                   "Loop"], rows)
+        rows.append(
+            [
+                m.id,
+                m.family,
+                m.parity.rows,
+                f"{m.parity.max_abs_diff:.2e}",
+                f"{m.parity.argmax_agreement:.2%}",
+                *ops,
+            ]
+        )
+    return _table(
+        "Members: conversion proof (ONNX Runtime vs Keras on validation rows)",
+        ["member", "family", "rows", "max abs diff", "argmax agreement", "LSTM", "GRU", "Loop"],
+        rows,
+    )
 
 
 def _fused(manifest: Manifest) -> str:

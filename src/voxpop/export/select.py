@@ -47,7 +47,9 @@ class Choice:
 def check_selection(*, method: str, size: int, metric: str) -> None:
     """VoxpopError for an unknown method or metric, or a size below 1."""
     if method not in SELECTORS:
-        raise VoxpopError(f"--select: unknown method {method!r} (choose from {', '.join(SELECTORS)})")
+        raise VoxpopError(
+            f"--select: unknown method {method!r} (choose from {', '.join(SELECTORS)})"
+        )
     if metric not in METRICS:
         raise VoxpopError(f"--metric: unknown metric {metric!r} (choose from {', '.join(METRICS)})")
     if size < 1:
@@ -71,8 +73,9 @@ def select_members(
     candidates, reasons = candidates_of(checkpoints, y_val, metric=metric)
     if budget is not None:
         budget.check_any_fits([c.name for c in candidates])
-    choice = SELECTORS[method](candidates, np.asarray(y_val), size=size, metric=metric,
-                               budget=budget)
+    choice = SELECTORS[method](
+        candidates, np.asarray(y_val), size=size, metric=metric, budget=budget
+    )
     choice.reasons = {**reasons, **choice.reasons}
     choice.budget = budget
     return choice
@@ -82,8 +85,10 @@ def _over_reason(budget, names: list[str]) -> str | None:
     """Why the ensemble of `names` is refused by the budget, or None when it fits."""
     if budget is None or budget.fits(names):
         return None
-    return (f"not selected: with it the ensemble would cost {budget.costs.of(names):.3f} ms per "
-            f"row, over --max-ms-per-row {budget.max_ms_per_row:g}")
+    return (
+        f"not selected: with it the ensemble would cost {budget.costs.of(names):.3f} ms per "
+        f"row, over --max-ms-per-row {budget.max_ms_per_row:g}"
+    )
 
 
 def _within_budget(candidates, budget, *, size: int):
@@ -108,7 +113,9 @@ def _best_per_trial(checkpoints: list[Checkpoint], metric: str):
     for checkpoint in ranked:
         if checkpoint.trial_id in best:
             winner = best[checkpoint.trial_id]
-            reasons[checkpoint.name] = f"not selected: {winner.name} is its trial's best by {metric}"
+            reasons[checkpoint.name] = (
+                f"not selected: {winner.name} is its trial's best by {metric}"
+            )
         else:
             best[checkpoint.trial_id] = checkpoint
     return list(best.values()), reasons
@@ -119,10 +126,13 @@ def _without_weak(candidates: list[Checkpoint], y_val: np.ndarray):
     majority = macro_f1(y_val, np.full(len(y_val), np.bincount(y_val).argmax()), n_classes)
     best = max(c.metrics["val_macro_f1"] for c in candidates)
     floor = majority + MIN_SHARE_OF_GAIN * (best - majority)
-    reasons = {c.name: f"not selected: val macro-F1 {c.metrics['val_macro_f1']:.3f} is not "
-                       f"halfway from the majority class's ({majority:.3f}) to the best trial's "
-                       f"({best:.3f})"
-               for c in candidates if c.metrics["val_macro_f1"] < floor}
+    reasons = {
+        c.name: f"not selected: val macro-F1 {c.metrics['val_macro_f1']:.3f} is not "
+        f"halfway from the majority class's ({majority:.3f}) to the best trial's "
+        f"({best:.3f})"
+        for c in candidates
+        if c.metrics["val_macro_f1"] < floor
+    }
     return [c for c in candidates if c.name not in reasons], reasons
 
 
@@ -131,16 +141,26 @@ def _top(candidates, y_val, *, size, metric, budget=None) -> Choice:
     rank = {c.name: i for i, c in enumerate(candidates, start=1)}
     reasons = {c.name: f"selected: rank {rank[c.name]} by {metric}" for c in members}
     for c in candidates:
-        reasons.setdefault(c.name, over.get(
-            c.name, f"not selected: rank {rank[c.name]} by {metric}, beyond --size {size}"))
+        reasons.setdefault(
+            c.name,
+            over.get(
+                c.name, f"not selected: rank {rank[c.name]} by {metric}, beyond --size {size}"
+            ),
+        )
     return Choice(members, [1.0] * len(members), list(range(len(members))), reasons)
 
 
 def _greedy(candidates, y_val, *, size, metric, budget=None) -> Choice:
-    fits = None if budget is None else (
-        lambda indices: budget.fits([candidates[i].name for i in indices]))
+    fits = (
+        None
+        if budget is None
+        else (lambda indices: budget.fits([candidates[i].name for i in indices]))
+    )
     selection = greedy_selection(
-        [c.val_probs() for c in candidates], y_val, max_members=size, max_picks=MAX_PICKS,
+        [c.val_probs() for c in candidates],
+        y_val,
+        max_members=size,
+        max_picks=MAX_PICKS,
         fits=fits,
     )
     members = [candidates[i] for i in selection.order]
@@ -182,7 +202,9 @@ def _diverse(candidates, y_val, *, size, metric, budget=None) -> Choice:
         new_family = all(m.family != c.family for m in members)
         if new_family or agreement < DIVERSE_MAX_AGREEMENT:
             members.append(c)
-            why = "a family not yet chosen" if new_family else f"max argmax agreement {agreement:.2f}"
+            why = (
+                "a family not yet chosen" if new_family else f"max argmax agreement {agreement:.2f}"
+            )
             reasons[c.name] = f"selected: {why}"
         else:
             reasons[c.name] = (

@@ -43,8 +43,9 @@ class StackRows:
 def stacking_rows(run, members) -> StackRows:
     """The rows to fit the stacker on: the validation probabilities each checkpoint stores (in
     split order). A run with out-of-fold probabilities will give those here instead."""
-    return StackRows(member_probs=[c.val_probs() for c in members], y=np.asarray(run.y_val),
-                     fit_on="validation")
+    return StackRows(
+        member_probs=[c.val_probs() for c in members], y=np.asarray(run.y_val), fit_on="validation"
+    )
 
 
 def fit_stacker(rows: StackRows, *, n_classes: int, folds: int = FOLDS, C: float = C) -> Stacker:
@@ -58,9 +59,11 @@ def fit_stacker(rows: StackRows, *, n_classes: int, folds: int = FOLDS, C: float
     counts = np.bincount(y, minlength=n_classes)
     folds = min(folds, int(counts.min()))
     if folds < 2:
-        raise VoxpopError(f"--combine stack: the {rows.fit_on} rows hold {int(counts.min())} row(s) "
-                          f"of class {int(counts.argmin())}; cross-validating a stacker needs at "
-                          "least 2 of every class")
+        raise VoxpopError(
+            f"--combine stack: the {rows.fit_on} rows hold {int(counts.min())} row(s) "
+            f"of class {int(counts.argmin())}; cross-validating a stacker needs at "
+            "least 2 of every class"
+        )
     features = stack_features(rows.member_probs, CLIP)
     model = LogisticRegression(C=C, max_iter=2000)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
@@ -71,10 +74,17 @@ def fit_stacker(rows: StackRows, *, n_classes: int, folds: int = FOLDS, C: float
     if coef.shape[0] == 1:  # scikit-learn keeps one row for two classes: logits (0, x.w + b)
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
     return Stacker(
-        fit_on=rows.fit_on, rows=len(y), folds=folds, C=C, clip=CLIP,
-        coef=coef.astype(np.float64).tolist(), intercept=intercept.astype(np.float64).tolist(),
-        cv_macro_f1={"stack": macro_f1(y, held_out_stack, n_classes),
-                     "weighted": macro_f1(y, held_out_vote, n_classes)},
+        fit_on=rows.fit_on,
+        rows=len(y),
+        folds=folds,
+        C=C,
+        clip=CLIP,
+        coef=coef.astype(np.float64).tolist(),
+        intercept=intercept.astype(np.float64).tolist(),
+        cv_macro_f1={
+            "stack": macro_f1(y, held_out_stack, n_classes),
+            "weighted": macro_f1(y, held_out_vote, n_classes),
+        },
     )
 
 
@@ -82,8 +92,12 @@ def _cross_validated_vote(member_probs: list[np.ndarray], y: np.ndarray, splitte
     """Each row's label from a greedy weighted vote whose weights were chosen on the other folds."""
     predicted = np.empty(len(y), dtype=np.int64)
     for train, test in splitter.split(member_probs[0], y):
-        selection = greedy_selection([p[train] for p in member_probs], y[train],
-                                     max_members=len(member_probs), max_picks=MAX_PICKS)
+        selection = greedy_selection(
+            [p[train] for p in member_probs],
+            y[train],
+            max_members=len(member_probs),
+            max_picks=MAX_PICKS,
+        )
         chosen = [member_probs[i][test] for i in selection.order]
         predicted[test] = soft_vote(chosen, selection.weights).argmax(axis=1)
     return predicted
@@ -106,8 +120,10 @@ def stack_nodes(member_outputs: list[str], stacker: Stacker):
     ]
     nodes, logs = [], []
     for i, output in enumerate(member_outputs):
-        nodes += [helper.make_node("Max", [output, clip], [f"stack/clipped_{i}"]),
-                  helper.make_node("Log", [f"stack/clipped_{i}"], [f"stack/log_{i}"])]
+        nodes += [
+            helper.make_node("Max", [output, clip], [f"stack/clipped_{i}"]),
+            helper.make_node("Log", [f"stack/clipped_{i}"], [f"stack/log_{i}"]),
+        ]
         logs.append(f"stack/log_{i}")
     nodes += [
         helper.make_node("Concat", logs, ["stack/features"], axis=1),

@@ -15,5 +15,11 @@ from voxpop.models.families import (
     uses_features,
 )
 
-__all__ = ["FAMILIES", "build", "default_config", "load_model", "padding_invariant",
-           "uses_features"]
+__all__ = [
+    "FAMILIES",
+    "build",
+    "default_config",
+    "load_model",
+    "padding_invariant",
+    "uses_features",
+]

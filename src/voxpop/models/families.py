@@ -94,17 +94,30 @@ def _plain_recurrent(cell: str, *, bidirectional: bool):
     return encoder
 
 
-family("lstm", summary="One-way LSTM encoder: units, embedding size, dropouts, loss, learning "
-       "rate.", space=_RECURRENT_SPACE, mixed=True,
-       units=64)(_plain_recurrent("lstm", bidirectional=False))
-family("bilstm", summary="Bidirectional LSTM encoder: units, embedding size, dropouts, loss, "
-       "learning rate.", space=_RECURRENT_SPACE, mixed=True,
-       units=64)(_plain_recurrent("lstm", bidirectional=True))
+family(
+    "lstm",
+    summary="One-way LSTM encoder: units, embedding size, dropouts, loss, learning rate.",
+    space=_RECURRENT_SPACE,
+    mixed=True,
+    units=64,
+)(_plain_recurrent("lstm", bidirectional=False))
+family(
+    "bilstm",
+    summary="Bidirectional LSTM encoder: units, embedding size, dropouts, loss, learning rate.",
+    space=_RECURRENT_SPACE,
+    mixed=True,
+    units=64,
+)(_plain_recurrent("lstm", bidirectional=True))
 
 
-@family("stacked_bilstm", summary="Stacked bidirectional LSTMs: number of layers (2-3), units "
-        "per layer.", space={**_RECURRENT_SPACE, "num_layers": {"randint": [2, 3]}},
-        units=[64, 32], num_layers=2, rnn_dropout=0.1)
+@family(
+    "stacked_bilstm",
+    summary="Stacked bidirectional LSTMs: number of layers (2-3), units per layer.",
+    space={**_RECURRENT_SPACE, "num_layers": {"randint": [2, 3]}},
+    units=[64, 32],
+    num_layers=2,
+    rnn_dropout=0.1,
+)
 def stacked_bilstm(tokens, mask, embedded, config):
     """`units` is one size per layer, or one int used for `num_layers` layers; `rnn_dropout`
     drops between the layers."""
@@ -117,17 +130,32 @@ def stacked_bilstm(tokens, mask, embedded, config):
     return _bidirectional(_recurrent("lstm", last))(x)
 
 
-family("gru", summary="One-way GRU encoder (exported as a fused ONNX GRU op by "
-       "voxpop.export.gru).", space=_RECURRENT_SPACE,
-       units=64)(_plain_recurrent("gru", bidirectional=False))
-family("bigru", summary="Bidirectional GRU encoder (exported as fused ONNX GRU ops by "
-       "voxpop.export.gru).", space=_RECURRENT_SPACE, mixed=True,
-       units=64)(_plain_recurrent("gru", bidirectional=True))
+family(
+    "gru",
+    summary="One-way GRU encoder (exported as a fused ONNX GRU op by voxpop.export.gru).",
+    space=_RECURRENT_SPACE,
+    units=64,
+)(_plain_recurrent("gru", bidirectional=False))
+family(
+    "bigru",
+    summary="Bidirectional GRU encoder (exported as fused ONNX GRU ops by voxpop.export.gru).",
+    space=_RECURRENT_SPACE,
+    mixed=True,
+    units=64,
+)(_plain_recurrent("gru", bidirectional=True))
 
 
-@family("attention", summary="Recurrent encoder with masked attention pooling over its outputs.",
-        space=_RECURRENT_SPACE, mixed=True,
-        cell="lstm", units=64, bidirectional=True, attention_units=64, rnn_dropout=0.1)
+@family(
+    "attention",
+    summary="Recurrent encoder with masked attention pooling over its outputs.",
+    space=_RECURRENT_SPACE,
+    mixed=True,
+    cell="lstm",
+    units=64,
+    bidirectional=True,
+    attention_units=64,
+    rnn_dropout=0.1,
+)
 def attention(tokens, mask, embedded, config):
     """`rnn_dropout` drops on the encoded sequence before the masked attention pooling."""
     layer = _recurrent(config["cell"], config["units"], return_sequences=True)
@@ -137,28 +165,41 @@ def attention(tokens, mask, embedded, config):
 
 
 # ----------------------------------------------------------------------------- convolutional
-@family("cnn", summary="Parallel Conv1D filters of several kernel sizes with global max pooling.",
-        space=_token_space(filters={"choice": [32, 64, 128]}), mixed=True, padding_invariant=True,
-        filters=64, kernel_sizes=[2, 3, 4])
+@family(
+    "cnn",
+    summary="Parallel Conv1D filters of several kernel sizes with global max pooling.",
+    space=_token_space(filters={"choice": [32, 64, 128]}),
+    mixed=True,
+    padding_invariant=True,
+    filters=64,
+    kernel_sizes=[2, 3, 4],
+)
 def cnn(tokens, mask, embedded, config):
     # Padded steps are zeroed before the convolution, so with 'same' padding every window near the
     # text's edge sees the same zeros as it would without padding; pooling only over real steps
     # then makes the output independent of how much padding a row has.
     x = vl.ApplyMask()([embedded, mask])
     pooled = [
-        vl.MaskedMaxPooling()([
-            keras.layers.Conv1D(config["filters"], size, padding="same", activation="relu")(x),
-            mask,
-        ])
+        vl.MaskedMaxPooling()(
+            [
+                keras.layers.Conv1D(config["filters"], size, padding="same", activation="relu")(x),
+                mask,
+            ]
+        )
         for size in config["kernel_sizes"]
     ]
     return pooled[0] if len(pooled) == 1 else keras.layers.Concatenate()(pooled)
 
 
 # ----------------------------------------------------------------------------- bag of n-grams
-@family("bigram", summary="fastText-style mean of word and hashed-bigram embeddings: number of "
-        "bigram buckets.", space=_token_space(buckets={"choice": [16384, 65536]}), mixed=True,
-        padding_invariant=True, buckets=65536)
+@family(
+    "bigram",
+    summary="fastText-style mean of word and hashed-bigram embeddings: number of bigram buckets.",
+    space=_token_space(buckets={"choice": [16384, 65536]}),
+    mixed=True,
+    padding_invariant=True,
+    buckets=65536,
+)
 def bigram(tokens, mask, embedded, config):
     """fastText-style: the mean word embedding beside the mean embedding of hashed word bigrams.
 
@@ -167,22 +208,31 @@ def bigram(tokens, mask, embedded, config):
     """
     bigram_ids = vl.HashedBigrams(config["buckets"])(tokens)
     bigram_mask = vl.PaddingMask(name="bigram_mask")(bigram_ids)
-    bigrams = keras.layers.Embedding(config["buckets"], config["embed_dim"], name="bigram_embedding")(
-        bigram_ids)
+    bigrams = keras.layers.Embedding(
+        config["buckets"], config["embed_dim"], name="bigram_embedding"
+    )(bigram_ids)
     bigrams = keras.layers.Dropout(config["embed_dropout"])(bigrams)
-    return keras.layers.Concatenate()([
-        vl.MaskedMeanPooling()([embedded, mask]),
-        vl.MaskedMeanPooling()([bigrams, bigram_mask]),
-    ])
+    return keras.layers.Concatenate()(
+        [
+            vl.MaskedMeanPooling()([embedded, mask]),
+            vl.MaskedMeanPooling()([bigrams, bigram_mask]),
+        ]
+    )
 
 
 # A linear model of the weighted n-grams: no embedding dropout, no head.
 _LINEAR_ON_GRAMS = {"embed_dim": None, "embed_dropout": 0.0, "head_units": [], "head_dropout": 0.0}
 
 
-@family("tfidf", summary="Logistic regression on hashed TF-IDF word and char n-grams (one lbfgs "
-        "solve): C, imbalance.", space=_TFIDF_SPACE, reads="grams", solver="lbfgs",
-        **_LINEAR_ON_GRAMS)
+@family(
+    "tfidf",
+    summary="Logistic regression on hashed TF-IDF word and char n-grams (one lbfgs "
+    "solve): C, imbalance.",
+    space=_TFIDF_SPACE,
+    reads="grams",
+    solver="lbfgs",
+    **_LINEAR_ON_GRAMS,
+)
 def tfidf(grams, gram_weights, config, n_buckets, n_classes):
     """Logistic regression on hashed TF-IDF word 1-2 and char_wb 2-5 grams of the raw text.
 
@@ -198,9 +248,18 @@ def tfidf(grams, gram_weights, config, n_buckets, n_classes):
     return vl.WeightedSum()([embedded, gram_weights])
 
 
-@family("tfidf_fusion", summary="The tfidf regression with the engineered features (VADER scores, "
-        "counts) beside the n-grams.", space=_TFIDF_SPACE, reads="grams", uses_features=True,
-        solver="lbfgs", feature_units=0, feature_dropout=0.0, **_LINEAR_ON_GRAMS)
+@family(
+    "tfidf_fusion",
+    summary="The tfidf regression with the engineered features (VADER scores, "
+    "counts) beside the n-grams.",
+    space=_TFIDF_SPACE,
+    reads="grams",
+    uses_features=True,
+    solver="lbfgs",
+    feature_units=0,
+    feature_dropout=0.0,
+    **_LINEAR_ON_GRAMS,
+)
 def tfidf_fusion(grams, gram_weights, config, n_buckets, n_classes):
     """The tfidf regression with the dense features beside the n-grams: with `feature_units` 0 the
     scaled features enter the output layer as they are, so it stays one logistic regression (over
@@ -210,9 +269,15 @@ def tfidf_fusion(grams, gram_weights, config, n_buckets, n_classes):
     return tfidf(grams, gram_weights, config, n_buckets, n_classes)
 
 
-@family("tfidf_nb", summary="Complement naive Bayes on the hashed TF-IDF n-grams (one counting "
-        "pass): smoothing alpha.", space={"alpha": {"loguniform": [0.003, 1.0]}}, reads="grams",
-        solver="complement_nb", **_LINEAR_ON_GRAMS)
+@family(
+    "tfidf_nb",
+    summary="Complement naive Bayes on the hashed TF-IDF n-grams (one counting "
+    "pass): smoothing alpha.",
+    space={"alpha": {"loguniform": [0.003, 1.0]}},
+    reads="grams",
+    solver="complement_nb",
+    **_LINEAR_ON_GRAMS,
+)
 def tfidf_nb(grams, gram_weights, config, n_buckets, n_classes):
     """Complement naive Bayes on the tfidf n-grams (Rennie et al. 2003): its log-likelihood is
     linear in them too, so it is the tfidf model with other weights, which `fit` counts in one
@@ -240,15 +305,27 @@ def _transformer_block(x, key_mask, config):
     return keras.layers.LayerNormalization()(keras.layers.Add()([x, hidden]))
 
 
-@family("transformer", summary="Small transformer encoder: blocks (1-2), heads, feed-forward "
-        "width.", space=_token_space(num_blocks={"randint": [1, 2]}, num_heads={"choice": [2, 4]},
-                           ff_dim={"choice": [64, 128]}), mixed=True,
-        num_blocks=1, num_heads=2, ff_dim=128, activation="gelu", attention_dropout=0.1,
-        ff_dropout=0.1, max_positions=512)
+@family(
+    "transformer",
+    summary="Small transformer encoder: blocks (1-2), heads, feed-forward width.",
+    space=_token_space(
+        num_blocks={"randint": [1, 2]}, num_heads={"choice": [2, 4]}, ff_dim={"choice": [64, 128]}
+    ),
+    mixed=True,
+    num_blocks=1,
+    num_heads=2,
+    ff_dim=128,
+    activation="gelu",
+    attention_dropout=0.1,
+    ff_dropout=0.1,
+    max_positions=512,
+)
 def transformer(tokens, mask, embedded, config):
     if config["activation"] not in _FF_ACTIVATIONS:
-        raise ValueError(f"model config 'activation': {config['activation']!r} is not valid "
-                         f"(valid: {', '.join(_FF_ACTIVATIONS)})")
+        raise ValueError(
+            f"model config 'activation': {config['activation']!r} is not valid "
+            f"(valid: {', '.join(_FF_ACTIVATIONS)})"
+        )
     x = vl.PositionEmbedding(config["max_positions"])(embedded)
     key_mask = vl.KeyMask()(mask)
     for _ in range(config["num_blocks"]):
@@ -257,12 +334,23 @@ def transformer(tokens, mask, embedded, config):
 
 
 # ----------------------------------------------------------------------------- sentence encoder
-@family("sentence", summary="A small head on a frozen pretrained sentence encoder's embeddings "
-        "(needs `voxpop tune --sentence-encoder`): head units, dropout, learning rate.",
-        space={"head_units": {"choice": [[], [128]]}, "head_dropout": {"uniform": [0.0, 0.3]},
-               "learning_rate": {"loguniform": [1e-3, 1e-2]},
-               "imbalance": {"choice": ["none", "balanced"]}, "batch_size": {"choice": [32, 64]}},
-        reads="sentence", head_units=[], head_dropout=0.1, embed_dim=None, embed_dropout=0.0)
+@family(
+    "sentence",
+    summary="A small head on a frozen pretrained sentence encoder's embeddings "
+    "(needs `voxpop tune --sentence-encoder`): head units, dropout, learning rate.",
+    space={
+        "head_units": {"choice": [[], [128]]},
+        "head_dropout": {"uniform": [0.0, 0.3]},
+        "learning_rate": {"loguniform": [1e-3, 1e-2]},
+        "imbalance": {"choice": ["none", "balanced"]},
+        "batch_size": {"choice": [32, 64]},
+    },
+    reads="sentence",
+    head_units=[],
+    head_dropout=0.1,
+    embed_dim=None,
+    embed_dropout=0.0,
+)
 def sentence(embedding, config):
     """The encoder ran once per run (its embeddings are the input); with no head units the head
     is a logistic regression on them, as the model card's probes use it."""
@@ -270,9 +358,17 @@ def sentence(embedding, config):
 
 
 # ----------------------------------------------------------------------------- fusion
-@family("fusion", summary="A CNN or BiLSTM text branch beside the dense engineered-feature branch, "
-        "joined before the head.",
-        space={**_RECURRENT_SPACE, "encoder": {"choice": ["cnn", "bilstm"]}}, mixed=True, uses_features=True, encoder="bilstm", feature_units=32, feature_dropout=0.1)
+@family(
+    "fusion",
+    summary="A CNN or BiLSTM text branch beside the dense engineered-feature branch, "
+    "joined before the head.",
+    space={**_RECURRENT_SPACE, "encoder": {"choice": ["cnn", "bilstm"]}},
+    mixed=True,
+    uses_features=True,
+    encoder="bilstm",
+    feature_units=32,
+    feature_dropout=0.1,
+)
 def fusion(tokens, mask, embedded, config):
     """The text encoder of family `encoder` (its keys apply too); `build` adds the feature branch."""
     return FAMILIES[config["encoder"]].encoder(tokens, mask, embedded, config)
@@ -308,7 +404,9 @@ def padding_invariant(family_name: str, config: dict | None = None) -> bool:
     checks the claim of every family on real rows."""
     spec = _family(family_name)
     if "encoder" in spec.defaults:
-        return _text_encoder((config or {}).get("encoder", spec.defaults["encoder"])).padding_invariant
+        return _text_encoder(
+            (config or {}).get("encoder", spec.defaults["encoder"])
+        ).padding_invariant
     return spec.padding_invariant
 
 
@@ -317,9 +415,17 @@ def uses_features(family_name: str, config: dict | None = None) -> bool:
     return _family(family_name).uses_features
 
 
-def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_classes: int,
-          n_features: int = 0, n_buckets: int = 0,
-          embeddings: np.ndarray | None = None, sentence_dim: int = 0) -> keras.Model:
+def build(
+    family_name: str,
+    config: dict | None = None,
+    *,
+    n_tokens: int,
+    n_classes: int,
+    n_features: int = 0,
+    n_buckets: int = 0,
+    embeddings: np.ndarray | None = None,
+    sentence_dim: int = 0,
+) -> keras.Model:
     """A fresh (untrained) Keras model of `family_name`.
 
     Inputs: `tokens` int32 [batch, seq] (PAD=0), or for a family that reads n-grams `grams` int32
@@ -338,9 +444,14 @@ def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_clas
     spec = FAMILIES[family_name]
     if spec.reads == "tokens":
         _check_vectors(config, embeddings, n_tokens=n_tokens)
-    inputs, x, embedding = _READERS[spec.reads](spec, config, n_tokens=n_tokens,
-                                                n_classes=n_classes, n_buckets=n_buckets,
-                                                sentence_dim=sentence_dim)
+    inputs, x, embedding = _READERS[spec.reads](
+        spec,
+        config,
+        n_tokens=n_tokens,
+        n_classes=n_classes,
+        n_buckets=n_buckets,
+        sentence_dim=sentence_dim,
+    )
     if uses_features(family_name, config):
         if n_features < 1:
             raise ValueError(f"family {family_name!r} needs dense features, but n_features=0")
@@ -360,12 +471,16 @@ def build(family_name: str, config: dict | None = None, *, n_tokens: int, n_clas
 def _check_vectors(config: dict, embeddings: np.ndarray | None, *, n_tokens: int) -> None:
     named = config["embeddings"] not in (None, "none")  # "none": a space's way to say None
     if named != (embeddings is not None):
-        raise ValueError(f"model config 'embeddings' is {config['embeddings']!r}, but build got "
-                         f"{'no' if named else 'a'} matrix of vectors")
+        raise ValueError(
+            f"model config 'embeddings' is {config['embeddings']!r}, but build got "
+            f"{'no' if named else 'a'} matrix of vectors"
+        )
     if embeddings is not None and embeddings.shape != (n_tokens, config["embed_dim"]):
-        raise ValueError(f"the pretrained vectors are {embeddings.shape[0]} x "
-                         f"{embeddings.shape[1]}, but the embedding is n_tokens={n_tokens} x "
-                         f"embed_dim={config['embed_dim']} (embed_dim follows the vectors)")
+        raise ValueError(
+            f"the pretrained vectors are {embeddings.shape[0]} x "
+            f"{embeddings.shape[1]}, but the embedding is n_tokens={n_tokens} x "
+            f"embed_dim={config['embed_dim']} (embed_dim follows the vectors)"
+        )
 
 
 def load_model(path) -> keras.Model:
@@ -376,35 +491,46 @@ def load_model(path) -> keras.Model:
     return keras.models.load_model(path, safe_mode=True)
 
 
-def _read_tokens(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int,
-                 sentence_dim: int):
+def _read_tokens(
+    spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int, sentence_dim: int
+):
     """(inputs, encoded rows, token embedding) of a family that reads `tokens`."""
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     mask = vl.PaddingMask(name="padding_mask")(tokens)
-    embedding = keras.layers.Embedding(n_tokens, config["embed_dim"], name="embedding",
-                                       trainable=not config["freeze_embeddings"])
+    embedding = keras.layers.Embedding(
+        n_tokens, config["embed_dim"], name="embedding", trainable=not config["freeze_embeddings"]
+    )
     embedded = keras.layers.Dropout(config["embed_dropout"])(embedding(tokens))
     return [tokens], spec.encoder(tokens, mask, embedded, config), embedding
 
 
-def _read_grams(spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int,
-                sentence_dim: int):
+def _read_grams(
+    spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int, sentence_dim: int
+):
     """(inputs, encoded rows, None) of a family that reads the hashed n-grams."""
     if n_buckets < 2:
-        raise ValueError(f"this family reads hashed n-grams, but n_buckets={n_buckets} (the "
-                         "preprocessor was fitted without n-grams)")
+        raise ValueError(
+            f"this family reads hashed n-grams, but n_buckets={n_buckets} (the "
+            "preprocessor was fitted without n-grams)"
+        )
     grams = keras.Input(shape=(None,), dtype="int32", name="grams")
     gram_weights = keras.Input(shape=(None,), dtype="float32", name="gram_weights")
-    return ([grams, gram_weights], spec.encoder(grams, gram_weights, config, n_buckets, n_classes),
-            None)
+    return (
+        [grams, gram_weights],
+        spec.encoder(grams, gram_weights, config, n_buckets, n_classes),
+        None,
+    )
 
 
-def _read_sentence(spec: Family, config: dict, *, n_tokens: int, n_classes: int,
-                   n_buckets: int, sentence_dim: int):
+def _read_sentence(
+    spec: Family, config: dict, *, n_tokens: int, n_classes: int, n_buckets: int, sentence_dim: int
+):
     """(inputs, encoded rows, None) of a family on a sentence encoder's pooled embeddings."""
     if sentence_dim < 1:
-        raise ValueError("this family reads a pretrained sentence encoder's embeddings, but the "
-                         "run has none (tune with --sentence-encoder)")
+        raise ValueError(
+            "this family reads a pretrained sentence encoder's embeddings, but the "
+            "run has none (tune with --sentence-encoder)"
+        )
     embedding = keras.Input(shape=(sentence_dim,), dtype="float32", name=READS["sentence"][0])
     return [embedding], spec.encoder(embedding, config), None
 
@@ -431,7 +557,9 @@ def _head(x, config):
 
 def _family(family_name: str) -> Family:
     if family_name not in FAMILIES:
-        raise ValueError(f"model family {family_name!r} is not valid (valid: {', '.join(FAMILIES)})")
+        raise ValueError(
+            f"model family {family_name!r} is not valid (valid: {', '.join(FAMILIES)})"
+        )
     return FAMILIES[family_name]
 
 
@@ -442,6 +570,8 @@ def _resolve(family_name: str, config: dict) -> dict:
     known = set(COMMON_DEFAULTS).union(TRAINING_KEYS, *(f.defaults for f in FAMILIES.values()))
     unknown = sorted(set(config) - known)
     if unknown:
-        raise ValueError(f"model config for {family_name!r}: unknown key(s) {', '.join(unknown)} "
-                         f"(valid: {', '.join(sorted(defaults))})")
+        raise ValueError(
+            f"model config for {family_name!r}: unknown key(s) {', '.join(unknown)} "
+            f"(valid: {', '.join(sorted(defaults))})"
+        )
     return {**defaults, **{k: v for k, v in config.items() if k in defaults}}

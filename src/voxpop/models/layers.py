@@ -76,9 +76,13 @@ class MaskedAttentionPooling(keras.layers.Layer):
 
     def build(self, input_shape):
         dim = input_shape[0][-1]
-        self.proj = self.add_weight(name="proj", shape=(dim, self.units), initializer="glorot_uniform")
+        self.proj = self.add_weight(
+            name="proj", shape=(dim, self.units), initializer="glorot_uniform"
+        )
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
-        self.score = self.add_weight(name="score", shape=(self.units, 1), initializer="glorot_uniform")
+        self.score = self.add_weight(
+            name="score", shape=(self.units, 1), initializer="glorot_uniform"
+        )
 
     def call(self, inputs):
         sequence, mask = inputs

@@ -17,8 +17,14 @@ class FocalLoss(keras.losses.Loss):
     mixes the one-hot targets with the uniform distribution, as in Keras' cross-entropy.
     """
 
-    def __init__(self, gamma: float = 2.0, alpha=None, label_smoothing: float = 0.0,
-                 name: str = "focal_loss", **kwargs):
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha=None,
+        label_smoothing: float = 0.0,
+        name: str = "focal_loss",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.gamma = float(gamma)
         self.alpha = list(alpha) if isinstance(alpha, (list, tuple)) else alpha
@@ -33,8 +39,12 @@ class FocalLoss(keras.losses.Loss):
         return ops.sum(per_class, axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "gamma": self.gamma, "alpha": self.alpha,
-                "label_smoothing": self.label_smoothing}
+        return {
+            **super().get_config(),
+            "gamma": self.gamma,
+            "alpha": self.alpha,
+            "label_smoothing": self.label_smoothing,
+        }
 
 
 def smooth_labels(one_hot, smoothing: float):

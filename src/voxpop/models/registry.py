@@ -11,9 +11,12 @@ from dataclasses import dataclass
 
 # Layer names `build` gives and `fit` looks up in a linear model on the hashed n-grams.
 GRAM_EMBEDDING, OUTPUT = "gram_embedding", "probs"
-READS = {"tokens": ("tokens",), "grams": ("grams", "gram_weights"),
-         # a frozen pretrained encoder's pooled embedding (voxpop.models.sentence)
-         "sentence": ("sentence_embedding",)}
+READS = {
+    "tokens": ("tokens",),
+    "grams": ("grams", "gram_weights"),
+    # a frozen pretrained encoder's pooled embedding (voxpop.models.sentence)
+    "sentence": ("sentence_embedding",),
+}
 
 
 @dataclass(frozen=True)
@@ -53,19 +56,37 @@ class Family:
 FAMILIES: dict[str, Family] = {}
 
 
-def family(name: str, *, summary: str, space: dict, uses_features: bool = False,
-           reads: str = "tokens", solver: str | None = None, mixed: bool = False,
-           padding_invariant: bool = False, **defaults) -> Callable:
+def family(
+    name: str,
+    *,
+    summary: str,
+    space: dict,
+    uses_features: bool = False,
+    reads: str = "tokens",
+    solver: str | None = None,
+    mixed: bool = False,
+    padding_invariant: bool = False,
+    **defaults,
+) -> Callable:
     """Register an encoder function as model family `name` with its own config defaults (the
     other keywords: see `Family`)."""
     if reads not in READS:
-        raise ValueError(f"family {name!r}: reads={reads!r} is not valid "
-                         f"(valid: {', '.join(READS)})")
+        raise ValueError(
+            f"family {name!r}: reads={reads!r} is not valid (valid: {', '.join(READS)})"
+        )
 
     def register(encoder: Callable) -> Callable:
-        FAMILIES[name] = Family(encoder=encoder, defaults=defaults, summary=summary, space=space,
-                                uses_features=uses_features, reads=reads, solver=solver,
-                                mixed=mixed, padding_invariant=padding_invariant)
+        FAMILIES[name] = Family(
+            encoder=encoder,
+            defaults=defaults,
+            summary=summary,
+            space=space,
+            uses_features=uses_features,
+            reads=reads,
+            solver=solver,
+            mixed=mixed,
+            padding_invariant=padding_invariant,
+        )
         return encoder
 
     return register

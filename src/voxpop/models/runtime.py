@@ -23,6 +23,8 @@ def configure(threads: int | None = None, seed: int | None = None) -> None:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
     except RuntimeError as error:  # the runtime is already initialised
-        log.warning("TensorFlow runtime already initialised, thread/GPU settings unchanged: %s", error)
+        log.warning(
+            "TensorFlow runtime already initialised, thread/GPU settings unchanged: %s", error
+        )
     if seed is not None:
         keras.utils.set_random_seed(seed)

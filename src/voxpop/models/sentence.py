@@ -40,8 +40,10 @@ def pooled_encoder(model: onnx.ModelProto) -> onnx.ModelProto:
     unknown = sorted(set(real_inputs) - {*INPUTS, TOKEN_TYPES})
     missing = [name for name in INPUTS if name not in inputs]
     if missing or unknown:
-        raise ValueError(f"the encoder's inputs are {', '.join(real_inputs) or 'none'}; a sentence "
-                         f"encoder reads {', '.join(INPUTS)} (and maybe {TOKEN_TYPES}), nothing else")
+        raise ValueError(
+            f"the encoder's inputs are {', '.join(real_inputs) or 'none'}; a sentence "
+            f"encoder reads {', '.join(INPUTS)} (and maybe {TOKEN_TYPES}), nothing else"
+        )
     for name in INPUTS:
         if inputs[name].type.tensor_type.elem_type != TensorProto.INT64:
             raise ValueError(f"the encoder's input {name} is not int64")
@@ -51,51 +53,82 @@ def pooled_encoder(model: onnx.ModelProto) -> onnx.ModelProto:
     graph = pooled.graph
     if TOKEN_TYPES in inputs:  # one text per row: every word piece is of the first segment
         graph.input.remove(next(v for v in graph.input if v.name == TOKEN_TYPES))
-        graph.node.insert(0, helper.make_node(
-            "ConstantOfShape", [PREFIX + "shape"], [TOKEN_TYPES],
-            value=helper.make_tensor(PREFIX + "zero", TensorProto.INT64, [1], [0])))
+        graph.node.insert(
+            0,
+            helper.make_node(
+                "ConstantOfShape",
+                [PREFIX + "shape"],
+                [TOKEN_TYPES],
+                value=helper.make_tensor(PREFIX + "zero", TensorProto.INT64, [1], [0]),
+            ),
+        )
         graph.node.insert(0, helper.make_node("Shape", ["input_ids"], [PREFIX + "shape"]))
-    names = {key: PREFIX + key for key in ("mask", "mask3", "masked", "summed", "count",
-                                           "clipped", "mean", "squares", "squared_norm", "norm",
-                                           "norm_clipped")}
-    graph.initializer.extend([
-        helper.make_tensor(PREFIX + "axis1", TensorProto.INT64, [1], [1]),
-        helper.make_tensor(PREFIX + "axis2", TensorProto.INT64, [1], [2]),
-        helper.make_tensor(PREFIX + "tiny", TensorProto.FLOAT, [], [1e-9]),
-        helper.make_tensor(PREFIX + "eps", TensorProto.FLOAT, [], [1e-12]),
-    ])
+    names = {
+        key: PREFIX + key
+        for key in (
+            "mask",
+            "mask3",
+            "masked",
+            "summed",
+            "count",
+            "clipped",
+            "mean",
+            "squares",
+            "squared_norm",
+            "norm",
+            "norm_clipped",
+        )
+    }
+    graph.initializer.extend(
+        [
+            helper.make_tensor(PREFIX + "axis1", TensorProto.INT64, [1], [1]),
+            helper.make_tensor(PREFIX + "axis2", TensorProto.INT64, [1], [2]),
+            helper.make_tensor(PREFIX + "tiny", TensorProto.FLOAT, [], [1e-9]),
+            helper.make_tensor(PREFIX + "eps", TensorProto.FLOAT, [], [1e-12]),
+        ]
+    )
     n = names
-    graph.node.extend([
-        helper.make_node("Cast", ["attention_mask"], [n["mask"]], to=TensorProto.FLOAT),
-        helper.make_node("Unsqueeze", [n["mask"], PREFIX + "axis2"], [n["mask3"]]),
-        helper.make_node("Mul", [hidden, n["mask3"]], [n["masked"]]),
-        helper.make_node("ReduceSum", [n["masked"], PREFIX + "axis1"], [n["summed"]], keepdims=0),
-        helper.make_node("ReduceSum", [n["mask"], PREFIX + "axis1"], [n["count"]], keepdims=1),
-        helper.make_node("Max", [n["count"], PREFIX + "tiny"], [n["clipped"]]),
-        helper.make_node("Div", [n["summed"], n["clipped"]], [n["mean"]]),
-        # ReduceSum takes its axes as an input from opset 13, ReduceL2 only from 18: Sqrt of sums
-        helper.make_node("Mul", [n["mean"], n["mean"]], [n["squares"]]),
-        helper.make_node("ReduceSum", [n["squares"], PREFIX + "axis1"], [n["squared_norm"]],
-                         keepdims=1),
-        helper.make_node("Sqrt", [n["squared_norm"]], [n["norm"]]),
-        helper.make_node("Max", [n["norm"], PREFIX + "eps"], [n["norm_clipped"]]),
-        helper.make_node("Div", [n["mean"], n["norm_clipped"]], [EMBEDDING]),
-    ])
+    graph.node.extend(
+        [
+            helper.make_node("Cast", ["attention_mask"], [n["mask"]], to=TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", [n["mask"], PREFIX + "axis2"], [n["mask3"]]),
+            helper.make_node("Mul", [hidden, n["mask3"]], [n["masked"]]),
+            helper.make_node(
+                "ReduceSum", [n["masked"], PREFIX + "axis1"], [n["summed"]], keepdims=0
+            ),
+            helper.make_node("ReduceSum", [n["mask"], PREFIX + "axis1"], [n["count"]], keepdims=1),
+            helper.make_node("Max", [n["count"], PREFIX + "tiny"], [n["clipped"]]),
+            helper.make_node("Div", [n["summed"], n["clipped"]], [n["mean"]]),
+            # ReduceSum takes its axes as an input from opset 13, ReduceL2 only from 18: Sqrt of sums
+            helper.make_node("Mul", [n["mean"], n["mean"]], [n["squares"]]),
+            helper.make_node(
+                "ReduceSum", [n["squares"], PREFIX + "axis1"], [n["squared_norm"]], keepdims=1
+            ),
+            helper.make_node("Sqrt", [n["squared_norm"]], [n["norm"]]),
+            helper.make_node("Max", [n["norm"], PREFIX + "eps"], [n["norm_clipped"]]),
+            helper.make_node("Div", [n["mean"], n["norm_clipped"]], [EMBEDDING]),
+        ]
+    )
     dim = _hidden_dim(model.graph, hidden)
     del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info(EMBEDDING, TensorProto.FLOAT,
-                                                      ["batch", dim]))
+    graph.output.append(helper.make_tensor_value_info(EMBEDDING, TensorProto.FLOAT, ["batch", dim]))
     onnx.checker.check_model(pooled)
     return pooled
 
 
 def _hidden_output(graph) -> str:
-    outputs = [value for value in graph.output if len(value.type.tensor_type.shape.dim) == 3
-               and value.type.tensor_type.elem_type == TensorProto.FLOAT]
+    outputs = [
+        value
+        for value in graph.output
+        if len(value.type.tensor_type.shape.dim) == 3
+        and value.type.tensor_type.elem_type == TensorProto.FLOAT
+    ]
     if not outputs:
         names = ", ".join(value.name for value in graph.output) or "none"
-        raise ValueError(f"the encoder has no float output of shape [batch, seq, dim] (its "
-                         f"outputs: {names}); a sentence encoder returns its hidden states")
+        raise ValueError(
+            f"the encoder has no float output of shape [batch, seq, dim] (its "
+            f"outputs: {names}); a sentence encoder returns its hidden states"
+        )
     named = [value for value in outputs if value.name == HIDDEN]
     return (named or outputs)[0].name
 
@@ -133,8 +166,10 @@ class Embedder:
         (the Preprocessor's `encode(..., inputs=INPUTS)`)."""
         lengths = np.asarray([len(text) for text in texts])
         order = np.argsort(lengths, kind="stable")
-        parts = [self.embed_inputs(tokenize([texts[i] for i in order[start:start + batch_size]]))
-                 for start in range(0, len(texts), batch_size)]
+        parts = [
+            self.embed_inputs(tokenize([texts[i] for i in order[start : start + batch_size]]))
+            for start in range(0, len(texts), batch_size)
+        ]
         embeddings = np.empty((len(texts), parts[0].shape[1]) if parts else (0, 0), np.float32)
         embeddings[order] = np.concatenate(parts) if parts else embeddings
         return embeddings
@@ -149,8 +184,12 @@ def with_head(pooled: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto
     head = onnx.compose.add_prefix(head, HEAD_PREFIX, rename_inputs=False, rename_outputs=False)
     ir_version = max(pooled.ir_version, head.ir_version)
     pooled.ir_version = head.ir_version = ir_version
-    member = onnx.compose.merge_models(pooled, head, io_map=[(EMBEDDING, EMBEDDING)],
-                                       outputs=[value.name for value in head.graph.output])
+    member = onnx.compose.merge_models(
+        pooled,
+        head,
+        io_map=[(EMBEDDING, EMBEDDING)],
+        outputs=[value.name for value in head.graph.output],
+    )
     # merge_models lists the default domain once per model; ONNX Runtime's quantizer (export
     # --quantize int8) refuses a model that names it twice
     versions: dict[str, int] = {}

@@ -83,8 +83,9 @@ def validation_metrics(probs: np.ndarray, y_true: np.ndarray) -> dict:
     from sklearn.metrics import f1_score
 
     y_true = np.asarray(y_true, dtype=np.int64)
-    f1 = f1_score(y_true, probs.argmax(1), labels=np.arange(probs.shape[1]), average=None,
-                  zero_division=0)
+    f1 = f1_score(
+        y_true, probs.argmax(1), labels=np.arange(probs.shape[1]), average=None, zero_division=0
+    )
     picked = np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1.0)
     return {
         "val_loss": float(-np.log(picked).mean()),
@@ -109,8 +110,10 @@ def _boost_factors(boost, n_classes: int) -> np.ndarray:
         return factors
     factors = np.asarray(boost if boost is not None else np.ones(n_classes), dtype=float)
     if factors.shape != (n_classes,):
-        raise ValueError(f"training config 'boost': needs {n_classes} factors (one per class), "
-                         f"got {factors.size}")
+        raise ValueError(
+            f"training config 'boost': needs {n_classes} factors (one per class), "
+            f"got {factors.size}"
+        )
     return factors
 
 
@@ -123,11 +126,14 @@ def oversample_indices(y: np.ndarray, target, rng: np.random.Generator) -> np.nd
     elif isinstance(target, float) and 0 < target <= 1:
         target = math.ceil(target * counts.max())
     elif not isinstance(target, numbers.Integral) or isinstance(target, bool) or target < 1:
-        raise ValueError(f"training config 'oversample_to': {target!r} is not valid "
-                         "(valid: 'max', a row count, or a fraction of the largest class in (0, 1])")
+        raise ValueError(
+            f"training config 'oversample_to': {target!r} is not valid "
+            "(valid: 'max', a row count, or a fraction of the largest class in (0, 1])"
+        )
     extra = [
         rng.choice(np.flatnonzero(y == c), size=int(target) - n, replace=True)
-        for c, n in enumerate(counts) if 0 < n < target
+        for c, n in enumerate(counts)
+        if 0 < n < target
     ]
     return rng.permutation(np.concatenate([np.arange(len(y)), *extra]))
 
@@ -161,7 +167,9 @@ def _constant(config, steps_per_epoch, epochs):
 def _warmup_cosine(config, steps_per_epoch, epochs):
     warmup = min(config["warmup_epochs"], max(epochs - 1, 0)) * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0, warmup_target=config["learning_rate"], warmup_steps=warmup,
+        initial_learning_rate=0.0,
+        warmup_target=config["learning_rate"],
+        warmup_steps=warmup,
         decay_steps=max(epochs * steps_per_epoch - warmup, 1),
     )
 
@@ -171,7 +179,8 @@ SCHEDULES = {"constant": _constant, "warmup_cosine": _warmup_cosine, "plateau": 
 OPTIMIZERS = {
     "adam": lambda rate, config: keras.optimizers.Adam(rate, clipnorm=config["clipnorm"] or None),
     "adamw": lambda rate, config: keras.optimizers.AdamW(
-        rate, weight_decay=config["weight_decay"], clipnorm=config["clipnorm"] or None),
+        rate, weight_decay=config["weight_decay"], clipnorm=config["clipnorm"] or None
+    ),
 }
 
 
@@ -183,8 +192,11 @@ def _crossentropy(config: dict):
 def _focal(config: dict):
     from voxpop.models.losses import FocalLoss
 
-    return FocalLoss(gamma=config["focal_gamma"], alpha=config["focal_alpha"],
-                     label_smoothing=config["label_smoothing"])
+    return FocalLoss(
+        gamma=config["focal_gamma"],
+        alpha=config["focal_alpha"],
+        label_smoothing=config["label_smoothing"],
+    )
 
 
 # loss -> the Keras loss made from the training config (label_smoothing, focal_gamma, focal_alpha)
@@ -212,18 +224,35 @@ def training_config(config: dict) -> dict:
     """TRAINING_DEFAULTS overridden by the training keys of `config` (model keys are ignored),
     with every choice checked against its registry."""
     resolved = {**TRAINING_DEFAULTS, **{k: v for k, v in config.items() if k in TRAINING_DEFAULTS}}
-    for key, registry in (("loss", LOSSES), ("imbalance", IMBALANCE), ("schedule", SCHEDULES),
-                          ("optimizer", OPTIMIZERS), ("solver", SOLVERS)):
+    for key, registry in (
+        ("loss", LOSSES),
+        ("imbalance", IMBALANCE),
+        ("schedule", SCHEDULES),
+        ("optimizer", OPTIMIZERS),
+        ("solver", SOLVERS),
+    ):
         if resolved[key] not in registry:
-            raise ValueError(f"training config {key!r}: {resolved[key]!r} is not valid "
-                             f"(valid: {', '.join(registry)})")
+            raise ValueError(
+                f"training config {key!r}: {resolved[key]!r} is not valid "
+                f"(valid: {', '.join(registry)})"
+            )
     return resolved
 
 
 # ----------------------------------------------------------------------------- fit
-def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: int,
-        on_epoch: Callable | None = None, patience: int = 0,
-        deadline: float | None = None) -> FitResult:
+def fit(
+    model,
+    *,
+    train: dict,
+    y_train,
+    val: dict,
+    y_val,
+    config: dict,
+    epochs: int,
+    on_epoch: Callable | None = None,
+    patience: int = 0,
+    deadline: float | None = None,
+) -> FitResult:
     """Train `model` for up to `epochs` epochs; return the best epoch by validation macro-F1.
 
     `train`/`val` are dicts of encoded inputs (`tokens`, `features`; keys the model does not take
@@ -241,14 +270,25 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
     solver = config["solver"]
     if solver in LINEAR_SOLVERS and linear is None:
         families = [name for name, spec in FAMILIES.items() if spec.solver]
-        raise ValueError(f"solver {solver!r} fits a linear model on n-grams only (family "
-                         f"{', '.join(families[:-1])} or {families[-1]}, with head_units [] and "
-                         f"feature_units 0); model {model.name!r} is not one")
+        raise ValueError(
+            f"solver {solver!r} fits a linear model on n-grams only (family "
+            f"{', '.join(families[:-1])} or {families[-1]}, with head_units [] and "
+            f"feature_units 0); model {model.name!r} is not one"
+        )
     if solver == "auto" and linear is not None:
         solver = FAMILIES[model.name].solver
     if solver in LINEAR_SOLVERS:
-        return _fit_linear(model, linear, LINEAR_SOLVERS[solver], train=train, y_train=y_train,
-                           val=val, y_val=y_val, config=config, on_epoch=on_epoch)
+        return _fit_linear(
+            model,
+            linear,
+            LINEAR_SOLVERS[solver],
+            train=train,
+            y_train=y_train,
+            val=val,
+            y_val=y_val,
+            config=config,
+            on_epoch=on_epoch,
+        )
     keras.utils.set_random_seed(config["seed"])  # shuffling and dropout
     n_classes = model.output_shape[-1]
     y_train = np.asarray(y_train, dtype=np.int64)
@@ -256,8 +296,11 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
     x_train, x_val = _model_inputs(model, train), _model_inputs(model, val)
 
     class_weights, oversample = IMBALANCE[config["imbalance"]]
-    rows = (oversample_indices(y_train, config["oversample_to"], np.random.default_rng(config["seed"]))
-            if oversample else np.arange(len(y_train)))
+    rows = (
+        oversample_indices(y_train, config["oversample_to"], np.random.default_rng(config["seed"]))
+        if oversample
+        else np.arange(len(y_train))
+    )
     x_train = {name: array[rows] for name, array in x_train.items()}
     y_train = y_train[rows]
     weights = class_weights(y_train, n_classes, config)
@@ -268,34 +311,54 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
     optimizer = OPTIMIZERS[config["optimizer"]](rate, config)
     loss = LOSSES[config["loss"]](config)
     model.compile(optimizer=optimizer, loss=loss)
-    plateau = (_Plateau(optimizer, patience=config["plateau_patience"], factor=config["plateau_factor"])
-               if config["schedule"] == "plateau" else None)
+    plateau = (
+        _Plateau(optimizer, patience=config["plateau_patience"], factor=config["plateau_factor"])
+        if config["schedule"] == "plateau"
+        else None
+    )
 
     one_hot = np.eye(n_classes, dtype="float32")[y_train]
     history, best, best_weights = [], None, None
     for epoch in range(1, epochs + 1):
         started = time.time()
-        trained = model.fit(x_train, one_hot, sample_weight=sample_weight,
-                            batch_size=config["batch_size"], epochs=epoch, initial_epoch=epoch - 1,
-                            shuffle=True, verbose=0)
+        trained = model.fit(
+            x_train,
+            one_hot,
+            sample_weight=sample_weight,
+            batch_size=config["batch_size"],
+            epochs=epoch,
+            initial_epoch=epoch - 1,
+            shuffle=True,
+            verbose=0,
+        )
         val_probs = np.asarray(model.predict(x_val, batch_size=512, verbose=0))
-        metrics = {"epoch": epoch, "loss": float(trained.history["loss"][-1]),
-                   **validation_metrics(val_probs, y_val)}
+        metrics = {
+            "epoch": epoch,
+            "loss": float(trained.history["loss"][-1]),
+            **validation_metrics(val_probs, y_val),
+        }
         history.append(metrics)
         if best is None or metrics["val_macro_f1"] > best["val_macro_f1"]:
             best, best_weights = metrics, model.get_weights()
         if plateau:
             plateau.step(metrics["val_macro_f1"])
         metrics["stop_reason"] = _stop_reason(
-            epoch=epoch, epochs=epochs, epochs_since_best=epoch - best["epoch"],
-            patience=patience, deadline=deadline, epoch_seconds=time.time() - started)
+            epoch=epoch,
+            epochs=epochs,
+            epochs_since_best=epoch - best["epoch"],
+            patience=patience,
+            deadline=deadline,
+            epoch_seconds=time.time() - started,
+        )
         if on_epoch:
             on_epoch(epoch, metrics, val_probs)
         if metrics["stop_reason"]:
             break
     if best_weights is not None:
         model.set_weights(best_weights)
-    return FitResult(best_epoch=best["epoch"] if best else 0, best_metrics=best or {}, history=history)
+    return FitResult(
+        best_epoch=best["epoch"] if best else 0, best_metrics=best or {}, history=history
+    )
 
 
 # Why `fit` ended after an epoch: its last epoch, no better score for `patience` epochs, or no
@@ -303,8 +366,15 @@ def fit(model, *, train: dict, y_train, val: dict, y_val, config: dict, epochs: 
 STOP_REASONS = ("max_epochs", "patience", "deadline")
 
 
-def _stop_reason(*, epoch: int, epochs: int, epochs_since_best: int, patience: int,
-                 deadline: float | None, epoch_seconds: float) -> str | None:
+def _stop_reason(
+    *,
+    epoch: int,
+    epochs: int,
+    epochs_since_best: int,
+    patience: int,
+    deadline: float | None,
+    epoch_seconds: float,
+) -> str | None:
     if epoch >= epochs:
         return "max_epochs"
     if patience and epochs_since_best >= patience:
@@ -329,8 +399,9 @@ def _linear_gram_layers(model):
     return layers
 
 
-def fit_distilled(model, *, train: dict, soft_targets: np.ndarray, val: dict, y_val,
-                  config: dict) -> FitResult:
+def fit_distilled(
+    model, *, train: dict, soft_targets: np.ndarray, val: dict, y_val, config: dict
+) -> FitResult:
     """Fit a linear n-gram model (a family with the lbfgs solver: tfidf, tfidf_fusion, no head) to
     a teacher's probabilities `soft_targets` [n, classes] on the rows `train`, in closed form:
     scikit-learn's LogisticRegression on every row repeated once per class, weighted by the
@@ -340,12 +411,23 @@ def fit_distilled(model, *, train: dict, soft_targets: np.ndarray, val: dict, y_
     linear = _linear_gram_layers(model)
     if linear is None or FAMILIES[model.name].solver != "lbfgs":
         families = [name for name, spec in FAMILIES.items() if spec.solver == "lbfgs"]
-        raise ValueError(f"a distilled student is a linear n-gram model (family "
-                         f"{' or '.join(families)}, no head); model {model.name!r} is not one")
+        raise ValueError(
+            f"a distilled student is a linear n-gram model (family "
+            f"{' or '.join(families)}, no head); model {model.name!r} is not one"
+        )
     soft = np.asarray(soft_targets, dtype=np.float64)
-    return _fit_linear(model, linear, lambda x, _, cfg: _soft_logistic_regression(x, soft, cfg),
-                       train=train, y_train=soft.argmax(axis=1), val=val, y_val=y_val,
-                       config=config, on_epoch=None, every_class=False)
+    return _fit_linear(
+        model,
+        linear,
+        lambda x, _, cfg: _soft_logistic_regression(x, soft, cfg),
+        train=train,
+        y_train=soft.argmax(axis=1),
+        val=val,
+        y_val=y_val,
+        config=config,
+        on_epoch=None,
+        every_class=False,
+    )
 
 
 def _soft_logistic_regression(x_train, soft: np.ndarray, config: dict):
@@ -361,12 +443,24 @@ def _soft_logistic_regression(x_train, soft: np.ndarray, config: dict):
     weights = soft.T.reshape(-1)
     used = weights > 0
     regression = LogisticRegression(C=float(config["C"]), max_iter=1000).fit(
-        rows[used], classes[used], sample_weight=weights[used])
+        rows[used], classes[used], sample_weight=weights[used]
+    )
     return regression.coef_, regression.intercept_, regression.predict_proba(x_train)
 
 
-def _fit_linear(model, layers, solve: Callable, *, train, y_train, val, y_val, config,
-                on_epoch, every_class: bool = True) -> FitResult:
+def _fit_linear(
+    model,
+    layers,
+    solve: Callable,
+    *,
+    train,
+    y_train,
+    val,
+    y_val,
+    config,
+    on_epoch,
+    every_class: bool = True,
+) -> FitResult:
     """Fit a linear classifier in closed form on the sparse TF-IDF rows (and the scaled features
     beside them, if the model takes them) and write it into the model: E[:, :C] = n-gram coef.T,
     W2 = [I; 0; feature coef.T], b = intercept, so the model's probabilities are the solver's."""
@@ -396,8 +490,12 @@ def _fit_linear(model, layers, solve: Callable, *, train, y_train, val, y_val, c
 
     val_probs = np.asarray(model.predict(_model_inputs(model, val), batch_size=512, verbose=0))
     loss = float(-np.mean(np.log(np.clip(train_probs[np.arange(len(y_train)), y_train], 1e-12, 1))))
-    metrics = {"epoch": 1, "loss": loss, **validation_metrics(val_probs, y_val),
-               "stop_reason": "max_epochs"}  # the solve is complete: nothing more to train
+    metrics = {
+        "epoch": 1,
+        "loss": loss,
+        **validation_metrics(val_probs, y_val),
+        "stop_reason": "max_epochs",
+    }  # the solve is complete: nothing more to train
     if on_epoch:
         on_epoch(1, metrics, val_probs)
     return FitResult(best_epoch=1, best_metrics=metrics, history=[metrics])
@@ -409,10 +507,12 @@ def _logistic_regression(x_train, y_train, config: dict):
     from sklearn.linear_model import LogisticRegression
 
     if config["imbalance"] not in ("none", "balanced"):
-        raise ValueError(f"solver 'lbfgs' supports imbalance none or balanced, not "
-                         f"{config['imbalance']!r}")
+        raise ValueError(
+            f"solver 'lbfgs' supports imbalance none or balanced, not {config['imbalance']!r}"
+        )
     regression = LogisticRegression(
-        C=float(config["C"]), max_iter=1000,
+        C=float(config["C"]),
+        max_iter=1000,
         class_weight="balanced" if config["imbalance"] == "balanced" else None,
     ).fit(x_train, y_train)
     return regression.coef_, regression.intercept_, regression.predict_proba(x_train)
@@ -425,8 +525,10 @@ def _complement_nb(x_train, y_train, config: dict):
     from sklearn.naive_bayes import ComplementNB
 
     if x_train.min() < 0:
-        raise ValueError("solver 'complement_nb' needs non-negative inputs: n-grams only, no "
-                         "scaled features (family tfidf_nb)")
+        raise ValueError(
+            "solver 'complement_nb' needs non-negative inputs: n-grams only, no "
+            "scaled features (family tfidf_nb)"
+        )
     bayes = ComplementNB(alpha=float(config["alpha"])).fit(x_train, y_train)
     return bayes.feature_log_prob_, np.zeros(len(bayes.classes_)), bayes.predict_proba(x_train)
 
@@ -451,13 +553,16 @@ def _sparse_grams(arrays: dict, n_buckets: int):
 
     grams, weights = np.asarray(arrays["grams"]), np.asarray(arrays["gram_weights"])
     rows, cols = np.nonzero(weights)
-    return sparse.csr_matrix((weights[rows, cols], (rows, grams[rows, cols])),
-                             shape=(len(grams), n_buckets))
+    return sparse.csr_matrix(
+        (weights[rows, cols], (rows, grams[rows, cols])), shape=(len(grams), n_buckets)
+    )
 
 
 def _model_inputs(model, arrays: dict) -> dict:
     missing = [t.name for t in model.inputs if t.name not in arrays]
     if missing:
-        raise ValueError(f"model {model.name!r} needs input(s) {', '.join(missing)}; "
-                         f"got {', '.join(arrays) or 'none'}")
+        raise ValueError(
+            f"model {model.name!r} needs input(s) {', '.join(missing)}; "
+            f"got {', '.join(arrays) or 'none'}"
+        )
     return {t.name: np.asarray(arrays[t.name]) for t in model.inputs}

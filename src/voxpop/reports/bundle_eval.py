@@ -44,22 +44,39 @@ def load_ensemble(bundle: str | Path, *, trust: str | Path | None = None):
     return Ensemble.load(bundle, fused=False, trust=trust)
 
 
-def resolve_baselines(ensemble, override: str | Path | None, *, text_col: str = TEXT_COL,
-                      label_col: str = LABEL_COL, format: str | None = None) -> Baselines | None:
+def resolve_baselines(
+    ensemble,
+    override: str | Path | None,
+    *,
+    text_col: str = TEXT_COL,
+    label_col: str = LABEL_COL,
+    format: str | None = None,
+) -> Baselines | None:
     """Baselines fitted on `override` (a user's table, read with the given column names and
     `format`), else on the bundle's recorded `baseline_train.csv` (columns text,label); None when
     neither."""
     if override is not None:
-        return fit_baselines(Path(override), labels=list(ensemble.labels),
-                             text_col=text_col, label_col=label_col, format=format)
+        return fit_baselines(
+            Path(override),
+            labels=list(ensemble.labels),
+            text_col=text_col,
+            label_col=label_col,
+            format=format,
+        )
     relative = ensemble.manifest.baseline_train
     if relative is None:
         return None
     return fit_baselines(Path(ensemble.bundle) / relative, labels=list(ensemble.labels))
 
 
-def fit_baselines(path: Path, *, labels: list[str], text_col: str = TEXT_COL,
-                  label_col: str = LABEL_COL, format: str | None = None) -> Baselines:
+def fit_baselines(
+    path: Path,
+    *,
+    labels: list[str],
+    text_col: str = TEXT_COL,
+    label_col: str = LABEL_COL,
+    format: str | None = None,
+) -> Baselines:
     """Fit the baselines on a training table whose labels are the bundle's (ignoring case)."""
     from voxpop.data import read_table
 
@@ -71,20 +88,27 @@ def fit_baselines(path: Path, *, labels: list[str], text_col: str = TEXT_COL,
             f"'{label_col}' are not bundle labels ({', '.join(labels)}), first at row "
             f"{mapping.unmapped_rows[0]}"
         )
-    return Baselines(y_train=mapping.y_true, tfidf=fit_tfidf(list(table.texts), mapping.y_true),
-                     source=str(path))
+    return Baselines(
+        y_train=mapping.y_true, tfidf=fit_tfidf(list(table.texts), mapping.y_true), source=str(path)
+    )
 
 
 def oov_rates(tokens: np.ndarray) -> np.ndarray:
     """Share of each text's (non-padding) tokens that the vocabulary does not know."""
     real = (tokens != PAD_ID).sum(axis=1)
-    return np.divide((tokens == OOV_ID).sum(axis=1), real, out=np.zeros(len(tokens)),
-                     where=real > 0)
+    return np.divide(
+        (tokens == OOV_ID).sum(axis=1), real, out=np.zeros(len(tokens)), where=real > 0
+    )
 
 
-def predict_all(ensemble, texts: list[str], *, votings: list[str],
-                features: np.ndarray | None = None,
-                on_rows: Callable[[int], None] | None = None) -> tuple[dict, dict, np.ndarray]:
+def predict_all(
+    ensemble,
+    texts: list[str],
+    *,
+    votings: list[str],
+    features: np.ndarray | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> tuple[dict, dict, np.ndarray]:
     """Vote outputs per rule, member outputs per id, and OOV rates (None when no member reads
     tokens), in chunks (progress per chunk). `features`: the rows' user feature columns, for a
     bundle tuned with them.
@@ -95,9 +119,10 @@ def predict_all(ensemble, texts: list[str], *, votings: list[str],
     member_parts = {member_id: [] for member_id in ensemble.member_ids}
     oov_parts = []
     for start in range(0, len(texts), CHUNK_ROWS):
-        chunk = texts[start:start + CHUNK_ROWS]
-        inputs = ensemble.encode(chunk, None if features is None else
-                                 features[start:start + CHUNK_ROWS])
+        chunk = texts[start : start + CHUNK_ROWS]
+        inputs = ensemble.encode(
+            chunk, None if features is None else features[start : start + CHUNK_ROWS]
+        )
         if "tokens" in inputs:  # members that read only n-grams have no vocabulary to miss
             oov_parts.append(oov_rates(inputs["tokens"]))
         for rule in votings:
@@ -108,17 +133,22 @@ def predict_all(ensemble, texts: list[str], *, votings: list[str],
         if on_rows:
             on_rows(len(chunk))
     votes = {
-        rule: ModelOutput(probs=np.concatenate([p for p, _ in parts]),
-                          pred=np.concatenate([ids for _, ids in parts]))
+        rule: ModelOutput(
+            probs=np.concatenate([p for p, _ in parts]),
+            pred=np.concatenate([ids for _, ids in parts]),
+        )
         for rule, parts in vote_parts.items()
     }
-    members = {member_id: ModelOutput(probs=np.concatenate(parts))
-               for member_id, parts in member_parts.items()}
+    members = {
+        member_id: ModelOutput(probs=np.concatenate(parts))
+        for member_id, parts in member_parts.items()
+    }
     return votes, members, np.concatenate(oov_parts) if oov_parts else None
 
 
-def vote_without_each_member(ensemble, members: dict[str, ModelOutput], *,
-                             voting: str) -> dict[str, ModelOutput]:
+def vote_without_each_member(
+    ensemble, members: dict[str, ModelOutput], *, voting: str
+) -> dict[str, ModelOutput]:
     """The vote `voting` with each member left out in turn: member id -> that vote's outputs
     (empty for a one-member bundle, and for the stacker, which reads every member)."""
     if len(members) < 2 or voting == "stack":
@@ -126,16 +156,24 @@ def vote_without_each_member(ensemble, members: dict[str, ModelOutput], *,
     result = {}
     for left_out in members:
         probs, label_ids = ensemble.vote_of(
-            {m: output.probs for m, output in members.items() if m != left_out}, voting=voting)
+            {m: output.probs for m, output in members.items() if m != left_out}, voting=voting
+        )
         result[left_out] = ModelOutput(probs=probs, pred=label_ids)
     return result
 
 
-def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, str] | None = None,
-                   baselines: Baselines | None = None, hardest: int = HARDEST,
-                   primary: str | None = None,
-                   on_rows: Callable[[int], None] | None = None,
-                   predict: Callable = predict_all) -> dict:
+def evaluate_table(
+    ensemble,
+    table,
+    *,
+    votings: list[str],
+    label_map: dict[str, str] | None = None,
+    baselines: Baselines | None = None,
+    hardest: int = HARDEST,
+    primary: str | None = None,
+    on_rows: Callable[[int], None] | None = None,
+    predict: Callable = predict_all,
+) -> dict:
     """The report dict for one labelled table (`voxpop.data.Table` with labels).
 
     Rows whose label maps onto no bundle label are counted and listed in `report["data"]` and
@@ -157,14 +195,16 @@ def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, 
     y_true = mapping.y_true[keep]
     texts = [text for text, kept in zip(table.texts, keep) if kept]
     features = None if table.features is None else table.features[keep]
-    votes, members, oov = predict(ensemble, texts, votings=votings, features=features,
-                                  on_rows=on_rows)
+    votes, members, oov = predict(
+        ensemble, texts, votings=votings, features=features, on_rows=on_rows
+    )
     primary = primary or votings[0]
     if baselines is not None:
         baseline_outputs = baselines.outputs(texts, n_classes=len(labels))
     else:
-        baseline_outputs = {"majority": majority_baseline(y_true, n_rows=len(y_true),
-                                                          n_classes=len(labels))}
+        baseline_outputs = {
+            "majority": majority_baseline(y_true, n_rows=len(y_true), n_classes=len(labels))
+        }
     data = {
         "source": table.source,
         "bundle": str(ensemble.bundle),
@@ -176,8 +216,16 @@ def evaluate_table(ensemble, table, *, votings: list[str], label_map: dict[str, 
         "member_families": {m.id: m.family for m in ensemble.manifest.members},
     }
     return build_report(
-        y_true=y_true, labels=labels, votes=votes, members=members, baselines=baseline_outputs,
-        texts=texts, ids=[str(i) for i in np.asarray(table.ids)[keep]], primary=primary,
-        oov_rates=oov, hardest=hardest, data=data,
+        y_true=y_true,
+        labels=labels,
+        votes=votes,
+        members=members,
+        baselines=baseline_outputs,
+        texts=texts,
+        ids=[str(i) for i in np.asarray(table.ids)[keep]],
+        primary=primary,
+        oov_rates=oov,
+        hardest=hardest,
+        data=data,
         without_member=vote_without_each_member(ensemble, members, voting=primary),
     )

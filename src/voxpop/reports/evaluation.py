@@ -75,8 +75,12 @@ def reliability_bins(y_true: np.ndarray, output: ModelOutput, *, n_bins: int = E
     return result
 
 
-def member_agreement(y_true: np.ndarray, members: dict[str, ModelOutput],
-                     votes: dict[str, ModelOutput], n_classes: int) -> dict:
+def member_agreement(
+    y_true: np.ndarray,
+    members: dict[str, ModelOutput],
+    votes: dict[str, ModelOutput],
+    n_classes: int,
+) -> dict:
     """Pairwise share of rows where two members predict the same class, and per vote how often it
     overrules the member that scores best here (and whether that helped or hurt)."""
     ids = list(members)
@@ -101,8 +105,9 @@ def member_agreement(y_true: np.ndarray, members: dict[str, ModelOutput],
     return result
 
 
-def member_contributions(y_true: np.ndarray, vote: ModelOutput,
-                         without_member: dict[str, ModelOutput], n_classes: int) -> dict:
+def member_contributions(
+    y_true: np.ndarray, vote: ModelOutput, without_member: dict[str, ModelOutput], n_classes: int
+) -> dict:
     """What each member adds to the primary vote here: member id -> {"macro_f1_without": the
     vote's macro-F1 with that member left out, "adds": the vote's macro-F1 minus that}."""
     with_all = macro_f1(y_true, vote.predicted(), n_classes)
@@ -126,9 +131,16 @@ def oov_summary(oov_rates: np.ndarray | None) -> dict | None:
     }
 
 
-def hardest_examples(y_true: np.ndarray, output: ModelOutput, *, texts: list[str],
-                     ids: list[str], labels: list[str], limit: int,
-                     oov_rates: np.ndarray | None = None) -> list[dict]:
+def hardest_examples(
+    y_true: np.ndarray,
+    output: ModelOutput,
+    *,
+    texts: list[str],
+    ids: list[str],
+    labels: list[str],
+    limit: int,
+    oov_rates: np.ndarray | None = None,
+) -> list[dict]:
     """The `limit` wrong predictions made with the highest confidence, most confident first."""
     pred = output.predicted()
     confidence = output.confidence()
@@ -179,20 +191,31 @@ def build_report(
         "data": data or {},
         "primary": primary,
         **{
-            section: {name: model_metrics(y_true, output, labels) for name, output in models.items()}
+            section: {
+                name: model_metrics(y_true, output, labels) for name, output in models.items()
+            }
             for section, models in sections.items()
         },
         "agreement": member_agreement(y_true, members, votes, len(labels)),
         "comparisons": vote_comparisons(
-            y_true, n_classes=len(labels),
-            **{section: {name: output.predicted() for name, output in models.items()}
-               for section, models in sections.items()},
+            y_true,
+            n_classes=len(labels),
+            **{
+                section: {name: output.predicted() for name, output in models.items()}
+                for section, models in sections.items()
+            },
         ),
-        "member_contributions": member_contributions(y_true, votes[primary], without_member or {},
-                                                     len(labels)),
+        "member_contributions": member_contributions(
+            y_true, votes[primary], without_member or {}, len(labels)
+        ),
         "oov": oov_summary(oov_rates),
         "hardest": hardest_examples(
-            y_true, votes[primary], texts=texts, ids=ids, labels=labels, limit=hardest,
+            y_true,
+            votes[primary],
+            texts=texts,
+            ids=ids,
+            labels=labels,
+            limit=hardest,
             oov_rates=oov_rates,
         ),
     }

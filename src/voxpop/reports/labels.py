@@ -103,8 +103,10 @@ def _label_pairs(pairs, *, where: str) -> dict[str, str]:
         plain = isinstance(target, str | int | float)
         source, target = canonical_label(source), canonical_label(target) if plain else None
         if not source or not target:
-            raise VoxpopError(f"{where}: entry {number} needs an external label and a bundle "
-                              "label (a string or a number)")
+            raise VoxpopError(
+                f"{where}: entry {number} needs an external label and a bundle "
+                "label (a string or a number)"
+            )
         mapping[source] = target
     return mapping
 
@@ -121,7 +123,8 @@ def map_labels(
     (default 0..n-1), used to list the unmapped rows."""
     by_folded_name = {label.casefold(): index for index, label in enumerate(bundle_labels)}
     explicit = {
-        source.casefold(): bundle_labels.index(target) for source, target in (label_map or {}).items()
+        source.casefold(): bundle_labels.index(target)
+        for source, target in (label_map or {}).items()
     }
     lookup = {**by_folded_name, **explicit}
     distinct, inverse = np.unique(np.asarray(external, dtype=str), return_inverse=True)

@@ -75,8 +75,14 @@ def reliability_png(report: dict) -> bytes:
     for name, metrics in models.items():
         bins = [b for b in metrics["reliability"] if b["rows"]]
         style = "-" if name.endswith("vote") else "--"
-        axes.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], style,
-                  marker="o", markersize=3, label=f"{name} (ECE {metrics['ece']:.3f})")
+        axes.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            style,
+            marker="o",
+            markersize=3,
+            label=f"{name} (ECE {metrics['ece']:.3f})",
+        )
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
     axes.set_xlabel("confidence")

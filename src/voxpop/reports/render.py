@@ -67,10 +67,14 @@ def _markdown_block(block) -> list[str]:
     if isinstance(block, Figure):
         return [f"![{block.alt}]({block.file})"]
     # A table cell is one line (a newline would end the row) and a pipe would split it.
-    cells = [[" ".join(_cell(value).split()).replace("|", "\\|") for value in row]
-             for row in block.rows]
-    return ["| " + " | ".join(block.header) + " |", "|" + " --- |" * len(block.header),
-            *("| " + " | ".join(row) + " |" for row in cells)]
+    cells = [
+        [" ".join(_cell(value).split()).replace("|", "\\|") for value in row] for row in block.rows
+    ]
+    return [
+        "| " + " | ".join(block.header) + " |",
+        "|" + " --- |" * len(block.header),
+        *("| " + " | ".join(row) + " |" for row in cells),
+    ]
 
 
 def to_markdown(document: Document) -> str:
@@ -92,11 +96,15 @@ def _html_block(block, plots: dict[str, bytes]) -> str:
         return "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in block.items) + "</ul>"
     if isinstance(block, Figure):
         encoded = base64.b64encode(plots[block.file]).decode("ascii")
-        return (f'<img id="{block.file.removesuffix(".png")}" alt="{html.escape(block.alt)}" '
-                f'src="data:image/png;base64,{encoded}">')
+        return (
+            f'<img id="{block.file.removesuffix(".png")}" alt="{html.escape(block.alt)}" '
+            f'src="data:image/png;base64,{encoded}">'
+        )
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in block.header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
-                   for row in block.rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+        for row in block.rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -108,17 +116,21 @@ def to_html(document: Document, plots: dict[str, bytes]) -> str:
             parts.append(f"<h2>{html.escape(section.title)}</h2>")
         parts += [_html_block(block, plots) for block in section.blocks]
     body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(document.title)}</title><style>{HTML_STYLE}</style></head>"
-            f"<body>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(document.title)}</title><style>{HTML_STYLE}</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )
 
 
 # --------------------------------------------------------------------------- the report folder
 def check_report_folder(path: Path) -> None:
     """A VoxpopError, before any work, when `path` exists and is not a folder."""
     if path.exists() and not path.is_dir():
-        raise VoxpopError(f"{path}: exists and is not a folder; reports are written into a "
-                          "folder (give a new or existing folder)")
+        raise VoxpopError(
+            f"{path}: exists and is not a folder; reports are written into a "
+            "folder (give a new or existing folder)"
+        )
 
 
 def write_report(report: dict, out_dir: Path, *, formats: list[str], title: str) -> list[Path]:
@@ -171,8 +183,11 @@ def remove_stale(out: Path, written: list[Path]) -> list[Path]:
 
 
 def _remove_stale_files(folder: Path, keep: set[Path], names: tuple[str, ...]) -> list[Path]:
-    stale = [path for path in sorted(folder.iterdir())
-             if path.is_file() and path.name in names and path.resolve() not in keep]
+    stale = [
+        path
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.name in names and path.resolve() not in keep
+    ]
     for path in stale:
         path.unlink()
     return stale

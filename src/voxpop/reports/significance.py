@@ -17,8 +17,9 @@ SEED = 0
 CHUNK = 50  # resamples scored at once (one `macro_f1` call): CHUNK x n_rows indices in memory
 
 
-def bootstrap_scores(y_true, preds: dict, n_classes: int, *, resamples: int = RESAMPLES,
-                     seed: int = SEED) -> dict:
+def bootstrap_scores(
+    y_true, preds: dict, n_classes: int, *, resamples: int = RESAMPLES, seed: int = SEED
+) -> dict:
     """Each model's macro-F1 on the same `resamples` resamples of the rows: name -> float [resamples].
 
     `preds` maps names to predicted class ids aligned with `y_true`. The same seed draws the same
@@ -56,8 +57,9 @@ def verdict(comparison: dict) -> str:
     return "better" if low > 0 else "worse" if high < 0 else "within noise"
 
 
-def vote_comparisons(y_true, *, votes: dict, members: dict, baselines: dict,
-                     n_classes: int) -> list[dict]:
+def vote_comparisons(
+    y_true, *, votes: dict, members: dict, baselines: dict, n_classes: int
+) -> list[dict]:
     """Each vote against the member that scores best on these rows and against every baseline
     but the majority class. `votes`, `members`, `baselines` map names to predicted class ids."""
     y_true = np.asarray(y_true, dtype=np.int64)
@@ -65,14 +67,17 @@ def vote_comparisons(y_true, *, votes: dict, members: dict, baselines: dict,
     if members:
         best = max(members, key=lambda name: macro_f1(y_true, members[name], n_classes))
         rivals[f"best member {best}"] = members[best]
-    rivals.update({f"baseline {name}": pred for name, pred in baselines.items()
-                   if name != "majority"})
+    rivals.update(
+        {f"baseline {name}": pred for name, pred in baselines.items() if name != "majority"}
+    )
     scores = bootstrap_scores(y_true, {**votes, **rivals}, n_classes)
     result = []
     for vote, vote_pred in votes.items():
         for rival, rival_pred in rivals.items():
-            comparison = paired_difference(y_true, vote_pred, rival_pred,
-                                           scores[vote] - scores[rival], n_classes)
-            result.append({"vote": vote, "against": rival, **comparison,
-                           "verdict": verdict(comparison)})
+            comparison = paired_difference(
+                y_true, vote_pred, rival_pred, scores[vote] - scores[rival], n_classes
+            )
+            result.append(
+                {"vote": vote, "against": rival, **comparison, "verdict": verdict(comparison)}
+            )
     return result

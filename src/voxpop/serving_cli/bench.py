@@ -18,7 +18,9 @@ from voxpop.serving_cli.options import feature_cols_option, feature_columns, for
 
 
 def bench(
-    bundle: Path = typer.Argument(..., help="Ensemble bundle directory written by `voxpop export`."),
+    bundle: Path = typer.Argument(
+        ..., help="Ensemble bundle directory written by `voxpop export`."
+    ),
     input: str = typer.Argument(..., help="Texts to time on: .csv, .tsv, .parquet or .jsonl."),
     table_format: str = format_option(),
     text_col: str = typer.Option(TEXT_COL, help="Column holding the text."),
@@ -26,8 +28,9 @@ def bench(
     rows: int = typer.Option(5000, min=1, help="Use at most this many rows (repeated if fewer)."),
     batch_size: int = typer.Option(1024, min=1, help="Rows per ONNX Runtime call."),
     repeats: int = typer.Option(3, min=1, help="Timed passes per path; the best is reported."),
-    threads: int = typer.Option(None, min=1, show_default=False,
-                                help="CPU threads in total (default: all cores)."),
+    threads: int = typer.Option(
+        None, min=1, show_default=False, help="CPU threads in total (default: all cores)."
+    ),
 ) -> None:
     """Time a bundle on your own texts: encoding, fused graph, separate sessions, each member.
 
@@ -44,8 +47,12 @@ def bench(
 
     fused = Ensemble.load(bundle, threads=threads, fused=True)
     separate = Ensemble.load(bundle, threads=threads, fused=False)
-    table = read_table(input, text_col=text_col, format=table_format,
-                       feature_cols=feature_columns(separate, feature_cols))
+    table = read_table(
+        input,
+        text_col=text_col,
+        format=table_format,
+        feature_cols=feature_columns(separate, feature_cols),
+    )
     if not table.texts:
         raise VoxpopError(f"{input}: no rows to time")
     picked = np.arange(rows) % len(table.texts)  # the rows, repeated if fewer than --rows
@@ -60,15 +67,18 @@ def bench(
     for member_id in separate.member_ids:
         paths[f"member {member_id} alone"] = (separate, {"members": [member_id]})
     for name, (ensemble, options) in paths.items():
+
         def run(ensemble=ensemble, options=options):
             for start in range(0, len(texts), batch_size):
-                part = {key: array[start:start + batch_size] for key, array in encoded.items()}
+                part = {key: array[start : start + batch_size] for key, array in encoded.items()}
                 ensemble.predict_encoded(part, voting="weighted", **options)
 
         run()  # warm-up: first allocations and thread pools
         seconds[name] = _best_seconds(run, repeats)
 
-    report = Table(title=f"{bundle}: {len(texts):,} rows, batch {batch_size}, device {separate.device}")
+    report = Table(
+        title=f"{bundle}: {len(texts):,} rows, batch {batch_size}, device {separate.device}"
+    )
     for column in ("path", "rows/s", "ms/row"):
         report.add_column(column, justify="left" if column == "path" else "right")
     for name, elapsed in seconds.items():

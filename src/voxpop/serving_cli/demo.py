@@ -21,21 +21,45 @@ from voxpop.tune_spaces.options import DEFAULTS as TUNE
 # prints the named ones in the same syntax). Narrower than the named spaces, around settings that
 # train well on tweets in a few epochs, so that a handful of samples gives useful members.
 DEMO_SPACES = {
-    "cnn": {"family": "cnn", "embed_dim": {"choice": [64, 128]}, "filters": {"choice": [64, 128]},
-            "learning_rate": {"loguniform": [1e-3, 3e-3]}, "batch_size": 64,
-            "imbalance": "balanced"},
-    "bigram": {"family": "bigram", "embed_dim": 64, "buckets": 65536,
-               "learning_rate": {"loguniform": [2e-3, 6e-3]}, "batch_size": 64,
-               "imbalance": "balanced"},
-    "fusion": {"family": "fusion", "encoder": "cnn", "embed_dim": 64, "filters": 64,
-               "learning_rate": {"loguniform": [1e-3, 3e-3]}, "batch_size": 64,
-               "imbalance": "balanced"},
-    "bilstm": {"family": "bilstm", "embed_dim": 64, "units": {"choice": [32, 64]},
-               "learning_rate": {"loguniform": [1e-3, 3e-3]}, "batch_size": 64,
-               "imbalance": "balanced"},
+    "cnn": {
+        "family": "cnn",
+        "embed_dim": {"choice": [64, 128]},
+        "filters": {"choice": [64, 128]},
+        "learning_rate": {"loguniform": [1e-3, 3e-3]},
+        "batch_size": 64,
+        "imbalance": "balanced",
+    },
+    "bigram": {
+        "family": "bigram",
+        "embed_dim": 64,
+        "buckets": 65536,
+        "learning_rate": {"loguniform": [2e-3, 6e-3]},
+        "batch_size": 64,
+        "imbalance": "balanced",
+    },
+    "fusion": {
+        "family": "fusion",
+        "encoder": "cnn",
+        "embed_dim": 64,
+        "filters": 64,
+        "learning_rate": {"loguniform": [1e-3, 3e-3]},
+        "batch_size": 64,
+        "imbalance": "balanced",
+    },
+    "bilstm": {
+        "family": "bilstm",
+        "embed_dim": 64,
+        "units": {"choice": [32, 64]},
+        "learning_rate": {"loguniform": [1e-3, 3e-3]},
+        "batch_size": 64,
+        "imbalance": "balanced",
+    },
     "tfidf": {"family": "tfidf", "C": {"loguniform": [2.0, 8.0]}, "imbalance": "balanced"},
-    "tfidf_fusion": {"family": "tfidf_fusion", "C": {"loguniform": [2.0, 8.0]},
-                     "imbalance": "balanced"},
+    "tfidf_fusion": {
+        "family": "tfidf_fusion",
+        "C": {"loguniform": [2.0, 8.0]},
+        "imbalance": "balanced",
+    },
 }
 
 
@@ -56,23 +80,42 @@ class DemoPlan:
 
 
 PLANS = {
-    "full": DemoPlan(spaces=("cnn", "bigram", "fusion", "bilstm", "tfidf", "tfidf_fusion"),
-                     samples=2, max_epochs=3, scheduler="asha", train_rows=None, size=6,
-                     grace_rows=16_000),
+    "full": DemoPlan(
+        spaces=("cnn", "bigram", "fusion", "bilstm", "tfidf", "tfidf_fusion"),
+        samples=2,
+        max_epochs=3,
+        scheduler="asha",
+        train_rows=None,
+        size=6,
+        grace_rows=16_000,
+    ),
     # One sample per space: nothing for ASHA to compare, so every trial runs its epochs.
-    "quick": DemoPlan(spaces=("cnn", "bigram", "tfidf_fusion"), samples=1, max_epochs=2,
-                      scheduler="fifo", train_rows=6000, size=3),
+    "quick": DemoPlan(
+        spaces=("cnn", "bigram", "tfidf_fusion"),
+        samples=1,
+        max_epochs=2,
+        scheduler="fifo",
+        train_rows=6000,
+        size=3,
+    ),
 }
 
 
 def demo(
     ctx: typer.Context,
-    quick: bool = typer.Option(False, "--quick", help="A first look in a few minutes: fewer "
-                               "trials and epochs on 6,000 training tweets."),
-    out: Path = typer.Option(Path("voxpop-demo"), "--out", help="Directory for everything the "
-                             "demo writes: data/, runs/, bundle/, reports/."),
-    cpus_per_trial: float = typer.Option(TUNE.cpus_per_trial, help="CPUs per trial (trials run "
-                                         "side by side on the remaining cores)."),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="A first look in a few minutes: fewer trials and epochs on 6,000 training tweets.",
+    ),
+    out: Path = typer.Option(
+        Path("voxpop-demo"),
+        "--out",
+        help="Directory for everything the demo writes: data/, runs/, bundle/, reports/.",
+    ),
+    cpus_per_trial: float = typer.Option(
+        TUNE.cpus_per_trial, help="CPUs per trial (trials run side by side on the remaining cores)."
+    ),
 ) -> None:
     """Run the whole pipeline on the built-in tweet sentiment set (38,158 tweets, 3 classes).
 
@@ -86,26 +129,56 @@ def demo(
     plan = PLANS["quick" if quick else "full"]
     started = time.monotonic()
     out = out.expanduser().resolve()
-    data_dir, run_dir, bundle, reports = out / "data", out / "runs" / "demo", out / "bundle", out / "reports"
+    data_dir, run_dir, bundle, reports = (
+        out / "data",
+        out / "runs" / "demo",
+        out / "bundle",
+        out / "reports",
+    )
 
     train_csv, airline_csv = _write_demo_data(data_dir, train_rows=plan.train_rows)
     space_files = _write_spaces(out / "spaces", plan.spaces)
-    _run(ctx, ["tune", str(train_csv), *_repeat("--space", space_files), "--samples", plan.samples,
-          "--max-epochs", plan.max_epochs, "--scheduler", plan.scheduler, "--cpus-per-trial",
-          cpus_per_trial, "--storage", out / "runs", "--name", "demo", "--keep-checkpoints", 1,
-          *(["--grace-rows", plan.grace_rows] if plan.grace_rows else [])])
-    _run(ctx, ["export", run_dir, "--out", bundle, "--size", plan.size, "--select", "greedy",
-          "--force"])
+    _run(
+        ctx,
+        [
+            "tune",
+            str(train_csv),
+            *_repeat("--space", space_files),
+            "--samples",
+            plan.samples,
+            "--max-epochs",
+            plan.max_epochs,
+            "--scheduler",
+            plan.scheduler,
+            "--cpus-per-trial",
+            cpus_per_trial,
+            "--storage",
+            out / "runs",
+            "--name",
+            "demo",
+            "--keep-checkpoints",
+            1,
+            *(["--grace-rows", plan.grace_rows] if plan.grace_rows else []),
+        ],
+    )
+    _run(
+        ctx,
+        ["export", run_dir, "--out", bundle, "--size", plan.size, "--select", "greedy", "--force"],
+    )
     test_csv = _write_test_split(run_dir, data_dir / "test_split.csv")
     _run(ctx, ["evaluate", bundle, test_csv, airline_csv, "--out", reports])
 
     minutes = (time.monotonic() - started) / 60
     typer.secho(f"\nDemo finished in {minutes:.1f} minutes.", bold=True)
-    typer.echo(f"  run:     {run_dir}\n  bundle:  {bundle}\n  reports: {reports}/summary.md, "
-               f"{reports}/test_split/report.html, {reports}/airline_tweets/report.html")
+    typer.echo(
+        f"  run:     {run_dir}\n  bundle:  {bundle}\n  reports: {reports}/summary.md, "
+        f"{reports}/test_split/report.html, {reports}/airline_tweets/report.html"
+    )
     typer.echo("Next, with your own files:")
     typer.echo(f"  voxpop predict {shlex.quote(str(bundle))} new_texts.csv --out predictions.csv")
-    typer.echo(f"  echo 'my flight was delayed again' | voxpop predict {shlex.quote(str(bundle))} -")
+    typer.echo(
+        f"  echo 'my flight was delayed again' | voxpop predict {shlex.quote(str(bundle))} -"
+    )
     typer.echo(f"  voxpop evaluate {shlex.quote(str(bundle))} labelled.csv --out report/")
 
 
@@ -122,8 +195,10 @@ def _write_demo_data(data_dir: Path, *, train_rows: int | None) -> tuple[Path, P
     train_csv, airline_csv = data_dir / "tweets_train.csv", data_dir / "airline_tweets.csv"
     _write_csv(train[["id", "text", "label"]], train_csv)
     _write_csv(airline[["id", "text", "label"]], airline_csv)
-    typer.echo(f"data: {len(train):,} training tweets -> {train_csv}; "
-               f"{len(airline):,} airline tweets (external set) -> {airline_csv}")
+    typer.echo(
+        f"data: {len(train):,} training tweets -> {train_csv}; "
+        f"{len(airline):,} airline tweets (external set) -> {airline_csv}"
+    )
     return train_csv, airline_csv
 
 
@@ -135,7 +210,9 @@ def _write_spaces(directory: Path, names: tuple[str, ...]) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.yaml" for name in names]
     for name, path in zip(names, paths):
-        write_text(path, yaml.safe_dump(DEMO_SPACES[name], default_flow_style=None, sort_keys=False))
+        write_text(
+            path, yaml.safe_dump(DEMO_SPACES[name], default_flow_style=None, sort_keys=False)
+        )
     return paths
 
 

@@ -13,15 +13,26 @@ from voxpop.serving_cli.options import format_option, one_of
 
 def distill(
     bundle: Path = typer.Argument(..., help="The teacher: an ensemble bundle directory."),
-    data: Path = typer.Option(..., "--data", help="Labelled training table (CSV, TSV, Parquet "
-                              "or JSON Lines); a stratified fifth is held out to score student "
-                              "and teacher."),
-    unlabelled: list[Path] = typer.Option(None, "--unlabelled", help="Table of more texts (no "
-                                          "labels needed) to distil on; repeatable."),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="Labelled training table (CSV, TSV, Parquet "
+        "or JSON Lines); a stratified fifth is held out to score student "
+        "and teacher.",
+    ),
+    unlabelled: list[Path] = typer.Option(
+        None,
+        "--unlabelled",
+        help="Table of more texts (no labels needed) to distil on; repeatable.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Student bundle directory to write."),
-    family: str = typer.Option(None, "--family", help=f"Student family: {one_of(STUDENT_FAMILIES)} (default: "
-                               "the fastest within 1 point of the teacher's held-out macro-F1, "
-                               "else the best)."),
+    family: str = typer.Option(
+        None,
+        "--family",
+        help=f"Student family: {one_of(STUDENT_FAMILIES)} (default: "
+        "the fastest within 1 point of the teacher's held-out macro-F1, "
+        "else the best).",
+    ),
     table_format: str = format_option("the tables"),
     text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column holding the texts."),
     label_col: str = typer.Option(LABEL_COL, "--label-col", help="Column holding the labels."),
@@ -37,12 +48,23 @@ def distill(
     """
     from voxpop.export.distill import distill_bundle
 
-    result = distill_bundle(bundle, out, data=data, unlabelled=unlabelled or (),
-                            text_col=text_col, label_col=label_col, table_format=table_format,
-                            family=family, force=force)
+    result = distill_bundle(
+        bundle,
+        out,
+        data=data,
+        unlabelled=unlabelled or (),
+        text_col=text_col,
+        label_col=label_col,
+        table_format=table_format,
+        family=family,
+        force=force,
+    )
     tried = ", ".join(f"{name} {score:.4f}" for name, score in result.candidates.items())
-    typer.echo(f"student {result.family} distilled on {result.distilled_rows:,} texts -> "
-               f"{result.bundle}")
-    typer.echo(f"held-out macro-F1 ({result.val_rows:,} rows): teacher "
-               f"{result.teacher_val_macro_f1:.4f}, student {result.student_val_macro_f1:.4f} "
-               f"(tried: {tried})")
+    typer.echo(
+        f"student {result.family} distilled on {result.distilled_rows:,} texts -> {result.bundle}"
+    )
+    typer.echo(
+        f"held-out macro-F1 ({result.val_rows:,} rows): teacher "
+        f"{result.teacher_val_macro_f1:.4f}, student {result.student_val_macro_f1:.4f} "
+        f"(tried: {tried})"
+    )

@@ -18,11 +18,29 @@ from voxpop.data.terminal import STDOUT, printable
 
 # An OSError with one of these is the user's environment (a full or read-only disk, a missing
 # permission, a directory where a file goes), not a bug: one line naming the path.
-ENVIRONMENT_ERRNOS = frozenset({
-    errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
-    errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENAMETOOLONG,
-    errno.ELOOP, errno.EMFILE, errno.ENFILE, errno.EIO, errno.EXDEV, errno.EBUSY, errno.ETXTBSY,
-})
+ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.ENOENT,
+        errno.EEXIST,
+        errno.ENOTEMPTY,
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.EIO,
+        errno.EXDEV,
+        errno.EBUSY,
+        errno.ETXTBSY,
+    }
+)
 
 
 def user_errors(command: Callable) -> Callable:

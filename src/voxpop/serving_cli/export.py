@@ -7,62 +7,75 @@ from pathlib import Path
 import typer
 
 from voxpop.data.options import METRICS
-from voxpop.export.options import DEFAULTS as EXPORT
 from voxpop.export.options import COMBINES, MAX_F1_DROP, MAX_OPSET, PARITY_ROWS
+from voxpop.export.options import DEFAULTS as EXPORT
 from voxpop.serving_cli.options import one_of
 
 
 def export(
-    run: str = typer.Argument(..., help="Tuning run directory (STORAGE/NAME) written by "
-                              "`voxpop tune`: a path or a URI (s3://bucket/runs/NAME)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write (must not exist unless --force)."),
-    size: int = typer.Option(EXPORT.size, "--size",
-                             help="At most this many distinct members (K)."),
+    run: str = typer.Argument(
+        ...,
+        help="Tuning run directory (STORAGE/NAME) written by "
+        "`voxpop tune`: a path or a URI (s3://bucket/runs/NAME).",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Bundle directory to write (must not exist unless --force)."
+    ),
+    size: int = typer.Option(EXPORT.size, "--size", help="At most this many distinct members (K)."),
     select: str = typer.Option(
-        EXPORT.select, "--select",
+        EXPORT.select,
+        "--select",
         help="How members are chosen on validation data: top (K best checkpoints, one per trial), "
         "greedy (Caruana ensemble selection with replacement, weights = pick counts) or diverse "
         "(best members that differ in family or predictions).",
     ),
     metric: str = typer.Option(
-        EXPORT.metric, "--metric",
+        EXPORT.metric,
+        "--metric",
         help=f"Ranks checkpoints: {one_of(METRICS)} (greedy always maximises the vote's val "
         "macro-F1).",
     ),
     combine: str = typer.Option(
-        EXPORT.combine, "--combine",
+        EXPORT.combine,
+        "--combine",
         help=f"{one_of(COMBINES)}. stack also fits a multinomial logistic regression on the "
         "members' validation log-probabilities (into fused.onnx beside the vote, and into the "
         "manifest as numbers); it becomes the default voting only if it beats the weighted vote "
         "in cross-validation over the validation rows (the report gives both scores).",
     ),
     max_ms_per_row: float = typer.Option(
-        EXPORT.max_ms_per_row, "--max-ms-per-row", show_default=False,
+        EXPORT.max_ms_per_row,
+        "--max-ms-per-row",
+        show_default=False,
         help="Keep the best ensemble whose cost per row fits this many milliseconds: every "
         "candidate is converted and timed on validation texts (ONNX Runtime on one thread, plus "
         "encoding its inputs) and selection adds only members that keep the total within it; "
         "the report gives each cost. An error when no candidate fits alone.",
     ),
-    opset: int = typer.Option(EXPORT.opset, "--opset",
-                              help=f"ONNX opset of the members (at most {MAX_OPSET})."),
+    opset: int = typer.Option(
+        EXPORT.opset, "--opset", help=f"ONNX opset of the members (at most {MAX_OPSET})."
+    ),
     fuse: bool = typer.Option(
-        EXPORT.fuse, "--fuse/--no-fuse",
+        EXPORT.fuse,
+        "--fuse/--no-fuse",
         help="Also write fused.onnx: all members and the weighted soft vote in one graph.",
     ),
     quantize: str = typer.Option(
-        EXPORT.quantize, "--quantize",
+        EXPORT.quantize,
+        "--quantize",
         help="none, or int8: dynamic int8 quantization, kept only if the vote's val macro-F1 drops "
         f"by at most {100 * MAX_F1_DROP:g} points (the report gives both scores).",
     ),
     parity_tol: float = typer.Option(
-        EXPORT.parity_tol, "--parity-tol",
+        EXPORT.parity_tol,
+        "--parity-tol",
         help="Largest allowed |ONNX - Keras| probability difference on up to "
         f"{PARITY_ROWS:,} validation rows.",
     ),
-    force: bool = typer.Option(False, "--force",
-                               help="Replace an existing bundle at --out."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --out."),
     sign: Path = typer.Option(
-        None, "--sign",
+        None,
+        "--sign",
         help="Ed25519 private key (PEM, e.g. from `voxpop keygen`): also write ensemble.sig, a "
         "signature over the manifest that `voxpop predict --trust PUB.pem` checks.",
     ),
@@ -97,9 +110,20 @@ def export(
             progress.update(task, completed=done, total=total, description=f"converted {member_id}")
 
         export_bundle(
-            run, out, size=size, select=select, metric=metric, opset=opset, fuse=fuse,
-            quantize=quantize, parity_tol=parity_tol, force=force, on_member=on_member, sign=sign,
-            combine=combine, max_ms_per_row=max_ms_per_row,
+            run,
+            out,
+            size=size,
+            select=select,
+            metric=metric,
+            opset=opset,
+            fuse=fuse,
+            quantize=quantize,
+            parity_tol=parity_tol,
+            force=force,
+            on_member=on_member,
+            sign=sign,
+            combine=combine,
+            max_ms_per_row=max_ms_per_row,
         )
     manifest = read_manifest(out, trust=sign)
     scores = manifest.selection.val_scores
@@ -107,10 +131,18 @@ def export(
     typer.echo(
         f"wrote {out}: {len(manifest.members)} members, quantization {manifest.quantization}, "
         + ", ".join(f"val macro-F1 {voting} {score:.4f}" for voting, score in scores.items())
-        + (f", cross-validated macro-F1 stack {stacker.cv_macro_f1['stack']:.4f} vs weighted "
-           f"{stacker.cv_macro_f1['weighted']:.4f}" if stacker else "")
+        + (
+            f", cross-validated macro-F1 stack {stacker.cv_macro_f1['stack']:.4f} vs weighted "
+            f"{stacker.cv_macro_f1['weighted']:.4f}"
+            if stacker
+            else ""
+        )
         + f", default voting {manifest.voting.default}"
-        + (f", {manifest.selection.cost.total_ms:.3f} ms per row (budget "
-           f"{manifest.selection.cost.max_ms_per_row:g})" if manifest.selection.cost else "")
+        + (
+            f", {manifest.selection.cost.total_ms:.3f} ms per row (budget "
+            f"{manifest.selection.cost.max_ms_per_row:g})"
+            if manifest.selection.cost
+            else ""
+        )
         + (", signed" if sign else "")
     )

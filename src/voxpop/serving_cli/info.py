@@ -13,7 +13,9 @@ KEY_CONFIG = ("units", "filters", "num_heads", "embed_dim", "encoder", "loss", "
 
 
 def info(
-    bundle: Path = typer.Argument(..., help="Ensemble bundle directory written by `voxpop export`."),
+    bundle: Path = typer.Argument(
+        ..., help="Ensemble bundle directory written by `voxpop export`."
+    ),
     trust: Path = typer.Option(None, "--trust", help=TRUST_HELP),
 ) -> None:
     """Show a bundle's labels, members, voting, inputs and files, after verifying every sha256
@@ -47,8 +49,10 @@ def info(
         size = (ensemble.bundle / relative).stat().st_size
         lines.append(f"  {relative}  {size:,} bytes")
     lines.append(f"checksums: {len(manifest.files)} files verified (sha256)")
-    lines.append(f"check rows: {checked} graphs give the stored probabilities on "
-                 f"{len(manifest.check_rows.texts)} texts")
+    lines.append(
+        f"check rows: {checked} graphs give the stored probabilities on "
+        f"{len(manifest.check_rows.texts)} texts"
+    )
     lines.append(f"signature: {_signature(ensemble.signer, trust)}")
     typer.echo(printable("\n".join(lines), keep="\n"))  # the bundle's names are data: escaped
 
@@ -57,9 +61,11 @@ def _stacker_line(stacker) -> str:
     if stacker is None:
         return "stacker: no (export --combine stack)"
     scores = stacker.cv_macro_f1
-    return (f"stacker: logistic regression on {stacker.rows} {stacker.fit_on} rows, "
-            f"{stacker.folds}-fold cross-validated macro-F1 {scores['stack']:.4f} "
-            f"(weighted vote {scores['weighted']:.4f})")
+    return (
+        f"stacker: logistic regression on {stacker.rows} {stacker.fit_on} rows, "
+        f"{stacker.folds}-fold cross-validated macro-F1 {scores['stack']:.4f} "
+        f"(weighted vote {scores['weighted']:.4f})"
+    )
 
 
 def _signature(signer: str | None, trust: Path | None) -> str:

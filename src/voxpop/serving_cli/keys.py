@@ -6,14 +6,17 @@ from pathlib import Path
 
 import typer
 
-TRUST_HELP = ("Ed25519 public key (PEM) that must have signed the bundle (`voxpop export --sign`): "
-              "an unsigned bundle, or one whose manifest changed after signing, is refused.")
+TRUST_HELP = (
+    "Ed25519 public key (PEM) that must have signed the bundle (`voxpop export --sign`): "
+    "an unsigned bundle, or one whose manifest changed after signing, is refused."
+)
 
 
 def keygen(
     private: Path = typer.Argument(..., help="Private key file to write (PEM, mode 600)."),
-    public: Path = typer.Argument(None, help="Public key file to write (default: PRIVATE with "
-                                             ".pub.pem instead of .pem)."),
+    public: Path = typer.Argument(
+        None, help="Public key file to write (default: PRIVATE with .pub.pem instead of .pem)."
+    ),
 ) -> None:
     """Make an Ed25519 key pair for signing bundles: sign with `voxpop export --sign PRIVATE`,
     check with `voxpop predict|evaluate|info --trust PUBLIC`. Keep the private key to yourself;

@@ -29,18 +29,24 @@ def names(text: str | None) -> list[str] | None:
 def format_option(tables: str = "the input table"):
     """`--format`: the table format of `tables`, overriding their file extensions."""
     return typer.Option(
-        None, "--format", show_default=False,
+        None,
+        "--format",
+        show_default=False,
         help=f"Table format of {tables}: {one_of(FORMATS)} (default: by each file's "
-             "extension; give it for a file whose extension does not say, e.g. data.txt).")
+        "extension; give it for a file whose extension does not say, e.g. data.txt).",
+    )
 
 
 def feature_cols_option():
     """`--feature-cols` of the commands that run a bundle."""
     return typer.Option(
-        None, "--feature-cols", show_default=False,
+        None,
+        "--feature-cols",
+        show_default=False,
         help="Comma-separated numeric columns fed beside the text, in the order the bundle was "
-             "tuned with (default: the bundle's own feature columns, read by name; see "
-             "`voxpop info`). Only for bundles tuned with --feature-cols.")
+        "tuned with (default: the bundle's own feature columns, read by name; see "
+        "`voxpop info`). Only for bundles tuned with --feature-cols.",
+    )
 
 
 def feature_columns(ensemble, option: str | None) -> tuple[str, ...]:
@@ -57,6 +63,8 @@ def feature_columns(ensemble, option: str | None) -> tuple[str, ...]:
         return tuple(expected)
     if len(given) != len(expected):
         tuned = f"with {len(expected)} ({', '.join(expected)})" if expected else "without any"
-        raise VoxpopError(f"--feature-cols: {len(given)} column(s) given ({', '.join(given)}), "
-                          f"but the bundle was tuned {tuned}")
+        raise VoxpopError(
+            f"--feature-cols: {len(given)} column(s) given ({', '.join(given)}), "
+            f"but the bundle was tuned {tuned}"
+        )
     return tuple(given)

@@ -17,55 +17,82 @@ from voxpop.serving_cli.options import feature_cols_option, feature_columns, for
 
 
 def predict(
-    bundle: Path = typer.Argument(..., help="Ensemble bundle directory written by `voxpop export`."),
+    bundle: Path = typer.Argument(
+        ..., help="Ensemble bundle directory written by `voxpop export`."
+    ),
     input: str = typer.Argument(
-        ..., help="Table to label: .csv, .tsv, .parquet or .jsonl, or '-' for one text per line on stdin."
+        ...,
+        help="Table to label: .csv, .tsv, .parquet or .jsonl, or '-' for one text per line on stdin.",
     ),
     out: Path = typer.Option(
-        None, "--out", "-o",
+        None,
+        "--out",
+        "-o",
         help="Output file; its extension picks the format (.csv .tsv .parquet .jsonl). Default: CSV on stdout.",
     ),
     table_format: str = format_option(),
     text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column holding the text."),
-    id_col: str = typer.Option(None, "--id-col", help="Column copied to the output as `id` (default: none)."),
+    id_col: str = typer.Option(
+        None, "--id-col", help="Column copied to the output as `id` (default: none)."
+    ),
     feature_cols: str = feature_cols_option(),
     voting: str = typer.Option(
-        None, "--voting",
+        None,
+        "--voting",
         help="soft | hard | weighted | stack (a bundle exported with --combine stack). Default: "
-             "the bundle's default voting."
+        "the bundle's default voting.",
     ),
     weights: str = typer.Option(
         None, "--weights", help="Comma-separated member weights (one per member used), e.g. 3,1,1."
     ),
     members: str = typer.Option(
-        None, "--members", help="Comma-separated member ids to use (default: all); see `voxpop info BUNDLE`."
+        None,
+        "--members",
+        help="Comma-separated member ids to use (default: all); see `voxpop info BUNDLE`.",
     ),
-    top_k: int = typer.Option(0, "--top-k", help="Add the K most probable labels with probabilities (label_i, prob_i)."),
+    top_k: int = typer.Option(
+        0, "--top-k", help="Add the K most probable labels with probabilities (label_i, prob_i)."
+    ),
     probs: bool = typer.Option(False, "--probs", help="Add one prob_<label> column per label."),
-    per_member: bool = typer.Option(False, "--per-member", help="Add each member's own label (label_<member>)."),
-    batch_size: int = typer.Option(2048, "--batch-size", help="Rows read, encoded and predicted at a time."),
-    device: str = typer.Option(DEFAULT_DEVICE, "--device",
-                               help="auto (CUDA if really usable, else CPU) | cpu | cuda."),
+    per_member: bool = typer.Option(
+        False, "--per-member", help="Add each member's own label (label_<member>)."
+    ),
+    batch_size: int = typer.Option(
+        2048, "--batch-size", help="Rows read, encoded and predicted at a time."
+    ),
+    device: str = typer.Option(
+        DEFAULT_DEVICE, "--device", help="auto (CUDA if really usable, else CPU) | cpu | cuda."
+    ),
     threads: int = typer.Option(
-        None, "--threads", min=1, show_default=False,
+        None,
+        "--threads",
+        min=1,
+        show_default=False,
         help="CPU threads in total (default: all cores); with 2 or more, one encodes the next chunk "
-             "while ONNX Runtime runs this one on the others.",
+        "while ONNX Runtime runs this one on the others.",
     ),
     no_fused: bool = typer.Option(
-        False, "--no-fused", help="Run members in separate sessions even where the fused graph would do."
+        False,
+        "--no-fused",
+        help="Run members in separate sessions even where the fused graph would do.",
     ),
     trust: Path = typer.Option(None, "--trust", help=TRUST_HELP),
     address: str = typer.Option(
-        None, "--address", show_default=False,
+        None,
+        "--address",
+        show_default=False,
         help="Predict on a Ray cluster with Ray Data: local (an embedded Ray on this machine), "
-             "auto, HOST:PORT or ray://HOST:PORT. INPUT may then also be a folder of table files "
-             "or a glob; BUNDLE and INPUT must be at the same path on every node. Default: no "
-             "Ray, this process predicts.",
+        "auto, HOST:PORT or ray://HOST:PORT. INPUT may then also be a folder of table files "
+        "or a glob; BUNDLE and INPUT must be at the same path on every node. Default: no "
+        "Ray, this process predicts.",
     ),
     workers: int = typer.Option(
-        None, "--workers", min=1, show_default=False,
+        None,
+        "--workers",
+        min=1,
+        show_default=False,
         help="With --address: predictor actors, one core each (default: the cluster's CPUs; "
-             "with local, also the CPUs the embedded Ray offers).",
+        "with local, also the CPUs the embedded Ray offers).",
     ),
 ) -> None:
     """Predict labels for every row of INPUT, in input order, one output row per input row.
@@ -86,10 +113,9 @@ def predict(
     Example: voxpop predict bundle/ new_tweets.csv --id-col tweet_id --top-k 2 --out preds.parquet
     """
     from voxpop.data import iter_table_chunks
+    from voxpop.data.atomic import check_target
     from voxpop.ensemble import Ensemble
     from voxpop.ensemble.stream import OutputColumns, output_format, predict_chunks
-
-    from voxpop.data.atomic import check_target
 
     if batch_size < 1:
         raise VoxpopError(f"--batch-size: must be >= 1, got {batch_size}")
@@ -105,54 +131,111 @@ def predict(
         files = input_files(input)
     if out is not None:  # before any work: never the input itself, never half a run for nothing
         check_target(out, reads=[bundle] if input == "-" else [*files, bundle])
-    ensemble = Ensemble.load(bundle, device=device, threads=threads,
-                             fused=not (no_fused or per_member), pipeline=True, trust=trust)
+    ensemble = Ensemble.load(
+        bundle,
+        device=device,
+        threads=threads,
+        fused=not (no_fused or per_member),
+        pipeline=True,
+        trust=trust,
+    )
     voting = voting or ensemble.manifest.voting.default
     weight_list = _floats(weights, "--weights")
     member_list = names(members)
     fused = ensemble.runs_fused(voting=voting, weights=weight_list, members=member_list)
     if not 0 <= top_k <= len(ensemble.labels):
-        raise VoxpopError(f"--top-k: must be between 0 and {len(ensemble.labels)} (the number of labels)")
-    columns = OutputColumns(with_ids=id_col is not None, top_k=top_k, probs=probs, per_member=per_member)
+        raise VoxpopError(
+            f"--top-k: must be between 0 and {len(ensemble.labels)} (the number of labels)"
+        )
+    columns = OutputColumns(
+        with_ids=id_col is not None, top_k=top_k, probs=probs, per_member=per_member
+    )
     vote_options = {"voting": voting, "weights": weight_list, "members": member_list}
     found = {"replaced_bytes": 0, "empty_texts": 0}
     how = "fused graph" if fused else "separate sessions"
     if address is None:
-        chunks = iter_table_chunks(input, chunk_rows=batch_size, text_col=text_col, id_col=id_col,
-                                   feature_cols=feature_columns(ensemble, feature_cols),
-                                   format=table_format)
-        chunks = itertools.chain([next(chunks)], chunks)  # input errors (e.g. a missing column) first
+        chunks = iter_table_chunks(
+            input,
+            chunk_rows=batch_size,
+            text_col=text_col,
+            id_col=id_col,
+            feature_cols=feature_columns(ensemble, feature_cols),
+            format=table_format,
+        )
+        chunks = itertools.chain(
+            [next(chunks)], chunks
+        )  # input errors (e.g. a missing column) first
         typer.echo(f"voxpop predict: device {ensemble.device}, {voting} voting, {how}", err=True)
         frames = predict_chunks(ensemble, _tallied(chunks, found), columns=columns, **vote_options)
         _write(frames, fmt=fmt, out=out)
     else:
         from voxpop.batch.raydata import PredictSpec, ReadSpec
 
-        read = ReadSpec(text_col=text_col, id_col=id_col, format=table_format, chunk_rows=batch_size,
-                        feature_cols=feature_columns(ensemble, feature_cols))
-        spec = PredictSpec(bundle=str(Path(bundle).resolve()), trust=trust and str(trust),
-                           fused=not (no_fused or per_member), vote_options=vote_options,
-                           columns=columns)
-        _predict_on_ray(files, read=read, predict=spec, address=address, workers=workers,
-                        found=found, fmt=fmt, out=out, how=how)
+        read = ReadSpec(
+            text_col=text_col,
+            id_col=id_col,
+            format=table_format,
+            chunk_rows=batch_size,
+            feature_cols=feature_columns(ensemble, feature_cols),
+        )
+        spec = PredictSpec(
+            bundle=str(Path(bundle).resolve()),
+            trust=trust and str(trust),
+            fused=not (no_fused or per_member),
+            vote_options=vote_options,
+            columns=columns,
+        )
+        _predict_on_ray(
+            files,
+            read=read,
+            predict=spec,
+            address=address,
+            workers=workers,
+            found=found,
+            fmt=fmt,
+            out=out,
+            how=how,
+        )
     if found["replaced_bytes"]:
-        typer.echo(f"voxpop predict: warning: {input}: {found['replaced_bytes']} byte(s) that were "
-                   "not UTF-8 replaced by U+FFFD", err=True)
+        typer.echo(
+            f"voxpop predict: warning: {input}: {found['replaced_bytes']} byte(s) that were "
+            "not UTF-8 replaced by U+FFFD",
+            err=True,
+        )
     if found["empty_texts"]:
-        typer.echo(f"voxpop predict: warning: {input}: {found['empty_texts']} empty or null "
-                   "text(s), predicted and flagged in column empty_text", err=True)
+        typer.echo(
+            f"voxpop predict: warning: {input}: {found['empty_texts']} empty or null "
+            "text(s), predicted and flagged in column empty_text",
+            err=True,
+        )
 
 
-def _predict_on_ray(files, *, read, predict, address: str, workers: int | None, found: dict,
-                    fmt: str, out: Path | None, how: str) -> None:
+def _predict_on_ray(
+    files,
+    *,
+    read,
+    predict,
+    address: str,
+    workers: int | None,
+    found: dict,
+    fmt: str,
+    out: Path | None,
+    how: str,
+) -> None:
     """Start or join Ray, predict `files` with Ray Data (voxpop.batch.raydata) and write."""
     from voxpop.batch.raydata import predict_frames, ray_workers
 
     with ray_workers(address, workers) as n_workers:
-        typer.echo(f"voxpop predict: Ray Data, {len(files)} file(s), {n_workers} worker(s) on "
-                   f"cpu, {predict.vote_options['voting']} voting, {how}", err=True)
-        _write(predict_frames(files, read=read, predict=predict, workers=n_workers, found=found),
-               fmt=fmt, out=out)
+        typer.echo(
+            f"voxpop predict: Ray Data, {len(files)} file(s), {n_workers} worker(s) on "
+            f"cpu, {predict.vote_options['voting']} voting, {how}",
+            err=True,
+        )
+        _write(
+            predict_frames(files, read=read, predict=predict, workers=n_workers, found=found),
+            fmt=fmt,
+            out=out,
+        )
 
 
 def _tallied(chunks, found: dict):
@@ -195,7 +278,12 @@ def _progress():
         def render(self, task) -> Text:
             return Text(f"{task.speed or 0:,.0f} rows/s")
 
-    columns = (SpinnerColumn(), TextColumn("{task.completed:,} rows"), RowsPerSecond(), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.completed:,} rows"),
+        RowsPerSecond(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task("predict", total=None)
         yield lambda n_rows: progress.advance(task, n_rows)
@@ -208,4 +296,6 @@ def _floats(text: str | None, option: str) -> list[float] | None:
     try:
         return [float(value) for value in values]
     except ValueError:
-        raise VoxpopError(f"{option}: {text!r} is not a comma-separated list of numbers (e.g. 3,1,1)") from None
+        raise VoxpopError(
+            f"{option}: {text!r} is not a comma-separated list of numbers (e.g. 3,1,1)"
+        ) from None

@@ -12,8 +12,10 @@ from voxpop.data.errors import VoxpopError
 LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # The cluster to join when no --address is given: `ray job submit` sets it for its entrypoint.
 ADDRESS_ENV = "RAY_ADDRESS"
-RUN_STORAGE_NOTE = ("the run directory (--storage) must be on storage every node sees (a shared "
-                    "path, or a URI such as s3://...)")
+RUN_STORAGE_NOTE = (
+    "the run directory (--storage) must be on storage every node sees (a shared "
+    "path, or a URI such as s3://...)"
+)
 
 
 def cluster_address(address: str | None = None) -> str | None:
@@ -23,8 +25,13 @@ def cluster_address(address: str | None = None) -> str | None:
     return None if address == "local" else address
 
 
-def start_ray(*, address: str | None = None, num_cpus: int | None = None,
-              num_gpus: float | None = None, shared: str = RUN_STORAGE_NOTE) -> bool:
+def start_ray(
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: float | None = None,
+    shared: str = RUN_STORAGE_NOTE,
+) -> bool:
     """Start or join Ray; return True when this call started it (so the caller shuts it down).
 
     Without `address` and without RAY_ADDRESS in the environment: an embedded instance
@@ -45,8 +52,14 @@ def start_ray(*, address: str | None = None, num_cpus: int | None = None,
         _join(address, given=given, shared=shared)
     else:
         _loopback_only()
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus,
-                 include_dashboard=False, logging_level="WARNING", log_to_driver=True)
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or os.cpu_count(),
+            num_gpus=num_gpus,
+            include_dashboard=False,
+            logging_level="WARNING",
+            log_to_driver=True,
+        )
     return True
 
 
@@ -93,8 +106,9 @@ def _join(address: str, *, given: str, shared: str) -> None:
         ray.init(address=address, logging_level="WARNING")
     except (ConnectionError, RuntimeError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise VoxpopError(f"{given} {address}: cannot join the Ray cluster ({first_line})") \
-            from None
+        raise VoxpopError(
+            f"{given} {address}: cannot join the Ray cluster ({first_line})"
+        ) from None
     warnings.warn(
         f"joined the Ray cluster at {address}: {shared}",
         stacklevel=2,
@@ -110,8 +124,9 @@ def _check_reachable(address: str, *, given: str = "--address", timeout_s: float
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as err:
-        raise VoxpopError(f"{given} {address}: nothing answers there "
-                          f"({err.strerror or type(err).__name__})") from None
+        raise VoxpopError(
+            f"{given} {address}: nothing answers there ({err.strerror or type(err).__name__})"
+        ) from None
 
 
 def check_resources(*, cpus_per_trial: float, gpus_per_trial: float) -> dict:

@@ -18,17 +18,22 @@ from voxpop.data.vectors import is_source, resolve_source, source_dim
 KEY, FREEZE_KEY = "embeddings", "freeze_embeddings"
 
 
-def with_embeddings(spaces: dict[str, dict], *, default: str | None,
-                    freeze: bool) -> dict[str, dict]:
+def with_embeddings(
+    spaces: dict[str, dict], *, default: str | None, freeze: bool
+) -> dict[str, dict]:
     """The spaces with their vector sources settled (see the module's docstring)."""
     if freeze and default is None:
         raise VoxpopError("--freeze-embeddings needs --embeddings (the vectors to keep fixed)")
     default = None if default is None else resolve_source(default)
-    settled = {name: _settled(name, space, default=default, freeze=freeze)
-               for name, space in spaces.items()}
+    settled = {
+        name: _settled(name, space, default=default, freeze=freeze)
+        for name, space in spaces.items()
+    }
     if default is not None and not any(KEY in space for space in settled.values()):
-        raise VoxpopError(f"--embeddings: no family of the spaces {', '.join(spaces)} has a token "
-                          "embedding to start from word vectors")
+        raise VoxpopError(
+            f"--embeddings: no family of the spaces {', '.join(spaces)} has a token "
+            "embedding to start from word vectors"
+        )
     return settled
 
 
@@ -71,14 +76,18 @@ def _fit_width(name: str, space: dict) -> None:
             raise VoxpopError(
                 f"space {name}: embed_dim {width} is fixed, but {source} has {dim}-dim vectors; "
                 f"the embedding's width follows the vectors (leave embed_dim out, or set it to "
-                f"{dim})")
+                f"{dim})"
+            )
 
 
 def _reads_tokens(space: dict) -> bool:
     from voxpop.models import FAMILIES
 
-    return any(FAMILIES[family].reads == "tokens" for family in _values(space.get("family"))
-               if family in FAMILIES)
+    return any(
+        FAMILIES[family].reads == "tokens"
+        for family in _values(space.get("family"))
+        if family in FAMILIES
+    )
 
 
 def _values(value) -> list:
@@ -96,6 +105,7 @@ def _mapped(name: str, value, function):
     if isinstance(value, sample.Categorical):
         return tune.choice([function(item) for item in value.categories])
     if isinstance(value, sample.Domain):
-        raise VoxpopError(f"space {name}: key {KEY!r} takes a name, a file, {NO_EMBEDDINGS} or a "
-                          "choice of them")
+        raise VoxpopError(
+            f"space {name}: key {KEY!r} takes a name, a file, {NO_EMBEDDINGS} or a choice of them"
+        )
     return function(value)

@@ -33,8 +33,9 @@ class RunLog:
 
     def __init__(self) -> None:
         self.path: Path | None = None
-        self._held = logging.handlers.MemoryHandler(_BUFFERED, flushLevel=logging.CRITICAL + 1,
-                                                    flushOnClose=False)
+        self._held = logging.handlers.MemoryHandler(
+            _BUFFERED, flushLevel=logging.CRITICAL + 1, flushOnClose=False
+        )
         self._file: logging.Handler | None = None
         self._console: list[logging.Handler] = []
         self._level = logging.NOTSET

@@ -71,8 +71,9 @@ class TuneOptions:
     sentence_tokenizer: Path | None = None  # its tokenizer.json, when not beside the ONNX file
 
     def to_json(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v
-                for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()
+        }
 
 
 DEFAULTS = TuneOptions(data=None)  # what every option is when not given

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from voxpop.data import Preprocessor, read_table, split_rows
-from voxpop.data.options import LABEL_COL, TEXT_COL
 from voxpop.data.errors import VoxpopError
+from voxpop.data.options import LABEL_COL, TEXT_COL
 from voxpop.data.rundir import SPLITS, TrialData, data_rows, row_features, write_prepared
 from voxpop.data.sentence import TOKEN_INPUTS, SentenceModel, SentenceTokenizer
 from voxpop.data.storage import Location
@@ -42,11 +42,18 @@ class TableSource:
     format: str | None = None  # of every file; None: by each file's extension
 
 
-def prepare_run_data(source: TableSource, *, seed: int, run_dir: Location, job: dict,
-                     preprocessor_options: dict | None = None,
-                     vector_sources: list[str] = (), folds: int = 0,
-                     sentence_model: SentenceModel | None = None,
-                     threads: int | None = None) -> TrialData:
+def prepare_run_data(
+    source: TableSource,
+    *,
+    seed: int,
+    run_dir: Location,
+    job: dict,
+    preprocessor_options: dict | None = None,
+    vector_sources: list[str] = (),
+    folds: int = 0,
+    sentence_model: SentenceModel | None = None,
+    threads: int | None = None,
+) -> TrialData:
     """Read, split, fit the Preprocessor on train, encode (with `folds` folds of train+val for a
     bagged run), match the pretrained word vectors `vector_sources` (resolved names or files) to
     the vocabulary, and write the run's prepared data.
@@ -62,23 +69,42 @@ def prepare_run_data(source: TableSource, *, seed: int, run_dir: Location, job: 
     train = (rows["split"] == "train").to_numpy()
     tokenizer, pooled = sentence_encoder(sentence_model) if sentence_model else (None, None)
     preprocessor = Preprocessor(**(preprocessor_options or {}), sentence_tokenizer=tokenizer).fit(
-        rows["text"][train].tolist(), rows["label"][train].to_numpy(),
+        rows["text"][train].tolist(),
+        rows["label"][train].to_numpy(),
         features=None if features is None else features[train],
         feature_names=source.feature_cols,
     )
-    data = TrialData.encode(preprocessor, rows, folds=folds, seed=seed,
-                            embed=_embedding(pooled, preprocessor, threads) if pooled else None)
+    data = TrialData.encode(
+        preprocessor,
+        rows,
+        folds=folds,
+        seed=seed,
+        embed=_embedding(pooled, preprocessor, threads) if pooled else None,
+    )
     if vector_sources:
         # training occurrences per token id, for the coverage the run records
         counts = np.bincount(data.train["tokens"].ravel(), minlength=preprocessor.n_tokens)
-        data = dataclasses.replace(data, vectors={
-            vector_source: match_vectors(vector_source, preprocessor.vocabulary.tokens,
-                                         counts=counts, seed=seed)
-            for vector_source in vector_sources})
-    write_prepared(run_dir, preprocessor=preprocessor, rows=rows, data=data,
-                   job={**job, "versions": _versions(),
-                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-                   sentence_encoder=pooled.SerializeToString() if pooled else None)
+        data = dataclasses.replace(
+            data,
+            vectors={
+                vector_source: match_vectors(
+                    vector_source, preprocessor.vocabulary.tokens, counts=counts, seed=seed
+                )
+                for vector_source in vector_sources
+            },
+        )
+    write_prepared(
+        run_dir,
+        preprocessor=preprocessor,
+        rows=rows,
+        data=data,
+        job={
+            **job,
+            "versions": _versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        sentence_encoder=pooled.SerializeToString() if pooled else None,
+    )
     return data
 
 
@@ -116,13 +142,23 @@ def _labelled_rows(source: TableSource, *, seed: int) -> pd.DataFrame:
     """Every row in the run's form (`id, text, label, split` + features), in file order."""
 
     def read(path: Path, **checks):
-        return read_table(path, text_col=source.text_col, label_col=source.label_col,
-                          feature_cols=source.feature_cols, format=source.format, **checks)
+        return read_table(
+            path,
+            text_col=source.text_col,
+            label_col=source.label_col,
+            feature_cols=source.feature_cols,
+            format=source.format,
+            **checks,
+        )
 
     main = read(source.data, require_classes=2)
-    split = split_rows(main.labels, ids=main.ids, seed=seed,
-                       val_size=0 if source.val else VAL_SIZE,
-                       test_size=0 if source.test else TEST_SIZE)
+    split = split_rows(
+        main.labels,
+        ids=main.ids,
+        seed=seed,
+        val_size=0 if source.val else VAL_SIZE,
+        test_size=0 if source.test else TEST_SIZE,
+    )
     names = np.empty(len(main), dtype=object)
     for name in SPLITS:
         names[getattr(split, name)] = name
@@ -131,14 +167,21 @@ def _labelled_rows(source: TableSource, *, seed: int) -> pd.DataFrame:
         path = getattr(source, name)
         if path:
             table = read(path)
-            frames.append(_rows(table, np.full(len(table), name, dtype=object),
-                                source.feature_cols))
+            frames.append(
+                _rows(table, np.full(len(table), name, dtype=object), source.feature_cols)
+            )
     return pd.concat(frames, ignore_index=True)
 
 
 def _rows(table, split_names: np.ndarray, feature_cols: tuple[str, ...]) -> pd.DataFrame:
-    return data_rows(ids=table.ids, texts=table.texts, labels=table.labels, splits=split_names,
-                     features=table.features, feature_cols=feature_cols)
+    return data_rows(
+        ids=table.ids,
+        texts=table.texts,
+        labels=table.labels,
+        splits=split_names,
+        features=table.features,
+        feature_cols=feature_cols,
+    )
 
 
 def _versions() -> dict:

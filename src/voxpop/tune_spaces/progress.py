@@ -8,11 +8,10 @@ score, change, and once a minute while they do not (for the time left).
 from __future__ import annotations
 
 import time
-
-import numpy as np
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from ray.tune import ProgressReporter
 from ray.tune.experiment import Trial
 
@@ -36,9 +35,11 @@ class Progress:
         elapsed, about 3m30s left`."""
         best = "-" if self.best is None else f"{self.best:.4f}"
         left = "" if self.left_s is None else f", about {_duration(self.left_s)} left"
-        return (f"tune: {self.done}/{self.total} trials done, {self.running} running, "
-                f"{self.failed} failed; best val macro-F1 {best}; "
-                f"{_duration(self.elapsed_s)} elapsed{left}")
+        return (
+            f"tune: {self.done}/{self.total} trials done, {self.running} running, "
+            f"{self.failed} failed; best val macro-F1 {best}; "
+            f"{_duration(self.elapsed_s)} elapsed{left}"
+        )
 
 
 def _duration(seconds: float) -> str:
@@ -56,8 +57,14 @@ class ProgressLines(ProgressReporter):
     the same way: pass a module-level function.
     """
 
-    def __init__(self, *, metric: str, max_epochs: int, on_progress: Callable[[Progress], None],
-                 time_budget: float | None = None):
+    def __init__(
+        self,
+        *,
+        metric: str,
+        max_epochs: int,
+        on_progress: Callable[[Progress], None],
+        time_budget: float | None = None,
+    ):
         self.metric = metric
         self.max_epochs = max_epochs
         self.time_budget = time_budget
@@ -67,8 +74,14 @@ class ProgressLines(ProgressReporter):
         self._shown: tuple | None = None
         self._shown_at = 0.0
 
-    def setup(self, start_time: float | None = None, total_samples: int | None = None,
-              metric: str | None = None, mode: str | None = None, **kwargs) -> None:
+    def setup(
+        self,
+        start_time: float | None = None,
+        total_samples: int | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        **kwargs,
+    ) -> None:
         self._start = start_time or time.time()
         self._total = total_samples or 0
         self._shown, self._shown_at = None, 0.0
@@ -84,8 +97,10 @@ class ProgressLines(ProgressReporter):
 
     def progress(self, trials: list[Trial], *, done: bool = False) -> Progress:
         """The `Progress` of `trials` now."""
-        count = {status: sum(trial.status == status for trial in trials)
-                 for status in (Trial.TERMINATED, Trial.RUNNING, Trial.ERROR)}
+        count = {
+            status: sum(trial.status == status for trial in trials)
+            for status in (Trial.TERMINATED, Trial.RUNNING, Trial.ERROR)
+        }
         total = max(self._total, len(trials))
         elapsed = time.time() - self._start
         epochs = sum(self._epochs_done(trial) for trial in trials)
@@ -95,9 +110,15 @@ class ProgressLines(ProgressReporter):
             left = elapsed * (planned - epochs) / epochs
         if not done and self.time_budget:  # Tune ends the job at the budget
             left = max(0.0, min(left if left is not None else np.inf, self.time_budget - elapsed))
-        return Progress(done=count[Trial.TERMINATED], running=count[Trial.RUNNING],
-                        failed=count[Trial.ERROR], total=total, best=self._best(trials),
-                        elapsed_s=elapsed, left_s=left)
+        return Progress(
+            done=count[Trial.TERMINATED],
+            running=count[Trial.RUNNING],
+            failed=count[Trial.ERROR],
+            total=total,
+            best=self._best(trials),
+            elapsed_s=elapsed,
+            left_s=left,
+        )
 
     def _state(self, trials: list[Trial]) -> tuple:
         statuses = tuple(sorted(trial.status for trial in trials))
@@ -105,8 +126,11 @@ class ProgressLines(ProgressReporter):
         return statuses, None if best is None else round(best, 4)
 
     def _best(self, trials: list[Trial]) -> float | None:
-        scores = [trial.metric_analysis[self.metric]["max"] for trial in trials
-                  if self.metric in trial.metric_analysis]
+        scores = [
+            trial.metric_analysis[self.metric]["max"]
+            for trial in trials
+            if self.metric in trial.metric_analysis
+        ]
         return max(scores, default=None)
 
     def _epochs_done(self, trial: Trial) -> int:

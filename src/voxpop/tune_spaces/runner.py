@@ -11,7 +11,6 @@ import dataclasses
 import math
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,17 +59,21 @@ class TuneOutcome:
 # --------------------------------------------------------------------------- validation
 def validate(options: TuneOptions) -> dict[str, dict]:
     """Check the options without touching Ray; return the resolved spaces by name."""
-    choices = {"--scheduler": (options.scheduler, SCHEDULERS),
-               "--search": (options.search, SEARCHES)}
+    choices = {
+        "--scheduler": (options.scheduler, SCHEDULERS),
+        "--search": (options.search, SEARCHES),
+    }
     for flag, (value, registry) in choices.items():
         if value not in registry:
             raise VoxpopError(f"{flag} {value!r} is not valid (valid: {', '.join(registry)})")
-    positive = {"--samples": options.samples,
-                "--max-epochs": 1 if options.max_epochs is None else options.max_epochs,
-                "--cpus-per-trial": options.cpus_per_trial,
-                "--keep-checkpoints": options.keep_checkpoints,
-                "--grace-rows": options.grace_rows,
-                "--time-budget": 1 if options.time_budget is None else options.time_budget}
+    positive = {
+        "--samples": options.samples,
+        "--max-epochs": 1 if options.max_epochs is None else options.max_epochs,
+        "--cpus-per-trial": options.cpus_per_trial,
+        "--keep-checkpoints": options.keep_checkpoints,
+        "--grace-rows": options.grace_rows,
+        "--time-budget": 1 if options.time_budget is None else options.time_budget,
+    }
     for flag, value in positive.items():
         if not value > 0:
             raise VoxpopError(f"{flag} must be positive (got {value})")
@@ -89,8 +92,9 @@ def validate(options: TuneOptions) -> dict[str, dict]:
     if options.max_concurrent is not None and options.max_concurrent < 1:
         raise VoxpopError(f"--max-concurrent must be at least 1 (got {options.max_concurrent})")
     if options.format is not None and options.format.lower() not in FORMATS:
-        raise VoxpopError(f"--format {options.format!r} is not a table format (choose from "
-                          f"{', '.join(FORMATS)})")
+        raise VoxpopError(
+            f"--format {options.format!r} is not a table format (choose from {', '.join(FORMATS)})"
+        )
     if not options.spaces:
         raise VoxpopError("--space: give at least one space (see `voxpop spaces`)")
     if options.scheduler == "pbt" and (len(options.spaces) != 1 or options.search != "random"):
@@ -114,12 +118,17 @@ def _check_sentence_encoder(options: TuneOptions, spaces: dict[str, dict]) -> No
     from voxpop.models import FAMILIES
     from voxpop.tune_spaces.space_check import families_of
 
-    readers = sorted(name for name, space in spaces.items()
-                     if any(FAMILIES[f].reads == "sentence" for f in families_of(space)))
+    readers = sorted(
+        name
+        for name, space in spaces.items()
+        if any(FAMILIES[f].reads == "sentence" for f in families_of(space))
+    )
     if readers and options.sentence_encoder is None:
-        raise VoxpopError(f"--space {', '.join(readers)}: the sentence family needs "
-                          "--sentence-encoder (a Hugging Face model folder with an ONNX export, "
-                          "an ONNX file with its tokenizer.json, or all-MiniLM-L6-v2)")
+        raise VoxpopError(
+            f"--space {', '.join(readers)}: the sentence family needs "
+            "--sentence-encoder (a Hugging Face model folder with an ONNX export, "
+            "an ONNX file with its tokenizer.json, or all-MiniLM-L6-v2)"
+        )
     if options.sentence_tokenizer is not None and options.sentence_encoder is None:
         raise VoxpopError("--sentence-tokenizer is the tokenizer of --sentence-encoder; give both")
     if options.sentence_encoder is not None:
@@ -136,8 +145,12 @@ def sentence_model(options: TuneOptions):
 
 
 # --------------------------------------------------------------------------- running
-def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None = None,
-               on_progress: Callable[[Progress], None] | None = None) -> TuneOutcome:
+def run_tuning(
+    options: TuneOptions,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> TuneOutcome:
     """Prepare the data (or reload it with `resume`), run the trials, return the outcome.
 
     `on_ready(message)` is called with status lines before the trials start (Ray's resources,
@@ -148,8 +161,10 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
     check_run_name(options.name)
     run_dir = locate(options.storage).child(options.name)
     if options.folds and run_dir.local is None:  # the bags are assembled in the run's folder
-        raise VoxpopError("--folds: a bagged run needs a local --storage (or a mounted shared "
-                          f"folder), not {run_dir.uri}")
+        raise VoxpopError(
+            "--folds: a bagged run needs a local --storage (or a mounted shared "
+            f"folder), not {run_dir.uri}"
+        )
     _check_run_dir(options, run_dir)
     if options.resume:
         options = _with_stored_trial_options(options, run_dir)
@@ -159,25 +174,37 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
 
     log = RunLog()
     with log.capturing():
-        started = start_ray(address=options.address, num_cpus=options.num_cpus,
-                            num_gpus=options.num_gpus)
+        started = start_ray(
+            address=options.address, num_cpus=options.num_cpus, num_gpus=options.num_gpus
+        )
         try:
-            resources = check_resources(cpus_per_trial=options.cpus_per_trial,
-                                        gpus_per_trial=options.gpus_per_trial)
+            resources = check_resources(
+                cpus_per_trial=options.cpus_per_trial, gpus_per_trial=options.gpus_per_trial
+            )
             data = _data_for(options, run_dir, vector_sources=sources(spaces))
             rows_per_epoch = data.rows_per_epoch(bagged=bool(options.folds))
             options = dataclasses.replace(
-                options, max_epochs=options.max_epochs or epochs_for(rows_per_epoch))
+                options, max_epochs=options.max_epochs or epochs_for(rows_per_epoch)
+            )
             log.open(rundir.log_path(run_dir))
             if on_ready:
-                on_ready(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} "
-                         f"GPUs; run directory {run_dir}\nRay's and TensorFlow's own output: "
-                         f"{log.path}")
+                on_ready(
+                    f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} "
+                    f"GPUs; run directory {run_dir}\nRay's and TensorFlow's own output: "
+                    f"{log.path}"
+                )
                 for matched in data.vectors.values():
                     on_ready(matched.summary())
             try:
-                grid = _tuner(options, spaces, data, run_dir, log_file=log.path,
-                              on_progress=on_progress, slots=_slots(options, resources)).fit()
+                grid = _tuner(
+                    options,
+                    spaces,
+                    data,
+                    run_dir,
+                    log_file=log.path,
+                    on_progress=on_progress,
+                    slots=_slots(options, resources),
+                ).fit()
             except BaseException:
                 _remove_if_untouched(options, run_dir)
                 raise
@@ -187,9 +214,11 @@ def run_tuning(options: TuneOptions, *, on_ready: Callable[[str], None] | None =
     if options.folds and rundir.checkpoint_paths(run_dir.local):
         rundir.write_bags(run_dir.local)
     rundir.upload_log(run_dir)
-    outcome = TuneOutcome(run_dir=run_dir,
-                          leaderboard=leaderboard(grid, max_epochs=options.max_epochs),
-                          errors=[_first_line(e) for e in grid.errors])
+    outcome = TuneOutcome(
+        run_dir=run_dir,
+        leaderboard=leaderboard(grid, max_epochs=options.max_epochs),
+        errors=[_first_line(e) for e in grid.errors],
+    )
     if outcome.all_failed:  # nothing to export or resume: free the --name for the fixed command
         _remove_if_untouched(options, run_dir)
     return outcome
@@ -202,17 +231,20 @@ _RUN_NAME = re.compile(r"\w[\w.+=-]*")
 def check_run_name(name: str) -> None:
     """Refuse a --name that is not one plain folder name (`../x`, `/etc`, `a/b`, `.`)."""
     if not _RUN_NAME.fullmatch(name) or len(name.encode()) > 200:
-        raise VoxpopError(f"--name {name!r}: a run name is one plain folder name of letters, "
-                          "digits and _ . - + = (at most 200 bytes), not a path: the run "
-                          "directory is STORAGE/NAME")
+        raise VoxpopError(
+            f"--name {name!r}: a run name is one plain folder name of letters, "
+            "digits and _ . - + = (at most 200 bytes), not a path: the run "
+            "directory is STORAGE/NAME"
+        )
 
 
 def _check_run_dir(options: TuneOptions, run_dir: Location) -> None:
     if options.resume and not run_dir.is_dir():
         raise VoxpopError(f"--resume: {run_dir} does not exist (check --storage and --name)")
     if not options.resume and run_dir.exists():
-        raise VoxpopError(f"{run_dir} already exists: use --resume to continue it, or another "
-                          "--name")
+        raise VoxpopError(
+            f"{run_dir} already exists: use --resume to continue it, or another --name"
+        )
     check_writable(run_dir.parent, what=f"--storage {options.storage}")
 
 
@@ -226,8 +258,14 @@ def _remove_if_untouched(options: TuneOptions, run_dir: Location) -> None:
 
 # What each trial was started with; a resumed run keeps these whatever the command line says
 # (a run from before an option existed keeps the option's default).
-STORED_ON_RESUME = ("max_epochs", "cpus_per_trial", "gpus_per_trial", "patience", "grace_rows",
-                    "folds")
+STORED_ON_RESUME = (
+    "max_epochs",
+    "cpus_per_trial",
+    "gpus_per_trial",
+    "patience",
+    "grace_rows",
+    "folds",
+)
 
 
 def _with_stored_trial_options(options: TuneOptions, run_dir: Location) -> TuneOptions:
@@ -235,8 +273,9 @@ def _with_stored_trial_options(options: TuneOptions, run_dir: Location) -> TuneO
         stored = rundir.read_job(run_dir)["options"]
     except VoxpopError as err:
         raise VoxpopError(f"--resume: {err}") from None
-    return dataclasses.replace(options, **{key: stored[key] for key in STORED_ON_RESUME
-                                           if key in stored})
+    return dataclasses.replace(
+        options, **{key: stored[key] for key in STORED_ON_RESUME if key in stored}
+    )
 
 
 def _slots(options: TuneOptions, resources: dict) -> int:
@@ -262,25 +301,45 @@ def planned_trials(options: TuneOptions) -> int:
 def _data_for(options: TuneOptions, run_dir: Location, *, vector_sources: list[str]) -> TrialData:
     if options.resume:
         return rundir.read_trial_data(run_dir)
-    source = TableSource(data=Path(options.data), val=options.val_file, test=options.test_file,
-                         text_col=options.text_col, label_col=options.label_col,
-                         feature_cols=tuple(options.feature_cols), format=options.format)
+    source = TableSource(
+        data=Path(options.data),
+        val=options.val_file,
+        test=options.test_file,
+        text_col=options.text_col,
+        label_col=options.label_col,
+        feature_cols=tuple(options.feature_cols),
+        format=options.format,
+    )
     # The prepared data appears atomically, so a failure leaves no run that --resume cannot
     # continue and that blocks the same --name.
     with rundir.new_run_dir(run_dir):
-        return prepare_run_data(source, seed=options.seed, run_dir=run_dir,
-                                vector_sources=vector_sources, folds=options.folds,
-                                job={"command": "voxpop tune", "options": options.to_json()},
-                                preprocessor_options={"max_len": options.max_len,
-                                                      "max_tokens": options.max_tokens,
-                                                      "min_freq": options.min_freq},
-                                sentence_model=sentence_model(options),
-                                threads=options.num_cpus)
+        return prepare_run_data(
+            source,
+            seed=options.seed,
+            run_dir=run_dir,
+            vector_sources=vector_sources,
+            folds=options.folds,
+            job={"command": "voxpop tune", "options": options.to_json()},
+            preprocessor_options={
+                "max_len": options.max_len,
+                "max_tokens": options.max_tokens,
+                "min_freq": options.min_freq,
+            },
+            sentence_model=sentence_model(options),
+            threads=options.num_cpus,
+        )
 
 
-def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData,
-           run_dir: Location, *, log_file: Path, on_progress: Callable[[Progress], None] | None,
-           slots: int):
+def _tuner(
+    options: TuneOptions,
+    spaces: dict[str, dict],
+    data: TrialData,
+    run_dir: Location,
+    *,
+    log_file: Path,
+    on_progress: Callable[[Progress], None] | None,
+    slots: int,
+):
     from ray import tune
 
     from voxpop.tune_spaces.progress import ProgressLines
@@ -289,10 +348,15 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData,
     threads = max(1, math.floor(options.cpus_per_trial))
     trainable = tune.with_resources(
         tune.with_parameters(
-            train_trial, data=data, max_epochs=options.max_epochs, threads=threads,
-            log_file=str(log_file), patience=options.patience,
+            train_trial,
+            data=data,
+            max_epochs=options.max_epochs,
+            threads=threads,
+            log_file=str(log_file),
+            patience=options.patience,
             trial_seconds=trial_seconds(options, slots=slots, trials=planned_trials(options)),
-            job_deadline=time.time() + options.time_budget if options.time_budget else None),
+            job_deadline=time.time() + options.time_budget if options.time_budget else None,
+        ),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
     # Ray's new console output ignores the run's progress reporter: switch it off.
@@ -302,8 +366,9 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData,
     if options.resume:
         if not tune.Tuner.can_restore(run_dir.path, storage_filesystem=filesystem):
             raise VoxpopError(f"--resume: {run_dir} holds no Ray Tune experiment state to resume")
-        return tune.Tuner.restore(run_dir.path, trainable=trainable, resume_errored=True,
-                                  storage_filesystem=filesystem)
+        return tune.Tuner.restore(
+            run_dir.path, trainable=trainable, resume_errored=True, storage_filesystem=filesystem
+        )
     search = bagged_search if options.folds else SEARCHES[options.search]
     param_space, search_alg, num_samples = search(spaces, options)
     rows_per_epoch = data.rows_per_epoch(bagged=bool(options.folds))
@@ -311,22 +376,31 @@ def _tuner(options: TuneOptions, spaces: dict[str, dict], data: TrialData,
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode=MODE, search_alg=search_alg,
+            metric=METRIC,
+            mode=MODE,
+            search_alg=search_alg,
             scheduler=SCHEDULERS[options.scheduler](options, rows_per_epoch=rows_per_epoch),
-            num_samples=num_samples, time_budget_s=options.time_budget,
+            num_samples=num_samples,
+            time_budget_s=options.time_budget,
             # A new trial in a finished trial's worker skips the ~10-30 s TensorFlow start-up.
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=options.name,
-            storage_path=run_dir.parent.path, storage_filesystem=filesystem,
+            storage_path=run_dir.parent.path,
+            storage_filesystem=filesystem,
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=options.keep_checkpoints, checkpoint_score_attribute=METRIC,
-                checkpoint_score_order=MODE),
+                num_to_keep=options.keep_checkpoints,
+                checkpoint_score_attribute=METRIC,
+                checkpoint_score_order=MODE,
+            ),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            progress_reporter=ProgressLines(metric=METRIC, max_epochs=options.max_epochs,
-                                            time_budget=options.time_budget,
-                                            on_progress=on_progress or _no_progress),
+            progress_reporter=ProgressLines(
+                metric=METRIC,
+                max_epochs=options.max_epochs,
+                time_budget=options.time_budget,
+                on_progress=on_progress or _no_progress,
+            ),
             verbose=1,
         ),
     )
@@ -368,8 +442,12 @@ def _row(result, *, max_epochs: int) -> dict:
         "val_macro_f1": float(best[METRIC]) if best is not None else None,
         "restarts": restarts,
         "error": _first_line(result.error) if result.error else None,
-        "state": _state(result, epochs_run=epochs_run, max_epochs=max_epochs,
-                        stop_reason=_last(history, "stop_reason") if scored else None),
+        "state": _state(
+            result,
+            epochs_run=epochs_run,
+            max_epochs=max_epochs,
+            stop_reason=_last(history, "stop_reason") if scored else None,
+        ),
     }
 
 

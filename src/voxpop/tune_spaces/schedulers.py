@@ -25,8 +25,12 @@ def _asha(options: TuneOptions, *, rows_per_epoch: int):
 
     max_t = options.max_epochs * rows_per_epoch
     # A grace beyond the last epoch leaves no rung: every trial runs to its end (or patience).
-    return ASHAScheduler(time_attr=TIME_ATTR, max_t=max_t,
-                         grace_period=min(options.grace_rows, max_t), reduction_factor=2)
+    return ASHAScheduler(
+        time_attr=TIME_ATTR,
+        max_t=max_t,
+        grace_period=min(options.grace_rows, max_t),
+        reduction_factor=2,
+    )
 
 
 def _hyperband(options: TuneOptions, *, rows_per_epoch: int):
@@ -45,7 +49,8 @@ def _pbt(options: TuneOptions, *, rows_per_epoch: int):
     (space_name,) = options.spaces
     name = resolve_space(space_name)[0]
     return PopulationBasedTraining(
-        time_attr=TIME_ATTR, perturbation_interval=options.grace_rows,
+        time_attr=TIME_ATTR,
+        perturbation_interval=options.grace_rows,
         hyperparam_mutations={"space": {name: {"learning_rate": tune.loguniform(1e-4, 1e-2)}}},
     )
 
@@ -56,8 +61,12 @@ def _fifo(options: TuneOptions, *, rows_per_epoch: int):
     return FIFOScheduler()
 
 
-SCHEDULERS: dict[str, Callable] = {"asha": _asha, "hyperband": _hyperband, "pbt": _pbt,
-                                   "fifo": _fifo}
+SCHEDULERS: dict[str, Callable] = {
+    "asha": _asha,
+    "hyperband": _hyperband,
+    "pbt": _pbt,
+    "fifo": _fifo,
+}
 
 
 # --------------------------------------------------------------------------- searches
@@ -69,10 +78,13 @@ def _random(spaces: dict[str, dict], options: TuneOptions):
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    param_space = {"space": tune.grid_search([{name: space} for name, space in spaces.items()]),
-                   "seed": options.seed}
-    search = BasicVariantGenerator(random_state=options.seed,
-                                   max_concurrent=options.max_concurrent or 0)
+    param_space = {
+        "space": tune.grid_search([{name: space} for name, space in spaces.items()]),
+        "seed": options.seed,
+    }
+    search = BasicVariantGenerator(
+        random_state=options.seed, max_concurrent=options.max_concurrent or 0
+    )
     return param_space, search, options.samples
 
 
@@ -84,8 +96,9 @@ def _optuna(spaces: dict[str, dict], options: TuneOptions):
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
         raise VoxpopError("--search optuna needs the optuna package (pip install optuna)") from None
-    search = OptunaSearch(space=_define_by_run(spaces, seed=options.seed), metric=METRIC,
-                          mode=MODE, seed=options.seed)
+    search = OptunaSearch(
+        space=_define_by_run(spaces, seed=options.seed), metric=METRIC, mode=MODE, seed=options.seed
+    )
     if options.max_concurrent:
         search = ConcurrencyLimiter(search, max_concurrent=options.max_concurrent)
     return None, search, options.samples * len(spaces)
@@ -98,10 +111,14 @@ def _define_by_run(spaces: dict[str, dict], *, seed: int) -> Callable:
     suggest = {
         sample.Categorical: lambda trial, key, d: trial.suggest_categorical(key, d.categories),
         sample.Float: lambda trial, key, d: trial.suggest_float(
-            key, d.lower, d.upper, log=isinstance(d.get_sampler(), sample.LogUniform)),
+            key, d.lower, d.upper, log=isinstance(d.get_sampler(), sample.LogUniform)
+        ),
         sample.Integer: lambda trial, key, d: trial.suggest_int(
-            key, d.lower, d.upper - (0 if isinstance(d.get_sampler(), sample.Quantized) else 1),
-            step=getattr(d.get_sampler(), "q", 1)),
+            key,
+            d.lower,
+            d.upper - (0 if isinstance(d.get_sampler(), sample.Quantized) else 1),
+            step=getattr(d.get_sampler(), "q", 1),
+        ),
     }
 
     def space(trial) -> dict:
@@ -132,10 +149,14 @@ def bagged_search(spaces: dict[str, dict], options: TuneOptions):
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    grid = [{**config, "fold": fold} for config in bagged_configs(spaces, options)
-            for fold in range(options.folds)]
-    search = BasicVariantGenerator(random_state=options.seed,
-                                   max_concurrent=options.max_concurrent or 0)
+    grid = [
+        {**config, "fold": fold}
+        for config in bagged_configs(spaces, options)
+        for fold in range(options.folds)
+    ]
+    search = BasicVariantGenerator(
+        random_state=options.seed, max_concurrent=options.max_concurrent or 0
+    )
     return {"bag": tune.grid_search(grid), "seed": options.seed}, search, 1
 
 
@@ -145,9 +166,18 @@ def bagged_configs(spaces: dict[str, dict], options: TuneOptions) -> list[dict]:
     from ray.tune.search.sample import Domain
 
     random_state = np.random.RandomState(options.seed)
-    drawn = [{name: {key: _plain(value.sample(random_state=random_state))
-                     if isinstance(value, Domain) else value for key, value in space.items()}}
-             for name, space in spaces.items() for _ in range(options.samples)]
+    drawn = [
+        {
+            name: {
+                key: _plain(value.sample(random_state=random_state))
+                if isinstance(value, Domain)
+                else value
+                for key, value in space.items()
+            }
+        }
+        for name, space in spaces.items()
+        for _ in range(options.samples)
+    ]
     return [{"config_id": f"c{index:03d}", "space": space} for index, space in enumerate(drawn)]
 
 

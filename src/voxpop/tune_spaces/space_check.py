@@ -14,6 +14,7 @@ import math
 
 from voxpop.data.errors import VoxpopError
 
+
 def check_space(name: str, space: dict) -> None:
     """Raise a VoxpopError naming the space, the key and the value that no trial could use."""
     from voxpop.models import FAMILIES, default_config
@@ -22,8 +23,9 @@ def check_space(name: str, space: dict) -> None:
     configs = []
     for family in _values(space.get("family")):
         if family not in FAMILIES:
-            raise VoxpopError(f"space {name}: model family {family!r} is not valid "
-                              f"(valid: {', '.join(FAMILIES)})")
+            raise VoxpopError(
+                f"space {name}: model family {family!r} is not valid (valid: {', '.join(FAMILIES)})"
+            )
         for encoder in _values(space.get("encoder")):
             try:
                 configs.append(default_config(family, encoder=encoder))
@@ -61,8 +63,10 @@ def _check_key(space: str, key: str, value, configs: list[dict]) -> None:
     if not known:
         users = [f for f in FAMILIES if key in FAMILIES[f].defaults]
         if users:
-            raise VoxpopError(f"{where} is used by none of this space's families (it is a key of "
-                              f"{', '.join(users)}), so sampling it would change nothing")
+            raise VoxpopError(
+                f"{where} is used by none of this space's families (it is a key of "
+                f"{', '.join(users)}), so sampling it would change nothing"
+            )
         valid = sorted(set().union(*configs, TRAINING_DEFAULTS))
         raise VoxpopError(f"{where} is not a model or training key (valid: {', '.join(valid)})")
     if isinstance(value, sample.Float | sample.Integer):
@@ -90,12 +94,15 @@ def _sampler_problem(key: str, value, default) -> str | None:
         return None
     if isinstance(value, sample.Float):
         if _is_int(default) or (isinstance(default, list) and all(map(_is_int, default))):
-            return (f"{_sampler(value)} gives fractional numbers, but {key} is an integer "
-                    f"(default {default!r}): use randint or qrandint")
+            return (
+                f"{_sampler(value)} gives fractional numbers, but {key} is an integer "
+                f"(default {default!r}): use randint or qrandint"
+            )
         if not _is_number(default):
             return f"{_sampler(value)} gives numbers, but {key} is not one (default {default!r})"
     if isinstance(value, sample.Integer) and not (
-            _is_number(default) or (isinstance(default, list) and all(map(_is_int, default)))):
+        _is_number(default) or (isinstance(default, list) and all(map(_is_int, default)))
+    ):
         return f"{_sampler(value)} gives integers, but {key} is not one (default {default!r})"
     return None
 

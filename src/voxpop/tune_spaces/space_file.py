@@ -26,8 +26,10 @@ SPACE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def _numbers(kind: str, args, count: int, *, integers: bool = False) -> list:
-    if not isinstance(args, list) or len(args) != count or not all(
-        isinstance(a, int | float) and not isinstance(a, bool) for a in args
+    if (
+        not isinstance(args, list)
+        or len(args) != count
+        or not all(isinstance(a, int | float) and not isinstance(a, bool) for a in args)
     ):
         raise ValueError(f"{kind} takes a list of {count} numbers, got {args!r}")
     if not all(math.isfinite(a) for a in args):
@@ -41,8 +43,10 @@ def _numbers(kind: str, args, count: int, *, integers: bool = False) -> list:
 
 def _ordered(kind: str, low, high, *, equal: bool) -> None:
     if low > high or (low == high and not equal):
-        raise ValueError(f"{kind} needs low {'<=' if equal else '<'} high, got [{low}, {high}]"
-                         + (f" (write [{high}, {low}])" if low > high else " (use a constant)"))
+        raise ValueError(
+            f"{kind} needs low {'<=' if equal else '<'} high, got [{low}, {high}]"
+            + (f" (write [{high}, {low}])" if low > high else " (use a constant)")
+        )
 
 
 def _choice(args):

@@ -32,12 +32,16 @@ class NamedSpace:
 def _named_spaces() -> dict[str, NamedSpace]:
     from voxpop.models.families import COMMON_SPACE, FAMILIES
 
-    spaces = {name: NamedSpace(spec.summary, {"family": name, **spec.space})
-              for name, spec in FAMILIES.items()}
+    spaces = {
+        name: NamedSpace(spec.summary, {"family": name, **spec.space})
+        for name, spec in FAMILIES.items()
+    }
     # Only keys every family accepts; the family-specific ones keep their defaults.
     mixed = [name for name, spec in FAMILIES.items() if spec.mixed]
-    spaces[MIXED] = NamedSpace(f"The family itself is sampled ({', '.join(mixed)}).",
-                               {"family": {"choice": mixed}, **COMMON_SPACE})
+    spaces[MIXED] = NamedSpace(
+        f"The family itself is sampled ({', '.join(mixed)}).",
+        {"family": {"choice": mixed}, **COMMON_SPACE},
+    )
     return spaces
 
 

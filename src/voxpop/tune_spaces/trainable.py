@@ -49,7 +49,8 @@ def check_tensorflow_sees_the_gpus() -> None:
         raise NoGpuForTensorFlow(
             f"Ray gave this trial GPU {', '.join(map(str, assigned))} (--gpus-per-trial) but "
             "TensorFlow sees no GPU here; install voxpop[gpu] (tensorflow[and-cuda]) on the GPU "
-            "nodes, or use --gpus-per-trial 0")
+            "nodes, or use --gpus-per-trial 0"
+        )
 
 
 def trial_params(config: dict) -> tuple[str, dict]:
@@ -65,8 +66,9 @@ def trial_bag(config: dict) -> dict:
     return {"config_id": bag["config_id"], "fold": int(bag["fold"])} if bag else {}
 
 
-def trial_deadline(*, started: float, trial_seconds: float | None,
-                   job_deadline: float | None) -> float | None:
+def trial_deadline(
+    *, started: float, trial_seconds: float | None, job_deadline: float | None
+) -> float | None:
     """When the trial must end: its share of --time-budget after it started, and never after
     the job's end; None without a budget."""
     ends = [end for end in (trial_seconds and started + trial_seconds, job_deadline) if end]
@@ -76,9 +78,19 @@ def trial_deadline(*, started: float, trial_seconds: float | None,
 class EpochReporter:
     """The `on_epoch` callback of `training.fit`: writes one checkpoint and reports it to Tune."""
 
-    def __init__(self, *, model, space_name: str, params: dict, labels: list[str],
-                 first_epoch: int, fail_after_first: bool, trial_started: float,
-                 rows_per_epoch: int, bag: dict):
+    def __init__(
+        self,
+        *,
+        model,
+        space_name: str,
+        params: dict,
+        labels: list[str],
+        first_epoch: int,
+        fail_after_first: bool,
+        trial_started: float,
+        rows_per_epoch: int,
+        bag: dict,
+    ):
         import ray
 
         context = ray.get_runtime_context()
@@ -103,9 +115,22 @@ class EpochReporter:
         with tempfile.TemporaryDirectory(prefix="voxpop-ckpt-") as tmp:
             write_checkpoint(Path(tmp), model=self.model, metrics=record, val_probs=val_probs)
             ray.tune.report(
-                {key: record[key] for key in ("space", "family", "epoch", "rows_seen", "loss",
-                                              "val_loss", "val_accuracy", "val_macro_f1",
-                                              "stop_reason", "restored_from", *self.bag)},
+                {
+                    key: record[key]
+                    for key in (
+                        "space",
+                        "family",
+                        "epoch",
+                        "rows_seen",
+                        "loss",
+                        "val_loss",
+                        "val_accuracy",
+                        "val_macro_f1",
+                        "stop_reason",
+                        "restored_from",
+                        *self.bag,
+                    )
+                },
                 checkpoint=ray.tune.Checkpoint.from_directory(str(tmp)),
             )
         self.epoch_started = time.time()
@@ -125,8 +150,10 @@ class EpochReporter:
             **self.bag,
             "epoch": epochs_done,
             "rows_seen": epochs_done * self.rows_per_epoch,
-            **{key: float(metrics[key]) for key in ("loss", "val_loss", "val_accuracy",
-                                                     "val_macro_f1")},
+            **{
+                key: float(metrics[key])
+                for key in ("loss", "val_loss", "val_accuracy", "val_macro_f1")
+            },
             "stop_reason": metrics.get("stop_reason"),
             "val_per_class_f1": {str(k): float(v) for k, v in per_class.items()},
             "node_id": self.node_id,
@@ -160,16 +187,26 @@ def _pretrained(params: dict, data: TrialData) -> np.ndarray | None:
         params[EMBEDDINGS_KEY] = None
         return None
     if source not in data.vectors:
-        raise ValueError(f"embeddings {source!r} were not matched to the vocabulary by the "
-                         f"driver (matched: {', '.join(data.vectors) or 'none'})")
+        raise ValueError(
+            f"embeddings {source!r} were not matched to the vocabulary by the "
+            f"driver (matched: {', '.join(data.vectors) or 'none'})"
+        )
     matched = data.vectors[source]
     params["embed_dim"] = matched.dim
     return matched.matrix
 
 
-def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int,
-                log_file: str | None = None, patience: int = 0,
-                trial_seconds: float | None = None, job_deadline: float | None = None) -> None:
+def train_trial(
+    config: dict,
+    *,
+    data: TrialData,
+    max_epochs: int,
+    threads: int,
+    log_file: str | None = None,
+    patience: int = 0,
+    trial_seconds: float | None = None,
+    job_deadline: float | None = None,
+) -> None:
     """Train one trial on the driver's prepared arrays (`data`, from Ray's object store; never
     test rows). Its process's own output (TensorFlow, Keras, Ray) goes to `log_file`. It stops
     after `patience` epochs without a better val macro-F1 (0: never), and before an epoch that
@@ -182,8 +219,9 @@ def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int,
     from voxpop.tune_spaces.logs import send_output_to
 
     send_output_to(log_file)  # before TensorFlow starts and writes to stderr
-    print(f"--- trial {ray.tune.get_context().get_trial_id()} (process {os.getpid()}) ---",
-          flush=True)
+    print(
+        f"--- trial {ray.tune.get_context().get_trial_id()} (process {os.getpid()}) ---", flush=True
+    )
 
     space_name, params = trial_params(config)
     # TF threads follow the trial's CPUs, so concurrent trials do not oversubscribe the cores.
@@ -202,20 +240,45 @@ def train_trial(config: dict, *, data: TrialData, max_epochs: int, threads: int,
     if checkpoint is not None:
         model, done = _restore(checkpoint)
     else:
-        model, done = build(params["family"], params, n_tokens=data.n_tokens,
-                            n_classes=len(data.labels), n_features=data.n_features,
-                            n_buckets=data.n_buckets, embeddings=vectors,
-                            sentence_dim=data.sentence_dim), 0
+        model, done = (
+            build(
+                params["family"],
+                params,
+                n_tokens=data.n_tokens,
+                n_classes=len(data.labels),
+                n_features=data.n_features,
+                n_buckets=data.n_buckets,
+                embeddings=vectors,
+                sentence_dim=data.sentence_dim,
+            ),
+            0,
+        )
     if done >= max_epochs:
         return
     bag = trial_bag(config)
     train, y_train, val, y_val = data.for_fold(bag.get("fold"))
-    reporter = EpochReporter(model=model, space_name=space_name, params=params,
-                             labels=data.labels, first_epoch=done,
-                             fail_after_first=fail_once and checkpoint is None,
-                             trial_started=trial_started, rows_per_epoch=len(y_train),
-                             bag={**bag, "folds": data.n_folds} if bag else {})
-    training.fit(model, train=train, y_train=y_train, val=val, y_val=y_val, config=params,
-                 epochs=max_epochs - done, on_epoch=reporter, patience=patience,
-                 deadline=trial_deadline(started=trial_started, trial_seconds=trial_seconds,
-                                         job_deadline=job_deadline))
+    reporter = EpochReporter(
+        model=model,
+        space_name=space_name,
+        params=params,
+        labels=data.labels,
+        first_epoch=done,
+        fail_after_first=fail_once and checkpoint is None,
+        trial_started=trial_started,
+        rows_per_epoch=len(y_train),
+        bag={**bag, "folds": data.n_folds} if bag else {},
+    )
+    training.fit(
+        model,
+        train=train,
+        y_train=y_train,
+        val=val,
+        y_val=y_val,
+        config=params,
+        epochs=max_epochs - done,
+        on_epoch=reporter,
+        patience=patience,
+        deadline=trial_deadline(
+            started=trial_started, trial_seconds=trial_seconds, job_deadline=job_deadline
+        ),
+    )
