@@ -1126,9 +1126,13 @@ def main() -> None:
     for r in results:
         cells = [r["class"], r["name"], str(r["exit_code"]), r["first_line"], r["verdict"]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    command = "nice .venv/bin/python bench/bench_probes.py" + (
-        "" if tested == "this checkout" else f" --src {args.src} --record-as {args.record_as}"
-    )
+    command = "nice .venv/bin/python bench/bench_probes.py"
+    if args.only:
+        command += " --only " + " ".join(f"'{kind}'" for kind in args.only)
+    if tested != "this checkout":
+        command += f" --src {args.src}"
+    if args.record_as != "probes":
+        command += f" --record-as {args.record_as}"
     record(
         args.record_as,
         {"passed": passed, "total": len(results), "src": tested, "probes": results},
