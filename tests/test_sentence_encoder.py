@@ -296,3 +296,14 @@ def test_preprocess_json_carries_the_tokenizer_and_refuses_a_broken_one(
     (tmp_path / "broken.json").write_text(json.dumps(data))
     with pytest.raises(VoxpopError, match="sentence_tokenizer: not a Hugging Face tokenizer.json"):
         Preprocessor.from_json(tmp_path / "broken.json")
+    # a Regex pattern (a Split pre-tokenizer's) would run in a backtracking engine: refused
+    data = json.loads((tmp_path / "preprocess.json").read_text())
+    data["sentence_tokenizer"]["tokenizer"]["pre_tokenizer"] = {
+        "type": "Split",
+        "pattern": {"Regex": "(a+)+$"},
+        "behavior": "Isolated",
+        "invert": False,
+    }
+    (tmp_path / "regex.json").write_text(json.dumps(data))
+    with pytest.raises(VoxpopError, match=r"pre_tokenizer\.pattern\.Regex\); voxpop takes no"):
+        Preprocessor.from_json(tmp_path / "regex.json")

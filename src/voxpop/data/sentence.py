@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from voxpop.data.errors import VoxpopError
+from voxpop.data.text import MAX_TEXT_CHARS
 
 # The model input a sentence-encoder family's head reads (the pooled embedding; not made by the
 # Preprocessor: the run computes it once, and the exported member computes it in its graph).
@@ -124,6 +125,14 @@ class SentenceTokenizer:
                 f"{source}: reading a sentence encoder's tokenizer needs the "
                 f"package tokenizers: {INSTALL_HINT}"
             ) from None
+        regex = _regex_path(spec)
+        if regex:
+            # Hugging Face's Regex patterns run in a backtracking engine: one from a file could
+            # hang on ordinary text, as a free-form tokenizer pattern in preprocess.json could.
+            raise VoxpopError(
+                f"{source}: the tokenizer holds a regular expression ({regex}); voxpop takes "
+                "no pattern from a file: use a tokenizer without Regex patterns (BERT's, MiniLM's)"
+            )
         try:
             tokenizer = Tokenizer.from_str(json.dumps(spec))
         except Exception as err:  # the library's own parse errors: one line naming the file
@@ -159,7 +168,8 @@ class SentenceTokenizer:
         """{"input_ids", "attention_mask"}: int64 [n, longest text's word pieces]."""
         if not texts:
             return {name: np.zeros((0, 1), dtype=np.int64) for name in TOKEN_INPUTS}
-        encodings = self._tokenizer.encode_batch(texts)
+        # what every encoder reads of a text: memory per row stays bounded whatever the text
+        encodings = self._tokenizer.encode_batch([text[:MAX_TEXT_CHARS] for text in texts])
         return {
             "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
@@ -168,3 +178,21 @@ class SentenceTokenizer:
     def to_dict(self) -> dict:
         """preprocess.json's `sentence_tokenizer`: the tokenizer's own JSON and the cut."""
         return {"max_length": self.max_length, "tokenizer": self.spec}
+
+
+def _regex_path(value, path: str = "tokenizer") -> str | None:
+    """Where in a tokenizer.json a `Regex` pattern is (e.g. `pre_tokenizer.pattern.Regex`), or
+    None."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Regex":
+                return f"{path}.Regex"
+            found = _regex_path(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            found = _regex_path(item, f"{path}[{number}]")
+            if found:
+                return found
+    return None
