@@ -19,15 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from common import DATASETS, RESULTS, record
+from common import BENCH, DATASETS, RESULTS, record
+
+sys.path.insert(0, str(BENCH.parent / "tests"))
+from run_factory import train_trials  # noqa: E402
 from voxpop.data import Preprocessor, split_rows
-from voxpop.data.rundir import add_checkpoint, read_run, write_fixture_run
+from voxpop.data.rundir import read_run, write_fixture_run
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import soft_vote, stack_probs
 from voxpop.export.cost import Budget, measure_costs
@@ -55,9 +59,7 @@ BUDGET_SHARES = (1.0, 0.5, 0.25)  # of the unbudgeted greedy ensemble's measured
 
 def make_run(root: Path, name: str, *, rows: int, seed: int) -> Path:
     """A run of TRIALS on `rows` stratified rows of the set `name` (val 20%, test 20%)."""
-    from voxpop.models import build
     from voxpop.models.runtime import configure
-    from voxpop.models.training import fit
 
     configure(threads=2, seed=seed)
     df = pd.read_csv(DATASETS / SETS[name], usecols=["text", "label"], keep_default_na=False)
@@ -76,38 +78,7 @@ def make_run(root: Path, name: str, *, rows: int, seed: int) -> Path:
         split=split,
         preprocessor=Preprocessor(max_len=48, ngram_buckets=2**18),
     )
-    for trial_id, (family, config, epochs) in TRIALS.items():
-        model = build(
-            family,
-            {**config, "seed": config["seed"] + seed},
-            n_tokens=data.n_tokens,
-            n_classes=len(data.labels),
-            n_features=data.n_features,
-            n_buckets=data.n_buckets,
-        )
-
-        def write(
-            epoch, metrics, val_probs, trial_id=trial_id, family=family, config=config, model=model
-        ):
-            add_checkpoint(
-                run,
-                trial_id=trial_id,
-                index=epoch - 1,
-                model=model,
-                val_probs=val_probs,
-                metrics={"family": family, "config": config, "node_id": "local", **metrics},
-            )
-
-        fit(
-            model,
-            train=data.train,
-            y_train=data.y_train,
-            val=data.val,
-            y_val=data.y_val,
-            config=config,
-            epochs=epochs,
-            on_epoch=write,
-        )
+    train_trials(run, data, TRIALS, seed=seed)
     return run
 
 

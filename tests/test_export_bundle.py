@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from run_factory import train_trials
 from voxpop.data.errors import VoxpopError
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.export.select import select_members
@@ -38,10 +39,8 @@ def invoke(*args: str, input: str | None = None):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tweets_df):
     from voxpop.data import Preprocessor, split_rows
-    from voxpop.data.rundir import add_checkpoint, write_fixture_run
-    from voxpop.models import build
+    from voxpop.data.rundir import write_fixture_run
     from voxpop.models.runtime import configure
-    from voxpop.models.training import fit
 
     configure(threads=2)
     # (conftest's tweets_sample loses its label column under pandas 3's groupby.apply)
@@ -60,38 +59,7 @@ def run_dir(tmp_path_factory, tweets_df):
         split=split,
         preprocessor=Preprocessor(max_len=24, ngram_buckets=2**14),
     )
-    for trial_id, (family, config, epochs) in TRIALS.items():
-        model = build(
-            family,
-            config,
-            n_tokens=data.n_tokens,
-            n_classes=len(data.labels),
-            n_features=data.n_features,
-            n_buckets=data.n_buckets,
-        )
-
-        def write_checkpoint(
-            epoch, metrics, val_probs, trial_id=trial_id, family=family, config=config, model=model
-        ):
-            add_checkpoint(
-                run,
-                trial_id=trial_id,
-                index=epoch - 1,
-                model=model,
-                val_probs=val_probs,
-                metrics={"family": family, "config": config, "node_id": "local", **metrics},
-            )
-
-        fit(
-            model,
-            train=data.train,
-            y_train=data.y_train,
-            val=data.val,
-            y_val=data.y_val,
-            config=config,
-            epochs=epochs,
-            on_epoch=write_checkpoint,
-        )
+    train_trials(run, data, TRIALS)
     return run
 
 
