@@ -491,52 +491,15 @@ def _json_value(value, path: Path, number: int, name: str):
     )
 
 
+# Arrow type names a column may have, by its role.
+_STRINGS = ("string", "large_string", "string_view")
+_INTEGERS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+_NUMBERS = (*_INTEGERS, "halffloat", "float", "double", "bool")
 _PARQUET_KINDS = {
-    "text": ("string", "large_string", "string_view", "binary", "large_binary", "null"),
-    "label": (
-        "string",
-        "large_string",
-        "string_view",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "halffloat",
-        "float",
-        "double",
-        "bool",
-    ),
-    "feature": (
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "halffloat",
-        "float",
-        "double",
-        "bool",
-    ),
-    "id": (
-        "string",
-        "large_string",
-        "string_view",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-    ),
+    "text": (*_STRINGS, "binary", "large_binary", "null"),
+    "label": (*_STRINGS, *_NUMBERS),
+    "feature": _NUMBERS,
+    "id": (*_STRINGS, *_INTEGERS),
 }
 
 
