@@ -123,6 +123,32 @@ def test_leaderboard_has_every_trial_sorted_by_val_macro_f1(local_run):
     assert f"Next: voxpop export {run_dir}" in output
 
 
+def test_leaderboard_row_survives_ray_losing_a_restored_trials_history(local_run):
+    # What Ray 2.60 leaves for a trial PBT restored from another's checkpoint and that ended
+    # without reporting again: result.json emptied (its logger copied a lagging storage copy over
+    # the driver's) and the donor's last result, donor's id included, as the trial's metrics.
+    import dataclasses
+
+    from ray import tune
+
+    from voxpop.tune_spaces.runner import leaderboard
+    from voxpop.tune_spaces.trainable import train_trial
+
+    _, run_dir, board = local_run
+    grid = list(tune.Tuner.restore(str(run_dir), trainable=train_trial).get_results())
+    donor, restored = grid[0], grid[1]
+    lost = dataclasses.replace(
+        restored, metrics_dataframe=pd.DataFrame(), metrics=dict(donor.metrics)
+    )
+    rows = {row["trial_dir"]: row for row in leaderboard([donor, lost], max_epochs=MAX_EPOCHS)}
+    kept = {row["trial_dir"]: row for row in board}
+    assert len({row["trial_id"] for row in rows.values()}) == 2
+    for trial_dir, row in rows.items():
+        assert row["trial_id"] == kept[trial_dir]["trial_id"]
+        assert row["val_macro_f1"] == pytest.approx(kept[trial_dir]["val_macro_f1"])
+        assert row["epochs_run"] == kept[trial_dir]["epochs_run"]
+
+
 def test_failed_first_attempts_are_retried_from_their_checkpoint(local_run):
     output, run_dir, board = local_run
     retried = [row for row in board if row["space"] == "tiny_cnn"]

@@ -422,7 +422,7 @@ def _row(result, *, max_epochs: int) -> dict:
 
     # Tune gives no config for a trial it never started (--time-budget ended the job first).
     space_name, params = trial_params(result.config) if result.config else (None, {})
-    history = result.metrics_dataframe
+    history = _history(result)
     scored = history is not None and METRIC in history and history[METRIC].notna().any()
     best = history.loc[history[METRIC].idxmax()] if scored else None
     epochs_run = int(history["epoch"].max()) if scored else 0
@@ -458,16 +458,36 @@ def _last(history, column: str):
     return history[column].dropna().iloc[-1]
 
 
+def _history(result):
+    """The trial's reports, one row each: Ray's `metrics_dataframe` (its result.json), or, where
+    Ray lost that, the reports its kept checkpoints carry.
+
+    Ray 2.60 can lose it for a trial PBT restores from another trial's checkpoint: on the restart
+    its logger copies the storage's copy of result.json over the driver's own
+    (`LoggerCallback._restore_from_remote`), and that copy lags behind by up to one sync, so it can
+    be empty; a trial that then ends without reporting again keeps an empty history.
+    """
+    history = result.metrics_dataframe
+    if history is not None and METRIC in history and history[METRIC].notna().any():
+        return history
+    import pandas as pd
+
+    reports = [metrics for _, metrics in result.best_checkpoints or []]
+    if not reports:
+        return history
+    return pd.DataFrame(reports).sort_values("epoch", ignore_index=True)
+
+
 def _trial_id(result, history) -> str:
-    """The trial's own id, as its reports (progress.csv) and checkpoints (metrics.json) carry it.
+    """The trial's own id, as its reports and its checkpoints (metrics.json) carry it.
 
     Not Ray's `result.metrics["trial_id"]`: when PBT restores a trial from another trial's
     checkpoint, Ray 2.60 (`Trial.on_restore`) makes the donor's last result the trial's own,
-    the donor's id included, and a trial that then ends without reporting again (the donor's
-    checkpoint was already at --max-epochs) keeps it: two rows would show one id.
+    the donor's id included, and a trial that then ends without reporting again keeps it: two
+    rows would show one id. Every row of the history is one of the trial's own reports.
     """
     if history is not None and "trial_id" in history and history["trial_id"].notna().any():
-        return str(history["trial_id"].dropna().iloc[-1])
+        return str(history["trial_id"].dropna().iloc[0])
     return (result.metrics or {}).get("trial_id") or Path(result.path).name
 
 
