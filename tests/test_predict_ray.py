@@ -12,18 +12,39 @@ import pytest
 from typer.testing import CliRunner
 
 from bundle_factory import bundle_dir, held_out_texts, tweet_preprocessor, tweet_rows  # noqa: F401
+from s3_server import s3_server
 from voxpop.serving_cli.app import app
 
 
 @pytest.fixture(scope="module", autouse=True)
-def embedded_ray():
+def embedded_ray(s3, tmp_path_factory):
     """One embedded Ray (2 CPUs) for the module: `--address local` reuses the Ray this process
-    has started, as the command does for any initialised Ray, instead of starting its own."""
+    has started, as the command does for any initialised Ray, instead of starting its own. Its
+    workers reach the S3 server with valid credentials (and no ~/.aws) from the environment
+    they start with, as a cluster's nodes do from theirs."""
     from voxpop.tune_spaces.cluster import start_ray, stop_ray
 
-    assert start_ray(address="local", num_cpus=2)
-    yield
-    stop_ray()
+    aws = tmp_path_factory.mktemp("aws")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_CONFIG_FILE", str(aws / "no-aws-config"))
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(aws / "no-aws-credentials"))
+        for name, value in s3.env().items():
+            env.setenv(name, value)
+        assert start_ray(address="local", num_cpus=2)
+        try:
+            yield
+        finally:
+            stop_ray()
+
+
+BUCKET = "voxpop-inputs"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """moto's S3 server on loopback (credentials checked), tests/s3_server.py."""
+    with s3_server(tmp_path_factory.mktemp("moto") / "moto.log", buckets=(BUCKET,)) as server:
+        yield server
 
 
 def run(*args) -> object:
@@ -167,3 +188,47 @@ def _rounded(value):
     if isinstance(value, list):
         return [_rounded(item) for item in value]
     return round(value, 6) if isinstance(value, float) else value
+
+
+def test_input_on_s3_predicts_the_rows_local_predict_does(
+    tmp_path, bundle_dir, folder, local_output, s3
+):
+    client = s3.client()
+    for name in (*NAMES, "notes.txt"):
+        client.upload_file(str(folder / name), BUCKET, f"in/{name}")
+    client.upload_file(str(folder / "a.parquet"), BUCKET, "in/deeper/z.parquet")  # not listed
+    expected = local_output.assign(
+        source_file=local_output["source_file"].str.replace(str(folder), f"s3://{BUCKET}/in")
+    )
+    for input, n_files in ((f"s3://{BUCKET}/in", 3), (f"s3://{BUCKET}/in/*.parquet", 2)):
+        out = tmp_path / f"preds{n_files}"
+        result = run(
+            bundle_dir, input, *OPTIONS, "--address", "local", "--workers", "2", "--out", out
+        )
+        assert result.exit_code == 0, result.output
+        assert f"Ray Data, {n_files} file(s), 2 worker(s)" in result.stderr
+        got = read_parts(out, pd.read_parquet)
+        want = expected if n_files == 3 else expected[expected["source_file"].str.endswith("t")]
+        pd.testing.assert_frame_equal(got, want.reset_index(drop=True), rtol=1e-6)
+
+
+def test_an_unreadable_file_on_s3_is_named_in_the_one_error_line(tmp_path, bundle_dir, folder, s3):
+    client = s3.client()
+    client.upload_file(str(folder / "a.parquet"), BUCKET, "bad/a.parquet")
+    client.put_object(Bucket=BUCKET, Key="bad/b.csv", Body=b"body\nno text column here\n")
+    client.upload_file(str(folder / "c.parquet"), BUCKET, "bad/c.parquet")
+    out = tmp_path / "preds"
+    result = run(
+        bundle_dir, f"s3://{BUCKET}/bad", "--address", "local", "--workers", "2", "--out", out
+    )
+    assert result.exit_code == 2, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"error: s3://{BUCKET}/bad/b\.csv: .*'text'.*", last), result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+    assert [path.name for path in tmp_path.iterdir()] == []
+    # nothing found is one line too
+    result = run(bundle_dir, f"s3://{BUCKET}/none/*.csv", "--address", "local", "--out", out)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: s3://{BUCKET}/none/*.csv: file not found (nor files matching it as a glob)"
+    )

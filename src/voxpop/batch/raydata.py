@@ -19,8 +19,9 @@ driver receives each chunk's prediction frame in turn for the local command's wr
 
 INPUT may be on a pyarrow file system (`s3://bucket/prefix/*.parquet`, as `voxpop.data.storage`
 names it): the driver lists it there, and each read task copies its file to a local temporary
-file and reads that with the same reader (errors name the URI); the file system travels to the
-tasks as the driver resolved it.
+file and reads that with the same reader (errors name the URI). The file system travels to the
+tasks as the driver resolved it (endpoint, region); its credentials do not: each node signs its
+reads with its own (its environment, ~/.aws, an instance role), as Ray's own readers do.
 
 Why not Ray's own `read_csv`/`read_parquet`: pyarrow's CSV reader infers types (an id `007`
 becomes 7) and parses quoting differently from the local command, whose rows this one must match
@@ -232,7 +233,7 @@ def write_parts(
                 cause = _voxpop_cause(err)
                 if cause is None:
                     raise
-                raise VoxpopError(str(cause)) from None
+                raise VoxpopError(_first_line(cause)) from None
             finally:
                 done.set()
                 if poller:
@@ -427,7 +428,7 @@ def _batches(dataset, *, batch_format: str) -> Iterator:
         cause = _voxpop_cause(err)
         if cause is None:
             raise
-        raise VoxpopError(str(cause)) from None
+        raise VoxpopError(_first_line(cause)) from None
 
 
 def _read_file(batch: pd.DataFrame, *, read: ReadSpec) -> Iterator[pd.DataFrame]:
@@ -554,6 +555,12 @@ class _Scorer(_Predictor):
 def _features(batch: pd.DataFrame) -> np.ndarray | None:
     names = [name for name in batch.columns if name.startswith("__feature_")]
     return batch[names].to_numpy(dtype=np.float32) if names else None
+
+
+def _first_line(err: VoxpopError) -> str:
+    """The error's line: Ray Data appends its own advice on lines of their own to an error it
+    takes for an I/O error (a storage's refusal), which the line already says."""
+    return str(err).split("\n", 1)[0]
 
 
 def _voxpop_cause(err: BaseException) -> VoxpopError | None:
