@@ -65,6 +65,7 @@ _EMPTY = "__empty_text"
 SHARED_NOTE = (
     "BUNDLE, a local INPUT and --out must be at the same path on every node (a shared folder)"
 )
+EVALUATE_SHARED_NOTE = "BUNDLE must be at the same path on every node (a shared folder)"
 # The columns that say where each written row comes from (first in each part).
 SOURCE_COLUMNS = ("source_file", "source_row")
 
@@ -97,14 +98,15 @@ class PredictSpec:
 
 
 @contextlib.contextmanager
-def ray_workers(address: str, workers: int | None) -> Iterator[int]:
-    """Start (address "local") or join the Ray at `address` for the command; yields the number
-    of predictor actors: `workers`, by default the cluster's CPUs (refused when more)."""
+def ray_workers(address: str, workers: int | None, *, shared: str = SHARED_NOTE) -> Iterator[int]:
+    """Start (address "local") or join the Ray at `address` for the command (`shared` says, on
+    joining, what every node must see); yields the number of predictor actors: `workers`, by
+    default the cluster's CPUs (refused when more)."""
     import ray
 
     from voxpop.tune_spaces.cluster import start_ray, stop_ray
 
-    started = start_ray(address=address, num_cpus=workers, shared=SHARED_NOTE)
+    started = start_ray(address=address, num_cpus=workers, shared=shared)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if (workers or cpus) > cpus:
@@ -525,9 +527,14 @@ class _Predictor:
         if tally is None:
             frame[_REPLACED], frame[_EMPTY] = replaced, empty
             return frame
+        import ray
+
         sources, rows = batch[_SOURCE].to_numpy(dtype=object), batch[_ROW].to_numpy()
-        tally.add.remote(
-            (sources[0], int(rows[0])), len(frame), int(replaced.sum()), int(empty.sum())
+        # Waited for (a round trip per chunk): the driver's final totals then count every chunk.
+        ray.get(
+            tally.add.remote(
+                (sources[0], int(rows[0])), len(frame), int(replaced.sum()), int(empty.sum())
+            )
         )
         frame.insert(0, SOURCE_COLUMNS[0], sources)
         frame.insert(1, SOURCE_COLUMNS[1], rows)
