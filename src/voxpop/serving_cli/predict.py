@@ -103,7 +103,8 @@ def predict(
         "with local, also the CPUs the embedded Ray offers).",
     ),
 ) -> None:
-    """Predict labels for every row of INPUT, in input order, one output row per input row.
+    """Predict labels for every row of INPUT, one output row per input row, in input order
+    (with --address and --out: in parts whose rows say where they come from, see below).
 
     Output columns: id (with --id-col), label, confidence, label_i and prob_i (with --top-k),
     prob_<label> (with --probs), label_<member> (with --per-member), empty_text (empty texts are
