@@ -214,18 +214,20 @@ def summary(r: dict) -> str:
     lines += [
         "",
         f"2 cores shared with other engineers' work (1-minute load {r['load_1min_start']:.1f} "
-        f"at the start, {r['load_1min']:.1f} at the end), so the ratios are rough; 2 workers "
-        "share the 2 cores with the driver, the read and write tasks and Ray's own processes, "
-        "so 2 workers cannot beat 1 here. A Ray run's time includes its actors' start (each "
-        "loads the bundle).",
+        f"at the start, {r['load_1min']:.1f} at the end: other processes held most of the "
+        "CPU), so the ratios are rough; 2 workers share the 2 cores with the driver, the read "
+        "and write tasks and Ray's own processes. A Ray run's time includes its actors' start "
+        "(each loads the bundle) and the rename of the output folder.",
         "",
         "What would scale with more nodes: the prediction (one actor per core, each with the "
         "bundle's sessions on one core: rows/s grows with the cores, as long as there are "
         "more chunks than actors), the reading (a read task per input file, on any node: "
         "give at least as many files as nodes) and the output writing (each write task writes "
         "its part from the node that holds the rows; nothing passes through the driver). What "
-        "would not: the driver (lists the files, plans the job, and polls a tally actor "
-        "twice a second: constant per job), the fixed cost per run (actors start and each "
+        "would not: the driver (lists the files, plans the job and, on a terminal, polls "
+        "the tally actor twice a second for the progress line: constant per job), the one "
+        "tally actor (a round trip per chunk of --batch-size rows from every predictor: small "
+        "beside predicting the chunk, but one actor for the whole cluster), the fixed cost per run (actors start and each "
         "loads and verifies the bundle: paid once per actor, in parallel across nodes), the "
         "bundle shipping (there is none: every node reads BUNDLE from the shared path and "
         "verifies its checksums, so the shared storage serves one bundle read per actor) and "
