@@ -123,6 +123,27 @@ def test_ray_data_writes_csv_parts_and_replaces_an_old_folder(
     assert got["empty_text"].dtype == bool and got["empty_text"].sum() == 1
 
 
+@pytest.mark.parametrize(
+    ("suffix", "reader"),
+    [
+        (
+            ".tsv",
+            lambda part: pd.read_csv(part, sep="\t", dtype={"id": str}, keep_default_na=False),
+        ),
+        (".jsonl", lambda part: pd.read_json(part, lines=True, dtype={"id": str})),
+    ],
+)
+def test_ray_data_writes_tsv_and_jsonl_parts(
+    tmp_path, bundle_dir, folder, local_output, suffix, reader
+):
+    out = tmp_path / f"preds{suffix}"
+    result = run(bundle_dir, folder, *OPTIONS, "--address", "local", "--workers", "2", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert all(part.suffix == suffix for part in out.iterdir())
+    got = read_parts(out, reader)
+    pd.testing.assert_frame_equal(got, local_output, check_dtype=False, rtol=1e-6)
+
+
 def test_ray_data_to_stdout_is_csv_in_input_order(bundle_dir, folder, local_output):
     result = run(bundle_dir, folder, *OPTIONS, "--address", "local", "--workers", "2")
     assert result.exit_code == 0, result.output
