@@ -178,7 +178,7 @@ def test_predict_with_ray_data_uses_both_nodes(cluster, bundle_dir, held_out_tex
     inputs.mkdir()
     rows[:50].to_parquet(inputs / "a.parquet", index=False)
     rows[50:].to_csv(inputs / "b.csv", index=False)
-    out = tmp_path / "cluster.csv"
+    out = tmp_path / "cluster.csv"  # a folder of CSV parts, written by the workers
     predict = _run(
         *_in(
             head,
@@ -201,13 +201,21 @@ def test_predict_with_ray_data_uses_both_nodes(cluster, bundle_dir, held_out_tex
     )
     assert predict.returncode == 0, predict.stdout[-3000:] + predict.stderr[-3000:]
     assert "must be at the same path on every node" in predict.stderr
-    got = pd.read_csv(out, keep_default_na=False)
+    parts = sorted(out.glob("part-*.csv"))
+    assert parts and sorted(out.iterdir()) == parts, list(out.iterdir())
+    got = pd.concat(
+        [pd.read_csv(part, keep_default_na=False) for part in parts], ignore_index=True
+    ).sort_values(["source_file", "source_row"], ignore_index=True)
+    assert (
+        got["source_file"].tolist()
+        == [str(inputs / "a.parquet")] * 50 + [str(inputs / "b.csv")] * 30
+    )
     expected = Ensemble.load(bundle_dir, device="cpu").predict(
         rows["text"].tolist(), voting="weighted"
     )
     assert got["label"].tolist() == list(expected.labels)
     np.testing.assert_allclose(got["confidence"], expected.confidence, rtol=1e-5)
-    # each node's worker logs name the actors it ran
+    # each node's worker logs name the predictor actors it ran: both nodes predicted
     for temp in (head_temp, worker_temp):
         logs = list(temp.glob("session_*/logs/worker-*.out"))
         assert any("_Predictor" in log.read_text(errors="replace") for log in logs), temp

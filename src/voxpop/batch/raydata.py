@@ -5,8 +5,23 @@ The driver lists the input files (a file, a folder's table files or a glob, sort
 Ray Data read stage gives each file to a task that reads it in chunks with voxpop's own reader
 (`voxpop.data.iter_table_chunks`), so rows, checks and error messages are the local command's;
 a pool of `workers` predictor actors, each holding the bundle's ONNX Runtime sessions on one
-core, encodes and predicts the chunks. Ray Data keeps the input order (`preserve_order`), and the
+core, encodes and predicts the chunks.
+
+With an output folder (`write_parts`), Ray Data's own writers write the prediction rows as parts
+(Parquet, CSV, TSV or JSON Lines) from the workers, into a temporary sibling of the folder that is
+renamed into place when every part is written: a job that cannot finish leaves nothing there.
+The parts come in no particular order; each row carries `source_file` and `source_row` (its
+0-based position among the file's data rows), so sorting by the two gives the input order. The
+predictors tell a small tally actor the rows they did (keyed by chunk, so a retried chunk counts
+once): the driver's progress and its warnings (empty texts, replaced bytes) come from it.
+Without an output folder (stdout), Ray Data keeps the input order (`preserve_order`) and the
 driver receives each chunk's prediction frame in turn for the local command's writers.
+
+INPUT may be on a pyarrow file system (`s3://bucket/prefix/*.parquet`, as `voxpop.data.storage`
+names it): the driver lists it there, and each read task copies its file to a local temporary
+file and reads that with the same reader (errors name the URI). The file system travels to the
+tasks as the driver resolved it (endpoint, region); its credentials do not: each node signs its
+reads with its own (its environment, ~/.aws, an instance role), as Ray's own readers do.
 
 Why not Ray's own `read_csv`/`read_parquet`: pyarrow's CSV reader infers types (an id `007`
 becomes 7) and parses quoting differently from the local command, whose rows this one must match
@@ -16,31 +31,43 @@ row for row.
 needs every row there), and `predict_all` has the actors compute what `reports.bundle_eval.
 predict_all` computes locally: each vote's and each member's probabilities, and OOV rates.
 
-Every node reads the bundle and the input files at the paths given: with a cluster of several
-machines they must be on storage every node sees.
+Every node reads the bundle and the local input files at the paths given, and writes the output
+folder's parts at its path: with a cluster of several machines they must be on storage every node
+sees.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import logging
+import shutil
+import tempfile
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 
 from voxpop.data.errors import VoxpopError
 from voxpop.data.options import FORMATS_BY_SUFFIX
+from voxpop.data.storage import Location, is_uri, locate
 
 # Columns of the frames between the read stage and the predictors (not the output's).
 _TEXT, _ID, _REPLACED = "__text", "__id", "__replaced_bytes"
+_SOURCE, _ROW = "__source_file", "__source_row"
 _FEATURE = "__feature_{}"
 # Columns the predictors add for the driver's warnings, dropped before writing.
 _EMPTY = "__empty_text"
-SHARED_NOTE = "BUNDLE and INPUT must be at the same path on every node (a shared folder)"
+SHARED_NOTE = (
+    "BUNDLE, a local INPUT and --out must be at the same path on every node (a shared folder)"
+)
+EVALUATE_SHARED_NOTE = "BUNDLE must be at the same path on every node (a shared folder)"
+# The columns that say where each written row comes from (first in each part).
+SOURCE_COLUMNS = ("source_file", "source_row")
 
 
 @dataclass(frozen=True)
@@ -52,6 +79,8 @@ class ReadSpec:
     feature_cols: tuple[str, ...]
     format: str | None
     chunk_rows: int
+    # The pyarrow file system of INPUT's URIs (as the driver resolved it); None: local files.
+    filesystem: object = None
 
 
 @dataclass(frozen=True)
@@ -63,17 +92,21 @@ class PredictSpec:
     fused: bool
     vote_options: dict
     columns: object  # voxpop.ensemble.stream.OutputColumns
+    # Set by `write_parts`: source_file and source_row first, and the chunk's counts go to this
+    # tally actor instead of into the frame.
+    tally: object = None
 
 
 @contextlib.contextmanager
-def ray_workers(address: str, workers: int | None) -> Iterator[int]:
-    """Start (address "local") or join the Ray at `address` for the command; yields the number
-    of predictor actors: `workers`, by default the cluster's CPUs (refused when more)."""
+def ray_workers(address: str, workers: int | None, *, shared: str = SHARED_NOTE) -> Iterator[int]:
+    """Start (address "local") or join the Ray at `address` for the command (`shared` says, on
+    joining, what every node must see); yields the number of predictor actors: `workers`, by
+    default the cluster's CPUs (refused when more)."""
     import ray
 
     from voxpop.tune_spaces.cluster import start_ray, stop_ray
 
-    started = start_ray(address=address, num_cpus=workers, shared=SHARED_NOTE)
+    started = start_ray(address=address, num_cpus=workers, shared=shared)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if (workers or cpus) > cpus:
@@ -84,51 +117,74 @@ def ray_workers(address: str, workers: int | None) -> Iterator[int]:
             stop_ray()
 
 
-def input_files(input: str) -> list[Path]:
+def input_files(input: str) -> list[Location]:
     """The files INPUT names: a table file, a folder's table files (by extension), or a glob;
-    sorted by name. None found is a VoxpopError."""
-    path = Path(input)
-    if path.is_dir():
-        files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FORMATS_BY_SUFFIX]
-    elif path.is_file():
-        files = [path]
+    local or on a pyarrow file system (`s3://bucket/prefix/*.parquet`); sorted by name. None
+    found is a VoxpopError."""
+    if is_uri(input):
+        files = _remote_files(input)
+        folder = not files and _is_remote_dir(input)
     else:
-        files = [Path(p) for p in glob.glob(input) if Path(p).is_file()]
+        path = Path(input)
+        folder = path.is_dir()
+        if folder:
+            files = [p for p in path.iterdir() if p.is_file() and _is_table(p.name)]
+        elif path.is_file():
+            files = [path]
+        else:
+            files = [Path(p) for p in glob.glob(input) if Path(p).is_file()]
+        files = [locate(file) for file in files]
     if not files:
         what = (
             "holds no table files (" + ", ".join(FORMATS_BY_SUFFIX) + ")"
-            if path.is_dir()
+            if folder
             else "file not found (nor files matching it as a glob)"
         )
         raise VoxpopError(f"{input}: {what}")
-    return sorted(file.resolve() for file in files)
+    return sorted(files, key=lambda file: file.uri)
+
+
+def _is_table(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in FORMATS_BY_SUFFIX
+
+
+def _remote_files(input: str) -> list[Location]:
+    """A file, a folder's table files or a glob (`*`, `?`, `[...]` within one path segment) on a
+    pyarrow file system."""
+    pattern = input.rstrip("/")
+    wild = min((pattern.find(c) for c in "*?[" if c in pattern), default=-1)
+    if wild < 0:
+        location = locate(pattern)
+        if location.is_file():
+            return [location]
+        if not location.is_dir():
+            return []
+        return [
+            location.child(name) for name in location.files() if "/" not in name and _is_table(name)
+        ]
+    base = locate(pattern[: pattern.rindex("/", 0, wild)])
+    rest = pattern[len(base.uri) + 1 :].split("/")
+    return [
+        base.child(name)
+        for name in base.files()
+        if name.count("/") == len(rest) - 1
+        and all(fnmatch.fnmatchcase(part, want) for part, want in zip(name.split("/"), rest))
+    ]
+
+
+def _is_remote_dir(input: str) -> bool:
+    location = locate(input.rstrip("/"))
+    return location.is_dir()
 
 
 def predict_frames(
-    files: list[Path], *, read: ReadSpec, predict: PredictSpec, workers: int, found: dict
+    files: list[Location], *, read: ReadSpec, predict: PredictSpec, workers: int, found: dict
 ) -> Iterator[pd.DataFrame]:
     """Each chunk's prediction frame, in input order (the files in turn), computed by `workers`
     predictor actors on the Ray that this process has joined. `found` sums the chunks'
     `replaced_bytes` and `empty_texts` as they arrive."""
-    import ray.data
-
     _ordered_and_quiet()
-    listing = ray.data.from_items(
-        [{"path": str(file)} for file in files], override_num_blocks=len(files)
-    )
-    # The reads take no core of their own: the predictors hold one each, and a read that waited
-    # for a free core would never start.
-    chunks = listing.map_batches(
-        _read_file, batch_size=1, batch_format="pandas", num_cpus=0, fn_kwargs={"read": read}
-    )
-    frames = chunks.map_batches(
-        _Predictor,
-        batch_size=read.chunk_rows,
-        batch_format="pandas",
-        concurrency=workers,
-        num_cpus=1,
-        fn_constructor_kwargs={"predict": predict},
-    )
+    frames = _predictions(files, read=read, predict=predict, workers=workers)
     # Arrow to pandas here, not Ray's pandas batches (Arrow-backed columns): the frames are then
     # the local command's, dtypes included, for the same writers.
     for batch in _batches(frames, batch_format="pyarrow"):
@@ -136,6 +192,163 @@ def predict_frames(
         found["replaced_bytes"] += int(frame.pop(_REPLACED).sum())
         found["empty_texts"] += int(frame.pop(_EMPTY).sum())
         yield frame
+
+
+def write_parts(
+    files: list[Location],
+    *,
+    read: ReadSpec,
+    predict: PredictSpec,
+    workers: int,
+    out: Path,
+    fmt: str,
+    on_rows: Callable[[int], None] | None = None,
+) -> dict:
+    """Predict `files` and write the rows with Ray Data's writers, from the workers, as `fmt`
+    parts of the folder `out` (written to a temporary sibling, renamed into place when whole).
+    Each row starts with `source_file` and `source_row`. `on_rows(total)` is called with the
+    rows done so far, about twice a second. Returns the totals: rows, parts, replaced_bytes,
+    empty_texts."""
+    import ray
+
+    from voxpop.data.atomic import atomic_path
+
+    _ordered_and_quiet()
+    # The parts are written as they come: the rows carry their place, no need to keep order.
+    ray.data.DataContext.get_current().execution_options.preserve_order = False
+    tally = _new_tally()
+    frames = _predictions(files, read=read, predict=replace(predict, tally=tally), workers=workers)
+    done = threading.Event()
+
+    def report() -> None:
+        while not done.wait(0.5):
+            on_rows(ray.get(tally.totals.remote())["rows"])
+
+    poller = threading.Thread(target=report, daemon=True) if on_rows else None
+    try:
+        with atomic_path(out) as tmp:
+            if poller:
+                poller.start()
+            try:
+                PART_WRITERS[fmt](frames, str(tmp))
+            except Exception as err:
+                cause = _voxpop_cause(err)
+                if cause is None:
+                    raise
+                raise VoxpopError(_first_line(cause)) from None
+            finally:
+                done.set()
+                if poller:
+                    poller.join()
+            parts = sum(1 for part in tmp.iterdir() if not part.name.startswith("."))
+        totals = ray.get(tally.totals.remote())
+        if on_rows:
+            on_rows(totals["rows"])
+        return {**totals, "parts": parts}
+    finally:
+        ray.kill(tally)
+
+
+def _predictions(files: list[Location], *, read: ReadSpec, predict: PredictSpec, workers: int):
+    """The Ray Data pipeline: a read task per file, then `workers` predictor actors."""
+    import ray.data
+
+    remote = [file for file in files if file.local is None]
+    if remote:
+        read = replace(read, filesystem=remote[0].filesystem)
+    listing = ray.data.from_items(
+        [{"path": file.path, "source": file.uri} for file in files],
+        override_num_blocks=len(files),
+    )
+    # The reads take no core of their own: the predictors hold one each, and a read that waited
+    # for a free core would never start.
+    chunks = listing.map_batches(
+        _read_file, batch_size=1, batch_format="pandas", num_cpus=0, fn_kwargs={"read": read}
+    )
+    return chunks.map_batches(
+        _Predictor,
+        batch_size=read.chunk_rows,
+        batch_format="pandas",
+        concurrency=workers,
+        num_cpus=1,
+        fn_constructor_kwargs={"predict": predict},
+    )
+
+
+class _PartNames:
+    """`part-000012-<write uuid>.parquet`: one part per write task (Ray Data's FilenameProvider
+    protocol; Ray Data wants the write's UUID in each name)."""
+
+    def __init__(self, extension: str):
+        self.extension = extension
+
+    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+        return f"part-{task_index:06}-{write_uuid}.{self.extension}"
+
+    def get_filename_for_block(self, block, write_uuid: str, task_index: int, block_index: int):
+        return self.get_filename_for_task(write_uuid, task_index)
+
+
+# The writes take no core of their own either (the predictors hold them all).
+_WRITE_ARGS = {"ray_remote_args": {"num_cpus": 0}}
+
+
+def _write_parquet(dataset, path: str) -> None:
+    dataset.write_parquet(path, filename_provider=_PartNames("parquet"), **_WRITE_ARGS)
+
+
+def _write_csv(dataset, path: str) -> None:
+    dataset.write_csv(path, filename_provider=_PartNames("csv"), **_WRITE_ARGS)
+
+
+def _write_tsv(dataset, path: str) -> None:
+    def options() -> dict:
+        import pyarrow.csv
+
+        return {"write_options": pyarrow.csv.WriteOptions(delimiter="\t")}
+
+    dataset.write_csv(
+        path, filename_provider=_PartNames("tsv"), arrow_csv_args_fn=options, **_WRITE_ARGS
+    )
+
+
+def _write_jsonl(dataset, path: str) -> None:
+    dataset.write_json(path, filename_provider=_PartNames("jsonl"), **_WRITE_ARGS)
+
+
+# Output format (voxpop.data.options.FORMATS) -> the Ray Data writer of its parts.
+PART_WRITERS: dict[str, Callable[[object, str], None]] = {
+    "parquet": _write_parquet,
+    "csv": _write_csv,
+    "tsv": _write_tsv,
+    "jsonl": _write_jsonl,
+}
+
+
+def parts_format(out: Path) -> str:
+    """The parts' format for the folder `out`: the table format its suffix names (`preds.csv`:
+    CSV parts), Parquet for any other name."""
+    return FORMATS_BY_SUFFIX.get(out.suffix.lower(), "parquet")
+
+
+def _new_tally():
+    """An actor that adds up the rows, replaced bytes and empty texts of the chunks predicted,
+    keyed by each chunk's first row (a chunk that Ray Data retries counts once)."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Tally:
+        def __init__(self):
+            self.chunks: dict = {}
+
+        def add(self, key, rows: int, replaced_bytes: int, empty_texts: int) -> None:
+            self.chunks[key] = (rows, replaced_bytes, empty_texts)
+
+        def totals(self) -> dict:
+            sums = [sum(column) for column in zip(*self.chunks.values())] or [0, 0, 0]
+            return dict(zip(("rows", "replaced_bytes", "empty_texts"), sums))
+
+    return Tally.remote()
 
 
 def predict_all(
@@ -217,35 +430,69 @@ def _batches(dataset, *, batch_format: str) -> Iterator:
         cause = _voxpop_cause(err)
         if cause is None:
             raise
-        raise VoxpopError(str(cause)) from None
+        raise VoxpopError(_first_line(cause)) from None
 
 
 def _read_file(batch: pd.DataFrame, *, read: ReadSpec) -> Iterator[pd.DataFrame]:
-    """The chunks of one file (a batch of one path) as frames of text, id, features and the
-    bytes reading replaced."""
+    """The chunks of one file (a batch of one path) as frames of text, id, features, where each
+    row comes from and the bytes reading replaced."""
     from voxpop.data import iter_table_chunks
 
-    for path in batch["path"]:
-        for table in iter_table_chunks(
-            path,
-            chunk_rows=read.chunk_rows,
-            text_col=read.text_col,
-            id_col=read.id_col,
-            feature_cols=read.feature_cols,
-            format=read.format,
-        ):
-            columns = {_TEXT: table.texts, _ID: table.ids.astype(str)}
-            if table.features is not None:
-                columns.update(
-                    {
-                        _FEATURE.format(i): table.features[:, i]
-                        for i in range(table.features.shape[1])
-                    }
-                )
-            replaced = np.zeros(len(table), dtype=np.int64)
-            replaced[0] = table.report.n_replaced_bytes
-            columns[_REPLACED] = replaced
-            yield pd.DataFrame(columns)
+    for path, source in zip(batch["path"], batch["source"]):
+        with _local_copy(path, source, read.filesystem) as local:
+            tables = iter_table_chunks(
+                local,
+                chunk_rows=read.chunk_rows,
+                text_col=read.text_col,
+                id_col=read.id_col,
+                feature_cols=read.feature_cols,
+                format=read.format,
+            )
+            for table in _named(tables, local, source):
+                columns = {_TEXT: table.texts, _ID: table.ids.astype(str)}
+                if table.features is not None:
+                    columns.update(
+                        {
+                            _FEATURE.format(i): table.features[:, i]
+                            for i in range(table.features.shape[1])
+                        }
+                    )
+                columns[_SOURCE] = np.full(len(table), source, dtype=object)
+                columns[_ROW] = np.asarray(table.rows, dtype=np.int64)
+                replaced = np.zeros(len(table), dtype=np.int64)
+                replaced[0] = table.report.n_replaced_bytes
+                columns[_REPLACED] = replaced
+                yield pd.DataFrame(columns)
+
+
+@contextlib.contextmanager
+def _local_copy(path: str, source: str, filesystem) -> Iterator[str]:
+    """`path` itself when local; a file on a pyarrow file system copied to a local temporary
+    file of the same name (the reader takes the format from it), removed afterwards."""
+    if filesystem is None:
+        yield path
+        return
+    from voxpop.data.storage import remote_error
+
+    with tempfile.TemporaryDirectory(prefix="voxpop-input-") as folder:
+        local = Path(folder) / PurePosixPath(path).name
+        try:
+            with filesystem.open_input_stream(path) as stream, open(local, "wb") as copy:
+                shutil.copyfileobj(stream, copy, 1 << 22)
+        except OSError as err:
+            raise remote_error(source, err, filesystem=filesystem.type_name) from None
+        yield str(local)
+
+
+def _named(tables: Iterator, local: str, source: str) -> Iterator:
+    """The tables; an error about the local copy of a remote file names the file's URI."""
+    if local == source:
+        yield from tables
+        return
+    try:
+        yield from tables
+    except VoxpopError as err:
+        raise VoxpopError(str(err).replace(local, source)) from None
 
 
 class _Predictor:
@@ -274,8 +521,23 @@ class _Predictor:
             ids=batch[_ID].to_numpy(dtype=object),
             columns=self.spec.columns,
         )
-        frame[_REPLACED] = batch[_REPLACED].to_numpy()
-        frame[_EMPTY] = np.fromiter((not text for text in texts), dtype=bool, count=len(texts))
+        replaced = batch[_REPLACED].to_numpy()
+        empty = np.fromiter((not text for text in texts), dtype=bool, count=len(texts))
+        tally = self.spec.tally
+        if tally is None:
+            frame[_REPLACED], frame[_EMPTY] = replaced, empty
+            return frame
+        import ray
+
+        sources, rows = batch[_SOURCE].to_numpy(dtype=object), batch[_ROW].to_numpy()
+        # Waited for (a round trip per chunk): the driver's final totals then count every chunk.
+        ray.get(
+            tally.add.remote(
+                (sources[0], int(rows[0])), len(frame), int(replaced.sum()), int(empty.sum())
+            )
+        )
+        frame.insert(0, SOURCE_COLUMNS[0], sources)
+        frame.insert(1, SOURCE_COLUMNS[1], rows)
         return frame
 
 
@@ -300,6 +562,12 @@ class _Scorer(_Predictor):
 def _features(batch: pd.DataFrame) -> np.ndarray | None:
     names = [name for name in batch.columns if name.startswith("__feature_")]
     return batch[names].to_numpy(dtype=np.float32) if names else None
+
+
+def _first_line(err: VoxpopError) -> str:
+    """The error's line: Ray Data appends its own advice on lines of their own to an error it
+    takes for an I/O error (a storage's refusal), which the line already says."""
+    return str(err).split("\n", 1)[0]
 
 
 def _voxpop_cause(err: BaseException) -> VoxpopError | None:

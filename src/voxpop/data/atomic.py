@@ -63,15 +63,27 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def check_target(target: str | os.PathLike, *, reads: Sequence[str | os.PathLike] = ()) -> None:
+def check_target(
+    target: str | os.PathLike, *, reads: Sequence[str | os.PathLike] = (), folder: bool = False
+) -> None:
     """Refuse, before any work, a file target that cannot be written or would destroy an input.
 
     A VoxpopError when `target` is a directory, its folder is missing or not writable, or it is
     one of the files in `reads` under another name (the same file through a symlink, a hard link
     or another spelling of the path), or lies inside one of the directories in `reads`.
+    `folder=True`: `target` is a folder written whole (replacing one of that name): refused when
+    it is a file, or when something in `reads` lies inside it.
     """
     target = Path(target)
-    if target.is_dir():
+    if folder:
+        if target.exists() and not target.is_dir():
+            raise VoxpopError(f"{target}: is a file (give a folder name)")
+        for source in map(Path, reads):
+            if target.resolve() in [source.resolve(), *source.resolve().parents]:
+                raise VoxpopError(
+                    f"{target}: holds {source}, which this command reads; write elsewhere"
+                )
+    elif target.is_dir():
         raise VoxpopError(f"{target}: is a directory (give a file name)")
     _probe(target.parent, what=str(target))
     for source in map(Path, reads):

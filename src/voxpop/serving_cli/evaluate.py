@@ -229,10 +229,10 @@ def _predictions(address: str | None, workers: int | None, *, trust: Path | None
     if address is None:
         yield predict_all
         return
+    from voxpop.batch.raydata import EVALUATE_SHARED_NOTE, ray_workers
     from voxpop.batch.raydata import predict_all as predict_on_ray
-    from voxpop.batch.raydata import ray_workers
 
-    with ray_workers(address, workers) as n_workers:
+    with ray_workers(address, workers, shared=EVALUATE_SHARED_NOTE) as n_workers:
         typer.echo(f"voxpop evaluate: Ray Data, {n_workers} worker(s) on cpu", err=True)
         yield functools.partial(predict_on_ray, workers=n_workers, trust=trust and str(trust))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from voxpop.ensemble.options import DEFAULT_DEVICE
 from voxpop.serving_cli.keys import TRUST_HELP
 from voxpop.serving_cli.options import feature_cols_option, feature_columns, format_option, names
 
+# scheme:/... (a URI; Path() has already folded its // into /)
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
+
 
 def predict(
     bundle: Path = typer.Argument(
@@ -22,13 +26,17 @@ def predict(
     ),
     input: str = typer.Argument(
         ...,
-        help="Table to label: .csv, .tsv, .parquet or .jsonl, or '-' for one text per line on stdin.",
+        help="Table to label: .csv, .tsv, .parquet or .jsonl, or '-' for one text per line on "
+        "stdin. With --address also a folder of tables or a glob, local or a pyarrow file "
+        "system URI (s3://bucket/prefix/*.parquet).",
     ),
     out: Path = typer.Option(
         None,
         "--out",
         "-o",
-        help="Output file; its extension picks the format (.csv .tsv .parquet .jsonl). Default: CSV on stdout.",
+        help="Output file; its extension picks the format (.csv .tsv .parquet .jsonl). Default: "
+        "CSV on stdout. With --address: a FOLDER of parts written by the workers, in the format "
+        "its suffix names (preds.csv/: CSV parts), Parquet for any other name.",
     ),
     table_format: str = format_option(),
     text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column holding the text."),
@@ -82,9 +90,9 @@ def predict(
         "--address",
         show_default=False,
         help="Predict on a Ray cluster with Ray Data: local (an embedded Ray on this machine), "
-        "auto, HOST:PORT or ray://HOST:PORT. INPUT may then also be a folder of table files "
-        "or a glob; BUNDLE and INPUT must be at the same path on every node. Default: no "
-        "Ray, this process predicts.",
+        "auto, HOST:PORT or ray://HOST:PORT. INPUT may then also be a folder of table files, "
+        "a glob or an s3:// URI; BUNDLE, a local INPUT and --out must be at the same path on "
+        "every node. Default: no Ray, this process predicts.",
     ),
     workers: int = typer.Option(
         None,
@@ -95,7 +103,8 @@ def predict(
         "with local, also the CPUs the embedded Ray offers).",
     ),
 ) -> None:
-    """Predict labels for every row of INPUT, in input order, one output row per input row.
+    """Predict labels for every row of INPUT, one output row per input row, in input order
+    (with --address and --out: in parts whose rows say where they come from, see below).
 
     Output columns: id (with --id-col), label, confidence, label_i and prob_i (with --top-k),
     prob_<label> (with --probs), label_<member> (with --per-member), empty_text (empty texts are
@@ -108,7 +117,12 @@ def predict(
     to a pipe or a file the data is written as it is.
 
     With --address, each input file is read by a Ray Data task and its chunks predicted by a pool
-    of --workers actors; the output is the same rows in the same order (files sorted by name).
+    of --workers actors. With --out, Ray Data's writers write the rows on the workers as parts of
+    the folder --out (written to a temporary sibling folder and renamed into place when every
+    part is written: a job that fails leaves nothing there). The parts are in no particular
+    order: each row starts with source_file (the file's path or URI) and source_row (its 0-based
+    place among the file's data rows), then the local command's columns and values; sort by the
+    two for the input order. Without --out, CSV on stdout in input order (files sorted by name).
 
     Example: voxpop predict bundle/ new_tweets.csv --id-col tweet_id --top-k 2 --out preds.parquet
     """
@@ -121,16 +135,25 @@ def predict(
         raise VoxpopError(f"--batch-size: must be >= 1, got {batch_size}")
     if workers is not None and address is None:
         raise VoxpopError("--workers: only with --address (Ray); without it, see --threads")
-    fmt = output_format(out)
-    files = [input]
-    if address is not None:
-        from voxpop.batch.raydata import input_files
+    reads = [bundle] if input == "-" else [input, bundle]
+    if address is None:
+        fmt = output_format(out)
+    else:
+        from voxpop.batch.raydata import input_files, parts_format
 
         if input == "-":
             raise VoxpopError("--address: INPUT must be files (stdin is read by this process only)")
+        if out is not None and _URI.match(str(out)):
+            raise VoxpopError(
+                f"--out {out}: with --address, a folder on storage every node sees (a file "
+                "system URI is for INPUT only)"
+            )
+        # With --out, a folder of parts written by the workers; without, CSV on stdout.
+        fmt = output_format(None) if out is None else parts_format(out)
         files = input_files(input)
+        reads = [bundle, *(file.local for file in files if file.local is not None)]
     if out is not None:  # before any work: never the input itself, never half a run for nothing
-        check_target(out, reads=[bundle] if input == "-" else [*files, bundle])
+        check_target(out, reads=reads, folder=address is not None)
     ensemble = Ensemble.load(
         bundle,
         device=device,
@@ -222,8 +245,9 @@ def _predict_on_ray(
     out: Path | None,
     how: str,
 ) -> None:
-    """Start or join Ray, predict `files` with Ray Data (voxpop.batch.raydata) and write."""
-    from voxpop.batch.raydata import predict_frames, ray_workers
+    """Start or join Ray and predict `files` with Ray Data (voxpop.batch.raydata): the workers
+    write the parts of the folder `out`, or the driver writes CSV to stdout in input order."""
+    from voxpop.batch.raydata import predict_frames, ray_workers, write_parts
 
     with ray_workers(address, workers) as n_workers:
         typer.echo(
@@ -231,10 +255,34 @@ def _predict_on_ray(
             f"cpu, {predict.vote_options['voting']} voting, {how}",
             err=True,
         )
-        _write(
-            predict_frames(files, read=read, predict=predict, workers=n_workers, found=found),
-            fmt=fmt,
-            out=out,
+        if out is None:
+            frames = predict_frames(
+                files, read=read, predict=predict, workers=n_workers, found=found
+            )
+            _write(frames, fmt=fmt, out=None)
+            return
+        with _progress() as advance:
+            seen = [0]
+
+            def on_rows(total: int) -> None:
+                advance(total - seen[0])
+                seen[0] = total
+
+            totals = write_parts(
+                files,
+                read=read,
+                predict=predict,
+                workers=n_workers,
+                out=out,
+                fmt=fmt,
+                on_rows=on_rows,
+            )
+        found["replaced_bytes"] += totals["replaced_bytes"]
+        found["empty_texts"] += totals["empty_texts"]
+        typer.echo(
+            f"voxpop predict: wrote {totals['rows']:,} rows in {totals['parts']} {fmt} part(s) "
+            f"to {out}/ (sort by source_file, source_row for the input order)",
+            err=True,
         )
 
 
