@@ -392,10 +392,11 @@ def summary(results: dict) -> str:
         if s is None
         else [
             "",
-            f"Cost at predict: {s['rows']:,} airline tweets, ONNX Runtime, 2 threads, {RUN_ROWS} rows "
+            f"Cost at predict: {s['rows']:,} {results['speed_on']}; ONNX Runtime, 2 threads, "
+            f"{RUN_ROWS} rows "
             "per call, encoding included (the member's own inputs: the Preprocessor's for the "
             "token members, the word pieces for the sentence member), best of "
-            f"{results['repeats']} after a warm-up; tweets seed {results['speed_seed']}'s members.",
+            f"{results['repeats']} after a warm-up.",
             "",
             "| what runs | rows/s | ms per row |",
             "| --- | --- | --- |",
@@ -408,25 +409,50 @@ def summary(results: dict) -> str:
     embed = ", ".join(
         f"{task} {r['embedded']['texts']:,} texts in {r['embedded']['seconds']} s"
         for task, r in results["tasks"].items()
+        if "embedded" in r
     )
     train_s = "; ".join(
         f"{task} seed {seed}: " + ", ".join(f"{m} {t}" for m, t in one["train_seconds"].items())
         for task, r in results["tasks"].items()
         for seed, one in r["seeds"].items()
+        if "train_seconds" in one
     )
     coverage = ", ".join(
         f"{task} {one['coverage']:.1%}"
         for task, r in results["tasks"].items()
         for one in list(r["seeds"].values())[:1]
+        if "coverage" in one
     )
+    logged = [task for task, r in results["tasks"].items() if r.get("from") == "log"]
     lines += [
         "",
         f"Embedding every text once ({ENCODER}, 2 threads; 0 s when cached): {embed}. GloVe "
         f"covered {coverage} of the vocabulary (first seed). Training seconds: {train_s}. "
         f"Machine load (1/5/15-minute averages) at the start: {results['load_start']}, at the "
-        f"end: {results['load_end']}.",
+        f"end: {results['load_end']}."
+        + (
+            f" The {', '.join(logged)} seeds come from an earlier run's printed lines "
+            "(`--from-log`: same code and settings; its training seconds not kept)."
+            if logged
+            else ""
+        ),
     ]
     return "\n".join(lines)
+
+
+def from_log(path: Path) -> dict:
+    """{task: {seed: {"evaluated": ...}}} from the lines a run printed (`TASK SEED PART JSON`):
+    a run stopped before it recorded keeps the seeds it finished."""
+    found: dict = {}
+    for line in path.read_text().splitlines():
+        for part in PARTS:
+            head, sep, body = line.partition(f" {part} ")
+            words = head.split()
+            if sep and len(words) == 2 and body.startswith("{"):
+                task, seed = words
+                found.setdefault(task, {}).setdefault(seed, {"evaluated": {}})
+                found[task][seed]["evaluated"][part] = json.loads(body)
+    return found
 
 
 def main() -> None:
@@ -438,6 +464,11 @@ def main() -> None:
     parser.add_argument("--uci-rows", type=int, default=3000)
     parser.add_argument("--speed-rows", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--from-log",
+        type=Path,
+        help="take the finished seeds of tasks not run now from a run's printed lines",
+    )
     args = parser.parse_args()
 
     from voxpop.models.runtime import configure
@@ -446,23 +477,33 @@ def main() -> None:
     load_start = [round(x, 2) for x in os.getloadavg()]
     tokenizer, pooled = sentence_encoder(find_sentence_model(ENCODER))
     seeds = [int(s) for s in args.seeds.split(",")]
+    tasks = args.tasks.split(",")
+    # Tasks run separately add up: keep the stored ones not run now.
+    previous = RESULTS / "pretrained.json"
+    stored = json.loads(previous.read_text())["results"] if previous.exists() else {}
     results = {
-        "tasks": {},
+        "tasks": {t: r for t, r in stored.get("tasks", {}).items() if t not in tasks},
         "train_rows": args.train_rows,
         "load_start": load_start,
         "repeats": args.repeats,
+        **{k: stored[k] for k in ("speed", "speed_on") if k in stored},
     }
+    rows = {"train": args.train_rows, "airline": args.airline_rows, "uci": args.uci_rows}
+    if args.from_log:
+        for task, found in from_log(args.from_log).items():
+            if task not in tasks:
+                _, _, where = task_data(task, rows)
+                results["tasks"][task] = {"external": where, "seeds": found, "from": "log"}
     kept: dict = {}
     speed_texts = None
-    for task in args.tasks.split(","):
-        train_df, external, where = task_data(
-            task, {"train": args.train_rows, "airline": args.airline_rows, "uci": args.uci_rows}
-        )
+    for task in tasks:
+        train_df, external, where = task_data(task, rows)
         inside, s_in = embeddings(train_df["text"].astype(str).tolist(), tokenizer, pooled)
         outside, s_out = embeddings(external["text"].astype(str).tolist(), tokenizer, pooled)
         print(task, f"embedded in {s_in + s_out:.0f} s", flush=True)
-        if task == "tweets":
+        if speed_texts is None:  # the first task's external texts and first seed's members
             speed_texts = external["text"].astype(str).tolist()[: args.speed_rows]
+            results["speed_on"] = f"{where.split(' (')[0]}, {task} seed {seeds[0]}'s members"
         results["tasks"][task] = {
             "external": where,
             "embedded": {"texts": len(inside) + len(outside), "seconds": round(s_in + s_out, 1)},
@@ -472,13 +513,12 @@ def main() -> None:
                     seed,
                     frames=(train_df, external),
                     sentence_vectors=(inside, outside),
-                    keep=kept if task == "tweets" and seed == seeds[0] else None,
+                    keep=kept if task == tasks[0] and seed == seeds[0] else None,
                 )
                 for seed in seeds
             },
         }
     if kept:
-        results["speed_seed"] = seeds[0]
         results["speed"] = speed(kept, pooled, tokenizer, speed_texts, args.repeats)
         print(json.dumps(results["speed"]), flush=True)
     results["load_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -490,7 +530,8 @@ def main() -> None:
         command=f"nice .venv/bin/python bench/bench_pretrained.py --seeds {args.seeds} "
         f"--tasks {args.tasks} --train-rows {args.train_rows} --airline-rows "
         f"{args.airline_rows} --uci-rows {args.uci_rows} --speed-rows "
-        f"{args.speed_rows} --repeats {args.repeats}",
+        f"{args.speed_rows} --repeats {args.repeats}"
+        + (f" --from-log {args.from_log}" if args.from_log else ""),
     )
 
 
