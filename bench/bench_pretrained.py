@@ -477,7 +477,7 @@ def main() -> None:
     load_start = [round(x, 2) for x in os.getloadavg()]
     tokenizer, pooled = sentence_encoder(find_sentence_model(ENCODER))
     seeds = [int(s) for s in args.seeds.split(",")]
-    tasks = args.tasks.split(",")
+    tasks = [task for task in args.tasks.split(",") if task]  # none: only merge --from-log
     # Tasks run separately add up: keep the stored ones not run now.
     previous = RESULTS / "pretrained.json"
     stored = json.loads(previous.read_text())["results"] if previous.exists() else {}
@@ -487,6 +487,8 @@ def main() -> None:
         "load_start": load_start,
         "repeats": args.repeats,
         **{k: stored[k] for k in ("speed", "speed_on") if k in stored},
+        # a run that trains nothing keeps the load the stored run saw
+        **({k: stored[k] for k in ("load_start", "repeats") if k in stored} if not tasks else {}),
     }
     rows = {"train": args.train_rows, "airline": args.airline_rows, "uci": args.uci_rows}
     if args.from_log:
@@ -521,7 +523,10 @@ def main() -> None:
     if kept:
         results["speed"] = speed(kept, pooled, tokenizer, speed_texts, args.repeats)
         print(json.dumps(results["speed"]), flush=True)
-    results["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    if tasks or "load_end" not in stored:
+        results["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    else:
+        results["load_end"] = stored["load_end"]
     RESULTS.mkdir(exist_ok=True)
     record(
         "pretrained",
