@@ -34,6 +34,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -533,7 +534,7 @@ def main() -> None:
         results,
         summary_md=summary(results),
         command=f"nice .venv/bin/python bench/bench_pretrained.py --seeds {args.seeds} "
-        f"--tasks {args.tasks} --train-rows {args.train_rows} --airline-rows "
+        f"--tasks {shlex.quote(args.tasks)} --train-rows {args.train_rows} --airline-rows "
         f"{args.airline_rows} --uci-rows {args.uci_rows} --speed-rows "
         f"{args.speed_rows} --repeats {args.repeats}"
         + (f" --from-log {args.from_log}" if args.from_log else ""),
