@@ -79,8 +79,9 @@ def _member_line(member) -> str:
     f1 = member.val_metrics.val_macro_f1
     parity = member.parity
     return (
-        f"{member.id}  {member.family}  [{key_config}]  "
-        f"val macro-F1 {'-' if f1 is None else f'{f1:.4f}'}  weight {member.weight}  "
+        f"{member.id}  {member.kind}  [{key_config}]  "
+        f"{'out-of-fold' if member.bag else 'val'} macro-F1 {'-' if f1 is None else f'{f1:.4f}'}"
+        f"  weight {member.weight}  "
         f"parity max diff {parity.max_abs_diff:.1e} "
         f"agreement {parity.argmax_agreement:.2%} on {parity.rows} rows"
     )
