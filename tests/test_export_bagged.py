@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from run_factory import train_bags
 from voxpop.data import Preprocessor, split_rows
 from voxpop.data.builtin import load_tweets
 from voxpop.data.errors import VoxpopError
-from voxpop.data.rundir import add_checkpoint, read_run, write_bags, write_fixture_run
+from voxpop.data.rundir import read_run, write_fixture_run
 
 FOLDS = 3
 # (filters, learning rate): c000 and c002 learn, c001 cannot (a floor candidate, never chosen)
@@ -22,7 +23,7 @@ CONFIGS = {"c000": (8, 1e-2), "c001": (8, 1e-7), "c002": (16, 5e-3)}
 
 @pytest.fixture(scope="module")
 def bagged_run(tmp_path_factory):
-    from voxpop.models import build, runtime, training
+    from voxpop.models import runtime
 
     runtime.configure(threads=1, seed=0)
     tweets = load_tweets().sample(400, random_state=0).reset_index(drop=True)
@@ -36,41 +37,15 @@ def bagged_run(tmp_path_factory):
         preprocessor=Preprocessor(max_len=16, engineered_features=False, ngrams=False),
         folds=FOLDS,
     )
-    for config_id, (filters, rate) in CONFIGS.items():
-        config = {"family": "cnn", "filters": filters, "embed_dim": 8, "learning_rate": rate}
-        for fold in range(FOLDS):
-            train, y_train, held_out, y_held_out = data.for_fold(fold)
-            model = build(
-                "cnn", config, n_tokens=data.n_tokens, n_classes=len(data.labels), n_features=0
-            )
-            fitted = training.fit(
-                model,
-                train=train,
-                y_train=y_train,
-                val=held_out,
-                y_val=y_held_out,
-                config=config,
-                epochs=3,
-            )
-            probs = model.predict({"tokens": held_out["tokens"]}, verbose=0)
-            add_checkpoint(
-                run_dir,
-                trial_id=f"{config_id}_f{fold}",
-                index=0,
-                model=model,
-                val_probs=probs,
-                metrics={
-                    "config_id": config_id,
-                    "fold": fold,
-                    "folds": FOLDS,
-                    "space": "cnn",
-                    "family": "cnn",
-                    "config": config,
-                    "epoch": fitted.best_epoch,
-                    **fitted.best_metrics,
-                },
-            )
-    assert write_bags(run_dir) == list(CONFIGS)
+    configs = {
+        config_id: (
+            "cnn",
+            {"filters": filters, "embed_dim": 8, "learning_rate": rate, "seed": 0},
+            3,
+        )
+        for config_id, (filters, rate) in CONFIGS.items()
+    }
+    assert train_bags(run_dir, data, configs) == list(CONFIGS)
     return read_run(run_dir)
 
 

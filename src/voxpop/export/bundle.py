@@ -553,13 +553,17 @@ def _check_rows(tmp: Path, run: Run, members: list[Member]) -> CheckRows:
     texts = [str(text)[:CHECK_TEXT_CHARS] for text in rows["text"]]
     features = rows[run.feature_cols].to_numpy(np.float64) if run.feature_cols else None
     inputs = run.preprocessor.encode(texts, features=features)
-    probs = {
-        m.id: np.asarray(_member_probs(tmp, m, inputs), np.float64).round(7).tolist()
-        for m in members
-    }
+    probs = {m.id: check_values(_member_probs(tmp, m, inputs)) for m in members}
     return CheckRows(
         texts=texts, probs=probs, features=None if features is None else features.tolist()
     )
+
+
+def check_values(probs) -> list[list[float]]:
+    """Probabilities as the check rows store them: 9 significant digits, float32's precision.
+    Not fixed decimals: a stacker reads log(p), and 1.4e-7 rounded to 1e-7 moved a confident
+    member's stack output by 0.016 on the check rows, which loading then refused."""
+    return [[float(f"{value:.9g}") for value in row] for row in np.asarray(probs, np.float32)]
 
 
 def _member_probs(tmp: Path, member: Member, inputs: dict, *, file: Path | None = None):
