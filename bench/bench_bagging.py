@@ -232,27 +232,24 @@ def main() -> None:
     load_before = os.getloadavg()
     results = {}
     for name in args.sets:
-        for seed in args.seeds:
+        for seed in args.seeds:  # recorded after each run: a long bench keeps what it measured
             key = f"{name}-seed{seed}"
             results[key] = evaluate(name, rows=args.rows, folds=args.folds, seed=seed)
-            print(key, results[key]["test_macro_f1"], flush=True)
-    results["machine_load"] = {
-        "loadavg_1m_before": round(load_before[0], 2),
-        "loadavg_1m_after": round(os.getloadavg()[0], 2),
-    }
-    load = results.pop("machine_load")
-    text = summary(results, folds=args.folds) + (
-        f"\n\nMachine load (1-minute load average on its 2 cores, shared): "
-        f"{load['loadavg_1m_before']} before, {load['loadavg_1m_after']} after."
-    )
-    results["machine_load"] = load
-    record(
-        "bagging",
-        results,
-        summary_md=text,
-        command="bench/bench_bagging.py " + " ".join(sys.argv[1:]),
-    )
-    print(text)
+            load = {
+                "loadavg_1m_before": round(load_before[0], 2),
+                "loadavg_1m_after": round(os.getloadavg()[0], 2),
+            }
+            text = summary(results, folds=args.folds) + (
+                f"\n\nMachine load (1-minute load average; {os.cpu_count()} cores, shared): "
+                f"{load['loadavg_1m_before']} before, {load['loadavg_1m_after']} after."
+            )
+            record(
+                "bagging",
+                {**results, "machine_load": load},
+                summary_md=text,
+                command="bench/bench_bagging.py " + " ".join(sys.argv[1:]),
+            )
+            print(text, flush=True)
 
 
 if __name__ == "__main__":

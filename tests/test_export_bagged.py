@@ -172,7 +172,7 @@ def test_info_names_the_members_as_bags(bagged_bundle):
     shown = CliRunner().invoke(app, ["info", str(bagged_bundle)])
     assert shown.exit_code == 0, shown.output
     assert f"cnn, bag of {FOLDS}" in shown.output and "out-of-fold macro-F1" in shown.output
-    assert "logistic regression on" in shown.output and "out_of_fold rows" in shown.output
+    assert "logistic regression on" in shown.output and "out-of-fold rows" in shown.output
 
 
 def test_no_budget_fits_is_refused_naming_the_cheapest_bag(bagged_run, tmp_path):

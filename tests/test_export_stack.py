@@ -198,7 +198,7 @@ def test_info_shows_the_stacker_after_checking_its_graph_output(stacked_bundle, 
 
 
 def test_check_rows_keep_small_probabilities_to_float32_precision():
-    from voxpop.export.bundle import check_values
+    from voxpop.ensemble.manifest import check_values
 
     probs = np.array([[1.4e-7, 0.9999998], [3.3e-12, 1.0]], np.float32)
     stored = np.asarray(check_values(probs))

@@ -14,6 +14,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import AfterValidator, Field, JsonValue, StringConstraints, model_validator
 
 from voxpop.data import INPUT_DTYPES
@@ -246,6 +247,13 @@ class QuantizationCheck(Record):
     max_f1_drop: FiniteFloat
     # The members int8 is offered for (voxpop.export.quantize.int8_pays); the others stay fp32.
     members: list[str] = []
+
+
+def check_values(probs) -> list[list[float]]:
+    """Probabilities as the check rows store them: 9 significant digits, float32's precision.
+    Not fixed decimals: a stacker reads log(p), and 1.4e-7 rounded to 1e-7 moved a confident
+    member's stack output by 0.016 on the check rows, which loading then refused."""
+    return [[float(f"{value:.9g}") for value in row] for row in np.asarray(probs, np.float32)]
 
 
 class CheckRows(Record):

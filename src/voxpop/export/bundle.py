@@ -52,6 +52,7 @@ from voxpop.ensemble.manifest import (
     Stacker,
     ValMetrics,
     Voting,
+    check_values,
 )
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import stack_probs, vote
@@ -557,13 +558,6 @@ def _check_rows(tmp: Path, run: Run, members: list[Member]) -> CheckRows:
     return CheckRows(
         texts=texts, probs=probs, features=None if features is None else features.tolist()
     )
-
-
-def check_values(probs) -> list[list[float]]:
-    """Probabilities as the check rows store them: 9 significant digits, float32's precision.
-    Not fixed decimals: a stacker reads log(p), and 1.4e-7 rounded to 1e-7 moved a confident
-    member's stack output by 0.016 on the check rows, which loading then refused."""
-    return [[float(f"{value:.9g}") for value in row] for row in np.asarray(probs, np.float32)]
 
 
 def _member_probs(tmp: Path, member: Member, inputs: dict, *, file: Path | None = None):

@@ -62,7 +62,8 @@ def _stacker_line(stacker) -> str:
         return "stacker: no (export --combine stack)"
     scores = stacker.cv_macro_f1
     return (
-        f"stacker: logistic regression on {stacker.rows} {stacker.fit_on} rows, "
+        f"stacker: logistic regression on {stacker.rows} "
+        f"{stacker.fit_on.replace('_', '-')} rows, "
         f"{stacker.folds}-fold cross-validated macro-F1 {scores['stack']:.4f} "
         f"(weighted vote {scores['weighted']:.4f})"
     )
