@@ -70,7 +70,8 @@ def bag_candidates(run: Run) -> list[BagCandidate]:
     bags = run.bags
     if not bags:
         raise VoxpopError(
-            f"{run.path}: no bag has a checkpoint for every fold (see bags.json's `incomplete`)"
+            f"{run.path}: no configuration has a checkpoint for every fold (a bagged run "
+            "whose tuning did not finish: `voxpop tune --resume` runs the missing folds)"
         )
     y = run.y_oof
     candidates = []
