@@ -104,6 +104,8 @@ def bagged_bundle(bagged_run, tmp_path_factory):
         ],
     )
     assert result.exit_code == 0, result.output
+    assert f"bags of {FOLDS} fold models" in result.output
+    assert "out-of-fold macro-F1 weighted" in result.output
     return out
 
 

@@ -133,9 +133,13 @@ def export(
     manifest = read_manifest(out, trust=sign)
     scores = manifest.selection.val_scores
     stacker = manifest.stacker
+    bags = manifest.members[0].bag
+    rows = "out-of-fold" if manifest.selection.on == "out_of_fold" else "val"
     typer.echo(
-        f"wrote {out}: {len(manifest.members)} members, quantization {manifest.quantization}, "
-        + ", ".join(f"val macro-F1 {voting} {score:.4f}" for voting, score in scores.items())
+        f"wrote {out}: {len(manifest.members)} "
+        + (f"bags of {bags.folds} fold models" if bags else "members")
+        + f", quantization {manifest.quantization}, "
+        + ", ".join(f"{rows} macro-F1 {voting} {score:.4f}" for voting, score in scores.items())
         + (
             f", cross-validated macro-F1 stack {stacker.cv_macro_f1['stack']:.4f} vs weighted "
             f"{stacker.cv_macro_f1['weighted']:.4f}"
