@@ -255,15 +255,15 @@ def verdict(results: dict, *, folds: int) -> str:
     )
 
 
-def resummarize(folds: int) -> None:
-    """Render results/bagging.json's summary again from its stored numbers (its machine and
+def resummarize(name: str, folds: int) -> None:
+    """Render results/NAME.json's summary again from its stored numbers (its machine and
     commit stamp kept: they say where the numbers were measured)."""
     import json
 
     from common import RESULTS, rebuild_results_md
     from voxpop.data.atomic import write_json
 
-    path = RESULTS / "bagging.json"
+    path = RESULTS / f"{name}.json"
     payload = json.loads(path.read_text())
     results = {k: v for k, v in payload["results"].items() if k != "machine_load"}
     load = payload["results"]["machine_load"]
@@ -282,12 +282,13 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--sets", nargs="+", default=["tweets"], choices=sorted(SETS))
+    parser.add_argument("--name", default="bagging", help="results/NAME.json")
     parser.add_argument(
         "--summarize", action="store_true", help="only re-render the recorded results' summary"
     )
     args = parser.parse_args()
     if args.summarize:
-        resummarize(args.folds)
+        resummarize(args.name, args.folds)
         return
     load_before = os.getloadavg()
     results = {}
@@ -304,7 +305,7 @@ def main() -> None:
                 f"{load['loadavg_1m_before']} before, {load['loadavg_1m_after']} after."
             )
             record(
-                "bagging",
+                args.name,
                 {**results, "machine_load": load},
                 summary_md=text,
                 command="bench/bench_bagging.py " + " ".join(sys.argv[1:]),
