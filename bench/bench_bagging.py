@@ -285,6 +285,9 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["tweets"], choices=sorted(SETS))
     parser.add_argument("--name", default="bagging", help="results/NAME.json")
     parser.add_argument(
+        "--append", action="store_true", help="keep the runs results/NAME.json already holds"
+    )
+    parser.add_argument(
         "--summarize", action="store_true", help="only re-render the recorded results' summary"
     )
     args = parser.parse_args()
@@ -293,6 +296,13 @@ def main() -> None:
         return
     load_before = os.getloadavg()
     results = {}
+    if args.append:  # the runs already recorded under NAME, kept beside the new ones
+        import json
+
+        from common import RESULTS
+
+        recorded = json.loads((RESULTS / f"{args.name}.json").read_text())["results"]
+        results = {k: v for k, v in recorded.items() if k != "machine_load"}
     for name in args.sets:
         for seed in args.seeds:  # recorded after each run: a long bench keeps what it measured
             key = f"{name}-seed{seed}"
