@@ -180,9 +180,11 @@ def onnx_probs(path: Path, inputs: dict) -> list[list[float]]:
     """What ONNX Runtime gives for the model at `path` on `inputs`, as the manifest stores it."""
     import onnxruntime as ort
 
+    from voxpop.ensemble.manifest import check_values
+
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     probs = session.run(["probs"], {i.name: inputs[i.name] for i in session.get_inputs()})[0]
-    return np.asarray(probs, dtype=np.float64).round(7).tolist()
+    return check_values(probs)
 
 
 def write_bundle(

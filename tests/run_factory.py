@@ -47,3 +47,66 @@ def train_trials(run: Path, data, trials: dict, *, seed: int = 0) -> None:
             epochs=epochs,
             on_epoch=write_checkpoint,
         )
+
+
+def train_bags(run: Path, data, configs: dict, *, seed: int = 0) -> list[str]:
+    """A bagged run's trials as `voxpop tune --folds K` makes them: each configuration of
+    `configs` ({config_id: (family, config, epochs)}) fitted once per fold of `data` (the
+    TrialData of `write_fixture_run(..., folds=K)`) on the out-of-fold rows outside the fold,
+    scored on those inside it, a checkpoint per epoch; then the run's bags written
+    (`write_bags`). Returns the complete bags' config ids."""
+    from voxpop.data.rundir import add_checkpoint, write_bags
+    from voxpop.models import build
+    from voxpop.models.training import fit
+
+    for config_id, (family, config, epochs) in configs.items():
+        for fold in range(data.n_folds):
+            train, y_train, held_out, y_held_out = data.for_fold(fold)
+            model = build(
+                family,
+                {**config, "seed": config["seed"] + seed} if seed else config,
+                n_tokens=data.n_tokens,
+                n_classes=len(data.labels),
+                n_features=data.n_features,
+                n_buckets=data.n_buckets,
+            )
+
+            def write_checkpoint(
+                epoch,
+                metrics,
+                val_probs,
+                fold=fold,
+                config_id=config_id,
+                family=family,
+                config=config,
+                model=model,
+            ):
+                add_checkpoint(
+                    run,
+                    trial_id=f"{config_id}_f{fold}",
+                    index=epoch - 1,
+                    model=model,
+                    val_probs=val_probs,
+                    metrics={
+                        "config_id": config_id,
+                        "fold": fold,
+                        "folds": data.n_folds,
+                        "space": family,
+                        "family": family,
+                        "config": config,
+                        "node_id": "local",
+                        **metrics,
+                    },
+                )
+
+            fit(
+                model,
+                train=train,
+                y_train=y_train,
+                val=held_out,
+                y_val=y_held_out,
+                config=config,
+                epochs=epochs,
+                on_epoch=write_checkpoint,
+            )
+    return write_bags(run)

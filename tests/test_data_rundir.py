@@ -13,6 +13,7 @@ from voxpop.data.builtin import load_tweets
 from voxpop.data.errors import VoxpopError
 from voxpop.data.rundir import (
     Run,
+    TrialData,
     add_checkpoint,
     new_run_dir,
     read_checkpoint,
@@ -137,3 +138,29 @@ def test_a_new_run_directory_is_removed_again_when_preparing_fails(tmp_path):
         assert run_dir.is_dir()
         raise VoxpopError("bad data")
     assert not run_dir.exists() and (tmp_path / "storage").is_dir()
+
+
+def test_a_fold_pools_train_and_val_n_grams_of_different_widths():
+    """`grams` is as wide as its part's longest row: train and val differ, and a fold's rows
+    mix both (a 4,000-tweet bagged run failed here before the narrower part was padded)."""
+    tweets = load_tweets().sample(300, random_state=1).reset_index(drop=True)
+    split = split_rows(tweets["label"].to_numpy(), seed=0)
+    preprocessor = Preprocessor(max_len=16, engineered_features=False)
+    preprocessor.fit(tweets["text"].iloc[split.train].tolist(), tweets["label"].iloc[split.train])
+    rows = tweets.assign(split="train", id=np.arange(len(tweets)).astype(str))
+    rows.loc[split.val, "split"] = "val"
+    rows.loc[split.test, "split"] = "test"
+    rows.loc[split.val[0], "text"] = "ok"  # val holds a short row; cut val to short rows only
+    short = rows[(rows["split"] != "val") | (rows["text"].str.len() < 40)]
+    data = TrialData.encode(preprocessor, short, folds=3)
+    assert data.train["grams"].shape[1] > data.val["grams"].shape[1]
+    n = len(data.y_train) + len(data.y_val)
+    seen = 0
+    for fold in range(3):
+        train, y_train, held_out, y_held_out = data.for_fold(fold)
+        assert train["grams"].shape[1] == held_out["grams"].shape[1]
+        assert len(y_train) + len(y_held_out) == n
+        seen += len(y_held_out)
+        pooled_val = held_out["grams"][held_out["gram_weights"] == 0]
+        assert (pooled_val == 0).all()  # the padding added is padding: bucket 0, weight 0
+    assert seen == n

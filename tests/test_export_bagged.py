@@ -1,25 +1,29 @@
 """Bagged members (voxpop.export.bagged) of a bagged run written without Ray (the run directory's
 fixtures, real Keras fold models on 400 built-in tweets): the run stores each configuration's
-out-of-fold probabilities, bags are chosen on them, and a bag becomes one ONNX graph equal to the
-mean of its fold models. A real `voxpop tune --folds` run is tested in test_tune_bagging."""
+out-of-fold probabilities, `voxpop export` chooses bags on them and writes a bundle whose members
+are bags, each one ONNX graph equal to the mean of its fold models, with a stacker fitted on the
+out-of-fold rows and the cost budget applied to bags. A real `voxpop tune --folds` run is tested
+in test_tune_bagging."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from run_factory import train_bags
 from voxpop.data import Preprocessor, split_rows
 from voxpop.data.builtin import load_tweets
 from voxpop.data.errors import VoxpopError
-from voxpop.data.rundir import add_checkpoint, read_run, write_bags, write_fixture_run
+from voxpop.data.rundir import read_run, write_fixture_run
 
 FOLDS = 3
-CONFIGS = {"c000": 1e-2, "c001": 1e-7}  # learning rates: the first learns, the second cannot
+# (filters, learning rate): c000 and c002 learn, c001 cannot (a floor candidate, never chosen)
+CONFIGS = {"c000": (8, 1e-2), "c001": (8, 1e-7), "c002": (16, 5e-3)}
 
 
 @pytest.fixture(scope="module")
 def bagged_run(tmp_path_factory):
-    from voxpop.models import build, runtime, training
+    from voxpop.models import runtime
 
     runtime.configure(threads=1, seed=0)
     tweets = load_tweets().sample(400, random_state=0).reset_index(drop=True)
@@ -33,41 +37,15 @@ def bagged_run(tmp_path_factory):
         preprocessor=Preprocessor(max_len=16, engineered_features=False, ngrams=False),
         folds=FOLDS,
     )
-    for config_id, rate in CONFIGS.items():
-        config = {"family": "cnn", "filters": 8, "embed_dim": 8, "learning_rate": rate}
-        for fold in range(FOLDS):
-            train, y_train, held_out, y_held_out = data.for_fold(fold)
-            model = build(
-                "cnn", config, n_tokens=data.n_tokens, n_classes=len(data.labels), n_features=0
-            )
-            fitted = training.fit(
-                model,
-                train=train,
-                y_train=y_train,
-                val=held_out,
-                y_val=y_held_out,
-                config=config,
-                epochs=3,
-            )
-            probs = model.predict({"tokens": held_out["tokens"]}, verbose=0)
-            add_checkpoint(
-                run_dir,
-                trial_id=f"{config_id}_f{fold}",
-                index=0,
-                model=model,
-                val_probs=probs,
-                metrics={
-                    "config_id": config_id,
-                    "fold": fold,
-                    "folds": FOLDS,
-                    "space": "cnn",
-                    "family": "cnn",
-                    "config": config,
-                    "epoch": fitted.best_epoch,
-                    **fitted.best_metrics,
-                },
-            )
-    assert write_bags(run_dir) == list(CONFIGS)
+    configs = {
+        config_id: (
+            "cnn",
+            {"filters": filters, "embed_dim": 8, "learning_rate": rate, "seed": 0},
+            3,
+        )
+        for config_id, (filters, rate) in CONFIGS.items()
+    }
+    assert train_bags(run_dir, data, configs) == list(CONFIGS)
     return read_run(run_dir)
 
 
@@ -88,32 +66,120 @@ def test_the_run_reads_back_its_bags_and_out_of_fold_rows(bagged_run):
         run.out_of_fold("c009")
 
 
-def test_bags_are_chosen_and_weighted_on_their_out_of_fold_rows(bagged_run):
-    from voxpop.export.bagged import select_bags
+def test_bags_are_candidates_scored_on_their_out_of_fold_rows(bagged_run):
+    from voxpop.ensemble.metrics import macro_f1
+    from voxpop.export.bagged import bag_candidates
 
-    choice = select_bags(bagged_run, size=2)
-    assert choice.oof_macro_f1["c000"] > choice.oof_macro_f1["c001"]
-    assert choice.bags[0].config_id == "c000"
-    assert choice.weights[0] == max(choice.weights)  # pick counts
-
-
-def test_a_bag_is_one_graph_equal_to_the_mean_of_its_fold_models(bagged_run):
-    from voxpop.export.bagged import bagged_member
-
-    run = bagged_run
-    inputs = run.encode(run.rows("val"))
-    composed, proof = bagged_member(run.bag("c000"), parity_inputs=inputs)
-    assert proof["max_abs_diff"] < 1e-5 and proof["rows"] == len(run.split.val)
-    assert [i.name for i in composed.graph.input] == ["tokens"]
-    assert [o.name for o in composed.graph.output] == ["probs"]
-    # the K fold graphs, each once, averaged by the final vote node
-    prefixes = {node.name.split("/")[0] for node in composed.graph.node if "/" in node.name}
-    assert prefixes == {f"fold{fold}" for fold in range(FOLDS)}
+    candidates = {c.name: c for c in bag_candidates(bagged_run)}
+    assert list(candidates) == list(CONFIGS)
+    for config_id, candidate in candidates.items():
+        oof = bagged_run.out_of_fold(config_id)
+        np.testing.assert_array_equal(candidate.val_probs(), oof)
+        assert candidate.metrics["val_macro_f1"] == pytest.approx(
+            macro_f1(bagged_run.y_oof, oof.argmax(1), oof.shape[1])
+        )
+        assert candidate.folds == FOLDS and len(candidate.model_paths) == FOLDS
+    assert candidates["c000"].score("val_macro_f1") > candidates["c001"].score("val_macro_f1")
 
 
-def test_export_refuses_a_bagged_run_with_the_reason(bagged_run, tmp_path):
+@pytest.fixture(scope="module")
+def bagged_bundle(bagged_run, tmp_path_factory):
+    """`voxpop export` of the bagged run, stacked and under a (generous) cost budget."""
+    from typer.testing import CliRunner
+
+    from voxpop.serving_cli.app import app
+
+    out = tmp_path_factory.mktemp("bundles") / "bagged"
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(bagged_run.path),
+            "--out",
+            str(out),
+            "--combine",
+            "stack",
+            "--max-ms-per-row",
+            "1000",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"bags of {FOLDS} fold models" in result.output
+    assert "out-of-fold macro-F1 weighted" in result.output
+    return out
+
+
+def test_export_writes_bags_chosen_on_the_out_of_fold_rows(bagged_run, bagged_bundle):
+    from voxpop.ensemble.bundle import read_manifest
+
+    manifest = read_manifest(bagged_bundle)
+    n_oof = len(bagged_run.split.train) + len(bagged_run.split.val)
+    assert manifest.selection.on == "out_of_fold" and manifest.selection.rows == n_oof
+    chosen = [m.bag.config_id for m in manifest.members]
+    assert chosen and "c001" not in chosen  # the bag that cannot learn is below the floor
+    for member in manifest.members:
+        bag = bagged_run.bag(member.bag.config_id)
+        assert member.bag.folds == FOLDS and member.kind == f"cnn, bag of {FOLDS}"
+        assert member.bag.checkpoints == [c.name for c in bag.checkpoints]
+        assert member.checkpoint is None and member.trial_id == member.bag.config_id
+        assert member.parity.max_abs_diff < 1e-5 and member.parity.argmax_agreement == 1.0
+    assert sum(manifest.voting.weights) > 0
+    report = (bagged_bundle / "export_report.md").read_text()
+    assert f"on {n_oof:,} out-of-fold rows (train + val) only" in report
+    assert "c001" in report  # every bag is listed with why it was or was not chosen
+
+
+def test_a_bag_member_gives_the_mean_of_its_fold_models(bagged_run, bagged_bundle):
+    from voxpop.ensemble import Ensemble
+    from voxpop.models import load_model
+
+    test = bagged_run.rows("test")
+    ensemble = Ensemble.load(bagged_bundle, device="cpu", threads=1, fused=False)
+    prediction = ensemble.predict(test["text"].astype(str).tolist(), voting="weighted")
+    assert len(prediction.labels) == len(test)
+    inputs = bagged_run.encode(test)
+    for member in ensemble.manifest.members:
+        models = [
+            load_model(c.model_path) for c in bagged_run.bag(member.bag.config_id).checkpoints
+        ]
+        keras_mean = np.mean(
+            [m.predict({"tokens": inputs["tokens"]}, verbose=0) for m in models], axis=0
+        )
+        np.testing.assert_allclose(prediction.member_probs[member.id], keras_mean, atol=1e-5)
+    ensemble.close()
+
+
+def test_the_stacker_and_the_budget_use_the_bags(bagged_run, bagged_bundle):
+    from voxpop.ensemble import Ensemble
+
+    ensemble = Ensemble.load(bagged_bundle, device="cpu", threads=1)  # fused: vote and stack
+    manifest = ensemble.manifest
+    stacker = manifest.stacker
+    assert stacker.fit_on == "out_of_fold" and stacker.rows == manifest.selection.rows
+    assert len(stacker.coef[0]) == len(manifest.members) * len(manifest.labels)
+    texts = bagged_run.rows("test")["text"].astype(str).tolist()
+    stacked = ensemble.predict(texts, voting="stack")
+    np.testing.assert_allclose(stacked.probs.sum(axis=1), 1.0, atol=1e-5)
+    cost = manifest.selection.cost
+    assert sorted(cost.members_ms) == sorted(manifest.member_ids)
+    assert cost.total_ms <= cost.max_ms_per_row
+    ensemble.close()
+
+
+def test_info_names_the_members_as_bags(bagged_bundle):
+    from typer.testing import CliRunner
+
+    from voxpop.serving_cli.app import app
+
+    shown = CliRunner().invoke(app, ["info", str(bagged_bundle)])
+    assert shown.exit_code == 0, shown.output
+    assert f"cnn, bag of {FOLDS}" in shown.output and "out-of-fold macro-F1" in shown.output
+    assert "logistic regression on" in shown.output and "out-of-fold rows" in shown.output
+
+
+def test_no_budget_fits_is_refused_naming_the_cheapest_bag(bagged_run, tmp_path):
     from voxpop.export.bundle import export_bundle
 
-    with pytest.raises(VoxpopError, match="a bagged run"):
-        export_bundle(bagged_run.path, tmp_path / "bundle")
+    with pytest.raises(VoxpopError, match=r"no candidate fits; the cheapest, c00\d,"):
+        export_bundle(bagged_run.path, tmp_path / "bundle", max_ms_per_row=1e-9)
     assert not (tmp_path / "bundle").exists()

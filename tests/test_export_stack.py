@@ -195,3 +195,15 @@ def test_info_shows_the_stacker_after_checking_its_graph_output(stacked_bundle, 
     assert "check rows: 4 graphs give the stored probabilities" in shown.output
     old = CliRunner().invoke(app, ["info", str(bundle_dir)])
     assert "stacker: no (export --combine stack)" in old.output
+
+
+def test_check_rows_keep_small_probabilities_to_float32_precision():
+    from voxpop.ensemble.manifest import check_values
+
+    probs = np.array([[1.4e-7, 0.9999998], [3.3e-12, 1.0]], np.float32)
+    stored = np.asarray(check_values(probs))
+    np.testing.assert_array_equal(stored.astype(np.float32), probs)  # float32 round trip
+    # what the stacker reads: log(max(p, clip)) of the stored value equals that of the graph's
+    np.testing.assert_allclose(
+        np.log(np.maximum(stored, 1e-7)), np.log(np.maximum(probs, 1e-7)), atol=1e-6
+    )

@@ -117,3 +117,27 @@ def test_a_fold_model_predicts_its_held_out_rows_as_stored(bagged_run):
 def test_folds_refused_where_a_bag_cannot_be_made(options, message):
     with pytest.raises(VoxpopError, match=message):
         validate(TuneOptions(data=None, spaces=("cnn",), **options))
+
+
+def test_the_tuned_bagged_run_exports_and_predicts_end_to_end(bagged_run, tmp_path):
+    """`voxpop tune --folds` -> `voxpop export` -> `voxpop predict`: the bag is the member."""
+    from typer.testing import CliRunner
+
+    from voxpop.ensemble.bundle import read_manifest
+    from voxpop.serving_cli.app import app
+
+    bundle = tmp_path / "bundle"
+    exported = CliRunner().invoke(app, ["export", str(bagged_run.run_dir), "--out", str(bundle)])
+    assert exported.exit_code == 0, exported.output
+    manifest = read_manifest(bundle)
+    run = read_run(bagged_run.run_dir)
+    assert [m.bag.config_id for m in manifest.members] == ["c000"]
+    assert manifest.members[0].bag.folds == FOLDS
+    assert manifest.selection.on == "out_of_fold" and manifest.selection.rows == len(run.y_oof)
+    texts = tmp_path / "new.csv"
+    run.rows("test")[["text"]].to_csv(texts, index=False)
+    predicted = CliRunner().invoke(
+        app, ["predict", str(bundle), str(texts), "--out", str(tmp_path / "p.csv")]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == len(run.split.test) + 1

@@ -148,6 +148,18 @@ def row_features(rows: pd.DataFrame) -> np.ndarray | None:
     return rows[columns].to_numpy(np.float32) if columns else None
 
 
+def _stack_rows(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Rows of two encoded parts one after the other. An n-gram input is as wide as its part's
+    longest row (`grams`, `gram_weights`), so the narrower part is padded with zeros, the
+    padding of every input voxpop encodes."""
+    if first.ndim == 2 and first.shape[1] != second.shape[1]:
+        width = max(first.shape[1], second.shape[1])
+        first, second = (
+            np.pad(part, ((0, 0), (0, width - part.shape[1]))) for part in (first, second)
+        )
+    return np.concatenate([first, second])
+
+
 @dataclass(frozen=True)
 class TrialData:
     """What every trial trains on, prepared once by the tuning driver: the encoded training and
@@ -180,7 +192,7 @@ class TrialData:
             return self.train, self.y_train, self.val, self.y_val
         if not 0 <= fold < self.n_folds:
             raise ValueError(f"fold {fold} is not one of this run's {self.n_folds} folds")
-        pooled = {key: np.concatenate([self.train[key], self.val[key]]) for key in self.train}
+        pooled = {key: _stack_rows(self.train[key], self.val[key]) for key in self.train}
         y_pooled = np.concatenate([self.y_train, self.y_val])
         inside = self.folds == fold
         return (

@@ -14,6 +14,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import AfterValidator, Field, JsonValue, StringConstraints, model_validator
 
 from voxpop.data import INPUT_DTYPES
@@ -123,6 +124,26 @@ class InputSpec(Record):
         return self
 
 
+class BagRecord(Record):
+    """A bagged member (a run tuned with `voxpop tune --folds K`): one configuration trained on K
+    folds, its graph the K fold models side by side and `probs` their mean. The member's
+    `val_metrics` are then its out-of-fold scores (every train and val row, each by the fold
+    model that did not train on it)."""
+
+    config_id: Identifier
+    folds: Annotated[int, Field(ge=2, le=100)]
+    # each fold's checkpoint (run-relative trial/checkpoint), in fold order
+    checkpoints: Annotated[list[Name], Field(min_length=2, max_length=100)]
+
+    @model_validator(mode="after")
+    def _one_per_fold(self) -> BagRecord:
+        if len(self.checkpoints) != self.folds:
+            raise ValueError(
+                f"bag {self.config_id}: {len(self.checkpoints)} checkpoints for {self.folds} folds"
+            )
+        return self
+
+
 class Member(Record):
     """One ONNX member: its file, where it came from, its vote weight and its conversion proof."""
 
@@ -141,6 +162,13 @@ class Member(Record):
     # Its graph reads `tokens` cut to the batch's longest row (voxpop.export.optimize; its family
     # does not depend on padding): the ensemble runs such graphs on rows sorted by length.
     trims_padding: bool = False
+    # Set when the member is a bag of fold models (its parity: against their Keras mean).
+    bag: BagRecord | None = None
+
+    @property
+    def kind(self) -> str:
+        """Its family, and for a bag its fold count (`cnn`, `cnn, bag of 5`): how reports name it."""
+        return self.family if self.bag is None else f"{self.family}, bag of {self.bag.folds}"
 
 
 class Voting(Record):
@@ -163,11 +191,15 @@ class CostCheck(Record):
 
 
 class Selection(Record):
-    """How export chose the members on validation data."""
+    """How export chose the members: on the validation rows, or for a bagged run on the
+    out-of-fold rows (`on`; `rows` of them). `val_scores` are the votes' macro-F1 on those rows
+    (the members' stored probabilities)."""
 
     method: Identifier
     metric: Identifier
     size: Annotated[int, Field(ge=1, le=MAX_MEMBERS)] | None = None
+    on: Literal["validation", "out_of_fold"] = "validation"
+    rows: Count | None = None
     picks: Annotated[list[Identifier], Field(max_length=10_000)] = []
     val_scores: dict[Literal["soft", "hard", "weighted"], FiniteFloat] = {}
     cost: CostCheck | None = None
@@ -215,6 +247,13 @@ class QuantizationCheck(Record):
     max_f1_drop: FiniteFloat
     # The members int8 is offered for (voxpop.export.quantize.int8_pays); the others stay fp32.
     members: list[str] = []
+
+
+def check_values(probs) -> list[list[float]]:
+    """Probabilities as the check rows store them: 9 significant digits, float32's precision.
+    Not fixed decimals: a stacker reads log(p), and 1.4e-7 rounded to 1e-7 moved a confident
+    member's stack output by 0.016 on the check rows, which loading then refused."""
+    return [[float(f"{value:.9g}") for value in row] for row in np.asarray(probs, np.float32)]
 
 
 class CheckRows(Record):

@@ -1,100 +1,102 @@
 """Bagged members of a run tuned with `--folds K` (the run directory's bags: `voxpop.data.rundir`).
 
 A bagged member is one ONNX graph: the configuration's K fold models side by side on the shared
-inputs, its `probs` the mean of theirs (`voxpop.export.fuse.fuse_members` with equal weights),
-proven against the mean of the K Keras models. Bags are chosen and weighted by greedy ensemble
-selection on their out-of-fold probabilities: every train and val row, each scored by the fold
-model that did not train on it, far more rows than one validation split.
+inputs, its `probs` the mean of theirs (`compose_folds`, by `voxpop.export.fuse.fuse_members`
+with equal weights); `voxpop export` proves it against the mean of the K Keras models. Export
+selects among bags as among checkpoints (`voxpop.export.select`), each bag seen through a
+`BagCandidate`: its out-of-fold probabilities in place of a checkpoint's validation ones, so
+greedy selection, its weights and a stacker use every train and val row, each scored by the
+fold model that did not train on it, far more rows than one validation split.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from voxpop.data.errors import VoxpopError
+from voxpop.data.options import METRICS
 from voxpop.data.rundir import Bag, Run
-from voxpop.ensemble.selection import greedy_selection
-from voxpop.export.options import DEFAULT_OPSET
+from voxpop.ensemble.metrics import log_loss, macro_f1
+
+FOLD_PREFIX = "fold"  # a fold model's nodes in the composed graph: fold0/..., fold1/...
 
 
-@dataclass
-class BagChoice:
-    """The chosen bags (best first by out-of-fold macro-F1) with their greedy weights (pick
-    counts, as `voxpop.export.select`'s)."""
+@dataclass(frozen=True)
+class BagCandidate:
+    """A bag as export's selection sees a candidate (the interface of a run's `Checkpoint`):
+    `val_probs()` are its out-of-fold probabilities, `metrics` its out-of-fold scores under the
+    checkpoint metrics' names."""
 
-    bags: list[Bag]
-    weights: list[float]
-    oof_macro_f1: dict[str, float]  # every complete bag's, by config id
+    bag: Bag
+    metrics: dict
+
+    @property
+    def name(self) -> str:
+        return self.bag.config_id
+
+    @property
+    def trial_id(self) -> str:
+        return self.bag.config_id
+
+    @property
+    def family(self) -> str:
+        return self.bag.family
+
+    @property
+    def config(self) -> dict:
+        return self.bag.config
+
+    @property
+    def folds(self) -> int:
+        return len(self.bag.checkpoints)
+
+    @property
+    def model_paths(self) -> list[Path]:
+        """Its fold models' Keras files, in fold order."""
+        return [checkpoint.model_path for checkpoint in self.bag.checkpoints]
+
+    def score(self, metric: str) -> float:
+        return METRICS[metric] * float(self.metrics[metric])
+
+    def val_probs(self) -> np.ndarray:
+        return self.bag.out_of_fold()
 
 
-def select_bags(run: Run, *, size: int, max_picks: int = 25) -> BagChoice:
-    """Greedy selection (with replacement) among the run's complete bags on their out-of-fold
-    rows, at most `size` distinct bags."""
-    from voxpop.ensemble.metrics import macro_f1
-
+def bag_candidates(run: Run) -> list[BagCandidate]:
+    """The run's complete bags, each scored on its out-of-fold rows (`run.y_oof`)."""
     bags = run.bags
     if not bags:
-        raise VoxpopError(f"{run.path}: no bag has a checkpoint for every fold")
-    oof = [bag.out_of_fold() for bag in bags]
-    n_classes = oof[0].shape[1]
-    scores = {
-        bag.config_id: float(macro_f1(run.y_oof, probs.argmax(1), n_classes))
-        for bag, probs in zip(bags, oof)
-    }
-    selection = greedy_selection(oof, run.y_oof, max_members=size, max_picks=max_picks)
-    picked = dict(zip(selection.order, selection.weights))  # candidate index -> pick count
-    chosen = sorted(picked, key=lambda i: -scores[bags[i].config_id])
-    weights = [float(picked[i]) for i in chosen]
-    return BagChoice(bags=[bags[i] for i in chosen], weights=weights, oof_macro_f1=scores)
-
-
-def bagged_member(
-    bag: Bag,
-    *,
-    parity_inputs: dict[str, np.ndarray],
-    opset: int = DEFAULT_OPSET,
-    parity_tol: float = 1e-5,
-):
-    """`(onnx model, parity)`: the bag's K fold models composed into one graph whose `probs`
-    are their mean, and its parity with the mean of the Keras models on `parity_inputs`
-    ({max_abs_diff, argmax_agreement, rows}). VoxpopError when it exceeds `parity_tol`."""
-    from voxpop.export.checks import rnn_fusion
-    from voxpop.export.convert import to_onnx
-    from voxpop.export.fuse import fuse_members
-    from voxpop.models import load_model
-
-    models = [load_model(checkpoint.model_path) for checkpoint in bag.checkpoints]
-    folds = {f"fold{fold}": to_onnx(model, opset=opset) for fold, model in enumerate(models)}
-    for graph in folds.values():
-        rnn_fusion(graph)
-    composed = fuse_members(folds, [1.0] * len(folds))
-    composed.graph.name = f"voxpop_bag_{bag.config_id}"
-    keras_mean = np.mean(
-        [
-            model.predict({t.name: parity_inputs[t.name] for t in model.inputs}, verbose=0)
-            for model in models
-        ],
-        axis=0,
-    )
-    probs = _onnx_probs(composed, parity_inputs)
-    proof = {
-        "max_abs_diff": float(np.abs(probs - keras_mean).max()),
-        "argmax_agreement": float(np.mean(probs.argmax(1) == keras_mean.argmax(1))),
-        "rows": int(len(probs)),
-    }
-    if proof["max_abs_diff"] > parity_tol or proof["argmax_agreement"] < 1.0:
         raise VoxpopError(
-            f"bag {bag.config_id}: its composed graph differs from the mean of its "
-            f"{len(models)} Keras fold models by {proof['max_abs_diff']:.2e} "
-            f"(limit {parity_tol:g})"
+            f"{run.path}: no configuration has a checkpoint for every fold (a bagged run "
+            "whose tuning did not finish: `voxpop tune --resume` runs the missing folds)"
         )
-    return composed, proof
+    y = run.y_oof
+    candidates = []
+    for bag in bags:
+        probs = bag.out_of_fold()
+        if len(probs) != len(y):
+            raise VoxpopError(
+                f"{bag.oof_path}: {len(probs)} out-of-fold rows, but the run has {len(y)}"
+            )
+        predicted = probs.argmax(axis=1)
+        metrics = {
+            "val_macro_f1": float(macro_f1(y, predicted, probs.shape[1])),
+            "val_accuracy": float(np.mean(predicted == y)),
+            "val_loss": float(log_loss(y, probs)),
+        }
+        candidates.append(BagCandidate(bag=bag, metrics=metrics))
+    return candidates
 
 
-def _onnx_probs(model, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    import onnxruntime as ort
+def compose_folds(graphs: list, *, name: str):
+    """One ONNX model whose `probs` is the mean of the fold graphs' (inputs shared by name)."""
+    from voxpop.export.fuse import fuse_members
 
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(["probs"], {i.name: inputs[i.name] for i in session.get_inputs()})[0]
+    composed = fuse_members(
+        {f"{FOLD_PREFIX}{fold}": graph for fold, graph in enumerate(graphs)}, [1.0] * len(graphs)
+    )
+    composed.graph.name = name
+    return composed

@@ -1,6 +1,8 @@
 """`export_bundle`: a tuning run directory -> a proven ONNX ensemble bundle (DESIGN.md section 4).
 
-Members are chosen on validation data, converted, proven (parity with Keras, fused recurrent ops),
+Members are chosen on validation data (of a bagged run, `--folds K`: bags, each one graph of its
+K fold models, chosen on their out-of-fold rows: `voxpop.export.bagged`), converted, proven
+(parity with Keras, fused recurrent ops),
 optionally stacked (a logistic regression over the members, `export.stack`), fused into one
 graph and quantized; the first validation rows are stored as check rows
 with each final member's probabilities; the manifest is built as the typed records of
@@ -14,6 +16,7 @@ from __future__ import annotations
 import csv
 import datetime
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from voxpop.ensemble.manifest import (
     MAX_MEMBERS,
     SCHEMA_VERSION,
     STACK_OUTPUT,
+    BagRecord,
     CheckRows,
     CostCheck,
     Fused,
@@ -48,9 +52,11 @@ from voxpop.ensemble.manifest import (
     Stacker,
     ValMetrics,
     Voting,
+    check_values,
 )
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import stack_probs, vote
+from voxpop.export.bagged import BagCandidate, bag_candidates, compose_folds
 from voxpop.export.cost import Budget, measure_costs
 from voxpop.export.fuse import fuse_members
 from voxpop.export.optimize import optimize_fused, optimize_member
@@ -74,6 +80,22 @@ VAL_METRIC_KEYS = ("val_macro_f1", "val_accuracy", "val_loss")
 
 # called after each member is converted and proven: (members done, members in total, member id)
 MemberProgress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """What export selects among and on which rows: a run's checkpoints on its validation rows,
+    or a bagged run's bags (`BagCandidate`) on its out-of-fold rows (`Selection.on`)."""
+
+    candidates: list
+    y: np.ndarray
+    on: str
+
+
+def _pool(run: Run) -> _Pool:
+    if run.bagged:  # its checkpoints' probabilities are of fold rows: the bags are the candidates
+        return _Pool(bag_candidates(run), np.asarray(run.y_oof), "out_of_fold")
+    return _Pool(run.checkpoints, np.asarray(run.y_val), "validation")
 
 
 def export_bundle(
@@ -118,19 +140,14 @@ def export_bundle(
     _check_options(out, options, force=force)
     signing_key = _signing_key(options.sign)  # a bad key fails now, not after the conversions
     run = read_run(run_dir)
-    if run.bagged:  # its checkpoints' probabilities are of fold rows, not of the val split
-        raise VoxpopError(
-            f"{run.path}: a bagged run (--folds): its members are bags of fold "
-            "models (voxpop.export.bagged), which voxpop export does not write "
-            "yet; tune without --folds to export"
-        )
     check_selection(method=select, size=size, metric=metric)
+    pool = _pool(run)
     encoder = _SentenceEncoder(run)
     converted, budget = {}, None
     if options.max_ms_per_row is not None:
-        converted, budget = _measured_budget(run, options, encoder)
+        converted, budget = _measured_budget(run, pool, options, encoder)
     choice = select_members(
-        run.checkpoints, run.y_val, method=select, size=size, metric=metric, budget=budget
+        pool.candidates, pool.y, method=select, size=size, metric=metric, budget=budget
     )
     stacker = None
     if options.combine == "stack":  # before the conversions: a stacker that cannot fit fails now
@@ -149,19 +166,21 @@ def export_bundle(
             stacker,
             converted,
             encoder,
+            pool,
         )
     return out
 
 
 def _measured_budget(
-    run: Run, options: ExportOptions, encoder: _SentenceEncoder
+    run: Run, pool: _Pool, options: ExportOptions, encoder: _SentenceEncoder
 ) -> tuple[dict, Budget]:
-    """Every candidate converted to ONNX (candidate name -> ModelProto, reused for the members)
-    and the budget with their measured costs on the validation texts."""
-    from voxpop.models import load_model
-
-    candidates, _ = candidates_of(run.checkpoints, run.y_val, metric=options.metric)
-    converted = {c.name: _convert(load_model(c.model_path), options, encoder) for c in candidates}
+    """Every candidate converted to ONNX (candidate name -> ModelProto, reused for the members;
+    a bag as its composed graph) and the budget with their measured costs on the validation
+    texts."""
+    candidates, _ = candidates_of(pool.candidates, pool.y, metric=options.metric)
+    converted = {
+        c.name: _convert(_load_models(c), options, encoder, name=c.name) for c in candidates
+    }
     val = run.rows("val")
     features = val[run.feature_cols].to_numpy(np.float64) if run.feature_cols else None
     costs = measure_costs(converted, run.preprocessor, val["text"].astype(str).tolist(), features)
@@ -230,25 +249,26 @@ def _write_bundle(
     stacker: Stacker | None,
     converted: dict,
     encoder: _SentenceEncoder,
+    pool: _Pool,
 ) -> None:
     (tmp / "members").mkdir(parents=True)
     ids = [f"m{i + 1}" for i in range(len(choice.members))]
     val_inputs = run.encode(run.rows("val"))
     parity_inputs = {name: array[:PARITY_ROWS] for name, array in val_inputs.items()}
     members = []
-    for done, (member_id, checkpoint, weight) in enumerate(
+    for done, (member_id, candidate, weight) in enumerate(
         zip(ids, choice.members, choice.weights), start=1
     ):
         members.append(
             _export_member(
                 tmp,
                 member_id=member_id,
-                checkpoint=checkpoint,
+                candidate=candidate,
                 weight=weight,
                 parity_inputs=parity_inputs,
                 options=options,
                 encoder=encoder,
-                onnx_model=converted.get(checkpoint.name),
+                onnx_model=converted.get(candidate.name),
             )
         )
         on_member(done, len(ids), member_id)
@@ -262,8 +282,10 @@ def _write_bundle(
         tmp / "baseline_train.csv", index=False, quoting=csv.QUOTE_ALL
     )
     check_rows = _check_rows(tmp, run, members)
-    manifest = _manifest(run, choice, options, members, fused, quantization, check_rows, stacker)
-    write_text(tmp / "export_report.md", render_report(manifest, run, choice))
+    manifest = _manifest(
+        run, pool, choice, options, members, fused, quantization, check_rows, stacker
+    )
+    write_text(tmp / "export_report.md", render_report(manifest, pool.candidates, choice))
     write_manifest(tmp, manifest, sign_with=signing_key)
     # The ensemble's own reader must accept what we wrote, every graph on the check rows.
     loaded = Ensemble.load(tmp, device="cpu", fused=False)
@@ -324,64 +346,92 @@ def _reads_sentence(model) -> bool:
     return [t.name for t in model.inputs] == [EMBEDDING_INPUT]
 
 
-def _convert(model, options: ExportOptions, encoder: _SentenceEncoder) -> onnx.ModelProto:
-    """The member graph of a Keras model: a sentence head with the run's encoder in front (what
-    the bundle runs, and what --max-ms-per-row must measure), else the model alone."""
+def _load_models(candidate) -> list:
+    """The Keras models of a candidate: a checkpoint's one, a bag's K fold models."""
+    from voxpop.models import load_model
+
+    paths = candidate.model_paths if isinstance(candidate, BagCandidate) else [candidate.model_path]
+    return [load_model(path) for path in paths]
+
+
+def _convert(
+    models: list, options: ExportOptions, encoder: _SentenceEncoder, *, name: str
+) -> onnx.ModelProto:
+    """The member graph of a candidate's Keras models (one, or a bag's K composed into one graph
+    whose `probs` is their mean): sentence heads with the run's encoder in front, once for all
+    of a bag's heads (what the bundle runs, and what --max-ms-per-row must measure), else the
+    models alone."""
     from voxpop.export.convert import to_onnx
 
-    if _reads_sentence(model):
+    sentence = _reads_sentence(models[0])
+    opset = encoder.head_opset() if sentence else options.opset
+    graphs = [to_onnx(model, opset=opset) for model in models]
+    graph = graphs[0] if len(graphs) == 1 else compose_folds(graphs, name=f"voxpop_bag_{name}")
+    if sentence:
         from voxpop.models.sentence import with_head
 
-        return with_head(encoder.pooled, to_onnx(model, opset=encoder.head_opset()))
-    return to_onnx(model, opset=options.opset)
+        return with_head(encoder.pooled, graph)
+    return graph
 
 
 def _export_member(
     tmp: Path,
     *,
     member_id: str,
-    checkpoint: Checkpoint,
+    candidate: Checkpoint | BagCandidate,
     weight: float,
     parity_inputs: dict,
     options: ExportOptions,
     encoder: _SentenceEncoder,
     onnx_model=None,
 ) -> Member:
-    """Convert one checkpoint (unless `onnx_model` is its conversion already), rewrite it
-    (voxpop.export.optimize), prove the final graph (graph check, parity with Keras) and write
-    members/<id>.onnx."""
+    """Convert one checkpoint or bag (unless `onnx_model` is its conversion already), rewrite it
+    (voxpop.export.optimize), prove the final graph (graph check, parity with Keras: of a bag,
+    with the mean of its fold models) and write members/<id>.onnx."""
     from voxpop.export.checks import parity, rnn_fusion
-    from voxpop.models import load_model, padding_invariant
+    from voxpop.models import padding_invariant
 
-    label = f"member {member_id} ({checkpoint.name}, {checkpoint.family})"
-    model = load_model(checkpoint.model_path)
+    bag = candidate if isinstance(candidate, BagCandidate) else None
+    if bag:
+        label = f"member {member_id} (bag {candidate.name} of {bag.folds} folds, {bag.family})"
+    else:
+        label = f"member {member_id} ({candidate.name}, {candidate.family})"
+    models = _load_models(candidate)
     if onnx_model is None:
-        onnx_model = _convert(model, options, encoder)
-    if _reads_sentence(model):  # the encoder in front of the head: parity of the whole against
-        # the Keras head on the same graph's embeddings of the same rows
+        onnx_model = _convert(models, options, encoder, name=candidate.name)
+    if _reads_sentence(models[0]):  # the encoder in front of the head: parity of the whole
+        # against the Keras head(s) on the same graph's embeddings of the same rows
         inputs = {**parity_inputs, **encoder.parity_embeddings(parity_inputs)}
     else:
-        inputs = {t.name: parity_inputs[t.name] for t in model.inputs}
+        inputs = {t.name: parity_inputs[t.name] for t in models[0].inputs}
     try:
         graph = rnn_fusion(onnx_model)
     except VoxpopError as err:
         raise VoxpopError(f"{label}: {err}") from None
     trims = optimize_member(
-        onnx_model, padding_invariant=padding_invariant(checkpoint.family, checkpoint.config)
+        onnx_model, padding_invariant=padding_invariant(candidate.family, candidate.config)
     )
-    proof = parity(model, onnx_model, inputs, trims_padding=trims)
+    proof = parity(models, onnx_model, inputs, trims_padding=trims)
     _check_parity(label, proof, options.parity_tol)
     relative = f"members/{member_id}.onnx"
     onnx.save_model(onnx_model, tmp / relative)
-    metrics = {k: _finite(checkpoint.metrics.get(k)) for k in VAL_METRIC_KEYS}
+    metrics = {k: _finite(candidate.metrics.get(k)) for k in VAL_METRIC_KEYS}
+    epoch = None if bag else candidate.metrics.get("epoch")
     return Member(
         id=member_id,
         file=relative,
-        family=checkpoint.family,
-        config=checkpoint.config,
-        trial_id=checkpoint.trial_id,
-        checkpoint=checkpoint.name,
-        epoch=None if checkpoint.metrics.get("epoch") is None else int(checkpoint.metrics["epoch"]),
+        family=candidate.family,
+        config=candidate.config,
+        trial_id=candidate.trial_id,
+        checkpoint=None if bag else candidate.name,
+        bag=None
+        if bag is None
+        else BagRecord(
+            config_id=bag.name,
+            folds=bag.folds,
+            checkpoints=[c.name for c in bag.bag.checkpoints],
+        ),
+        epoch=None if epoch is None else int(epoch),
         inputs=[i.name for i in onnx_model.graph.input],
         val_metrics=ValMetrics(**metrics),
         weight=float(weight),
@@ -504,10 +554,7 @@ def _check_rows(tmp: Path, run: Run, members: list[Member]) -> CheckRows:
     texts = [str(text)[:CHECK_TEXT_CHARS] for text in rows["text"]]
     features = rows[run.feature_cols].to_numpy(np.float64) if run.feature_cols else None
     inputs = run.preprocessor.encode(texts, features=features)
-    probs = {
-        m.id: np.asarray(_member_probs(tmp, m, inputs), np.float64).round(7).tolist()
-        for m in members
-    }
+    probs = {m.id: check_values(_member_probs(tmp, m, inputs)) for m in members}
     return CheckRows(
         texts=texts, probs=probs, features=None if features is None else features.tolist()
     )
@@ -527,6 +574,7 @@ def _vote_f1(
 
 def _manifest(
     run,
+    pool: _Pool,
     choice,
     options,
     members: list[Member],
@@ -536,10 +584,10 @@ def _manifest(
     stacker: Stacker | None,
 ) -> Manifest:
     weights = [m.weight for m in members]
-    stored = [c.val_probs() for c in choice.members]
+    stored = [c.val_probs() for c in choice.members]  # of a bagged run: out-of-fold
     n_classes = stored[0].shape[1]
     val_scores = {
-        voting: macro_f1(run.y_val, vote(stored, voting=voting, weights=w)[1], n_classes)
+        voting: macro_f1(pool.y, vote(stored, voting=voting, weights=w)[1], n_classes)
         for voting, w in {"soft": None, "hard": None, "weighted": weights}.items()
     }
     return Manifest(
@@ -555,6 +603,8 @@ def _manifest(
             method=options.select,
             metric=options.metric,
             size=options.size,
+            on=pool.on,
+            rows=len(pool.y),
             picks=[members[i].id for i in choice.picks],
             val_scores={k: float(v) for k, v in val_scores.items()},
             cost=_cost_check(choice, members),

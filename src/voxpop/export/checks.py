@@ -16,7 +16,8 @@ def parity(
 ) -> dict:
     """Run the Keras model and the ONNX model (ONNX Runtime, CPU) on the same encoded rows, the
     ONNX model as the ensemble runs it (rows by length: `voxpop.ensemble.sessions.run_by_length`,
-    so a graph that trims its padding is proven trimmed).
+    so a graph that trims its padding is proven trimmed). `model` may be a list of Keras models
+    (a bag's fold models): the ONNX model is then proven against the mean of their probabilities.
 
     `inputs` is a dict from `Preprocessor.encode`; keys a model does not take are ignored.
     Returns {max_abs_diff, argmax_agreement, rows}.
@@ -30,8 +31,21 @@ def parity(
     )
     feed = {arg.name: inputs[arg.name] for arg in session.get_inputs()}
     onnx_probs = run_by_length(session, feed, key=length_key(feed, trims_tokens=trims_padding))
-    keras_feed = {tensor.name: inputs[tensor.name] for tensor in model.inputs}
-    keras_probs = np.asarray(model.predict(keras_feed, batch_size=batch_size, verbose=0))
+    models = model if isinstance(model, list) else [model]
+    keras_probs = np.mean(
+        [
+            np.asarray(
+                m.predict(
+                    {tensor.name: inputs[tensor.name] for tensor in m.inputs},
+                    batch_size=batch_size,
+                    verbose=0,
+                ),
+                np.float64,
+            )
+            for m in models
+        ],
+        axis=0,
+    )
     return {
         "max_abs_diff": float(np.abs(onnx_probs - keras_probs).max()),
         "argmax_agreement": float(np.mean(onnx_probs.argmax(1) == keras_probs.argmax(1))),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from voxpop.ensemble.manifest import Manifest
 
+ROWS = {"validation": "validation rows", "out_of_fold": "out-of-fold rows (train + val)"}
 
-def render_report(manifest: Manifest, run, choice) -> str:
-    """Markdown for a bundle's manifest (before `files` is filled), its run and its Choice."""
+
+def render_report(manifest: Manifest, candidates, choice) -> str:
+    """Markdown for a bundle's manifest (before `files` is filled), the candidates it was chosen
+    among (a run's checkpoints, or a bagged run's `BagCandidate`s) and its Choice."""
     sections = [
         _header(manifest),
-        _candidates(manifest, run, choice),
+        _candidates(manifest, candidates, choice),
         _votes(manifest),
         _stacking(manifest),
         _cost(manifest),
@@ -25,9 +28,15 @@ def _header(manifest: Manifest) -> str:
     return (
         "# Export report\n\n"
         f"- run: `{manifest.source_run}`\n"
-        f"- selection: {selection.method} by {selection.metric} on validation data only, "
-        f"size {selection.size}\n"
-        f"- labels: {', '.join(manifest.labels)}\n"
+        f"- selection: {selection.method} by {selection.metric} on "
+        f"{selection.rows:,} {ROWS[selection.on]} only, size {selection.size}\n"
+        + (
+            f"- members are bags: each one graph of its {manifest.members[0].bag.folds} fold "
+            "models, its probabilities their mean\n"
+            if manifest.members[0].bag
+            else ""
+        )
+        + f"- labels: {', '.join(manifest.labels)}\n"
         f"- opset {manifest.opset}, parity tolerance {manifest.parity_tol:g}\n"
         f"- voting default: {manifest.voting.default}\n"
         f"- check rows: {len(manifest.check_rows.texts)} validation texts with each member's "
@@ -41,12 +50,12 @@ def _table(title: str, header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
 
 
-def _candidates(manifest: Manifest, run, choice) -> str:
-    member_of = {m.checkpoint: m for m in manifest.members}
+def _candidates(manifest: Manifest, candidates, choice) -> str:
+    member_of = {m.bag.config_id if m.bag else m.checkpoint: m for m in manifest.members}
     metric = manifest.selection.metric
     costs = choice.budget.costs if choice.budget else None
     rows = []
-    for checkpoint in sorted(run.checkpoints, key=lambda c: (-c.score(metric), c.name)):
+    for checkpoint in sorted(candidates, key=lambda c: (-c.score(metric), c.name)):
         member = member_of.get(checkpoint.name)
         row = [
             checkpoint.name,
@@ -61,15 +70,24 @@ def _candidates(manifest: Manifest, run, choice) -> str:
                 f"{costs.of([checkpoint.name]):.3f}" if checkpoint.name in costs.graph_ms else "-"
             )
         rows.append(row + [choice.reasons.get(checkpoint.name, "")])
-    header = ["checkpoint", "family", "epoch", "val macro-F1", "member", "weight"]
+    bagged = manifest.selection.on == "out_of_fold"
+    header = [
+        "bag" if bagged else "checkpoint",
+        "family",
+        "epoch",
+        "out-of-fold macro-F1" if bagged else "val macro-F1",
+        "member",
+        "weight",
+    ]
     return _table("Candidates", header + (["ms/row alone"] if costs else []) + ["why"], rows)
 
 
 def _votes(manifest: Manifest) -> str:
     scores = manifest.selection.val_scores
     picks = " ".join(manifest.selection.picks)
+    rows = ROWS[manifest.selection.on]
     return (
-        "## Validation macro-F1 of the votes (stored checkpoint probabilities)\n\n"
+        f"## Macro-F1 of the votes on the {rows} (stored probabilities)\n\n"
         + "\n".join(f"- {voting}: {score:.4f}" for voting, score in scores.items())
         + f"\n\nPicks in order: {picks}; weights {manifest.voting.weights}"
     )
@@ -129,7 +147,7 @@ def _members(manifest: Manifest) -> str:
         rows.append(
             [
                 m.id,
-                m.family,
+                m.kind,
                 m.parity.rows,
                 f"{m.parity.max_abs_diff:.2e}",
                 f"{m.parity.argmax_agreement:.2%}",
@@ -137,7 +155,8 @@ def _members(manifest: Manifest) -> str:
             ]
         )
     return _table(
-        "Members: conversion proof (ONNX Runtime vs Keras on validation rows)",
+        "Members: conversion proof (ONNX Runtime vs Keras on validation rows; a bag vs the mean "
+        "of its fold models)",
         ["member", "family", "rows", "max abs diff", "argmax agreement", "LSTM", "GRU", "Loop"],
         rows,
     )

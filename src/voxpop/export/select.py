@@ -1,4 +1,6 @@
-"""Choosing ensemble members among a run's checkpoints, on validation data only.
+"""Choosing ensemble members among a run's checkpoints, on validation data only (or among a
+bagged run's bags, `voxpop.export.bagged.BagCandidate`, on their out-of-fold rows: the same
+interface, `val_probs()` and `metrics` of those rows).
 
 Candidates are the best checkpoint of each trial (by `metric`), ranked best first, if its
 validation macro-F1 gets at least halfway from the majority-class baseline to the best candidate's.

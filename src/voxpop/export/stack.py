@@ -2,9 +2,10 @@
 export only) over the members' log-probabilities, scored honestly against the weighted vote and
 written as numbers (the manifest's `Stacker`) and as nodes of the fused graph.
 
-The stacker learns from the rows `stacking_rows` gives: today the validation rows, whose
-probabilities every checkpoint stores; the out-of-fold rows of a bagged run can take their place
-there without touching the rest. Those rows also chose the members and their greedy weights, so
+The stacker learns from the rows `stacking_rows` gives: the validation rows, whose
+probabilities every checkpoint stores, or of a bagged run (`--folds K`) the out-of-fold rows,
+every train and val row, whose probabilities every bag stores. Those rows also chose the members
+and their greedy weights, so
 scoring either combination on them would flatter it: `fit_stacker` scores both the stacker and a
 greedy weighted vote by cross-validation over those rows (each fold's held-out rows predicted by
 a combination fitted on the other folds), and the stacker becomes the bundle's default only when
@@ -42,10 +43,13 @@ class StackRows:
 
 def stacking_rows(run, members) -> StackRows:
     """The rows to fit the stacker on: the validation probabilities each checkpoint stores (in
-    split order). A run with out-of-fold probabilities will give those here instead."""
-    return StackRows(
-        member_probs=[c.val_probs() for c in members], y=np.asarray(run.y_val), fit_on="validation"
-    )
+    split order), or of a bagged run the out-of-fold probabilities of each bag (`members` are
+    then `voxpop.export.bagged.BagCandidate`s, whose `val_probs()` are those)."""
+    if run.bagged:
+        y, fit_on = run.y_oof, "out_of_fold"
+    else:
+        y, fit_on = run.y_val, "validation"
+    return StackRows(member_probs=[c.val_probs() for c in members], y=np.asarray(y), fit_on=fit_on)
 
 
 def fit_stacker(rows: StackRows, *, n_classes: int, folds: int = FOLDS, C: float = C) -> Stacker:

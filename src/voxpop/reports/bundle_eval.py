@@ -213,7 +213,7 @@ def evaluate_table(
         "n_replaced_bytes": table.report.n_replaced_bytes,
         "baseline_train": baselines.source if baselines else None,
         "majority_fit_on": "baseline_train" if baselines else "evaluated rows",
-        "member_families": {m.id: m.family for m in ensemble.manifest.members},
+        "member_families": {m.id: m.kind for m in ensemble.manifest.members},
     }
     return build_report(
         y_true=y_true,

@@ -25,9 +25,10 @@ def export(
     select: str = typer.Option(
         EXPORT.select,
         "--select",
-        help="How members are chosen on validation data: top (K best checkpoints, one per trial), "
-        "greedy (Caruana ensemble selection with replacement, weights = pick counts) or diverse "
-        "(best members that differ in family or predictions).",
+        help="How members are chosen on validation data (of a run tuned with --folds: bags, on "
+        "their out-of-fold rows): top (K best checkpoints, one per trial), greedy (Caruana "
+        "ensemble selection with replacement, weights = pick counts) or diverse (best members "
+        "that differ in family or predictions).",
     ),
     metric: str = typer.Option(
         EXPORT.metric,
@@ -39,9 +40,10 @@ def export(
         EXPORT.combine,
         "--combine",
         help=f"{one_of(COMBINES)}. stack also fits a multinomial logistic regression on the "
-        "members' validation log-probabilities (into fused.onnx beside the vote, and into the "
-        "manifest as numbers); it becomes the default voting only if it beats the weighted vote "
-        "in cross-validation over the validation rows (the report gives both scores).",
+        "members' validation log-probabilities (of a bagged run: out-of-fold) (into fused.onnx "
+        "beside the vote, and into the manifest as numbers); it becomes the default voting only "
+        "if it beats the weighted vote in cross-validation over those rows (the report gives "
+        "both scores).",
     ),
     max_ms_per_row: float = typer.Option(
         EXPORT.max_ms_per_row,
@@ -83,7 +85,10 @@ def export(
     """Export the best checkpoints of a tuning run as an ONNX ensemble bundle.
 
     Each member is converted with tf2onnx and proven: ONNX Runtime must match Keras on the
-    validation rows, and recurrent layers must be fused ops (no Loop). The bundle (ensemble.json
+    validation rows, and recurrent layers must be fused ops (no Loop). Of a run tuned with
+    --folds K the members are bags: each one graph of its K fold models, its probabilities
+    their mean (proven against the mean of the K Keras models), chosen, weighted and stacked on
+    the out-of-fold rows (every train and val row). The bundle (ensemble.json
     with sha256 of every file and check rows, members/*.onnx, fused.onnx, preprocess.json,
     baseline_train.csv, export_report.md, and with --sign ensemble.sig) is written to a temporary
     sibling and renamed into place.
@@ -128,9 +133,13 @@ def export(
     manifest = read_manifest(out, trust=sign)
     scores = manifest.selection.val_scores
     stacker = manifest.stacker
+    bags = manifest.members[0].bag
+    rows = "out-of-fold" if manifest.selection.on == "out_of_fold" else "val"
     typer.echo(
-        f"wrote {out}: {len(manifest.members)} members, quantization {manifest.quantization}, "
-        + ", ".join(f"val macro-F1 {voting} {score:.4f}" for voting, score in scores.items())
+        f"wrote {out}: {len(manifest.members)} "
+        + (f"bags of {bags.folds} fold models" if bags else "members")
+        + f", quantization {manifest.quantization}, "
+        + ", ".join(f"{rows} macro-F1 {voting} {score:.4f}" for voting, score in scores.items())
         + (
             f", cross-validated macro-F1 stack {stacker.cv_macro_f1['stack']:.4f} vs weighted "
             f"{stacker.cv_macro_f1['weighted']:.4f}"

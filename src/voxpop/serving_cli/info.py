@@ -62,7 +62,8 @@ def _stacker_line(stacker) -> str:
         return "stacker: no (export --combine stack)"
     scores = stacker.cv_macro_f1
     return (
-        f"stacker: logistic regression on {stacker.rows} {stacker.fit_on} rows, "
+        f"stacker: logistic regression on {stacker.rows} "
+        f"{stacker.fit_on.replace('_', '-')} rows, "
         f"{stacker.folds}-fold cross-validated macro-F1 {scores['stack']:.4f} "
         f"(weighted vote {scores['weighted']:.4f})"
     )
@@ -79,8 +80,9 @@ def _member_line(member) -> str:
     f1 = member.val_metrics.val_macro_f1
     parity = member.parity
     return (
-        f"{member.id}  {member.family}  [{key_config}]  "
-        f"val macro-F1 {'-' if f1 is None else f'{f1:.4f}'}  weight {member.weight}  "
+        f"{member.id}  {member.kind}  [{key_config}]  "
+        f"{'out-of-fold' if member.bag else 'val'} macro-F1 {'-' if f1 is None else f'{f1:.4f}'}"
+        f"  weight {member.weight}  "
         f"parity max diff {parity.max_abs_diff:.1e} "
         f"agreement {parity.argmax_agreement:.2%} on {parity.rows} rows"
     )
