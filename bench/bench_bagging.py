@@ -23,13 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from common import BENCH, DATASETS, record
+from common import BENCH, record, stratified_sample
 
 sys.path.insert(0, str(BENCH.parent / "tests"))
 from run_factory import train_bags, train_trials  # noqa: E402
-from voxpop.data import Preprocessor, split_rows
+from voxpop.data import Preprocessor
 from voxpop.data.rundir import read_run, write_fixture_run
 from voxpop.ensemble import Ensemble
 from voxpop.ensemble.metrics import macro_f1
@@ -51,18 +50,6 @@ CONFIGS = {  # config id -> (family, config, epochs): the same in both arms
     ),
 }
 VOTES = ("weighted", "stack")
-
-
-def sample(name: str, *, rows: int, seed: int):
-    df = pd.read_csv(DATASETS / SETS[name], usecols=["text", "label"], keep_default_na=False)
-    df = (
-        df.groupby("label")
-        .sample(frac=rows / len(df), random_state=seed)
-        .sample(frac=1.0, random_state=seed)
-        .reset_index(drop=True)
-    )
-    split = split_rows(df["label"].astype(str).to_numpy(), val_size=0.2, test_size=0.2, seed=seed)
-    return df, split
 
 
 def make_run(root: Path, df, split, *, folds: int, seed: int) -> tuple[Path, float]:
@@ -116,7 +103,7 @@ def export_and_predict(run: Path, out: Path, test_texts: list[str]) -> dict:
 
 
 def evaluate(name: str, *, rows: int, folds: int, seed: int) -> dict:
-    df, split = sample(name, rows=rows, seed=seed)
+    df, split = stratified_sample(SETS[name], rows=rows, seed=seed)
     labels = sorted(df["label"].astype(str).unique())
     n_classes = len(labels)
     index = {label: i for i, label in enumerate(labels)}

@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bench_quality import figures, run, write_csv
-from common import Timer, record
+from common import Timer, best_rate, record
 from voxpop.serving_cli.demo import DEMO_SPACES, PLANS
 
 WORK = Path("/tmp/voxpop-bench-encoder")
@@ -127,16 +126,6 @@ def quality(work: Path, seed: int, airline_rows: int, train_rows: int, reuse: bo
             ),
         },
     }
-
-
-def best_rate(step, rows: int, repeats: int) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return rows / min(times)
 
 
 def speed(work: Path, rows: int, repeats: int) -> dict:

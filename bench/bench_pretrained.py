@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import DATASETS, RESULTS, record
+from common import DATASETS, RESULTS, best_rate, record
 from voxpop.data import Preprocessor, split_rows
 from voxpop.data.builtin import demo_split
 from voxpop.data.sentence import find_sentence_model
@@ -262,16 +262,6 @@ def one_seed(task: str, seed: int, *, frames, sentence_vectors, keep: dict | Non
         "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "evaluated": evaluated,
     }
-
-
-def best_rate(step, rows: int, repeats: int) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return rows / min(times)
 
 
 def speed(kept: dict, pooled, tokenizer, texts: list[str], repeats: int) -> dict:

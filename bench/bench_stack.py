@@ -24,13 +24,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from common import BENCH, DATASETS, RESULTS, record
+from common import BENCH, RESULTS, record, stratified_sample
 
 sys.path.insert(0, str(BENCH.parent / "tests"))
 from run_factory import train_trials  # noqa: E402
-from voxpop.data import Preprocessor, split_rows
+from voxpop.data import Preprocessor
 from voxpop.data.rundir import read_run, write_fixture_run
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import soft_vote, stack_probs
@@ -62,14 +61,7 @@ def make_run(root: Path, name: str, *, rows: int, seed: int) -> Path:
     from voxpop.models.runtime import configure
 
     configure(threads=2, seed=seed)
-    df = pd.read_csv(DATASETS / SETS[name], usecols=["text", "label"], keep_default_na=False)
-    df = (
-        df.groupby("label")
-        .sample(frac=rows / len(df), random_state=seed)
-        .sample(frac=1.0, random_state=seed)
-        .reset_index(drop=True)
-    )
-    split = split_rows(df["label"].astype(str).to_numpy(), val_size=0.2, test_size=0.2, seed=seed)
+    df, split = stratified_sample(SETS[name], rows=rows, seed=seed)
     run = root / f"{name}-seed{seed}"
     data = write_fixture_run(
         run,

@@ -95,3 +95,33 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self._start
+
+
+def stratified_sample(file: str, *, rows: int, seed: int):
+    """About `rows` rows of the shared set `file` (text, label), stratified by label and shuffled
+    with `seed`, and their split (val 20%, test 20%, `voxpop.data.split_rows`)."""
+    import pandas as pd
+
+    from voxpop.data import split_rows
+
+    df = pd.read_csv(DATASETS / file, usecols=["text", "label"], keep_default_na=False)
+    df = (
+        df.groupby("label")
+        .sample(frac=rows / len(df), random_state=seed)
+        .sample(frac=1.0, random_state=seed)
+        .reset_index(drop=True)
+    )
+    split = split_rows(df["label"].astype(str).to_numpy(), val_size=0.2, test_size=0.2, seed=seed)
+    return df, split
+
+
+def best_rate(step, rows: int, repeats: int) -> float:
+    """Rows per second of `step()` (which handles `rows` rows): the best of `repeats` timed calls
+    after one warm-up."""
+    step()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    return rows / min(times)
