@@ -123,6 +123,9 @@ def test_ray_data_writes_csv_parts_and_replaces_an_old_folder(
     assert got["empty_text"].dtype == bool and got["empty_text"].sum() == 1
 
 
+# slow (2 x 11 s): the Parquet and CSV writers are checked in the default run; these two
+# differ only in Ray Data's writer.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("suffix", "reader"),
     [

@@ -119,6 +119,9 @@ def test_folds_refused_where_a_bag_cannot_be_made(options, message):
         validate(TuneOptions(data=None, spaces=("cnn",), **options))
 
 
+# slow (81 s): the bagged export and predict are covered in the default run by
+# test_export_bagged on a factory-made bagged run; this one goes through the CLI after a real tune.
+@pytest.mark.slow
 def test_the_tuned_bagged_run_exports_and_predicts_end_to_end(bagged_run, tmp_path):
     """`voxpop tune --folds` -> `voxpop export` -> `voxpop predict`: the bag is the member."""
     from typer.testing import CliRunner

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from test_tune_support import (  # noqa: F401 (fixtures)
     LEARNS,
@@ -51,6 +52,9 @@ def test_patience_ends_the_trial_and_keeps_its_best_epoch(ray_local, data, tmp_p
     assert kept[row["epoch"]]["rows_seen"] == row["epoch"] * TRAIN_ROWS
 
 
+# slow (23 s): ASHA stopping a trailing trial at its rung is test_tune_schedulers' in the
+# default run; this one checks that the rung counts rows.
+@pytest.mark.slow
 def test_asha_judges_no_trial_before_the_grace_rows(ray_local, data, tmp_path):
     # Grace 2.5 epochs of rows: the one rung falls at 3,000 rows, reached at epoch 3. The stalled
     # trial runs after the learning one (one at a time), trails it there, and is stopped at
@@ -84,6 +88,8 @@ def test_asha_judges_no_trial_before_the_grace_rows(ray_local, data, tmp_path):
     ]
 
 
+# slow (61 s: a 60 s budget); the budget's share per trial is test_budget_arithmetic's.
+@pytest.mark.slow
 def test_time_budget_ends_the_job(ray_local, data, tmp_path):
     # Eight trials of up to 50 epochs would take many minutes; a 60 s budget gives each trial
     # 60 x 2 / 8 s, TensorFlow's start included (~20 s on a busy machine): every trial ends after
