@@ -141,20 +141,33 @@ def _attribute_tensors(node) -> list:
 # stay in the cache, large enough that a run's matrix products stay efficient (measured on the
 # demo bundle: bench/RESULTS.md, graph).
 RUN_ROWS = 256
+# A sentence encoder's runs are smaller: its attention is [rows, heads, width, width], and the
+# fewer rows a run holds, the fewer are padded to its longest (measured on 1,024 tweets, 2
+# threads, MiniLM-L6: 352 rows/s at 32 rows per run, 325 at 64, 234 at 256).
+SENTENCE_RUN_ROWS = 32
 SENTENCE_KEY = "attention_mask"  # a sentence encoder's input (voxpop.data.sentence.TOKEN_INPUTS)
+# Inputs padded at the end of each row, by the input whose non-zero values say where a row ends:
+# columns past a run's longest row are padding that no graph reads as anything. N-grams are
+# id 0 with weight 0, which a weighted sum adds as nothing; a sentence encoder's word pieces past
+# the mask are masked out of its attention and its pooling (voxpop.models.sentence).
+PADDED_INPUTS = {
+    "gram_weights": ("grams", "gram_weights"),
+    SENTENCE_KEY: ("input_ids", SENTENCE_KEY),
+}
 
 
 def length_key(inputs: dict[str, np.ndarray], *, trims_tokens: bool) -> str | None:
-    """The input whose row lengths a graph's cost follows: `tokens` for a graph that trims its
-    token padding, else `gram_weights` when it reads n-grams, else `attention_mask` when it holds
-    a sentence encoder, else None (one run of all rows)."""
+    """The input whose row lengths a graph's cost follows: `attention_mask` when it holds a
+    sentence encoder (which costs a hundred times what the other members do), else `tokens` for
+    a graph that trims its token padding, else `gram_weights` when it reads n-grams, else None
+    (one run of all rows)."""
+    # A sentence encoder's attention over all rows at once would also hold gigabytes (2,000 rows
+    # of 128 word pieces).
+    if SENTENCE_KEY in inputs:
+        return SENTENCE_KEY
     if trims_tokens and "tokens" in inputs:
         return "tokens"
-    if "gram_weights" in inputs:
-        return "gram_weights"
-    # A sentence encoder's attention over all rows at once would hold gigabytes (2,000 rows of
-    # 128 word pieces): its graph runs RUN_ROWS rows at a time, ordered by word-piece count.
-    return SENTENCE_KEY if SENTENCE_KEY in inputs else None
+    return "gram_weights" if "gram_weights" in inputs else None
 
 
 def run_by_length(
@@ -162,27 +175,32 @@ def run_by_length(
     feeds: dict[str, np.ndarray],
     *,
     key: str | None,
-    rows_per_run: int = RUN_ROWS,
+    rows_per_run: int | None = None,
     output: str = "probs",
 ) -> np.ndarray:
     """`session`'s `output` for `feeds`, in row order, computed on runs of `rows_per_run` rows of
     about one length: the rows sorted by the number of non-zero values of `feeds[key]` (None: one
-    run of all rows). Every run's n-gram columns past its longest row are dropped: padding (id 0,
-    weight 0) that a weighted n-gram sum adds as nothing, and the encoder already pads each batch
-    only to its own longest row. Each row's output depends on that row alone, so the order of
-    the runs changes no result."""
+    run of all rows; `rows_per_run` None: SENTENCE_RUN_ROWS for a sentence encoder, else
+    RUN_ROWS). Every run's PADDED_INPUTS columns past its longest row are dropped: the
+    encoder pads a whole batch to its longest row, and a transformer's time grows with the width
+    it is given (measured: a sentence member 2.4x faster on tweets batched with one long text).
+    Each row's output depends on that row alone, so the order of the runs changes no result."""
     n_rows = len(next(iter(feeds.values())))
     if key is None or n_rows <= 1:
         return session.run([output], feeds)[0]
+    if rows_per_run is None:
+        rows_per_run = SENTENCE_RUN_ROWS if key == SENTENCE_KEY else RUN_ROWS
     order = np.argsort(np.count_nonzero(feeds[key], axis=1), kind="stable")
-    gram_rows = _row_widths(feeds["gram_weights"]) if "gram_weights" in feeds else None
+    row_widths = {
+        names: _row_widths(feeds[ends]) for ends, names in PADDED_INPUTS.items() if ends in feeds
+    }
     out = None
     for start in range(0, n_rows, rows_per_run):
         rows = order[start : start + rows_per_run]
         part = {name: array[rows] for name, array in feeds.items()}
-        if gram_rows is not None:
-            width = max(1, int(gram_rows[rows].max()))
-            for name in ("grams", "gram_weights"):
+        for names, widths in row_widths.items():
+            width = max(1, int(widths[rows].max()))
+            for name in names:
                 if name in part:
                     part[name] = part[name][:, :width]
         result = session.run([output], part)[0]
