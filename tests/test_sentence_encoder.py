@@ -210,6 +210,12 @@ def test_the_member_is_encoder_and_head_in_one_graph_with_its_tokenizer_in_the_b
     ensemble = Ensemble.load(pipeline["bundle"], device="cpu", fused=False)
     assert ensemble.verify_all() == 3  # both members and the fused graph, on the check rows
     ensemble.close()
+    # The encoder's graph, not encoding, takes the time: predict gives it every thread (a bundle
+    # without one keeps a thread for encoding: test_ensemble_predict's pipelined chunks).
+    pipelined = Ensemble.load(pipeline["bundle"], device="cpu", threads=3, pipeline=True)
+    assert not pipelined.pipeline
+    assert pipelined._fused_session.get_session_options().intra_op_num_threads == 3
+    pipelined.close()
 
 
 def test_predict_equals_the_keras_head_on_the_encoder_embeddings(pipeline, minilm):
