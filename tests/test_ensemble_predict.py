@@ -99,6 +99,38 @@ def test_vote_of_given_member_probabilities_equals_predicting_with_those_members
         assert label_ids.tolist() == subset.label_ids.tolist()
 
 
+def test_every_vote_from_one_run_of_the_members_equals_predicting_each_vote(
+    bundle_dir, separate, held_out_texts
+):
+    inputs = separate.encode(held_out_texts)
+    votes = separate.predict_votes(inputs, votings=["soft", "hard", "weighted"])
+    assert list(votes) == ["soft", "hard", "weighted"]
+    for rule, prediction in votes.items():
+        each = separate.predict_encoded(inputs, voting=rule)
+        np.testing.assert_array_equal(prediction.probs, each.probs)
+        assert prediction.label_ids.tolist() == each.label_ids.tolist()
+        assert prediction.labels == each.labels
+        for member_id, probs in each.member_probs.items():
+            np.testing.assert_array_equal(prediction.member_probs[member_id], probs)
+    # the members ran as often for the three votes as for one: count their sessions' runs
+    runs = []
+    for session in separate._member_sessions.values():
+
+        def counted(*args, _run=session.run, **kwargs):
+            runs.append(1)
+            return _run(*args, **kwargs)
+
+        session.run = counted
+    try:
+        separate.predict_encoded(inputs, voting="soft")
+        for_one_vote, runs[:] = len(runs), []
+        separate.predict_votes(inputs, votings=["soft", "hard", "weighted"])
+    finally:
+        for session in separate._member_sessions.values():
+            del session.run
+    assert for_one_vote >= 3 and len(runs) == for_one_vote
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -550,8 +550,8 @@ class _Scorer(_Predictor):
 
         inputs = self.ensemble.encode(batch[_TEXT].tolist(), _features(batch))
         out = {"oov": oov_rates(inputs["tokens"])} if "tokens" in inputs else {}
-        for rule in self.spec.vote_options["votings"]:
-            prediction = self.ensemble.predict_encoded(inputs, voting=rule)
+        votings = self.spec.vote_options["votings"]
+        for rule, prediction in self.ensemble.predict_votes(inputs, votings=votings).items():
             out[f"vote:{rule}"], out[f"pred:{rule}"] = prediction.probs, prediction.label_ids
         out.update(
             {f"member:{member_id}": probs for member_id, probs in prediction.member_probs.items()}

@@ -230,6 +230,18 @@ class Ensemble:
         )
         return self._prediction(probs, label_ids, member_probs)
 
+    def predict_votes(
+        self, inputs: dict[str, np.ndarray], *, votings: Sequence[str]
+    ) -> dict[str, Prediction]:
+        """Each vote of `votings` over every member, for inputs made by `encode`: rule ->
+        `predict_encoded(inputs, voting=rule)` of an ensemble loaded with fused=False, with the
+        members run once for all the rules (a sentence encoder is most of the time)."""
+        member_probs = self._forward_members(self.member_ids, inputs)
+        return {
+            rule: self._prediction(*self.vote_of(member_probs, voting=rule), member_probs)
+            for rule in votings
+        }
+
     def vote_of(self, member_probs: dict[str, np.ndarray], *, voting: str = "soft"):
         """(probs, label_ids) of the vote `voting` over already computed member probabilities (a
         subset of this bundle's members, by id), with the weights `predict` would give them; the

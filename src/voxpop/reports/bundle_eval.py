@@ -125,8 +125,7 @@ def predict_all(
         )
         if "tokens" in inputs:  # members that read only n-grams have no vocabulary to miss
             oov_parts.append(oov_rates(inputs["tokens"]))
-        for rule in votings:
-            prediction = ensemble.predict_encoded(inputs, voting=rule)
+        for rule, prediction in ensemble.predict_votes(inputs, votings=votings).items():
             vote_parts[rule].append((prediction.probs, prediction.label_ids))
         for member_id, probs in prediction.member_probs.items():
             member_parts[member_id].append(probs)
