@@ -192,6 +192,12 @@ def test_the_run_embeds_every_train_and_val_text_once(pipeline):
     # the word pieces are not stored: the trials never read them
     assert not any(key.endswith("input_ids") for key in arrays)
     assert run.preprocessor.sentence_tokenizer.max_length == 128
+    # tune says so before the first trial: the embedding is where a run spends its first minutes
+    embedded = len(run.rows("train")) + len(run.rows("val"))
+    output = pipeline["tune_output"]
+    assert output.index("embedding every training and validation text once") < output.index(
+        f"sentence encoder: {embedded:,} texts embedded in "
+    )
 
 
 def test_the_member_is_encoder_and_head_in_one_graph_with_its_tokenizer_in_the_bundle(pipeline):

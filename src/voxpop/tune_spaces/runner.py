@@ -181,7 +181,21 @@ def run_tuning(
             resources = check_resources(
                 cpus_per_trial=options.cpus_per_trial, gpus_per_trial=options.gpus_per_trial
             )
+            # Embedding every text through a transformer takes a while (minutes on 2 cores for
+            # the full demo): say so before, and how long it took after.
+            embedding = bool(options.sentence_encoder) and not options.resume
+            if on_ready and embedding:
+                on_ready(
+                    f"sentence encoder {options.sentence_encoder}: embedding every training and "
+                    "validation text once (kept in the run) ..."
+                )
+            preparing = time.monotonic()
             data = _data_for(options, run_dir, vector_sources=sources(spaces))
+            if on_ready and embedding:
+                on_ready(
+                    f"sentence encoder: {len(data.y_train) + len(data.y_val):,} texts embedded in "
+                    f"{time.monotonic() - preparing:.0f} s"
+                )
             rows_per_epoch = data.rows_per_epoch(bagged=bool(options.folds))
             options = dataclasses.replace(
                 options, max_epochs=options.max_epochs or epochs_for(rows_per_epoch)
