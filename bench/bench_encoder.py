@@ -32,14 +32,6 @@ from common import Timer, best_rate, record
 from voxpop.serving_cli.demo import DEMO_SPACES, PLANS
 
 WORK = Path("/tmp/voxpop-bench-encoder")
-SENTENCE_SPACE = {
-    "family": "sentence",
-    "head_units": {"choice": [[], [128]]},
-    "head_dropout": {"uniform": [0.0, 0.3]},
-    "learning_rate": {"loguniform": [1e-3, 5e-3]},
-    "batch_size": 64,
-    "imbalance": "balanced",
-}
 
 
 def prepare(work: Path, airline_rows: int, train_rows: int) -> tuple[Path, Path, list[Path]]:
@@ -60,7 +52,6 @@ def prepare(work: Path, airline_rows: int, train_rows: int) -> tuple[Path, Path,
     train_csv = write_csv(train[["id", "text", "label"]], data / "tweets_train.csv")
     airline_csv = write_csv(airline[["id", "text", "label"]], data / "airline_tweets.csv")
     spaces = {name: DEMO_SPACES[name] for name in (*PLANS["quick"].spaces, "tfidf")}
-    spaces["sentence"] = SENTENCE_SPACE
     paths = []
     for name, space in spaces.items():
         path = work / "spaces" / f"{name}.yaml"

@@ -18,9 +18,12 @@ Tasks:
 
 Every difference comes with the paired-bootstrap 95% interval from the report (`comparisons`).
 `--reuse` keeps a task's existing bundle and only re-runs `voxpop evaluate`.
+`--sentence-encoder NAME` also tunes the demo's `sentence` space (a head on that pretrained
+encoder) in the newsgroups and rotten tasks (the tweets task tunes what its demo tuned), works in
+WORK-sentence and records `quality-sentence` beside `quality`.
 
 Run: .venv/bin/python bench/bench_quality.py [--tasks tweets,newsgroups,rotten] [--demo-dir DIR]
-     [--tweets-seeds 42,43,44] [--rotten-seeds 42,43,44] [--reuse]
+     [--tweets-seeds 42,43,44] [--rotten-seeds 42,43,44] [--reuse] [--sentence-encoder NAME]
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from common import DATASETS, RESULTS, Timer, record
-from voxpop.serving_cli.demo import PLANS
+from voxpop.serving_cli.demo import DEMO_SENTENCE_ENCODER, DEMO_SPACES, PLANS
 
 VOXPOP = str(Path(sys.executable).parent / "voxpop")
 WORK = Path("/tmp/voxpop-bench-quality")
@@ -186,6 +190,8 @@ def tweets_with_seed(demo_dir: Path, seed: int, reuse: bool) -> dict:
         "--seed",
         seed,
     ]
+    if (demo_dir / "spaces" / "sentence.yaml").exists():  # the demo ran with its sentence member
+        options += ["--sentence-encoder", DEMO_SENTENCE_ENCODER]
     with Timer() as timer:
         commands, tuned = tune_and_export(
             work,
@@ -364,9 +370,21 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="keep existing bundles; run only the evaluation again"
     )
+    parser.add_argument("--sentence-encoder", default=None)
     args = parser.parse_args()
+    name = "quality"
+    if args.sentence_encoder:
+        global WORK, TUNE_OPTIONS  # the tasks' settings, for this run only
+        name, WORK = "quality-sentence", WORK.with_name(WORK.name + "-sentence")
+        space = WORK / "sentence.yaml"
+        space.parent.mkdir(parents=True, exist_ok=True)
+        space.write_text(yaml.safe_dump(DEMO_SPACES["sentence"], sort_keys=False))
+        TUNE_OPTIONS = [
+            *TUNE_OPTIONS,
+            *("--space", space, "--sentence-encoder", args.sentence_encoder),
+        ]
     # Tasks run separately add up: keep the figures of tasks not rerun this time.
-    previous = RESULTS / "quality.json"
+    previous = RESULTS / f"{name}.json"
     results = json.loads(previous.read_text())["results"] if previous.exists() else {}
     demo_dir = args.demo_dir or WORK / "demo"
     runs = {
@@ -390,7 +408,10 @@ def main() -> None:
         for name, result in runs[task]().items():
             results[name] = result
             print(name, json.dumps(result["evaluated"], indent=1), flush=True)
-    record("quality", results, summary_md=summary(results), command="bench/bench_quality.py")
+    command = "bench/bench_quality.py" + (
+        f" --sentence-encoder {args.sentence_encoder}" if args.sentence_encoder else ""
+    )
+    record(name, results, summary_md=summary(results), command=command)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench_encoder import SENTENCE_SPACE
 from bench_quality import run, write_csv
 from common import DATASETS, Timer, record
 from voxpop.serving_cli.demo import DEMO_SPACES, PLANS
@@ -74,9 +73,11 @@ def build_bundle(
     import yaml
 
     name = "with_sentence" if sentence else "without_sentence"
-    spaces = {space: DEMO_SPACES[space] for space in PLANS["quick"].spaces}
-    if sentence:
-        spaces["sentence"] = SENTENCE_SPACE
+    spaces = {
+        space: DEMO_SPACES[space]
+        for space in PLANS["quick"].spaces
+        if sentence or DEMO_SPACES[space]["family"] != "sentence"
+    }
     paths = []
     for space, values in spaces.items():
         path = work / "spaces" / f"{space}.yaml"
