@@ -29,13 +29,12 @@ import numpy as np
 
 from bench_quality import figures, run, write_csv
 from common import Timer, best_rate, record
-from voxpop.serving_cli.demo import DEMO_SPACES, PLANS
+from voxpop.serving_cli.demo import PLANS, write_spaces
 
 WORK = Path("/tmp/voxpop-bench-encoder")
 
 
 def prepare(work: Path, airline_rows: int, train_rows: int) -> tuple[Path, Path, list[Path]]:
-    import yaml
 
     from voxpop.data.builtin import demo_split
 
@@ -51,13 +50,7 @@ def prepare(work: Path, airline_rows: int, train_rows: int) -> tuple[Path, Path,
     )
     train_csv = write_csv(train[["id", "text", "label"]], data / "tweets_train.csv")
     airline_csv = write_csv(airline[["id", "text", "label"]], data / "airline_tweets.csv")
-    spaces = {name: DEMO_SPACES[name] for name in (*PLANS["quick"].spaces, "tfidf")}
-    paths = []
-    for name, space in spaces.items():
-        path = work / "spaces" / f"{name}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(space, sort_keys=False))
-        paths.append(path)
+    paths = write_spaces(work / "spaces", [*PLANS["quick"].spaces, "tfidf"])
     return train_csv, airline_csv, paths
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 
 from bench_quality import run, write_csv
 from common import DATASETS, Timer, record
-from voxpop.serving_cli.demo import DEMO_SPACES, PLANS
+from voxpop.serving_cli.demo import DEMO_SPACES, PLANS, write_spaces
 
 WORK = Path("/tmp/voxpop-bench-sentence-predict")
 CHEAP_REPEATS = 10
@@ -70,20 +70,13 @@ def build_bundle(
 ) -> tuple[Path, list[str]]:
     """Tune the quick demo's spaces (and the sentence head) once each, export every member
     (`reuse`: keep a bundle an earlier run built)."""
-    import yaml
-
     name = "with_sentence" if sentence else "without_sentence"
-    spaces = {
-        space: DEMO_SPACES[space]
+    spaces = [
+        space
         for space in PLANS["quick"].spaces
         if sentence or DEMO_SPACES[space]["family"] != "sentence"
-    }
-    paths = []
-    for space, values in spaces.items():
-        path = work / "spaces" / f"{space}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(values, sort_keys=False))
-        paths.append(path)
+    ]
+    paths = write_spaces(work / "spaces", spaces)
     bundle = work / f"bundle_{name}"
     if reuse and (bundle / "ensemble.json").exists():
         return bundle, []

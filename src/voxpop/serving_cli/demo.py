@@ -161,7 +161,7 @@ def demo(
     train_csv, airline_csv = _write_demo_data(data_dir, train_rows=plan.train_rows)
     encoder = _installed_sentence_encoder()
     spaces = [name for name in plan.spaces if encoder or DEMO_SPACES[name]["family"] != "sentence"]
-    space_files = _write_spaces(out / "spaces", spaces)
+    space_files = write_spaces(out / "spaces", spaces)
     _run(
         ctx,
         [
@@ -244,7 +244,8 @@ def _installed_sentence_encoder() -> str | None:
     return DEMO_SENTENCE_ENCODER
 
 
-def _write_spaces(directory: Path, names: list[str]) -> list[Path]:
+def write_spaces(directory: Path, names: list[str]) -> list[Path]:
+    """DEMO_SPACES[name] of each name as `directory/name.yaml`, a file `--space` takes."""
     import yaml
 
     from voxpop.data.atomic import write_text
