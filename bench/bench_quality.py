@@ -372,10 +372,10 @@ def main() -> None:
     )
     parser.add_argument("--sentence-encoder", default=None)
     args = parser.parse_args()
-    name = "quality"
+    record_name = "quality"
     if args.sentence_encoder:
         global WORK, TUNE_OPTIONS  # the tasks' settings, for this run only
-        name, WORK = "quality-sentence", WORK.with_name(WORK.name + "-sentence")
+        record_name, WORK = "quality-sentence", WORK.with_name(WORK.name + "-sentence")
         space = WORK / "sentence.yaml"
         space.parent.mkdir(parents=True, exist_ok=True)
         space.write_text(yaml.safe_dump(DEMO_SPACES["sentence"], sort_keys=False))
@@ -384,7 +384,7 @@ def main() -> None:
             *("--space", space, "--sentence-encoder", args.sentence_encoder),
         ]
     # Tasks run separately add up: keep the figures of tasks not rerun this time.
-    previous = RESULTS / f"{name}.json"
+    previous = RESULTS / f"{record_name}.json"
     results = json.loads(previous.read_text())["results"] if previous.exists() else {}
     demo_dir = args.demo_dir or WORK / "demo"
     runs = {
@@ -411,7 +411,7 @@ def main() -> None:
     command = "bench/bench_quality.py" + (
         f" --sentence-encoder {args.sentence_encoder}" if args.sentence_encoder else ""
     )
-    record(name, results, summary_md=summary(results), command=command)
+    record(record_name, results, summary_md=summary(results), command=command)
 
 
 if __name__ == "__main__":
