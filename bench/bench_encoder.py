@@ -35,7 +35,6 @@ WORK = Path("/tmp/voxpop-bench-encoder")
 
 
 def prepare(work: Path, airline_rows: int, train_rows: int) -> tuple[Path, Path, list[Path]]:
-
     from voxpop.data.builtin import demo_split
 
     train, airline = demo_split()

@@ -37,10 +37,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from common import DATASETS, RESULTS, Timer, record
-from voxpop.serving_cli.demo import DEMO_SENTENCE_ENCODER, DEMO_SPACES, PLANS
+from voxpop.serving_cli.demo import DEMO_SENTENCE_ENCODER, PLANS, write_spaces
 
 VOXPOP = str(Path(sys.executable).parent / "voxpop")
 WORK = Path("/tmp/voxpop-bench-quality")
@@ -376,9 +375,7 @@ def main() -> None:
     if args.sentence_encoder:
         global WORK, TUNE_OPTIONS  # the tasks' settings, for this run only
         record_name, WORK = "quality-sentence", WORK.with_name(WORK.name + "-sentence")
-        space = WORK / "sentence.yaml"
-        space.parent.mkdir(parents=True, exist_ok=True)
-        space.write_text(yaml.safe_dump(DEMO_SPACES["sentence"], sort_keys=False))
+        (space,) = write_spaces(WORK, ["sentence"])
         TUNE_OPTIONS = [
             *TUNE_OPTIONS,
             *("--space", space, "--sentence-encoder", args.sentence_encoder),
