@@ -18,12 +18,17 @@ Tasks:
 
 Every difference comes with the paired-bootstrap 95% interval from the report (`comparisons`).
 `--reuse` keeps a task's existing bundle and only re-runs `voxpop evaluate`.
+`--combine stack` exports every task's tuning run (tuned before when it is on disk, as with
+`--reuse`) with `voxpop export --combine stack` into `bundle-stack`, evaluates it, and records
+`<record>-stack`: the stacker beside the votes on the same members. Seed 42 of the tweets task
+exports the demo's own run.
 `--sentence-encoder NAME` also tunes the demo's `sentence` space (a head on that pretrained
 encoder) in the newsgroups and rotten tasks (the tweets task tunes what its demo tuned), works in
 WORK-sentence and records `quality-sentence` beside `quality`.
 
 Run: .venv/bin/python bench/bench_quality.py [--tasks tweets,newsgroups,rotten] [--demo-dir DIR]
      [--tweets-seeds 42,43,44] [--rotten-seeds 42,43,44] [--reuse] [--sentence-encoder NAME]
+     [--combine stack]
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ from voxpop.serving_cli.demo import DEMO_SENTENCE_ENCODER, PLANS, write_spaces
 
 VOXPOP = str(Path(sys.executable).parent / "voxpop")
 WORK = Path("/tmp/voxpop-bench-quality")
+# `voxpop export` options of every task and the suffix of its bundle and report folders
+# (`--combine stack` sets both, so a stacked bundle sits beside the voted one of the same run).
+EXPORT_OPTIONS: list = []
+SUFFIX = ""
 
 
 def run(args: list) -> str:
@@ -62,6 +71,7 @@ def figures(report_json: Path) -> dict:
     best_member = max(members, key=members.get)
     return {
         "rows": report["data"]["n_evaluated"],
+        "default_voting": report["primary"],
         "votes": {name: round(v["macro_f1"], 4) for name, v in report["votes"].items()},
         "best_member": {
             "id": best_member,
@@ -86,21 +96,41 @@ def figures(report_json: Path) -> dict:
 
 
 def tune_and_export(
-    work: Path, name: str, data: Path, tune_options: list, *, size: int, reuse: bool
+    work: Path,
+    name: str,
+    data: Path,
+    tune_options: list,
+    *,
+    size: int,
+    reuse: bool,
+    runs: Path | None = None,
 ) -> tuple[list[str], bool]:
-    """(the tune and export commands of a task, whether the tuning ran now); with `reuse`, a step
-    whose output is on disk (the run, the bundle) is not run again."""
-    tune = ["tune", data, *tune_options, "--storage", work / "runs", "--name", name]
-    export = ["export", work / "runs" / name, "--out", work / "bundle", "--size", size, "--force"]
+    """(the tune and export commands of a task, whether the tuning ran now); with `reuse` (and
+    for the tuning, with `--combine stack`), a step whose output is on disk (the run, the bundle)
+    is not run again. `runs`: the storage of the run (default: the task's own)."""
+    runs = runs or work / "runs"
+    tune = ["tune", data, *tune_options, "--storage", runs, "--name", name]
+    export = [
+        *("export", runs / name, "--out", bundle_dir(work), "--size", size, "--force"),
+        *EXPORT_OPTIONS,
+    ]
     skip = {
-        "tune": reuse and (work / "runs" / name).is_dir(),
-        "export": reuse and (work / "bundle" / "ensemble.json").exists(),
+        "tune": (reuse or bool(SUFFIX)) and (runs / name).is_dir(),
+        "export": reuse and (bundle_dir(work) / "ensemble.json").exists(),
     }
     commands = [
         shlex.join(["voxpop", *map(str, words)]) if skip[words[0]] else run(words)
         for words in (tune, export)
     ]
     return commands, not skip["tune"]
+
+
+def bundle_dir(work: Path) -> Path:
+    return work / f"bundle{SUFFIX}"
+
+
+def reports_dir(work: Path, name: str = "reports") -> Path:
+    return work / f"{name}{SUFFIX}"
 
 
 # The documented `voxpop tune` settings of the newsgroups and rotten tasks.
@@ -138,6 +168,8 @@ def test_split_csv(work: Path, name: str) -> Path:
 
 
 def tweets(demo_dir: Path | None, reuse: bool) -> dict:
+    if SUFFIX:  # the demo's own run, exported with EXPORT_OPTIONS like the other seeds
+        return tweets_with_seed(demo_dir or WORK / "demo", 42, reuse)
     commands = []
     seconds = None
     if demo_dir is None and not (reuse and (WORK / "demo" / "bundle").exists()):
@@ -172,6 +204,8 @@ def tweets_with_seed(demo_dir: Path, seed: int, reuse: bool) -> dict:
     space files and plan, as `voxpop tune` / `export` / `evaluate` commands."""
     work = WORK / f"tweets-seed{seed}"
     plan = PLANS["full"]
+    # Seed 42 is the demo itself: its run, when it is the one exported here (`--combine stack`).
+    runs = demo_dir / "runs" if seed == 42 else None
     options = [
         *[
             item
@@ -199,23 +233,25 @@ def tweets_with_seed(demo_dir: Path, seed: int, reuse: bool) -> dict:
             options,
             size=plan.size,
             reuse=reuse,
+            runs=runs,
         )
+        test_csv = demo_dir / "data" / "test_split.csv" if runs else test_split_csv(work, "demo")
         commands.append(
             run(
                 [
                     "evaluate",
-                    work / "bundle",
-                    test_split_csv(work, "demo"),
+                    bundle_dir(work),
+                    test_csv,
                     demo_dir / "data" / "airline_tweets.csv",
                     "--out",
-                    work / "reports",
+                    reports_dir(work),
                 ]
             )
         )
     return {
         "commands": commands,
         "seconds": round(timer.seconds) if tuned else None,
-        "evaluated": tweet_figures(work / "reports"),
+        "evaluated": tweet_figures(reports_dir(work)),
     }
 
 
@@ -237,11 +273,12 @@ def newsgroups(reuse: bool) -> dict:
         commands, tuned = tune_and_export(
             work, "ng", train, ["--test", test_csv, *TUNE_OPTIONS], size=4, reuse=reuse
         )
-        commands.append(run(["evaluate", work / "bundle", test_csv, "--out", work / "report"]))
+        report = reports_dir(work, "report")
+        commands.append(run(["evaluate", bundle_dir(work), test_csv, "--out", report]))
     return {
         "commands": commands,
         "seconds": round(timer.seconds) if tuned else None,
-        "evaluated": {"20% held out": figures(work / "report" / "report.json")},
+        "evaluated": {"20% held out": figures(report / "report.json")},
     }
 
 
@@ -264,11 +301,11 @@ def rotten_to_uci(seed: int, reuse: bool) -> dict:
             run(
                 [
                     "evaluate",
-                    work / "bundle",
+                    bundle_dir(work),
                     test_csv,
                     uci_csv,
                     "--out",
-                    work / "report",
+                    reports_dir(work, "report"),
                     "--label-map",
                     "positive=fresh,negative=rotten",
                 ]
@@ -279,10 +316,10 @@ def rotten_to_uci(seed: int, reuse: bool) -> dict:
         "seconds": round(timer.seconds) if tuned else None,
         "evaluated": {
             "rotten test split (in domain)": figures(
-                work / "report" / "test_split" / "report.json"
+                reports_dir(work, "report") / "test_split" / "report.json"
             ),
             "uci sentences (imdb/amazon/yelp)": figures(
-                work / "report" / "uci_sentences" / "report.json"
+                reports_dir(work, "report") / "uci_sentences" / "report.json"
             ),
         },
     }
@@ -297,33 +334,59 @@ def _gap(f: dict, key: str) -> str:
 
 
 def summary(results: dict) -> str:
+    # The gaps shown: (vote, what it is compared with) -> the report's comparison key; a
+    # stacked bundle's reports add the stacker's.
+    stacked = any("stack" in f["votes"] for r in results.values() for f in r["evaluated"].values())
+    shown = [("weighted", "best member"), ("weighted", "TF-IDF"), ("soft", "TF-IDF")]
+    if stacked:
+        shown += [("stack", "best member"), ("stack", "TF-IDF"), ("stack", "weighted")]
+    columns = [f"{vote} - {against}" for vote, against in shown]
+    vote_columns = ["weighted", "soft", "hard"] + (["stack"] if stacked else [])
     lines = [
         "Macro-F1 from `voxpop evaluate` reports; TF-IDF + LR (word 1-2 + char_wb 2-5, sublinear, "
         "C=4, balanced) fitted on the same training rows as the members. Gaps carry the "
         "report's paired-bootstrap 95% interval and its verdict (better / worse when the "
-        "interval excludes zero, else within noise).\n",
-        "| task | evaluated on | rows | weighted vote | soft vote | hard vote | best member | "
-        "TF-IDF+LR | majority | weighted - best member | weighted - TF-IDF | soft - TF-IDF |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "interval excludes zero, else within noise)"
+        + (
+            "; `stack - weighted` is the difference of the two scores (no interval)."
+            if stacked
+            else "."
+        )
+        + "\n",
+        "| task | evaluated on | rows | "
+        + " | ".join(f"{v} vote" for v in vote_columns)
+        + (" | bundle default" if stacked else "")
+        + " | best member | TF-IDF+LR | majority | "
+        + " | ".join(columns)
+        + " |",
+        "|" + " --- |" * (7 + len(vote_columns) + stacked + len(columns)),
     ]
     gaps: dict[str, list] = {}
     for task, result in results.items():
         for where, f in result["evaluated"].items():
             votes, base, best = f["votes"], f["baselines"], f["best_member"]
+            against = {
+                "best member": best["macro_f1"],
+                "TF-IDF": base["tfidf_logreg"],
+                "weighted": votes["weighted"],
+            }
+            keys = {"best member": "best", "TF-IDF": "baseline"}
             lines.append(
-                f"| {task} | {where} | {f['rows']:,} | {votes.get('weighted', '-')} | "
-                f"{votes.get('soft', '-')} | {votes.get('hard', '-')} | "
-                f"{best['macro_f1']} ({best['id']}, {best['family']}) | "
+                f"| {task} | {where} | {f['rows']:,} | "
+                + " | ".join(str(votes.get(v, "-")) for v in vote_columns)
+                + (f" | {f.get('default_voting', '-')}" if stacked else "")
+                + f" | {best['macro_f1']} ({best['id']}, {best['family']}) | "
                 f"{base.get('tfidf_logreg', '-')} | {base.get('majority', '-')} | "
-                f"{_gap(f, 'weighted vs best')} | {_gap(f, 'weighted vs baseline')} | "
-                f"{_gap(f, 'soft vs baseline')} |"
+                + " | ".join(
+                    _gap(f, f"{vote} vs {keys[other]}")
+                    if other in keys
+                    else f"{votes[vote] - against[other]:+.4f}"
+                    for vote, other in shown
+                )
+                + " |"
             )
             gaps.setdefault(f"{task.split(' (')[0]}: {where}", []).append(
-                [
-                    votes["weighted"] - best["macro_f1"],
-                    votes["weighted"] - base["tfidf_logreg"],
-                    votes["soft"] - base["tfidf_logreg"],
-                ]
+                [votes[vote] - against[other] for vote, other in shown]
             )
     repeated = {where: rows for where, rows in gaps.items() if len(rows) > 1}
     if repeated:
@@ -331,8 +394,8 @@ def summary(results: dict) -> str:
             "",
             "Mean gap over the seeds (each seed: its own split and search):",
             "",
-            "| evaluated on | seeds | weighted - best member | weighted - TF-IDF | soft - TF-IDF |",
-            "| --- | --- | --- | --- | --- |",
+            "| evaluated on | seeds | " + " | ".join(columns) + " |",
+            "|" + " --- |" * (2 + len(columns)),
         ]
         for where, rows in repeated.items():
             means = [sum(column) / len(column) for column in zip(*rows)]
@@ -370,6 +433,12 @@ def main() -> None:
         "--reuse", action="store_true", help="keep existing bundles; run only the evaluation again"
     )
     parser.add_argument("--sentence-encoder", default=None)
+    parser.add_argument(
+        "--combine",
+        choices=("vote", "stack"),
+        default="vote",
+        help="stack: export each task's run with --combine stack (beside the voted bundle)",
+    )
     args = parser.parse_args()
     record_name = "quality"
     if args.sentence_encoder:
@@ -380,6 +449,10 @@ def main() -> None:
             *TUNE_OPTIONS,
             *("--space", space, "--sentence-encoder", args.sentence_encoder),
         ]
+    if args.combine == "stack":
+        global EXPORT_OPTIONS, SUFFIX
+        EXPORT_OPTIONS, SUFFIX = ["--combine", "stack"], "-stack"
+        record_name += SUFFIX
     # Tasks run separately add up: keep the figures of tasks not rerun this time.
     previous = RESULTS / f"{record_name}.json"
     results = json.loads(previous.read_text())["results"] if previous.exists() else {}
@@ -405,8 +478,10 @@ def main() -> None:
         for name, result in runs[task]().items():
             results[name] = result
             print(name, json.dumps(result["evaluated"], indent=1), flush=True)
-    command = "bench/bench_quality.py" + (
-        f" --sentence-encoder {args.sentence_encoder}" if args.sentence_encoder else ""
+    command = (
+        "bench/bench_quality.py"
+        + (f" --sentence-encoder {args.sentence_encoder}" if args.sentence_encoder else "")
+        + (" --combine stack" if SUFFIX else "")
     )
     record(record_name, results, summary_md=summary(results), command=command)
 
