@@ -10,6 +10,7 @@ scikit-learn pipeline is fitted too: the test split is unseen by all three.
 Rows: the airline tweets (never trained on), repeated to --rows.
 
 Run: .venv/bin/python bench/bench_speed_goals.py [--demo-dir voxpop-demo] [--rows 20000]
+     [--work DIR] [--record speed_goals]
 """
 
 from __future__ import annotations
@@ -96,6 +97,11 @@ def main() -> None:
         type=Path,
         default=None,
         help="Where the student goes (default: a temporary directory).",
+    )
+    parser.add_argument(
+        "--record",
+        default="speed_goals",
+        help="Result name (e.g. speed_goals-sentence for a demo with its sentence member).",
     )
     args = parser.parse_args()
     from voxpop.data.rundir import read_run
@@ -266,10 +272,11 @@ def main() -> None:
     lines += [f"| {goal} | {value} | {'yes' if met else 'no'} |" for goal, value, met in goals]
     print("\n".join(lines))
     record(
-        "speed_goals",
+        args.record,
         results,
         summary_md="\n".join(lines),
-        command=f"bench/bench_speed_goals.py --demo-dir {args.demo_dir} --rows {args.rows}",
+        command=f"bench/bench_speed_goals.py --demo-dir {args.demo_dir} --rows {args.rows}"
+        + (f" --record {args.record}" if args.record != "speed_goals" else ""),
     )
 
 
