@@ -67,6 +67,63 @@ def test_pooled_encoder_gives_unit_vectors_that_do_not_depend_on_the_batch(minil
     assert together[3] @ together[1] > together[3] @ together[2]
 
 
+def _linear_head(seed: int) -> onnx.ModelProto:
+    """A head as export converts one: sentence_embedding [batch, 384] -> softmax over 3 classes."""
+    rng = np.random.default_rng(seed)
+    weights = helper.make_tensor(
+        "w", TensorProto.FLOAT, [384, 3], rng.normal(size=(384, 3)).astype(np.float32).ravel()
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["sentence_embedding", "w"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+        ],
+        "head",
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", 384])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 3])],
+        initializer=[weights],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_two_sentence_members_share_one_encoder_in_the_fused_graph(minilm):
+    """Two heads on the same frozen encoder: the fused graph runs the transformer once and
+    gives exactly the vote of the graph that runs it per member."""
+    import onnxruntime as ort
+
+    from voxpop.export.fuse import fuse_members
+    from voxpop.export.optimize import optimize_fused, share_common_subgraphs
+    from voxpop.models.sentence import pooled_encoder, with_head
+
+    pooled = pooled_encoder(onnx.load_model(minilm.onnx))
+    members = {f"m{i}": with_head(pooled, _linear_head(seed=i)) for i in (1, 2)}
+    per_member = fuse_members(members, [2.0, 1.0])
+    shared = fuse_members(members, [2.0, 1.0])
+    optimize_fused(shared)
+
+    def count(model, op_type):
+        return sum(node.op_type == op_type for node in model.graph.node)
+
+    encoder_norms = count(pooled, "LayerNormalization")
+    assert count(per_member, "LayerNormalization") == 2 * encoder_norms
+    assert count(shared, "LayerNormalization") == encoder_norms
+    # the heads stay apart: each its own weights
+    assert sum(list(init.dims) == [384, 3] for init in shared.graph.initializer) == 2
+    assert share_common_subgraphs(shared) == 0  # nothing left to share
+    tokenizer = SentenceTokenizer.from_file(minilm.tokenizer)
+    feeds = tokenizer.encode(["great flight, thanks!", "lost my bag again", "ok"])
+
+    def probs(model):
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        return session.run(
+            ["probs"], {name: feeds[name] for name in ("input_ids", "attention_mask")}
+        )[0]
+
+    np.testing.assert_array_equal(probs(shared), probs(per_member))
+
+
 def _bad_encoder(path: Path) -> Path:
     """An ONNX graph with the encoder's inputs but a pooled [batch, dim] output."""
     ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"])

@@ -13,6 +13,9 @@ rewritten graph against Keras or the vote, within 1e-5), less work for ONNX Runt
   gather a few columns per n-gram and sum them with the TF-IDF weights; one gather of their
   tables side by side and one weighted sum do the same reads once (the gathers are most of such
   a bundle's time: random reads, one cache line per n-gram per member).
+- `share_common_subgraphs`: what the fused graph's members compute alike (equal weights, equal
+  operators on equal inputs) is computed once: two `sentence` members hold the same frozen
+  encoder, which costs a hundred times what the other members do.
 
 What is not done, measured (bench/RESULTS.md, graph): the transposes tf2onnx puts around a
 convolution are one per convolution input and ONNX Runtime's NCHWc layout (its ORT_ENABLE_ALL
@@ -305,6 +308,80 @@ def _keepdims(node: onnx.NodeProto) -> bool:
     )
 
 
+# ----------------------------------------------------------------------------- shared subgraphs
+def share_common_subgraphs(model: onnx.ModelProto) -> int:
+    """Compute once what several members compute alike: initializers equal in type, shape and
+    bytes become one, then every node whose operator, attributes and (shared) inputs equal an
+    earlier node's is dropped and its outputs read from that node. Two `sentence` members of one
+    bundle hold the same frozen encoder under two prefixes: the fused graph then runs the
+    transformer once, not once per member. Returns how many nodes were dropped. In place.
+
+    Exact: an operator applied to the same inputs with the same attributes gives the same
+    outputs. ONNX Runtime's own common-subexpression pass cannot see this, as the members'
+    weights are distinct initializers to it. Nodes with subgraphs and random operators are kept.
+    """
+    graph = model.graph
+    outputs = {output.name for output in graph.output}
+    renamed: dict[str, str] = {}
+    kept_initializers, by_content = [], {}
+    for init in graph.initializer:
+        key = (init.data_type, tuple(init.dims), _tensor_bytes(init))
+        if key in by_content and init.name not in outputs:
+            renamed[init.name] = by_content[key]
+        else:
+            by_content[key] = init.name
+            kept_initializers.append(init)
+    kept_nodes, by_computation, dropped = [], {}, 0
+    for node in graph.node:
+        _rename_inputs(node, renamed)
+        key = (
+            node.domain,
+            node.op_type,
+            tuple(node.input),
+            tuple(a.SerializeToString() for a in node.attribute),
+        )
+        shareable = not node.op_type.startswith("Random") and not any(
+            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+            for a in node.attribute
+        )
+        earlier = by_computation.get(key) if shareable else None
+        if earlier is not None and not outputs & set(node.output):
+            renamed.update(zip(node.output, earlier.output))
+            dropped += 1
+            continue
+        if shareable:
+            by_computation[key] = node
+        kept_nodes.append(node)
+    if not renamed:
+        return 0
+    del graph.node[:]
+    graph.node.extend(kept_nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept_initializers)
+    # Shapes recorded for dropped tensors describe tensors no node makes any more.
+    shapes = [info for info in graph.value_info if info.name not in renamed]
+    del graph.value_info[:]
+    graph.value_info.extend(shapes)
+    return dropped
+
+
+def _rename_inputs(node: onnx.NodeProto, renamed: dict[str, str]) -> None:
+    """Point `node`'s inputs, and those of its subgraphs (which may read outer names), at the
+    tensors they were renamed to."""
+    node.input[:] = [renamed.get(name, name) for name in node.input]
+    for attribute in node.attribute:
+        for sub in [attribute.g, *attribute.graphs]:
+            for inner in sub.node:
+                _rename_inputs(inner, renamed)
+
+
+def _tensor_bytes(init: onnx.TensorProto) -> bytes:
+    """The values of an initializer as bytes, however it stores them (raw or typed fields)."""
+    if init.data_type == onnx.TensorProto.STRING:
+        return repr(tuple(init.string_data)).encode()
+    return init.raw_data or numpy_helper.to_array(init).tobytes()
+
+
 # ----------------------------------------------------------------------------- entry points
 def optimize_member(model: onnx.ModelProto, *, padding_invariant: bool) -> bool:
     """The rewrites of one member (in place); returns whether its graph now trims its padding
@@ -314,5 +391,7 @@ def optimize_member(model: onnx.ModelProto, *, padding_invariant: bool) -> bool:
 
 
 def optimize_fused(model: onnx.ModelProto) -> None:
-    """The rewrites of a fused graph (in place): its members' n-gram lookups merged."""
+    """The rewrites of a fused graph (in place): what its members compute alike computed once,
+    their n-gram lookups merged."""
+    share_common_subgraphs(model)
     merge_gram_lookups(model)
