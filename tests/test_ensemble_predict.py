@@ -131,6 +131,21 @@ def test_every_vote_from_one_run_of_the_members_equals_predicting_each_vote(
     assert for_one_vote >= 3 and len(runs) == for_one_vote
 
 
+def test_a_fused_graph_without_member_outputs_runs_the_members_for_every_vote(
+    fused, separate, held_out_texts
+):
+    """Bundles exported before the fused graph gave member outputs: predict_votes runs the
+    members' own sessions, with the same results."""
+    assert fused.manifest.fused.member_max_abs_diff is None
+    inputs = fused.encode(held_out_texts)
+    votes = fused.predict_votes(inputs, votings=["soft", "weighted"])
+    expected = separate.predict_votes(inputs, votings=["soft", "weighted"])
+    assert set(fused._member_sessions) == {"m1", "m2", "m3"}
+    for rule, prediction in votes.items():
+        np.testing.assert_array_equal(prediction.probs, expected[rule].probs)
+        assert prediction.member_probs.keys() == expected[rule].member_probs.keys()
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -312,6 +312,33 @@ def test_predict_equals_the_keras_head_on_the_encoder_embeddings(pipeline, minil
     assert predictions["label"].tolist() == [labels[i] for i in expected.argmax(axis=1)]
 
 
+def test_every_vote_and_member_comes_from_one_run_of_the_fused_graph(pipeline):
+    """`voxpop evaluate` (predict_votes) reads each member's probabilities from the fused graph's
+    member outputs, proven at export: the same as the members' own sessions, none of them run."""
+    from voxpop.ensemble import Ensemble
+
+    manifest = json.loads((pipeline["bundle"] / "ensemble.json").read_text())
+    assert manifest["fused"]["member_max_abs_diff"] < 1e-5
+    texts = pipeline["new"]["text"].tolist()
+    fused = Ensemble.load(pipeline["bundle"], device="cpu", fused=True)
+    separate = Ensemble.load(pipeline["bundle"], device="cpu", fused=False)
+    inputs = fused.encode(texts)
+    votings = ["soft", "hard", "weighted"]
+    one_run, by_member = (
+        fused.predict_votes(inputs, votings=votings),
+        separate.predict_votes(inputs, votings=votings),
+    )
+    assert fused._member_sessions == {}  # no member ran in a session of its own
+    for rule in votings:
+        np.testing.assert_allclose(one_run[rule].probs, by_member[rule].probs, atol=1e-5)
+        assert one_run[rule].labels == by_member[rule].labels
+        assert set(one_run[rule].member_probs) == {m["id"] for m in manifest["members"]}
+        for member_id, probs in by_member[rule].member_probs.items():
+            np.testing.assert_allclose(one_run[rule].member_probs[member_id], probs, atol=1e-5)
+    fused.close()
+    separate.close()
+
+
 def test_max_ms_per_row_measures_a_sentence_member_with_its_encoder(pipeline):
     # --max-ms-per-row converts every candidate before selecting: a sentence head must be
     # measured as the member the bundle runs (encoder in front), not as the head alone.

@@ -380,7 +380,7 @@ def predict_all(
     spec = PredictSpec(
         bundle=str(ensemble.bundle),
         trust=trust,
-        fused=False,
+        fused=True,  # predict_votes reads every member from the fused graph where it can
         vote_options={"votings": votings},
         columns=None,
     )

@@ -2,19 +2,24 @@
 
 predict = encode (the bundle's Preprocessor) -> forward (ONNX Runtime) -> vote (voting.py).
 The fused graph (all members and the weighted soft vote in one session, and the stacker's output
-beside it when the bundle has one) runs whenever it computes exactly the vote asked for; otherwise each member runs in its own session, the sessions side by
-side with the cores split between them. Loaded with `pipeline=True`, one of the cores is kept for
-encoding the next chunk while the sessions run this one (stream.predict_chunks).
+beside it when the bundle has one) runs whenever it computes exactly the vote asked for; otherwise
+each member runs in its own session, the sessions side by side with the cores split between them.
+`predict_votes` (every vote and every member, for `voxpop evaluate`) reads the members'
+probabilities from one run of the fused graph where it outputs them. Loaded with `pipeline=True`,
+one of the cores is kept for encoding the next chunk while the sessions run this one
+(stream.predict_chunks).
 
 Every session opens from the bundle's verified bytes and is checked before use: its output
 `probs` must be one column per label, and on the bundle's check rows it must give the stored
 probabilities (a member) or the weighted vote of the stored member probabilities (the fused
-graph, and the stacker applied to them for its stack output), within CHECK_TOLERANCE. Only the sessions a command opens are checked, so predict's
-start-up pays for one check run of CHECK_ROWS texts; `verify_all` checks every graph.
+graph, and the stacker applied to them for its stack output, and the stored member
+probabilities for its member outputs), within CHECK_TOLERANCE. Only the sessions a command opens
+are checked, so predict's start-up pays for one check run of CHECK_ROWS texts; `verify_all`
+checks every graph.
 
-A graph runs on rows of about one length at a time (sessions.run_by_length): n-gram columns past
-a run's longest row are dropped, and a graph that trims its token padding (Member.trims_padding)
-sees short rows together.
+A graph runs on rows of about one length at a time (sessions.run_outputs_by_length): n-gram
+columns past a run's longest row are dropped, and a graph that trims its token padding
+(Member.trims_padding) sees short rows together.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 from voxpop.data import Preprocessor
 from voxpop.data.errors import VoxpopError, first_line
 from voxpop.ensemble.bundle import MANIFEST, Bundle, open_bundle
-from voxpop.ensemble.manifest import STACK_OUTPUT, Manifest
+from voxpop.ensemble.manifest import STACK_OUTPUT, Manifest, member_output
 from voxpop.ensemble.options import DEFAULT_DEVICE
 from voxpop.ensemble.sessions import (
     SENTENCE_KEY,
@@ -37,7 +42,7 @@ from voxpop.ensemble.sessions import (
     check_device,
     length_key,
     open_session,
-    run_by_length,
+    run_outputs_by_length,
     session_device,
     split_threads,
 )
@@ -235,8 +240,16 @@ class Ensemble:
     ) -> dict[str, Prediction]:
         """Each vote of `votings` over every member, for inputs made by `encode`: rule ->
         `predict_encoded(inputs, voting=rule)` of an ensemble loaded with fused=False, with the
-        members run once for all the rules (a sentence encoder is most of the time)."""
-        member_probs = self._forward_members(self.member_ids, inputs)
+        members run once for all the rules (a sentence encoder is most of the time): in one run
+        of the fused graph where it gives every member's probabilities (what members share,
+        such as one sentence encoder, is then computed once), else member by member."""
+        if self._fused_session is not None and self._fused_spec.member_max_abs_diff is not None:
+            outputs = [member_output(m) for m in self.member_ids]
+            member_probs = dict(
+                zip(self.member_ids, self._run_outputs(self._fused_session, inputs, outputs))
+            )
+        else:
+            member_probs = self._forward_members(self.member_ids, inputs)
         return {
             rule: self._prediction(*self.vote_of(member_probs, voting=rule), member_probs)
             for rule in votings
@@ -373,20 +386,21 @@ class Ensemble:
                 f"{source}: its output probs has {width} columns, but the bundle has "
                 f"{len(self.labels)} labels"
             )
-        for output, (what, expected) in self._expected_check_probs(relative).items():
-            self._check_output(session, output, what, expected, source)
-
-    def _check_output(
-        self, session, output: str, what: str, expected: np.ndarray, source: str
-    ) -> None:
-        try:
-            got = np.asarray(self._run(session, self._encoded_check_rows(), output=output))
+        expected = self._expected_check_probs(relative)
+        try:  # every output from one pass over the check rows
+            got = self._run_outputs(session, self._encoded_check_rows(), list(expected))
         except VoxpopError:
             raise
         except Exception as err:  # onnxruntime's own errors: wrong input types, a bad graph
             raise VoxpopError(
                 f"{source}: ONNX Runtime fails on the check rows ({first_line(err)})"
             ) from None
+        for (what, probs), values in zip(expected.values(), got):
+            self._check_output(session, what, probs, np.asarray(values), source)
+
+    def _check_output(
+        self, session, what: str, expected: np.ndarray, got: np.ndarray, source: str
+    ) -> None:
         if got.shape != expected.shape or got.dtype.kind != "f":
             raise VoxpopError(
                 f"{source}: gives {got.dtype} values of shape {got.shape} on the "
@@ -424,6 +438,11 @@ class Ensemble:
                     "the stacker on the members' stored check probabilities",
                     stack_probs(members, self.manifest.stacker),
                 )
+            if fused.member_max_abs_diff is not None:
+                expected.update(
+                    (member_output(m), (f"member {m}'s stored check probabilities", probs))
+                    for m, probs in zip(self.member_ids, members)
+                )
             return expected
         member = next(m for m in self.manifest.members if m.file == relative)
         return {
@@ -447,6 +466,11 @@ class Ensemble:
         return self._check_inputs
 
     def _run(self, session, inputs: dict[str, np.ndarray], *, output: str = "probs") -> np.ndarray:
+        return self._run_outputs(session, inputs, [output])[0]
+
+    def _run_outputs(
+        self, session, inputs: dict[str, np.ndarray], outputs: list[str]
+    ) -> list[np.ndarray]:
         feeds = {}
         for graph_input in session.get_inputs():
             if graph_input.name not in inputs:
@@ -456,7 +480,7 @@ class Ensemble:
                 )
             feeds[graph_input.name] = inputs[graph_input.name]
         key = length_key(feeds, trims_tokens=self._trims_padding.get(id(session), False))
-        return run_by_length(session, feeds, key=key, output=output)
+        return run_outputs_by_length(session, feeds, key=key, outputs=outputs)
 
     def _prediction(
         self, probs: np.ndarray, label_ids: np.ndarray, member_probs=None

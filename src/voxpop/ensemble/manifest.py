@@ -41,6 +41,13 @@ CHECK_VALUES = 200_000
 VOTINGS = ("soft", "hard", "weighted", "stack")
 # The fused graph's second output, beside `probs`, when the bundle has a stacker.
 STACK_OUTPUT = "stack_probs"
+# Prefix of the fused graph's outputs that give each member's probabilities (`member_output`).
+MEMBER_OUTPUT_PREFIX = "member_probs/"
+
+
+def member_output(member_id: str) -> str:
+    """The fused graph's output that gives member `member_id`'s probabilities."""
+    return MEMBER_OUTPUT_PREFIX + member_id
 
 
 _PATH_CHARACTERS = re.compile(r"[A-Za-z0-9_.+@=/-]+")
@@ -214,6 +221,10 @@ class Fused(Record):
     # Set when the graph also outputs STACK_OUTPUT, the stacker's probabilities: its largest
     # difference from the stacker applied with numpy at export.
     stack_max_abs_diff: NonNegative | None = None
+    # Set when the graph also outputs each member's probabilities (`member_output`), so that
+    # every vote and every member comes from one run: their largest difference from the member
+    # graphs at export.
+    member_max_abs_diff: NonNegative | None = None
 
 
 class Stacker(Record):

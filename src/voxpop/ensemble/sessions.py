@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -178,23 +179,38 @@ def run_by_length(
     rows_per_run: int | None = None,
     output: str = "probs",
 ) -> np.ndarray:
-    """`session`'s `output` for `feeds`, in row order, computed on runs of `rows_per_run` rows of
-    about one length: the rows sorted by the number of non-zero values of `feeds[key]` (None: one
-    run of all rows; `rows_per_run` None: SENTENCE_RUN_ROWS for a sentence encoder, else
-    RUN_ROWS). Every run's PADDED_INPUTS columns past its longest row are dropped: the
+    """`session`'s `output` for `feeds` (run_outputs_by_length of that one output)."""
+    return run_outputs_by_length(
+        session, feeds, key=key, rows_per_run=rows_per_run, outputs=[output]
+    )[0]
+
+
+def run_outputs_by_length(
+    session,
+    feeds: dict[str, np.ndarray],
+    *,
+    key: str | None,
+    outputs: Sequence[str],
+    rows_per_run: int | None = None,
+) -> list[np.ndarray]:
+    """`session`'s `outputs` for `feeds`, each in row order, computed on runs of `rows_per_run`
+    rows of about one length: the rows sorted by the number of non-zero values of `feeds[key]`
+    (None: one run of all rows; `rows_per_run` None: SENTENCE_RUN_ROWS for a sentence encoder,
+    else RUN_ROWS). Every run's PADDED_INPUTS columns past its longest row are dropped: the
     encoder pads a whole batch to its longest row, and a transformer's time grows with the width
     it is given (measured: a sentence member 2.4x faster on tweets batched with one long text).
     Each row's output depends on that row alone, so the order of the runs changes no result."""
+    outputs = list(outputs)
     n_rows = len(next(iter(feeds.values())))
     if key is None or n_rows <= 1:
-        return session.run([output], feeds)[0]
+        return session.run(outputs, feeds)
     if rows_per_run is None:
         rows_per_run = SENTENCE_RUN_ROWS if key == SENTENCE_KEY else RUN_ROWS
     order = np.argsort(np.count_nonzero(feeds[key], axis=1), kind="stable")
     row_widths = {
         names: _row_widths(feeds[ends]) for ends, names in PADDED_INPUTS.items() if ends in feeds
     }
-    out = None
+    out: list[np.ndarray] = []
     for start in range(0, n_rows, rows_per_run):
         rows = order[start : start + rows_per_run]
         part = {name: array[rows] for name, array in feeds.items()}
@@ -203,10 +219,11 @@ def run_by_length(
             for name in names:
                 if name in part:
                     part[name] = part[name][:, :width]
-        result = session.run([output], part)[0]
-        if out is None:
-            out = np.empty((n_rows, *result.shape[1:]), dtype=result.dtype)
-        out[rows] = result
+        results = session.run(outputs, part)
+        if not out:
+            out = [np.empty((n_rows, *r.shape[1:]), dtype=r.dtype) for r in results]
+        for whole, result in zip(out, results):
+            whole[rows] = result
     return out
 
 

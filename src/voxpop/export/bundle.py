@@ -36,6 +36,7 @@ from voxpop.ensemble.manifest import (
     CHECK_TEXT_CHARS,
     CHECK_VALUES,
     MAX_MEMBERS,
+    MEMBER_OUTPUT_PREFIX,
     SCHEMA_VERSION,
     STACK_OUTPUT,
     BagRecord,
@@ -53,6 +54,7 @@ from voxpop.ensemble.manifest import (
     ValMetrics,
     Voting,
     check_values,
+    member_output,
 )
 from voxpop.ensemble.metrics import macro_f1
 from voxpop.ensemble.voting import stack_probs, vote
@@ -70,7 +72,7 @@ from voxpop.export.options import (
     QUANTIZATIONS,
     ExportOptions,
 )
-from voxpop.export.quantize import INT8_OPS, int8_pays, onnx_probs, quantize_int8
+from voxpop.export.quantize import INT8_OPS, int8_pays, onnx_outputs, onnx_probs, quantize_int8
 from voxpop.export.report import render_report
 from voxpop.export.select import Choice, candidates_of, check_selection, select_members
 from voxpop.export.stack import fit_stacker, stack_wins, stacking_rows
@@ -460,26 +462,31 @@ def _check_parity(label: str, proof: dict, tolerance: float) -> None:
 
 
 def _fuse(tmp: Path, members: list[Member], inputs: dict, stacker: Stacker | None) -> Fused:
-    """Write fused.onnx and prove it equals the Python-side weighted soft vote of the members
-    (and its stack output the stacker applied with numpy)."""
+    """Write fused.onnx and prove, from one pass over `inputs`, that it equals the Python-side
+    weighted soft vote of the members, its stack output the stacker applied with numpy, and its
+    member outputs the member graphs."""
     models = {m.id: onnx.load_model(tmp / m.file) for m in members}
     weights = [m.weight for m in members]
-    fused = fuse_members(models, weights, stacker=stacker)
+    fused = fuse_members(models, weights, stacker=stacker, member_outputs=True)
     optimize_fused(fused)
     onnx.save_model(fused, tmp / "fused.onnx")
     member_probs = [_member_probs(tmp, m, inputs) for m in members]
-    trims = any(m.trims_padding for m in members)
-    diffs = {
-        "the weighted vote": _fused_diff(
-            tmp, inputs, "probs", trims, vote(member_probs, voting="soft", weights=weights)[0]
-        )
-    }
+    expected = {"probs": vote(member_probs, voting="soft", weights=weights)[0]}
     if stacker is not None:
-        diffs["the stacker"] = _fused_diff(
-            tmp, inputs, STACK_OUTPUT, trims, stack_probs(member_probs, stacker)
-        )
-    for what, diff in diffs.items():
+        expected[STACK_OUTPUT] = stack_probs(member_probs, stacker)
+    expected.update((member_output(m.id), p) for m, p in zip(members, member_probs))
+    got = onnx_outputs(
+        tmp / "fused.onnx",
+        inputs,
+        outputs=list(expected),
+        trims_padding=any(m.trims_padding for m in members),
+    )
+    diffs = {name: float(np.abs(g - expected[name]).max()) for name, g in zip(expected, got)}
+    for name, diff in diffs.items():
         if diff > FUSED_TOLERANCE:
+            what = {"probs": "the weighted vote", STACK_OUTPUT: "the stacker"}.get(
+                name, f"member {name.removeprefix(MEMBER_OUTPUT_PREFIX)}"
+            )
             raise VoxpopError(
                 f"fused.onnx differs from {what} of its members by {diff:.2e} "
                 f"(limit {FUSED_TOLERANCE:g}); export with --no-fuse"
@@ -487,16 +494,10 @@ def _fuse(tmp: Path, members: list[Member], inputs: dict, stacker: Stacker | Non
     return Fused(
         file="fused.onnx",
         weights=weights,
-        max_abs_diff=diffs["the weighted vote"],
-        stack_max_abs_diff=diffs.get("the stacker"),
+        max_abs_diff=diffs["probs"],
+        stack_max_abs_diff=diffs.get(STACK_OUTPUT),
+        member_max_abs_diff=max(diffs[member_output(m.id)] for m in members),
     )
-
-
-def _fused_diff(
-    tmp: Path, inputs: dict, output: str, trims_padding: bool, expected: np.ndarray
-) -> float:
-    got = onnx_probs(tmp / "fused.onnx", inputs, output=output, trims_padding=trims_padding)
-    return float(np.abs(got - expected).max())
 
 
 def _quantize(

@@ -47,11 +47,26 @@ def onnx_probs(
     output: str = "probs",
     trims_padding: bool = False,
 ) -> np.ndarray:
-    """The model's `output` for `inputs` (fed by name: only the inputs the graph declares), run
-    as the ensemble runs it (`voxpop.ensemble.sessions.run_by_length`)."""
+    """The model's `output` for `inputs` (onnx_outputs of that one output)."""
+    return onnx_outputs(
+        model_path, inputs, threads=threads, outputs=[output], trims_padding=trims_padding
+    )[0]
+
+
+def onnx_outputs(
+    model_path: Path,
+    inputs: dict[str, np.ndarray],
+    *,
+    outputs: list[str],
+    threads: int = 1,
+    trims_padding: bool = False,
+) -> list[np.ndarray]:
+    """The model's `outputs` for `inputs` from one pass over the rows (fed by name: only the
+    inputs the graph declares), run as the ensemble runs it
+    (`voxpop.ensemble.sessions.run_outputs_by_length`)."""
     import onnxruntime as ort
 
-    from voxpop.ensemble.sessions import length_key, run_by_length
+    from voxpop.ensemble.sessions import length_key, run_outputs_by_length
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads  # several members must not oversubscribe the cores
@@ -59,6 +74,6 @@ def onnx_probs(
         str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
     )
     feed = {i.name: inputs[i.name] for i in session.get_inputs()}
-    return run_by_length(
-        session, feed, key=length_key(feed, trims_tokens=trims_padding), output=output
+    return run_outputs_by_length(
+        session, feed, key=length_key(feed, trims_tokens=trims_padding), outputs=outputs
     )

@@ -166,10 +166,16 @@ def _fused(manifest: Manifest) -> str:
     fused = manifest.fused
     if not fused:
         return "## Fused graph\n\nNot written (--no-fuse)."
+    members = (
+        f" It also outputs each member's probabilities (`voxpop evaluate` reads them from one "
+        f"run), within {fused.member_max_abs_diff:.2e} of the member graphs."
+        if fused.member_max_abs_diff is not None
+        else ""
+    )
     return (
         "## Fused graph\n\n"
         f"`{fused.file}`: all members and the weighted soft vote in one graph; its output differs "
-        f"from the Python-side vote by at most {fused.max_abs_diff:.2e}."
+        f"from the Python-side vote by at most {fused.max_abs_diff:.2e}.{members}"
     )
 
 

@@ -36,12 +36,12 @@ class Baselines:
 
 
 def load_ensemble(bundle: str | Path, *, trust: str | Path | None = None):
-    """The bundle's Ensemble with members in separate sessions, so every prediction carries each
-    member's probabilities (the fused graph returns only the vote); `trust`: a public key that
-    must have signed it."""
+    """The bundle's Ensemble for `predict_votes`, which needs each member's probabilities: from
+    one run of the fused graph where it outputs them (bundles exported since it does), else from
+    the members' own sessions; `trust`: a public key that must have signed it."""
     from voxpop.ensemble import Ensemble
 
-    return Ensemble.load(bundle, fused=False, trust=trust)
+    return Ensemble.load(bundle, fused=True, trust=trust)
 
 
 def resolve_baselines(
@@ -113,7 +113,7 @@ def predict_all(
     tokens), in chunks (progress per chunk). `features`: the rows' user feature columns, for a
     bundle tuned with them.
 
-    `ensemble` must run its members separately (see `load_ensemble`).
+    `ensemble`: as `load_ensemble` gives it.
     """
     vote_parts = {rule: [] for rule in votings}
     member_parts = {member_id: [] for member_id in ensemble.member_ids}
