@@ -317,22 +317,16 @@ class _SentenceEncoder:
     def parity_embeddings(self, parity_inputs: dict) -> dict:
         """The embeddings of the parity rows (the same rows for every member of one export)."""
         if self._parity_embeddings is None:
-            from voxpop.ensemble.sessions import RUN_ROWS
-            from voxpop.models.sentence import Embedder
+            from voxpop.ensemble.sessions import SENTENCE_KEY, run_by_length
+            from voxpop.models.sentence import INPUTS, Embedder
 
-            embedder = Embedder(self.pooled)
-            rows = len(parity_inputs["input_ids"])
+            # As the member runs them: by word-piece count, each run cut to its longest row.
             self._parity_embeddings = {
-                EMBEDDING_INPUT: np.concatenate(
-                    [
-                        embedder.embed_inputs(
-                            {
-                                name: array[start : start + RUN_ROWS]
-                                for name, array in parity_inputs.items()
-                            }
-                        )
-                        for start in range(0, rows, RUN_ROWS)
-                    ]
+                EMBEDDING_INPUT: run_by_length(
+                    Embedder(self.pooled).session,
+                    {name: parity_inputs[name] for name in INPUTS},
+                    key=SENTENCE_KEY,
+                    output=EMBEDDING_INPUT,
                 )
             }
         return self._parity_embeddings

@@ -27,7 +27,8 @@ TOKEN_TYPES = "token_type_ids"  # an encoder input the pooled graph fills with z
 HIDDEN = "last_hidden_state"  # the output pooled when the graph has it; else its first output
 PREFIX = "pooling/"  # names of the nodes pooled_encoder adds
 HEAD_PREFIX = "head/"  # names of the head's nodes inside a member
-EMBED_BATCH = 64  # texts per ONNX Runtime call while embedding (sorted by length: little padding)
+EMBED_BATCH = 32  # texts per ONNX Runtime call while embedding (sorted by length: little padding)
+TOKENIZE_ROWS = 4096  # texts tokenized at once while embedding (their word pieces held in memory)
 
 
 def pooled_encoder(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -163,16 +164,27 @@ class Embedder:
 
     def embed(self, texts: list[str], tokenize, *, batch_size: int = EMBED_BATCH) -> np.ndarray:
         """float32 [n, dim] in the order of `texts`; `tokenize(texts)` makes the word pieces
-        (the Preprocessor's `encode(..., inputs=INPUTS)`)."""
-        lengths = np.asarray([len(text) for text in texts])
-        order = np.argsort(lengths, kind="stable")
-        parts = [
-            self.embed_inputs(tokenize([texts[i] for i in order[start : start + batch_size]]))
-            for start in range(0, len(texts), batch_size)
-        ]
-        embeddings = np.empty((len(texts), parts[0].shape[1]) if parts else (0, 0), np.float32)
-        embeddings[order] = np.concatenate(parts) if parts else embeddings
-        return embeddings
+        (the Preprocessor's `encode(..., inputs=INPUTS)`, padded at the end to the call's
+        longest text). Texts are tokenized in blocks of about one length (by characters), then
+        run `batch_size` at a time in order of word-piece count, each run cut to its longest
+        text: the transformer's time follows the width it is given (measured on 2,000 demo
+        tweets, 2 cores: 102 rows/s, against 58 for runs of 64 by characters, uncut).
+        As `voxpop.ensemble.sessions.run_by_length`, which this package may not import."""
+        embeddings = None
+        by_chars = np.argsort([len(text) for text in texts], kind="stable")
+        for start in range(0, len(texts), TOKENIZE_ROWS):
+            block = by_chars[start : start + TOKENIZE_ROWS]
+            pieces = tokenize([texts[i] for i in block])
+            counts = np.count_nonzero(pieces["attention_mask"], axis=1)
+            by_pieces = np.argsort(counts, kind="stable")
+            for first in range(0, len(block), batch_size):
+                rows = by_pieces[first : first + batch_size]
+                width = max(1, int(counts[rows].max()))
+                part = self.embed_inputs({name: pieces[name][rows, :width] for name in INPUTS})
+                if embeddings is None:
+                    embeddings = np.empty((len(texts), part.shape[1]), np.float32)
+                embeddings[block[rows]] = part
+        return embeddings if embeddings is not None else np.empty((0, 0), np.float32)
 
 
 def with_head(pooled: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
