@@ -27,6 +27,7 @@ SCRIPTS = [
     ["bench_inference.py", "--demo-dir", QUALITY_DEMO],
     ["bench_graph.py", "--demo-dir", QUALITY_DEMO],
     ["bench_speed_goals.py", "--demo-dir", QUALITY_DEMO],
+    ["bench_sentence_runs.py", "--demo-dir", QUALITY_DEMO],
 ]
 
 if __name__ == "__main__":
