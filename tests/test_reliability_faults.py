@@ -157,8 +157,9 @@ def test_predict_killed_at_any_moment_keeps_the_old_output_or_writes_the_new(
     for delay in delays:
         code = _killed_at(command, delay)
         content = target.read_bytes()
-        if content != old:  # the new output, whole
-            assert code == 0 and len(pd.read_csv(target)) == len(texts), (delay, code)
+        if content != old:  # the new output, whole (a kill after the rename, at exit, is fine)
+            assert code in (0, -signal.SIGKILL), (delay, code)
+            assert len(pd.read_csv(target)) == len(texts), (delay, code)
             target.write_bytes(old)
         outcomes.append(code)
     assert -signal.SIGKILL in outcomes  # at least one kill landed mid-run
