@@ -36,7 +36,6 @@ from voxpop.ensemble.manifest import (
     CHECK_TEXT_CHARS,
     CHECK_VALUES,
     MAX_MEMBERS,
-    MEMBER_OUTPUT_PREFIX,
     SCHEMA_VERSION,
     STACK_OUTPUT,
     BagRecord,
@@ -465,24 +464,30 @@ def _fuse(tmp: Path, members: list[Member], inputs: dict, stacker: Stacker | Non
     optimize_fused(fused)
     onnx.save_model(fused, tmp / "fused.onnx")
     member_probs = [_member_probs(tmp, m, inputs) for m in members]
-    expected = {"probs": vote(member_probs, voting="soft", weights=weights)[0]}
+    # output -> (what it must equal, those probabilities)
+    expected = {
+        "probs": (
+            "the weighted vote of its members",
+            vote(member_probs, voting="soft", weights=weights)[0],
+        )
+    }
     if stacker is not None:
-        expected[STACK_OUTPUT] = stack_probs(member_probs, stacker)
-    expected.update((member_output(m.id), p) for m, p in zip(members, member_probs))
+        expected[STACK_OUTPUT] = ("the stacker of its members", stack_probs(member_probs, stacker))
+    expected.update(
+        (member_output(m.id), (f"member {m.id}'s graph", p)) for m, p in zip(members, member_probs)
+    )
     got = onnx_outputs(
         tmp / "fused.onnx",
         inputs,
         outputs=list(expected),
         trims_padding=any(m.trims_padding for m in members),
     )
-    diffs = {name: float(np.abs(g - expected[name]).max()) for name, g in zip(expected, got)}
-    for name, diff in diffs.items():
-        if diff > FUSED_TOLERANCE:
-            what = {"probs": "the weighted vote", STACK_OUTPUT: "the stacker"}.get(
-                name, f"member {name.removeprefix(MEMBER_OUTPUT_PREFIX)}"
-            )
+    diffs = {}
+    for (name, (what, probs)), values in zip(expected.items(), got):
+        diffs[name] = float(np.abs(values - probs).max())
+        if diffs[name] > FUSED_TOLERANCE:
             raise VoxpopError(
-                f"fused.onnx differs from {what} of its members by {diff:.2e} "
+                f"fused.onnx differs from {what} by {diffs[name]:.2e} "
                 f"(limit {FUSED_TOLERANCE:g}); export with --no-fuse"
             )
     return Fused(
