@@ -70,7 +70,7 @@ def test_student_is_a_proven_one_member_bundle_that_follows_its_teacher(
     assert member["family"] in ("tfidf", "tfidf_fusion")
     assert member["parity"]["max_abs_diff"] <= 1e-5 and member["parity"]["argmax_agreement"] == 1.0
     assert f"student {member['family']} distilled on 1,260 texts" in output  # 960 + 300
-    assert "held-out macro-F1 (240 rows): teacher " in output
+    assert "held-out macro-F1 (240 rows of --data): teacher " in output
     # Loading verifies checksums and runs the graph on the check rows.
     loaded, teacher = Ensemble.load(out), Ensemble.load(bundle_dir)
     texts = tweet_rows["text"].iloc[1800:].astype(str).tolist()  # seen by neither
@@ -91,6 +91,41 @@ def test_unlabelled_texts_are_distilled_on_and_a_student_family_can_be_chosen(
     assert result.exit_code == 0, result.output
     assert "student tfidf distilled on 960 texts" in result.output
     assert "(tried: tfidf " in result.output and "tfidf_fusion" not in result.output
+
+
+def test_val_rows_score_student_and_teacher_and_are_never_distilled_on(
+    bundle_dir, tables, tweet_rows, tmp_path
+):
+    from voxpop.ensemble import Ensemble
+    from voxpop.ensemble.metrics import macro_f1
+    from voxpop.export.options import STUDENT_FAMILIES
+
+    labelled, _ = tables
+    val_rows = tweet_rows.iloc[1800:2000]
+    val = tmp_path / "val.csv"
+    val_rows[["text", "label"]].to_csv(val, index=False)
+    out = tmp_path / "s"
+    result = invoke("distill", bundle_dir, "--data", labelled, "--val", val, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "distilled on 1,200 texts" in result.output  # every --data row
+    assert "held-out macro-F1 (200 rows of --val): teacher " in result.output
+    # The teacher's printed score is its macro-F1 on exactly the --val rows.
+    teacher = Ensemble.load(bundle_dir)
+    predicted = teacher.predict(
+        val_rows["text"].astype(str).tolist(), voting=teacher.manifest.voting.default
+    ).label_ids
+    truth = teacher.preprocessor.encode_labels(val_rows["label"].astype(str))
+    expected = macro_f1(truth, predicted, len(teacher.labels))
+    assert f"teacher {expected:.4f}," in result.output
+    # The --val rows are the student run's validation split: its check rows come from them.
+    manifest = json.loads((out / "ensemble.json").read_text())
+    assert manifest["check_rows"]["texts"][0] == val_rows["text"].iloc[0]
+    # Chosen among the students: the fastest within 1 point of the best one tried.
+    tried = result.output.split("(tried: ")[1].split(")")[0]
+    scores = {name: float(score) for name, score in (p.split() for p in tried.split(", "))}
+    best = max(scores.values())
+    fastest_close = next(f for f in STUDENT_FAMILIES if f in scores and scores[f] >= best - 0.01)
+    assert f"student {fastest_close} distilled" in result.output
 
 
 @pytest.mark.parametrize(
