@@ -6,7 +6,8 @@ tweets (the external set).
 
 Bundle: a `voxpop demo` directory (--demo-dir; `voxpop demo --quick` makes a small one). The
 student is distilled from it on the run's training split (written under --work), on which the
-scikit-learn pipeline is fitted too: the test split is unseen by all three.
+scikit-learn pipeline is fitted too, and its family chosen on the run's validation split
+(`--val`): the test split is unseen by all three.
 Rows: the airline tweets (never trained on), repeated to --rows.
 
 Run: .venv/bin/python bench/bench_speed_goals.py [--demo-dir voxpop-demo] [--rows 20000]
@@ -113,13 +114,15 @@ def main() -> None:
     # The run's training split only: its test split stays unseen by the student and scikit-learn
     # as it is by the ensemble.
     run = read_run(args.demo_dir / "runs" / "demo")
-    train, test = run.rows("train"), run.rows("test")
+    train, val, test = run.rows("train"), run.rows("val"), run.rows("test")
     texts = airline["text"].astype(str).tolist()
     texts = (texts * (args.rows // len(texts) + 1))[: args.rows]
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-goals-"))
     work.mkdir(parents=True, exist_ok=True)
     train_csv = work / "train.csv"
     train[["text", "label"]].to_csv(train_csv, index=False)
+    val_csv = work / "val.csv"
+    val[["text", "label"]].to_csv(val_csv, index=False)
     source = work / "texts.csv"
     pd.DataFrame({"text": texts}).to_csv(source, index=False, quoting=1)
 
@@ -132,6 +135,8 @@ def main() -> None:
                 str(bundle),
                 "--data",
                 str(train_csv),
+                "--val",
+                str(val_csv),
                 "--out",
                 str(student),
                 "--force",
