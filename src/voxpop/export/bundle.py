@@ -256,24 +256,24 @@ def _write_bundle(
     ids = [f"m{i + 1}" for i in range(len(choice.members))]
     val_inputs = run.encode(run.rows("val"))
     parity_inputs = {name: array[:PARITY_ROWS] for name, array in val_inputs.items()}
-    members = []
+    members, parity_probs = [], []
     for done, (member_id, candidate, weight) in enumerate(
         zip(ids, choice.members, choice.weights), start=1
     ):
-        members.append(
-            _export_member(
-                tmp,
-                member_id=member_id,
-                candidate=candidate,
-                weight=weight,
-                parity_inputs=parity_inputs,
-                options=options,
-                encoder=encoder,
-                onnx_model=converted.get(candidate.name),
-            )
+        member, probs = _export_member(
+            tmp,
+            member_id=member_id,
+            candidate=candidate,
+            weight=weight,
+            parity_inputs=parity_inputs,
+            options=options,
+            encoder=encoder,
+            onnx_model=converted.get(candidate.name),
         )
+        members.append(member)
+        parity_probs.append(probs)
         on_member(done, len(ids), member_id)
-    fused = _fuse(tmp, members, parity_inputs, stacker) if options.fuse else None
+    fused = _fuse(tmp, members, parity_probs, parity_inputs, stacker) if options.fuse else None
     quantization = None
     if options.quantize == "int8":
         quantization = _quantize(tmp, members, fused, val_inputs, run.y_val)
@@ -379,10 +379,11 @@ def _export_member(
     options: ExportOptions,
     encoder: _SentenceEncoder,
     onnx_model=None,
-) -> Member:
+) -> tuple[Member, np.ndarray]:
     """Convert one checkpoint or bag (unless `onnx_model` is its conversion already), rewrite it
     (voxpop.export.optimize), prove the final graph (graph check, parity with Keras: of a bag,
-    with the mean of its fold models) and write members/<id>.onnx."""
+    with the mean of its fold models) and write members/<id>.onnx. Returns the member and its
+    graph's probabilities on the parity rows."""
     from voxpop.export.checks import parity, rnn_fusion
     from voxpop.models import padding_invariant
 
@@ -412,7 +413,7 @@ def _export_member(
     onnx.save_model(onnx_model, tmp / relative)
     metrics = {k: _finite(candidate.metrics.get(k)) for k in VAL_METRIC_KEYS}
     epoch = None if bag else candidate.metrics.get("epoch")
-    return Member(
+    member = Member(
         id=member_id,
         file=relative,
         family=candidate.family,
@@ -438,6 +439,7 @@ def _export_member(
         graph=GraphOps(**{k: int(v) for k, v in graph.items()}),
         trims_padding=trims,
     )
+    return member, proof["onnx_probs"]
 
 
 def _finite(value) -> float | None:
@@ -454,16 +456,21 @@ def _check_parity(label: str, proof: dict, tolerance: float) -> None:
         )
 
 
-def _fuse(tmp: Path, members: list[Member], inputs: dict, stacker: Stacker | None) -> Fused:
+def _fuse(
+    tmp: Path,
+    members: list[Member],
+    member_probs: list[np.ndarray],
+    inputs: dict,
+    stacker: Stacker | None,
+) -> Fused:
     """Write fused.onnx and prove, from one pass over `inputs`, that it equals the Python-side
     weighted soft vote of the members, its stack output the stacker applied with numpy, and its
-    member outputs the member graphs."""
+    member outputs the member graphs (`member_probs`: theirs on `inputs`, from the parity proof)."""
     models = {m.id: onnx.load_model(tmp / m.file) for m in members}
     weights = [m.weight for m in members]
     fused = fuse_members(models, weights, stacker=stacker, member_outputs=True)
     optimize_fused(fused)
     onnx.save_model(fused, tmp / "fused.onnx")
-    member_probs = [_member_probs(tmp, m, inputs) for m in members]
     # output -> (what it must equal, those probabilities)
     expected = {
         "probs": (

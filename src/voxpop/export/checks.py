@@ -20,7 +20,8 @@ def parity(
     (a bag's fold models): the ONNX model is then proven against the mean of their probabilities.
 
     `inputs` is a dict from `Preprocessor.encode`; keys a model does not take are ignored.
-    Returns {max_abs_diff, argmax_agreement, rows}.
+    Returns {max_abs_diff, argmax_agreement, rows, onnx_probs}: export's fused proof reuses
+    onnx_probs rather than run the member again (a sentence member's encoder is most of it).
     """
     import onnxruntime as ort
 
@@ -50,6 +51,7 @@ def parity(
         "max_abs_diff": float(np.abs(onnx_probs - keras_probs).max()),
         "argmax_agreement": float(np.mean(onnx_probs.argmax(1) == keras_probs.argmax(1))),
         "rows": int(len(keras_probs)),
+        "onnx_probs": onnx_probs,
     }
 
 
