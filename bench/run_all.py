@@ -28,6 +28,7 @@ SCRIPTS = [
     ["bench_graph.py", "--demo-dir", QUALITY_DEMO],
     ["bench_speed_goals.py", "--demo-dir", QUALITY_DEMO],
     ["bench_sentence_runs.py", "--demo-dir", QUALITY_DEMO],
+    ["bench_demo.py"],
 ]
 
 if __name__ == "__main__":
