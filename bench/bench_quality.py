@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import DATASETS, RESULTS, Timer, record
+from common import DATASETS, RESULTS, Timer, machine, record
 from voxpop.serving_cli.demo import DEMO_SENTENCE_ENCODER, PLANS, write_spaces
 
 VOXPOP = str(Path(sys.executable).parent / "voxpop")
@@ -414,7 +414,15 @@ def summary(results: dict) -> str:
             lines.append(f"- {task}, {where}: {adds or '-'}")
     lines.append("")
     for task, result in results.items():
-        took = f" ({result['seconds']} s)" if result.get("seconds") else ""
+        took = ", ".join(
+            part
+            for part in (
+                f"commit {result['commit']}" if result.get("commit") else "",
+                f"{result['seconds']} s" if result.get("seconds") else "",
+            )
+            if part
+        )
+        took = f" ({took})" if took else ""
         lines.append(f"- {task}{took}: " + "; ".join(f"`{c}`" for c in result["commands"]))
     return "\n".join(lines)
 
@@ -454,8 +462,14 @@ def main() -> None:
         EXPORT_OPTIONS, SUFFIX = ["--combine", "stack"], "-stack"
         record_name += SUFFIX
     # Tasks run separately add up: keep the figures of tasks not rerun this time.
+    # Each task keeps the commit it was measured at (the record's header names the latest).
     previous = RESULTS / f"{record_name}.json"
-    results = json.loads(previous.read_text())["results"] if previous.exists() else {}
+    results = {}
+    if previous.exists():
+        kept = json.loads(previous.read_text())
+        results = kept["results"]
+        for result in results.values():
+            result.setdefault("commit", kept["machine"]["commit"])
     demo_dir = args.demo_dir or WORK / "demo"
     runs = {
         "tweets": lambda: {
@@ -476,7 +490,7 @@ def main() -> None:
         # A task run again replaces all its earlier entries (e.g. other seeds).
         results = {name: r for name, r in results.items() if name.split(" (")[0] != task}
         for name, result in runs[task]().items():
-            results[name] = result
+            results[name] = {**result, "commit": machine()["commit"]}
             print(name, json.dumps(result["evaluated"], indent=1), flush=True)
     command = (
         "bench/bench_quality.py"
