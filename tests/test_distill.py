@@ -128,6 +128,26 @@ def test_val_rows_score_student_and_teacher_and_are_never_distilled_on(
     assert f"student {fastest_close} distilled" in result.output
 
 
+def test_each_long_step_is_told_as_it_starts(bundle_dir, tables, tmp_path):
+    from voxpop.export.distill import distill_bundle
+
+    labelled, unlabelled = tables
+    steps = []
+    distill_bundle(
+        bundle_dir,
+        tmp_path / "s",
+        data=labelled,
+        unlabelled=[unlabelled],
+        family="tfidf",
+        on_step=steps.append,
+    )
+    assert steps == [
+        "the teacher's weighted vote on 1,500 texts",  # 960 + 300 distilled on, 240 scored
+        "fitting student tfidf on 1,260 texts",
+        "exporting student tfidf with export's proofs",
+    ]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

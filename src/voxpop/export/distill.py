@@ -15,6 +15,7 @@ check rows, manifest, everything a tuned member gets.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,16 +56,19 @@ def distill_bundle(
     C: float = 4.0,
     force: bool = False,
     seed: int = 0,
+    on_step: Callable[[str], None] | None = None,
 ) -> Distilled:
     """Distil the bundle at `teacher_dir` into a one-member bundle at `out`.
 
     data: a labelled table (CSV, TSV, Parquet, JSON Lines; with the bundle's feature columns if
     it reads any); `unlabelled`: tables of texts distilled on too; `val`: a labelled table to
     score on (default: a stratified fifth held out of `data`). `family`: one of STUDENT_FAMILIES,
-    default the fastest within MAX_F1_GAP of the best student's val macro-F1. VoxpopError for an
-    unknown family, a bad table, labels the bundle does not have, or `out` existing without
-    `force`.
+    default the fastest within MAX_F1_GAP of the best student's val macro-F1. `on_step(what)` is
+    told each long step as it starts (the teacher's labelling, each fit, the export). VoxpopError
+    for an unknown family, a bad table, labels the bundle does not have, or `out` existing
+    without `force`.
     """
+    step = on_step or (lambda what: None)
     from voxpop.data import read_table
     from voxpop.data.split import Split, split_rows
     from voxpop.ensemble import Ensemble
@@ -121,6 +125,7 @@ def distill_bundle(
     val_texts = [texts[i] for i in split.val]
     val_features = None if features is None else features[split.val]
     voting = teacher.manifest.voting.default  # what `voxpop predict` gives
+    step(f"the teacher's {voting} vote on {len(train_texts) + len(split.val):,} texts")
     soft = teacher.predict(train_texts, features=train_features, voting=voting).probs
     teacher_val = teacher.predict(val_texts, features=val_features, voting=voting)
     teacher.close()
@@ -129,12 +134,12 @@ def distill_bundle(
     train = pre.encode(train_texts, train_features)
     val = pre.encode(val_texts, val_features)
 
-    fitted = {
-        name: _fit_student(
+    fitted = {}
+    for name in _candidates(family, pre, teacher_dir):
+        step(f"fitting student {name} on {len(train_texts):,} texts")
+        fitted[name] = _fit_student(
             name, pre, train=train, soft=soft, val=val, y_val=y[split.val], C=C, seed=seed
         )
-        for name in _candidates(family, pre, teacher_dir)
-    }
     scores = {name: result[2]["val_macro_f1"] for name, result in fitted.items()}
     best = max(scores.values())
     chosen = next(name for name in fitted if scores[name] >= best - MAX_F1_GAP)
@@ -154,6 +159,7 @@ def distill_bundle(
             metrics=metrics,
             val_probs=val_probs,
         )
+        step(f"exporting student {chosen} with export's proofs")
         export_bundle(run_dir, out, size=1, select="top", fuse=False, force=force)
     return Distilled(
         bundle=out,

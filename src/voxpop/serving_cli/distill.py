@@ -23,9 +23,9 @@ def distill(
     val: Path = typer.Option(
         None,
         "--val",
-        help="Labelled table to score student and teacher on, never distilled on: rows the "
-        "teacher was not tuned on (a fifth of --data, if the teacher was tuned on --data, "
-        "flatters it).",
+        help="Labelled table to choose and score the student on (and the teacher), never "
+        "distilled on: rows neither was trained on, such as the tuning run's validation split "
+        "(a fifth of --data flatters a teacher tuned on --data).",
     ),
     unlabelled: list[Path] = typer.Option(
         None,
@@ -50,22 +50,27 @@ def distill(
     vote's soft probabilities over the training and unlabelled texts) is exported as a normal
     bundle, with the same proofs as `voxpop export`.
 
-    Example: voxpop distill bundle --data train.csv --val test.csv --unlabelled more.csv --out student
+    Example: voxpop distill bundle --data train.csv --val val.csv --unlabelled more.csv --out student
     """
+    from rich.progress import Progress
+
     from voxpop.export.distill import distill_bundle
 
-    result = distill_bundle(
-        bundle,
-        out,
-        data=data,
-        unlabelled=unlabelled or (),
-        val=val,
-        text_col=text_col,
-        label_col=label_col,
-        table_format=table_format,
-        family=family,
-        force=force,
-    )
+    with Progress(transient=True) as progress:
+        task = progress.add_task("reading the tables", total=None)
+        result = distill_bundle(
+            bundle,
+            out,
+            data=data,
+            unlabelled=unlabelled or (),
+            val=val,
+            text_col=text_col,
+            label_col=label_col,
+            table_format=table_format,
+            family=family,
+            force=force,
+            on_step=lambda what: progress.update(task, description=what),
+        )
     tried = ", ".join(f"{name} {score:.4f}" for name, score in result.candidates.items())
     typer.echo(
         f"student {result.family} distilled on {result.distilled_rows:,} texts -> {result.bundle}"
