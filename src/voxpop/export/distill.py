@@ -132,13 +132,13 @@ def distill_bundle(
     n_classes = len(pre.labels)
     teacher_f1 = macro_f1(y[split.val], teacher_val.label_ids, n_classes)
     train = pre.encode(train_texts, train_features)
-    val = pre.encode(val_texts, val_features)
+    val_inputs = pre.encode(val_texts, val_features)
 
     fitted = {}
     for name in _candidates(family, pre, teacher_dir):
         step(f"fitting student {name} on {len(train_texts):,} texts")
         fitted[name] = _fit_student(
-            name, pre, train=train, soft=soft, val=val, y_val=y[split.val], C=C, seed=seed
+            name, pre, train=train, soft=soft, val=val_inputs, y_val=y[split.val], C=C, seed=seed
         )
     scores = {name: result[2]["val_macro_f1"] for name, result in fitted.items()}
     best = max(scores.values())
